@@ -1,0 +1,32 @@
+# Two commands: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+EXAMPLES := examples/sin_cos_lambda.py:build examples/where_activation.py:build \
+            examples/dynamic_reshape.py:build examples/where_cnn.py:build \
+            examples/transformer_block.py:build examples/upsampling_decoder.py:build
+
+.PHONY: demo test install install-test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/xnnfit check $(EXAMPLES) --trust-model
+	$(VENV)/bin/xnnfit check examples/dynamic_reshape.py:build --dynamic-batch --trust-model
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
