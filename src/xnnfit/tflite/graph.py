@@ -9,6 +9,8 @@ from xnnfit.errors import SourceError
 from xnnfit.tflite.schema import fb, op_name, type_name
 
 TFLITE_IDENTIFIER = b"TFL3"
+_SMALL_INT = {"int32": "<i4", "int64": "<i8"}
+_SMALL_LIMIT = 64
 
 _MAGIC_HINTS = {
     b"PK\x03\x04": "look like a .keras zip. Pass the .keras file as a Keras model instead",
@@ -29,6 +31,8 @@ class TensorInfo:
     variable: bool
     quantized: bool  # carries quantization scales
     num_scales: int
+    zero_point: int | None = None  # first zero point of a quantized tensor
+    values: tuple | None = None  # contents of small integer constants (shapes, axes, strides)
 
     @property
     def dynamic(self) -> bool:
@@ -125,17 +129,24 @@ def _tensor(model: Any, sub: Any, i: int) -> TensorInfo:
     constant = buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1)
     q = t.Quantization()
     n_scales = q.ScaleLength() if q is not None else 0
+    zp = int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() else None
+    values = None
+    dtype = type_name(t.Type())
+    if constant and dtype in _SMALL_INT and buf.DataLength() <= 8 * _SMALL_LIMIT:
+        values = tuple(int(v) for v in buf.DataAsNumpy().view(_SMALL_INT[dtype]))
     name = t.Name()
     return TensorInfo(
         index=i,
         name=name.decode("utf-8", "replace") if name else "",
         shape=shape,
         shape_signature=sig,
-        dtype=type_name(t.Type()),
+        dtype=dtype,
         constant=constant,
         variable=bool(t.IsVariable()),
         quantized=n_scales > 0,
         num_scales=n_scales,
+        zero_point=zp,
+        values=values,
     )
 
 

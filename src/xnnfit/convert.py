@@ -1,0 +1,269 @@
+"""convert(source, recipe) -> Converted: the real TFLite converter, run in an isolated child.
+
+Keras models are traced at a pinned input shape (batch 1 unless told otherwise), their
+variables frozen into constants, then converted from the concrete function; this works
+for dict inputs (keras-hub backbones) where `from_keras_model` fails. SELECT_TF_OPS is
+never enabled: an op that needs Flex is a ConversionError naming the op and its layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from xnnfit.errors import ConversionError, XnnfitError
+from xnnfit.inputs import InputSpec, load_npz, random_inputs
+from xnnfit.isolate import DEFAULT_TIMEOUT, run_isolated
+from xnnfit.layers import LayerInfo, describe_layers
+from xnnfit.recipes import ConversionRecipe
+from xnnfit.source import ModelSource
+
+DEFAULT_DIM = 64  # size given to unknown non-batch dimensions (sequence length, image side)
+CALIBRATION_SAMPLES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertOptions:
+    """Shape pinning and calibration settings shared by all recipes."""
+
+    batch: int = 1
+    dynamic_batch: bool = False
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    calibration: str | None = None
+    seed: int = 0
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclasses.dataclass(frozen=True)
+class Converted:
+    """A converted model and what the child learned about the Keras model on the way."""
+
+    recipe: str
+    content: bytes = dataclasses.field(repr=False)
+    inputs: tuple[InputSpec, ...]
+    layers: tuple[LayerInfo, ...]
+    framework: str  # 'keras3', 'tf_keras' or 'savedmodel'
+    warnings: tuple[str, ...] = ()
+
+
+def convert(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions()) -> Converted:
+    """Convert `source` with `recipe` in a child process (a converter crash becomes a ConversionError)."""
+    return run_isolated(
+        convert_in_process,
+        source,
+        recipe,
+        options,
+        what=f"converting {source.display} ({recipe.name})",
+        timeout=options.timeout,
+    )
+
+
+def convert_in_process(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions()) -> Converted:
+    """Load and convert in this process (imports TensorFlow); convert() runs this in a child."""
+    model = source.load()
+    return convert_model(model, recipe, options, display=source.display)
+
+
+def framework_of(model: Any) -> str:
+    """'keras3', 'tf_keras' or 'savedmodel' for a loaded model object."""
+    module = type(model).__module__
+    if module.startswith("keras"):
+        return "keras3"
+    if module.startswith("tf_keras") or ".keras." in module:
+        return "tf_keras"
+    return "keras3" if hasattr(model, "layers") and hasattr(model, "inputs") else "savedmodel"
+
+
+def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model") -> Converted:
+    """Convert an in-memory Keras model (or TF SavedModel object) with `recipe`."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    framework = framework_of(model)
+    warnings: list[str] = []
+    layers = describe_layers(model) if framework != "savedmodel" else ()
+    fn, struct, specs = _traced_function(model, framework, options, warnings, layers)
+    try:
+        concrete = fn.get_concrete_function(*struct)
+        frozen = convert_variables_to_constants_v2(concrete)
+    except Exception as exc:  # noqa: BLE001 - tracing failures are the model's, say so in one line
+        text = " ".join(str(exc).split())[:400]
+        raise ConversionError(
+            f"cannot trace {display} at input shape(s) {_shapes_text(specs)}: {type(exc).__name__}: {text}. "
+            "Pass --input-shape NAME=D1,D2,... with shapes the model accepts."
+        ) from exc
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.serialize_debug_metadata = True
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if recipe.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if recipe.float16:
+        converter.target_spec.supported_types = [tf.float16]
+    if recipe.calibrate:
+        samples = _calibration(specs, options, warnings)
+        order = [s.name for s in specs]
+        converter.representative_dataset = lambda: ([s[n] for n in order] for s in samples)
+        if recipe.ops == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        elif recipe.ops == "int16x8":
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+    try:
+        content = converter.convert()
+    except Exception as exc:  # noqa: BLE001 - ConverterError and friends
+        raise _conversion_error(exc, frozen, layers, framework, recipe, display) from exc
+    return Converted(recipe.name, bytes(content), specs, layers, framework, tuple(warnings))
+
+
+def _shapes_text(specs: tuple[InputSpec, ...]) -> str:
+    return ", ".join(f"{s.name}={'x'.join(str(d) for d in s.shape)}" for s in specs)
+
+
+def _embedding_vocab(layers: tuple[LayerInfo, ...], model: Any) -> int | None:
+    sizes = []
+    for layer in _walk(model):
+        dim = getattr(layer, "input_dim", None)
+        if isinstance(dim, int) and dim > 1:
+            sizes.append(dim)
+    return min(sizes) if sizes else None
+
+
+def _walk(model: Any):
+    stack = [model]
+    seen = set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        yield layer
+        kids = getattr(layer, "layers", None) or getattr(layer, "_layers", None) or []
+        try:
+            stack.extend(kids)
+        except TypeError:
+            pass
+
+
+def _traced_function(model: Any, framework: str, options: ConvertOptions, warnings: list[str], layers):
+    import tensorflow as tf
+
+    overrides = dict(options.input_shapes)
+    vocab = _embedding_vocab(layers, model) if framework != "savedmodel" else None
+
+    def pin(name: str, shape: tuple, dtype: Any) -> InputSpec:
+        dtype_name = tf.as_dtype(dtype).name
+        if name in overrides:
+            dims = overrides.pop(name)
+        else:
+            dims = []
+            for i, d in enumerate(shape):
+                if d is None and i == 0:
+                    dims.append(-1 if options.dynamic_batch else options.batch)
+                elif d is None:
+                    dims.append(DEFAULT_DIM)
+                    msg = f"input {name!r} has unknown dimension {i}; pinned to {DEFAULT_DIM}. Pass --input-shape {name}=... to choose."
+                    if msg not in warnings:
+                        warnings.append(msg)
+                else:
+                    dims.append(int(d))
+        high = vocab if dtype_name.startswith("int") and vocab else None
+        return InputSpec(name, tuple(int(d) for d in dims), dtype_name, high)
+
+    if framework == "savedmodel":
+        sig = model.signatures.get("serving_default") or next(iter(model.signatures.values()), None)
+        if sig is None:
+            raise XnnfitError("the SavedModel has no signature to convert. Export it with a serving signature.")
+        _, kw = sig.structured_input_signature
+        specs = tuple(pin(k, tuple(v.shape), v.dtype) for k, v in sorted(kw.items()))
+        struct_specs = {s.name: tf.TensorSpec(_tf_shape(s.shape), s.dtype, name=s.name) for s in specs}
+        fn = tf.function(lambda d: sig(**d))
+        _check_overrides(overrides)
+        return fn, (struct_specs,), specs
+
+    struct = model.input if hasattr(model, "input") else None
+    if struct is None:
+        raise XnnfitError("the model has no defined inputs. Build it (call it once or give it an Input) before checking.")
+    def leaf(key: str, t: Any) -> tuple[InputSpec, Any]:
+        spec = pin(key, tuple(t.shape), t.dtype)
+        return spec, tf.TensorSpec(_tf_shape(spec.shape), spec.dtype, name=key)
+
+    def name_of(t: Any, i: int) -> str:
+        return str(getattr(t, "name", None) or f"input_{i}").split(":")[0]
+
+    if isinstance(struct, dict):
+        pairs = {k: leaf(str(k), t) for k, t in struct.items()}
+        spec_struct = {k: v[1] for k, v in pairs.items()}
+        flat = [pairs[k][0] for k in sorted(pairs)]  # tf.nest flattens dicts by sorted key
+    elif isinstance(struct, (list, tuple)):
+        pairs = [leaf(name_of(t, i), t) for i, t in enumerate(struct)]
+        spec_struct = [p[1] for p in pairs]
+        flat = [p[0] for p in pairs]
+    else:
+        spec, tspec = leaf(name_of(struct, 0), struct)
+        spec_struct, flat = tspec, [spec]
+    _check_overrides(overrides)
+    specs = tuple(flat)
+    fn = tf.function(lambda x: model(x, training=False))
+    return fn, (spec_struct,), specs
+
+
+def _tf_shape(shape: tuple[int, ...]) -> list:
+    return [None if d < 0 else d for d in shape]
+
+
+def _check_overrides(left: dict) -> None:
+    if left:
+        raise XnnfitError(f"--input-shape names no model input: {', '.join(left)}. Use the names shown by `xnnfit check`.")
+
+
+def _calibration(specs: tuple[InputSpec, ...], options: ConvertOptions, warnings: list[str]) -> list[dict]:
+    if options.calibration:
+        return load_npz(options.calibration, specs)
+    warnings.append(
+        f"no --calibration data: calibrated with {CALIBRATION_SAMPLES} samples of seeded random data; "
+        "quantization ranges (and accuracy) are only indicative"
+    )
+    return random_inputs(specs, CALIBRATION_SAMPLES, seed=options.seed)
+
+
+_FLEX_LINE = re.compile(r"TF Select ops: ([^\n]+)")
+_UNSUPPORTED = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
+
+
+def flex_ops_in(message: str) -> list[str]:
+    """TF op types the converter says need Flex (SELECT_TF_OPS)."""
+    ops = []
+    m = _FLEX_LINE.search(message)
+    if m:
+        ops.extend(o.strip() for o in m.group(1).split(",") if o.strip())
+    ops.extend(_UNSUPPORTED.findall(message))
+    return list(dict.fromkeys(ops))
+
+
+def _conversion_error(exc: Exception, frozen: Any, layers, framework: str, recipe: ConversionRecipe, display: str) -> XnnfitError:
+    from xnnfit.mapping import layer_for_scope
+
+    text = str(exc)
+    flex = flex_ops_in(text)
+    if flex:
+        where = []
+        for op in frozen.graph.get_operations():
+            if op.type in flex:
+                layer = layer_for_scope(op.name, layers, framework)
+                label = f"layer {layer.name!r} ({layer.class_name}{', ' + layer.source if layer.source else ''})" if layer else f"scope {op.name.rsplit('/', 1)[0]!r}"
+                where.append(f"tf.{op.type} in {label}")
+        where_text = "; ".join(dict.fromkeys(where)) or ", ".join(f"tf.{o}" for o in flex)
+        return ConversionError(
+            f"{display} ({recipe.name}) uses TensorFlow ops with no TFLite builtin: {where_text}. "
+            "They would need Flex (SELECT_TF_OPS), which XNNPACK never runs and xnnfit does not enable; "
+            "rewrite them with builtin ops (see `xnnfit explain XNN019`).",
+            detail=text,
+        )
+    first = next((ln.strip() for ln in text.splitlines() if "error:" in ln), text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
+    if recipe.ops in ("int8", "int16x8") and ("quantiz" in text.lower() or "int8" in text.lower()):
+        hint = f"the {recipe.name} recipe needs every op to have a quantized kernel; try dynamic-int8 or fp16"
+    else:
+        hint = "run with --debug for the converter's full message"
+    return ConversionError(f"the TFLite converter refused {display} ({recipe.name}): {first[:300]}. {hint}.", detail=text)

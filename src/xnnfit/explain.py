@@ -1,0 +1,64 @@
+"""explain(): match each CPU node to the KB causes that hold for it, or leave it unexplained."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from xnnfit.delegation import Delegation
+from xnnfit.kb import CAUSES, NodeContext
+from xnnfit.mapping import NodeMapping
+from xnnfit.tflite.graph import ModelGraph
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeVerdict:
+    """What the runtime did with one TFLite node, where it came from, and why."""
+
+    subgraph: int
+    index: int
+    op: str
+    delegated: bool | None  # None: not observable (non-primary subgraph)
+    partition: int | None
+    layer: str | None  # Keras layer (or TF scope for a bare .tflite), None if unmapped
+    layer_class: str | None
+    source: str | None  # 'file.py:line' for Lambda/custom layers
+    causes: tuple[str, ...] = ()  # KB ids; empty when delegated or unexplained
+    input_dtypes: tuple[str, ...] = ()
+    output_shapes: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def unexplained(self) -> bool:
+        """A CPU node no KB entry explains."""
+        return self.delegated is False and not self.causes
+
+
+def causes_for(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int) -> tuple[str, ...]:
+    """KB ids whose condition holds for a node the runtime left on CPU."""
+    sub = graph.subgraphs[subgraph]
+    verdicts = {n.index: n.delegated for n in delegation.nodes if n.subgraph == subgraph}
+    ctx = NodeContext(sub, sub.ops[index], verdicts)
+    return tuple(c.id for c in CAUSES.values() if c.applies(ctx))
+
+
+def explain(graph: ModelGraph, delegation: Delegation, mapping: dict[tuple[int, int], NodeMapping]) -> tuple[NodeVerdict, ...]:
+    """One NodeVerdict per node of every subgraph."""
+    out = []
+    for n in delegation.nodes:
+        m = mapping.get((n.subgraph, n.index)) or NodeMapping(None, None, None, "none")
+        causes = causes_for(graph, delegation, n.subgraph, n.index) if n.delegated is False else ()
+        out.append(
+            NodeVerdict(
+                subgraph=n.subgraph,
+                index=n.index,
+                op=n.op,
+                delegated=n.delegated,
+                partition=n.partition,
+                layer=m.layer,
+                layer_class=m.class_name,
+                source=m.source,
+                causes=causes,
+                input_dtypes=n.input_dtypes,
+                output_shapes=n.output_shapes,
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,90 @@
+"""Cause (a KB entry), Probe (a model that proves it) and NodeContext (what a condition sees)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Protocol
+
+from xnnfit.tflite.graph import OpInfo, SubgraphInfo, TensorInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeContext:
+    """One node with its graph and the runtime's verdicts, as conditions see it."""
+
+    sub: SubgraphInfo
+    op: OpInfo
+    delegated: Mapping[int, bool | None]  # node index -> verdict, same subgraph
+
+    def tensor(self, position: int, outputs: bool = False) -> TensorInfo | None:
+        """The input (or output) tensor at `position`, None when absent or omitted."""
+        ids = self.op.outputs if outputs else self.op.inputs
+        if position >= len(ids) or ids[position] < 0:
+            return None
+        return self.sub.tensors[ids[position]]
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        """Present input tensors."""
+        return [self.sub.tensors[t] for t in self.op.inputs if t >= 0]
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        """Present output tensors."""
+        return [self.sub.tensors[t] for t in self.op.outputs if t >= 0]
+
+    def producer_op(self, position: int) -> OpInfo | None:
+        """The op that writes input `position`, if any."""
+        t = self.op.inputs[position] if position < len(self.op.inputs) else -1
+        for op in self.sub.ops:
+            if t in op.outputs:
+                return op
+        return None
+
+    def consumer_ops(self) -> list[OpInfo]:
+        """Ops that read any output of this node."""
+        outs = {t for t in self.op.outputs if t >= 0}
+        return [op for op in self.sub.ops if outs.intersection(op.inputs)]
+
+
+class Condition(Protocol):
+    """A named predicate over a NodeContext."""
+
+    def __call__(self, ctx: NodeContext) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """A model the runtime must treat as `expect` for its nodes of op `op`.
+
+    `expect` is 'delegated' (every such node on XNNPACK, this cause silent), 'rejected'
+    (some such node on CPU and explained by this cause) or 'conversion-error' (xnnfit
+    refuses to convert it, naming `op`).
+    """
+
+    expect: str
+    op: str
+    build: Callable[[], Any] = dataclasses.field(compare=False)  # -> keras.Model, or .tflite bytes
+    recipe: str = "fp32"
+    dynamic_batch: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Cause:
+    """Why XNNPACK refused a node: one KB entry with a stable id."""
+
+    id: str
+    title: str
+    ops: tuple[str, ...]  # ops it concerns; ('*',) for any
+    condition: Condition
+    why: str
+    fix: str  # Keras-level "use instead" snippet
+    example: str  # what triggers it
+    probes: tuple[Probe, ...]
+    rewrites: tuple[str, ...] = ()  # rewrite rule ids that remove it (xnnfit fix)
+
+    def applies(self, ctx: NodeContext) -> bool:
+        """True when this cause explains why the node stayed on CPU."""
+        return self.condition(ctx)

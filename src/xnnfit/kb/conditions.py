@@ -1,0 +1,321 @@
+"""The named predicates KB causes are made of; each reads only the graph and the verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from xnnfit.kb.cause import NodeContext
+
+# Ops the delegate's VisitNode switch handles (LiteRT xnnpack_delegate.cc); all else is refused.
+IMPLEMENTED = frozenset(
+    """ADD SUB MUL DIV MAXIMUM MINIMUM SQUARED_DIFFERENCE PRELU ABS CEIL COS EXP FLOOR GELU HARD_SWISH LOG
+    NEG RELU RELU6 RELU_N1_TO_1 ROUND RSQRT SIN SQRT SQUARE ELU LOGISTIC TANH LEAKY_RELU DEQUANTIZE QUANTIZE
+    CONV_2D DEPTHWISE_CONV_2D TRANSPOSE_CONV FULLY_CONNECTED BATCH_MATMUL AVERAGE_POOL_2D MAX_POOL_2D MEAN
+    SUM REDUCE_MAX REDUCE_MIN RESHAPE TRANSPOSE CONCATENATION SPLIT SLICE STRIDED_SLICE PAD DEPTH_TO_SPACE
+    SPACE_TO_DEPTH RESIZE_BILINEAR SOFTMAX VAR_HANDLE READ_VARIABLE ASSIGN_VARIABLE STABLEHLO_COMPOSITE""".split()
+)
+# Inputs that are op parameters (shape, axes, bounds...), not data: their int32 type is fine when constant.
+PARAM_INPUTS: dict[str, tuple[int, ...]] = {
+    "RESHAPE": (1,),
+    "PAD": (1,),
+    "MEAN": (1,),
+    "SUM": (1,),
+    "REDUCE_MAX": (1,),
+    "REDUCE_MIN": (1,),
+    "SLICE": (1, 2),
+    "STRIDED_SLICE": (1, 2, 3),
+    "TRANSPOSE": (1,),
+    "SPLIT": (0,),
+    "TRANSPOSE_CONV": (0,),
+    "RESIZE_BILINEAR": (1,),
+}
+# Inputs XNNPACK needs as constants in the file (weights and parameters).
+STATIC_INPUTS: dict[str, tuple[int, ...]] = {
+    **PARAM_INPUTS,
+    "CONV_2D": (1, 2),
+    "DEPTHWISE_CONV_2D": (1, 2),
+    "TRANSPOSE_CONV": (0, 1),
+    "FULLY_CONNECTED": (1, 2),
+    "PRELU": (1,),
+}
+QUANTIZED = frozenset({"int8", "uint8"})
+
+
+def _is_quasi_static(ctx: NodeContext, position: int) -> bool:
+    """A tensor made by a DEQUANTIZE/DENSIFY of a constant counts as static for the delegate."""
+    prod = ctx.producer_op(position)
+    if prod is None or prod.op not in ("DEQUANTIZE", "DENSIFY"):
+        return False
+    return all(ctx.sub.tensors[t].constant for t in prod.inputs if t >= 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class OpIn:
+    """The node's op is one of `ops`."""
+
+    ops: frozenset[str]
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        return ctx.op.op in self.ops
+
+    def describe(self) -> str:
+        return f"op in {{{', '.join(sorted(self.ops))}}}"
+
+
+@dataclasses.dataclass(frozen=True)
+class NotImplemented_:
+    """The op is not in the delegate's switch and no other family claims it."""
+
+    exclude: frozenset[str]
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        return ctx.op.op not in IMPLEMENTED and ctx.op.op != "CUSTOM" and ctx.op.op not in self.exclude
+
+    def describe(self) -> str:
+        return "op not handled by the XNNPACK delegate"
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputedParameter:
+    """A weight or parameter input that must be a constant is computed at run time."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        for pos in STATIC_INPUTS.get(ctx.op.op, ()):
+            t = ctx.tensor(pos)
+            if t is not None and not t.constant and not _is_quasi_static(ctx, pos):
+                return True
+        return False
+
+    def describe(self) -> str:
+        return "a weight/shape/axes/bounds input is not a constant"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataDtype:
+    """An implemented op reads or writes a data tensor of a type XNNPACK has no values for."""
+
+    dtypes: frozenset[str]
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        if ctx.op.op not in IMPLEMENTED:
+            return False
+        params = PARAM_INPUTS.get(ctx.op.op, ())
+        tensors = [t for i, t in enumerate(ctx.sub.tensors[x] if x >= 0 else None for x in ctx.op.inputs) if t is not None and i not in params]
+        tensors += ctx.outputs
+        # a quantized int32 bias of conv/FC is fine
+        return any(t.dtype in self.dtypes and not (t.dtype == "int32" and t.quantized) for t in tensors)
+
+    def describe(self) -> str:
+        return f"a data tensor of type {'/'.join(sorted(self.dtypes))}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyTensorDtype:
+    """Any input or output of the node has one of `dtypes`."""
+
+    dtypes: frozenset[str]
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        return any(t.dtype in self.dtypes for t in (*ctx.inputs, *ctx.outputs))
+
+    def describe(self) -> str:
+        return f"a tensor of type {'/'.join(sorted(self.dtypes))}"
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedOp:
+    """One of `ops` with a quantized (int8/uint8) data input."""
+
+    ops: frozenset[str]
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        first = ctx.tensor(0)
+        return ctx.op.op in self.ops and first is not None and first.dtype in QUANTIZED
+
+    def describe(self) -> str:
+        return f"quantized {{{', '.join(sorted(self.ops))}}}"
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedMatmulZeroPoint:
+    """Quantized BATCH_MATMUL whose B operand has a non-zero zero point (activation x activation)."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        a, b = ctx.tensor(0), ctx.tensor(1)
+        if ctx.op.op != "BATCH_MATMUL" or a is None or b is None or a.dtype not in QUANTIZED:
+            return False
+        return (b.zero_point or 0) != 0 or (b.num_scales > 1 and a.num_scales == 1 and b.dtype == a.dtype)
+
+    def describe(self) -> str:
+        return "quantized BATCH_MATMUL with a non-zero zero point on B"
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridDepthwise:
+    """DEPTHWISE_CONV_2D with float activations and int8 weights (dynamic-range quantization)."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        x, w = ctx.tensor(0), ctx.tensor(1)
+        return ctx.op.op == "DEPTHWISE_CONV_2D" and x is not None and w is not None and x.dtype.startswith("float") and w.dtype in QUANTIZED
+
+    def describe(self) -> str:
+        return "depthwise conv with float input and int8 filter"
+
+
+@dataclasses.dataclass(frozen=True)
+class StridedSliceLimits:
+    """STRIDED_SLICE with a stride other than 1 or an ellipsis/new-axis/shrink mask."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        if ctx.op.op != "STRIDED_SLICE":
+            return False
+        o = ctx.op.options
+        if o.get("ellipsisMask") or o.get("newAxisMask") or o.get("shrinkAxisMask"):
+            return True
+        return _strides_not_one(ctx)
+
+    def describe(self) -> str:
+        return "stride != 1 or ellipsis/new-axis/shrink mask"
+
+
+def _strides_not_one(ctx: NodeContext) -> bool:
+    t = ctx.tensor(3)
+    return t is not None and t.values is not None and any(v != 1 for v in t.values)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputCountOutside:
+    """`op` with fewer than `low` or more than `high` inputs (or outputs)."""
+
+    op: str
+    low: int
+    high: int
+    outputs: bool = False
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        n = len(ctx.outputs if self.outputs else ctx.inputs)
+        if self.op == "SPLIT" and not self.outputs:
+            return False
+        return ctx.op.op == self.op and not (self.low <= n <= self.high)
+
+    def describe(self) -> str:
+        return f"{self.op} with {'outputs' if self.outputs else 'inputs'} outside {self.low}..{self.high}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStride:
+    """Pooling with a 1x1 window and stride > 1, or a stride larger than the window."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        if ctx.op.op not in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+            return False
+        o = ctx.op.options
+        fh, fw, sh, sw = (o.get(k, 1) for k in ("filterHeight", "filterWidth", "strideH", "strideW"))
+        return (fh == 1 and fw == 1 and (sh > 1 or sw > 1)) or sh > fh or sw > fw
+
+    def describe(self) -> str:
+        return "pool window 1x1 with stride > 1, or stride > window"
+
+
+@dataclasses.dataclass(frozen=True)
+class RankAbove:
+    """A tensor of the node has more than `rank` dimensions."""
+
+    rank: int
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        params = PARAM_INPUTS.get(ctx.op.op, ())
+        ins = [t for i, t in enumerate(ctx.inputs) if i not in params]
+        return any(len(t.shape) > self.rank for t in (*ins, *ctx.outputs))
+
+    def describe(self) -> str:
+        return f"a tensor of rank > {self.rank}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DequantizeConsumerOnCpu:
+    """A DEQUANTIZE whose consumer runs on CPU kernels."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        if ctx.op.op != "DEQUANTIZE":
+            return False
+        return any(ctx.delegated.get(c.index) is False for c in ctx.consumer_ops())
+
+    def describe(self) -> str:
+        return "DEQUANTIZE feeding a node on CPU"
+
+
+@dataclasses.dataclass(frozen=True)
+class Float16Activation:
+    """DEQUANTIZE of a non-constant float16 tensor (an fp16 activation)."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        x = ctx.tensor(0)
+        return ctx.op.op == "DEQUANTIZE" and x is not None and x.dtype == "float16" and not x.constant
+
+    def describe(self) -> str:
+        return "DEQUANTIZE of an fp16 activation"
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomOp:
+    """A CUSTOM op; `flex` selects Flex (TF kernel) ops or the others."""
+
+    flex: bool
+    delegate_implements: frozenset[str] = frozenset(
+        {"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "odml.scaled_dot_product_attention", "moe"}
+    )
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        if ctx.op.op != "CUSTOM":
+            return False
+        code = ctx.op.custom_code or ""
+        is_flex = code.startswith("Flex")
+        return is_flex if self.flex else not is_flex and code not in self.delegate_implements
+
+    def describe(self) -> str:
+        return "Flex (TF kernel) custom op" if self.flex else "custom op XNNPACK does not implement"
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsFromVariable:
+    """Conv/FC weights read from a resource variable (READ_VARIABLE): the model was not frozen."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        if ctx.op.op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+            return False
+        producers = ctx.sub.producers()
+        frontier = [t for t in ctx.op.inputs[1:3] if t >= 0]
+        for _ in range(4):  # READ_VARIABLE -> TRANSPOSE/RESHAPE/CAST -> weight
+            ops = [ctx.sub.ops[producers[t]] for t in frontier if t in producers]
+            if any(op.op == "READ_VARIABLE" for op in ops):
+                return True
+            frontier = [t for op in ops for t in op.inputs if t >= 0]
+        return False
+
+    def describe(self) -> str:
+        return "weights come from READ_VARIABLE"
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableHandle:
+    """VAR_HANDLE that no delegated READ/ASSIGN_VARIABLE claimed."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        return ctx.op.op == "VAR_HANDLE"
+
+    def describe(self) -> str:
+        return "VAR_HANDLE"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyOf:
+    """Any of `conditions` holds."""
+
+    conditions: tuple
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        return any(c(ctx) for c in self.conditions)
+
+    def describe(self) -> str:
+        return " or ".join(c.describe() for c in self.conditions)

@@ -1,0 +1,36 @@
+"""Causes: tensor types XNNPACK has no values for (int32/int64/bool data, int16 activations)."""
+
+from __future__ import annotations
+
+from xnnfit.kb.cause import Cause, Probe
+from xnnfit.kb.conditions import AnyTensorDtype, DataDtype
+from xnnfit.kb.probes import lam, layers
+
+CAUSES = (
+    Cause(
+        id="XNN021",
+        title="integer or bool data tensor",
+        ops=("*",),
+        condition=DataDtype(frozenset({"int32", "int64", "bool", "uint32", "uint16", "string", "complex64"})),
+        why="XNNPACK computes on float and int8/uint8-quantized tensors only; int32, int64 and bool data (index math, masks) stay on CPU kernels.",
+        fix="# keep index/mask arithmetic in float (e.g. x * mask_float), or move it out of the model",
+        example="ids + 1 on an int32 input",
+        probes=(
+            Probe("rejected", "ADD", lam(lambda tf, x: x + 1, dtype="int32")),
+            Probe("delegated", "ADD", lam(lambda tf, x: x + 1.0)),
+        ),
+    ),
+    Cause(
+        id="XNN029",
+        title="int16 activations (16x8 quantization)",
+        ops=("*",),
+        condition=AnyTensorDtype(frozenset({"int16"})),
+        why="XNNPACK has no int16 tensors: an int16x8-quantized model runs entirely on CPU kernels.",
+        fix="# convert with int8 (full integer) or fp16 instead of int16x8: xnnfit check model --recipe int8,fp16",
+        example="converter.target_spec.supported_ops = [EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]",
+        probes=(
+            Probe("rejected", "FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int16x8"),
+            Probe("delegated", "FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int8"),
+        ),
+    ),
+)

@@ -1,0 +1,252 @@
+"""Causes: ops the XNNPACK delegate does not implement at all, by family."""
+
+from __future__ import annotations
+
+from xnnfit.kb.cause import Cause, Probe
+from xnnfit.kb.conditions import OpIn
+from xnnfit.kb.probes import lam, layers
+
+COMPARE_SELECT = frozenset(
+    "SELECT SELECT_V2 WHERE LESS LESS_EQUAL GREATER GREATER_EQUAL EQUAL NOT_EQUAL LOGICAL_AND LOGICAL_OR LOGICAL_NOT".split()
+)
+
+CAUSES = (
+    Cause(
+        id="XNN001",
+        title="comparison, logical or select op (tf.where)",
+        ops=tuple(sorted(COMPARE_SELECT)),
+        condition=OpIn(COMPARE_SELECT),
+        why="XNNPACK has no comparison, logical or select kernels and no bool tensors, so tf.where and its mask run on CPU kernels and cut the graph.",
+        fix="x = keras.layers.LeakyReLU(negative_slope=0.1)(x)   # for tf.where(x < 0, 0.1 * x, x)\n"
+        "pos = tf.nn.relu(x); y = 0.1 * (x - pos) + tf.square(pos)   # for tf.where(x < 0, 0.1 * x, tf.square(x))",
+        example="tf.where(x < 0, 0.1 * x, tf.square(x))",
+        rewrites=("XR001",),
+        probes=(
+            Probe("rejected", "SELECT", lam(lambda tf, x: tf.where(x < 0, 0.1 * x, tf.square(x)))),
+            Probe("rejected", "LESS", lam(lambda tf, x: tf.where(x < 0, 0.1 * x, tf.square(x)))),
+            Probe("delegated", "LEAKY_RELU", lam(lambda tf, x: tf.nn.leaky_relu(x, 0.1))),
+        ),
+    ),
+    Cause(
+        id="XNN002",
+        title="CAST",
+        ops=("CAST",),
+        condition=OpIn(frozenset({"CAST"})),
+        why="XNNPACK does not implement CAST, and the int/bool tensors it makes are not XNNPACK types either.",
+        fix="y = tf.floor(x)   # or tf.round(x): stay in float instead of tf.cast(tf.cast(x, tf.int32), tf.float32)",
+        example="tf.cast(tf.cast(x, tf.int32), tf.float32)",
+        probes=(
+            Probe("rejected", "CAST", lam(lambda tf, x: tf.cast(tf.cast(x * 4.0, tf.int32), tf.float32))),
+            Probe("delegated", "FLOOR", lam(lambda tf, x: tf.floor(x * 4.0))),
+        ),
+    ),
+    Cause(
+        id="XNN003",
+        title="gather, scatter or embedding lookup",
+        ops=("GATHER", "GATHER_ND", "EMBEDDING_LOOKUP", "SCATTER_ND", "ONE_HOT"),
+        condition=OpIn(frozenset({"GATHER", "GATHER_ND", "EMBEDDING_LOOKUP", "SCATTER_ND", "ONE_HOT"})),
+        why="XNNPACK has no gather/scatter kernels: indexing by a tensor of indices runs on CPU kernels.",
+        fix="y = tf.concat([x[:, 0:1], x[:, 2:3], x[:, 4:5]], axis=1)   # constant indices -> static slices\n"
+        "# small vocabularies: y = tf.matmul(one_hot_ids, table)",
+        example="tf.gather(x, [0, 2, 4], axis=1)",
+        rewrites=("XR010",),
+        probes=(
+            Probe("rejected", "GATHER", lam(lambda tf, x: tf.gather(x, [0, 2, 4, 5], axis=1))),
+            Probe("delegated", "CONCATENATION", lam(lambda tf, x: tf.concat([x[:, 0:1], x[:, 2:3], x[:, 4:6]], axis=1))),
+        ),
+    ),
+    Cause(
+        id="XNN004",
+        title="TILE or BROADCAST_TO",
+        ops=("TILE", "BROADCAST_TO"),
+        condition=OpIn(frozenset({"TILE", "BROADCAST_TO"})),
+        why="XNNPACK does not implement TILE or BROADCAST_TO; its binary ops broadcast by themselves.",
+        fix="y = tf.concat([x, x], axis=1)   # for tf.tile(x, [1, 2]); or let ADD/MUL broadcast",
+        example="tf.tile(x, [1, 2])",
+        rewrites=("XR003",),
+        probes=(
+            Probe("rejected", "TILE", lam(lambda tf, x: tf.tile(x, [1, 2]))),
+            Probe("delegated", "CONCATENATION", lam(lambda tf, x: tf.concat([x, x], axis=1))),
+        ),
+    ),
+    Cause(
+        id="XNN005",
+        title="POW or SIGN",
+        ops=("POW", "SIGN"),
+        condition=OpIn(frozenset({"POW", "SIGN"})),
+        why="XNNPACK has no POW or SIGN kernel.",
+        fix="y = x * x * x   # tf.pow(x, 3); tf.square, tf.sqrt, tf.math.rsqrt for exponents 2, 0.5, -0.5",
+        example="tf.pow(x, 3.0), tf.sign(x)",
+        rewrites=("XR006",),
+        probes=(
+            Probe("rejected", "POW", lam(lambda tf, x: tf.pow(tf.abs(x) + 1.0, 2.5))),
+            Probe("rejected", "SIGN", lam(lambda tf, x: tf.sign(x))),
+            Probe("delegated", "SQRT", lam(lambda tf, x: tf.sqrt(tf.abs(x) + 1.0))),
+        ),
+    ),
+    Cause(
+        id="XNN006",
+        title="LOG_SOFTMAX",
+        ops=("LOG_SOFTMAX",),
+        condition=OpIn(frozenset({"LOG_SOFTMAX"})),
+        why="XNNPACK implements SOFTMAX but not LOG_SOFTMAX.",
+        fix="y = x - tf.reduce_max(x, -1, keepdims=True); y = y - tf.math.log(tf.reduce_sum(tf.exp(y), -1, keepdims=True))",
+        example="tf.nn.log_softmax(x)",
+        rewrites=("XR007",),
+        probes=(
+            Probe("rejected", "LOG_SOFTMAX", lam(lambda tf, x: tf.nn.log_softmax(x))),
+            Probe("delegated", "SOFTMAX", lam(lambda tf, x: tf.nn.softmax(x))),
+        ),
+    ),
+    Cause(
+        id="XNN007",
+        title="arg-max, top-k or cumulative sum",
+        ops=("ARG_MAX", "ARG_MIN", "TOPK_V2", "CUMSUM"),
+        condition=OpIn(frozenset({"ARG_MAX", "ARG_MIN", "TOPK_V2", "CUMSUM"})),
+        why="XNNPACK has no index-producing or scan kernels (ARG_MAX/ARG_MIN/TOPK_V2/CUMSUM).",
+        fix="# return the scores and take argmax/top-k in post-processing; for cumsum use a matmul with a constant triangular matrix",
+        example="tf.argmax(x, -1)",
+        probes=(
+            Probe("rejected", "ARG_MAX", lam(lambda tf, x: tf.argmax(x, -1))),
+            Probe("rejected", "CUMSUM", lam(lambda tf, x: tf.cumsum(x, axis=-1))),
+            Probe("delegated", "REDUCE_MAX", lam(lambda tf, x: tf.reduce_max(x, -1))),
+        ),
+    ),
+    Cause(
+        id="XNN008",
+        title="reflect/symmetric or non-zero padding",
+        ops=("MIRROR_PAD", "PADV2"),
+        condition=OpIn(frozenset({"MIRROR_PAD", "PADV2"})),
+        why="XNNPACK only pads with zeros (PAD); MIRROR_PAD and PADV2 run on CPU kernels.",
+        fix="x = keras.layers.ZeroPadding2D(1)(x)   # or Conv2D(..., padding='same')",
+        example="tf.pad(x, [[0, 0], [1, 1]], mode='REFLECT')",
+        probes=(
+            Probe("rejected", "MIRROR_PAD", lam(lambda tf, x: tf.pad(x, [[0, 0], [2, 2]], mode="REFLECT"))),
+            Probe("delegated", "PAD", lam(lambda tf, x: tf.pad(x, [[0, 0], [2, 2]]))),
+        ),
+    ),
+    Cause(
+        id="XNN009",
+        title="nearest-neighbour resize",
+        ops=("RESIZE_NEAREST_NEIGHBOR",),
+        condition=OpIn(frozenset({"RESIZE_NEAREST_NEIGHBOR"})),
+        why="XNNPACK implements RESIZE_BILINEAR only; nearest-neighbour resizing (UpSampling2D default) runs on CPU kernels.",
+        fix="x = keras.layers.UpSampling2D(2, interpolation='bilinear')(x)\n"
+        "# or exact nearest x2: x = tf.nn.depth_to_space(tf.concat([x] * 4, -1), 2)",
+        example="tf.image.resize(x, (16, 16), method='nearest')",
+        rewrites=("XR003",),
+        probes=(
+            Probe("rejected", "RESIZE_NEAREST_NEIGHBOR", lam(lambda tf, x: tf.image.resize(x, (16, 16), method="nearest"), shape=(8, 8, 4))),
+            Probe("delegated", "RESIZE_BILINEAR", lam(lambda tf, x: tf.image.resize(x, (16, 16), method="bilinear"), shape=(8, 8, 4))),
+        ),
+    ),
+    Cause(
+        id="XNN010",
+        title="L2_NORMALIZATION",
+        ops=("L2_NORMALIZATION",),
+        condition=OpIn(frozenset({"L2_NORMALIZATION"})),
+        why="XNNPACK has no L2_NORMALIZATION kernel.",
+        fix="y = x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), -1, keepdims=True) + 1e-6)",
+        example="tf.math.l2_normalize(x, axis=-1)",
+        rewrites=("XR008",),
+        probes=(
+            Probe("rejected", "L2_NORMALIZATION", lam(lambda tf, x: tf.math.l2_normalize(x, axis=-1))),
+            Probe("delegated", "RSQRT", lam(lambda tf, x: x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), -1, keepdims=True) + 1e-3))),
+        ),
+    ),
+    Cause(
+        id="XNN011",
+        title="product or boolean reduction",
+        ops=("REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL"),
+        condition=OpIn(frozenset({"REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL"})),
+        why="XNNPACK reduces with MEAN, SUM, REDUCE_MAX and REDUCE_MIN only.",
+        fix="y = tf.exp(tf.reduce_sum(tf.math.log(x), axis))   # product of positive values",
+        example="tf.reduce_prod(x, -1)",
+        probes=(
+            Probe("rejected", "REDUCE_PROD", lam(lambda tf, x: tf.reduce_prod(x, -1))),
+            Probe("delegated", "SUM", lam(lambda tf, x: tf.reduce_sum(x, -1))),
+        ),
+    ),
+    Cause(
+        id="XNN012",
+        title="3-D convolution or pooling",
+        ops=("CONV_3D", "CONV_3D_TRANSPOSE"),
+        condition=OpIn(frozenset({"CONV_3D", "CONV_3D_TRANSPOSE"})),
+        why="XNNPACK's TFLite delegate handles 2-D convolutions only.",
+        fix="# fold depth into batch or channels and use Conv2D, e.g. keras.layers.TimeDistributed(Conv2D(...))",
+        example="keras.layers.Conv3D(8, 3)",
+        probes=(
+            Probe("rejected", "CONV_3D", layers(lambda k: k.layers.Conv3D(4, 3), shape=(6, 6, 6, 2))),
+            Probe("delegated", "CONV_2D", layers(lambda k: k.layers.Conv2D(4, 3), shape=(6, 6, 2))),
+        ),
+    ),
+    Cause(
+        id="XNN013",
+        title="PACK or UNPACK (tf.stack / tf.unstack)",
+        ops=("PACK", "UNPACK"),
+        condition=OpIn(frozenset({"PACK", "UNPACK"})),
+        why="XNNPACK does not implement PACK/UNPACK; concatenation and split on an existing axis are delegated.",
+        fix="y = tf.reshape(tf.concat([a, b], axis=-1), (1, 2, 16))   # instead of tf.stack([a, b], axis=1)",
+        example="tf.stack([x, 2 * x], axis=1)",
+        probes=(
+            Probe("rejected", "PACK", lam(lambda tf, x: tf.stack([x, 2.0 * x], axis=1))),
+            Probe("delegated", "CONCATENATION", lam(lambda tf, x: tf.concat([x, 2.0 * x], axis=1))),
+        ),
+    ),
+    Cause(
+        id="XNN014",
+        title="shape computation at run time (SHAPE, FILL, RANGE...)",
+        ops=("SHAPE", "FILL", "RANGE", "ZEROS_LIKE", "ONES_LIKE", "BROADCAST_ARGS", "RANK"),
+        condition=OpIn(frozenset({"SHAPE", "FILL", "RANGE", "ZEROS_LIKE", "ONES_LIKE", "BROADCAST_ARGS", "RANK"})),
+        why="XNNPACK works on fixed shapes: ops that read or build shapes at run time (tf.shape) are integer plumbing on CPU kernels.",
+        fix="y = keras.layers.Reshape((-1,))(x)   # or tf.reshape(x, (1, -1)): no tf.shape(x)[0]\n"
+        "# and convert with a fixed batch (xnnfit pins batch 1 unless --dynamic-batch)",
+        example="tf.reshape(x, (tf.shape(x)[0], -1))",
+        rewrites=("XR002",),
+        probes=(
+            Probe("rejected", "SHAPE", lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)), shape=(4, 4)), dynamic_batch=True),
+            Probe("delegated", "RESHAPE", lam(lambda tf, x: tf.reshape(x, (-1, 16)), shape=(4, 4))),
+        ),
+    ),
+    Cause(
+        id="XNN015",
+        title="SQUEEZE or EXPAND_DIMS",
+        ops=("SQUEEZE", "EXPAND_DIMS"),
+        condition=OpIn(frozenset({"SQUEEZE", "EXPAND_DIMS"})),
+        why="The delegate does not handle SQUEEZE, and refuses EXPAND_DIMS unconditionally; RESHAPE to the same static shape is delegated.",
+        fix="y = keras.layers.Reshape((16, 1))(x)   # instead of tf.expand_dims(x, -1) / tf.squeeze",
+        example="tf.expand_dims(x, -1)",
+        rewrites=("XR002",),
+        probes=(
+            Probe("rejected", "EXPAND_DIMS", lam(lambda tf, x: tf.expand_dims(x, 1), shape=(4, 4)), dynamic_batch=True),
+            Probe("delegated", "RESHAPE", lam(lambda tf, x: tf.reshape(x, (1, 1, 4, 4)), shape=(4, 4))),
+        ),
+    ),
+    Cause(
+        id="XNN016",
+        title="SPLIT_V (uneven split)",
+        ops=("SPLIT_V",),
+        condition=OpIn(frozenset({"SPLIT_V"})),
+        why="XNNPACK splits only into 2-4 equal parts (SPLIT); SPLIT_V runs on CPU kernels.",
+        fix="a, b = x[:, :4], x[:, 4:]   # static slices instead of tf.split(x, [4, 12], axis=1)",
+        example="tf.split(x, [4, 12], axis=1)",
+        rewrites=("XR004",),
+        probes=(
+            Probe("rejected", "SPLIT_V", lam(lambda tf, x: tf.concat(tf.split(x, [4, 12], axis=1)[::-1], 1) * 1.0)),
+            Probe("delegated", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 2, axis=1)[::-1], 1))),
+        ),
+    ),
+    Cause(
+        id="XNN017",
+        title="control flow (WHILE, IF)",
+        ops=("WHILE", "IF", "CALL_ONCE"),
+        condition=OpIn(frozenset({"WHILE", "IF", "CALL_ONCE"})),
+        why="XNNPACK never takes control-flow nodes; a recurrent layer with a loop runs its loop on CPU kernels.",
+        fix="x = keras.layers.LSTM(16, unroll=True)(x)   # static sequence length, no WHILE",
+        example="keras.layers.LSTM(16)",
+        probes=(
+            Probe("rejected", "WHILE", layers(lambda k: k.layers.SimpleRNN(8), shape=(4, 8))),
+            Probe("delegated", "FULLY_CONNECTED", layers(lambda k: k.layers.SimpleRNN(8, unroll=True), shape=(4, 8))),
+        ),
+    ),
+)

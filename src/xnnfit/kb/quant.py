@@ -1,0 +1,81 @@
+"""Causes: quantization schemes XNNPACK does not run for some ops."""
+
+from __future__ import annotations
+
+from xnnfit.kb.cause import Cause, Probe
+from xnnfit.kb.conditions import DequantizeConsumerOnCpu, Float16Activation, HybridDepthwise, QuantizedMatmulZeroPoint, QuantizedOp
+from xnnfit.kb.probes import lam, layers
+
+FLOAT_ONLY = frozenset(
+    """SOFTMAX AVERAGE_POOL_2D MAXIMUM MINIMUM DIV PRELU HARD_SWISH ABS CEIL COS EXP FLOOR GELU LOG NEG RELU RELU6
+    RELU_N1_TO_1 ROUND RSQRT SIN SQRT SQUARE SQUARED_DIFFERENCE""".split()
+)
+
+CAUSES = (
+    Cause(
+        id="XNN027",
+        title="dynamic-range int8 depthwise convolution",
+        ops=("DEPTHWISE_CONV_2D",),
+        condition=HybridDepthwise(),
+        why="XNNPACK runs float-activation x int8-weight (dynamic-range) CONV_2D and FULLY_CONNECTED, but not DEPTHWISE_CONV_2D: it needs the same type for input, filter and output.",
+        fix="# quantize with --recipe int8 (full integer) or fp16; or keep depthwise weights float (xnnfit fix does this)",
+        example="keras.layers.DepthwiseConv2D(3) converted with Optimize.DEFAULT and no representative data",
+        rewrites=("XR009",),
+        probes=(
+            Probe("rejected", "DEPTHWISE_CONV_2D", layers(lambda k: k.layers.DepthwiseConv2D(3, padding="same"), shape=(8, 8, 128)), recipe="dynamic-int8"),
+            Probe("delegated", "DEPTHWISE_CONV_2D", layers(lambda k: k.layers.DepthwiseConv2D(3, padding="same"), shape=(8, 8, 128)), recipe="fp16"),
+        ),
+    ),
+    Cause(
+        id="XNN028",
+        title="op that XNNPACK runs in float only, quantized here",
+        ops=tuple(sorted(FLOAT_ONLY)),
+        condition=QuantizedOp(FLOAT_ONLY),
+        why="XNNPACK has float kernels but no int8/uint8 kernels for this op, so in a fully quantized model it runs on CPU kernels.",
+        fix="# keep these ops in float (mixed recipe), or replace them: AveragePooling2D -> mean over axes, maximum(x, 0) -> relu fused in conv",
+        example="keras.layers.Softmax() in a full-int8 model",
+        probes=(
+            Probe("rejected", "SOFTMAX", layers(lambda k: k.layers.Dense(16), lambda k: k.layers.Softmax()), recipe="int8"),
+            Probe("rejected", "AVERAGE_POOL_2D", layers(lambda k: k.layers.Conv2D(4, 3), lambda k: k.layers.AveragePooling2D(2), shape=(8, 8, 4)), recipe="int8"),
+            Probe("rejected", "MAXIMUM", lam(lambda tf, x: tf.maximum(x, x * 0.5 + 0.1)), recipe="int8"),
+            Probe("delegated", "SOFTMAX", layers(lambda k: k.layers.Dense(16), lambda k: k.layers.Softmax()), recipe="fp32"),
+            Probe("delegated", "AVERAGE_POOL_2D", layers(lambda k: k.layers.Conv2D(4, 3), lambda k: k.layers.AveragePooling2D(2), shape=(8, 8, 4))),
+        ),
+    ),
+    Cause(
+        id="XNN033",
+        title="quantized matmul of two activations",
+        ops=("BATCH_MATMUL",),
+        condition=QuantizedMatmulZeroPoint(),
+        why="XNNPACK's int8 BATCH_MATMUL needs a B operand with zero point 0 (weights); attention-style activation x activation products are asymmetric and stay on CPU kernels.",
+        fix="# keep attention matmuls in float (mixed recipe) or use --recipe fp16 / dynamic-int8 for transformer blocks",
+        example="tf.matmul(q, k, transpose_b=True) in a full-int8 model",
+        probes=(
+            Probe("rejected", "BATCH_MATMUL", lam(lambda tf, x: tf.matmul(x, x * 0.5 + 0.2, transpose_b=True), shape=(8, 16)), recipe="int8"),
+            Probe("delegated", "BATCH_MATMUL", lam(lambda tf, x: tf.matmul(x, x * 0.5 + 0.2, transpose_b=True), shape=(8, 16))),
+        ),
+    ),
+    Cause(
+        id="XNN030",
+        title="DEQUANTIZE feeding a node on CPU kernels",
+        ops=("DEQUANTIZE",),
+        condition=DequantizeConsumerOnCpu(),
+        why="XNNPACK absorbs a constant DEQUANTIZE (fp16/int8 weights) only when every consumer is delegated; this one feeds a CPU node, so it stays on CPU too.",
+        fix="# fix the consumer (see its cause); the DEQUANTIZE follows it onto XNNPACK",
+        example="fp16 weights feeding a tf.where",
+        probes=(
+            Probe("rejected", "DEQUANTIZE", lam(lambda tf, x: tf.where(x < tf.linspace(-1.0, 1.0, 16), x, 2.0 * x)), recipe="fp16"),
+            Probe("delegated", "DEQUANTIZE", lam(lambda tf, x: tf.maximum(x, tf.linspace(-1.0, 1.0, 16))), recipe="fp16"),
+        ),
+    ),
+    Cause(
+        id="XNN031",
+        title="DEQUANTIZE of an fp16 activation",
+        ops=("DEQUANTIZE",),
+        condition=Float16Activation(),
+        why="XNNPACK converts only int8/uint8 activations with DEQUANTIZE; an fp16 activation tensor is refused.",
+        fix="# keep activations float32 and only weights fp16 (target_spec.supported_types=[tf.float16])",
+        example="a model whose inference type is float16",
+        probes=(),
+    ),
+)
