@@ -1,0 +1,189 @@
+"""The xnnfit command line (typer); thin: parse, call the API, render, exit code.
+
+Exit codes: 0 fine, 1 a CI gate was violated, 2 usage error or unusable input.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from xnnfit import __version__
+from xnnfit.errors import XnnfitError
+
+EXIT_GATE = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Find out which parts of your model the XNNPACK CPU delegate refuses, why, and what to write instead.",
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+if not out.is_terminal:  # pipes and CI logs: do not wrap at 80 columns
+    out = Console(highlight=False, width=160)
+if not err.is_terminal:
+    err = Console(stderr=True, highlight=False, width=160)
+_debug = {"on": False}
+
+
+def _fail(exc: XnnfitError) -> None:
+    err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+    if _debug["on"] and exc.detail:
+        err.print(exc.detail, markup=False)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"xnnfit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """xnnfit: runtime-true XNNPACK delegation diagnosis for Keras and TFLite models."""
+
+
+@app.command(
+    epilog="""[bold]Examples[/]\n
+  xnnfit check model.keras\n
+  xnnfit check model.tflite --json report.json\n
+  xnnfit check examples/where_cnn.py:build --recipe fp32,int8 --calibration data.npz\n
+  xnnfit check model.keras --fail-on-fallback            [dim]# CI gate: exit 1 on any CPU node[/]\n
+  xnnfit check model.keras --max-partitions 3 --min-delegated 0.95"""
+)
+def check(
+    models: list[str] = typer.Argument(..., metavar="MODEL...", help=".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"),
+    recipe: list[str] = typer.Option(["fp32"], "--recipe", "-r", help="fp32, fp16, dynamic-int8, int8, int16x8 (comma-separated or repeated; 'all')."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Keep the batch dimension dynamic, as many users ship it."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8/int16x8 (one array per input)."),
+    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable report to FILE (one model)."),
+    fail_on_fallback: bool = typer.Option(False, "--fail-on-fallback", help="Exit 1 if any node runs on CPU kernels."),
+    max_partitions: Optional[int] = typer.Option(None, "--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions."),
+    min_delegated: Optional[float] = typer.Option(None, "--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK."),
+    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per conversion/run before it is stopped."),
+    all_nodes: bool = typer.Option(False, "--all-nodes", help="Also list every node with its verdict."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the converter/runtime log on errors."),
+) -> None:
+    """Convert MODEL, ask the LiteRT runtime which nodes XNNPACK took, and explain every fallback."""
+    _debug["on"] = debug
+    try:
+        from xnnfit.check import check as run_check
+        from xnnfit.convert import ConvertOptions
+        from xnnfit.inputs import parse_input_shapes
+        from xnnfit.recipes import parse_recipes
+        from xnnfit.report.json import report_dict, write_json
+        from xnnfit.report.terminal import render_report
+
+        recipes = parse_recipes(recipe)
+        if json_path and len(models) > 1:
+            raise XnnfitError(f"--json takes one model, got {len(models)}. Run xnnfit check once per model.")
+        options = ConvertOptions(
+            batch=batch,
+            dynamic_batch=dynamic_batch,
+            input_shapes=tuple(parse_input_shapes(input_shape).items()),
+            calibration=calibration,
+            timeout=timeout,
+        )
+        gate_failed = False
+        any_error = False
+        for model in models:
+            with err.status(f"checking {model}…", spinner="dots") if not quiet else _nullcontext() as status:
+
+                def on_recipe(name: str, status=status, model=model) -> None:
+                    if status is not None:
+                        status.update(f"checking {model} ({name}): converting and running in LiteRT…")
+
+                report = run_check(model, recipes, options, trust=trust_model, on_recipe=on_recipe)
+            render_report(out, report, all_nodes=all_nodes)
+            if json_path:
+                write_json(report_dict(report), json_path)
+                err.print(f"wrote {json_path}")
+            for d in report.results:
+                if not d.ok:
+                    any_error = True
+                    if debug and d.error_detail:
+                        err.print(d.error_detail, markup=False)
+                    continue
+                gate_failed |= _gate(d, model, fail_on_fallback, max_partitions, min_delegated)
+    except XnnfitError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130)
+    if any_error:
+        raise typer.Exit(EXIT_USAGE)
+    if gate_failed:
+        raise typer.Exit(EXIT_GATE)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _gate(d, model: str, fail_on_fallback: bool, max_partitions: int | None, min_delegated: float | None) -> bool:
+    s = d.summary()
+    failed = []
+    if fail_on_fallback and s["cpu_nodes"]:
+        failed.append(f"{s['cpu_nodes']} node(s) on CPU kernels (--fail-on-fallback)")
+    if max_partitions is not None and s["partitions"] > max_partitions:
+        failed.append(f"{s['partitions']} partitions > --max-partitions {max_partitions}")
+    if min_delegated is not None and d.delegated_fraction < min_delegated:
+        failed.append(f"{d.delegated_fraction:.1%} delegated < --min-delegated {min_delegated:.1%}")
+    for f in failed:
+        err.print(f"[red]gate failed[/] {model} ({d.recipe}): {f}")
+    return bool(failed)
+
+
+@app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")
+def explain(cause_id: Optional[str] = typer.Argument(None, metavar="[XNN0xx]", help="A cause id from a check report.")) -> None:
+    """Explain a cause: what it is, why XNNPACK refuses it, and what to write instead."""
+    from rich.table import Table
+
+    from xnnfit import kb
+    from xnnfit.report.terminal import render_cause
+
+    if cause_id is None:
+        table = Table(box=None, header_style="bold")
+        table.add_column("id")
+        table.add_column("cause")
+        table.add_column("ops")
+        for c in kb.CAUSES.values():
+            ops = ", ".join(c.ops[:4]) + (" …" if len(c.ops) > 4 else "")
+            table.add_row(c.id, c.title, ops)
+        out.print(table)
+        return
+    try:
+        render_cause(out, kb.get(cause_id))
+    except XnnfitError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    """Console-script entry point; usage errors exit 2 (typer's default)."""
+    try:
+        app()
+    except XnnfitError as exc:  # pragma: no cover - commands catch their own
+        err.print(f"error: {exc}")
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

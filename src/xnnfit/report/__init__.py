@@ -1,0 +1,1 @@
+"""Renderers: they only read frozen results (terminal via rich, JSON for machines)."""

@@ -1,0 +1,77 @@
+"""The schema-versioned JSON document for machines, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from xnnfit.check import CheckReport, Diagnosis
+from xnnfit.errors import XnnfitError
+
+SCHEMA_VERSION = 1
+
+
+def diagnosis_dict(d: Diagnosis) -> dict[str, Any]:
+    """One recipe's result as plain data."""
+    out: dict[str, Any] = {"recipe": d.recipe, "status": "ok" if d.ok else "error"}
+    if not d.ok:
+        out["error"] = d.error
+        return out
+    out["summary"] = d.summary()
+    out["size_bytes"] = d.size_bytes
+    out["needs_xnnpack"] = d.needs_xnnpack
+    out["warnings"] = list(d.warnings)
+    out["notes"] = list(d.notes)
+    out["partitions"] = [{"index": p.index, "xnnpack": p.delegated, "nodes": list(p.nodes)} for p in d.partitions]
+    out["nodes"] = [
+        {
+            "subgraph": n.subgraph,
+            "index": n.index,
+            "op": n.op,
+            "delegated": n.delegated,
+            "partition": n.partition,
+            "layer": n.layer,
+            "layer_class": n.layer_class,
+            "source": n.source,
+            "causes": list(n.causes),
+        }
+        for n in d.nodes
+    ]
+    return out
+
+
+def report_dict(report: CheckReport) -> dict[str, Any]:
+    """The whole check report as plain data."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "versions": dict(report.versions),
+        "model": report.model,
+        "model_kind": report.kind,
+        "recipes": [diagnosis_dict(d) for d in report.results],
+    }
+
+
+def write_json(doc: dict[str, Any], path: str | Path) -> None:
+    """Write `doc` to `path` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise XnnfitError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist. Create it or pick another path.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise XnnfitError(f"cannot write {str(path)!r}: {exc.strerror}. Pick a writable folder.") from exc
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

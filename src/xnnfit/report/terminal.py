@@ -1,0 +1,126 @@
+"""The terminal report (rich): a headline per recipe, then fallbacks grouped by Keras layer."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from xnnfit import kb
+from xnnfit.check import CheckReport, Diagnosis
+
+
+def headline(d: Diagnosis) -> str:
+    """'52 nodes: 32 on XNNPACK, 20 on CPU kernels; 21 partitions (11 XNNPACK)'."""
+    s = d.summary()
+    if s["nodes"] and not s["cpu_nodes"]:
+        return f"{s['nodes']} nodes, all on XNNPACK; {s['partitions']} partition{'s' if s['partitions'] != 1 else ''}"
+    return (
+        f"{s['nodes']} nodes: {s['delegated']} on XNNPACK, {s['cpu_nodes']} on CPU kernels; "
+        f"{s['partitions']} partitions ({s['delegate_partitions']} XNNPACK)"
+    )
+
+
+def _short(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") else path
+
+
+def _ops_text(ops: list[str]) -> str:
+    counts = Counter(ops)
+    return ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in counts.items())
+
+
+def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False) -> None:
+    """Print one recipe's diagnosis."""
+    console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]")
+    if not d.ok:
+        console.print(f"  [red]error:[/] {escape(d.error or '')}")
+        return
+    for w in d.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
+    s = d.summary()
+    console.print(f"  {headline(d)}")
+    if s["nodes"] and not s["delegated"]:
+        console.print("  [red]XNNPACK took no node: the whole model runs on the built-in CPU kernels.[/]")
+    elif not s["cpu_nodes"]:
+        console.print("  [green]Fully delegated: XNNPACK runs the whole graph; nothing to fix.[/]")
+    if d.needs_xnnpack:
+        console.print("  note: the model runs only with XNNPACK (it has custom ops only the delegate implements)")
+    for note in d.notes:
+        console.print(f"  note: {escape(note)}")
+    cpu = [n for n in d.observed if not n.delegated]
+    if not cpu:
+        return
+    groups: dict[str, list] = {}
+    for n in cpu:
+        groups.setdefault(n.layer or "(unmapped)", []).append(n)
+    table = Table(box=None, show_edge=False, header_style="bold")
+    table.add_column("layer")
+    table.add_column("class")
+    table.add_column("CPU nodes")
+    table.add_column("cause")
+    table.add_column("source", overflow="fold")
+    for layer, nodes in sorted(groups.items(), key=lambda kv: min(n.index for n in kv[1])):
+        causes = sorted({c for n in nodes for c in n.causes}) or ["unexplained"]
+        table.add_row(
+            escape(layer),
+            escape(nodes[0].layer_class or ""),
+            escape(_ops_text([n.op for n in nodes])),
+            ", ".join(f"[red]{c}[/]" if c == "unexplained" else c for c in causes),
+            escape(_short(nodes[0].source)),
+        )
+    console.print(table)
+    used = Counter(c for n in cpu for c in n.causes)
+    for cid, count in sorted(used.items()):
+        cause = kb.get(cid)
+        console.print(f"  [bold]{cid}[/] {escape(cause.title)} ({count} node{'s' if count != 1 else ''})")
+        console.print(f"    why: {escape(cause.why)}")
+        first, *rest = cause.fix.splitlines()
+        console.print(f"    use instead: [green]{escape(first)}[/]")
+        for line in rest:
+            console.print(f"                 [green]{escape(line)}[/]")
+    unexplained = sum(1 for n in cpu if not n.causes)
+    if unexplained:
+        console.print(f"  [red]{unexplained} CPU node(s) unexplained[/]: no KB entry matches; xnnfit does not guess. Please report the op.")
+    if all_nodes:
+        _render_nodes(console, d)
+
+
+def _render_nodes(console: Console, d: Diagnosis) -> None:
+    table = Table(title="all nodes", box=None, header_style="bold")
+    for col in ("#", "op", "where", "partition", "layer", "causes"):
+        table.add_column(col)
+    for n in d.nodes:
+        where = "XNNPACK" if n.delegated else ("CPU" if n.delegated is False else f"subgraph {n.subgraph}")
+        table.add_row(str(n.index), n.op, where, "" if n.partition is None else str(n.partition), escape(n.layer or ""), ", ".join(n.causes))
+    console.print(table)
+
+
+def render_report(console: Console, report: CheckReport, *, all_nodes: bool = False) -> None:
+    """Print every recipe of one model."""
+    for d in report.results:
+        render_diagnosis(console, report.model, d, all_nodes=all_nodes)
+        console.print()
+
+
+def render_cause(console: Console, cause: kb.Cause) -> None:
+    """`xnnfit explain XNN0xx`: what, why, example, use instead, related fixes."""
+    console.print(f"[bold]{cause.id}[/] {escape(cause.title)}")
+    console.print(f"  ops: {', '.join(cause.ops)}")
+    console.print(f"  when: {escape(cause.condition.describe())}")
+    console.print(f"  why: {escape(cause.why)}")
+    console.print(f"  example: [red]{escape(cause.example)}[/]")
+    console.print("  use instead:")
+    for line in cause.fix.splitlines():
+        console.print(f"    [green]{escape(line)}[/]")
+    proven = [f"{p.expect} {p.op} ({p.recipe})" for p in cause.probes]
+    console.print(f"  proven by probes: {escape('; '.join(proven)) if proven else 'none (cannot be built with the pinned converter/runtime)'}")
