@@ -15,6 +15,15 @@ from xnnfit.layers import LayerInfo
 from xnnfit.tflite.graph import ModelGraph, SubgraphInfo
 
 _SUFFIX = re.compile(r"^(.*)_\d+$")
+# When a fused node names several layers (conv + batch norm + relu), the layer whose
+# class does the node's main work wins.
+_PRIMARY = {
+    "CONV_2D": ("Conv", "SeparableConv"),
+    "DEPTHWISE_CONV_2D": ("DepthwiseConv", "SeparableConv", "Conv"),
+    "TRANSPOSE_CONV": ("Conv2DTranspose", "ConvTranspose"),
+    "FULLY_CONNECTED": ("Dense", "EinsumDense"),
+    "BATCH_MATMUL": ("EinsumDense", "Dense", "Attention"),
+}
 _INFERENCE = re.compile(r"@__inference.*$")
 
 
@@ -112,12 +121,19 @@ def _direct(sub: SubgraphInfo, i: int, index: LayerIndex, debug, have_layers: bo
     out_names = [n for t in op.outputs if t >= 0 for n in sub.tensors[t].name.split(";") if n]
     const_names = [n for t in op.inputs if t >= 0 and sub.tensors[t].constant for n in sub.tensors[t].name.split(";") if n]
     if have_layers:
+        found: list[tuple[LayerInfo, str]] = []
         for via, names in (("debug-metadata", names_dbg), ("tensor-name", out_names), ("constant-name", const_names)):
             for name in names:
                 layer = index.find(name)
-                if layer is not None:
-                    return _as_mapping(layer, via, frame)
-        return NodeMapping(None, None, None, "none")
+                if layer is not None and all(layer is not f[0] for f in found):
+                    found.append((layer, via))
+            if found and via == "debug-metadata":
+                break
+        if not found:
+            return NodeMapping(None, None, None, "none")
+        prefer = _PRIMARY.get(op.op, ())
+        best = next((f for f in found if any(p in f[0].class_name for p in prefer)), found[0])
+        return _as_mapping(best[0], best[1], frame)
     for name in (*names_dbg, *out_names, *const_names):
         scope = _scope_of(name)
         if scope:
