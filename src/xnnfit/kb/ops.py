@@ -169,7 +169,7 @@ CAUSES = (
     ),
     Cause(
         id="XNN012",
-        title="3-D convolution or pooling",
+        title="3-D convolution",
         ops=("CONV_3D", "CONV_3D_TRANSPOSE"),
         condition=OpIn(frozenset({"CONV_3D", "CONV_3D_TRANSPOSE"})),
         why="XNNPACK's TFLite delegate handles 2-D convolutions only.",
