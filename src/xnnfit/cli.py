@@ -5,11 +5,13 @@ Exit codes: 0 fine, 1 a CI gate was violated, 2 usage error or unusable input.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from xnnfit import __version__
 from xnnfit.errors import XnnfitError
@@ -25,16 +27,23 @@ app = typer.Typer(
     help="Find out which parts of your model the XNNPACK CPU delegate refuses, why, and what to write instead.",
 )
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 if not out.is_terminal:  # pipes and CI logs: do not wrap at 80 columns
     out = Console(highlight=False, width=160)
 if not err.is_terminal:
-    err = Console(stderr=True, highlight=False, width=160)
+    err = Console(stderr=True, highlight=False, width=160, soft_wrap=True)
 _debug = {"on": False}
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m|\[[0-9;]*m(?=\w)")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_ANSI.sub("", text).split())
+
+
 def _fail(exc: XnnfitError) -> None:
-    err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[red]error:[/] {escape(_one_line(str(exc)))}")
     if _debug["on"] and exc.detail:
         err.print(exc.detail, markup=False)
     raise typer.Exit(EXIT_USAGE)
@@ -115,6 +124,7 @@ def check(
             for d in report.results:
                 if not d.ok:
                     any_error = True
+                    err.print(f"[red]error:[/] {escape(_one_line(d.error or ''))}")
                     if debug and d.error_detail:
                         err.print(d.error_detail, markup=False)
                     continue

@@ -43,7 +43,7 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
     """Print one recipe's diagnosis."""
     console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]")
     if not d.ok:
-        console.print(f"  [red]error:[/] {escape(d.error or '')}")
+        console.print("  [red]failed[/] (the error is on stderr)")
         return
     for w in d.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")

@@ -1,0 +1,130 @@
+"""Tiny models and cached conversions shared by the tests.
+
+Import it from a test module (`import fixtures_models`); it is on sys.path because
+pytest's default "prepend" import mode puts tests/ (the conftest.py directory) there.
+Conversions go through the real TFLite converter in this process and are cached for
+the session: a model converted by one test file is reused by the next.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_DIR = TESTS_DIR.parent
+EXAMPLES_DIR = REPO_DIR / "examples"
+
+
+# ---------------------------------------------------------------------------------------
+# Conversion
+# ---------------------------------------------------------------------------------------
+
+
+def convert(model: Any, recipe: str = "fp32", *, dynamic_batch: bool = False):
+    """`xnnfit.convert.convert_model` with a recipe name: the real converter, in process."""
+    from xnnfit.convert import ConvertOptions, convert_model
+    from xnnfit.recipes import RECIPES
+
+    return convert_model(model, RECIPES[recipe], ConvertOptions(dynamic_batch=dynamic_batch))
+
+
+# ---------------------------------------------------------------------------------------
+# Bundled examples (examples/*.py, each with build())
+# ---------------------------------------------------------------------------------------
+
+
+def example_names() -> list[str]:
+    """Stems of the bundled examples, sorted: ['dynamic_reshape', 'sin_cos_lambda', ...]."""
+    return sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+@functools.cache
+def load_example(name: str) -> ModuleType:
+    """The example module, imported from its file under a private name."""
+    path = EXAMPLES_DIR / f"{name}.py"
+    module_name = f"xnnfit_test_example_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def convert_example(name: str, recipe: str):
+    """The example converted with `recipe` (a Converted), once per session."""
+    return convert(load_example(name).build(), recipe)
+
+
+# ---------------------------------------------------------------------------------------
+# KB probes
+# ---------------------------------------------------------------------------------------
+
+
+def probes() -> list[tuple[str, int, Any]]:
+    """(cause id, probe index, probe) for every probe that yields a model (not 'conversion-error')."""
+    from xnnfit import kb
+
+    return [
+        (cause.id, i, probe)
+        for cause in kb.CAUSES.values()
+        for i, probe in enumerate(cause.probes)
+        if probe.expect != "conversion-error"
+    ]
+
+
+def probe_id(cause_id: str, i: int, probe: Any) -> str:
+    """A readable pytest id: 'XNN001-0-rejected-SELECT-fp32'."""
+    return f"{cause_id}-{i}-{probe.expect}-{probe.op}-{probe.recipe}"
+
+
+@functools.cache
+def probe_content(cause_id: str, i: int) -> bytes:
+    """The probe's .tflite: converted as tests/kb does, or the bytes the builder returns."""
+    from xnnfit import kb
+
+    probe = kb.CAUSES[cause_id].probes[i]
+    built = probe.build()
+    if isinstance(built, (bytes, bytearray)):
+        return bytes(built)
+    return convert(built, probe.recipe, dynamic_batch=probe.dynamic_batch).content
+
+
+# ---------------------------------------------------------------------------------------
+# Small hand-written models
+# ---------------------------------------------------------------------------------------
+
+
+def dense_reshape_model():
+    """x(4) -> Dense(6) -> Reshape(2, 3): one FULLY_CONNECTED and one RESHAPE with a constant shape."""
+    import keras
+
+    inp = keras.Input((4,), name="x")
+    x = keras.layers.Dense(6, name="dense")(inp)
+    x = keras.layers.Reshape((2, 3), name="reshape")(x)
+    return keras.Model(inp, x, name="tiny")
+
+
+def dense_model():
+    """x(8) -> Dense(4, relu) -> Dense(2): the smallest model every recipe can quantize."""
+    import keras
+
+    inp = keras.Input((8,), name="x")
+    x = keras.layers.Dense(4, activation="relu", name="hidden")(inp)
+    return keras.Model(inp, keras.layers.Dense(2, name="out")(x), name="dense_model")
+
+
+def line_of(obj: Any, needle: str) -> int:
+    """The absolute line number in obj's source file of the first line containing `needle`."""
+    lines, start = inspect.getsourcelines(obj)
+    for offset, line in enumerate(lines):
+        if needle in line:
+            return start + offset
+    raise AssertionError(f"{needle!r} not in the source of {obj!r}")

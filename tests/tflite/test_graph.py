@@ -1,0 +1,231 @@
+"""xnnfit.tflite.read_model on models made by the real TFLite converter, and on files that are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as fb
+
+import fixtures_models
+from xnnfit.errors import SourceError, XnnfitError
+from xnnfit.tflite import ModelGraph, read_model
+
+
+@pytest.fixture(scope="module")
+def fixed() -> bytes:
+    """Dense -> Reshape at batch 1: the RESHAPE's shape is one int32 constant."""
+    return fixtures_models.convert(fixtures_models.dense_reshape_model()).content
+
+
+@pytest.fixture(scope="module")
+def dynamic() -> bytes:
+    """The same model with --dynamic-batch: the shape is built at run time from SHAPE and PACK."""
+    return fixtures_models.convert(fixtures_models.dense_reshape_model(), dynamic_batch=True).content
+
+
+@pytest.fixture(scope="module")
+def int8_conv() -> bytes:
+    """A full-integer Conv2D(5) with relu: per-channel weights, int8 activations."""
+    import keras
+
+    inp = keras.Input((8, 8, 3), name="image")
+    out = keras.layers.Conv2D(5, 3, activation="relu", name="conv")(inp)
+    return fixtures_models.convert(keras.Model(inp, out, name="conv_model"), "int8").content
+
+
+def _by_op(graph: ModelGraph, op: str):
+    found = [o for o in graph.primary.ops if o.op == op]
+    assert len(found) == 1, [o.op for o in graph.primary.ops]
+    return found[0]
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def test_reads_ops_in_execution_order(fixed):
+    graph = read_model(fixed)
+    assert len(graph.subgraphs) == 1
+    assert graph.primary is graph.subgraphs[0]
+    assert [o.op for o in graph.primary.ops] == ["FULLY_CONNECTED", "RESHAPE"]
+    assert [o.index for o in graph.primary.ops] == [0, 1]
+    assert all(o.custom_code is None and o.label == o.op for o in graph.primary.ops)
+    assert graph.size_bytes == len(fixed)
+
+
+def test_reads_model_inputs_and_outputs(fixed):
+    sub = read_model(fixed).primary
+    (inp,) = sub.inputs
+    (out,) = sub.outputs
+    assert sub.tensors[inp].name == "x"
+    assert sub.tensors[inp].shape == (1, 4)
+    assert sub.tensors[inp].dtype == "float32"
+    assert not sub.tensors[inp].constant
+    assert sub.tensors[out].shape == (1, 2, 3)
+    fc, reshape = sub.ops
+    assert fc.inputs[0] == inp
+    assert reshape.outputs == (out,)
+    assert reshape.inputs[0] == fc.outputs[0]
+
+
+def test_producers_and_consumers_are_inverse(fixed):
+    sub = read_model(fixed).primary
+    producers = sub.producers()
+    consumers = sub.consumers()
+    fc, reshape = sub.ops
+    assert producers[fc.outputs[0]] == fc.index
+    assert consumers[fc.outputs[0]] == [reshape.index]
+    assert sub.inputs[0] not in producers  # a graph input has no producer
+    for tensor, readers in consumers.items():
+        for reader in readers:
+            assert tensor in sub.ops[reader].inputs
+
+
+def test_reshape_shape_constant_values(fixed):
+    graph = read_model(fixed)
+    reshape = _by_op(graph, "RESHAPE")
+    shape = graph.primary.tensors[reshape.inputs[1]]
+    assert shape.dtype == "int32"
+    assert shape.constant
+    assert shape.values == (1, 2, 3)
+
+
+def test_float_weights_are_constant_without_values(fixed):
+    graph = read_model(fixed)
+    fc = _by_op(graph, "FULLY_CONNECTED")
+    weights = graph.primary.tensors[fc.inputs[1]]
+    assert weights.constant
+    assert weights.dtype == "float32"
+    assert weights.shape == (6, 4)  # TFLite keeps FC weights as (units, inputs)
+    assert weights.values is None  # only small integer constants carry values
+    assert not weights.quantized and weights.num_scales == 0 and weights.zero_point is None
+
+
+def test_fixed_batch_shape_signature_is_static(fixed):
+    sub = read_model(fixed).primary
+    for t in sub.tensors:
+        assert t.shape_signature == t.shape, t
+        assert not t.dynamic, t
+
+
+def test_dynamic_batch_shape_signature(dynamic):
+    sub = read_model(dynamic).primary
+    inp = sub.tensors[sub.inputs[0]]
+    out = sub.tensors[sub.outputs[0]]
+    assert inp.shape == (1, 4) and inp.shape_signature == (-1, 4) and inp.dynamic
+    assert out.shape == (1, 2, 3) and out.shape_signature == (-1, 2, 3) and out.dynamic
+    consts = [t for t in sub.tensors if t.constant]
+    assert consts and not any(t.dynamic for t in consts)
+
+
+def test_dynamic_batch_reshape_shape_is_computed(dynamic):
+    graph = read_model(dynamic)
+    sub = graph.primary
+    assert [o.op for o in sub.ops] == ["FULLY_CONNECTED", "SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"]
+    reshape = _by_op(graph, "RESHAPE")
+    shape = sub.tensors[reshape.inputs[1]]
+    assert not shape.constant and shape.values is None
+    pack = _by_op(graph, "PACK")
+    assert sub.producers()[shape.index] == pack.index
+    constant_dims = sorted(sub.tensors[t].values for t in pack.inputs if sub.tensors[t].constant)
+    assert constant_dims == [(2,), (3,)]  # the batch comes from SHAPE, the other dims are constants
+    strided = _by_op(graph, "STRIDED_SLICE")
+    assert strided.options["shrinkAxisMask"] == 1
+    begin = sub.tensors[strided.inputs[1]]
+    assert begin.constant and begin.values == (0,)
+
+
+def test_op_options_are_read(int8_conv):
+    graph = read_model(int8_conv)
+    conv = _by_op(graph, "CONV_2D")
+    assert conv.options["fusedActivationFunction"] == fb.ActivationFunctionType.RELU
+    assert conv.options["padding"] == fb.Padding.VALID
+    assert (conv.options["strideW"], conv.options["strideH"]) == (1, 1)
+
+
+def test_quantized_tensors(int8_conv):
+    graph = read_model(int8_conv)
+    sub = graph.primary
+    conv = _by_op(graph, "CONV_2D")
+    x, w, b = (sub.tensors[t] for t in conv.inputs)
+    assert x.dtype == "int8" and x.quantized and x.num_scales == 1 and x.zero_point is not None
+    assert w.dtype == "int8" and w.constant and w.num_scales == 5  # per output channel
+    assert w.shape == (5, 3, 3, 3)
+    assert b.dtype == "int32" and b.constant and b.num_scales == 5
+    assert b.values is not None and len(b.values) == 5  # small int32 constant: values are read
+    # the float model input goes through QUANTIZE, the output through DEQUANTIZE
+    assert sub.tensors[sub.inputs[0]].dtype == "float32"
+    assert [o.op for o in sub.ops] == ["QUANTIZE", "CONV_2D", "DEQUANTIZE"]
+
+
+def test_converter_metadata_and_debug_indices(fixed):
+    graph = read_model(fixed)
+    assert "debug_metadata" in graph.metadata and graph.metadata["debug_metadata"]
+    assert "min_runtime_version" in graph.metadata
+    assert all(o.debug_index is not None and o.debug_index >= 0 for o in graph.primary.ops)
+
+
+def test_read_is_deterministic(fixed):
+    assert read_model(fixed) == read_model(bytes(fixed))
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _raises(data: bytes, what: str = "'model.tflite'") -> SourceError:
+    with pytest.raises(SourceError) as info:
+        read_model(data, what)
+    assert isinstance(info.value, XnnfitError)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"cannot read {what}: "), message
+    return info.value
+
+
+def test_empty_bytes():
+    message = str(_raises(b""))
+    assert "empty" in message
+
+
+def test_default_what_is_named():
+    with pytest.raises(SourceError, match="^cannot read the model: the file is empty"):
+        read_model(b"")
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 4096])
+def test_random_bytes(size):
+    data = np.random.default_rng(size).bytes(size)
+    assert data[4:8] != b"TFL3"
+    message = str(_raises(data))
+    assert "not a TFLite flatbuffer" in message
+    assert repr(data[:8]) in message  # says what it received
+    assert "TFL3" in message  # and what a .tflite looks like
+
+
+def test_zip_header_says_keras():
+    data = b"PK\x03\x04\x14\x00\x00\x00" + bytes(200)
+    message = str(_raises(data))
+    assert repr(data[:8]) in message
+    assert ".keras" in message
+    assert "TFL3" not in message  # the hint replaces the generic explanation
+
+
+def test_hdf5_header_says_h5():
+    data = b"\x89HDF\r\n\x1a\n" + bytes(200)
+    message = str(_raises(data))
+    assert repr(data[:8]) in message
+    assert "HDF5" in message and ".h5" in message
+
+
+@pytest.mark.parametrize("cut", ["half", "100"])
+def test_truncated_model(fixed, cut):
+    data = fixed[: len(fixed) // 2] if cut == "half" else fixed[:100]
+    assert data[4:8] == b"TFL3"  # passes the identifier check: the damage is further in
+    message = str(_raises(data, "'cut.tflite'"))
+    assert "damaged or truncated" in message
+    assert "Re-export" in message
+
+
+def test_identifier_without_a_model():
+    data = b"\x00\x00\x00\x00TFL3" + bytes(56)
+    message = str(_raises(data))
+    assert "damaged or truncated" in message or "no subgraph" in message
