@@ -1,0 +1,121 @@
+"""xnnfit.isolate.run_isolated: results, errors, crashes and hangs of a real child process.
+
+The target functions live in tests/isolate_targets.py: the child imports them by name
+through the PYTHONPATH run_isolated builds from the parent's sys.path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+import isolate_targets
+from xnnfit import errors
+from xnnfit.errors import IsolationError, XnnfitError
+from xnnfit.isolate import run_isolated
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+XNNFIT_CLASSES = sorted(
+    name
+    for name, cls in vars(errors).items()
+    if isinstance(cls, type) and issubclass(cls, XnnfitError) and cls is not XnnfitError
+)
+
+
+def test_helper_module_is_importable_by_the_child():
+    # the premise of every test here: the child can import isolate_targets by name
+    assert isolate_targets.__name__ == "isolate_targets"
+    assert TESTS_DIR in sys.path
+    _, child_path = run_isolated(isolate_targets.child_env, what="reading the child's sys.path")
+    assert TESTS_DIR in child_path
+
+
+def test_returns_the_value_computed_in_a_child():
+    result = run_isolated(isolate_targets.add, 2, 3, scale=10, what="adding")
+    assert result["sum"] == 50
+    assert result["pid"] != os.getpid()
+
+
+def test_child_gets_quiet_env_and_the_parents_env(monkeypatch):
+    monkeypatch.setenv("XNNFIT_TEST_MARK", "inherited")
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    env, _ = run_isolated(isolate_targets.child_env, what="reading the child's env")
+    assert env["XNNFIT_TEST_MARK"] == "inherited"
+    assert env["KERAS_BACKEND"] == os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert env["PYTHONWARNINGS"] == "ignore"
+    assert env["TF_CPP_MIN_LOG_LEVEL"] is not None
+
+
+def test_parent_env_wins_over_quiet_defaults(monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    env, _ = run_isolated(isolate_targets.child_env, what="reading the child's env")
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+@pytest.mark.parametrize("class_name", XNNFIT_CLASSES)
+def test_xnnfit_error_keeps_class_message_and_detail(class_name):
+    message = f"cannot do the thing ({class_name}). Do the other thing."
+    with pytest.raises(XnnfitError) as info:
+        run_isolated(isolate_targets.raise_xnnfit, class_name, message, "native log here", what="doing the thing")
+    assert type(info.value) is getattr(errors, class_name)
+    assert str(info.value) == message  # not wrapped with `what`
+    assert info.value.detail == "native log here"
+
+
+def test_xnnfit_error_without_detail_carries_the_child_traceback():
+    with pytest.raises(errors.ConversionError) as info:
+        run_isolated(isolate_targets.raise_xnnfit, "ConversionError", "refused", what="converting")
+    assert str(info.value) == "refused"
+    assert "Traceback" in info.value.detail and "raise_xnnfit" in info.value.detail
+
+
+def test_generic_exception_becomes_xnnfit_error_naming_what():
+    with pytest.raises(XnnfitError) as info:
+        run_isolated(isolate_targets.raise_value_error, "bad shape (3, 4)", what="converting model.keras (int8)")
+    assert type(info.value) is XnnfitError
+    message = str(info.value)
+    assert "converting model.keras (int8)" in message
+    assert "ValueError" in message and "bad shape (3, 4)" in message
+    assert "raise_value_error" in info.value.detail  # the child's traceback, for --debug
+
+
+def test_child_output_goes_to_the_log_not_the_parent(capfd):
+    with pytest.raises(XnnfitError, match="RuntimeError: after chatter"):
+        run_isolated(isolate_targets.chatty_then_fail, what="chatting")
+    out, err = capfd.readouterr()
+    assert "chatter from the child" not in out + err
+
+
+def test_abort_becomes_isolation_error():
+    with pytest.raises(IsolationError) as info:
+        run_isolated(isolate_targets.abort, what="converting crash.keras (fp32)")
+    message = str(info.value)
+    assert "converting crash.keras (fp32)" in message
+    assert "crashed" in message
+    assert "SIGABRT" in message
+    assert "\n" not in message
+    assert "about to abort" in (info.value.detail or "")  # the child's log tail
+
+
+def test_exit_without_result_becomes_isolation_error():
+    with pytest.raises(IsolationError) as info:
+        run_isolated(isolate_targets.hard_exit, 3, what="exiting early")
+    message = str(info.value)
+    assert "exiting early" in message and "crashed" in message
+    assert "exit code 3" in message
+
+
+def test_hang_becomes_isolation_error():
+    with pytest.raises(IsolationError) as info:
+        run_isolated(isolate_targets.sleep, 60, what="sleeping", timeout=2)
+    message = str(info.value)
+    assert "sleeping" in message
+    assert "did not finish" in message
+    assert "2 s" in message
+    assert "--timeout" in message
+
+
+def test_fast_child_within_timeout_returns():
+    assert run_isolated(isolate_targets.sleep, 0, what="not sleeping", timeout=60) == "woke up"
