@@ -319,3 +319,21 @@ class AnyOf:
 
     def describe(self) -> str:
         return " or ".join(c.describe() for c in self.conditions)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedScaleRatio:
+    """Quantized ADD/SUB (or MUL) whose input/output scales are further apart than XNNPACK handles."""
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        a, b, out = ctx.tensor(0), ctx.tensor(1), ctx.tensor(0, outputs=True)
+        if a is None or b is None or out is None or a.dtype not in QUANTIZED or not (a.scale and b.scale and out.scale):
+            return False
+        if ctx.op.op in ("ADD", "SUB"):
+            return any(not (1 / 1024 <= s / out.scale < 256) for s in (a.scale, b.scale))
+        if ctx.op.op == "MUL":
+            return not (1 / 65536 <= a.scale * b.scale / out.scale < 256)
+        return False
+
+    def describe(self) -> str:
+        return "quantized ADD/SUB input/output scale ratio outside [1/1024, 256), MUL outside [1/65536, 256)"

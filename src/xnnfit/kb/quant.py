@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xnnfit.kb.cause import Cause, Probe
-from xnnfit.kb.conditions import DequantizeConsumerOnCpu, Float16Activation, HybridDepthwise, QuantizedMatmulZeroPoint, QuantizedOp
+from xnnfit.kb.conditions import DequantizeConsumerOnCpu, Float16Activation, HybridDepthwise, QuantizedMatmulZeroPoint, QuantizedOp, QuantizedScaleRatio
 from xnnfit.kb.probes import lam, layers
 
 FLOAT_ONLY = frozenset(
@@ -77,5 +77,18 @@ CAUSES = (
         fix="# keep activations float32 and only weights fp16 (target_spec.supported_types=[tf.float16])",
         example="a model whose inference type is float16",
         probes=(),
+    ),
+    Cause(
+        id="XNN034",
+        title="quantized add/mul of tensors with very different scales",
+        ops=("ADD", "SUB", "MUL"),
+        condition=QuantizedScaleRatio(),
+        why="XNNPACK's int8 ADD/SUB need each input scale within [1/1024, 256) of the output scale (MUL: s1*s2/s_out within [1/65536, 256)); adding a tiny constant such as a layer-norm epsilon or a -1e9 attention mask breaks that.",
+        fix="# keep the epsilon/mask add in float (mixed recipe), or fold it: LayerNormalization(epsilon=1e-3) instead of 1e-12",
+        example="x + 1e-12 in a full-int8 model (layer-norm epsilon)",
+        probes=(
+            Probe("rejected", "ADD", lam(lambda tf, x: x + tf.fill((1, 16), 1e-7)), recipe="int8"),
+            Probe("delegated", "ADD", lam(lambda tf, x: x + tf.fill((1, 16), 0.5)), recipe="int8"),
+        ),
     ),
 )

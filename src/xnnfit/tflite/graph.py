@@ -32,6 +32,7 @@ class TensorInfo:
     quantized: bool  # carries quantization scales
     num_scales: int
     zero_point: int | None = None  # first zero point of a quantized tensor
+    scale: float | None = None  # first scale of a quantized tensor
     values: tuple | None = None  # contents of small integer constants (shapes, axes, strides)
 
     @property
@@ -130,6 +131,7 @@ def _tensor(model: Any, sub: Any, i: int) -> TensorInfo:
     q = t.Quantization()
     n_scales = q.ScaleLength() if q is not None else 0
     zp = int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() else None
+    scale = float(q.Scale(0)) if n_scales else None
     values = None
     dtype = type_name(t.Type())
     if constant and dtype in _SMALL_INT and buf.DataLength() <= 8 * _SMALL_LIMIT:
@@ -146,6 +148,7 @@ def _tensor(model: Any, sub: Any, i: int) -> TensorInfo:
         quantized=n_scales > 0,
         num_scales=n_scales,
         zero_point=zp,
+        scale=scale,
         values=values,
     )
 
