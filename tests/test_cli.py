@@ -143,3 +143,19 @@ def test_recipes_report_separately_and_failures_do_not_hide_others():
     assert "transformer_block.py:build · fp32" in res.stdout and "48 nodes" in res.stdout
     assert "· int16x8" in res.stdout and "failed" in res.stdout
     assert res.stderr.strip().startswith("error:") and "int16x8" in res.stderr
+
+
+def test_converter_segfault_costs_one_recipe(tmp_path):
+    """The TF 2.21 calibrator segfaults on full-int8 Keras 3 LSTM: one error line, fp32 still reports."""
+    src = tmp_path / "lstm.py"
+    src.write_text(
+        "import keras\n"
+        "def build():\n"
+        "    inp = keras.Input((8, 4))\n"
+        "    return keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(8)(inp)))\n"
+    )
+    res = run("check", f"{src}:build", "-r", "fp32,int8", "-q")
+    assert res.returncode == 2
+    assert "lstm.py:build · fp32" in res.stdout and "WHILE" in res.stdout and "XNN017" in res.stdout
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "(int8) crashed the child process (signal SIGSEGV)" in lines[0]

@@ -241,7 +241,7 @@ CAUSES = (
         title="control flow (WHILE, IF)",
         ops=("WHILE", "IF", "CALL_ONCE"),
         condition=OpIn(frozenset({"WHILE", "IF", "CALL_ONCE"})),
-        why="XNNPACK never takes control-flow nodes; a recurrent layer with a loop runs its loop on CPU kernels.",
+        why="XNNPACK never takes control-flow nodes: the WHILE/IF node runs on its CPU kernel, cuts the graph, and re-enters its body subgraph from there on every iteration.",
         fix="x = keras.layers.LSTM(16, unroll=True)(x)   # static sequence length, no WHILE",
         example="keras.layers.LSTM(16)",
         probes=(
