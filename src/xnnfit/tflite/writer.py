@@ -1,0 +1,101 @@
+"""Writing TFLite models: cut a set of nodes out into a standalone model (for timing pieces).
+
+Uses the flatbuffer object API and helpers that ship in ai_edge_litert; nothing is
+packed by hand. The cut keeps only the buffers its tensors use when the model has a
+single subgraph; with control flow it keeps every subgraph and buffer unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, Sequence
+
+from ai_edge_litert.tools import flatbuffer_utils
+
+from xnnfit.tflite.schema import fb
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A standalone model made of some nodes of a bigger one."""
+
+    content: bytes = dataclasses.field(repr=False)
+    nodes: tuple[int, ...]
+    inputs: tuple[int, ...]  # original tensor indices fed to the piece, in its input order
+    outputs: tuple[int, ...]  # original tensor indices it produces for the rest of the graph
+
+
+def parse(content: bytes) -> Any:
+    """The mutable object tree (ModelT) of a .tflite."""
+    return flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+
+
+def serialize(model: Any) -> bytes:
+    """Pack a ModelT into .tflite bytes."""
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def cut(model: Any, nodes: Sequence[int], subgraph: int = 0) -> Piece:
+    """A model that runs `nodes` of `subgraph` alone, reading the tensors they get from outside."""
+    sub = model.subgraphs[subgraph]
+    chosen = sorted(set(nodes))
+    ops = [sub.operators[i] for i in chosen]
+    produced = {t for op in ops for t in (op.outputs if op.outputs is not None else []) if t >= 0}
+    outside_readers: set[int] = set()
+    for i, op in enumerate(sub.operators):
+        if i not in set(chosen):
+            outside_readers.update(t for t in (op.inputs if op.inputs is not None else []) if t >= 0)
+    graph_outputs = set(int(t) for t in sub.outputs) if sub.outputs is not None else set()
+    inputs: list[int] = []
+    for op in ops:
+        for t in op.inputs if op.inputs is not None else []:
+            if t < 0 or t in produced or t in inputs:
+                continue
+            tensor = sub.tensors[t]
+            if _is_constant(model, tensor) or tensor.isVariable:
+                continue
+            inputs.append(int(t))
+    outputs = [int(t) for op in ops for t in (op.outputs if op.outputs is not None else []) if t >= 0 and (t in outside_readers or t in graph_outputs)]
+    if not outputs:  # a dead end (only feeds nothing): keep its last outputs so it still runs
+        outputs = [int(t) for t in (ops[-1].outputs if ops[-1].outputs is not None else []) if t >= 0]
+    used = sorted({int(t) for op in ops for seq in (op.inputs, op.outputs, op.intermediates) if seq is not None for t in seq if t >= 0})
+    remap = {old: new for new, old in enumerate(used)}
+    new_model = fb.ModelT()
+    new_model.version = model.version
+    new_model.operatorCodes = model.operatorCodes
+    single = len(model.subgraphs) == 1
+    buffers = [fb.BufferT()] if single else model.buffers
+    tensors = []
+    for old in used:
+        tensor = copy.copy(sub.tensors[old])
+        if single and tensor.buffer:
+            buffers.append(model.buffers[tensor.buffer])
+            tensor.buffer = len(buffers) - 1
+        tensors.append(tensor)
+    new_ops = []
+    for op in ops:
+        new = copy.copy(op)
+        new.inputs = [remap[t] if t >= 0 else -1 for t in (op.inputs if op.inputs is not None else [])]
+        new.outputs = [remap[t] for t in (op.outputs if op.outputs is not None else []) if t >= 0]
+        if op.intermediates is not None:
+            new.intermediates = [remap[t] for t in op.intermediates if t >= 0]
+        new.debugMetadataIndex = -1
+        new_ops.append(new)
+    new_sub = fb.SubGraphT()
+    new_sub.tensors = tensors
+    new_sub.operators = new_ops
+    new_sub.inputs = [remap[t] for t in inputs]
+    new_sub.outputs = [remap[t] for t in outputs]
+    new_sub.name = f"piece_{chosen[0]}_{chosen[-1]}"
+    new_model.subgraphs = [new_sub] if single else [new_sub, *model.subgraphs[1:]]
+    new_model.buffers = buffers
+    new_model.description = "xnnfit piece"
+    return Piece(serialize(new_model), tuple(chosen), tuple(inputs), tuple(outputs))
+
+
+def _is_constant(model: Any, tensor: Any) -> bool:
+    if not tensor.buffer:
+        return False
+    buf = model.buffers[tensor.buffer]
+    return (buf.data is not None and len(buf.data) > 0) or bool(getattr(buf, "offset", 0) > 1)
