@@ -124,6 +124,7 @@ def dense_model():
 def line_of(obj: Any, needle: str) -> int:
     """The absolute line number in obj's source file of the first line containing `needle`."""
     lines, start = inspect.getsourcelines(obj)
+    start = start or 1  # a module starts at line 0 for inspect, at line 1 for tracebacks
     for offset, line in enumerate(lines):
         if needle in line:
             return start + offset

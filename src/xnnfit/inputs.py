@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xnnfit.errors import XnnfitError
+
+if TYPE_CHECKING:
+    from xnnfit.tflite.graph import ModelGraph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,3 +90,28 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
     n = min(a.shape[0] for a in picked.values())
     batch = max(1, specs[0].shape[0]) if specs and specs[0].shape else 1
     return [{k: v[i : i + batch] for k, v in picked.items()} for i in range(0, n - batch + 1, batch)]
+
+
+def tflite_input_specs(graph: ModelGraph) -> tuple[InputSpec, ...]:
+    """Input specs of a .tflite's primary subgraph; integer inputs that index a table get its size as range."""
+    sub = graph.primary
+    consumers = sub.consumers()
+    specs = []
+    for t in sub.inputs:
+        tensor = sub.tensors[t]
+        high = None
+        if tensor.dtype.startswith(("int", "uint")):
+            for c in consumers.get(t, []):
+                op = sub.ops[c]
+                if op.op in ("GATHER", "EMBEDDING_LOOKUP") and len(op.inputs) > 1 and op.inputs[1] == t:
+                    table = sub.tensors[op.inputs[0]]
+                    if table.shape:
+                        high = table.shape[0] if high is None else min(high, table.shape[0])
+        specs.append(InputSpec(input_name(tensor.name), tensor.shape_signature or tensor.shape, tensor.dtype, high))
+    return tuple(specs)
+
+
+def input_name(tensor_name: str) -> str:
+    """'tokens' for 'serving_default_tokens:0'; the name users see in npz keys."""
+    name = tensor_name.split(":")[0]
+    return name[len("serving_default_"):] if name.startswith("serving_default_") else name

@@ -1,0 +1,108 @@
+"""bench(): whole-model latency with XNNPACK on and off, per thread count, interleaved runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from xnnfit.errors import RuntimeFailure, XnnfitError
+from xnnfit.inputs import InputSpec, input_name, random_inputs
+from xnnfit.runtime import build_interpreter
+from xnnfit.timing import WIDE_SPREAD, Stats, interleaved, rss_bytes
+from xnnfit.tflite.graph import read_model
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigTiming:
+    """Latency of one runtime configuration."""
+
+    xnnpack: bool
+    threads: int
+    stats: Stats
+    rss_delta_bytes: int  # resident memory added by building and running this interpreter
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+    """bench() for one model: every configuration, measured in the same process."""
+
+    recipe: str
+    size_bytes: int
+    configs: tuple[ConfigTiming, ...]
+    warnings: tuple[str, ...] = ()
+
+    def config(self, xnnpack: bool, threads: int) -> ConfigTiming:
+        """The timing of one configuration."""
+        return next(c for c in self.configs if c.xnnpack == xnnpack and c.threads == threads)
+
+    def speedup(self, threads: int) -> float:
+        """Median latency without XNNPACK / with XNNPACK, at `threads`."""
+        return self.config(False, threads).stats.median_ms / self.config(True, threads).stats.median_ms
+
+
+def feed(interpreter: Any, sample: dict[str, np.ndarray]) -> None:
+    """Set every input of `interpreter` from `sample` (keys are input names), resizing dynamic dims."""
+    details = interpreter.get_input_details()
+    resized = False
+    for d in details:
+        value = sample[input_name(d["name"])]
+        if tuple(d["shape"]) != value.shape:
+            interpreter.resize_tensor_input(d["index"], value.shape, strict=False)
+            resized = True
+    if resized:
+        interpreter.allocate_tensors()
+    for d in interpreter.get_input_details():
+        interpreter.set_tensor(d["index"], sample[input_name(d["name"])])
+
+
+def check_sample(sample: dict[str, np.ndarray], specs: tuple[InputSpec, ...]) -> None:
+    """XnnfitError unless `sample` has every input with a compatible shape and finite values."""
+    for s in specs:
+        if s.name not in sample:
+            raise XnnfitError(f"input data has no array for {s.name!r} (it has {', '.join(sample)}). Name arrays after the model inputs.")
+        v = sample[s.name]
+        if len(v.shape) != len(s.shape) or any(d >= 0 and d != vd for d, vd in zip(s.shape, v.shape)):
+            raise XnnfitError(f"input {s.name!r} needs shape {tuple(s.shape)}, the data has {v.shape}. Reshape the data.")
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise XnnfitError(f"input {s.name!r} has NaN or infinite values. Clean the data first.")
+
+
+def bench_content(
+    content: bytes,
+    recipe: str,
+    specs: tuple[InputSpec, ...],
+    *,
+    threads: tuple[int, ...] = (1,),
+    runs: int = 30,
+    warmup: int = 5,
+    sample: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+) -> BenchResult:
+    """Time `content` with XNNPACK on and off at each thread count (call it in a child process)."""
+    read_model(content)
+    sample = sample or random_inputs(specs, 1, seed)[0]
+    check_sample(sample, specs)
+    interpreters: dict[tuple[bool, int], Any] = {}
+    rss: dict[tuple[bool, int], int] = {}
+    for n in threads:
+        for xnnpack in (True, False):
+            before = rss_bytes()
+            it = build_interpreter(content, xnnpack=xnnpack, threads=n)
+            feed(it, sample)
+            try:
+                it.invoke()
+            except (RuntimeError, ValueError) as exc:
+                raise RuntimeFailure(f"the model fails to run with {'XNNPACK' if xnnpack else 'CPU kernels'}: {' '.join(str(exc).split())[:300]}. Check the input data.") from exc
+            rss[(xnnpack, n)] = max(0, rss_bytes() - before)
+            interpreters[(xnnpack, n)] = it
+    stats = interleaved({k: it.invoke for k, it in interpreters.items()}, runs, warmup)
+    configs = tuple(ConfigTiming(x, n, stats[(x, n)], rss[(x, n)]) for (x, n) in interpreters)
+    warnings = tuple(
+        f"{'XNNPACK' if c.xnnpack else 'no XNNPACK'}, {c.threads} thread(s): spread p10-p90 is {c.stats.spread:.0%} of the median; "
+        "the machine is noisy, use more --runs or a quieter machine"
+        for c in configs
+        if c.stats.spread > WIDE_SPREAD
+    )
+    return BenchResult(recipe, len(content), configs, warnings)
