@@ -116,12 +116,6 @@ def test_lambda_layer_owns_its_ops(nested):
     assert all(n.source is not None for n in nodes)  # custom code gets a file:line
 
 
-@pytest.mark.xfail(
-    reason="convert_model freezes with convert_variables_to_constants_v2, which re-imports the graph: every op's "
-    "stack trace in the debug metadata becomes the freezing call site, so mapping's 'user frame' is the line "
-    "that called convert_model, not the tf.where line",
-    strict=True,
-)
 def test_where_layer_source_is_the_tf_where_line(nested):
     _, _, diag = nested
     for op in ("LESS", "SELECT"):
@@ -129,11 +123,6 @@ def test_where_layer_source_is_the_tf_where_line(nested):
         assert node.source == f"{THIS_FILE}:{WHERE_LINE}", node
 
 
-@pytest.mark.xfail(
-    reason="same cause as test_where_layer_source_is_the_tf_where_line: the debug-metadata frame (the convert_model "
-    "call site) overrides the Lambda's own line that describe_layers recorded",
-    strict=True,
-)
 def test_lambda_source_is_the_lambda_line(nested):
     model, _, diag = nested
     for n in _nodes(diag, layer="lam"):
@@ -268,11 +257,6 @@ def test_check_where_layer_source_file(checked_examples):
         assert call_line <= int(line) <= where_line, node
 
 
-@pytest.mark.xfail(
-    reason="in check() every debug-metadata frame is inside xnnfit (the freezing call site), so mapping falls back to "
-    "LayerInfo.source, which describe_layers sets to the custom layer's `def call` line, not the tf.where line",
-    strict=True,
-)
 def test_check_where_layer_source_is_the_tf_where_line(checked_examples):
     module = fixtures_models.load_example("where_activation")
     path = str(fixtures_models.EXAMPLES_DIR / "where_activation.py")

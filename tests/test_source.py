@@ -204,12 +204,18 @@ def test_lambda_loads_with_trust(lambda_files, ext):
     assert ops == ["FULLY_CONNECTED", "MUL", "FULLY_CONNECTED"]
 
 
-@pytest.mark.xfail(
-    reason="source._load_keras_file truncates Keras' message to 300 characters before looking for "
-    "'Could not locate class'; Keras 3 puts that phrase ~400 characters in (after a generic "
-    "'Functional could not be deserialized' preamble), so the custom-class hint and the class name are lost",
-    strict=True,
-)
+def test_trusted_lambda_using_tf_global(tmp_path):
+    import tensorflow as tf
+
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, keras.layers.Lambda(lambda t: tf.sin(t), name="lam")(inp))
+    path = tmp_path / "lambda_tf.keras"
+    model.save(path)
+    message = _one_line_error(ModelSource.parse(str(path), trust=True).load)
+    assert "\x1b" not in message  # plain text: it goes to terminals and JSON reports
+    assert "file.py:function" in message
+
+
 def test_unregistered_custom_layer(tmp_path):
     class Doubler(keras.layers.Layer):
         def call(self, x):
@@ -233,12 +239,6 @@ def test_corrupt_keras_file(tmp_path, name):
     assert message.startswith(f"cannot load {str(tmp_path / name)!r} as a Keras model: ")
 
 
-@pytest.mark.xfail(
-    reason="convert._traced_function reads model.input, which Keras 3 Sequential raises AttributeError for "
-    "('has never been called and thus has no defined input') even when built with keras.Input; "
-    "hasattr() turns that into 'the model has no defined inputs'",
-    strict=True,
-)
 def test_keras3_sequential_saved_as_keras_converts(tmp_path):
     model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(3, name="d")], name="seq")
     path = tmp_path / "seq.keras"
@@ -307,11 +307,6 @@ def test_tf_keras_h5_loads_as_keras3(tf_keras_files):
     assert [layer.name for layer in model.layers] == ["d1", "d2"]
 
 
-@pytest.mark.xfail(
-    reason="a tf_keras Sequential .h5 loads as a Keras 3 Sequential, and convert._traced_function cannot "
-    "find the inputs of a Keras 3 Sequential (model.input raises AttributeError)",
-    strict=True,
-)
 def test_tf_keras_sequential_h5_converts(tf_keras_files):
     model = ModelSource.parse(str(tf_keras_files["h5"])).load()
     conv = fixtures_models.convert(model)

@@ -93,7 +93,10 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
             f"cannot trace {display} at input shape(s) {_shapes_text(specs)}: {type(exc).__name__}: {text}. "
             "Pass --input-shape NAME=D1,D2,... with shapes the model accepts."
         ) from exc
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    # The converter freezes the unfrozen function itself and keeps the original op stack
+    # traces (our own freezing above would point every op at this file); `frozen` only
+    # serves the tracing check and the Flex lookup.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     converter.serialize_debug_metadata = True
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if recipe.optimize:
@@ -182,7 +185,11 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
         _check_overrides(overrides)
         return fn, (struct_specs,), specs
 
-    struct = model.input if hasattr(model, "input") else None
+    try:
+        struct = model.input
+    except (AttributeError, ValueError):  # Keras 3 Sequential has no .input; its .inputs works
+        inputs = getattr(model, "inputs", None) or None
+        struct = inputs[0] if inputs and len(inputs) == 1 else inputs
     if struct is None:
         raise XnnfitError("the model has no defined inputs. Build it (call it once or give it an Input) before checking.")
     def leaf(key: str, t: Any) -> tuple[InputSpec, Any]:

@@ -41,7 +41,7 @@ def _is_framework(cls: type) -> bool:
         file = inspect.getsourcefile(cls) or ""
     except TypeError:
         return True
-    return any(d in file for d in _FRAMEWORK_DIRS) or "site-packages" in file and not file.endswith(".py") is False and "site-packages" in file
+    return any(d in file for d in _FRAMEWORK_DIRS) or "site-packages" in file or "dist-packages" in file
 
 
 def describe_layers(model: Any) -> tuple[LayerInfo, ...]:

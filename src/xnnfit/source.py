@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from xnnfit.errors import SourceError
 
 KINDS = ("keras", "h5", "savedmodel", "tflite", "python")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_MISSING_CLASS = re.compile(r"Could not locate class '([^']+)'")
 ACCEPTED = "a .keras or .h5 file, a SavedModel directory, a .tflite file, or path/to/file.py:function"
 
 
@@ -138,13 +141,19 @@ def _load_keras_file(src: ModelSource) -> Any:
         except Exception as exc:  # noqa: BLE001
             if _is_safe_mode_error(exc):
                 raise SourceError(_trust_hint(src)) from exc
-    text = " ".join(str(first).split())[:300]
-    if "Unknown layer" in text or "Could not locate class" in text or "custom" in text.lower():
+    full = " ".join(_ANSI.sub("", str(first)).split())
+    missing = _MISSING_CLASS.search(full)
+    if missing:
         raise SourceError(
-            f"cannot load {str(src.path)!r}: it uses a custom class Keras cannot find ({text}). "
+            f"cannot load {str(src.path)!r}: it uses custom class {missing.group(1)!r}, which Keras cannot find without its code. "
             "Pass path/to/file.py:function that builds the model instead."
         ) from first
-    raise SourceError(f"cannot load {str(src.path)!r} as a Keras model: {text}. Re-save it with model.save().") from first
+    if "Lambda" in full:
+        raise SourceError(
+            f"cannot load {str(src.path)!r}: Keras failed to rebuild a Lambda layer ({full[:200]}). "
+            "Pass path/to/file.py:function that builds the model instead."
+        ) from first
+    raise SourceError(f"cannot load {str(src.path)!r} as a Keras model: {full[:300]}. Check that the file is a complete Keras save.") from first
 
 
 def _try_import_tf_keras() -> Any:
