@@ -45,7 +45,10 @@ def run_isolated(fn: Callable, *args: Any, what: str, timeout: float = DEFAULT_T
         result_path = os.path.join(tmp, "result.pickle")
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()}}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        payload = pickle.dumps((fn, args, kwargs))
+        try:
+            payload = pickle.dumps((fn, args, kwargs))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise XnnfitError(f"{what}: cannot hand the work to a child process ({exc}). This is a bug in xnnfit; please report it.") from exc
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "xnnfit.isolate", result_path],
