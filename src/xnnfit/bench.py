@@ -7,8 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from xnnfit.errors import RuntimeFailure, XnnfitError
-from xnnfit.inputs import InputSpec, input_name, random_inputs
+from xnnfit.convert import ConvertOptions, materialize
+from xnnfit.errors import InputDataError, RuntimeFailure, SourceError, XnnfitError
+from xnnfit.isolate import run_isolated
+from xnnfit.recipes import ConversionRecipe
+from xnnfit.source import ModelSource
+from xnnfit.inputs import InputSpec, input_name, load_npz, random_inputs
 from xnnfit.runtime import build_interpreter
 from xnnfit.timing import WIDE_SPREAD, Stats, interleaved, rss_bytes
 from xnnfit.tflite.graph import read_model
@@ -61,12 +65,12 @@ def check_sample(sample: dict[str, np.ndarray], specs: tuple[InputSpec, ...]) ->
     """XnnfitError unless `sample` has every input with a compatible shape and finite values."""
     for s in specs:
         if s.name not in sample:
-            raise XnnfitError(f"input data has no array for {s.name!r} (it has {', '.join(sample)}). Name arrays after the model inputs.")
+            raise InputDataError(f"input data has no array for {s.name!r} (it has {', '.join(sample)}). Name arrays after the model inputs.")
         v = sample[s.name]
         if len(v.shape) != len(s.shape) or any(d >= 0 and d != vd for d, vd in zip(s.shape, v.shape)):
-            raise XnnfitError(f"input {s.name!r} needs shape {tuple(s.shape)}, the data has {v.shape}. Reshape the data.")
+            raise InputDataError(f"input {s.name!r} needs shape {tuple(s.shape)}, the data has {v.shape}. Reshape the data.")
         if v.dtype.kind == "f" and not np.isfinite(v).all():
-            raise XnnfitError(f"input {s.name!r} has NaN or infinite values. Clean the data first.")
+            raise InputDataError(f"input {s.name!r} has NaN or infinite values. Clean the data first.")
 
 
 def bench_content(
@@ -106,3 +110,66 @@ def bench_content(
         if c.stats.spread > WIDE_SPREAD
     )
     return BenchResult(recipe, len(content), configs, warnings)
+
+
+@dataclasses.dataclass(frozen=True)
+class Failed:
+    """A recipe that could not be measured, and why."""
+
+    recipe: str
+    error: str
+    detail: str | None = None
+
+
+def parse_threads(text: str) -> tuple[int, ...]:
+    """(1, 2, 4) from '1,2,4'; XnnfitError for anything but positive integers."""
+    try:
+        values = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise InputDataError(f"--threads {text!r} is not valid. Pass positive thread counts, e.g. --threads 1,2,4.")
+    return tuple(dict.fromkeys(values))
+
+
+def sample_from(data: str | None, specs: tuple[InputSpec, ...]) -> dict[str, np.ndarray] | None:
+    """The first sample of an --data .npz, checked against the inputs; None for random data."""
+    if not data:
+        return None
+    sample = load_npz(data, specs)[0]
+    check_sample(sample, specs)
+    return sample
+
+
+def bench(
+    source: ModelSource,
+    recipes: tuple[ConversionRecipe, ...],
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    threads: tuple[int, ...] = (1,),
+    runs: int = 30,
+    warmup: int = 5,
+    data: str | None = None,
+    on_step=None,
+) -> tuple[BenchResult | Failed, ...]:
+    """Benchmark each recipe of `source` (conversion and timing each in a child process)."""
+    out: list[BenchResult | Failed] = []
+    for recipe in recipes if not source.is_tflite else recipes[:1]:
+        try:
+            if on_step:
+                on_step(f"converting ({recipe.name})")
+            conv = materialize(source, recipe, options)
+            sample = sample_from(data, conv.inputs)
+            if on_step:
+                on_step(f"timing ({conv.recipe})")
+            out.append(
+                run_isolated(
+                    bench_content, conv.content, conv.recipe, conv.inputs, threads=threads, runs=runs, warmup=warmup, sample=sample,
+                    what=f"benchmarking {source.display} ({conv.recipe})", timeout=options.timeout,
+                )
+            )
+        except XnnfitError as exc:
+            if isinstance(exc, (SourceError, InputDataError)):
+                raise
+            out.append(Failed(recipe.name if not source.is_tflite else "as-given", str(exc), exc.detail))
+    return tuple(out)

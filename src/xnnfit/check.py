@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import xnnfit
 from xnnfit.convert import ConvertOptions, Converted, convert_in_process
@@ -24,6 +24,9 @@ from xnnfit.runtime import runtime_versions
 from xnnfit.source import ModelSource
 from xnnfit.tflite.debug_metadata import read_debug_metadata, user_frame
 from xnnfit.tflite.graph import ModelGraph, read_model
+
+if TYPE_CHECKING:
+    from xnnfit.profile import ProfileResult
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -42,6 +45,7 @@ class Diagnosis:
     error: str | None = None  # the recipe failed (conversion refused, crash, timeout)
     error_detail: str | None = dataclasses.field(default=None, repr=False)
     content: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
+    profile: "ProfileResult | None" = None  # with check --profile
 
     @property
     def ok(self) -> bool:
@@ -133,6 +137,18 @@ def _convert_and_analyze(source: ModelSource, recipe: ConversionRecipe, options:
     )
 
 
+def _profile_converted(diag: Diagnosis, converted: Converted, profile_options: dict) -> Diagnosis:
+    from xnnfit.profile import profile_content
+
+    result = profile_content(diag.content, diag.recipe, converted.inputs, diag.nodes, diag.partitions, **profile_options)
+    return dataclasses.replace(diag, profile=result)
+
+
+def _analyze_and_profile(converted: Converted, what: str, profile_options: dict) -> Diagnosis:
+    diag = analyze(converted.content, converted.recipe, converted.layers, converted.framework, what=what, warnings=converted.warnings)
+    return _profile_converted(diag, converted, profile_options)
+
+
 def check(
     model: str | ModelSource,
     recipes: tuple[ConversionRecipe, ...] = (FP32,),
@@ -140,11 +156,15 @@ def check(
     *,
     trust: bool = False,
     on_recipe: Callable[[str], None] | None = None,
+    profile: dict | None = None,
 ) -> CheckReport:
     """Diagnose `model` under each recipe; a failing recipe is reported, not raised.
 
     Raises XnnfitError only for a source that cannot be used at all (missing, unreadable).
+    `profile` (keyword arguments of profile_content) also times every partition and CPU node.
     """
+    if profile is not None:
+        return _check_with_profile(model, recipes, options, trust=trust, on_recipe=on_recipe, profile=profile)
     source = model if isinstance(model, ModelSource) else ModelSource.parse(model, trust=trust)
     versions = {"xnnfit": xnnfit.__version__, **runtime_versions()}
     results = []
@@ -171,6 +191,35 @@ def check(
 
 
 def _is_source_problem(exc: XnnfitError) -> bool:
-    from xnnfit.errors import SourceError
+    from xnnfit.errors import InputDataError, SourceError
 
-    return isinstance(exc, SourceError)
+    return isinstance(exc, (SourceError, InputDataError))
+
+
+def _check_with_profile(model, recipes, options, *, trust, on_recipe, profile) -> CheckReport:
+    """check() plus profile: conversion in one child, analysis and timing in a TensorFlow-free one."""
+    from xnnfit.convert import materialize
+
+    source = model if isinstance(model, ModelSource) else ModelSource.parse(model, trust=trust)
+    versions = {"xnnfit": xnnfit.__version__, **runtime_versions()}
+    results = []
+    for recipe in recipes if not source.is_tflite else recipes[:1]:
+        name = recipe.name if not source.is_tflite else "as-given"
+        if on_recipe:
+            on_recipe(name)
+        try:
+            converted = materialize(source, recipe, options)
+            if profile.get("sample") is None and profile.get("data"):
+                from xnnfit.bench import sample_from
+
+                profile = {**profile, "sample": sample_from(profile["data"], converted.inputs)}
+            opts = {k: v for k, v in profile.items() if k != "data"}
+            diag = run_isolated(
+                _analyze_and_profile, converted, f"{source.display} ({name})", opts, what=f"profiling {source.display} ({name})", timeout=options.timeout
+            )
+        except XnnfitError as exc:
+            if _is_source_problem(exc):
+                raise
+            diag = Diagnosis(recipe=name, error=str(exc), error_detail=exc.detail)
+        results.append(diag)
+    return CheckReport(source.display, source.kind, tuple(results), versions)

@@ -84,6 +84,9 @@ def check(
     min_delegated: Optional[float] = typer.Option(None, "--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK."),
     timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per conversion/run before it is stopped."),
     all_nodes: bool = typer.Option(False, "--all-nodes", help="Also list every node with its verdict."),
+    profile: bool = typer.Option(False, "--profile", help="Also time every partition and CPU node (see `xnnfit profile`)."),
+    runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per piece with --profile."),
+    data: Optional[str] = typer.Option(None, "--data", help=".npz of inputs for --profile (default: seeded random)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the converter/runtime log on errors."),
 ) -> None:
@@ -116,7 +119,8 @@ def check(
                     if status is not None:
                         status.update(f"checking {model} ({name}): converting and running in LiteRT…")
 
-                report = run_check(model, recipes, options, trust=trust_model, on_recipe=on_recipe)
+                profile_opts = {"runs": runs, "data": data} if profile else None
+                report = run_check(model, recipes, options, trust=trust_model, on_recipe=on_recipe, profile=profile_opts)
             render_report(out, report, all_nodes=all_nodes)
             if json_path:
                 write_json(report_dict(report), json_path)
@@ -160,6 +164,154 @@ def _gate(d, model: str, fail_on_fallback: bool, max_partitions: int | None, min
     for f in failed:
         err.print(f"[red]gate failed[/] {model} ({d.recipe}): {f}")
     return bool(failed)
+
+
+def _options(batch, dynamic_batch, input_shape, calibration, timeout):
+    from xnnfit.convert import ConvertOptions
+    from xnnfit.inputs import parse_input_shapes
+
+    return ConvertOptions(
+        batch=batch, dynamic_batch=dynamic_batch, input_shapes=tuple(parse_input_shapes(input_shape).items()), calibration=calibration, timeout=timeout
+    )
+
+
+@app.command(
+    epilog="""[bold]Examples[/]\n
+  xnnfit bench model.tflite\n
+  xnnfit bench model.keras --recipe fp32,int8 --threads 1,2,4 --runs 50\n
+  xnnfit bench model.tflite --data inputs.npz --json bench.json"""
+)
+def bench(
+    model: str = typer.Argument(..., metavar="MODEL", help=".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"),
+    recipe: list[str] = typer.Option(["fp32"], "--recipe", "-r", help="Recipes to convert with (ignored for a .tflite)."),
+    threads: str = typer.Option("1", "--threads", help="Thread counts, comma-separated (e.g. 1,2,4)."),
+    runs: int = typer.Option(30, "--runs", min=1, help="Timed runs per configuration (interleaved)."),
+    warmup: int = typer.Option(5, "--warmup", min=0, help="Untimed runs first."),
+    data: Optional[str] = typer.Option(None, "--data", help=".npz with one array per input (first sample is used); default: seeded random."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Keep the batch dimension dynamic."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8/int16x8."),
+    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
+    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per conversion/benchmark."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+) -> None:
+    """Whole-model latency with XNNPACK and with the built-in kernels only, and memory."""
+    _debug["on"] = debug
+    try:
+        from xnnfit.bench import Failed, bench as run_bench, parse_threads
+        from xnnfit.recipes import parse_recipes
+        from xnnfit.report.json import bench_dict, write_json
+        from xnnfit.report.terminal import render_bench
+        from xnnfit.runtime import runtime_versions
+        from xnnfit.source import ModelSource
+
+        thread_counts = parse_threads(threads)
+        source = ModelSource.parse(model, trust=trust_model)
+        recipes = parse_recipes(recipe)
+        with _steps(quiet, f"benchmarking {model}") as step:
+            results = run_bench(
+                source, recipes, _options(batch, dynamic_batch, input_shape, calibration, timeout),
+                threads=thread_counts, runs=runs, warmup=warmup, data=data, on_step=step,
+            )
+        for r in results:
+            render_bench(out, source.display, r)
+            out.print()
+        if json_path:
+            from xnnfit import __version__ as v
+
+            write_json(bench_dict(source.display, source.kind, {"xnnfit": v, **runtime_versions()}, results), json_path)
+            err.print(f"wrote {json_path}")
+        failed = [r for r in results if isinstance(r, Failed)]
+        for r in failed:
+            err.print(f"[red]error:[/] {escape(_one_line(r.error))}")
+            if debug and r.detail:
+                err.print(r.detail, markup=False)
+    except XnnfitError as exc:
+        _fail(exc)
+    if failed:
+        raise typer.Exit(EXIT_USAGE)
+
+
+@app.command(
+    epilog="""[bold]Examples[/]\n
+  xnnfit profile examples/where_cnn.py:build --recipe int8\n
+  xnnfit profile model.tflite --runs 50 --json profile.json"""
+)
+def profile(
+    model: str = typer.Argument(..., metavar="MODEL", help=".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"),
+    recipe: list[str] = typer.Option(["fp32"], "--recipe", "-r", help="Recipes to convert with (ignored for a .tflite)."),
+    threads: str = typer.Option("1", "--threads", help="Thread count for timing (one value)."),
+    runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per piece (interleaved with the whole model)."),
+    data: Optional[str] = typer.Option(None, "--data", help=".npz with one array per input (first sample); default: seeded random."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8/int16x8."),
+    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
+    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per conversion/profile."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+) -> None:
+    """Time per partition, per CPU node and per Keras layer: which fallback to fix first."""
+    _debug["on"] = debug
+    failed = False
+    try:
+        from xnnfit.bench import parse_threads
+        from xnnfit.check import check as run_check
+        from xnnfit.recipes import parse_recipes
+        from xnnfit.report.json import report_dict, write_json
+        from xnnfit.report.terminal import headline, render_profile
+
+        counts = parse_threads(threads)
+        if len(counts) != 1:
+            raise XnnfitError(f"profile times at one thread count, got --threads {threads}. Pass one value, e.g. --threads 1.")
+        with _steps(quiet, f"profiling {model}") as step:
+            report = run_check(
+                model, parse_recipes(recipe), _options(batch, False, input_shape, calibration, timeout),
+                trust=trust_model, on_recipe=step, profile={"runs": runs, "data": data, "threads": counts[0]},
+            )
+        for d in report.results:
+            out.print(f"[bold]{escape(report.model)}[/] · [cyan]{d.recipe}[/]")
+            if not d.ok:
+                failed = True
+                out.print("  [red]failed[/] (the error is on stderr)")
+                err.print(f"[red]error:[/] {escape(_one_line(d.error or ''))}")
+                continue
+            out.print(f"  {headline(d)}")
+            render_profile(out, d.profile)
+            out.print()
+        if json_path:
+            write_json(report_dict(report), json_path)
+            err.print(f"wrote {json_path}")
+    except XnnfitError as exc:
+        _fail(exc)
+    if failed:
+        raise typer.Exit(EXIT_USAGE)
+
+
+class _steps:
+    """A transient spinner on stderr naming the current step (nothing with --quiet)."""
+
+    def __init__(self, quiet: bool, title: str):
+        self.quiet, self.title, self.status = quiet, title, None
+
+    def __enter__(self):
+        if not self.quiet:
+            self.status = err.status(self.title + "…", spinner="dots")
+            self.status.__enter__()
+        return self.update
+
+    def update(self, step: str) -> None:
+        if self.status is not None:
+            self.status.update(f"{self.title}: {step}…")
+
+    def __exit__(self, *exc):
+        if self.status is not None:
+            self.status.__exit__(*exc)
+        return False
 
 
 @app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")

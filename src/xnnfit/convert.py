@@ -274,3 +274,29 @@ def _conversion_error(exc: Exception, frozen: Any, layers, framework: str, recip
     else:
         hint = "run with --debug for the converter's full message"
     return ConversionError(f"the TFLite converter refused {display} ({recipe.name}): {first[:300]}. {hint}.", detail=text)
+
+
+def materialize(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions()) -> Converted:
+    """The .tflite to measure: converted in a child for Keras sources, the file itself for a .tflite."""
+    if not source.is_tflite:
+        return convert(source, recipe, options)
+    from xnnfit.inputs import tflite_input_specs
+    from xnnfit.tflite.graph import read_model
+
+    content = source.read_bytes()
+    graph = read_model(content, repr(str(source.path)))
+    specs = tflite_input_specs(graph)
+    overrides = dict(options.input_shapes)
+    specs = tuple(dataclasses.replace(s, shape=overrides.pop(s.name)) if s.name in overrides else _pin_batch(s, options) for s in specs)
+    _check_overrides(overrides)
+    return Converted("as-given", content, specs, (), None)
+
+
+def _pin_batch(spec: InputSpec, options: ConvertOptions) -> InputSpec:
+    if spec.shape and spec.shape[0] < 0 and not options.dynamic_batch:
+        spec = dataclasses.replace(spec, shape=(options.batch, *spec.shape[1:]))
+    if any(d < 0 for d in spec.shape[1:]):
+        raise XnnfitError(
+            f"input {spec.name!r} of the .tflite has dynamic dimensions {spec.shape}. Pin them with --input-shape {spec.name}=1,..."
+        )
+    return spec

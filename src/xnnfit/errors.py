@@ -25,3 +25,7 @@ class RuntimeFailure(XnnfitError):
 
 class IsolationError(XnnfitError):
     """A child process crashed, hung or died."""
+
+
+class InputDataError(XnnfitError):
+    """Input data (--data, --calibration, --input-shape, --threads) is malformed or does not fit the model."""

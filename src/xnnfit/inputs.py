@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xnnfit.errors import XnnfitError
+from xnnfit.errors import InputDataError
 
 if TYPE_CHECKING:
     from xnnfit.tflite.graph import ModelGraph
@@ -34,7 +34,7 @@ def parse_input_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]]:
         except ValueError:
             shape = ()
         if not sep or not name or not shape or any(d < 1 for d in shape):
-            raise XnnfitError(f"cannot read --input-shape {item!r}. Write NAME=D1,D2,... with positive sizes, e.g. tokens=1,128.")
+            raise InputDataError(f"cannot read --input-shape {item!r}. Write NAME=D1,D2,... with positive sizes, e.g. tokens=1,128.")
         out[name.strip()] = shape
     return out
 
@@ -62,30 +62,30 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise XnnfitError(f"cannot read {str(path)!r} as .npz: {exc}. Save it with numpy.savez(path, name=array).") from exc
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputDataError(f"cannot read {str(path)!r} as .npz: {exc}. Save it with numpy.savez(path, name=array).") from exc
     if not arrays:
-        raise XnnfitError(f"{str(path)!r} holds no arrays. Save one array per model input, first axis = samples.")
+        raise InputDataError(f"{str(path)!r} holds no arrays. Save one array per model input, first axis = samples.")
     picked = {}
     for i, s in enumerate(specs):
         key = s.name if s.name in arrays else (f"arr_{i}" if f"arr_{i}" in arrays else None)
         if key is None and len(specs) == 1 and len(arrays) == 1:
             key = next(iter(arrays))
         if key is None:
-            raise XnnfitError(f"{str(path)!r} has no array for input {s.name!r} (it has {', '.join(arrays)}). Name arrays after the inputs.")
+            raise InputDataError(f"{str(path)!r} has no array for input {s.name!r} (it has {', '.join(arrays)}). Name arrays after the inputs.")
         arr = arrays[key]
         want = tuple(d for d in s.shape[1:])
         if arr.ndim != len(s.shape) or (want and tuple(arr.shape[1:]) != tuple(abs(d) for d in want)):
-            raise XnnfitError(
+            raise InputDataError(
                 f"array {key!r} in {str(path)!r} has shape {arr.shape}; input {s.name!r} needs (samples, {', '.join(map(str, want))}). "
                 "Stack samples on the first axis."
             )
         if arr.shape[0] == 0:
-            raise XnnfitError(f"array {key!r} in {str(path)!r} holds no samples. Put at least one sample on the first axis.")
+            raise InputDataError(f"array {key!r} in {str(path)!r} holds no samples. Put at least one sample on the first axis.")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise XnnfitError(f"array {key!r} in {str(path)!r} contains NaN or infinite values. Clean the data first.")
+            raise InputDataError(f"array {key!r} in {str(path)!r} contains NaN or infinite values. Clean the data first.")
         if np.dtype(s.dtype).kind != arr.dtype.kind and not (arr.dtype.kind in "iu" and np.dtype(s.dtype).kind in "iu"):
-            raise XnnfitError(f"array {key!r} in {str(path)!r} has dtype {arr.dtype}; input {s.name!r} needs {s.dtype}. Cast it.")
+            raise InputDataError(f"array {key!r} in {str(path)!r} has dtype {arr.dtype}; input {s.name!r} needs {s.dtype}. Cast it.")
         picked[s.name] = arr.astype(s.dtype)
     n = min(a.shape[0] for a in picked.values())
     batch = max(1, specs[0].shape[0]) if specs and specs[0].shape else 1

@@ -40,7 +40,59 @@ def diagnosis_dict(d: Diagnosis) -> dict[str, Any]:
         }
         for n in d.nodes
     ]
+    if d.profile is not None:
+        out["profile"] = profile_dict(d.profile)
     return out
+
+
+def profile_dict(p) -> dict[str, Any]:
+    """A ProfileResult as plain data."""
+    return {
+        "threads": p.threads,
+        "total_ms": p.total.median_ms,
+        "sum_ms": p.sum_ms,
+        "sum_ratio": p.sum_ratio,
+        "invoke_overhead_ms": p.invoke_overhead_ms,
+        "adjusted_sum_ratio": p.adjusted_sum_ratio,
+        "cpu_ms": p.cpu_ms,
+        "cpu_share": p.cpu_share,
+        "pieces": [{"kind": x.kind, "partition": x.partition, "nodes": list(x.nodes), "ops": list(x.ops), "ms": x.ms} for x in p.pieces],
+        "layers": [{"layer": c.layer, "cpu_ms": c.cpu_ms, "ops": list(c.ops), "causes": list(c.causes)} for c in p.layers],
+        "warnings": list(p.warnings),
+    }
+
+
+def bench_dict(model: str, kind: str, versions: dict, results) -> dict[str, Any]:
+    """bench results for every recipe as plain data."""
+    from xnnfit.bench import Failed
+
+    recipes = []
+    for r in results:
+        if isinstance(r, Failed):
+            recipes.append({"recipe": r.recipe, "status": "error", "error": r.error})
+            continue
+        recipes.append(
+            {
+                "recipe": r.recipe,
+                "status": "ok",
+                "size_bytes": r.size_bytes,
+                "configs": [
+                    {
+                        "xnnpack": c.xnnpack,
+                        "threads": c.threads,
+                        "median_ms": c.stats.median_ms,
+                        "p10_ms": c.stats.p10_ms,
+                        "p90_ms": c.stats.p90_ms,
+                        "min_ms": c.stats.min_ms,
+                        "runs": c.stats.runs,
+                        "rss_delta_bytes": c.rss_delta_bytes,
+                    }
+                    for c in r.configs
+                ],
+                "warnings": list(r.warnings),
+            }
+        )
+    return {"schema_version": SCHEMA_VERSION, "versions": dict(versions), "model": model, "model_kind": kind, "recipes": recipes}
 
 
 def report_dict(report: CheckReport) -> dict[str, Any]:

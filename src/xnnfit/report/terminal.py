@@ -95,6 +95,11 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
         _render_nodes(console, d)
 
 
+def _render_profile_if_any(console: Console, d: Diagnosis) -> None:
+    if d.ok and d.profile is not None:
+        render_profile(console, d.profile)
+
+
 def _render_nodes(console: Console, d: Diagnosis) -> None:
     table = Table(title="all nodes", box=None, header_style="bold")
     for col in ("#", "op", "where", "partition", "layer", "causes"):
@@ -109,6 +114,7 @@ def render_report(console: Console, report: CheckReport, *, all_nodes: bool = Fa
     """Print every recipe of one model."""
     for d in report.results:
         render_diagnosis(console, report.model, d, all_nodes=all_nodes)
+        _render_profile_if_any(console, d)
         console.print()
 
 
@@ -124,3 +130,71 @@ def render_cause(console: Console, cause: kb.Cause) -> None:
         console.print(f"    [green]{escape(line)}[/]")
     proven = [f"{p.expect} {p.op} ({p.recipe})" for p in cause.probes]
     console.print(f"  proven by probes: {escape('; '.join(proven)) if proven else 'none (cannot be built with the pinned converter/runtime)'}")
+
+
+def render_profile(console: Console, profile, *, top: int = 12) -> None:
+    """Where the time goes: whole vs pieces, CPU share, slowest pieces, fix-first layers."""
+    total = profile.total.median_ms
+    console.print(
+        f"  time: {total:.3g} ms whole model (median, {profile.threads} thread{'s' if profile.threads != 1 else ''}); "
+        f"pieces add up to {profile.sum_ratio:.2f}x of it"
+        + (
+            f" ({profile.adjusted_sum_ratio:.2f}x without the {len(profile.pieces) - 1} extra invokes of ~{profile.invoke_overhead_ms * 1e3:.1f} µs)"
+            if len(profile.pieces) > 1
+            else ""
+        )
+        + f"; {profile.cpu_share:.0%} of the time on CPU kernels"
+    )
+    for w in profile.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
+    if profile.layers:
+        console.print("  [bold]fix first[/] (CPU-kernel time per Keras layer):")
+        for cost in profile.layers[:top]:
+            causes = f"  [{', '.join(cost.causes)}]" if cost.causes else ""
+            console.print(f"    {escape(cost.line(total))}{causes}")
+    table = Table(box=None, header_style="bold", title=None)
+    for col in ("piece", "partition", "ops", "ms", "share"):
+        table.add_column(col, justify="right" if col in ("ms", "share", "partition") else "left")
+    pieces = sorted(profile.pieces, key=lambda p: -p.ms)
+    for p in pieces[:top]:
+        ops = _ops_text(list(p.ops))
+        table.add_row(
+            "[green]XNNPACK[/]" if p.kind == "xnnpack" else "[red]CPU[/]",
+            str(p.partition),
+            escape(ops if len(ops) < 60 else ops[:57] + "..."),
+            f"{p.ms:.3g}",
+            f"{p.ms / profile.sum_ms:.0%}" if profile.sum_ms else "",
+        )
+    console.print(table)
+    if len(pieces) > top:
+        console.print(f"  … {len(pieces) - top} more pieces (all in --json)")
+
+
+def render_bench(console: Console, model: str, result) -> None:
+    """One recipe's bench table."""
+    from xnnfit.bench import Failed
+
+    console.print(f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]")
+    if isinstance(result, Failed):
+        console.print("  [red]failed[/] (the error is on stderr)")
+        return
+    console.print(f"  model size {result.size_bytes / 1e6:.2f} MB")
+    table = Table(box=None, header_style="bold")
+    for col in ("config", "threads", "median ms", "p10", "p90", "min", "memory"):
+        table.add_column(col, justify="left" if col == "config" else "right")
+    for c in result.configs:
+        s = c.stats
+        table.add_row(
+            "XNNPACK" if c.xnnpack else "CPU kernels only",
+            str(c.threads),
+            f"{s.median_ms:.3g}",
+            f"{s.p10_ms:.3g}",
+            f"{s.p90_ms:.3g}",
+            f"{s.min_ms:.3g}",
+            f"+{c.rss_delta_bytes / 1e6:.1f} MB",
+        )
+    console.print(table)
+    for n in sorted({c.threads for c in result.configs}):
+        console.print(f"  {n} thread{'s' if n != 1 else ''}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels")
+    for w in result.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")

@@ -1,0 +1,169 @@
+"""profile and bench on real converted models: structure, ranking, JSON, bad input (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fixtures_models
+from xnnfit.bench import bench_content, parse_threads
+from xnnfit.check import analyze
+from xnnfit.errors import InputDataError, RuntimeFailure
+from xnnfit.inputs import tflite_input_specs
+from xnnfit.profile import profile_content
+from xnnfit.tflite import read_model
+
+
+def _profiled(name: str, recipe: str):
+    conv = fixtures_models.convert_example(name, recipe)
+    diag = analyze(conv.content, recipe, conv.layers, conv.framework)
+    prof = profile_content(conv.content, recipe, conv.inputs, diag.nodes, diag.partitions, runs=5, warmup=1)
+    return diag, prof
+
+
+@pytest.fixture(scope="module")
+def cnn_int8():
+    return _profiled("where_cnn", "int8")
+
+
+@pytest.mark.parametrize(("name", "recipe"), [("where_cnn", "fp32"), ("where_cnn", "int8"), ("transformer_block", "int8"), ("sin_cos_lambda", "fp32")])
+def test_every_node_timed_once(name, recipe):
+    diag, prof = _profiled(name, recipe)
+    timed = sorted(i for p in prof.pieces for i in p.nodes)
+    assert timed == sorted(n.index for n in diag.observed)
+    # one piece per XNNPACK partition, one per CPU node
+    assert sum(1 for p in prof.pieces if p.kind == "xnnpack") == diag.summary()["delegate_partitions"]
+    assert sum(1 for p in prof.pieces if p.kind == "cpu") == diag.summary()["cpu_nodes"]
+    assert all(p.ms > 0 for p in prof.pieces)
+    shares = [p.ms / prof.sum_ms for p in prof.pieces]
+    assert sum(shares) == pytest.approx(1.0)
+    assert 0.0 <= prof.cpu_share <= 1.0
+    assert prof.sum_ratio > 0 and prof.total.median_ms > 0
+    cpu_layers = {n.layer for n in diag.observed if not n.delegated}
+    assert {c.layer for c in prof.layers} == cpu_layers
+    assert sum(c.cpu_ms for c in prof.layers) == pytest.approx(prof.cpu_ms)
+    assert [c.cpu_ms for c in prof.layers] == sorted((c.cpu_ms for c in prof.layers), reverse=True)
+
+
+def test_expensive_fallback_ranks_first():
+    """A layer whose CPU ops dominate (a big tf.where) is the first 'fix first' line."""
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((64, 64, 16), name="image")
+    x = keras.layers.Conv2D(16, 3, padding="same", name="conv")(inp)
+    x = keras.layers.Lambda(lambda t: tf.where(t < 0, 0.1 * t, t * t), name="big_where")(x)
+    x = keras.layers.Lambda(lambda t: tf.reduce_mean(t, axis=[1, 2]) > 0.0, name="small_flag")(x)
+    out = keras.layers.Lambda(lambda t: tf.cast(t, tf.float32), name="to_float")(x)
+    conv = fixtures_models.convert(keras.Model(inp, out))
+    diag = analyze(conv.content, "fp32", conv.layers, conv.framework)
+    prof = profile_content(conv.content, "fp32", conv.inputs, diag.nodes, diag.partitions, runs=5, warmup=1)
+    assert prof.layers[0].layer == "big_where"
+    assert set(prof.layers[0].ops) == {"LESS", "SELECT"}
+    assert "XNN001" in prof.layers[0].causes
+
+
+def test_bench_structure():
+    conv = fixtures_models.convert_example("where_activation", "fp32")
+    res = bench_content(conv.content, "fp32", conv.inputs, threads=(1, 2), runs=5, warmup=1)
+    assert {(c.xnnpack, c.threads) for c in res.configs} == {(True, 1), (False, 1), (True, 2), (False, 2)}
+    for c in res.configs:
+        assert c.stats.runs == 5
+        assert c.stats.min_ms <= c.stats.p10_ms <= c.stats.median_ms <= c.stats.p90_ms
+    assert res.size_bytes == len(conv.content)
+    assert res.speedup(1) > 0
+
+
+def test_bench_rejects_bad_data():
+    conv = fixtures_models.convert_example("where_activation", "fp32")
+    (spec,) = conv.inputs
+    with pytest.raises(InputDataError, match="needs shape"):
+        bench_content(conv.content, "fp32", conv.inputs, sample={spec.name: np.zeros((1, 3), "float32")}, runs=1, warmup=0)
+    bad = np.full((1, 10), np.nan, "float32")
+    with pytest.raises(InputDataError, match="NaN"):
+        bench_content(conv.content, "fp32", conv.inputs, sample={spec.name: bad}, runs=1, warmup=0)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1,0", "two", ""])
+def test_thread_counts_must_be_positive(text):
+    with pytest.raises(InputDataError):
+        parse_threads(text)
+
+
+def test_model_that_cannot_run_is_a_clear_error(tmp_path):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    def f(x):
+        return tf.math.tan(x)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
+    converter.allow_custom_ops = True
+    content = converter.convert()
+    specs = tflite_input_specs(read_model(content))
+    with pytest.raises(RuntimeFailure, match="Tan"):
+        bench_content(content, "as-given", specs, runs=1, warmup=0)
+    path = tmp_path / "custom.tflite"
+    path.write_bytes(content)
+    res = subprocess.run([sys.executable, "-m", "xnnfit", "bench", str(path), "-q"], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Tan" in lines[0]
+
+
+def _cli(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cnn_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prof") / "cnn.tflite"
+    path.write_bytes(fixtures_models.convert_example("where_cnn", "int8").content)
+    return path
+
+
+def test_profile_and_bench_json(cnn_file, tmp_path):
+    out = tmp_path / "p.json"
+    res = _cli("profile", str(cnn_file), "--runs", "3", "--json", str(out), "-q")
+    assert res.returncode == 0, res.stderr
+    assert "fix first" in res.stdout
+    doc = json.loads(out.read_text())
+    (rec,) = doc["recipes"]
+    p = rec["profile"]
+    assert p["total_ms"] > 0 and p["sum_ratio"] > 0 and 0 <= p["cpu_share"] <= 1
+    assert {x["kind"] for x in p["pieces"]} == {"xnnpack", "cpu"}
+    assert all(set(x) >= {"kind", "nodes", "ms"} for x in p["pieces"])
+    assert [x["cpu_ms"] for x in p["layers"]] == sorted((x["cpu_ms"] for x in p["layers"]), reverse=True)
+    out = tmp_path / "b.json"
+    res = _cli("bench", str(cnn_file), "--runs", "3", "--warmup", "1", "--threads", "1,2", "--json", str(out), "-q")
+    assert res.returncode == 0, res.stderr
+    (rec,) = json.loads(out.read_text())["recipes"]
+    assert {(c["xnnpack"], c["threads"]) for c in rec["configs"]} == {(True, 1), (False, 1), (True, 2), (False, 2)}
+    assert all(set(c) >= {"xnnpack", "threads", "median_ms", "p10_ms", "p90_ms"} for c in rec["configs"])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--threads", "0"], "--threads"),
+        (["--threads", "-1"], "--threads"),
+        (["--data", "{npz_shape}"], "needs (samples, 32, 32, 3)"),
+        (["--data", "{npz_nan}"], "NaN"),
+        (["--data", "{npz_empty}"], "no arrays"),
+    ],
+)
+def test_bench_bad_input_exit_2(cnn_file, tmp_path, args, needle):
+    np.savez(tmp_path / "shape.npz", image=np.zeros((2, 16, 16, 3), "float32"))
+    np.savez(tmp_path / "nan.npz", image=np.full((2, 32, 32, 3), np.nan, "float32"))
+    np.savez(tmp_path / "empty.npz")
+    subs = {"{npz_shape}": str(tmp_path / "shape.npz"), "{npz_nan}": str(tmp_path / "nan.npz"), "{npz_empty}": str(tmp_path / "empty.npz")}
+    res = _cli("bench", str(cnn_file), "-q", *[subs.get(a, a) for a in args])
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], res.stderr
