@@ -22,8 +22,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/xnnfit check $(EXAMPLES) --trust-model
-	$(VENV)/bin/xnnfit check examples/dynamic_reshape.py:build --dynamic-batch --trust-model
+	$(VENV)/bin/xnnfit check $(EXAMPLES)
+	$(VENV)/bin/xnnfit check examples/dynamic_reshape.py:build --dynamic-batch
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
