@@ -48,17 +48,22 @@ class BenchResult:
 
 def feed(interpreter: Any, sample: dict[str, np.ndarray]) -> None:
     """Set every input of `interpreter` from `sample` (keys are input names), resizing dynamic dims."""
+    names = [input_name(d["name"]) for d in interpreter.get_input_details()]
+    feed_values(interpreter, [sample[n] for n in names])
+
+
+def feed_values(interpreter: Any, values: list[np.ndarray]) -> None:
+    """Set the inputs of `interpreter` in order, resizing dynamic dimensions first."""
     details = interpreter.get_input_details()
     resized = False
-    for d in details:
-        value = sample[input_name(d["name"])]
-        if tuple(d["shape"]) != value.shape:
-            interpreter.resize_tensor_input(d["index"], value.shape, strict=False)
+    for d, v in zip(details, values):
+        if tuple(d["shape"]) != v.shape:
+            interpreter.resize_tensor_input(d["index"], v.shape, strict=False)
             resized = True
     if resized:
         interpreter.allocate_tensors()
-    for d in interpreter.get_input_details():
-        interpreter.set_tensor(d["index"], sample[input_name(d["name"])])
+    for d, v in zip(interpreter.get_input_details(), values):
+        interpreter.set_tensor(d["index"], v)
 
 
 def check_sample(sample: dict[str, np.ndarray], specs: tuple[InputSpec, ...]) -> None:

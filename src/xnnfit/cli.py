@@ -94,8 +94,6 @@ def check(
     _debug["on"] = debug
     try:
         from xnnfit.check import check as run_check
-        from xnnfit.convert import ConvertOptions
-        from xnnfit.inputs import parse_input_shapes
         from xnnfit.recipes import parse_recipes
         from xnnfit.report.json import report_dict, write_json
         from xnnfit.report.terminal import render_report
@@ -103,13 +101,7 @@ def check(
         recipes = parse_recipes(recipe)
         if json_path and len(models) > 1:
             raise XnnfitError(f"--json takes one model, got {len(models)}. Run xnnfit check once per model.")
-        options = ConvertOptions(
-            batch=batch,
-            dynamic_batch=dynamic_batch,
-            input_shapes=tuple(parse_input_shapes(input_shape).items()),
-            calibration=calibration,
-            timeout=timeout,
-        )
+        options = _options(batch, dynamic_batch, input_shape, calibration, timeout)
         gate_failed = False
         any_error = False
         for model in models:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from xnnfit.bench import check_sample, feed
+from xnnfit.bench import check_sample, feed, feed_values
 from xnnfit.delegation import Partition
 from xnnfit.explain import NodeVerdict
 from xnnfit.inputs import InputSpec, random_inputs
@@ -112,16 +112,7 @@ def capture(content: bytes, sample: dict[str, np.ndarray]) -> Any:
 
 def _piece_runner(content: bytes, values: list[np.ndarray], threads: int) -> Any:
     it = build_interpreter(content, xnnpack=True, threads=threads, what="a profile piece")
-    details = it.get_input_details()
-    resized = False
-    for d, v in zip(details, values):
-        if tuple(d["shape"]) != v.shape:
-            it.resize_tensor_input(d["index"], v.shape, strict=False)
-            resized = True
-    if resized:
-        it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), values):
-        it.set_tensor(d["index"], v)
+    feed_values(it, values)
     it.invoke()
     return it
 
