@@ -306,6 +306,56 @@ class _steps:
         return False
 
 
+@app.command(
+    epilog="""[bold]Examples[/]\n
+  xnnfit fix model.tflite -o model_fixed.tflite\n
+  xnnfit fix examples/where_cnn.py:build --recipe int8 -o cnn_int8_fixed.tflite\n
+  xnnfit fix model.tflite --dry-run --rules XR001,XR003\n
+  xnnfit fix model.tflite -o fixed.tflite --input-shape tokens=1,128 --json fix.json"""
+)
+def fix(
+    model: str = typer.Argument(..., metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe"),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Where to write the fixed .tflite (never the input)."),
+    recipe: str = typer.Option("fp32", "--recipe", "-r", help="Recipe for Keras sources (one)."),
+    rules: Optional[str] = typer.Option(None, "--rules", help="Only these rules, e.g. XR001,XR003."),
+    exclude: Optional[str] = typer.Option(None, "--exclude", help="Skip these rules."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing, verify nothing."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+    runs: int = typer.Option(30, "--runs", min=3, help="Timed runs per latency comparison."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8."),
+    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
+    timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds allowed for conversion and for the fix."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+) -> None:
+    """Rewrite the graph so XNNPACK runs it whole; keep only fixes proven equal and not slower."""
+    _debug["on"] = debug
+    try:
+        from xnnfit.fix import fix as run_fix
+        from xnnfit.recipes import parse_recipes
+        from xnnfit.report.json import fix_dict, write_json
+        from xnnfit.report.terminal import render_fix
+
+        recipes = parse_recipes(recipe)
+        if len(recipes) != 1:
+            raise XnnfitError(f"fix takes one recipe, got {recipe!r}. Run it once per recipe.")
+        split = lambda text: [t for t in (text or "").split(",") if t.strip()]  # noqa: E731
+        with _steps(quiet, f"fixing {model}") as step:
+            report = run_fix(
+                model, output, recipe=recipes[0], options=_options(batch, False, input_shape, calibration, timeout),
+                rules=split(rules) or None, exclude=split(exclude), dry_run=dry_run, force=force, trust=trust_model, runs=runs, on_step=step,
+            )
+        render_fix(out, report)
+        if json_path:
+            write_json(fix_dict(report), json_path)
+            err.print(f"wrote {json_path}")
+    except XnnfitError as exc:
+        _fail(exc)
+
+
 @app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")
 def explain(cause_id: Optional[str] = typer.Argument(None, metavar="[XNN0xx]", help="A cause id from a check report.")) -> None:
     """Explain a cause: what it is, why XNNPACK refuses it, and what to write instead."""

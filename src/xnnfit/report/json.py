@@ -127,3 +127,21 @@ def write_json(doc: dict[str, Any], path: str | Path) -> None:
         except OSError:
             pass
         raise
+
+
+def fix_dict(report) -> dict[str, Any]:
+    """A FixReport as plain data."""
+    r = report.result
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": report.model,
+        "recipe": report.recipe,
+        "output": report.output,
+        "applied": [{"rule": o.rule, "count": o.count, "where": list(o.where)} for o in r.applied],
+        "rules": [{"rule": o.rule, "status": o.status, "count": o.count, "reason": o.reason} for o in r.outcomes],
+        "before": {"cpu_nodes": r.before.cpu_nodes, "partitions": r.before.partitions, "median_ms": r.before.median_ms},
+        "after": {"cpu_nodes": r.after.cpu_nodes, "partitions": r.after.partitions, "median_ms": r.after.median_ms},
+        "max_abs_error": r.numerics.max_abs_error,
+        "max_rel_error": r.numerics.max_rel_error,
+        "keras_hints": [{"layer": layer, "causes": list(c)} for layer, c in report.keras_hints],
+    }

@@ -198,3 +198,33 @@ def render_bench(console: Console, model: str, result) -> None:
         console.print(f"  {n} thread{'s' if n != 1 else ''}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels")
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
+
+
+def render_fix(console: Console, report) -> None:
+    """What the fix did: rules applied or rolled back, numerics, delegation and latency before -> after."""
+    r = report.result
+    console.print(f"[bold]{escape(report.model)}[/] · [cyan]{report.recipe}[/]")
+    for o in r.outcomes:
+        if o.status == "applied":
+            where = ", ".join(o.where[:3]) + (f" (+{len(o.where) - 3} more)" if len(o.where) > 3 else "")
+            console.print(f"  [green]applied[/] {o.rule} ×{o.count} at {escape(where)}: {escape(o.reason)}")
+        elif o.status == "rolled-back":
+            console.print(f"  [yellow]rolled back[/] {o.rule} ×{o.count}: {escape(o.reason)}")
+        else:
+            console.print(f"  [dim]{o.rule}: {escape(o.reason)}[/]")
+    b, a = r.before, r.after
+    console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
+    speed = b.median_ms / a.median_ms if a.median_ms else 0.0
+    console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x); outputs max abs error {r.numerics.max_abs_error:.3g}")
+    console.print(f"  wrote {escape(report.output)}" if report.output else "  dry run: nothing written")
+    if report.keras_hints:
+        console.print("  to fix the Keras source too:")
+        by_cause: dict[str, list[str]] = {}
+        for layer, causes in report.keras_hints:
+            for c in causes or ("unexplained",):
+                by_cause.setdefault(c, []).append(layer)
+        for cid, layers in by_cause.items():
+            console.print(f"    {', '.join(escape(x) for x in layers)} [{cid}]:")
+            if cid != "unexplained":
+                for line in kb.get(cid).fix.splitlines():
+                    console.print(f"      [green]{escape(line)}[/]")

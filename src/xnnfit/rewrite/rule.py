@@ -1,0 +1,58 @@
+"""The Rule base: a stable id, the KB causes it removes, how exact it is, match and apply."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from xnnfit.rewrite.graph import Graph
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+    """One place a rule applies: the anchor op and what apply() needs."""
+
+    rule: str
+    anchor: int  # op index in the graph at match time
+    where: str  # a tensor name users can recognise
+    detail: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoMatch:
+    """Why a rule did not apply."""
+
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RewriteContext:
+    """What rules may use besides the graph: pinned input shapes and the model's bytes."""
+
+    input_shapes: dict = dataclasses.field(default_factory=dict)
+    batch: int = 1
+
+
+class Rule:
+    """A graph rewrite; subclasses set the class attributes and implement match/apply."""
+
+    id: str = ""
+    title: str = ""
+    fixes: tuple[str, ...] = ()  # KB cause ids it removes
+    exactness: str = "exact"  # 'exact' or 'tolerance'
+    tolerance: float = 1e-5  # max abs error / max |output| accepted against the model before the rule
+
+    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
+        """Every place the rule applies now, or why it applies nowhere."""
+        raise NotImplementedError
+
+    def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
+        """Rewrite one match in place (dead ops are pruned later)."""
+        raise NotImplementedError
+
+    example: Callable[[], Any] | None = None  # builds a Keras model that triggers the rule
+    example_recipe: str = "fp32"
+
+    def tag(self, name: str) -> str:
+        """A tensor name marking what this rule created."""
+        return f"xnnfit:{self.id}/{name}"

@@ -1,0 +1,140 @@
+"""XR001: tf.where activations (compare with 0 + SELECT) -> delegated arithmetic.
+
+`where(x < 0, f(x), g(x))` with elementwise f, g and f(0) == g(0) == k equals
+`f(neg) + g(pos) - k` where pos = relu(x), neg = x - pos. In float, pos is RELU; in
+int8 RELU/MINIMUM are not delegated, so pos = (leaky_relu(x, a) - a*x) / (1 - a).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xnnfit.rewrite.elementwise import chain, clone, evaluate
+from xnnfit.rewrite.graph import Graph
+from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.tflite.schema import fb
+
+_NEG_WHEN_TRUE = {("LESS", 0): True, ("LESS_EQUAL", 0): True, ("GREATER", 0): False, ("GREATER_EQUAL", 0): False,
+                  ("LESS", 1): False, ("LESS_EQUAL", 1): False, ("GREATER", 1): True, ("GREATER_EQUAL", 1): True}
+_LEAK = 0.5
+
+
+def _example():
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((16,), name="x")
+    x = keras.layers.Dense(16, name="dense")(inp)
+    x = keras.layers.Lambda(lambda t: tf.where(t < 0, 0.1 * t, tf.square(t)), name="where_act")(x)
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
+
+
+class WhereActivation(Rule):
+    id = "XR001"
+    title = "tf.where activation -> relu/leaky_relu arithmetic"
+    fixes = ("XNN001",)
+    exactness = "exact"
+    tolerance = 1e-5
+    example = staticmethod(_example)
+
+    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
+        found, reasons = [], []
+        for i in range(len(g.ops)):
+            if g.op(i) not in ("SELECT", "SELECT_V2"):
+                continue
+            why = self._why_not(g, i)
+            if isinstance(why, str):
+                reasons.append(why)
+            else:
+                found.append(Match(self.id, i, g.name(g.outputs(i)[0]), why))
+        if found:
+            return found
+        return NoMatch("; ".join(dict.fromkeys(reasons)) or "no SELECT/SELECT_V2 node")
+
+    def _why_not(self, g: Graph, i: int):
+        cond, t_true, t_false = g.inputs(i)[:3]
+        p = g.producer(cond)
+        if p is None or g.op(p) not in ("LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL"):
+            return "the select condition is not a comparison"
+        a, b = g.inputs(p)[:2]
+        zero_side = 1 if g.value(b) is not None else (0 if g.value(a) is not None else None)
+        if zero_side is None:
+            return "the comparison is between two computed tensors"
+        c = g.real_value(b if zero_side == 1 else a)
+        if not np.allclose(c, 0.0):
+            return "the comparison threshold is not 0"
+        x = a if zero_side == 1 else b
+        if not (g.dtype(x).startswith("float") or g.dtype(x) in ("int8", "uint8")):
+            return f"the compared tensor is {g.dtype(x)}"
+        neg_when_true = _NEG_WHEN_TRUE[(g.op(p), 1 - zero_side)]
+        f_t, g_t = (t_true, t_false) if neg_when_true else (t_false, t_true)
+        same = {x}
+        f_ops, g_ops = chain(g, f_t, same), chain(g, g_t, same)
+        if f_ops is None or g_ops is None:
+            return "a branch is not an elementwise function of the compared tensor"
+        try:
+            f0, g0 = evaluate(g, f_ops, same, 0.0, f_t), evaluate(g, g_ops, same, 0.0, g_t)
+        except (ValueError, FloatingPointError, TypeError):
+            return "a branch cannot be evaluated at 0"
+        if not np.allclose(f0, g0, atol=1e-6):
+            return "the branches differ at 0 (the activation jumps), so no blend is exact"
+        return {"x": x, "same": same, "neg": (f_t, f_ops), "pos": (g_t, g_ops), "k": np.asarray(f0, dtype=np.float64)}
+
+    def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
+        d = m.detail
+        i = m.anchor
+        x = d["x"]
+        out = g.outputs(i)[0]
+        quantized = g.dtype(x) in ("int8", "uint8")
+        q = g.quant(x)
+        shape = g.shape(x)
+        ops = []
+        pos = g.add_tensor(shape, g.dtype(x), self.tag("pos"), q)
+        neg = g.add_tensor(shape, g.dtype(x), self.tag("neg"), q)
+        if not quantized:
+            ops.append(g.make_op("RELU", [x], [pos]))
+        else:
+            leaky = g.add_tensor(shape, g.dtype(x), self.tag("leaky"), q)
+            ax = g.add_tensor(shape, g.dtype(x), self.tag("ax"), q)
+            half_pos = g.add_tensor(shape, g.dtype(x), self.tag("half_pos"), q)
+            opts = fb.LeakyReluOptionsT()
+            opts.alpha = _LEAK
+            ops.append(g.make_op("LEAKY_RELU", [x], [leaky], opts, "LeakyReluOptions"))
+            ops.append(g.make_op("MUL", [x, self._qconst(g, _LEAK, x)], [ax], fb.MulOptionsT(), "MulOptions"))
+            ops.append(g.make_op("SUB", [leaky, ax], [half_pos], fb.SubOptionsT(), "SubOptions"))
+            ops.append(g.make_op("MUL", [half_pos, self._qconst(g, 1 / (1 - _LEAK), x)], [pos], fb.MulOptionsT(), "MulOptions"))
+        ops.append(g.make_op("SUB", [x, pos], [neg], fb.SubOptionsT(), "SubOptions"))
+        branches = []
+        for side, src in (("neg", neg), ("pos", pos)):
+            t, chain_ops = d[side]
+            if not chain_ops and t not in d["same"]:  # a constant branch: broadcast it as is
+                branches.append(t)
+                continue
+            new_ops, mapping = clone(g, chain_ops, d["same"], src, lambda n, s=side: self.tag(f"{s}/{n}"))
+            ops.extend(new_ops)
+            branches.append(mapping[t])
+        k = d["k"]
+        has_k = not np.allclose(k, 0.0)
+        summed = g.add_tensor(g.shape(out), g.dtype(out), self.tag("sum"), g.quant(out)) if has_k else out
+        if has_k:
+            ops.append(g.make_op("ADD", branches, [summed], fb.AddOptionsT(), "AddOptions"))
+            result = g.add_tensor(g.shape(out), g.dtype(out), self.tag("result"), g.quant(out))
+            kc = g.add_const(np.asarray(k, np.float32), self.tag("k")) if not quantized else self._qconst(g, float(np.mean(k)), out)
+            ops.append(g.make_op("SUB", [summed, kc], [result], fb.SubOptionsT(), "SubOptions"))
+            final = result
+        else:
+            final = g.add_tensor(g.shape(out), g.dtype(out), self.tag("result"), g.quant(out))
+            ops.append(g.make_op("ADD", branches, [final], fb.AddOptionsT(), "AddOptions"))
+        g.insert(i, ops)
+        g.rewire(out, final)
+
+    @staticmethod
+    def _qconst(g: Graph, value: float, like: int) -> int:
+        """A scalar constant of `like`'s dtype: float as is, int8 with scale |value|/127."""
+        if g.dtype(like).startswith("float"):
+            return g.add_const(np.asarray(value, np.float32), f"xnnfit:const/{value:g}")
+        q = fb.QuantizationParametersT()
+        q.scale = [abs(value) / 127.0 if value else 1.0]
+        q.zeroPoint = [0]
+        stored = np.asarray(127 if value > 0 else (-127 if value < 0 else 0), dtype=np.int8 if g.dtype(like) == "int8" else np.uint8)
+        return g.add_const(stored, f"xnnfit:const/{value:g}", q)

@@ -1,0 +1,132 @@
+"""XR002: fold shape plumbing into constants once input shapes are static.
+
+The pinned input shapes (batch 1 unless --input-shape says otherwise) are given to the
+real runtime, which infers every tensor's shape and computes every value that depends
+only on shapes and constants (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, FILL, ...).
+Those values become constants; EXPAND_DIMS and SQUEEZE become RESHAPE to their static
+shape, and every tensor's shape is pinned, so the integer plumbing disappears.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xnnfit.rewrite.graph import Graph
+from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.tflite.schema import fb
+
+MAX_FOLD_ELEMENTS = 4096
+_NEVER_FOLD = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "WHILE", "IF", "CALL_ONCE", "CUSTOM", "RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL", "DEQUANTIZE", "DENSIFY"}
+_SHAPE_ONLY = {"SHAPE", "RANK", "ZEROS_LIKE", "ONES_LIKE"}
+
+
+def _example():
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((4, 4), name="x")
+    x = keras.layers.Lambda(lambda t: tf.reshape(t, (tf.shape(t)[0], -1)), output_shape=(16,), name="dyn_reshape")(inp)
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
+
+
+class FoldShapes(Rule):
+    id = "XR002"
+    title = "fold run-time shape computation into constants"
+    fixes = ("XNN014", "XNN020", "XNN015", "XNN013", "XNN021")
+    exactness = "exact"
+    tolerance = 1e-6
+    example = staticmethod(_example)
+    example_dynamic_batch = True
+
+    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
+        try:
+            shapes, values = _infer(g, ctx)
+        except ValueError as exc:
+            return NoMatch(str(exc))
+        folded = _data_independent(g)
+        boundary = []
+        for t in sorted(folded):
+            v = values.get(t)
+            if v is None or v.size > MAX_FOLD_ELEMENTS:
+                continue
+            readers = [c for c in g.consumers(t) if not set(g.outputs(c)) <= folded]
+            if readers or g.is_graph_output(t):
+                boundary.append(t)
+        reshapes = [i for i in range(len(g.ops)) if g.op(i) in ("EXPAND_DIMS", "SQUEEZE") and not set(g.outputs(i)) <= folded]
+        dynamic = [t for t in range(len(g.sub.tensors)) if any(d < 0 for d in g.shape(t)) and t in shapes]
+        if not boundary and not reshapes and not dynamic:
+            return NoMatch("no shape computation to fold and no dynamic dimension to pin")
+        where = g.name(boundary[0]) if boundary else (g.name(g.outputs(reshapes[0])[0]) if reshapes else "input shapes")
+        return [Match(self.id, 0, where, {"boundary": boundary, "reshapes": reshapes, "shapes": shapes, "values": values})]
+
+    def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
+        d = m.detail
+        shapes, values = d["shapes"], d["values"]
+        for t in d["boundary"]:
+            value = values[t]
+            c = g.add_const(value.astype(_np_type(g.dtype(t))), self.tag(g.name(t) or f"t{t}"), g.quant(t))
+            g.rewire(t, c)
+        for i in sorted(d["reshapes"], reverse=True):
+            x, out = g.inputs(i)[0], g.outputs(i)[0]
+            shape_const = g.add_const(np.asarray(shapes[out], np.int32), self.tag("shape"))
+            opts = fb.ReshapeOptionsT()
+            opts.newShape = [int(v) for v in shapes[out]]
+            g.ops[i] = g.make_op("RESHAPE", [x, shape_const], [out], opts, "ReshapeOptions")
+        for t, shape in shapes.items():
+            tensor = g.tensor(t)
+            if tensor.buffer and g.value(t) is not None:
+                continue
+            tensor.shape = [int(v) for v in shape]
+            tensor.shapeSignature = None
+
+
+def _np_type(dtype: str):
+    return {"float32": np.float32, "int32": np.int32, "int64": np.int64, "bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "float16": np.float16}.get(dtype, np.float32)
+
+
+def _data_independent(g: Graph) -> set[int]:
+    """Computed tensors whose value depends only on shapes and constants."""
+    known: set[int] = set()
+    for i in range(len(g.ops)):
+        name = g.op(i)
+        if name in _NEVER_FOLD:
+            continue
+        ins = [t for t in g.inputs(i) if t >= 0]
+        if name in _SHAPE_ONLY or all(t in known or g.value(t) is not None for t in ins):
+            known.update(g.outputs(i))
+    return known
+
+
+def _infer(g: Graph, ctx: RewriteContext) -> tuple[dict[int, tuple], dict[int, np.ndarray]]:
+    """Every tensor's static shape and value from one run of the real runtime at pinned input shapes."""
+    from xnnfit.bench import feed_values
+    from xnnfit.inputs import input_name
+    from xnnfit.runtime import build_interpreter
+
+    content = g.to_bytes(prune=False)
+    pinned = []
+    for t in g.sub.inputs or []:
+        shape = list(g.shape(int(t)))
+        name = input_name(g.name(int(t)))
+        if name in ctx.input_shapes:
+            shape = list(ctx.input_shapes[name])
+        elif shape and shape[0] < 0:
+            shape[0] = ctx.batch
+        if any(d < 0 for d in shape):
+            raise ValueError(f"input {name!r} has dynamic dimensions {tuple(shape)}; pass --input-shape {name}=... to pin them")
+        pinned.append(np.zeros(shape, dtype=_np_type(g.dtype(int(t)))))
+    it = build_interpreter(content, xnnpack=False, preserve_all_tensors=True, what="the model (shape inference)")
+    feed_values(it, pinned)
+    it.invoke()
+    shapes, values = {}, {}
+    for t in range(len(g.sub.tensors)):
+        try:
+            v = it.get_tensor(t)
+        except ValueError:
+            continue
+        if v is None:
+            continue
+        shapes[t] = tuple(int(d) for d in v.shape)
+        if v.size <= MAX_FOLD_ELEMENTS:
+            values[t] = np.array(v)
+    return shapes, values
