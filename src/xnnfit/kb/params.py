@@ -29,7 +29,6 @@ CAUSES = (
         why="XNNPACK slices with stride 1 only and without ellipsis, new-axis or shrink masks (x[:, ::2], x[:, 0] and x[..., None] are refused).",
         fix="y = tf.reshape(x[:, 0:1], (1, 16))   # for x[:, 0]; for x[:, ::2] reshape to (.., n, 2) and slice [..., 0:1]",
         example="x[:, ::2] or x[:, 0]",
-        rewrites=("XR005",),
         probes=(
             Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, ::2] * 2.0)),
             Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, 0] * 2.0, shape=(4, 4))),
@@ -44,7 +43,6 @@ CAUSES = (
         why="The delegate concatenates 2 to 5 inputs in one node; more inputs stay on CPU kernels.",
         fix="y = tf.concat([tf.concat(xs[:4], -1), tf.concat(xs[4:], -1)], -1)   # groups of at most 5",
         example="tf.concat([x] * 6, axis=-1)",
-        rewrites=("XR004",),
         probes=(
             Probe("rejected", "CONCATENATION", lam(lambda tf, x: tf.concat([x * float(i + 1) for i in range(6)], axis=-1))),
             Probe("delegated", "CONCATENATION", lam(lambda tf, x: tf.concat([x * float(i + 1) for i in range(5)], axis=-1))),
@@ -58,7 +56,6 @@ CAUSES = (
         why="XNNPACK splits evenly into 2, 3 or 4 outputs only.",
         fix="parts = [x[:, i * 2:(i + 1) * 2] for i in range(8)]   # static slices instead of tf.split(x, 8, axis=1)",
         example="tf.split(x, 8, axis=1)",
-        rewrites=("XR004",),
         probes=(
             Probe("rejected", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 8, axis=1)[::-1], 1))),
             Probe("delegated", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 4, axis=1)[::-1], 1))),
@@ -72,7 +69,6 @@ CAUSES = (
         why="XNNPACK pooling needs stride <= window size; a 1x1 window with stride > 1 is refused.",
         fix="y = x[:, ::2, ::2, :] is refused too: use keras.layers.Conv2D/DepthwiseConv2D(1, strides=2) with constant ones, or pool 2x2",
         example="keras.layers.AveragePooling2D(pool_size=1, strides=2)",
-        rewrites=("XR005",),
         probes=(
             Probe("rejected", "AVERAGE_POOL_2D", layers(lambda k: k.layers.AveragePooling2D(pool_size=1, strides=2), shape=(8, 8, 4))),
             Probe("delegated", "AVERAGE_POOL_2D", layers(lambda k: k.layers.AveragePooling2D(pool_size=2, strides=2), shape=(8, 8, 4))),

@@ -128,6 +128,8 @@ def render_cause(console: Console, cause: kb.Cause) -> None:
     console.print("  use instead:")
     for line in cause.fix.splitlines():
         console.print(f"    [green]{escape(line)}[/]")
+    if cause.rewrites:
+        console.print(f"  xnnfit fix rules: {', '.join(cause.rewrites)}")
     proven = [f"{p.expect} {p.op} ({p.recipe})" for p in cause.probes]
     console.print(f"  proven by probes: {escape('; '.join(proven)) if proven else 'none (cannot be built with the pinned converter/runtime)'}")
 

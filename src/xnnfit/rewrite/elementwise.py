@@ -104,3 +104,31 @@ def clone(g: Graph, ops: list[int], x: int | set[int], new_x: int, tag) -> tuple
         mapping[out_old] = out_new
         new_ops.append(op)
     return new_ops, mapping
+
+
+def clone_float(g: Graph, ops: list[int], x: int | set[int], new_x: int, tag) -> tuple[list, dict[int, int]]:
+    """Float32 copies of `ops` reading float `new_x`: quantize/dequantize vanish, constants are dequantized."""
+    mapping = {t: new_x for t in (x if isinstance(x, set) else {x})}
+    new_ops = []
+    for i in ops:
+        out_old = g.outputs(i)[0]
+        ins = g.inputs(i)
+        if g.op(i) in IDENTITY:
+            mapping[out_old] = mapping.get(ins[0], ins[0])
+            continue
+        new_ins = []
+        for t in ins:
+            if t in mapping:
+                new_ins.append(mapping[t])
+            elif g.value(t) is not None and g.dtype(t) != "float32":
+                new_ins.append(g.add_const(g.real_value(t).astype(np.float32), tag(f"const/{g.name(t)}")))
+            else:
+                new_ins.append(t)
+        out_new = g.add_tensor(g.shape(out_old), "float32", tag(g.name(out_old)))
+        op = copy.deepcopy(g.ops[i])
+        op.inputs = new_ins
+        op.outputs = [out_new]
+        op.debugMetadataIndex = -1
+        mapping[out_old] = out_new
+        new_ops.append(op)
+    return new_ops, mapping

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xnnfit.rewrite.elementwise import chain, clone, evaluate
+from xnnfit.rewrite.elementwise import chain, clone, clone_float, evaluate
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
 from xnnfit.tflite.schema import fb
@@ -85,48 +85,81 @@ class WhereActivation(Rule):
         i = m.anchor
         x = d["x"]
         out = g.outputs(i)[0]
-        quantized = g.dtype(x) in ("int8", "uint8")
-        q = g.quant(x)
-        shape = g.shape(x)
-        ops = []
-        pos = g.add_tensor(shape, g.dtype(x), self.tag("pos"), q)
-        neg = g.add_tensor(shape, g.dtype(x), self.tag("neg"), q)
-        if not quantized:
-            ops.append(g.make_op("RELU", [x], [pos]))
+        if g.dtype(out).startswith("float"):
+            ops, final = self._float_form(g, d, out)
         else:
-            leaky = g.add_tensor(shape, g.dtype(x), self.tag("leaky"), q)
-            ax = g.add_tensor(shape, g.dtype(x), self.tag("ax"), q)
-            half_pos = g.add_tensor(shape, g.dtype(x), self.tag("half_pos"), q)
-            opts = fb.LeakyReluOptionsT()
-            opts.alpha = _LEAK
-            ops.append(g.make_op("LEAKY_RELU", [x], [leaky], opts, "LeakyReluOptions"))
-            ops.append(g.make_op("MUL", [x, self._qconst(g, _LEAK, x)], [ax], fb.MulOptionsT(), "MulOptions"))
-            ops.append(g.make_op("SUB", [leaky, ax], [half_pos], fb.SubOptionsT(), "SubOptions"))
-            ops.append(g.make_op("MUL", [half_pos, self._qconst(g, 1 / (1 - _LEAK), x)], [pos], fb.MulOptionsT(), "MulOptions"))
-        ops.append(g.make_op("SUB", [x, pos], [neg], fb.SubOptionsT(), "SubOptions"))
+            ops, final = self._int8_form(g, d, out)
+        g.insert(i, ops)
+        g.rewire(out, final)
+
+    def _float_form(self, g: Graph, d: dict, out: int) -> tuple[list, int]:
+        """pos = relu(x), neg = x - pos, branches recomputed in float (a quantized x is dequantized first)."""
+        x = d["x"]
+        ops = []
+        xf = x
+        if not g.dtype(x).startswith("float"):
+            xf = g.add_tensor(g.shape(x), "float32", self.tag("x"))
+            ops.append(g.make_op("DEQUANTIZE", [x], [xf]))
+        dtype = g.dtype(xf)
+        pos = g.add_tensor(g.shape(x), dtype, self.tag("pos"))
+        neg = g.add_tensor(g.shape(x), dtype, self.tag("neg"))
+        ops.append(g.make_op("RELU", [xf], [pos]))
+        ops.append(g.make_op("SUB", [xf, pos], [neg], fb.SubOptionsT(), "SubOptions"))
         branches = []
         for side, src in (("neg", neg), ("pos", pos)):
             t, chain_ops = d[side]
             if not chain_ops and t not in d["same"]:  # a constant branch: broadcast it as is
+                branches.append(t if g.dtype(t) == "float32" else g.add_const(g.real_value(t).astype("float32"), self.tag("const")))
+                continue
+            new_ops, mapping = clone_float(g, chain_ops, d["same"], src, lambda n, s=side: self.tag(f"{s}/{n}"))
+            ops.extend(new_ops)
+            branches.append(mapping[t])
+        return self._blend(g, ops, branches, d["k"], out, quantized=False)
+
+    def _int8_form(self, g: Graph, d: dict, out: int) -> tuple[list, int]:
+        """All-int8: pos = (leaky_relu(x, a) - a*x) / (1 - a) (RELU is not delegated in int8)."""
+        x = d["x"]
+        dt, shape = g.dtype(x), g.shape(x)
+        lo, hi = _range(g, x)
+        leaky = g.add_tensor(shape, dt, self.tag("leaky"), _qparams(_LEAK * min(lo, 0), hi, dt))
+        ax = g.add_tensor(shape, dt, self.tag("ax"), _qparams(_LEAK * lo, _LEAK * hi, dt))
+        half_pos = g.add_tensor(shape, dt, self.tag("half_pos"), _qparams(0.0, (1 - _LEAK) * max(hi, 0), dt))
+        pos = g.add_tensor(shape, dt, self.tag("pos"), _qparams(0.0, max(hi, 0), dt))
+        neg = g.add_tensor(shape, dt, self.tag("neg"), _qparams(min(lo, 0), 0.0, dt))
+        opts = fb.LeakyReluOptionsT()
+        opts.alpha = _LEAK
+        ops = [
+            g.make_op("LEAKY_RELU", [x], [leaky], opts, "LeakyReluOptions"),
+            g.make_op("MUL", [x, self._qconst(g, _LEAK, x)], [ax], fb.MulOptionsT(), "MulOptions"),
+            g.make_op("SUB", [leaky, ax], [half_pos], fb.SubOptionsT(), "SubOptions"),
+            g.make_op("MUL", [half_pos, self._qconst(g, 1 / (1 - _LEAK), x)], [pos], fb.MulOptionsT(), "MulOptions"),
+            g.make_op("SUB", [x, pos], [neg], fb.SubOptionsT(), "SubOptions"),
+        ]
+        branches = []
+        for side, src in (("neg", neg), ("pos", pos)):
+            t, chain_ops = d[side]
+            if not chain_ops and t not in d["same"]:
                 branches.append(t)
                 continue
             new_ops, mapping = clone(g, chain_ops, d["same"], src, lambda n, s=side: self.tag(f"{s}/{n}"))
             ops.extend(new_ops)
             branches.append(mapping[t])
-        k = d["k"]
-        has_k = not np.allclose(k, 0.0)
-        summed = g.add_tensor(g.shape(out), g.dtype(out), self.tag("sum"), g.quant(out)) if has_k else out
-        if has_k:
-            ops.append(g.make_op("ADD", branches, [summed], fb.AddOptionsT(), "AddOptions"))
-            result = g.add_tensor(g.shape(out), g.dtype(out), self.tag("result"), g.quant(out))
-            kc = g.add_const(np.asarray(k, np.float32), self.tag("k")) if not quantized else self._qconst(g, float(np.mean(k)), out)
-            ops.append(g.make_op("SUB", [summed, kc], [result], fb.SubOptionsT(), "SubOptions"))
-            final = result
-        else:
-            final = g.add_tensor(g.shape(out), g.dtype(out), self.tag("result"), g.quant(out))
+        return self._blend(g, ops, branches, d["k"], out, quantized=True)
+
+    def _blend(self, g: Graph, ops: list, branches: list[int], k: np.ndarray, out: int, quantized: bool) -> tuple[list, int]:
+        """f(neg) + g(pos) - k into a tensor shaped like `out`."""
+        dtype = g.dtype(out)
+        q = g.quant(out) if quantized else None
+        if np.allclose(k, 0.0):
+            final = g.add_tensor(g.shape(out), dtype, self.tag("result"), q)
             ops.append(g.make_op("ADD", branches, [final], fb.AddOptionsT(), "AddOptions"))
-        g.insert(i, ops)
-        g.rewire(out, final)
+            return ops, final
+        summed = g.add_tensor(g.shape(out), dtype, self.tag("sum"), q)
+        ops.append(g.make_op("ADD", branches, [summed], fb.AddOptionsT(), "AddOptions"))
+        final = g.add_tensor(g.shape(out), dtype, self.tag("result"), q)
+        kc = self._qconst(g, float(np.mean(k)), out) if quantized else g.add_const(np.asarray(k, np.float32), self.tag("k"))
+        ops.append(g.make_op("SUB", [summed, kc], [final], fb.SubOptionsT(), "SubOptions"))
+        return ops, final
 
     @staticmethod
     def _qconst(g: Graph, value: float, like: int) -> int:
@@ -138,3 +171,22 @@ class WhereActivation(Rule):
         q.zeroPoint = [0]
         stored = np.asarray(127 if value > 0 else (-127 if value < 0 else 0), dtype=np.int8 if g.dtype(like) == "int8" else np.uint8)
         return g.add_const(stored, f"xnnfit:const/{value:g}", q)
+
+
+def _range(g: Graph, t: int) -> tuple[float, float]:
+    """The real range a quantized tensor can hold."""
+    q = g.quant(t)
+    scale, zp = float(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0
+    lo_q, hi_q = (-128, 127) if g.dtype(t) == "int8" else (0, 255)
+    return scale * (lo_q - zp), scale * (hi_q - zp)
+
+
+def _qparams(lo: float, hi: float, dtype: str):
+    """Per-tensor affine parameters covering [lo, hi] (and 0)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / 255.0 or 1e-8
+    lo_q = -128 if dtype == "int8" else 0
+    q = fb.QuantizationParametersT()
+    q.scale = [scale]
+    q.zeroPoint = [int(round(lo_q - lo / scale))]
+    return q
