@@ -1,0 +1,87 @@
+"""What `xnnfit fix` buys, measured: CPU nodes, max error, latency before -> after.
+
+For the bundled examples (and against the hand-written twin of the tf.where CNN) and for
+models no one here wrote (keras.applications with weights=None, a keras-hub backbone).
+Latency ratios come from interleaved runs in one process; read ratios, not absolute ms.
+
+    .venv/bin/python benchmarks/fix_effect.py [--runs 50] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def example(name: str):
+    spec = importlib.util.spec_from_file_location(f"ex_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="examples only, no keras.applications / keras-hub")
+    args = parser.parse_args()
+
+    from xnnfit.convert import ConvertOptions, convert_model
+    from xnnfit.inputs import random_inputs
+    from xnnfit.recipes import RECIPES
+    from xnnfit.rewrite.engine import fix_content
+    from xnnfit.rewrite.verify import race
+
+    print(f"{'model':34s} {'recipe':13s} {'CPU nodes':>10s} {'partitions':>11s} {'max err':>9s} {'before ms':>10s} {'after ms':>9s} {'speedup':>8s}  rules")
+
+    def row(name, model, recipe, options=ConvertOptions(), twin=None):
+        conv = convert_model(model, RECIPES[recipe], options)
+        ref = convert_model(model, RECIPES["fp32"], options).content if recipe != "fp32" else None
+        res = fix_content(conv.content, conv.inputs, reference=ref, runs=args.runs)
+        applied = ", ".join(f"{o.rule}×{o.count}" for o in res.applied) or "none"
+        rolled = [f"{o.rule} rolled back ({o.reason})" for o in res.outcomes if o.status == "rolled-back"]
+        print(
+            f"{name:34s} {recipe:13s} {res.before.cpu_nodes:>4d} -> {res.after.cpu_nodes:<3d} {res.before.partitions:>4d} -> {res.after.partitions:<4d} "
+            f"{res.numerics.max_abs_error:9.2g} {res.before.median_ms:10.4f} {res.after.median_ms:9.4f} {res.before.median_ms / res.after.median_ms:7.2f}x  {applied}"
+        )
+        for r in rolled:
+            print(f"{'':34s} {r}")
+        if twin is not None:
+            tconv = convert_model(twin, RECIPES[recipe], options)
+            sample = random_inputs(conv.inputs, 1)[0]
+            fixed, hand = race(res.content, tconv.content, sample, args.runs)
+            print(f"{'':34s} fixed vs hand-written twin: {fixed.median_ms:.4f} vs {hand.median_ms:.4f} ms ({fixed.median_ms / hand.median_ms:.2f}x)")
+        return res
+
+    cnn = example("where_cnn")
+    for recipe in ("fp32", "int8"):
+        row("where_activation", example("where_activation").build(), recipe)
+        row("where_cnn", cnn.build(), recipe, twin=cnn.build_twin())
+        row("upsampling_decoder", example("upsampling_decoder").build(), recipe)
+    row("dynamic_reshape (--dynamic-batch)", example("dynamic_reshape").build(), "fp32", ConvertOptions(dynamic_batch=True))
+    row("transformer_block", example("transformer_block").build(), "int8")
+    if args.quick:
+        return
+    import keras
+    import keras_hub
+
+    mnv2 = keras.applications.MobileNetV2(weights=None)
+    res = row("MobileNetV2", mnv2, "dynamic-int8")
+    fp32 = convert_model(mnv2, RECIPES["fp32"])
+    sample = random_inputs(fp32.inputs, 1)[0]
+    fixed, plain = race(res.content, fp32.content, sample, args.runs)
+    print(f"{'':34s} fixed dynamic-int8 vs fp32 conversion: {fixed.median_ms:.3f} vs {plain.median_ms:.3f} ms ({fixed.median_ms / plain.median_ms:.2f}x)")
+    row("NASNetMobile", keras.applications.NASNetMobile(weights=None), "fp32")
+    bert = keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=64)
+    shapes = tuple((k, (1, 64)) for k in ("token_ids", "segment_ids", "padding_mask"))
+    row("keras-hub BERT", bert, "fp32", ConvertOptions(input_shapes=shapes))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
