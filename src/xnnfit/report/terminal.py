@@ -59,6 +59,8 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
         console.print(f"  note: {escape(note)}")
     cpu = [n for n in d.observed if not n.delegated]
     if not cpu:
+        if all_nodes:
+            _render_nodes(console, d)
         return
     groups: dict[str, list] = {}
     for n in cpu:

@@ -78,19 +78,43 @@ class WhereActivation(Rule):
             return "a branch cannot be evaluated at 0"
         if not np.allclose(f0, g0, atol=1e-6):
             return "the branches differ at 0 (the activation jumps), so no blend is exact"
-        return {"x": x, "same": same, "neg": (f_t, f_ops), "pos": (g_t, g_ops), "k": np.asarray(f0, dtype=np.float64)}
+        detail = {"x": x, "same": same, "neg": (f_t, f_ops), "pos": (g_t, g_ops), "k": np.asarray(f0, dtype=np.float64)}
+        detail["special"] = _special(g, x, f_t, f_ops, g_t, g_ops)
+        return detail
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         d = m.detail
         i = m.anchor
         x = d["x"]
         out = g.outputs(i)[0]
-        if g.dtype(out).startswith("float"):
+        if d.get("special") is not None:
+            ops, final = self._single_op(g, d, out)
+        elif g.dtype(out).startswith("float"):
             ops, final = self._float_form(g, d, out)
         else:
             ops, final = self._int8_form(g, d, out)
         g.insert(i, ops)
         g.rewire(out, final)
+
+    def _single_op(self, g: Graph, d: dict, out: int) -> tuple[list, int]:
+        """LEAKY_RELU, PRELU or ELU when the activation is exactly one of them."""
+        kind, param = d["special"]
+        x = d["x"]
+        ops = []
+        if g.dtype(out).startswith("float") and not g.dtype(x).startswith("float"):
+            xf = g.add_tensor(g.shape(x), "float32", self.tag("x"))
+            ops.append(g.make_op("DEQUANTIZE", [x], [xf]))
+            x = xf
+        final = g.add_tensor(g.shape(out), g.dtype(out), self.tag(kind), g.quant(out))
+        if kind == "leaky":
+            opts = fb.LeakyReluOptionsT()
+            opts.alpha = float(param)
+            ops.append(g.make_op("LEAKY_RELU", [x], [final], opts, "LeakyReluOptions"))
+        elif kind == "prelu":
+            ops.append(g.make_op("PRELU", [x, g.add_const(np.asarray(param, np.float32), self.tag("alpha"))], [final]))
+        else:
+            ops.append(g.make_op("ELU", [x], [final]))
+        return ops, final
 
     def _float_form(self, g: Graph, d: dict, out: int) -> tuple[list, int]:
         """pos = relu(x), neg = x - pos, branches recomputed in float (a quantized x is dequantized first)."""
@@ -171,6 +195,30 @@ class WhereActivation(Rule):
         q.zeroPoint = [0]
         stored = np.asarray(127 if value > 0 else (-127 if value < 0 else 0), dtype=np.int8 if g.dtype(like) == "int8" else np.uint8)
         return g.add_const(stored, f"xnnfit:const/{value:g}", q)
+
+
+def _special(g: Graph, x: int, f_t: int, f_ops: list[int], g_t: int, g_ops: list[int]):
+    """('leaky', a), ('prelu', alphas) or ('elu', None) when f (x < 0 side) and g (x > 0 side) match one op."""
+    if g_t != x or g_ops or len(f_ops) != 1:
+        if g_t == x and not g_ops and len(f_ops) == 2 and g.op(f_ops[0]) == "EXP" and g.inputs(f_ops[0])[0] == x:
+            second = f_ops[1]
+            c = next((g.real_value(t) for t in g.inputs(second) if g.value(t) is not None), None)
+            if c is not None and c.size == 1 and ((g.op(second) == "SUB" and np.isclose(c, 1.0)) or (g.op(second) == "ADD" and np.isclose(c, -1.0))):
+                if g.dtype(x).startswith("float"):
+                    return ("elu", None)
+        return None
+    op = f_ops[0]
+    if g.op(op) != "MUL" or getattr(g.ops[op].builtinOptions, "fusedActivationFunction", 0):
+        return None
+    consts = [g.real_value(t) for t in g.inputs(op) if t != x and g.value(t) is not None]
+    if len(consts) != 1 or x not in g.inputs(op):
+        return None
+    a = consts[0]
+    if a.size == 1 and float(a) != 0.0:
+        return ("leaky", float(a.reshape(-1)[0]))
+    if a.size > 1 and g.dtype(x).startswith("float") and a.shape[-1] == g.shape(x)[-1]:
+        return ("prelu", a.astype(np.float32))
+    return None
 
 
 def _range(g: Graph, t: int) -> tuple[float, float]:
