@@ -103,9 +103,9 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if recipe.float16:
         converter.target_spec.supported_types = [tf.float16]
+    samples, order = [], [s.name for s in specs]
     if recipe.calibrate:
         samples = _calibration(specs, options, warnings)
-        order = [s.name for s in specs]
         converter.representative_dataset = lambda: ([s[n] for n in order] for s in samples)
         if recipe.ops == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -114,10 +114,26 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
     try:
-        content = converter.convert()
+        content = _selective(converter, recipe, samples, order) if recipe.float_ops else converter.convert()
     except Exception as exc:  # noqa: BLE001 - ConverterError and friends
         raise _conversion_error(exc, frozen, layers, framework, recipe, display) from exc
-    return Converted(recipe.name, bytes(content), specs, layers, framework, tuple(warnings))
+    content = bytes(content)
+    if recipe.rewrites:
+        from xnnfit.rewrite.engine import rewrite_only
+
+        content = rewrite_only(content, recipe.rewrites)
+    return Converted(recipe.name, content, specs, layers, framework, tuple(warnings))
+
+
+def _selective(converter: Any, recipe: ConversionRecipe, samples: list[dict], order: list[str]) -> bytes:
+    """Full-integer conversion with `recipe.float_ops` kept in float (the TF quantization debugger's denylist)."""
+    import tensorflow as tf
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    data = lambda: ([s[n] for n in order] for s in samples)  # noqa: E731
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(recipe.float_ops))
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=data, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
 
 
 def _shapes_text(specs: tuple[InputSpec, ...]) -> str:

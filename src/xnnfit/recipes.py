@@ -17,6 +17,8 @@ class ConversionRecipe:
     float16: bool = False  # target_spec.supported_types = [float16]
     calibrate: bool = False  # needs a representative dataset
     ops: str = "builtins"  # 'builtins' | 'int8' | 'int16x8'
+    float_ops: tuple[str, ...] = ()  # TFLite ops kept in float (selective quantization denylist)
+    rewrites: tuple[str, ...] = ()  # xnnfit rewrite rules applied after conversion
 
     def describe(self) -> str:
         """One line for reports."""
@@ -36,17 +38,43 @@ INT16X8 = ConversionRecipe(
 RECIPES: dict[str, ConversionRecipe] = {r.name: r for r in (FP32, FP16, DYNAMIC_INT8, INT8, INT16X8)}
 
 
-def parse_recipes(text: str | list[str] | None) -> tuple[ConversionRecipe, ...]:
-    """Recipes from 'fp32,int8' or ['fp32', 'int8']; XnnfitError names the valid ones."""
+def _float_only_in_int8() -> tuple[str, ...]:
+    """Ops XNNPACK runs in float but not quantized, from the KB (XNN028, XNN033)."""
+    from xnnfit.kb.quant import FLOAT_ONLY
+
+    return tuple(sorted(FLOAT_ONLY | {"BATCH_MATMUL"}))
+
+
+# Mixed recipes: quantize what XNNPACK runs quantized, keep the rest in float.
+INT8_FLOAT_OPS = ConversionRecipe(
+    "int8+float-ops",
+    "full int8, with the ops XNNPACK cannot run in int8 (softmax, attention matmuls, ...) kept in float",
+    optimize=True,
+    calibrate=True,
+    ops="int8",
+    float_ops=_float_only_in_int8(),
+)
+DYNAMIC_INT8_FLOAT_DW = ConversionRecipe(
+    "dynamic-int8+float-dw",
+    "dynamic-range int8, with depthwise convolutions kept in float (rewrite XR009)",
+    optimize=True,
+    rewrites=("XR009",),
+)
+MIXED: dict[str, ConversionRecipe] = {r.name: r for r in (INT8_FLOAT_OPS, DYNAMIC_INT8_FLOAT_DW)}
+ALL: dict[str, ConversionRecipe] = {**RECIPES, **MIXED}
+
+
+def parse_recipes(text: str | list[str] | None, *, default: tuple[ConversionRecipe, ...] = (FP32,)) -> tuple[ConversionRecipe, ...]:
+    """Recipes from 'fp32,int8' or ['fp32', 'int8'] ('all': every recipe); XnnfitError names the valid ones."""
     if not text:
-        return (FP32,)
+        return default
     items = text if isinstance(text, list) else [text]
     names = [n.strip() for item in items for n in item.split(",") if n.strip()]
     if "all" in names:
-        return tuple(RECIPES.values())
-    unknown = [n for n in names if n not in RECIPES]
+        return tuple(ALL.values())
+    unknown = [n for n in names if n not in ALL]
     if unknown:
         raise XnnfitError(
-            f"unknown recipe {unknown[0]!r}. Use one or several of: {', '.join(RECIPES)} (comma-separated), or 'all'."
+            f"unknown recipe {unknown[0]!r}. Use one or several of: {', '.join(ALL)} (comma-separated), or 'all'."
         )
-    return tuple(dict.fromkeys(RECIPES[n] for n in names))
+    return tuple(dict.fromkeys(ALL[n] for n in names))

@@ -226,6 +226,7 @@ CAUSES = (
         why="XNNPACK splits only into 2-4 equal parts (SPLIT); SPLIT_V runs on CPU kernels.",
         fix="a, b = x[:, :4], x[:, 4:]   # static slices instead of tf.split(x, [4, 12], axis=1)",
         example="tf.split(x, [4, 12], axis=1)",
+        rewrites=("XR004",),
         probes=(
             Probe("rejected", "SPLIT_V", lam(lambda tf, x: tf.concat(tf.split(x, [4, 12], axis=1)[::-1], 1) * 1.0)),
             Probe("delegated", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 2, axis=1)[::-1], 1))),

@@ -43,6 +43,7 @@ CAUSES = (
         why="The delegate concatenates 2 to 5 inputs in one node; more inputs stay on CPU kernels.",
         fix="y = tf.concat([tf.concat(xs[:4], -1), tf.concat(xs[4:], -1)], -1)   # groups of at most 5",
         example="tf.concat([x] * 6, axis=-1)",
+        rewrites=("XR004",),
         probes=(
             Probe("rejected", "CONCATENATION", lam(lambda tf, x: tf.concat([x * float(i + 1) for i in range(6)], axis=-1))),
             Probe("delegated", "CONCATENATION", lam(lambda tf, x: tf.concat([x * float(i + 1) for i in range(5)], axis=-1))),
@@ -56,6 +57,7 @@ CAUSES = (
         why="XNNPACK splits evenly into 2, 3 or 4 outputs only.",
         fix="parts = [x[:, i * 2:(i + 1) * 2] for i in range(8)]   # static slices instead of tf.split(x, 8, axis=1)",
         example="tf.split(x, 8, axis=1)",
+        rewrites=("XR004",),
         probes=(
             Probe("rejected", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 8, axis=1)[::-1], 1))),
             Probe("delegated", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 4, axis=1)[::-1], 1))),

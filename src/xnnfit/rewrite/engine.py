@@ -177,3 +177,17 @@ def _pinned(spec: InputSpec, ctx: RewriteContext) -> InputSpec:
     shape = ctx.input_shapes.get(spec.name, spec.shape)
     shape = tuple(ctx.batch if (i == 0 and d < 0) else d for i, d in enumerate(shape))
     return dataclasses.replace(spec, shape=shape)
+
+
+def rewrite_only(content: bytes, rule_ids: tuple[str, ...], ctx: RewriteContext | None = None) -> bytes:
+    """Apply rules to a fixpoint without verification (for conversion recipes that include a rewrite)."""
+    ctx = ctx or RewriteContext()
+    g = Graph.from_bytes(content)
+    for rule in select_rules(list(rule_ids), None):
+        for _ in range(MAX_ROUNDS):
+            matches = rule.match(g, ctx)
+            if isinstance(matches, NoMatch) or not matches:
+                break
+            rule.apply(g, matches[0], ctx)
+            g = Graph.from_bytes(g.to_bytes())
+    return g.to_bytes()

@@ -1,0 +1,122 @@
+"""XR006: POW with a constant exponent, and SIGN -> delegated float32 arithmetic.
+
+POW(x, c) with one constant exponent c becomes SQUARE, SQRT, RSQRT, MUL and DIV of x:
+
+    c:  1    2       3            4                 0.5      1.5          -0.5      -1        -2
+        x    x*x     (x*x)*x      (x*x)*(x*x)       sqrt(x)  sqrt(x)*x    rsqrt(x)  1/x       1/(x*x)
+
+The same function, rounded differently (pow rounds once, x*x*x twice: about 1 ulp).
+
+SIGN(x) becomes clamp((x * 2^126) * 2^126, -1, 1): two MULs, the second with a fused
+RELU_N1_TO_1. Any nonzero float, down to the smallest subnormal 2^-149, grows to at
+least 2^103 in magnitude (or to inf) and clamps to exactly +-1; 0 stays 0. So the result
+equals SIGN for every finite x and for +-inf. (NaN is not covered: SIGN gives 0 there.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xnnfit.rewrite.graph import Graph
+from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.tflite.schema import fb
+
+# exponent -> program over x: each step (op, operand names), the last step's value is the result
+_POW = {
+    1.0: (),
+    2.0: (("SQUARE", ("x",)),),
+    3.0: (("SQUARE", ("x",)), ("MUL", ("0", "x"))),
+    4.0: (("SQUARE", ("x",)), ("SQUARE", ("0",))),
+    0.5: (("SQRT", ("x",)),),
+    1.5: (("SQRT", ("x",)), ("MUL", ("0", "x"))),
+    -0.5: (("RSQRT", ("x",)),),
+    -1.0: (("DIV", ("one", "x")),),
+    -2.0: (("SQUARE", ("x",)), ("DIV", ("one", "0"))),
+}
+_SIGN_SCALE = np.float32(2.0**126)  # (2^-149 * 2^126) * 2^126 = 2^103 >= 1
+_OPTIONS = {"MUL": (fb.MulOptionsT, "MulOptions"), "DIV": (fb.DivOptionsT, "DivOptions")}
+
+
+def _example():
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((16,), name="x")
+    x = keras.layers.Dense(16, name="dense")(inp)
+    x = keras.layers.Lambda(lambda t: tf.pow(t, 3.0) + tf.sign(t), name="pow_sign")(x)
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
+
+
+class PowSign(Rule):
+    id = "XR006"
+    title = "POW with a constant exponent, SIGN -> square/sqrt/rsqrt/mul/div arithmetic"
+    fixes = ("XNN005",)
+    exactness = "exact"
+    tolerance = 1e-5
+    example = staticmethod(_example)
+
+    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
+        found, reasons = [], []
+        for i in range(len(g.ops)):
+            if g.op(i) not in ("POW", "SIGN"):
+                continue
+            why = self._why_not(g, i)
+            if isinstance(why, str):
+                reasons.append(why)
+            else:
+                found.append(Match(self.id, i, g.name(g.outputs(i)[0]), why))
+        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no POW or SIGN node")
+
+    def _why_not(self, g: Graph, i: int) -> dict | str:
+        x, out = g.inputs(i)[0], g.outputs(i)[0]
+        if g.dtype(x) != "float32" or g.dtype(out) != "float32":
+            return f"{g.op(i)} on {g.dtype(x)} (only float32 has delegated replacements)"
+        if g.op(i) == "SIGN":
+            return {"kind": "sign"}
+        e = g.value(g.inputs(i)[1])
+        if g.value(x) is not None:
+            return "POW with a constant base"
+        if e is None:
+            return "POW exponent is computed at run time"
+        values = np.unique(e.astype(np.float64))
+        if values.size != 1 or float(values[0]) not in _POW:
+            return f"POW exponent {values.tolist()} has no delegated form (known: {', '.join(f'{k:g}' for k in _POW)})"
+        if g.shape(out) != g.shape(x):
+            return "POW exponent broadcasts x to a larger shape"
+        return {"kind": "pow", "exponent": float(values[0])}
+
+    def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
+        i = m.anchor
+        x, out = g.inputs(i)[0], g.outputs(i)[0]
+        if m.detail["kind"] == "sign":
+            g.ops[i : i + 1] = self._sign(g, x, out)
+            return
+        program = _POW[m.detail["exponent"]]
+        if not program:  # x ** 1
+            if g.is_graph_output(out):  # keep the output tensor (and its name): multiply by 1
+                g.ops[i] = g.make_op("MUL", [x, self._scalar(g, 1.0)], [out], fb.MulOptionsT(), "MulOptions")
+            else:
+                g.rewire(out, x)
+            return
+        values = {"x": x}
+        ops = []
+        for step, (name, args) in enumerate(program):
+            last = step == len(program) - 1
+            dst = out if last else g.add_tensor(g.shape(x), "float32", self.tag(f"pow/{name.lower()}"))
+            srcs = [self._scalar(g, 1.0) if a == "one" else values[a] for a in args]
+            opts, opts_name = _OPTIONS.get(name, (None, None))
+            ops.append(g.make_op(name, srcs, [dst], opts() if opts else None, opts_name))
+            values[str(step)] = dst
+        g.ops[i : i + 1] = ops
+
+    def _sign(self, g: Graph, x: int, out: int) -> list:
+        scaled = g.add_tensor(g.shape(x), "float32", self.tag("sign/scaled"))
+        clamp = fb.MulOptionsT()
+        clamp.fusedActivationFunction = fb.ActivationFunctionType.RELU_N1_TO_1
+        return [
+            g.make_op("MUL", [x, self._scalar(g, _SIGN_SCALE)], [scaled], fb.MulOptionsT(), "MulOptions"),
+            g.make_op("MUL", [scaled, self._scalar(g, _SIGN_SCALE)], [out], clamp, "MulOptions"),
+        ]
+
+    def _scalar(self, g: Graph, value: float) -> int:
+        return g.add_const(np.asarray(value, np.float32), self.tag(f"const/{value:g}"))
