@@ -356,6 +356,50 @@ def fix(
         _fail(exc)
 
 
+@app.command(
+    epilog="""[bold]Examples[/]\n
+  xnnfit quant model.keras --calibration calib.npz --eval eval.npz\n
+  xnnfit quant examples/transformer_block.py:build --recipes fp32,int8,int8+float-ops\n
+  xnnfit quant model.keras --max-error 0.02 -o converted/ --json quant.json"""
+)
+def quant(
+    model: str = typer.Argument(..., metavar="MODEL", help=".keras, .h5, SavedModel dir, or path/to/file.py:function (not .tflite)"),
+    recipes: Optional[str] = typer.Option(None, "--recipes", help="Subset to try, comma-separated (default: all, mixed ones included)."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs (else seeded random, with a warning)."),
+    eval_data: Optional[str] = typer.Option(None, "--eval", help=".npz of evaluation inputs (else the calibration data, else random)."),
+    max_error: float = typer.Option(0.05, "--max-error", min=0.0, help="Accuracy budget: max abs error / max |float output| (default 5%)."),
+    runs: int = typer.Option(30, "--runs", min=3, help="Timed runs per recipe (interleaved)."),
+    output_dir: Optional[str] = typer.Option(None, "-o", "--output-dir", help="Write each converted model to DIR."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
+    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
+    timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds allowed per conversion/measurement."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+) -> None:
+    """Convert with every recipe and pick one: size, delegation, latency, CPU time, accuracy."""
+    _debug["on"] = debug
+    try:
+        from xnnfit.quant import DEFAULT_RECIPES, quant as run_quant
+        from xnnfit.recipes import parse_recipes
+        from xnnfit.report.json import quant_dict, write_json
+        from xnnfit.report.terminal import render_quant
+
+        chosen = parse_recipes(recipes, default=DEFAULT_RECIPES)
+        with _steps(quiet, f"quantization sweep of {model}") as step:
+            report = run_quant(
+                model, chosen, _options(batch, False, input_shape, calibration, timeout),
+                eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir, trust=trust_model, on_step=step,
+            )
+        render_quant(out, report)
+        if json_path:
+            write_json(quant_dict(report), json_path)
+            err.print(f"wrote {json_path}")
+    except XnnfitError as exc:
+        _fail(exc)
+
+
 @app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")
 def explain(cause_id: Optional[str] = typer.Argument(None, metavar="[XNN0xx]", help="A cause id from a check report.")) -> None:
     """Explain a cause: what it is, why XNNPACK refuses it, and what to write instead."""

@@ -112,6 +112,11 @@ def _load_python(src: ModelSource) -> Any:
             f"{str(src.path)!r} has no function {src.function!r}. Functions defined there: {', '.join(found) or 'none'}."
         )
     try:
+        # Seed Keras/TF/NumPy so every child process that builds this model gets the same
+        # weights (recipes are converted in separate processes and compared with each other).
+        import keras
+
+        keras.utils.set_random_seed(0)
         model = fn()
     except Exception as exc:
         raise SourceError(f"{src.display} raised {type(exc).__name__}: {exc}. Fix the function and retry.") from exc

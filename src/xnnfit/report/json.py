@@ -145,3 +145,18 @@ def fix_dict(report) -> dict[str, Any]:
         "max_rel_error": r.numerics.max_rel_error,
         "keras_hints": [{"layer": layer, "causes": list(c)} for layer, c in report.keras_hints],
     }
+
+
+def quant_dict(report) -> dict[str, Any]:
+    """A QuantReport as plain data."""
+    import dataclasses
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": report.model,
+        "max_error": report.max_error,
+        "recommended": report.recommended,
+        "reason": report.reason,
+        "warnings": list(report.warnings),
+        "rows": [{**dataclasses.asdict(r), "warnings": list(r.warnings)} for r in report.rows],
+    }

@@ -232,3 +232,41 @@ def render_fix(console: Console, report) -> None:
             if cid != "unexplained":
                 for line in kb.get(cid).fix.splitlines():
                     console.print(f"      [green]{escape(line)}[/]")
+
+
+def render_quant(console: Console, report) -> None:
+    """The sweep table, the Pareto frontier, warnings and the recommendation."""
+    console.print(f"[bold]{escape(report.model)}[/] · quantization sweep")
+    for w in report.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
+    table = Table(box=None, header_style="bold")
+    for col in ("recipe", "size", "on XNNPACK", "partitions", "median ms", "CPU time", "max err", "cosine", "top-1", "pareto"):
+        table.add_column(col, justify="left" if col == "recipe" else "right")
+    for r in report.rows:
+        mark = "[bold green]" if r.recipe == report.recommended else ""
+        if r.status != "ok":
+            table.add_row(f"{mark}{escape(r.recipe)}", "[red]failed[/]", "", "", "", "", "", "", "", "")
+            continue
+        table.add_row(
+            f"{mark}{escape(r.recipe)}",
+            f"{r.size_bytes / 1e6:.2f} MB",
+            f"{r.delegated_fraction:.0%}",
+            str(r.partitions),
+            f"{r.median_ms:.3g}",
+            f"{r.cpu_share:.0%}",
+            f"{r.rel_error:.2%}",
+            f"{r.cosine:.4f}",
+            "" if r.top1 is None else f"{r.top1:.0%}",
+            "*" if r.pareto else "",
+        )
+    console.print(table)
+    for r in report.rows:
+        if r.status != "ok":
+            console.print(f"  [red]{escape(r.recipe)} failed:[/] {escape(' '.join((r.error or '').split()))}")
+        for w in r.warnings:
+            console.print(f"  [yellow]warning:[/] {escape(w)}")
+    console.print(f"  max err = max abs error / max |float output|; budget --max-error {report.max_error:.1%}; * = Pareto frontier (latency, size, error)")
+    if report.recommended:
+        console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")
+    else:
+        console.print(f"  [red]no recommendation[/]: {escape(report.reason)}")

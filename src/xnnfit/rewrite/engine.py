@@ -19,7 +19,7 @@ from xnnfit.rewrite.rule import NoMatch, RewriteContext, Rule
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.verify import Numerics, compare, cpu_nodes, internal_error, outputs, race
 
-MAX_ROUNDS = 20
+MAX_ROUNDS = 20  # rounds of (match everything, apply everything)
 SLOWER_MARGIN = 1.05  # a candidate clearly more than 5% slower than before is not kept
 SAMPLES = 4
 
@@ -108,22 +108,25 @@ def fix_content(
             continue
         count, where = 0, []
         matches = first
+        failed = None
         for _ in range(MAX_ROUNDS):
             if isinstance(matches, NoMatch) or not matches:
                 break
-            m = matches[0]
-            try:
-                rule.apply(g, m, ctx)
-            except Exception as exc:  # noqa: BLE001 - a failing rule is rolled back, never fatal
-                outcomes.append(RuleOutcome(rule.id, "rolled-back", count, tuple(where), f"apply failed at {m.where}: {type(exc).__name__}: {exc}"))
+            # every match of this round, last anchor first, so earlier op indices stay valid
+            for m in sorted(matches, key=lambda m: -m.anchor):
+                try:
+                    rule.apply(g, m, ctx)
+                except Exception as exc:  # noqa: BLE001 - a failing rule is rolled back, never fatal
+                    failed = f"apply failed at {m.where}: {type(exc).__name__}: {exc}"
+                    break
+                count += 1
+                where.append(m.where)
+            if failed:
                 break
-            count += 1
-            where.append(m.where)
             g = Graph.from_bytes(g.to_bytes())
             matches = rule.match(g, ctx)
-        else:
-            pass
-        if outcomes and outcomes[-1].rule == rule.id:
+        if failed:
+            outcomes.append(RuleOutcome(rule.id, "rolled-back", count, tuple(where), failed))
             continue
         if dry_run:
             outcomes.append(RuleOutcome(rule.id, "applied", count, tuple(where), "dry run: not verified"))
@@ -188,6 +191,7 @@ def rewrite_only(content: bytes, rule_ids: tuple[str, ...], ctx: RewriteContext 
             matches = rule.match(g, ctx)
             if isinstance(matches, NoMatch) or not matches:
                 break
-            rule.apply(g, matches[0], ctx)
+            for m in sorted(matches, key=lambda m: -m.anchor):
+                rule.apply(g, m, ctx)
             g = Graph.from_bytes(g.to_bytes())
     return g.to_bytes()

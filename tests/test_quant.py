@@ -1,0 +1,116 @@
+"""The quantization sweep on tiny models: row data consistent with check and bench, isolation, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xnnfit.check import check
+from xnnfit.errors import InputDataError, XnnfitError
+from xnnfit.quant import QuantRow, pareto, quant, recommend
+from xnnfit.recipes import ALL, parse_recipes
+
+ROOT = Path(__file__).resolve().parents[1]
+CNN = f"{ROOT}/examples/where_cnn.py:build"
+
+
+@pytest.fixture(scope="module")
+def cnn_report():
+    return quant(CNN, parse_recipes("fp32,dynamic-int8,int8,int8+float-ops"), runs=5)
+
+
+def test_rows_have_every_field_and_agree_with_check(cnn_report):
+    rows = {r.recipe: r for r in cnn_report.rows}
+    assert set(rows) == {"fp32", "dynamic-int8", "int8", "int8+float-ops"}
+    diag = {d.recipe: d for d in check(CNN, tuple(ALL[n] for n in rows)).results}
+    for name, row in rows.items():
+        assert row.status == "ok", row.error
+        s = diag[name].summary()
+        assert (row.nodes, row.cpu_nodes, row.partitions) == (s["nodes"], s["cpu_nodes"], s["partitions"])
+        assert row.delegated_fraction == pytest.approx(diag[name].delegated_fraction)
+        assert row.size_bytes > 0 and row.median_ms > 0 and 0 <= row.cpu_share <= 1
+        assert 0 <= row.rel_error and -1 <= row.cosine <= 1.000001
+        assert row.top1 is not None  # (1, 10) logits look like class scores
+    assert rows["fp32"].max_abs_error == 0.0 and rows["fp32"].cosine == pytest.approx(1.0)
+    assert rows["int8"].size_bytes < rows["fp32"].size_bytes
+    assert cnn_report.recommended in rows
+    assert any(r.pareto for r in cnn_report.rows)
+
+
+def test_recommendation_is_fastest_within_budget():
+    def row(name, ms, err, size=1):
+        return QuantRow(name, "ok", size_bytes=size, median_ms=ms, rel_error=err, delegated_fraction=1.0)
+
+    rows = [row("fp32", 3.0, 0.0, 4), row("a", 1.0, 0.2, 1), row("b", 2.0, 0.01, 2), QuantRow("c", "failed", "boom")]
+    best, reason = recommend(rows, 0.05)
+    assert best == "b" and "within the error budget" in reason
+    assert recommend(rows, 0.5)[0] == "a"
+    assert recommend([row("x", 1.0, 0.9)], 0.05)[0] is None
+    assert pareto(rows) == {"fp32", "a", "b"}
+
+
+def test_a_crashing_recipe_fails_its_row_only(tmp_path):
+    src = tmp_path / "lstm.py"
+    src.write_text(
+        "import keras\n"
+        "def build():\n"
+        "    inp = keras.Input((8, 4))\n"
+        "    return keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(8)(inp)))\n"
+    )
+    report = quant(f"{src}:build", parse_recipes("fp32,int8,dynamic-int8"), runs=3)
+    rows = {r.recipe: r for r in report.rows}
+    assert rows["int8"].status == "failed" and "SIGSEGV" in rows["int8"].error
+    assert rows["fp32"].status == "ok" and rows["dynamic-int8"].status == "ok"
+
+
+def test_tflite_input_is_refused(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    with pytest.raises(XnnfitError, match="needs the float model"):
+        quant(str(path))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "needle"),
+    [
+        ({"image": np.zeros((4, 16, 16, 3), "float32")}, "has shape"),
+        ({"image": np.zeros((4, 32, 32, 3), "int32")}, "dtype"),
+        ({"image": np.full((4, 32, 32, 3), np.nan, "float32")}, "NaN"),
+        ({}, "holds no arrays"),
+    ],
+)
+def test_bad_calibration_data(tmp_path, arrays, needle):
+    path = tmp_path / "calib.npz"
+    np.savez(path, **arrays)
+    from xnnfit.convert import ConvertOptions
+
+    with pytest.raises(InputDataError, match=needle):
+        quant(CNN, parse_recipes("fp32,int8"), ConvertOptions(calibration=str(path)), runs=3)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    res = subprocess.run([sys.executable, "-m", "xnnfit", "quant", CNN, "--recipes", "int8", "--calibration", str(path), "-q"], capture_output=True, text=True, env=env)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_cli_json_and_output_dir(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    doc_path, out_dir = tmp_path / "q.json", tmp_path / "models"
+    res = subprocess.run(
+        [sys.executable, "-m", "xnnfit", "quant", f"{ROOT}/examples/where_activation.py:build", "--recipes", "fp32,dynamic-int8+float-dw",
+         "--runs", "5", "--json", str(doc_path), "-o", str(out_dir), "-q"],
+        capture_output=True, text=True, env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "recommended:" in res.stdout
+    doc = json.loads(doc_path.read_text())
+    assert doc["recommended"] in {"fp32", "dynamic-int8+float-dw"}
+    for row in doc["rows"]:
+        assert set(row) >= {"recipe", "status", "size_bytes", "delegated_fraction", "partitions", "median_ms", "cpu_share", "max_abs_error", "cosine"}
+    assert sorted(p.name for p in out_dir.iterdir()) == ["where_activation.dynamic-int8+float-dw.tflite", "where_activation.fp32.tflite"]
