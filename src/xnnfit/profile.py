@@ -21,6 +21,7 @@ from xnnfit.explain import NodeVerdict
 from xnnfit.inputs import InputSpec, random_inputs
 from xnnfit.runtime import build_interpreter
 from xnnfit.timing import Stats, interleaved
+from xnnfit.tflite.graph import ModelGraph, read_model
 from xnnfit.tflite.writer import cut, parse
 
 SUM_TOLERANCE = 0.15  # pieces may differ from the whole by this share before we flag it
@@ -82,13 +83,13 @@ class ProfileResult:
 
     @property
     def invoke_overhead_ms(self) -> float:
-        """Estimated fixed cost of one invoke: the fastest run of the cheapest piece (an upper bound)."""
-        return min((p.stats.min_ms for p in self.pieces), default=0.0)
+        """Estimated fixed cost of one invoke: the fastest run of the cheapest timed piece (an upper bound)."""
+        return min((p.stats.min_ms for p in self.pieces if p.stats.runs), default=0.0)
 
     @property
     def adjusted_sum_ratio(self) -> float:
         """Sum of pieces minus the extra invokes they cost, over the whole-model median."""
-        extra = max(0, len(self.pieces) - 1) * self.invoke_overhead_ms
+        extra = max(0, sum(1 for p in self.pieces if p.stats.runs) - 1) * self.invoke_overhead_ms
         return (self.sum_ms - extra) / self.total.median_ms if self.total.median_ms else 0.0
 
     @property
@@ -110,8 +111,10 @@ def capture(content: bytes, sample: dict[str, np.ndarray]) -> Any:
     return it
 
 
-def _piece_runner(content: bytes, values: list[np.ndarray], threads: int) -> Any:
-    it = build_interpreter(content, xnnpack=True, threads=threads, what="a profile piece")
+def _piece_runner(content: bytes, values: list[np.ndarray], threads: int, xnnpack: bool) -> Any:
+    # A CPU piece runs on the built-in kernels as in the whole model: alone, XNNPACK might
+    # claim a node it refused in context (a weight DEQUANTIZE whose consumer is on CPU).
+    it = build_interpreter(content, xnnpack=xnnpack, threads=threads, what="a profile piece")
     feed_values(it, values)
     it.invoke()
     return it
@@ -135,6 +138,7 @@ def profile_content(
     check_sample(sample, specs)
     reference = capture(content, sample)
     model = parse(content)
+    content_graph = read_model(content)
     whole = build_interpreter(content, xnnpack=True, threads=threads)
     feed(whole, sample)
     whole.invoke()
@@ -146,13 +150,18 @@ def profile_content(
         else:
             plans.extend(("cpu", p.index, (i,)) for i in p.nodes)
     runners: dict[Any, Any] = {"whole": whole.invoke}
+    weights_only = set()
     for key, (kind, part, members) in enumerate(plans):
+        if kind == "xnnpack" and all(_is_weight_dequantize(content_graph, i) for i in members):
+            weights_only.add(key)  # XNNPACK unpacks these weights once, at load time: no per-run cost
+            continue
         piece = cut(model, members)
         values = [reference.get_tensor(t) for t in piece.inputs]
-        runners[key] = _piece_runner(piece.content, values, threads).invoke
+        runners[key] = _piece_runner(piece.content, values, threads, kind == "xnnpack").invoke
     stats = interleaved(runners, runs, warmup)
+    free = Stats(0.0, 0.0, 0.0, 0.0, 0)
     pieces = tuple(
-        PieceTiming(kind, part, members, tuple(label.get(i, "?") for i in members), stats[key])
+        PieceTiming(kind, part, members, tuple(label.get(i, "?") for i in members), free if key in weights_only else stats[key])
         for key, (kind, part, members) in enumerate(plans)
     )
     result = ProfileResult(recipe, stats["whole"], pieces, _layer_costs(pieces, nodes), threads)
@@ -163,6 +172,11 @@ def profile_content(
             f"extra invokes): per-piece figures are approximate; use more --runs on a quieter machine"
         )
     return dataclasses.replace(result, warnings=tuple(warnings))
+
+
+def _is_weight_dequantize(graph: ModelGraph, index: int) -> bool:
+    op = graph.primary.ops[index]
+    return op.op in ("DEQUANTIZE", "DENSIFY") and all(graph.primary.tensors[t].constant for t in op.inputs if t >= 0)
 
 
 def _layer_costs(pieces: tuple[PieceTiming, ...], nodes: tuple[NodeVerdict, ...]) -> tuple[LayerCost, ...]:

@@ -36,10 +36,34 @@ def serialize(model: Any) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def _constant_dequantizers(model: Any, sub: Any) -> dict[int, int]:
+    """Output tensor -> op index of DEQUANTIZE/DENSIFY nodes whose input is a constant (fp16/int8 weights)."""
+    out = {}
+    for i, op in enumerate(sub.operators or []):
+        code = model.operatorCodes[op.opcodeIndex]
+        name = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if name in (fb.BuiltinOperator.DEQUANTIZE, fb.BuiltinOperator.DENSIFY) and op.inputs is not None and len(op.inputs):
+            if _is_constant(model, sub.tensors[op.inputs[0]]):
+                out[int(op.outputs[0])] = i
+    return out
+
+
 def cut(model: Any, nodes: Sequence[int], subgraph: int = 0) -> Piece:
-    """A model that runs `nodes` of `subgraph` alone, reading the tensors they get from outside."""
+    """A model that runs `nodes` of `subgraph` alone, reading the tensors they get from outside.
+
+    Weight DEQUANTIZE nodes (of constants) feeding the piece are copied into it, and their
+    outputs are not exported: XNNPACK folds such a DEQUANTIZE into its consumer and cannot
+    hand its value across a piece boundary.
+    """
     sub = model.subgraphs[subgraph]
-    chosen = sorted(set(nodes))
+    requested = sorted(set(nodes))
+    weights = _constant_dequantizers(model, sub)
+    chosen = set(requested)
+    for i in requested:
+        for t in sub.operators[i].inputs if sub.operators[i].inputs is not None else []:
+            if int(t) in weights:
+                chosen.add(weights[int(t)])
+    chosen = sorted(chosen)
     ops = [sub.operators[i] for i in chosen]
     produced = {t for op in ops for t in (op.outputs if op.outputs is not None else []) if t >= 0}
     outside_readers: set[int] = set()
@@ -56,7 +80,13 @@ def cut(model: Any, nodes: Sequence[int], subgraph: int = 0) -> Piece:
             if _is_constant(model, tensor) or tensor.isVariable:
                 continue
             inputs.append(int(t))
-    outputs = [int(t) for op in ops for t in (op.outputs if op.outputs is not None else []) if t >= 0 and (t in outside_readers or t in graph_outputs)]
+    only_weights = all(int(sub.operators[i].outputs[0]) in weights for i in requested)
+    outputs = [
+        int(t)
+        for op in ops
+        for t in (op.outputs if op.outputs is not None else [])
+        if t >= 0 and (t in outside_readers or t in graph_outputs) and (only_weights or int(t) not in weights)
+    ]
     if not outputs:  # a dead end (only feeds nothing): keep its last outputs so it still runs
         outputs = [int(t) for t in (ops[-1].outputs if ops[-1].outputs is not None else []) if t >= 0]
     used = sorted({int(t) for op in ops for seq in (op.inputs, op.outputs, op.intermediates) if seq is not None for t in seq if t >= 0})
@@ -91,7 +121,7 @@ def cut(model: Any, nodes: Sequence[int], subgraph: int = 0) -> Piece:
     new_model.subgraphs = [new_sub] if single else [new_sub, *model.subgraphs[1:]]
     new_model.buffers = buffers
     new_model.description = "xnnfit piece"
-    return Piece(serialize(new_model), tuple(chosen), tuple(inputs), tuple(outputs))
+    return Piece(serialize(new_model), tuple(requested), tuple(inputs), tuple(outputs))
 
 
 def _is_constant(model: Any, tensor: Any) -> bool:
