@@ -49,6 +49,7 @@ CAUSES = (
         fix="y = tf.concat([x[:, 0:1], x[:, 2:3], x[:, 4:5]], axis=1)   # constant indices -> static slices\n"
         "# small vocabularies: y = tf.matmul(one_hot_ids, table)",
         example="tf.gather(x, [0, 2, 4], axis=1)",
+        rewrites=("XR010",),
         probes=(
             Probe("rejected", "GATHER", lam(lambda tf, x: tf.gather(x, [0, 2, 4, 5], axis=1))),
             Probe("delegated", "CONCATENATION", lam(lambda tf, x: tf.concat([x[:, 0:1], x[:, 2:3], x[:, 4:6]], axis=1))),
@@ -76,6 +77,7 @@ CAUSES = (
         why="XNNPACK has no POW or SIGN kernel.",
         fix="y = x * x * x   # tf.pow(x, 3); tf.square, tf.sqrt, tf.math.rsqrt for exponents 2, 0.5, -0.5",
         example="tf.pow(x, 3.0), tf.sign(x)",
+        rewrites=("XR006",),
         probes=(
             Probe("rejected", "POW", lam(lambda tf, x: tf.pow(tf.abs(x) + 1.0, 2.5))),
             Probe("rejected", "SIGN", lam(lambda tf, x: tf.sign(x))),
@@ -90,6 +92,7 @@ CAUSES = (
         why="XNNPACK implements SOFTMAX but not LOG_SOFTMAX.",
         fix="y = x - tf.reduce_max(x, -1, keepdims=True); y = y - tf.math.log(tf.reduce_sum(tf.exp(y), -1, keepdims=True))",
         example="tf.nn.log_softmax(x)",
+        rewrites=("XR007",),
         probes=(
             Probe("rejected", "LOG_SOFTMAX", lam(lambda tf, x: tf.nn.log_softmax(x))),
             Probe("delegated", "SOFTMAX", lam(lambda tf, x: tf.nn.softmax(x))),
@@ -145,6 +148,7 @@ CAUSES = (
         why="XNNPACK has no L2_NORMALIZATION kernel.",
         fix="y = x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), -1, keepdims=True) + 1e-6)",
         example="tf.math.l2_normalize(x, axis=-1)",
+        rewrites=("XR008",),
         probes=(
             Probe("rejected", "L2_NORMALIZATION", lam(lambda tf, x: tf.math.l2_normalize(x, axis=-1))),
             Probe("delegated", "RSQRT", lam(lambda tf, x: x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), -1, keepdims=True) + 1e-3))),

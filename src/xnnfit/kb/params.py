@@ -29,6 +29,7 @@ CAUSES = (
         why="XNNPACK slices with stride 1 only and without ellipsis, new-axis or shrink masks (x[:, ::2], x[:, 0] and x[..., None] are refused).",
         fix="y = tf.reshape(x[:, 0:1], (1, 16))   # for x[:, 0]; for x[:, ::2] reshape to (.., n, 2) and slice [..., 0:1]",
         example="x[:, ::2] or x[:, 0]",
+        rewrites=("XR005",),
         probes=(
             Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, ::2] * 2.0)),
             Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, 0] * 2.0, shape=(4, 4))),
@@ -71,6 +72,7 @@ CAUSES = (
         why="XNNPACK pooling needs stride <= window size; a 1x1 window with stride > 1 is refused.",
         fix="y = x[:, ::2, ::2, :] is refused too: use keras.layers.Conv2D/DepthwiseConv2D(1, strides=2) with constant ones, or pool 2x2",
         example="keras.layers.AveragePooling2D(pool_size=1, strides=2)",
+        rewrites=("XR005",),
         probes=(
             Probe("rejected", "AVERAGE_POOL_2D", layers(lambda k: k.layers.AveragePooling2D(pool_size=1, strides=2), shape=(8, 8, 4))),
             Probe("delegated", "AVERAGE_POOL_2D", layers(lambda k: k.layers.AveragePooling2D(pool_size=2, strides=2), shape=(8, 8, 4))),

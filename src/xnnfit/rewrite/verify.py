@@ -39,10 +39,14 @@ def compare(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]]
     abs_err, scale = 0.0, 0.0
     for ra, ca in zip(reference, candidate):
         for r, c in zip(ra, ca):
-            if r.shape != c.shape:
+            if r.shape != c.shape or not np.array_equal(np.isnan(r), np.isnan(c)):
                 return Numerics(float("inf"), float("inf"), 0.0)
-            abs_err = max(abs_err, float(np.max(np.abs(r - c))) if r.size else 0.0)
-            scale = max(scale, float(np.max(np.abs(r))) if r.size else 0.0)
+            finite = np.isfinite(r) & np.isfinite(c)
+            if not np.array_equal(r[~finite & ~np.isnan(r)], c[~finite & ~np.isnan(c)]):
+                return Numerics(float("inf"), float("inf"), 0.0)  # infinities must match exactly
+            if finite.any():
+                abs_err = max(abs_err, float(np.max(np.abs(r[finite] - c[finite]))))
+                scale = max(scale, float(np.max(np.abs(r[finite]))))
     return Numerics(abs_err, abs_err / scale if scale else abs_err, scale)
 
 

@@ -52,7 +52,7 @@ class SplitConcat(Rule):
             name = g.op(i)
             if name == "CONCATENATION":
                 if len(g.inputs(i)) > MAX_CONCAT_INPUTS:
-                    found.append(Match(self.id, i, g.name(g.outputs(i)[0]), {"kind": "concat"}))
+                    found.append(Match(self.id, i, _where(g, i), {"kind": "concat"}))
                 else:
                     reasons.append(f"every CONCATENATION has at most {MAX_CONCAT_INPUTS} inputs")
             elif name in ("SPLIT", "SPLIT_V"):
@@ -60,7 +60,7 @@ class SplitConcat(Rule):
                 if isinstance(why, str):
                     reasons.append(why)
                 else:
-                    found.append(Match(self.id, i, g.name(g.outputs(i)[0]), why))
+                    found.append(Match(self.id, i, _where(g, i), why))
         return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no SPLIT, SPLIT_V or CONCATENATION node")
 
     def _split(self, g: Graph, i: int) -> dict | str:
@@ -124,9 +124,8 @@ class SplitConcat(Rule):
         """One SLICE per output, writing the original output tensor (same quantization)."""
         ops = []
         for out, (begin, size) in zip(g.outputs(i), d["slices"]):
-            base = g.name(out) or f"t{out}"
-            b = g.add_const(np.asarray(begin, np.int32), self.tag(f"{base}/begin"))
-            s = g.add_const(np.asarray(size, np.int32), self.tag(f"{base}/size"))
+            b = g.add_const(np.asarray(begin, np.int32), self.tag("slice_begin"))
+            s = g.add_const(np.asarray(size, np.int32), self.tag("slice_size"))
             ops.append(g.make_op("SLICE", [d["x"], b, s], [out], fb.SliceOptionsT(), "SliceOptions"))
         return ops
 
@@ -136,7 +135,6 @@ class SplitConcat(Rule):
         axis_raw = int(opts0.axis) if opts0 is not None else 0
         activation = int(opts0.fusedActivationFunction) if opts0 is not None else 0
         out = g.outputs(i)[0]
-        base = g.name(out) or f"t{out}"
         rank = len(g.shape(out))
         axis = axis_raw + rank if axis_raw < 0 else axis_raw
         level, ops, inputs = 0, [], g.inputs(i)
@@ -146,12 +144,17 @@ class SplitConcat(Rule):
             merged = []
             for j in range(k):
                 group = inputs[bounds[j] : bounds[j + 1]]
-                t = g.add_tensor(_concat_shape(g, group, axis), g.dtype(out), self.tag(f"{base}/part{level}_{j}"), g.quant(out))
+                t = g.add_tensor(_concat_shape(g, group, axis), g.dtype(out), self.tag(f"concat{level}_{j}"), g.quant(out))
                 ops.append(g.make_op("CONCATENATION", group, [t], _concat_options(axis_raw, 0), "ConcatenationOptions"))
                 merged.append(t)
             inputs, level = merged, level + 1
         ops.append(g.make_op("CONCATENATION", inputs, [out], _concat_options(axis_raw, activation), "ConcatenationOptions"))
         return ops
+
+
+def _where(g: Graph, i: int) -> str:
+    """Op i's first output name (the converter joins fused names with ';': keep the first)."""
+    return g.name(g.outputs(i)[0]).split(";")[0]
 
 
 def _concat_options(axis: int, activation: int):
@@ -162,7 +165,7 @@ def _concat_options(axis: int, activation: int):
 
 
 def _concat_shape(g: Graph, group: list[int], axis: int) -> list[int]:
-    """The shape of concatenating `group` along `axis` (-1 where any part is dynamic)."""
+    """The shape of concatenating `group` along `axis` (-1 where it is not known)."""
     shapes = [g.shape(t) for t in group]
     shape = [next((d for d in dims if d >= 0), -1) for dims in zip(*shapes)]
     along = [s[axis] for s in shapes]

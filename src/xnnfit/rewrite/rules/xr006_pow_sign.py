@@ -1,16 +1,23 @@
 """XR006: POW with a constant exponent, and SIGN -> delegated float32 arithmetic.
 
-POW(x, c) with one constant exponent c becomes SQUARE, SQRT, RSQRT, MUL and DIV of x:
+POW(x, c) with one constant exponent c becomes SQUARE, SQRT, MUL and DIV of x:
 
-    c:  1    2       3            4                 0.5      1.5          -0.5      -1        -2
-        x    x*x     (x*x)*x      (x*x)*(x*x)       sqrt(x)  sqrt(x)*x    rsqrt(x)  1/x       1/(x*x)
+    c:  1    2       3            4                 0.5      1.5          -0.5        -1        -2
+        x    x*x     (x*x)*x      (x*x)*(x*x)       sqrt(x)  sqrt(x)*x    1/sqrt(x)   1/x       1/(x*x)
 
-The same function, rounded differently (pow rounds once, x*x*x twice: about 1 ulp).
+The same function, rounded differently (pow rounds once, x*x*x twice: about 1 ulp), with
+edge differences: where a positive power overflows float32 the POW kernel saturates to
++-3.4e38 and the rewrite gives +-inf; x ** -0.5 at x = -0.0 is -inf instead of +inf;
+and XNNPACK flushes subnormal results (|y| < 2^-126) to 0.
+(1/sqrt(x), not RSQRT: XNNPACK's RSQRT returns NaN at 0 where POW returns inf.)
 
 SIGN(x) becomes clamp((x * 2^126) * 2^126, -1, 1): two MULs, the second with a fused
-RELU_N1_TO_1. Any nonzero float, down to the smallest subnormal 2^-149, grows to at
-least 2^103 in magnitude (or to inf) and clamps to exactly +-1; 0 stays 0. So the result
-equals SIGN for every finite x and for +-inf. (NaN is not covered: SIGN gives 0 there.)
+RELU_N1_TO_1. Every nonzero float grows to at least 2^103 in magnitude (or to inf) and
+clamps to exactly +-1; zeros stay zero. The result equals SIGN for every normal float,
+for zeros and for +-inf. XNNPACK flushes denormals to zero, so a subnormal input
+(0 < |x| < 2^-126) reads as 0 inside the delegate and gives 0 where the CPU SIGN kernel
+gives +-1: no delegated formulation can tell such an input from 0 (on CPU kernels the
+rewrite matches SIGN there too). NaN stays NaN, as in SIGN.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ _POW = {
     4.0: (("SQUARE", ("x",)), ("SQUARE", ("0",))),
     0.5: (("SQRT", ("x",)),),
     1.5: (("SQRT", ("x",)), ("MUL", ("0", "x"))),
-    -0.5: (("RSQRT", ("x",)),),
+    -0.5: (("SQRT", ("x",)), ("DIV", ("one", "0"))),  # XNNPACK's RSQRT gives NaN at 0, POW gives inf
     -1.0: (("DIV", ("one", "x")),),
     -2.0: (("SQUARE", ("x",)), ("DIV", ("one", "0"))),
 }
@@ -41,15 +48,15 @@ def _example():
     import keras
     import tensorflow as tf
 
-    inp = keras.Input((16,), name="x")
-    x = keras.layers.Dense(16, name="dense")(inp)
+    inp = keras.Input((16, 64), name="x")
+    x = keras.layers.Dense(64, name="dense")(inp)
     x = keras.layers.Lambda(lambda t: tf.pow(t, 3.0) + tf.sign(t), name="pow_sign")(x)
     return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
 
 
 class PowSign(Rule):
     id = "XR006"
-    title = "POW with a constant exponent, SIGN -> square/sqrt/rsqrt/mul/div arithmetic"
+    title = "POW with a constant exponent, SIGN -> square/sqrt/mul/div arithmetic"
     fixes = ("XNN005",)
     exactness = "exact"
     tolerance = 1e-5

@@ -1,0 +1,73 @@
+"""XR008: L2_NORMALIZATION -> x / max(sqrt(sum(x^2)), 1e-6) in delegated float32 ops.
+
+TFLite's float kernel (kernels/l2norm.cc, epsilon = 1e-6f; reference_ops::L2Normalization)
+computes l2 = max(sqrt(sum over the last axis of x^2), epsilon) and out = x / l2. The
+rewrite is that formula op for op: SQUARE, SUM (keep_dims), SQRT, MAXIMUM, DIV, so a zero
+row stays zero and rows shorter than 1e-6 are divided by 1e-6, as in the kernel. It
+differs by rounding (summation order) only; DIV rather than MUL by RSQRT keeps the
+kernel's single division.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xnnfit.rewrite.graph import Graph
+from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.tflite.schema import fb
+
+EPSILON = 1e-6  # the float kernel's floor on the norm
+
+
+def _example():
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((16, 32), name="x")
+    x = keras.layers.Dense(128, name="embed")(inp)
+    return keras.Model(inp, keras.layers.Lambda(lambda t: tf.math.l2_normalize(t, axis=-1), name="l2_normalize")(x))
+
+
+class L2Norm(Rule):
+    id = "XR008"
+    title = "L2_NORMALIZATION -> x / max(sqrt(sum(x^2)), 1e-6)"
+    fixes = ("XNN010",)
+    exactness = "tolerance"
+    tolerance = 1e-5
+    example = staticmethod(_example)
+
+    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
+        found, reasons = [], []
+        for i in range(len(g.ops)):
+            if g.op(i) != "L2_NORMALIZATION":
+                continue
+            x = g.inputs(i)[0]
+            opts = g.ops[i].builtinOptions
+            if g.dtype(x) != "float32":
+                reasons.append(f"L2_NORMALIZATION on {g.dtype(x)} (SQUARE, SQRT and DIV are delegated in float32 only)")
+            elif len(g.shape(x)) == 0:
+                reasons.append("L2_NORMALIZATION of a scalar")
+            elif opts is not None and opts.fusedActivationFunction:
+                reasons.append("L2_NORMALIZATION with a fused activation")
+            else:
+                found.append(Match(self.id, i, g.name(g.outputs(i)[0])))
+        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no L2_NORMALIZATION node")
+
+    def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
+        i = m.anchor
+        x, out = g.inputs(i)[0], g.outputs(i)[0]
+        shape = g.shape(x)
+        reduced = (*shape[:-1], 1)
+        squares = g.add_tensor(shape, "float32", self.tag("square"))
+        total, norm, floored = (g.add_tensor(reduced, "float32", self.tag(n)) for n in ("sum", "norm", "norm_floored"))
+        opts = fb.ReducerOptionsT()
+        opts.keepDims = True
+        axis = g.add_const(np.asarray([len(shape) - 1], np.int32), self.tag("axis"))
+        eps = g.add_const(np.asarray(EPSILON, np.float32), self.tag("epsilon"))
+        g.ops[i : i + 1] = [
+            g.make_op("SQUARE", [x], [squares]),
+            g.make_op("SUM", [squares, axis], [total], opts, "ReducerOptions"),
+            g.make_op("SQRT", [total], [norm]),
+            g.make_op("MAXIMUM", [norm, eps], [floored]),
+            g.make_op("DIV", [x, floored], [out], fb.DivOptionsT(), "DivOptions"),
+        ]
