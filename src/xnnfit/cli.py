@@ -284,6 +284,31 @@ def profile(
         raise typer.Exit(EXIT_USAGE)
 
 
+class _progress:
+    """A transient progress bar on stderr over a known number of steps (nothing with --quiet)."""
+
+    def __init__(self, quiet: bool, title: str, total: int):
+        self.quiet, self.title, self.total, self.bar, self.task = quiet, title, total, None, None
+
+    def __enter__(self):
+        if not self.quiet:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.title, total=self.total)
+        return self.update
+
+    def update(self, step: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=f"{self.title}: {step}")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
+
+
 class _steps:
     """A transient spinner on stderr naming the current step (nothing with --quiet)."""
 
@@ -387,7 +412,8 @@ def quant(
         from xnnfit.report.terminal import render_quant
 
         chosen = parse_recipes(recipes, default=DEFAULT_RECIPES)
-        with _steps(quiet, f"quantization sweep of {model}") as step:
+        steps = 2 * len(set(chosen) | {chosen[0]}) + 1
+        with _progress(quiet, f"quantization sweep of {model}", steps) as step:
             report = run_quant(
                 model, chosen, _options(batch, False, input_shape, calibration, timeout),
                 eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir, trust=trust_model, on_step=step,

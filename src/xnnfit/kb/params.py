@@ -70,7 +70,7 @@ CAUSES = (
         ops=("AVERAGE_POOL_2D", "MAX_POOL_2D"),
         condition=PoolStride(),
         why="XNNPACK pooling needs stride <= window size; a 1x1 window with stride > 1 is refused.",
-        fix="y = x[:, ::2, ::2, :] is refused too: use keras.layers.Conv2D/DepthwiseConv2D(1, strides=2) with constant ones, or pool 2x2",
+        fix="# subsample with a reshape and a stride-1 slice (xnnfit fix does this), or use a 2x2 pool / strided conv",
         example="keras.layers.AveragePooling2D(pool_size=1, strides=2)",
         rewrites=("XR005",),
         probes=(
