@@ -38,18 +38,7 @@ class WhereActivation(Rule):
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found, reasons = [], []
-        for i in range(len(g.ops)):
-            if g.op(i) not in ("SELECT", "SELECT_V2"):
-                continue
-            why = self._why_not(g, i)
-            if isinstance(why, str):
-                reasons.append(why)
-            else:
-                found.append(Match(self.id, i, g.name(g.outputs(i)[0]), why))
-        if found:
-            return found
-        return NoMatch("; ".join(dict.fromkeys(reasons)) or "no SELECT/SELECT_V2 node")
+        return self.scan(g, ("SELECT", "SELECT_V2"), self._why_not)
 
     def _why_not(self, g: Graph, i: int):
         cond, t_true, t_false = g.inputs(i)[:3]

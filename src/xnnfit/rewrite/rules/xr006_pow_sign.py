@@ -63,16 +63,7 @@ class PowSign(Rule):
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found, reasons = [], []
-        for i in range(len(g.ops)):
-            if g.op(i) not in ("POW", "SIGN"):
-                continue
-            why = self._why_not(g, i)
-            if isinstance(why, str):
-                reasons.append(why)
-            else:
-                found.append(Match(self.id, i, g.name(g.outputs(i)[0]), why))
-        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no POW or SIGN node")
+        return self.scan(g, ("POW", "SIGN"), self._why_not)
 
     def _why_not(self, g: Graph, i: int) -> dict | str:
         x, out = g.inputs(i)[0], g.outputs(i)[0]

@@ -55,16 +55,7 @@ class GatherConst(Rule):
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found, reasons = [], []
-        for i in range(len(g.ops)):
-            if g.op(i) != "GATHER":
-                continue
-            why = self._why_not(g, i)
-            if isinstance(why, str):
-                reasons.append(why)
-            else:
-                found.append(Match(self.id, i, g.name(g.outputs(i)[0]), why))
-        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no GATHER node")
+        return self.scan(g, ("GATHER",), self._why_not)
 
     def _why_not(self, g: Graph, i: int) -> dict | str:
         x, idx = g.inputs(i)[:2]
