@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 
 from xnnfit.errors import XnnfitError
 from xnnfit.inputs import InputSpec, random_inputs

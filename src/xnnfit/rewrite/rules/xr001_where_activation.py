@@ -74,7 +74,6 @@ class WhereActivation(Rule):
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         d = m.detail
         i = m.anchor
-        x = d["x"]
         out = g.outputs(i)[0]
         if d.get("special") is not None:
             ops, final = self._single_op(g, d, out)
