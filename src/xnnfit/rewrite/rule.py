@@ -50,8 +50,11 @@ class Rule:
         """Rewrite one match in place (dead ops are pruned later)."""
         raise NotImplementedError
 
-    def scan(self, g: Graph, ops: tuple[str, ...], check: Callable[[Graph, int], "dict | str"]) -> list[Match] | NoMatch:
-        """Matches for every op named in `ops` that `check` accepts (it returns the match detail, or why not)."""
+    def scan(self, g: Graph, ops: tuple[str, ...], check: Callable[[Graph, int], "dict | str"], none: str = "") -> list[Match] | NoMatch:
+        """Matches for every op named in `ops` that `check` accepts (it returns the match detail, or why not).
+
+        `none` is the reason given when no such op exists.
+        """
         found, reasons = [], []
         for i in range(len(g.ops)):
             if g.op(i) not in ops:
@@ -61,7 +64,7 @@ class Rule:
                 reasons.append(detail)
             else:
                 found.append(Match(self.id, i, g.name(g.outputs(i)[0]), detail))
-        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or f"no {' or '.join(ops)} node")
+        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or none or f"no {' or '.join(ops)} node")
 
     example: Callable[[], Any] | None = None  # builds a Keras model that triggers the rule
     example_recipe: str = "fp32"

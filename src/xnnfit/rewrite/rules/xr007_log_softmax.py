@@ -32,18 +32,7 @@ class LogSoftmax(Rule):
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found, reasons = [], []
-        for i in range(len(g.ops)):
-            if g.op(i) != "LOG_SOFTMAX":
-                continue
-            x = g.inputs(i)[0]
-            if g.dtype(x) != "float32":
-                reasons.append(f"LOG_SOFTMAX on {g.dtype(x)} (EXP and LOG are delegated in float32 only)")
-            elif len(g.shape(x)) == 0:
-                reasons.append("LOG_SOFTMAX of a scalar")
-            else:
-                found.append(Match(self.id, i, g.name(g.outputs(i)[0])))
-        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no LOG_SOFTMAX node")
+        return self.scan(g, ("LOG_SOFTMAX",), _why_not)
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         i = m.anchor
@@ -66,3 +55,12 @@ class LogSoftmax(Rule):
         opts.keepDims = True
         axis = g.add_const(np.asarray([len(g.shape(src)) - 1], np.int32), self.tag("axis"))
         return g.make_op(name, [src, axis], [dst], opts, "ReducerOptions")
+
+
+def _why_not(g: Graph, i: int) -> dict | str:
+    x = g.inputs(i)[0]
+    if g.dtype(x) != "float32":
+        return f"LOG_SOFTMAX on {g.dtype(x)} (EXP and LOG are delegated in float32 only)"
+    if len(g.shape(x)) == 0:
+        return "LOG_SOFTMAX of a scalar"
+    return {}

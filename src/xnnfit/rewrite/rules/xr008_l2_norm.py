@@ -37,21 +37,7 @@ class L2Norm(Rule):
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found, reasons = [], []
-        for i in range(len(g.ops)):
-            if g.op(i) != "L2_NORMALIZATION":
-                continue
-            x = g.inputs(i)[0]
-            opts = g.ops[i].builtinOptions
-            if g.dtype(x) != "float32":
-                reasons.append(f"L2_NORMALIZATION on {g.dtype(x)} (SQUARE, SQRT and DIV are delegated in float32 only)")
-            elif len(g.shape(x)) == 0:
-                reasons.append("L2_NORMALIZATION of a scalar")
-            elif opts is not None and opts.fusedActivationFunction:
-                reasons.append("L2_NORMALIZATION with a fused activation")
-            else:
-                found.append(Match(self.id, i, g.name(g.outputs(i)[0])))
-        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no L2_NORMALIZATION node")
+        return self.scan(g, ("L2_NORMALIZATION",), _why_not)
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         i = m.anchor
@@ -71,3 +57,15 @@ class L2Norm(Rule):
             g.make_op("MAXIMUM", [norm, eps], [floored]),
             g.make_op("DIV", [x, floored], [out], fb.DivOptionsT(), "DivOptions"),
         ]
+
+
+def _why_not(g: Graph, i: int) -> dict | str:
+    x = g.inputs(i)[0]
+    opts = g.ops[i].builtinOptions
+    if g.dtype(x) != "float32":
+        return f"L2_NORMALIZATION on {g.dtype(x)} (SQUARE, SQRT and DIV are delegated in float32 only)"
+    if len(g.shape(x)) == 0:
+        return "L2_NORMALIZATION of a scalar"
+    if opts is not None and opts.fusedActivationFunction:
+        return "L2_NORMALIZATION with a fused activation"
+    return {}

@@ -32,14 +32,7 @@ class FloatDepthwise(Rule):
     example_recipe = "dynamic-int8"
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found = []
-        for i in range(len(g.ops)):
-            if g.op(i) != "DEPTHWISE_CONV_2D":
-                continue
-            x, w = g.inputs(i)[:2]
-            if g.dtype(x) == "float32" and g.dtype(w) in ("int8", "uint8") and g.value(w) is not None and g.quant(w) is not None:
-                found.append(Match(self.id, i, g.name(g.outputs(i)[0]), {"filter": w}))
-        return found or NoMatch("no depthwise conv with float input and int8 filter")
+        return self.scan(g, ("DEPTHWISE_CONV_2D",), _why_not, none="no depthwise conv with float input and int8 filter")
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         w = m.detail["filter"]
@@ -47,3 +40,10 @@ class FloatDepthwise(Rule):
         c = g.add_const(weights, self.tag(g.name(w)))
         op = g.ops[m.anchor]
         op.inputs = [c if int(t) == w else int(t) for t in op.inputs]
+
+
+def _why_not(g: Graph, i: int) -> dict | str:
+    x, w = g.inputs(i)[:2]
+    if g.dtype(x) != "float32" or g.dtype(w) not in ("int8", "uint8") or g.value(w) is None or g.quant(w) is None:
+        return "depthwise conv already has matching input and filter types"
+    return {"filter": w}
