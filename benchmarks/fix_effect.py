@@ -10,20 +10,11 @@ Latency ratios come from interleaved runs in one process; read ratios, not absol
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def example(name: str):
-    spec = importlib.util.spec_from_file_location(f"ex_{name}", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _examples import example  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 
 def main() -> None:
