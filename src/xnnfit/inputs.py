@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,11 +60,16 @@ def random_inputs(specs: tuple[InputSpec, ...], count: int, seed: int = 0) -> li
 
 def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, np.ndarray]]:
     """Samples from an .npz: one array per input (by name, or arr_0.. in order), first axis = samples."""
+    if not Path(path).is_file():
+        raise InputDataError(f"cannot read {str(path)!r}: no such file. Check the path.")
+    if not zipfile.is_zipfile(path):
+        raise InputDataError(f"{str(path)!r} is not an .npz archive. Save inputs with numpy.savez(path, name=array).")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError) as exc:
-        raise InputDataError(f"cannot read {str(path)!r} as .npz: {exc}. Save it with numpy.savez(path, name=array).") from exc
+        reason = str(exc).rstrip(".")
+        raise InputDataError(f"cannot read {str(path)!r} as .npz: {reason}. Save it with numpy.savez(path, name=array).") from exc
     if not arrays:
         raise InputDataError(f"{str(path)!r} holds no arrays. Save one array per model input, first axis = samples.")
     picked = {}
