@@ -40,7 +40,7 @@ RECIPES: dict[str, ConversionRecipe] = {r.name: r for r in (FP32, FP16, DYNAMIC_
 
 def _float_only_in_int8() -> tuple[str, ...]:
     """Ops XNNPACK runs in float but not quantized, from the KB (XNN028, XNN033)."""
-    from xnnfit.kb.quant import FLOAT_ONLY
+    from xnnfit.kb.tables import FLOAT_ONLY
 
     return tuple(sorted(FLOAT_ONLY | {"BATCH_MATMUL"}))
 

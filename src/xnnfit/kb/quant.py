@@ -5,11 +5,7 @@ from __future__ import annotations
 from xnnfit.kb.cause import Cause, Probe
 from xnnfit.kb.conditions import DequantizeConsumerOnCpu, Float16Activation, HybridDepthwise, QuantizedMatmulZeroPoint, QuantizedOp, QuantizedScaleRatio
 from xnnfit.kb.probes import lam, layers
-
-FLOAT_ONLY = frozenset(
-    """SOFTMAX AVERAGE_POOL_2D MAXIMUM MINIMUM DIV PRELU HARD_SWISH ABS CEIL COS EXP FLOOR GELU LOG NEG RELU RELU6
-    RELU_N1_TO_1 ROUND RSQRT SIN SQRT SQUARE SQUARED_DIFFERENCE""".split()
-)
+from xnnfit.kb.tables import FLOAT_ONLY
 
 CAUSES = (
     Cause(
