@@ -30,8 +30,22 @@ def convert(model: Any, recipe: str = "fp32", *, dynamic_batch: bool = False):
     """`xnnfit.convert.convert_model` with a recipe name: the real converter, in process."""
     from xnnfit.convert import ConvertOptions, convert_model
     from xnnfit.recipes import RECIPES
+    from xnnfit.specs import ShapeRequest
 
-    return convert_model(model, RECIPES[recipe], ConvertOptions(dynamic_batch=dynamic_batch))
+    return convert_model(model, RECIPES[recipe], ConvertOptions(ShapeRequest(dynamic_batch=dynamic_batch)))
+
+
+def diagnose(model: Any, recipe: str = "fp32"):
+    """xnnfit's diagnosis of an Artifact, or of bare .tflite bytes (specs read from the file), in this process."""
+    from xnnfit.artifact import Artifact
+    from xnnfit.diagnosis import diagnose as run
+    from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+    from xnnfit.tflite.graph import read_model
+
+    if isinstance(model, Artifact):
+        return run(model)
+    specs, _ = ShapeRequest().pin_all(tflite_declared_inputs(read_model(model)))
+    return run(Artifact(recipe, bytes(model), specs))
 
 
 # ---------------------------------------------------------------------------------------

@@ -93,9 +93,11 @@ def test_tflite_report_json_and_gates(files, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "7 nodes: 5 on XNNPACK, 2 on CPU kernels; 3 partitions (2 XNNPACK)" in res.stdout
     doc = json.loads(out.read_text())
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2 and doc["result"] == "check"
     assert {"xnnfit", "ai-edge-litert"} <= set(doc["versions"])
     (rec,) = doc["recipes"]
+    assert [(i["name"], i["signature"], i["shape"]) for i in rec["inputs"]] == [("features", [-1, 10], [1, 10])]
+    assert rec["inputs"][0]["pins"] == [{"axis": 0, "size": 1, "by": "--batch"}]
     assert rec["summary"] == {"nodes": 7, "delegated": 5, "cpu_nodes": 2, "partitions": 3, "delegate_partitions": 2, "unexplained": 0}
     cpu = [n for n in rec["nodes"] if not n["delegated"]]
     assert {n["op"] for n in cpu} == {"LESS", "SELECT"}
@@ -113,8 +115,8 @@ def test_tflite_report_json_and_gates(files, tmp_path):
 
 def test_tflite_check_does_not_import_tensorflow(files):
     code = (
-        "import sys; from xnnfit.check import check; r = check(sys.argv[1]);"
-        "assert r.results[0].summary()['cpu_nodes'] == 2;"
+        "import sys, xnnfit; r = xnnfit.check(sys.argv[1]);"
+        "assert r.recipes[0].summary()['cpu_nodes'] == 2;"
         "print('tensorflow' in sys.modules)"
     )
     res = subprocess.run([sys.executable, "-c", code, str(files / "where.tflite")], capture_output=True, text=True, timeout=300)

@@ -12,7 +12,7 @@ import pytest
 
 import fixtures_models
 from xnnfit.delegation import Delegation, delegate_members, observe, observe_node_per_delegate
-from xnnfit.explain import causes_for
+from xnnfit.verdicts import causes_for
 from xnnfit.runtime import build_interpreter
 from xnnfit.tflite import read_model
 

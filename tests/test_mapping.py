@@ -1,4 +1,4 @@
-"""TFLite node -> Keras layer, through xnnfit.check.analyze on models the real converter made."""
+"""TFLite node -> Keras layer, through xnnfit.diagnosis.diagnose on models the real converter made."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 import fixtures_models
-from xnnfit.check import Diagnosis, analyze
+from xnnfit.artifact import Artifact
+from xnnfit.diagnosis import Diagnosis, diagnose
 
 THIS_FILE = os.path.abspath(__file__)
 
@@ -41,8 +42,8 @@ def _lambda_line(model: keras.Model) -> int:
 
 def _analyze(conv, *, with_layers: bool = True) -> Diagnosis:
     if with_layers:
-        return analyze(conv.content, conv.recipe, conv.layers, conv.framework)
-    return analyze(conv.content, conv.recipe)
+        return diagnose(conv)
+    return diagnose(Artifact(conv.recipe, conv.content, conv.specs))
 
 
 @pytest.fixture(scope="module")
@@ -222,12 +223,12 @@ def test_bare_tflite_from_tf_keras_uses_model_scope():
 @pytest.fixture(scope="module")
 def checked_examples():
     """check() on two examples given as file.py:build: the real pipeline, child process and all."""
-    from xnnfit.check import check
+    from xnnfit import check
 
     out = {}
     for name in ("sin_cos_lambda", "where_activation"):
         report = check(str(fixtures_models.EXAMPLES_DIR / f"{name}.py") + ":build")
-        (diag,) = report.results
+        (diag,) = report.recipes
         assert diag.ok, diag.error
         out[name] = diag
     return out

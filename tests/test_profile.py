@@ -11,19 +11,21 @@ import numpy as np
 import pytest
 
 import fixtures_models
-from xnnfit.bench import bench_content, parse_threads
-from xnnfit.check import analyze
+from xnnfit.artifact import Artifact
+from xnnfit.benchmark import bench_stage, parse_threads
 from xnnfit.errors import InputDataError, RuntimeFailure
-from xnnfit.inputs import tflite_input_specs
-from xnnfit.profile import profile_content
+from xnnfit.profiling import profile_stage
+from xnnfit.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite import read_model
 
 
+def _profile(conv):
+    diag = profile_stage(conv, runs=5, warmup=1)
+    return diag, diag.profile
+
+
 def _profiled(name: str, recipe: str):
-    conv = fixtures_models.convert_example(name, recipe)
-    diag = analyze(conv.content, recipe, conv.layers, conv.framework)
-    prof = profile_content(conv.content, recipe, conv.inputs, diag.nodes, diag.partitions, runs=5, warmup=1)
-    return diag, prof
+    return _profile(fixtures_models.convert_example(name, recipe))
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +65,7 @@ def test_expensive_fallback_ranks_first():
     x = keras.layers.Lambda(lambda t: tf.where(t < 0, 0.1 * t, t * t), name="big_where")(x)
     x = keras.layers.Lambda(lambda t: tf.reduce_mean(t, axis=[1, 2]) > 0.0, name="small_flag")(x)
     out = keras.layers.Lambda(lambda t: tf.cast(t, tf.float32), name="to_float")(x)
-    conv = fixtures_models.convert(keras.Model(inp, out))
-    diag = analyze(conv.content, "fp32", conv.layers, conv.framework)
-    prof = profile_content(conv.content, "fp32", conv.inputs, diag.nodes, diag.partitions, runs=5, warmup=1)
+    diag, prof = _profile(fixtures_models.convert(keras.Model(inp, out)))
     assert prof.layers[0].layer == "big_where"
     assert set(prof.layers[0].ops) == {"LESS", "SELECT"}
     assert "XNN001" in prof.layers[0].causes
@@ -73,7 +73,7 @@ def test_expensive_fallback_ranks_first():
 
 def test_bench_structure():
     conv = fixtures_models.convert_example("where_activation", "fp32")
-    res = bench_content(conv.content, "fp32", conv.inputs, threads=(1, 2), runs=5, warmup=1)
+    res = bench_stage(conv, threads=(1, 2), runs=5, warmup=1)
     assert {(c.xnnpack, c.threads) for c in res.configs} == {(True, 1), (False, 1), (True, 2), (False, 2)}
     for c in res.configs:
         assert c.stats.runs == 5
@@ -82,14 +82,15 @@ def test_bench_structure():
     assert res.speedup(1) > 0
 
 
-def test_bench_rejects_bad_data():
+def test_bench_rejects_bad_data(tmp_path):
     conv = fixtures_models.convert_example("where_activation", "fp32")
-    (spec,) = conv.inputs
-    with pytest.raises(InputDataError, match="needs shape"):
-        bench_content(conv.content, "fp32", conv.inputs, sample={spec.name: np.zeros((1, 3), "float32")}, runs=1, warmup=0)
-    bad = np.full((1, 10), np.nan, "float32")
+    (spec,) = conv.specs
+    np.savez(tmp_path / "short.npz", **{spec.name: np.zeros((1, 3), "float32")})
+    with pytest.raises(InputDataError, match="needs"):
+        bench_stage(conv, data=str(tmp_path / "short.npz"), runs=1, warmup=0)
+    np.savez(tmp_path / "nan.npz", **{spec.name: np.full((1, 10), np.nan, "float32")})
     with pytest.raises(InputDataError, match="NaN"):
-        bench_content(conv.content, "fp32", conv.inputs, sample={spec.name: bad}, runs=1, warmup=0)
+        bench_stage(conv, data=str(tmp_path / "nan.npz"), runs=1, warmup=0)
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "1,0", "two", ""])
@@ -108,9 +109,9 @@ def test_model_that_cannot_run_is_a_clear_error(tmp_path):
     converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
     converter.allow_custom_ops = True
     content = converter.convert()
-    specs = tflite_input_specs(read_model(content))
+    specs, _ = ShapeRequest().pin_all(tflite_declared_inputs(read_model(content)))
     with pytest.raises(RuntimeFailure, match="Tan"):
-        bench_content(content, "as-given", specs, runs=1, warmup=0)
+        bench_stage(Artifact("as-given", content, specs), runs=1, warmup=0)
     path = tmp_path / "custom.tflite"
     path.write_bytes(content)
     res = subprocess.run([sys.executable, "-m", "xnnfit", "bench", str(path), "-q"], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xnnfit.check import check
+from xnnfit import check, quant
 from xnnfit.errors import InputDataError, XnnfitError
-from xnnfit.quant import QuantRow, pareto, quant, recommend
-from xnnfit.recipes import ALL, parse_recipes
+from xnnfit.sweep import QuantRow, pareto, recommend
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = f"{ROOT}/examples/where_cnn.py:build"
@@ -22,13 +21,13 @@ CNN = f"{ROOT}/examples/where_cnn.py:build"
 
 @pytest.fixture(scope="module")
 def cnn_report():
-    return quant(CNN, parse_recipes("fp32,dynamic-int8,int8,int8+float-ops"), runs=5)
+    return quant(CNN, recipe="fp32,dynamic-int8,int8,int8+float-ops", runs=5)
 
 
 def test_rows_have_every_field_and_agree_with_check(cnn_report):
     rows = {r.recipe: r for r in cnn_report.rows}
     assert set(rows) == {"fp32", "dynamic-int8", "int8", "int8+float-ops"}
-    diag = {d.recipe: d for d in check(CNN, tuple(ALL[n] for n in rows)).results}
+    diag = {d.recipe: d for d in check(CNN, recipe=list(rows)).recipes}
     for name, row in rows.items():
         assert row.status == "ok", row.error
         s = diag[name].summary()
@@ -63,7 +62,7 @@ def test_a_crashing_recipe_fails_its_row_only(tmp_path):
         "    inp = keras.Input((8, 4))\n"
         "    return keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(8)(inp)))\n"
     )
-    report = quant(f"{src}:build", parse_recipes("fp32,int8,dynamic-int8"), runs=3)
+    report = quant(f"{src}:build", recipe="fp32,int8,dynamic-int8", runs=3)
     rows = {r.recipe: r for r in report.rows}
     assert rows["int8"].status == "failed" and "SIGSEGV" in rows["int8"].error
     assert rows["fp32"].status == "ok" and rows["dynamic-int8"].status == "ok"
@@ -88,10 +87,8 @@ def test_tflite_input_is_refused(tmp_path):
 def test_bad_calibration_data(tmp_path, arrays, needle):
     path = tmp_path / "calib.npz"
     np.savez(path, **arrays)
-    from xnnfit.convert import ConvertOptions
-
     with pytest.raises(InputDataError, match=needle):
-        quant(CNN, parse_recipes("fp32,int8"), ConvertOptions(calibration=str(path)), runs=3)
+        quant(CNN, recipe="fp32,int8", calibration=str(path), runs=3)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     res = subprocess.run([sys.executable, "-m", "xnnfit", "quant", CNN, "--recipes", "int8", "--calibration", str(path), "-q"], capture_output=True, text=True, env=env)
     assert res.returncode == 2

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from xnnfit.check import analyze
+from fixtures_models import diagnose as analyze
 from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.delegation import observe_node_per_delegate
 from xnnfit.recipes import RECIPES
+from xnnfit.specs import ShapeRequest
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +64,8 @@ def built():
 @pytest.mark.parametrize(("name", "factory", "recipe", "min_cpu"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
 def test_real_model(built, name, factory, recipe, min_cpu):
     model = built(name, factory)
-    conv = convert_model(model, RECIPES[recipe], ConvertOptions(input_shapes=(("token_ids", (1, 32)), ("segment_ids", (1, 32)), ("padding_mask", (1, 32))) if name == "bert_backbone" else ()))
-    diag = analyze(conv.content, recipe, conv.layers, conv.framework)
+    conv = convert_model(model, RECIPES[recipe], ConvertOptions(ShapeRequest(input_shapes=(("token_ids", (1, 32)), ("segment_ids", (1, 32)), ("padding_mask", (1, 32))) if name == "bert_backbone" else ())))
+    diag = analyze(conv)
     primary = diag.observed
     assert {n.index for n in primary if n.delegated} == observe_node_per_delegate(conv.content)
     assert not any("approximate" in note for note in diag.notes)

@@ -259,7 +259,7 @@ def test_keras3_export_savedmodel_converts(tmp_path):
     assert framework_of(loaded) == "savedmodel"
     conv = fixtures_models.convert(loaded)
     assert conv.framework == "savedmodel" and conv.layers == ()
-    assert [(s.name, s.shape) for s in conv.inputs] == [("x", (1, 4))]
+    assert [(s.name, s.shape) for s in conv.specs] == [("x", (1, 4))]
     assert [n.op for n in observe(conv.content).primary] == ["FULLY_CONNECTED"]
 
 

@@ -1,23 +1,45 @@
-"""The xnnfit command line (typer); thin: parse, call the API, render, exit code.
+"""The xnnfit command line (typer): parse options, call xnnfit.api, hand the result to report/, set the exit code.
 
-Exit codes: 0 fine, 1 a CI gate was violated, 2 usage error or unusable input.
+Exit codes: 0 fine, 1 a CI gate was violated, 2 usage error or unusable input, 130 interrupted.
+Options shared by several commands are declared once below and mean the same everywhere.
 """
 
 from __future__ import annotations
 
-import re
+import contextlib
 import sys
-from typing import Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from xnnfit import __version__
+from xnnfit import api
+from xnnfit.diagnosis import Gates
 from xnnfit.errors import XnnfitError
+from xnnfit.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, PROFILE_RUNS
+from xnnfit.report import terminal
+from xnnfit.report.json import write_json
+from xnnfit.version import __version__
 
-EXIT_GATE = 1
-EXIT_USAGE = 2
+EXIT_GATE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+MODEL_HELP = ".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"
+
+# --- options shared by the commands (one declaration each) ----------------------------
+Model = Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP)]
+Recipe = Annotated[Optional[list[str]], typer.Option("--recipe", "-r", help="fp32, fp16, dynamic-int8, int8, int16x8, int8+float-ops, dynamic-int8+float-dw (comma-separated or repeated; 'all'). Ignored for a .tflite.")]
+Batch = Annotated[int, typer.Option("--batch", min=1, help="Batch size a dynamic batch dimension is pinned to.")]
+DynamicBatch = Annotated[bool, typer.Option("--dynamic-batch", help="Keep the batch dimension dynamic, as many users ship it.")]
+InputShape = Annotated[Optional[list[str]], typer.Option("--input-shape", help="Pin an input's dynamic dimensions: NAME=1,128 (repeatable; .tflite files too).")]
+Calibration = Annotated[Optional[str], typer.Option("--calibration", help=".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0).")]
+Trust = Annotated[bool, typer.Option("--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers).")]
+Json = Annotated[Optional[str], typer.Option("--json", help="Write the machine-readable result to FILE (atomically).")]
+Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds allowed per conversion or run before it is stopped.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime log and tracebacks on errors.")]
+Threads = Annotated[str, typer.Option("--threads", help="Thread counts, comma-separated (e.g. 1,2,4).")]
+Runs = Annotated[int, typer.Option("--runs", min=1, help="Timed runs per measurement (interleaved).")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")]
+Data = Annotated[Optional[str], typer.Option("--data", help=".npz with one array per input (first sample is used); default: seeded random.")]
 
 app = typer.Typer(
     add_completion=False,
@@ -26,27 +48,56 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Find out which parts of your model the XNNPACK CPU delegate refuses, why, and what to write instead.",
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-if not out.is_terminal:  # pipes and CI logs: do not wrap at 80 columns
-    out = Console(highlight=False, width=160)
-if not err.is_terminal:
-    err = Console(stderr=True, highlight=False, width=160, soft_wrap=True)
-_debug = {"on": False}
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m|\[[0-9;]*m(?=\w)")
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=stderr)
+    if not console.is_terminal:  # pipes and CI logs: do not wrap at 80 columns
+        console = Console(stderr=stderr, highlight=False, width=160, soft_wrap=stderr)
+    return console
 
 
-def _one_line(text: str) -> str:
-    return " ".join(_ANSI.sub("", text).split())
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
-def _fail(exc: XnnfitError) -> None:
-    err.print(f"[red]error:[/] {escape(_one_line(str(exc)))}")
-    if _debug["on"] and exc.detail:
-        err.print(exc.detail, markup=False)
-    raise typer.Exit(EXIT_USAGE)
+@contextlib.contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """Turn an XnnfitError into one line on stderr and exit 2; Ctrl-C into exit 130."""
+    try:
+        yield
+    except XnnfitError as exc:
+        terminal.render_error(err, str(exc), exc.detail if debug else None)
+        raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, title: str, total: int | None = None) -> Iterator[Callable[[str], None]]:
+    """A transient spinner (or a bar when `total` is known) on stderr naming the current step; nothing with --quiet."""
+    if quiet:
+        yield lambda step: None
+        return
+    if total is None:
+        with err.status(title + "…", spinner="dots") as status:
+            yield lambda step: status.update(f"{title}: {step}…")
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(title, total=total)
+        yield lambda step: bar.update(task, advance=1, description=f"{title}: {step}")
+
+
+def _write(result, json_path: str | None) -> None:
+    if json_path:
+        terminal.render_written(err, write_json(result, json_path))
+
+
+def _shared(batch: int, input_shape: list[str] | None, calibration: str | None, trust_model: bool, timeout: float) -> dict:
+    return {"batch": batch, "input_shape": input_shape or [], "calibration": calibration, "trust_model": trust_model, "timeout": timeout}
 
 
 def _version(value: bool) -> None:
@@ -57,7 +108,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """xnnfit: runtime-true XNNPACK delegation diagnosis for Keras and TFLite models."""
 
@@ -66,105 +117,56 @@ def main_options(
     epilog="""[bold]Examples[/]\n
   xnnfit check model.keras\n
   xnnfit check model.tflite --json report.json\n
+  xnnfit check melspectrogram.tflite --input-shape input=1,16000\n
   xnnfit check examples/where_cnn.py:build --recipe fp32,int8 --calibration data.npz\n
   xnnfit check model.keras --fail-on-fallback            [dim]# CI gate: exit 1 on any CPU node[/]\n
   xnnfit check model.keras --max-partitions 3 --min-delegated 0.95"""
 )
 def check(
-    models: list[str] = typer.Argument(..., metavar="MODEL...", help=".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"),
-    recipe: list[str] = typer.Option(["fp32"], "--recipe", "-r", help="fp32, fp16, dynamic-int8, int8, int16x8 (comma-separated or repeated; 'all')."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
-    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Keep the batch dimension dynamic, as many users ship it."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
-    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8/int16x8 (one array per input)."),
-    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable report to FILE (one model)."),
-    fail_on_fallback: bool = typer.Option(False, "--fail-on-fallback", help="Exit 1 if any node runs on CPU kernels."),
-    max_partitions: Optional[int] = typer.Option(None, "--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions."),
-    min_delegated: Optional[float] = typer.Option(None, "--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK."),
-    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per conversion/run before it is stopped."),
-    all_nodes: bool = typer.Option(False, "--all-nodes", help="Also list every node with its verdict."),
-    profile: bool = typer.Option(False, "--profile", help="Also time every partition and CPU node (see `xnnfit profile`)."),
-    runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per piece with --profile."),
-    data: Optional[str] = typer.Option(None, "--data", help=".npz of inputs for --profile (default: seeded random)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the converter/runtime log on errors."),
+    models: Annotated[list[str], typer.Argument(metavar="MODEL...", help=MODEL_HELP)],
+    recipe: Recipe = None,
+    batch: Batch = 1,
+    dynamic_batch: DynamicBatch = False,
+    input_shape: InputShape = None,
+    calibration: Calibration = None,
+    trust_model: Trust = False,
+    json_path: Json = None,
+    fail_on_fallback: Annotated[bool, typer.Option("--fail-on-fallback", help="Exit 1 if any node runs on CPU kernels.")] = False,
+    max_partitions: Annotated[Optional[int], typer.Option("--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions.")] = None,
+    min_delegated: Annotated[Optional[float], typer.Option("--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK.")] = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    all_nodes: Annotated[bool, typer.Option("--all-nodes", help="Also list every node with its verdict.")] = False,
+    profile: Annotated[bool, typer.Option("--profile", help="Also time every partition and CPU node (see `xnnfit profile`).")] = False,
+    runs: Runs = PROFILE_RUNS,
+    data: Data = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Convert MODEL, ask the LiteRT runtime which nodes XNNPACK took, and explain every fallback."""
-    _debug["on"] = debug
-    try:
-        from xnnfit.check import check as run_check
-        from xnnfit.recipes import parse_recipes
-        from xnnfit.report.json import report_dict, write_json
-        from xnnfit.report.terminal import render_report
-
-        recipes = parse_recipes(recipe)
+    gates = Gates(fail_on_fallback, max_partitions, min_delegated)
+    gate_failed = any_error = False
+    with _errors(debug):
         if json_path and len(models) > 1:
             raise XnnfitError(f"--json takes one model, got {len(models)}. Run xnnfit check once per model.")
-        options = _options(batch, dynamic_batch, input_shape, calibration, timeout)
-        gate_failed = False
-        any_error = False
         for model in models:
-            with err.status(f"checking {model}…", spinner="dots") if not quiet else _nullcontext() as status:
-
-                def on_recipe(name: str, status=status, model=model) -> None:
-                    if status is not None:
-                        status.update(f"checking {model} ({name}): converting and running in LiteRT…")
-
-                profile_opts = {"runs": runs, "data": data} if profile else None
-                report = run_check(model, recipes, options, trust=trust_model, on_recipe=on_recipe, profile=profile_opts)
-            render_report(out, report, all_nodes=all_nodes)
-            if json_path:
-                write_json(report_dict(report), json_path)
-                err.print(f"wrote {json_path}")
-            for d in report.results:
-                if not d.ok:
-                    any_error = True
-                    err.print(f"[red]error:[/] {escape(_one_line(d.error or ''))}")
-                    if debug and d.error_detail:
-                        err.print(d.error_detail, markup=False)
-                    continue
-                gate_failed |= _gate(d, model, fail_on_fallback, max_partitions, min_delegated)
-    except XnnfitError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(130)
+            options = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "dynamic_batch": dynamic_batch}
+            with _progress(quiet, f"checking {model}") as step:
+                if profile:
+                    result = api.profile(model, runs=runs, data=data, on_progress=step, **options)
+                else:
+                    result = api.check(model, on_progress=step, **options)
+            terminal.render_check(out, result, all_nodes=all_nodes)
+            _write(result, json_path)
+            any_error |= bool(terminal.render_errors(err, result.recipes, debug=debug))
+            for d in result.recipes:
+                if d.ok:
+                    failures = gates.failures(d)
+                    terminal.render_gate_failures(err, model, d.recipe, failures)
+                    gate_failed |= bool(failures)
     if any_error:
         raise typer.Exit(EXIT_USAGE)
     if gate_failed:
         raise typer.Exit(EXIT_GATE)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _gate(d, model: str, fail_on_fallback: bool, max_partitions: int | None, min_delegated: float | None) -> bool:
-    s = d.summary()
-    failed = []
-    if fail_on_fallback and s["cpu_nodes"]:
-        failed.append(f"{s['cpu_nodes']} node(s) on CPU kernels (--fail-on-fallback)")
-    if max_partitions is not None and s["partitions"] > max_partitions:
-        failed.append(f"{s['partitions']} partitions > --max-partitions {max_partitions}")
-    if min_delegated is not None and d.delegated_fraction < min_delegated:
-        failed.append(f"{d.delegated_fraction:.1%} delegated < --min-delegated {min_delegated:.1%}")
-    for f in failed:
-        err.print(f"[red]gate failed[/] {model} ({d.recipe}): {f}")
-    return bool(failed)
-
-
-def _options(batch, dynamic_batch, input_shape, calibration, timeout):
-    from xnnfit.convert import ConvertOptions
-    from xnnfit.inputs import parse_input_shapes
-
-    return ConvertOptions(
-        batch=batch, dynamic_batch=dynamic_batch, input_shapes=tuple(parse_input_shapes(input_shape).items()), calibration=calibration, timeout=timeout
-    )
 
 
 @app.command(
@@ -174,55 +176,32 @@ def _options(batch, dynamic_batch, input_shape, calibration, timeout):
   xnnfit bench model.tflite --data inputs.npz --json bench.json"""
 )
 def bench(
-    model: str = typer.Argument(..., metavar="MODEL", help=".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"),
-    recipe: list[str] = typer.Option(["fp32"], "--recipe", "-r", help="Recipes to convert with (ignored for a .tflite)."),
-    threads: str = typer.Option("1", "--threads", help="Thread counts, comma-separated (e.g. 1,2,4)."),
-    runs: int = typer.Option(30, "--runs", min=1, help="Timed runs per configuration (interleaved)."),
-    warmup: int = typer.Option(5, "--warmup", min=0, help="Untimed runs first."),
-    data: Optional[str] = typer.Option(None, "--data", help=".npz with one array per input (first sample is used); default: seeded random."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
-    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Keep the batch dimension dynamic."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
-    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8/int16x8."),
-    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
-    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per conversion/benchmark."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+    model: Model,
+    recipe: Recipe = None,
+    threads: Threads = "1",
+    runs: Runs = BENCH_RUNS,
+    warmup: Warmup = BENCH_WARMUP,
+    data: Data = None,
+    batch: Batch = 1,
+    dynamic_batch: DynamicBatch = False,
+    input_shape: InputShape = None,
+    calibration: Calibration = None,
+    trust_model: Trust = False,
+    json_path: Json = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Whole-model latency with XNNPACK and with the built-in kernels only, and memory."""
-    _debug["on"] = debug
-    try:
-        from xnnfit.bench import Failed, bench as run_bench, parse_threads
-        from xnnfit.recipes import parse_recipes
-        from xnnfit.report.json import bench_dict, write_json
-        from xnnfit.report.terminal import render_bench
-        from xnnfit.runtime import runtime_versions
-        from xnnfit.source import ModelSource
-
-        thread_counts = parse_threads(threads)
-        source = ModelSource.parse(model, trust=trust_model)
-        recipes = parse_recipes(recipe)
-        with _steps(quiet, f"benchmarking {model}") as step:
-            results = run_bench(
-                source, recipes, _options(batch, dynamic_batch, input_shape, calibration, timeout),
-                threads=thread_counts, runs=runs, warmup=warmup, data=data, on_step=step,
+    with _errors(debug):
+        with _progress(quiet, f"benchmarking {model}") as step:
+            result = api.bench(
+                model, recipe=recipe, threads=threads, runs=runs, warmup=warmup, data=data, dynamic_batch=dynamic_batch,
+                on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
-        for r in results:
-            render_bench(out, source.display, r)
-            out.print()
-        if json_path:
-            from xnnfit import __version__ as v
-
-            write_json(bench_dict(source.display, source.kind, {"xnnfit": v, **runtime_versions()}, results), json_path)
-            err.print(f"wrote {json_path}")
-        failed = [r for r in results if isinstance(r, Failed)]
-        for r in failed:
-            err.print(f"[red]error:[/] {escape(_one_line(r.error))}")
-            if debug and r.detail:
-                err.print(r.detail, markup=False)
-    except XnnfitError as exc:
-        _fail(exc)
+        terminal.render_bench(out, result)
+        _write(result, json_path)
+        failed = terminal.render_errors(err, result.recipes, debug=debug)
     if failed:
         raise typer.Exit(EXIT_USAGE)
 
@@ -233,102 +212,33 @@ def bench(
   xnnfit profile model.tflite --runs 50 --json profile.json"""
 )
 def profile(
-    model: str = typer.Argument(..., metavar="MODEL", help=".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"),
-    recipe: list[str] = typer.Option(["fp32"], "--recipe", "-r", help="Recipes to convert with (ignored for a .tflite)."),
-    threads: str = typer.Option("1", "--threads", help="Thread count for timing (one value)."),
-    runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per piece (interleaved with the whole model)."),
-    data: Optional[str] = typer.Option(None, "--data", help=".npz with one array per input (first sample); default: seeded random."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
-    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8/int16x8."),
-    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
-    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds allowed per conversion/profile."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+    model: Model,
+    recipe: Recipe = None,
+    threads: Annotated[str, typer.Option("--threads", help="Thread count for timing (one value).")] = "1",
+    runs: Runs = PROFILE_RUNS,
+    data: Data = None,
+    batch: Batch = 1,
+    dynamic_batch: DynamicBatch = False,
+    input_shape: InputShape = None,
+    calibration: Calibration = None,
+    trust_model: Trust = False,
+    json_path: Json = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Time per partition, per CPU node and per Keras layer: which fallback to fix first."""
-    _debug["on"] = debug
-    failed = False
-    try:
-        from xnnfit.bench import parse_threads
-        from xnnfit.check import check as run_check
-        from xnnfit.recipes import parse_recipes
-        from xnnfit.report.json import report_dict, write_json
-        from xnnfit.report.terminal import headline, render_profile
-
-        counts = parse_threads(threads)
-        if len(counts) != 1:
-            raise XnnfitError(f"profile times at one thread count, got --threads {threads}. Pass one value, e.g. --threads 1.")
-        with _steps(quiet, f"profiling {model}") as step:
-            report = run_check(
-                model, parse_recipes(recipe), _options(batch, False, input_shape, calibration, timeout),
-                trust=trust_model, on_recipe=step, profile={"runs": runs, "data": data, "threads": counts[0]},
+    with _errors(debug):
+        with _progress(quiet, f"profiling {model}") as step:
+            result = api.profile(
+                model, recipe=recipe, threads=threads, runs=runs, data=data, dynamic_batch=dynamic_batch, on_progress=step,
+                **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
-        for d in report.results:
-            out.print(f"[bold]{escape(report.model)}[/] · [cyan]{d.recipe}[/]")
-            if not d.ok:
-                failed = True
-                out.print("  [red]failed[/] (the error is on stderr)")
-                err.print(f"[red]error:[/] {escape(_one_line(d.error or ''))}")
-                continue
-            out.print(f"  {headline(d)}")
-            render_profile(out, d.profile)
-            out.print()
-        if json_path:
-            write_json(report_dict(report), json_path)
-            err.print(f"wrote {json_path}")
-    except XnnfitError as exc:
-        _fail(exc)
+        terminal.render_profile_result(out, result)
+        _write(result, json_path)
+        failed = terminal.render_errors(err, result.recipes, debug=debug)
     if failed:
         raise typer.Exit(EXIT_USAGE)
-
-
-class _progress:
-    """A transient progress bar on stderr over a known number of steps (nothing with --quiet)."""
-
-    def __init__(self, quiet: bool, title: str, total: int):
-        self.quiet, self.title, self.total, self.bar, self.task = quiet, title, total, None, None
-
-    def __enter__(self):
-        if not self.quiet:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.title, total=self.total)
-        return self.update
-
-    def update(self, step: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=f"{self.title}: {step}")
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-        return False
-
-
-class _steps:
-    """A transient spinner on stderr naming the current step (nothing with --quiet)."""
-
-    def __init__(self, quiet: bool, title: str):
-        self.quiet, self.title, self.status = quiet, title, None
-
-    def __enter__(self):
-        if not self.quiet:
-            self.status = err.status(self.title + "…", spinner="dots")
-            self.status.__enter__()
-        return self.update
-
-    def update(self, step: str) -> None:
-        if self.status is not None:
-            self.status.update(f"{self.title}: {step}…")
-
-    def __exit__(self, *exc):
-        if self.status is not None:
-            self.status.__exit__(*exc)
-        return False
 
 
 @app.command(
@@ -339,115 +249,84 @@ class _steps:
   xnnfit fix model.tflite -o fixed.tflite --input-shape tokens=1,128 --json fix.json"""
 )
 def fix(
-    model: str = typer.Argument(..., metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe"),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Where to write the fixed .tflite (never the input)."),
-    recipe: str = typer.Option("fp32", "--recipe", "-r", help="Recipe for Keras sources (one)."),
-    rules: Optional[str] = typer.Option(None, "--rules", help="Only these rules, e.g. XR001,XR003."),
-    exclude: Optional[str] = typer.Option(None, "--exclude", help="Skip these rules."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing, verify nothing."),
-    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
-    runs: int = typer.Option(30, "--runs", min=3, help="Timed runs per latency comparison."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
-    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs for int8."),
-    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
-    timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds allowed for conversion and for the fix."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe")],
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Where to write the fixed .tflite (never the input).")] = None,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Recipe for Keras sources (one); quantized fixes are judged against the fp32 model.")] = "fp32",
+    rules: Annotated[Optional[str], typer.Option("--rules", help="Only these rules, e.g. XR001,XR003.")] = None,
+    exclude: Annotated[Optional[str], typer.Option("--exclude", help="Skip these rules.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show which rules match; apply, verify and write nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists (never the input).")] = False,
+    runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per latency comparison.")] = BENCH_RUNS,
+    batch: Batch = 1,
+    input_shape: InputShape = None,
+    calibration: Calibration = None,
+    trust_model: Trust = False,
+    json_path: Json = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Rewrite the graph so XNNPACK runs it whole; keep only fixes proven equal and not slower."""
-    _debug["on"] = debug
-    try:
-        from xnnfit.fix import fix as run_fix
-        from xnnfit.recipes import parse_recipes
-        from xnnfit.report.json import fix_dict, write_json
-        from xnnfit.report.terminal import render_fix
-
-        recipes = parse_recipes(recipe)
-        if len(recipes) != 1:
-            raise XnnfitError(f"fix takes one recipe, got {recipe!r}. Run it once per recipe.")
-        split = lambda text: [t for t in (text or "").split(",") if t.strip()]  # noqa: E731
-        with _steps(quiet, f"fixing {model}") as step:
-            report = run_fix(
-                model, output, recipe=recipes[0], options=_options(batch, False, input_shape, calibration, timeout),
-                rules=split(rules) or None, exclude=split(exclude), dry_run=dry_run, force=force, trust=trust_model, runs=runs, on_step=step,
+    with _errors(debug):
+        if output is None and not dry_run:
+            raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
+        with _progress(quiet, f"fixing {model}") as step:
+            result = api.fix(
+                model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, runs=runs,
+                on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
-        render_fix(out, report)
-        if json_path:
-            write_json(fix_dict(report), json_path)
-            err.print(f"wrote {json_path}")
-    except XnnfitError as exc:
-        _fail(exc)
+        terminal.render_fix(out, result)
+        _write(result, json_path)
 
 
 @app.command(
     epilog="""[bold]Examples[/]\n
   xnnfit quant model.keras --calibration calib.npz --eval eval.npz\n
-  xnnfit quant examples/transformer_block.py:build --recipes fp32,int8,int8+float-ops\n
+  xnnfit quant examples/transformer_block.py:build --recipe fp32,int8,int8+float-ops\n
   xnnfit quant model.keras --max-error 0.02 -o converted/ --json quant.json"""
 )
 def quant(
-    model: str = typer.Argument(..., metavar="MODEL", help=".keras, .h5, SavedModel dir, or path/to/file.py:function (not .tflite)"),
-    recipes: Optional[str] = typer.Option(None, "--recipes", help="Subset to try, comma-separated (default: all, mixed ones included)."),
-    calibration: Optional[str] = typer.Option(None, "--calibration", help=".npz of representative inputs (else seeded random, with a warning)."),
-    eval_data: Optional[str] = typer.Option(None, "--eval", help=".npz of evaluation inputs (else the calibration data, else random)."),
-    max_error: float = typer.Option(0.05, "--max-error", min=0.0, help="Accuracy budget: max abs error / max |float output| (default 5%)."),
-    runs: int = typer.Option(30, "--runs", min=3, help="Timed runs per recipe (interleaved)."),
-    output_dir: Optional[str] = typer.Option(None, "-o", "--output-dir", help="Write each converted model to DIR."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size the model is pinned to."),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="Pin an input's shape: NAME=1,128 (repeatable)."),
-    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers)."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write the machine-readable result to FILE."),
-    timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds allowed per conversion/measurement."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    debug: bool = typer.Option(False, "--debug", help="Show the converter/runtime log on errors."),
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel dir, or path/to/file.py:function (not .tflite)")],
+    recipe: Annotated[Optional[list[str]], typer.Option("--recipe", "--recipes", "-r", help="Recipes to try, comma-separated or repeated (default: all, mixed ones included).")] = None,
+    calibration: Calibration = None,
+    eval_data: Annotated[Optional[str], typer.Option("--eval", help=".npz of evaluation inputs (else the calibration data, else random).")] = None,
+    max_error: Annotated[float, typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |float output| (default 5%).")] = DEFAULT_MAX_ERROR,
+    runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per recipe (interleaved).")] = BENCH_RUNS,
+    output_dir: Annotated[Optional[str], typer.Option("-o", "--output-dir", help="Write each converted model to DIR.")] = None,
+    batch: Batch = 1,
+    input_shape: InputShape = None,
+    trust_model: Trust = False,
+    json_path: Json = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Convert with every recipe and pick one: size, delegation, latency, CPU time, accuracy."""
-    _debug["on"] = debug
-    try:
-        from xnnfit.quant import DEFAULT_RECIPES, quant as run_quant
-        from xnnfit.recipes import parse_recipes
-        from xnnfit.report.json import quant_dict, write_json
-        from xnnfit.report.terminal import render_quant
+    from xnnfit.recipes import parse_recipes
+    from xnnfit.sweep import DEFAULT_RECIPES
 
-        chosen = parse_recipes(recipes, default=DEFAULT_RECIPES)
-        steps = 2 * len(set(chosen) | {chosen[0]}) + 1
+    with _errors(debug):
+        chosen = parse_recipes(recipe, default=DEFAULT_RECIPES)
+        steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and measure each recipe, then one race
         with _progress(quiet, f"quantization sweep of {model}", steps) as step:
-            report = run_quant(
-                model, chosen, _options(batch, False, input_shape, calibration, timeout),
-                eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir, trust=trust_model, on_step=step,
+            result = api.quant(
+                model, recipe=chosen, eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir, on_progress=step,
+                **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
-        render_quant(out, report)
-        if json_path:
-            write_json(quant_dict(report), json_path)
-            err.print(f"wrote {json_path}")
-    except XnnfitError as exc:
-        _fail(exc)
+        terminal.render_quant(out, result)
+        _write(result, json_path)
 
 
 @app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")
-def explain(cause_id: Optional[str] = typer.Argument(None, metavar="[XNN0xx]", help="A cause id from a check report.")) -> None:
+def explain(
+    cause_id: Annotated[Optional[str], typer.Argument(metavar="[XNN0xx]", help="A cause id from a check report.")] = None,
+    json_path: Json = None,
+) -> None:
     """Explain a cause: what it is, why XNNPACK refuses it, and what to write instead."""
-    from rich.table import Table
-
-    from xnnfit import kb
-    from xnnfit.report.terminal import render_cause
-
-    if cause_id is None:
-        table = Table(box=None, header_style="bold")
-        table.add_column("id")
-        table.add_column("cause")
-        table.add_column("ops")
-        for c in kb.CAUSES.values():
-            ops = ", ".join(c.ops[:4]) + (" …" if len(c.ops) > 4 else "")
-            table.add_row(c.id, c.title, ops)
-        out.print(table)
-        return
-    try:
-        render_cause(out, kb.get(cause_id))
-    except XnnfitError as exc:
-        _fail(exc)
+    with _errors(False):
+        result = api.explain(cause_id)
+        terminal.render_explanation(out, result, table=cause_id is None)
+        _write(result, json_path)
 
 
 def main() -> None:
@@ -455,7 +334,7 @@ def main() -> None:
     try:
         app()
     except XnnfitError as exc:  # pragma: no cover - commands catch their own
-        err.print(f"error: {exc}")
+        terminal.render_error(err, str(exc))
         sys.exit(EXIT_USAGE)
 
 

@@ -1,6 +1,6 @@
-"""convert(source, recipe) -> Converted: the real TFLite converter, run in an isolated child.
+"""convert_model(model, recipe) -> Artifact: the real TFLite converter (imports TensorFlow; pipeline.py runs it in a child).
 
-Keras models are traced at a pinned input shape (batch 1 unless told otherwise), their
+Keras models are traced at the pinned input specs (specs.py: batch 1 unless told otherwise), their
 variables frozen into constants, then converted from the concrete function; this works
 for dict inputs (keras-hub backbones) where `from_keras_model` fails. SELECT_TF_OPS is
 never enabled: an op that needs Flex is a ConversionError naming the op and its layer.
@@ -12,57 +12,22 @@ import dataclasses
 import re
 from typing import Any
 
+from xnnfit.artifact import Artifact
 from xnnfit.errors import ConversionError, XnnfitError
-from xnnfit.inputs import InputSpec, load_npz, random_inputs
-from xnnfit.isolate import DEFAULT_TIMEOUT, run_isolated
+from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.layers import LayerInfo, describe_layers
+from xnnfit.policy import CALIBRATION_SAMPLES
 from xnnfit.recipes import ConversionRecipe
-from xnnfit.source import ModelSource
-
-DEFAULT_DIM = 64  # size given to unknown non-batch dimensions (sequence length, image side)
-CALIBRATION_SAMPLES = 8
+from xnnfit.specs import InputSpec, ShapeRequest
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvertOptions:
-    """Shape pinning and calibration settings shared by all recipes."""
+    """What every recipe of one model is converted with: shapes, calibration data, the seed for random data."""
 
-    batch: int = 1
-    dynamic_batch: bool = False
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    shapes: ShapeRequest = ShapeRequest()
     calibration: str | None = None
     seed: int = 0
-    timeout: float = DEFAULT_TIMEOUT
-
-
-@dataclasses.dataclass(frozen=True)
-class Converted:
-    """A converted model and what the child learned about the Keras model on the way."""
-
-    recipe: str
-    content: bytes = dataclasses.field(repr=False)
-    inputs: tuple[InputSpec, ...]
-    layers: tuple[LayerInfo, ...]
-    framework: str  # 'keras3', 'tf_keras' or 'savedmodel'
-    warnings: tuple[str, ...] = ()
-
-
-def convert(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions()) -> Converted:
-    """Convert `source` with `recipe` in a child process (a converter crash becomes a ConversionError)."""
-    return run_isolated(
-        convert_in_process,
-        source,
-        recipe,
-        options,
-        what=f"converting {source.display} ({recipe.name})",
-        timeout=options.timeout,
-    )
-
-
-def convert_in_process(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions()) -> Converted:
-    """Load and convert in this process (imports TensorFlow); convert() runs this in a child."""
-    model = source.load()
-    return convert_model(model, recipe, options, display=source.display)
 
 
 def framework_of(model: Any) -> str:
@@ -75,8 +40,8 @@ def framework_of(model: Any) -> str:
     return "keras3" if hasattr(model, "layers") and hasattr(model, "inputs") else "savedmodel"
 
 
-def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model") -> Converted:
-    """Convert an in-memory Keras model (or TF SavedModel object) with `recipe`."""
+def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model") -> Artifact:
+    """Convert an in-memory Keras model (or TF SavedModel object) with `recipe`, in this process."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -117,12 +82,7 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
         content = _selective(converter, recipe, samples, order) if recipe.float_ops else converter.convert()
     except Exception as exc:  # noqa: BLE001 - ConverterError and friends
         raise _conversion_error(exc, frozen, layers, framework, recipe, display) from exc
-    content = bytes(content)
-    if recipe.rewrites:
-        from xnnfit.rewrite.engine import rewrite_only
-
-        content = rewrite_only(content, recipe.rewrites)
-    return Converted(recipe.name, content, specs, layers, framework, tuple(warnings))
+    return Artifact(recipe.name, bytes(content), specs, layers, framework, tuple(warnings), f"{display} ({recipe.name})")
 
 
 def _selective(converter: Any, recipe: ConversionRecipe, samples: list[dict], order: list[str]) -> bytes:
@@ -166,40 +126,31 @@ def _walk(model: Any):
 
 
 def _traced_function(model: Any, framework: str, options: ConvertOptions, warnings: list[str], layers):
+    """The tf.function to convert, its input signature structure, and the pinned input specs."""
     import tensorflow as tf
 
-    overrides = dict(options.input_shapes)
     vocab = _embedding_vocab(layers, model) if framework != "savedmodel" else None
 
-    def pin(name: str, shape: tuple, dtype: Any) -> InputSpec:
+    def declared(name: str, shape: tuple, dtype: Any) -> tuple[str, tuple[int, ...], str, int | None]:
         dtype_name = tf.as_dtype(dtype).name
-        if name in overrides:
-            dims = overrides.pop(name)
-        else:
-            dims = []
-            for i, d in enumerate(shape):
-                if d is None and i == 0:
-                    dims.append(-1 if options.dynamic_batch else options.batch)
-                elif d is None:
-                    dims.append(DEFAULT_DIM)
-                    msg = f"input {name!r} has unknown dimension {i}; pinned to {DEFAULT_DIM}. Pass --input-shape {name}=... to choose."
-                    if msg not in warnings:
-                        warnings.append(msg)
-                else:
-                    dims.append(int(d))
-        high = vocab if dtype_name.startswith("int") and vocab else None
-        return InputSpec(name, tuple(int(d) for d in dims), dtype_name, high)
+        return name, tuple(-1 if d is None else int(d) for d in shape), dtype_name, vocab if dtype_name.startswith("int") else None
+
+    def pin(leaves: list[tuple[str, tuple, Any]]) -> dict[str, InputSpec]:
+        specs, notes = options.shapes.pin_all([declared(*leaf) for leaf in leaves])
+        warnings.extend(n for n in notes if n not in warnings)
+        return {s.name: s for s in specs}
+
+    def tspec(spec: InputSpec) -> Any:
+        return tf.TensorSpec(_tf_shape(spec.shape), spec.dtype, name=spec.name)
 
     if framework == "savedmodel":
         sig = model.signatures.get("serving_default") or next(iter(model.signatures.values()), None)
         if sig is None:
             raise XnnfitError("the SavedModel has no signature to convert. Export it with a serving signature.")
         _, kw = sig.structured_input_signature
-        specs = tuple(pin(k, tuple(v.shape), v.dtype) for k, v in sorted(kw.items()))
-        struct_specs = {s.name: tf.TensorSpec(_tf_shape(s.shape), s.dtype, name=s.name) for s in specs}
+        pinned = pin([(k, tuple(v.shape), v.dtype) for k, v in sorted(kw.items())])
         fn = tf.function(lambda d: sig(**d))
-        _check_overrides(overrides)
-        return fn, (struct_specs,), specs
+        return fn, ({k: tspec(v) for k, v in pinned.items()},), tuple(pinned.values())
 
     try:
         struct = model.input
@@ -208,40 +159,33 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
         struct = inputs[0] if inputs and len(inputs) == 1 else inputs
     if struct is None:
         raise XnnfitError("the model has no defined inputs. Build it (call it once or give it an Input) before checking.")
-    def leaf(key: str, t: Any) -> tuple[InputSpec, Any]:
-        spec = pin(key, tuple(t.shape), t.dtype)
-        return spec, tf.TensorSpec(_tf_shape(spec.shape), spec.dtype, name=key)
 
     def name_of(t: Any, i: int) -> str:
         return str(getattr(t, "name", None) or f"input_{i}").split(":")[0]
 
     if isinstance(struct, dict):
-        pairs = {k: leaf(str(k), t) for k, t in struct.items()}
-        spec_struct = {k: v[1] for k, v in pairs.items()}
-        flat = [pairs[k][0] for k in sorted(pairs)]  # tf.nest flattens dicts by sorted key
+        pinned = pin([(str(k), tuple(t.shape), t.dtype) for k, t in struct.items()])
+        spec_struct: Any = {k: tspec(pinned[str(k)]) for k in struct}
+        flat = [pinned[str(k)] for k in sorted(struct, key=str)]  # tf.nest flattens dicts by sorted key
     elif isinstance(struct, (list, tuple)):
-        pairs = [leaf(name_of(t, i), t) for i, t in enumerate(struct)]
-        spec_struct = [p[1] for p in pairs]
-        flat = [p[0] for p in pairs]
+        names = [name_of(t, i) for i, t in enumerate(struct)]
+        pinned = pin([(n, tuple(t.shape), t.dtype) for n, t in zip(names, struct)])
+        spec_struct = [tspec(pinned[n]) for n in names]
+        flat = [pinned[n] for n in names]
     else:
-        spec, tspec = leaf(name_of(struct, 0), struct)
-        spec_struct, flat = tspec, [spec]
-    _check_overrides(overrides)
-    specs = tuple(flat)
+        name = name_of(struct, 0)
+        pinned = pin([(name, tuple(struct.shape), struct.dtype)])
+        spec_struct, flat = tspec(pinned[name]), [pinned[name]]
     fn = tf.function(lambda x: model(x, training=False))
-    return fn, (spec_struct,), specs
+    return fn, (spec_struct,), tuple(flat)
 
 
 def _tf_shape(shape: tuple[int, ...]) -> list:
     return [None if d < 0 else d for d in shape]
 
 
-def _check_overrides(left: dict) -> None:
-    if left:
-        raise XnnfitError(f"--input-shape names no model input: {', '.join(left)}. Use the names shown by `xnnfit check`.")
-
-
 def _calibration(specs: tuple[InputSpec, ...], options: ConvertOptions, warnings: list[str]) -> list[dict]:
+    """Representative samples: --calibration data, else seeded random data (with a warning)."""
     if options.calibration:
         return load_npz(options.calibration, specs)
     warnings.append(
@@ -290,29 +234,3 @@ def _conversion_error(exc: Exception, frozen: Any, layers, framework: str, recip
     else:
         hint = "run with --debug for the converter's full message"
     return ConversionError(f"the TFLite converter refused {display} ({recipe.name}): {first[:300]}. {hint}.", detail=text)
-
-
-def materialize(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions()) -> Converted:
-    """The .tflite to measure: converted in a child for Keras sources, the file itself for a .tflite."""
-    if not source.is_tflite:
-        return convert(source, recipe, options)
-    from xnnfit.inputs import tflite_input_specs
-    from xnnfit.tflite.graph import read_model
-
-    content = source.read_bytes()
-    graph = read_model(content, repr(str(source.path)))
-    specs = tflite_input_specs(graph)
-    overrides = dict(options.input_shapes)
-    specs = tuple(dataclasses.replace(s, shape=overrides.pop(s.name)) if s.name in overrides else _pin_batch(s, options) for s in specs)
-    _check_overrides(overrides)
-    return Converted("as-given", content, specs, (), None)
-
-
-def _pin_batch(spec: InputSpec, options: ConvertOptions) -> InputSpec:
-    if spec.shape and spec.shape[0] < 0 and not options.dynamic_batch:
-        spec = dataclasses.replace(spec, shape=(options.batch, *spec.shape[1:]))
-    if any(d < 0 for d in spec.shape[1:]):
-        raise XnnfitError(
-            f"input {spec.name!r} of the .tflite has dynamic dimensions {spec.shape}. Pin them with --input-shape {spec.name}=1,..."
-        )
-    return spec

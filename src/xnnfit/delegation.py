@@ -10,9 +10,12 @@ the delegated epochs are checked against the DELEGATE nodes the runtime made.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 from xnnfit.errors import RuntimeFailure
+from xnnfit.record import Record
 from xnnfit.runtime import build_interpreter
+from xnnfit.specs import InputSpec
 from xnnfit.tflite.graph import ModelGraph, SubgraphInfo, read_model
 
 # Ops TFLite flags as "might have side effect": the partitioner chains them in order.
@@ -35,7 +38,7 @@ class NodeObservation:
 
 
 @dataclasses.dataclass(frozen=True)
-class Partition:
+class Partition(Record):
     """A run of nodes executed together: one XNNPACK delegate kernel or a group on CPU kernels."""
 
     index: int
@@ -166,19 +169,16 @@ def _node(sub: SubgraphInfo, idx: int, delegated: bool | None, part: int | None)
     )
 
 
-def observe(content: bytes, graph: ModelGraph | None = None, *, what: str = "the model") -> Delegation:
-    """Build the real interpreter with its default XNNPACK delegate and record what it did."""
+def observe(content: bytes, graph: ModelGraph | None = None, *, specs: Sequence[InputSpec] = (), what: str = "the model") -> Delegation:
+    """Build the real interpreter with its default XNNPACK delegate at the specs' shapes and record what it did."""
     graph = graph or read_model(content, what)
     sub = graph.primary
     notes: list[str] = []
     needs_xnnpack = False
-    try:
-        interp = build_interpreter(content, xnnpack=True, what=what)
-    except RuntimeFailure:
-        raise
+    interp = build_interpreter(content, specs=specs, xnnpack=True, what=what)
     if any(op.op == "CUSTOM" for op in sub.ops):
         try:
-            build_interpreter(content, xnnpack=False, what=what)
+            build_interpreter(content, specs=specs, xnnpack=False, what=what)
         except RuntimeFailure:
             needs_xnnpack = True
             notes.append("the model runs only with XNNPACK: it has custom ops that only the delegate implements")
@@ -210,10 +210,10 @@ def observe(content: bytes, graph: ModelGraph | None = None, *, what: str = "the
     return Delegation(tuple(nodes), parts, len(members), needs_xnnpack, tuple(notes))
 
 
-def observe_node_per_delegate(content: bytes) -> set[int]:
+def observe_node_per_delegate(content: bytes, specs: Sequence[InputSpec] = ()) -> set[int]:
     """Delegated nodes of subgraph 0 seen with node fusion off: one DELEGATE node per op (a cross-check)."""
     graph = read_model(content)
-    interp = build_interpreter(content, node_per_delegate=True)
+    interp = build_interpreter(content, specs=specs, node_per_delegate=True)
     details = interp._get_ops_details()
     members = delegate_members(details, len(graph.primary.ops), graph.primary.producers())
     return set().union(*members) if members else set()

@@ -1,53 +1,24 @@
-"""Model input specs and sample data: seeded random within realistic ranges, or from an .npz."""
+"""Sample data for model inputs: seeded random within realistic ranges, or read and checked from an .npz."""
 
 from __future__ import annotations
 
-import dataclasses
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xnnfit.errors import InputDataError
-
-if TYPE_CHECKING:
-    from xnnfit.tflite.graph import ModelGraph
-
-
-@dataclasses.dataclass(frozen=True)
-class InputSpec:
-    """One model input with its shape pinned."""
-
-    name: str
-    shape: tuple[int, ...]  # -1 kept only with --dynamic-batch
-    dtype: str
-    high: int | None = None  # exclusive upper bound for integer inputs (token ids)
-
-
-def parse_input_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]]:
-    """{'tokens': (1, 128)} from ['tokens=1,128']; XnnfitError on malformed text."""
-    out: dict[str, tuple[int, ...]] = {}
-    for item in items or []:
-        name, sep, dims = item.partition("=")
-        try:
-            shape = tuple(int(d) for d in dims.split(",") if d.strip())
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or any(d < 1 for d in shape):
-            raise InputDataError(f"cannot read --input-shape {item!r}. Write NAME=D1,D2,... with positive sizes, e.g. tokens=1,128.")
-        out[name.strip()] = shape
-    return out
+from xnnfit.specs import InputSpec
 
 
 def random_inputs(specs: tuple[InputSpec, ...], count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """`count` samples of seeded random data of each input's dtype and range."""
+    """`count` samples of seeded random data of each input's dtype and range, at its run shape."""
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(count):
         sample = {}
         for s in specs:
-            shape = tuple(1 if d < 0 else d for d in s.shape)
+            shape = s.run_shape
             if s.dtype.startswith("float"):
                 sample[s.name] = rng.uniform(-1.0, 1.0, shape).astype(s.dtype)
             elif s.dtype == "bool":
@@ -80,8 +51,8 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
         if key is None:
             raise InputDataError(f"{str(path)!r} has no array for input {s.name!r} (it has {', '.join(arrays)}). Name arrays after the inputs.")
         arr = arrays[key]
-        want = tuple(d for d in s.shape[1:])
-        if arr.ndim != len(s.shape) or (want and tuple(arr.shape[1:]) != tuple(abs(d) for d in want)):
+        want = s.run_shape[1:]
+        if arr.ndim != len(s.shape) or (want and tuple(arr.shape[1:]) != want):
             raise InputDataError(
                 f"array {key!r} in {str(path)!r} has shape {arr.shape}; input {s.name!r} needs (samples, {', '.join(map(str, want))}). "
                 "Stack samples on the first axis."
@@ -94,30 +65,27 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
             raise InputDataError(f"array {key!r} in {str(path)!r} has dtype {arr.dtype}; input {s.name!r} needs {s.dtype}. Cast it.")
         picked[s.name] = arr.astype(s.dtype)
     n = min(a.shape[0] for a in picked.values())
-    batch = max(1, specs[0].shape[0]) if specs and specs[0].shape else 1
+    batch = specs[0].run_shape[0] if specs and specs[0].shape else 1
     return [{k: v[i : i + batch] for k, v in picked.items()} for i in range(0, n - batch + 1, batch)]
 
 
-def tflite_input_specs(graph: ModelGraph) -> tuple[InputSpec, ...]:
-    """Input specs of a .tflite's primary subgraph; integer inputs that index a table get its size as range."""
-    sub = graph.primary
-    consumers = sub.consumers()
-    specs = []
-    for t in sub.inputs:
-        tensor = sub.tensors[t]
-        high = None
-        if tensor.dtype.startswith(("int", "uint")):
-            for c in consumers.get(t, []):
-                op = sub.ops[c]
-                if op.op in ("GATHER", "EMBEDDING_LOOKUP") and len(op.inputs) > 1 and op.inputs[1] == t:
-                    table = sub.tensors[op.inputs[0]]
-                    if table.shape:
-                        high = table.shape[0] if high is None else min(high, table.shape[0])
-        specs.append(InputSpec(input_name(tensor.name), tensor.shape_signature or tensor.shape, tensor.dtype, high))
-    return tuple(specs)
+def check_sample(sample: dict[str, np.ndarray], specs: tuple[InputSpec, ...]) -> None:
+    """InputDataError unless `sample` has every input with a compatible shape and finite values."""
+    for s in specs:
+        if s.name not in sample:
+            raise InputDataError(f"input data has no array for {s.name!r} (it has {', '.join(sample)}). Name arrays after the model inputs.")
+        v = sample[s.name]
+        if len(v.shape) != len(s.shape) or any(d >= 0 and d != vd for d, vd in zip(s.shape, v.shape)):
+            raise InputDataError(f"input {s.name!r} needs shape {tuple(s.shape)}, the data has {v.shape}. Reshape the data.")
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise InputDataError(f"input {s.name!r} has NaN or infinite values. Clean the data first.")
 
 
-def input_name(tensor_name: str) -> str:
-    """'tokens' for 'serving_default_tokens:0'; the name users see in npz keys."""
-    name = tensor_name.split(":")[0]
-    return name[len("serving_default_"):] if name.startswith("serving_default_") else name
+def samples_for(specs: tuple[InputSpec, ...], data: str | None, count: int = 1, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Up to `count` samples from an --data .npz (checked), or `count` seeded random ones."""
+    if not data:
+        return random_inputs(specs, count, seed)
+    samples = load_npz(data, specs)[:count]
+    for s in samples:
+        check_sample(s, specs)
+    return samples

@@ -7,11 +7,13 @@ import inspect
 import os
 from typing import Any
 
+from xnnfit.record import Record
+
 _FRAMEWORK_DIRS = (f"{os.sep}keras{os.sep}", f"{os.sep}tf_keras{os.sep}", f"{os.sep}keras_hub{os.sep}", f"{os.sep}tensorflow{os.sep}")
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerInfo:
+class LayerInfo(Record):
     """One Keras layer: where it sits and, for user code, where it is defined."""
 
     name: str

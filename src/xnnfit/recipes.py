@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterable
 
+from xnnfit import kb
 from xnnfit.errors import XnnfitError
 
 
@@ -38,11 +40,12 @@ INT16X8 = ConversionRecipe(
 RECIPES: dict[str, ConversionRecipe] = {r.name: r for r in (FP32, FP16, DYNAMIC_INT8, INT8, INT16X8)}
 
 
-def _float_only_in_int8() -> tuple[str, ...]:
-    """Ops XNNPACK runs in float but not quantized, from the KB (XNN028, XNN033)."""
-    from xnnfit.kb.tables import FLOAT_ONLY
+# Ops XNNPACK runs in float but not quantized: the ops of the KB causes that say so.
+FLOAT_ONLY_CAUSES = ("XNN028", "XNN033")
 
-    return tuple(sorted(FLOAT_ONLY | {"BATCH_MATMUL"}))
+
+def _float_only_in_int8() -> tuple[str, ...]:
+    return tuple(sorted({op for cid in FLOAT_ONLY_CAUSES for op in kb.CAUSES[cid].ops}))
 
 
 # Mixed recipes: quantize what XNNPACK runs quantized, keep the rest in float.
@@ -64,12 +67,16 @@ MIXED: dict[str, ConversionRecipe] = {r.name: r for r in (INT8_FLOAT_OPS, DYNAMI
 ALL: dict[str, ConversionRecipe] = {**RECIPES, **MIXED}
 
 
-def parse_recipes(text: str | list[str] | None, *, default: tuple[ConversionRecipe, ...] = (FP32,)) -> tuple[ConversionRecipe, ...]:
-    """Recipes from 'fp32,int8' or ['fp32', 'int8'] ('all': every recipe); XnnfitError names the valid ones."""
-    if not text:
+def parse_recipes(
+    value: str | ConversionRecipe | Iterable[str | ConversionRecipe] | None, *, default: tuple[ConversionRecipe, ...] = (FP32,)
+) -> tuple[ConversionRecipe, ...]:
+    """Recipes from 'fp32,int8', ['fp32', 'int8'] or ConversionRecipe objects ('all': every recipe); XnnfitError names the valid ones."""
+    if not value:
         return default
-    items = text if isinstance(text, list) else [text]
-    names = [n.strip() for item in items for n in item.split(",") if n.strip()]
+    items = [value] if isinstance(value, (str, ConversionRecipe)) else list(value)
+    if all(isinstance(i, ConversionRecipe) for i in items):
+        return tuple(dict.fromkeys(items))  # type: ignore[arg-type]
+    names = [n.strip() for item in items for n in (item.name if isinstance(item, ConversionRecipe) else item).split(",") if n.strip()]
     if "all" in names:
         return tuple(ALL.values())
     unknown = [n for n in names if n not in ALL]

@@ -1,23 +1,45 @@
-"""The one place that builds LiteRT interpreters (XNNPACK on or off, threads)."""
+"""The one place that builds LiteRT interpreters, feeds them and runs them.
+
+Interpreters are resized to the pinned input specs before they allocate, so the
+XNNPACK delegate (applied at the first allocation) plans the model at those shapes.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Sequence
+
+import numpy as np
 
 from xnnfit.errors import RuntimeFailure
+from xnnfit.specs import InputSpec, dynamic_hint, input_name
+
+_UNRESOLVED = ("didn't find op", "unresolved custom op", "unsupported custom op", "op builtin_code out of range")
+
+
+def _hint(text: str, specs: Sequence[InputSpec]) -> str:
+    low = text.lower()
+    if any(m in low for m in _UNRESOLVED):
+        return "The model uses an op this runtime has no kernel for: register the custom op, or convert with TFLite builtins only."
+    dynamic = dynamic_hint(tuple(specs))
+    if dynamic:
+        return dynamic + "."
+    return "Run with --debug to see the runtime's log."
 
 
 def build_interpreter(
     content: bytes,
     *,
+    specs: Sequence[InputSpec] = (),
+    shapes: Sequence[tuple[int, ...]] = (),
     xnnpack: bool = True,
     threads: int = 1,
     preserve_all_tensors: bool = False,
     node_per_delegate: bool = False,
     what: str = "the model",
 ) -> Any:
-    """An allocated ai_edge_litert Interpreter; RuntimeFailure when the runtime refuses the model.
+    """An allocated ai_edge_litert Interpreter at the specs' shapes; RuntimeFailure when the runtime refuses.
 
+    `shapes` (input shapes in order) may stand in for `specs` where there are none (cut-out pieces).
     `xnnpack=True` is the runtime's default (XNNPACK applied as default delegate);
     `node_per_delegate=True` makes one DELEGATE node per delegated op (no fusion).
     """
@@ -34,22 +56,117 @@ def build_interpreter(
             experimental_preserve_all_tensors=preserve_all_tensors,
             experimental_disable_delegate_node_fusion=node_per_delegate,
         )
+        _resize(interpreter, [s.run_shape for s in _in_input_order(interpreter, specs)] if specs else list(shapes))
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         text = " ".join(str(exc).split())
-        raise RuntimeFailure(
-            f"the LiteRT runtime cannot run {what}"
-            f"{' with XNNPACK' if xnnpack else ' without XNNPACK'}: {text[:300]}. "
-            "Check that every op is a TFLite builtin (custom ops need their kernels registered)."
-        ) from exc
+        backend = "with XNNPACK" if xnnpack else "without XNNPACK"
+        raise RuntimeFailure(f"the LiteRT runtime cannot run {what} {backend}: {text[:300]}. {_hint(text, specs)}", detail=str(exc)) from exc
     return interpreter
 
 
+def _in_input_order(interpreter: Any, specs: Sequence[InputSpec]) -> list[InputSpec]:
+    by_name = {s.name: s for s in specs}
+    names = input_names(interpreter)
+    return [by_name[n] for n in names] if set(names) == set(by_name) else list(specs)[: len(names)]
+
+
+def _resize(interpreter: Any, shapes: Sequence[tuple[int, ...]]) -> None:
+    for d, shape in zip(interpreter.get_input_details(), shapes):
+        if tuple(d["shape"]) != tuple(shape):
+            interpreter.resize_tensor_input(d["index"], tuple(shape), strict=False)
+
+
+def input_names(interpreter: Any) -> list[str]:
+    """The interpreter's input names, as specs and sample dicts name them."""
+    return [input_name(d["name"]) for d in interpreter.get_input_details()]
+
+
+def feed(interpreter: Any, sample: dict[str, np.ndarray]) -> None:
+    """Set every input from `sample` (keys are input names), resizing and re-allocating if a shape differs."""
+    names = input_names(interpreter)
+    values = [sample[n] for n in names] if set(names) <= set(sample) else list(sample.values())[: len(names)]
+    feed_values(interpreter, values)
+
+
+def feed_values(interpreter: Any, values: Sequence[np.ndarray]) -> None:
+    """Set the inputs in order, resizing dynamic dimensions first."""
+    details = interpreter.get_input_details()
+    resized = False
+    for d, v in zip(details, values):
+        if tuple(d["shape"]) != v.shape:
+            interpreter.resize_tensor_input(d["index"], v.shape, strict=False)
+            resized = True
+    if resized:
+        interpreter.allocate_tensors()
+    for d, v in zip(interpreter.get_input_details(), values):
+        interpreter.set_tensor(d["index"], v)
+
+
+def invoke(interpreter: Any, what: str = "the model") -> None:
+    """Run once; RuntimeFailure with the runtime's message when a kernel fails."""
+    try:
+        interpreter.invoke()
+    except (RuntimeError, ValueError) as exc:
+        text = " ".join(str(exc).split())
+        raise RuntimeFailure(f"{what} fails to run in LiteRT: {text[:300]}. Check the input data and shapes.", detail=str(exc)) from exc
+
+
+def read_outputs(interpreter: Any) -> list[np.ndarray]:
+    """Every output, as float64 arrays for comparison."""
+    return [np.array(interpreter.get_tensor(d["index"]), dtype=np.float64) for d in interpreter.get_output_details()]
+
+
+def outputs(content: bytes, samples: Iterable[dict[str, np.ndarray]], specs: Sequence[InputSpec] = (), *, xnnpack: bool = True) -> list[list[np.ndarray]]:
+    """Every output for every sample (XNNPACK on by default: what users run)."""
+    it = build_interpreter(content, specs=specs, xnnpack=xnnpack)
+    result = []
+    for s in samples:
+        feed(it, s)
+        invoke(it)
+        result.append(read_outputs(it))
+    return result
+
+
+def capture(content: bytes, sample: dict[str, np.ndarray], specs: Sequence[InputSpec] = ()) -> Any:
+    """An interpreter on the built-in kernels after one run, holding every intermediate tensor."""
+    it = build_interpreter(content, specs=specs, xnnpack=False, preserve_all_tensors=True)
+    feed(it, sample)
+    invoke(it)
+    return it
+
+
+def tensor_values(content: bytes, specs: Sequence[InputSpec], max_elements: int) -> tuple[dict[int, tuple[int, ...]], dict[int, np.ndarray]]:
+    """Static shape of every tensor of subgraph 0 and the value of the small ones, from one run at the pinned shapes.
+
+    Inputs are zeros: only values that do not depend on input data are meant to be used.
+    """
+    it = build_interpreter(content, specs=specs, xnnpack=False, preserve_all_tensors=True, what="the model (shape inference)")
+    zeros = {d["name"]: np.zeros(d["shape"], dtype=d["dtype"]) for d in it.get_input_details()}
+    feed_values(it, list(zeros.values()))
+    invoke(it, "the model (shape inference)")
+    shapes, values = {}, {}
+    for d in it.get_tensor_details():
+        t = d["index"]
+        try:
+            v = it.get_tensor(t)
+        except ValueError:
+            continue
+        if v is None:
+            continue
+        shapes[t] = tuple(int(x) for x in v.shape)
+        if v.size <= max_elements:
+            values[t] = np.array(v)
+    return shapes, values
+
+
 def runtime_versions() -> dict[str, str]:
-    """Versions of the installed runtime packages, without importing TensorFlow."""
+    """Versions of xnnfit and the runtime packages, without importing TensorFlow."""
     from importlib import metadata
 
-    out = {}
+    from xnnfit.version import __version__
+
+    out = {"xnnfit": __version__}
     for dist in ("ai-edge-litert", "tensorflow-cpu", "tensorflow", "keras"):
         try:
             out[dist] = metadata.version(dist)

@@ -1,4 +1,4 @@
-"""ModelSource: where a model comes from (.keras/.h5/SavedModel/.tflite/file.py:fn) and safe loading."""
+"""ModelSource: where a model comes from (.keras/.h5/SavedModel/.tflite/file.py:fn, TFLite bytes, a Keras object) and safe loading."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from xnnfit.errors import SourceError
 
-KINDS = ("keras", "h5", "savedmodel", "tflite", "python")
+KINDS = ("keras", "h5", "savedmodel", "tflite", "python", "object")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _MISSING_CLASS = re.compile(r"Could not locate class '([^']+)'")
 ACCEPTED = "a .keras or .h5 file, a SavedModel directory, a .tflite file, or path/to/file.py:function"
@@ -21,20 +21,38 @@ ACCEPTED = "a .keras or .h5 file, a SavedModel directory, a .tflite file, or pat
 class ModelSource:
     """A model reference the user gave, checked to exist and classified."""
 
-    path: Path
+    path: Path | None  # None for in-memory models
     kind: str  # one of KINDS
     function: str | None = None  # for kind == 'python'
     trust: bool = False  # allow loading that executes code (Lambda layers)
+    content: bytes | None = dataclasses.field(default=None, repr=False, compare=False)  # TFLite bytes given in memory
+    model: Any = dataclasses.field(default=None, repr=False, compare=False)  # a Keras model given in memory
+    name: str | None = None  # display name of an in-memory model
 
     @property
     def display(self) -> str:
         """The reference as the user wrote it."""
+        if self.path is None:
+            return self.name or "<model>"
         return f"{self.path}:{self.function}" if self.function else str(self.path)
 
     @property
     def is_tflite(self) -> bool:
-        """True for a ready .tflite (no TensorFlow needed)."""
+        """True for a ready .tflite, on disk or in memory (no TensorFlow needed)."""
         return self.kind == "tflite"
+
+    @classmethod
+    def of(cls, model: Any, *, trust: bool = False) -> "ModelSource":
+        """A source from what API users pass: a path (str or Path), TFLite bytes, or a Keras model object."""
+        if isinstance(model, ModelSource):
+            return model
+        if isinstance(model, (str, Path)):
+            return cls.parse(str(model), trust=trust)
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            return cls(path=None, kind="tflite", content=bytes(model), name="<tflite bytes>")
+        if hasattr(model, "layers") and callable(model):
+            return cls(path=None, kind="object", model=model, trust=True, name=f"<keras model {getattr(model, 'name', '')}>".replace(" >", ">"))
+        raise SourceError(f"cannot use a {type(model).__name__} as a model. Pass a path, TFLite bytes, or a Keras model.")
 
     @classmethod
     def parse(cls, text: str, *, trust: bool = False) -> "ModelSource":
@@ -66,7 +84,11 @@ class ModelSource:
         return cls(path=path, kind=kind, function=function, trust=trust)
 
     def read_bytes(self) -> bytes:
-        """The file's bytes (for .tflite sources)."""
+        """The .tflite's bytes (from memory or the file)."""
+        if self.content is not None:
+            return self.content
+        if self.path is None:
+            raise SourceError(f"{self.display} is not a .tflite. Pass TFLite bytes or a .tflite path.")
         try:
             return self.path.read_bytes()
         except OSError as exc:
@@ -77,6 +99,8 @@ class ModelSource:
 
         Imports TensorFlow: call it in a child process.
         """
+        if self.model is not None:
+            return self.model
         if self.kind == "python":
             return _load_python(self)
         if self.kind in ("keras", "h5"):

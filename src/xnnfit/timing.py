@@ -1,19 +1,21 @@
-"""Timing primitives shared by bench and profile: interleaved runs, robust statistics."""
+"""Latency: interleaved runs (A B A B ...) in one process, robust statistics, memory readings."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
-WIDE_SPREAD = 0.5  # (p90 - p10) / median above this is flagged as noisy
+from xnnfit.record import Record
+from xnnfit.runtime import build_interpreter, feed
+from xnnfit.specs import InputSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class Stats:
+class Stats(Record):
     """Summary of repeated timings, in milliseconds."""
 
     median_ms: float
@@ -34,6 +36,9 @@ class Stats:
         return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms > 0 else 0.0
 
 
+NOT_TIMED = Stats(0.0, 0.0, 0.0, 0.0, 0)
+
+
 def interleaved(runners: Mapping[Hashable, Callable[[], Any]], runs: int, warmup: int) -> dict[Hashable, Stats]:
     """Time each runner `runs` times in rounds (A B A B ...) after `warmup` untimed rounds."""
     for _ in range(warmup):
@@ -46,6 +51,24 @@ def interleaved(runners: Mapping[Hashable, Callable[[], Any]], runs: int, warmup
             fn()
             samples[key].append((time.perf_counter() - start) * 1e3)
     return {k: Stats.of(v) for k, v in samples.items()}
+
+
+def race(
+    contents: Mapping[Hashable, bytes],
+    sample: dict[str, np.ndarray],
+    runs: int,
+    *,
+    specs: Sequence[InputSpec] = (),
+    threads: int = 1,
+    warmup: int = 5,
+) -> dict[Hashable, Stats]:
+    """Latency of several models on the same sample, timed interleaved in this process with XNNPACK on."""
+    runners = {}
+    for key, content in contents.items():
+        it = build_interpreter(content, specs=specs, threads=threads)
+        feed(it, sample)
+        runners[key] = it.invoke
+    return interleaved(runners, runs, warmup)
 
 
 def rss_bytes() -> int:

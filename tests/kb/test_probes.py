@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+import fixtures_models
 from xnnfit import kb
 from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.delegation import observe
 from xnnfit.errors import ConversionError
-from xnnfit.explain import causes_for
+from xnnfit.verdicts import causes_for
 from xnnfit.recipes import RECIPES
 from xnnfit.tflite import read_model
 
 PROBES = [
-    pytest.param(cause, probe, id=f"{cause.id}-{probe.expect}-{probe.op}-{probe.recipe}-{i}")
+    pytest.param(cause, i, id=f"{cause.id}-{probe.expect}-{probe.op}-{probe.recipe}-{i}")
     for cause in kb.CAUSES.values()
     for i, probe in enumerate(cause.probes)
 ]
-
-
-def _tflite(probe) -> bytes:
-    built = probe.build()
-    if isinstance(built, (bytes, bytearray)):
-        return bytes(built)
-    options = ConvertOptions(dynamic_batch=probe.dynamic_batch)
-    return convert_model(built, RECIPES[probe.recipe], options).content
 
 
 def test_every_cause_has_a_rejected_probe_or_a_reason():
@@ -38,13 +31,14 @@ def test_ids_are_stable_and_unique():
     assert len({c.id for c in kb.CAUSES.values()}) == len(kb.CAUSES)
 
 
-@pytest.mark.parametrize(("cause", "probe"), PROBES)
-def test_cause_matches_runtime(cause, probe):
+@pytest.mark.parametrize(("cause", "i"), PROBES)
+def test_cause_matches_runtime(cause, i):
+    probe = cause.probes[i]
     if probe.expect == "conversion-error":
         with pytest.raises(ConversionError, match=probe.op):
-            _tflite(probe)
+            convert_model(probe.build(), RECIPES[probe.recipe], ConvertOptions())
         return
-    content = _tflite(probe)
+    content = fixtures_models.probe_content(cause.id, i)  # converted once per session, shared with test_delegation
     graph = read_model(content)
     delegation = observe(content, graph)
     nodes = [n for n in delegation.primary if n.op == probe.op]

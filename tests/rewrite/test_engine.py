@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xnnfit.artifact import Artifact
 from xnnfit.convert import convert_model
+from xnnfit.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.recipes import RECIPES
 from xnnfit.rewrite.engine import fix_content, select_rules
 from xnnfit.rewrite.graph import Graph
@@ -67,7 +69,7 @@ class Slower(WhereActivation):
 
 @pytest.mark.parametrize(("rule", "reason"), [(WrongConstant(), "outside tolerance"), (Crashing(), "apply failed"), (Slower(), "slower")])
 def test_bad_rewrites_are_rolled_back(where_model, rule, reason):
-    result = fix_content(where_model.content, where_model.inputs, rules=[rule], runs=15)
+    result = fix_content(where_model, rules=[rule], runs=15)
     (outcome,) = result.outcomes
     assert outcome.status == "rolled-back" and reason in outcome.reason, outcome.reason
     assert result.content == where_model.content
@@ -85,7 +87,8 @@ def test_untouched_parts_survive(tmp_path):
     model = keras.Model(inp, keras.layers.Dense(4, name="head")(h))
     content = tf.lite.TFLiteConverter.from_keras_model(model).convert()  # has a signature
     before = read_model(content)
-    result = fix_content(content, tuple(__import__("xnnfit.inputs", fromlist=["x"]).tflite_input_specs(before)), rules=[RULES["XR001"]], runs=5)
+    specs, _ = ShapeRequest().pin_all(tflite_declared_inputs(before))
+    result = fix_content(Artifact("as-given", content, specs), rules=[RULES["XR001"]], runs=5)
     after = read_model(result.content)
     assert result.applied
     assert after.signature_keys == before.signature_keys == ("serving_default",)

@@ -39,8 +39,10 @@ def test_fix_writes_a_fully_delegated_model_and_json(where_tflite, tmp_path):
     assert "applied XR001 ×10" in res.stdout and "CPU nodes 20 -> 0; partitions 21 -> 1" in res.stdout
     doc = json.loads(doc_path.read_text())
     assert doc["applied"] == [{"rule": "XR001", "count": 10, "where": doc["applied"][0]["where"]}]
-    assert doc["before"]["cpu_nodes"] == 20 and doc["after"] == {**doc["after"], "cpu_nodes": 0, "partitions": 1}
-    assert doc["max_abs_error"] == 0.0 and doc["output"] == str(out)
+    rewrite = doc["rewrite"]
+    assert rewrite["before"]["cpu_nodes"] == 20 and rewrite["after"] == {**rewrite["after"], "cpu_nodes": 0, "partitions": 1}
+    assert rewrite["numerics"]["max_abs_error"] == 0.0 and doc["output"] == str(out) and doc["changed"] is True
+    assert doc["schema_version"] == 2 and doc["result"] == "fix" and doc["versions"]["xnnfit"]
     assert _digest(where_tflite) == before
     check = subprocess.run([sys.executable, "-m", "xnnfit", "check", str(out), "--fail-on-fallback", "-q"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
@@ -52,6 +54,7 @@ def test_dry_run_writes_nothing(where_tflite, tmp_path):
     res = run(str(where_tflite), "-o", str(out), "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "dry run" in res.stdout and not out.exists()
+    assert "would apply XR001 ×10" in res.stdout and "CPU nodes" not in res.stdout  # nothing measured
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,12 @@ from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.delegation import observe
 from xnnfit.inputs import random_inputs
 from xnnfit.recipes import RECIPES
+from xnnfit.specs import ShapeRequest
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
-from xnnfit.rewrite.verify import compare, outputs
+from xnnfit.rewrite.verify import compare
+from xnnfit.runtime import outputs
 
 RULE = RULES["XR004"]
 
@@ -49,7 +51,7 @@ REFUSED = {"split_v": "SPLIT_V", "split_v_inferred": "SPLIT_V", "split_8": "SPLI
 @functools.cache
 def _converted(pattern: str, recipe: str, dynamic_batch: bool = False):
     fn, shape = _patterns()[pattern]
-    return convert_model(_lambda_model(fn, shape), RECIPES[recipe], ConvertOptions(dynamic_batch=dynamic_batch))
+    return convert_model(_lambda_model(fn, shape), RECIPES[recipe], ConvertOptions(ShapeRequest(dynamic_batch=dynamic_batch)))
 
 
 def _rewrite(content: bytes) -> tuple[bytes, int]:
@@ -96,7 +98,7 @@ def test_pattern_is_rewritten_exactly_and_fully_delegated(pattern, recipe):
     assert after.cpu_nodes == 0, [n.op for n in after.primary if not n.delegated]
     assert len(after.partitions) == 1
     # numerics: a data copy, so identical outputs
-    samples = random_inputs(conv.inputs, 4, seed=7)
+    samples = random_inputs(conv.specs, 4, seed=7)
     num = compare(outputs(conv.content, samples), outputs(fixed, samples))
     assert num.max_abs_error == 0.0, num
 

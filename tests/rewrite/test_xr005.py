@@ -6,15 +6,17 @@ import functools
 
 import pytest
 
-from xnnfit.check import analyze
+from fixtures_models import diagnose as analyze
 from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.inputs import random_inputs
 from xnnfit.recipes import RECIPES
+from xnnfit.specs import ShapeRequest
 from xnnfit.rewrite.engine import fix_content
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
-from xnnfit.rewrite.verify import compare, outputs
+from xnnfit.rewrite.verify import compare
+from xnnfit.runtime import outputs
 
 RULE = RULES["XR005"]
 
@@ -84,7 +86,7 @@ def test_pattern_is_delegated_and_exact(case, recipe):
     after = analyze(fixed, recipe)
     assert after.summary()["cpu_nodes"] == 0, [n.op for n in after.observed if not n.delegated]
     assert after.summary()["partitions"] == 1
-    samples = random_inputs(conv.inputs, 4, seed=7)
+    samples = random_inputs(conv.specs, 4, seed=7)
     num = compare(outputs(conv.content, samples), outputs(fixed, samples))
     assert num.max_abs_error == 0.0, num  # only data moves
 
@@ -132,13 +134,13 @@ def test_rank6_input_pads_in_a_merged_view():
     pads = [i for i in range(len(g.ops)) if g.op(i) == "PAD"]
     assert pads and all(len(g.shape(g.inputs(i)[0])) <= 5 for i in pads)
     assert analyze(fixed, "fp32").summary()["cpu_nodes"] == 0
-    samples = random_inputs(conv.inputs, 2, seed=1)
+    samples = random_inputs(conv.specs, 2, seed=1)
     assert compare(outputs(conv.content, samples), outputs(fixed, samples)).max_abs_error == 0.0
 
 
 def test_engine_keeps_the_example():
     conv = convert_model(RULE.example(), RECIPES["fp32"])
-    result = fix_content(conv.content, conv.inputs, rules=[RULE], runs=5)
+    result = fix_content(conv, rules=[RULE], runs=5)
     (outcome,) = result.outcomes
     assert outcome.status == "applied", outcome.reason
     assert outcome.count == 3 and result.after.cpu_nodes == 0 and result.after.partitions == 1
@@ -159,7 +161,7 @@ def test_refusals_say_why(fn, reason):
 
 
 def test_dynamic_batch_is_refused_with_a_reason():
-    conv = convert_model(_lam(lambda t: t[:, ::2] + 1.0, (8, 4)), RECIPES["fp32"], ConvertOptions(dynamic_batch=True))
+    conv = convert_model(_lam(lambda t: t[:, ::2] + 1.0, (8, 4)), RECIPES["fp32"], ConvertOptions(ShapeRequest(dynamic_batch=True)))
     result = RULE.match(Graph.from_bytes(conv.content), RewriteContext())
     assert isinstance(result, NoMatch) and "dynamic" in result.reason, result
 
@@ -176,5 +178,5 @@ def test_fused_activation_becomes_its_own_op():
     ops = ops_of(fixed)
     assert "RELU" in ops and "RELU6" in ops and not {"AVERAGE_POOL_2D", "MAX_POOL_2D"} & set(ops)
     assert analyze(fixed, "fp32").summary()["cpu_nodes"] == 0
-    samples = random_inputs(conv.inputs, 3, seed=2)
+    samples = random_inputs(conv.specs, 3, seed=2)
     assert compare(outputs(conv.content, samples), outputs(fixed, samples)).max_abs_error == 0.0

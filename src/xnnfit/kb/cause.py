@@ -48,7 +48,9 @@ class NodeContext:
 
 
 class Condition(Protocol):
-    """A named predicate over a NodeContext."""
+    """A named predicate over a NodeContext, about nodes of `ops` (None: any op)."""
+
+    ops: frozenset[str] | None
 
     def __call__(self, ctx: NodeContext) -> bool: ...
 
@@ -77,13 +79,17 @@ class Cause:
 
     id: str
     title: str
-    ops: tuple[str, ...]  # ops it concerns; ('*',) for any
     condition: Condition
     why: str
     fix: str  # Keras-level "use instead" snippet
     example: str  # what triggers it
     probes: tuple[Probe, ...]
     rewrites: tuple[str, ...] = ()  # rewrite rule ids that remove it (xnnfit fix)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The ops it concerns, from its condition; ('*',) for any op."""
+        return tuple(sorted(self.condition.ops)) if self.condition.ops is not None else ("*",)
 
     def applies(self, ctx: NodeContext) -> bool:
         """True when this cause explains why the node stayed on CPU."""

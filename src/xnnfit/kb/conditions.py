@@ -4,8 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 
+from typing import ClassVar
+
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.tables import IMPLEMENTED, PARAM_INPUTS, QUANTIZED, STATIC_INPUTS
+
+
+class OpCondition:
+    """A condition about nodes of some ops: `ops` (None: any op) is checked first, then `holds`.
+
+    Causes take their op lists from their condition, so each op set is written once.
+    """
+
+    ops: ClassVar[frozenset[str] | None] = None
+
+    def __call__(self, ctx: NodeContext) -> bool:
+        return (self.ops is None or ctx.op.op in self.ops) and self.holds(ctx)
+
+    def holds(self, ctx: NodeContext) -> bool:
+        """The condition, for a node whose op is in `ops`."""
+        return True
+
+    def describe(self) -> str:
+        raise NotImplementedError
 
 
 def _is_quasi_static(ctx: NodeContext, position: int) -> bool:
@@ -17,25 +38,22 @@ def _is_quasi_static(ctx: NodeContext, position: int) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class OpIn:
+class OpIn(OpCondition):
     """The node's op is one of `ops`."""
 
-    ops: frozenset[str]
-
-    def __call__(self, ctx: NodeContext) -> bool:
-        return ctx.op.op in self.ops
+    ops: frozenset[str]  # type: ignore[misc]
 
     def describe(self) -> str:
         return f"op in {{{', '.join(sorted(self.ops))}}}"
 
 
 @dataclasses.dataclass(frozen=True)
-class NotImplemented_:
+class NotImplemented_(OpCondition):
     """The op is not in the delegate's switch and no other family claims it."""
 
     exclude: frozenset[str]
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    def holds(self, ctx: NodeContext) -> bool:
         return ctx.op.op not in IMPLEMENTED and ctx.op.op != "CUSTOM" and ctx.op.op not in self.exclude
 
     def describe(self) -> str:
@@ -43,10 +61,12 @@ class NotImplemented_:
 
 
 @dataclasses.dataclass(frozen=True)
-class ComputedParameter:
+class ComputedParameter(OpCondition):
     """A weight or parameter input that must be a constant is computed at run time."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    ops: ClassVar[frozenset[str]] = frozenset(STATIC_INPUTS)
+
+    def holds(self, ctx: NodeContext) -> bool:
         for pos in STATIC_INPUTS.get(ctx.op.op, ()):
             t = ctx.tensor(pos)
             if t is not None and not t.constant and not _is_quasi_static(ctx, pos):
@@ -58,12 +78,12 @@ class ComputedParameter:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataDtype:
+class DataDtype(OpCondition):
     """An implemented op reads or writes a data tensor of a type XNNPACK has no values for."""
 
     dtypes: frozenset[str]
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    def holds(self, ctx: NodeContext) -> bool:
         if ctx.op.op not in IMPLEMENTED:
             return False
         params = PARAM_INPUTS.get(ctx.op.op, ())
@@ -77,12 +97,12 @@ class DataDtype:
 
 
 @dataclasses.dataclass(frozen=True)
-class AnyTensorDtype:
+class AnyTensorDtype(OpCondition):
     """Any input or output of the node has one of `dtypes`."""
 
     dtypes: frozenset[str]
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    def holds(self, ctx: NodeContext) -> bool:
         return any(t.dtype in self.dtypes for t in (*ctx.inputs, *ctx.outputs))
 
     def describe(self) -> str:
@@ -90,26 +110,28 @@ class AnyTensorDtype:
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantizedOp:
+class QuantizedOp(OpCondition):
     """One of `ops` with a quantized (int8/uint8) data input."""
 
-    ops: frozenset[str]
+    ops: frozenset[str]  # type: ignore[misc]
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    def holds(self, ctx: NodeContext) -> bool:
         first = ctx.tensor(0)
-        return ctx.op.op in self.ops and first is not None and first.dtype in QUANTIZED
+        return first is not None and first.dtype in QUANTIZED
 
     def describe(self) -> str:
         return f"quantized {{{', '.join(sorted(self.ops))}}}"
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantizedMatmulZeroPoint:
+class QuantizedMatmulZeroPoint(OpCondition):
     """Quantized BATCH_MATMUL whose B operand has a non-zero zero point (activation x activation)."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    ops: ClassVar[frozenset[str]] = frozenset({"BATCH_MATMUL"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         a, b = ctx.tensor(0), ctx.tensor(1)
-        if ctx.op.op != "BATCH_MATMUL" or a is None or b is None or a.dtype not in QUANTIZED:
+        if a is None or b is None or a.dtype not in QUANTIZED:
             return False
         return (b.zero_point or 0) != 0 or (b.num_scales > 1 and a.num_scales == 1 and b.dtype == a.dtype)
 
@@ -118,24 +140,26 @@ class QuantizedMatmulZeroPoint:
 
 
 @dataclasses.dataclass(frozen=True)
-class HybridDepthwise:
+class HybridDepthwise(OpCondition):
     """DEPTHWISE_CONV_2D with float activations and int8 weights (dynamic-range quantization)."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    ops: ClassVar[frozenset[str]] = frozenset({"DEPTHWISE_CONV_2D"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         x, w = ctx.tensor(0), ctx.tensor(1)
-        return ctx.op.op == "DEPTHWISE_CONV_2D" and x is not None and w is not None and x.dtype.startswith("float") and w.dtype in QUANTIZED
+        return x is not None and w is not None and x.dtype.startswith("float") and w.dtype in QUANTIZED
 
     def describe(self) -> str:
         return "depthwise conv with float input and int8 filter"
 
 
 @dataclasses.dataclass(frozen=True)
-class StridedSliceLimits:
+class StridedSliceLimits(OpCondition):
     """STRIDED_SLICE with a stride other than 1 or an ellipsis/new-axis/shrink mask."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
-        if ctx.op.op != "STRIDED_SLICE":
-            return False
+    ops: ClassVar[frozenset[str]] = frozenset({"STRIDED_SLICE"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         o = ctx.op.options
         if o.get("ellipsisMask") or o.get("newAxisMask") or o.get("shrinkAxisMask"):
             return True
@@ -151,7 +175,7 @@ def _strides_not_one(ctx: NodeContext) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class InputCountOutside:
+class InputCountOutside(OpCondition):
     """`op` with fewer than `low` or more than `high` inputs (or outputs)."""
 
     op: str
@@ -159,23 +183,25 @@ class InputCountOutside:
     high: int
     outputs: bool = False
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    @property  # type: ignore[override]
+    def ops(self) -> frozenset[str]:
+        return frozenset({self.op})
+
+    def holds(self, ctx: NodeContext) -> bool:
         n = len(ctx.outputs if self.outputs else ctx.inputs)
-        if self.op == "SPLIT" and not self.outputs:
-            return False
-        return ctx.op.op == self.op and not (self.low <= n <= self.high)
+        return not (self.low <= n <= self.high)
 
     def describe(self) -> str:
         return f"{self.op} with {'outputs' if self.outputs else 'inputs'} outside {self.low}..{self.high}"
 
 
 @dataclasses.dataclass(frozen=True)
-class PoolStride:
+class PoolStride(OpCondition):
     """Pooling with a 1x1 window and stride > 1, or a stride larger than the window."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
-        if ctx.op.op not in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-            return False
+    ops: ClassVar[frozenset[str]] = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         o = ctx.op.options
         fh, fw, sh, sw = (o.get(k, 1) for k in ("filterHeight", "filterWidth", "strideH", "strideW"))
         return (fh == 1 and fw == 1 and (sh > 1 or sw > 1)) or sh > fh or sw > fw
@@ -185,12 +211,12 @@ class PoolStride:
 
 
 @dataclasses.dataclass(frozen=True)
-class RankAbove:
+class RankAbove(OpCondition):
     """A tensor of the node has more than `rank` dimensions."""
 
     rank: int
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    def holds(self, ctx: NodeContext) -> bool:
         params = PARAM_INPUTS.get(ctx.op.op, ())
         ins = [t for i, t in enumerate(ctx.inputs) if i not in params]
         return any(len(t.shape) > self.rank for t in (*ins, *ctx.outputs))
@@ -200,12 +226,12 @@ class RankAbove:
 
 
 @dataclasses.dataclass(frozen=True)
-class DequantizeConsumerOnCpu:
+class DequantizeConsumerOnCpu(OpCondition):
     """A DEQUANTIZE whose consumer runs on CPU kernels."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
-        if ctx.op.op != "DEQUANTIZE":
-            return False
+    ops: ClassVar[frozenset[str]] = frozenset({"DEQUANTIZE"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         return any(ctx.delegated.get(c.index) is False for c in ctx.consumer_ops())
 
     def describe(self) -> str:
@@ -213,29 +239,30 @@ class DequantizeConsumerOnCpu:
 
 
 @dataclasses.dataclass(frozen=True)
-class Float16Activation:
+class Float16Activation(OpCondition):
     """DEQUANTIZE of a non-constant float16 tensor (an fp16 activation)."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    ops: ClassVar[frozenset[str]] = frozenset({"DEQUANTIZE"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         x = ctx.tensor(0)
-        return ctx.op.op == "DEQUANTIZE" and x is not None and x.dtype == "float16" and not x.constant
+        return x is not None and x.dtype == "float16" and not x.constant
 
     def describe(self) -> str:
         return "DEQUANTIZE of an fp16 activation"
 
 
 @dataclasses.dataclass(frozen=True)
-class CustomOp:
+class CustomOp(OpCondition):
     """A CUSTOM op; `flex` selects Flex (TF kernel) ops or the others."""
 
+    ops: ClassVar[frozenset[str]] = frozenset({"CUSTOM"})
     flex: bool
     delegate_implements: frozenset[str] = frozenset(
         {"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "odml.scaled_dot_product_attention", "moe"}
     )
 
-    def __call__(self, ctx: NodeContext) -> bool:
-        if ctx.op.op != "CUSTOM":
-            return False
+    def holds(self, ctx: NodeContext) -> bool:
         code = ctx.op.custom_code or ""
         is_flex = code.startswith("Flex")
         return is_flex if self.flex else not is_flex and code not in self.delegate_implements
@@ -245,12 +272,12 @@ class CustomOp:
 
 
 @dataclasses.dataclass(frozen=True)
-class WeightsFromVariable:
+class WeightsFromVariable(OpCondition):
     """Conv/FC weights read from a resource variable (READ_VARIABLE): the model was not frozen."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
-        if ctx.op.op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
-            return False
+    ops: ClassVar[frozenset[str]] = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         producers = ctx.sub.producers()
         frontier = [t for t in ctx.op.inputs[1:3] if t >= 0]
         for _ in range(4):  # READ_VARIABLE -> TRANSPOSE/RESHAPE/CAST -> weight
@@ -265,34 +292,12 @@ class WeightsFromVariable:
 
 
 @dataclasses.dataclass(frozen=True)
-class VariableHandle:
-    """VAR_HANDLE that no delegated READ/ASSIGN_VARIABLE claimed."""
-
-    def __call__(self, ctx: NodeContext) -> bool:
-        return ctx.op.op == "VAR_HANDLE"
-
-    def describe(self) -> str:
-        return "VAR_HANDLE"
-
-
-@dataclasses.dataclass(frozen=True)
-class AnyOf:
-    """Any of `conditions` holds."""
-
-    conditions: tuple
-
-    def __call__(self, ctx: NodeContext) -> bool:
-        return any(c(ctx) for c in self.conditions)
-
-    def describe(self) -> str:
-        return " or ".join(c.describe() for c in self.conditions)
-
-
-@dataclasses.dataclass(frozen=True)
-class QuantizedScaleRatio:
+class QuantizedScaleRatio(OpCondition):
     """Quantized ADD/SUB (or MUL) whose input/output scales are further apart than XNNPACK handles."""
 
-    def __call__(self, ctx: NodeContext) -> bool:
+    ops: ClassVar[frozenset[str]] = frozenset({"ADD", "SUB", "MUL"})
+
+    def holds(self, ctx: NodeContext) -> bool:
         a, b, out = ctx.tensor(0), ctx.tensor(1), ctx.tensor(0, outputs=True)
         if a is None or b is None or out is None or a.dtype not in QUANTIZED or not (a.scale and b.scale and out.scale):
             return False

@@ -10,7 +10,6 @@ CAUSES = (
     Cause(
         id="XNN021",
         title="integer or bool data tensor",
-        ops=("*",),
         condition=DataDtype(frozenset({"int32", "int64", "bool", "uint32", "uint16", "string", "complex64"})),
         why="XNNPACK computes on float and int8/uint8-quantized tensors only; int32, int64 and bool data (index math, masks) stay on CPU kernels.",
         fix="# keep index/mask arithmetic in float (e.g. x * mask_float), or move it out of the model",
@@ -23,7 +22,6 @@ CAUSES = (
     Cause(
         id="XNN029",
         title="int16 activations (16x8 quantization)",
-        ops=("*",),
         condition=AnyTensorDtype(frozenset({"int16"})),
         why="XNNPACK has no int16 tensors: an int16x8-quantized model runs entirely on CPU kernels.",
         fix="# convert with int8 (full integer) or fp16 instead of int16x8: xnnfit check model --recipe int8,fp16",

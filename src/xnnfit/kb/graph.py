@@ -10,7 +10,6 @@ CAUSES = (
     Cause(
         id="XNN018",
         title="custom op",
-        ops=("CUSTOM",),
         condition=CustomOp(flex=False),
         why="XNNPACK implements a handful of MediaPipe/ODML custom ops; any other custom op runs on its own registered kernel, outside the delegate.",
         fix="# express the op with TFLite builtins, or keep it at the model's edge so it cuts the graph once",
@@ -20,7 +19,6 @@ CAUSES = (
     Cause(
         id="XNN019",
         title="op that needs TensorFlow kernels (Flex / SELECT_TF_OPS)",
-        ops=("CUSTOM",),
         condition=CustomOp(flex=True),
         why="The op has no TFLite builtin; with SELECT_TF_OPS it runs on the TensorFlow kernel (Flex), which XNNPACK never takes and which adds MBs to the app.",
         fix="y = tf.sin(x) / tf.cos(x)   # for tf.math.tan; build patches with Conv2D/DepthwiseConv2D instead of tf.image.extract_patches",
@@ -33,7 +31,6 @@ CAUSES = (
     Cause(
         id="XNN032",
         title="weights read from variables (model not frozen)",
-        ops=("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED"),
         condition=WeightsFromVariable(),
         why="The model was converted without freezing: weights are read from resource variables at run time, so conv weights are not constants and XNNPACK refuses those layers (matmuls still run: BATCH_MATMUL takes a variable operand).",
         fix="# convert with TFLiteConverter.from_keras_model(model), or freeze the concrete function (convert_variables_to_constants_v2); xnnfit check model.keras does this",
@@ -51,7 +48,6 @@ def other_ops_cause(claimed: frozenset[str]) -> Cause:
     return Cause(
         id="XNN099",
         title="op the XNNPACK delegate does not implement",
-        ops=("*",),
         condition=NotImplemented_(claimed),
         why="This op is not among the ops the XNNPACK delegate implements, so it always runs on its CPU kernel.",
         fix="# express it with delegated ops (ADD/MUL/conv/FC/reshape/...) or move it to pre/post-processing",

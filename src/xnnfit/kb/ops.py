@@ -14,7 +14,6 @@ CAUSES = (
     Cause(
         id="XNN001",
         title="comparison, logical or select op (tf.where)",
-        ops=tuple(sorted(COMPARE_SELECT)),
         condition=OpIn(COMPARE_SELECT),
         why="XNNPACK has no comparison, logical or select kernels and no bool tensors, so tf.where and its mask run on CPU kernels and cut the graph.",
         fix="x = keras.layers.LeakyReLU(negative_slope=0.1)(x)   # for tf.where(x < 0, 0.1 * x, x)\n"
@@ -30,7 +29,6 @@ CAUSES = (
     Cause(
         id="XNN002",
         title="CAST",
-        ops=("CAST",),
         condition=OpIn(frozenset({"CAST"})),
         why="XNNPACK does not implement CAST, and the int/bool tensors it makes are not XNNPACK types either.",
         fix="y = tf.floor(x)   # or tf.round(x): stay in float instead of tf.cast(tf.cast(x, tf.int32), tf.float32)",
@@ -43,7 +41,6 @@ CAUSES = (
     Cause(
         id="XNN003",
         title="gather, scatter or embedding lookup",
-        ops=("GATHER", "GATHER_ND", "EMBEDDING_LOOKUP", "SCATTER_ND", "ONE_HOT"),
         condition=OpIn(frozenset({"GATHER", "GATHER_ND", "EMBEDDING_LOOKUP", "SCATTER_ND", "ONE_HOT"})),
         why="XNNPACK has no gather/scatter kernels: indexing by a tensor of indices runs on CPU kernels.",
         fix="y = tf.concat([x[:, 0:1], x[:, 2:3], x[:, 4:5]], axis=1)   # constant indices -> static slices\n"
@@ -58,7 +55,6 @@ CAUSES = (
     Cause(
         id="XNN004",
         title="TILE or BROADCAST_TO",
-        ops=("TILE", "BROADCAST_TO"),
         condition=OpIn(frozenset({"TILE", "BROADCAST_TO"})),
         why="XNNPACK does not implement TILE or BROADCAST_TO; its binary ops broadcast by themselves.",
         fix="y = tf.concat([x, x], axis=1)   # for tf.tile(x, [1, 2]); or let ADD/MUL broadcast",
@@ -72,7 +68,6 @@ CAUSES = (
     Cause(
         id="XNN005",
         title="POW or SIGN",
-        ops=("POW", "SIGN"),
         condition=OpIn(frozenset({"POW", "SIGN"})),
         why="XNNPACK has no POW or SIGN kernel.",
         fix="y = x * x * x   # tf.pow(x, 3); tf.square, tf.sqrt, tf.math.rsqrt for exponents 2, 0.5, -0.5",
@@ -87,7 +82,6 @@ CAUSES = (
     Cause(
         id="XNN006",
         title="LOG_SOFTMAX",
-        ops=("LOG_SOFTMAX",),
         condition=OpIn(frozenset({"LOG_SOFTMAX"})),
         why="XNNPACK implements SOFTMAX but not LOG_SOFTMAX.",
         fix="y = x - tf.reduce_max(x, -1, keepdims=True); y = y - tf.math.log(tf.reduce_sum(tf.exp(y), -1, keepdims=True))",
@@ -101,7 +95,6 @@ CAUSES = (
     Cause(
         id="XNN007",
         title="arg-max, top-k or cumulative sum",
-        ops=("ARG_MAX", "ARG_MIN", "TOPK_V2", "CUMSUM"),
         condition=OpIn(frozenset({"ARG_MAX", "ARG_MIN", "TOPK_V2", "CUMSUM"})),
         why="XNNPACK has no index-producing or scan kernels (ARG_MAX/ARG_MIN/TOPK_V2/CUMSUM).",
         fix="# return the scores and take argmax/top-k in post-processing; for cumsum use a matmul with a constant triangular matrix",
@@ -115,7 +108,6 @@ CAUSES = (
     Cause(
         id="XNN008",
         title="reflect/symmetric or non-zero padding",
-        ops=("MIRROR_PAD", "PADV2"),
         condition=OpIn(frozenset({"MIRROR_PAD", "PADV2"})),
         why="XNNPACK only pads with zeros (PAD); MIRROR_PAD and PADV2 run on CPU kernels.",
         fix="x = keras.layers.ZeroPadding2D(1)(x)   # or Conv2D(..., padding='same')",
@@ -128,7 +120,6 @@ CAUSES = (
     Cause(
         id="XNN009",
         title="nearest-neighbour resize",
-        ops=("RESIZE_NEAREST_NEIGHBOR",),
         condition=OpIn(frozenset({"RESIZE_NEAREST_NEIGHBOR"})),
         why="XNNPACK implements RESIZE_BILINEAR only; nearest-neighbour resizing (UpSampling2D default) runs on CPU kernels.",
         fix="x = keras.layers.UpSampling2D(2, interpolation='bilinear')(x)\n"
@@ -143,7 +134,6 @@ CAUSES = (
     Cause(
         id="XNN010",
         title="L2_NORMALIZATION",
-        ops=("L2_NORMALIZATION",),
         condition=OpIn(frozenset({"L2_NORMALIZATION"})),
         why="XNNPACK has no L2_NORMALIZATION kernel.",
         fix="y = x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), -1, keepdims=True) + 1e-6)",
@@ -157,7 +147,6 @@ CAUSES = (
     Cause(
         id="XNN011",
         title="product or boolean reduction",
-        ops=("REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL"),
         condition=OpIn(frozenset({"REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL"})),
         why="XNNPACK reduces with MEAN, SUM, REDUCE_MAX and REDUCE_MIN only.",
         fix="y = tf.exp(tf.reduce_sum(tf.math.log(x), axis))   # product of positive values",
@@ -170,7 +159,6 @@ CAUSES = (
     Cause(
         id="XNN012",
         title="3-D convolution",
-        ops=("CONV_3D", "CONV_3D_TRANSPOSE"),
         condition=OpIn(frozenset({"CONV_3D", "CONV_3D_TRANSPOSE"})),
         why="XNNPACK's TFLite delegate handles 2-D convolutions only.",
         fix="# fold depth into batch or channels and use Conv2D, e.g. keras.layers.TimeDistributed(Conv2D(...))",
@@ -183,7 +171,6 @@ CAUSES = (
     Cause(
         id="XNN013",
         title="PACK or UNPACK (tf.stack / tf.unstack)",
-        ops=("PACK", "UNPACK"),
         condition=OpIn(frozenset({"PACK", "UNPACK"})),
         why="XNNPACK does not implement PACK/UNPACK; concatenation and split on an existing axis are delegated.",
         fix="y = tf.reshape(tf.concat([a, b], axis=-1), (1, 2, 16))   # instead of tf.stack([a, b], axis=1)",
@@ -196,7 +183,6 @@ CAUSES = (
     Cause(
         id="XNN014",
         title="shape computation at run time (SHAPE, FILL, RANGE...)",
-        ops=("SHAPE", "FILL", "RANGE", "ZEROS_LIKE", "ONES_LIKE", "BROADCAST_ARGS", "RANK"),
         condition=OpIn(frozenset({"SHAPE", "FILL", "RANGE", "ZEROS_LIKE", "ONES_LIKE", "BROADCAST_ARGS", "RANK"})),
         why="XNNPACK works on fixed shapes: ops that read or build shapes at run time (tf.shape) are integer plumbing on CPU kernels.",
         fix="y = keras.layers.Reshape((-1,))(x)   # or tf.reshape(x, (1, -1)): no tf.shape(x)[0]\n"
@@ -211,7 +197,6 @@ CAUSES = (
     Cause(
         id="XNN015",
         title="SQUEEZE or EXPAND_DIMS",
-        ops=("SQUEEZE", "EXPAND_DIMS"),
         condition=OpIn(frozenset({"SQUEEZE", "EXPAND_DIMS"})),
         why="The delegate does not handle SQUEEZE, and refuses EXPAND_DIMS unconditionally; RESHAPE to the same static shape is delegated.",
         fix="y = keras.layers.Reshape((16, 1))(x)   # instead of tf.expand_dims(x, -1) / tf.squeeze",
@@ -225,7 +210,6 @@ CAUSES = (
     Cause(
         id="XNN016",
         title="SPLIT_V (uneven split)",
-        ops=("SPLIT_V",),
         condition=OpIn(frozenset({"SPLIT_V"})),
         why="XNNPACK splits only into 2-4 equal parts (SPLIT); SPLIT_V runs on CPU kernels.",
         fix="a, b = x[:, :4], x[:, 4:]   # static slices instead of tf.split(x, [4, 12], axis=1)",
@@ -239,7 +223,6 @@ CAUSES = (
     Cause(
         id="XNN017",
         title="control flow (WHILE, IF)",
-        ops=("WHILE", "IF", "CALL_ONCE"),
         condition=OpIn(frozenset({"WHILE", "IF", "CALL_ONCE"})),
         why="XNNPACK never takes control-flow nodes: the WHILE/IF node runs on its CPU kernel, cuts the graph, and re-enters its body subgraph from there on every iteration.",
         fix="x = keras.layers.LSTM(16, unroll=True)(x)   # static sequence length, no WHILE",

@@ -10,7 +10,6 @@ CAUSES = (
     Cause(
         id="XNN020",
         title="weight or shape parameter computed at run time",
-        ops=("RESHAPE", "PAD", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "MEAN", "SUM", "RESIZE_BILINEAR", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PRELU"),
         condition=ComputedParameter(),
         why="XNNPACK builds its plan once, so weights and shape/axes/bounds/paddings must be constants stored in the model; this one is computed by other nodes.",
         fix="y = tf.reshape(x, (1, -1))   # Python ints, not tf.shape(x); convert with a fixed batch",
@@ -24,7 +23,6 @@ CAUSES = (
     Cause(
         id="XNN022",
         title="strided slice with step != 1 or an index that drops an axis",
-        ops=("STRIDED_SLICE",),
         condition=StridedSliceLimits(),
         why="XNNPACK slices with stride 1 only and without ellipsis, new-axis or shrink masks (x[:, ::2], x[:, 0] and x[..., None] are refused).",
         fix="y = tf.reshape(x[:, 0:1], (1, 16))   # for x[:, 0]; for x[:, ::2] reshape to (.., n, 2) and slice [..., 0:1]",
@@ -39,7 +37,6 @@ CAUSES = (
     Cause(
         id="XNN023",
         title="concatenation of more than 5 tensors",
-        ops=("CONCATENATION",),
         condition=InputCountOutside("CONCATENATION", 2, 5),
         why="The delegate concatenates 2 to 5 inputs in one node; more inputs stay on CPU kernels.",
         fix="y = tf.concat([tf.concat(xs[:4], -1), tf.concat(xs[4:], -1)], -1)   # groups of at most 5",
@@ -53,7 +50,6 @@ CAUSES = (
     Cause(
         id="XNN024",
         title="SPLIT into 1 or more than 4 parts",
-        ops=("SPLIT",),
         condition=InputCountOutside("SPLIT", 2, 4, outputs=True),
         why="XNNPACK splits evenly into 2, 3 or 4 outputs only.",
         fix="parts = [x[:, i * 2:(i + 1) * 2] for i in range(8)]   # static slices instead of tf.split(x, 8, axis=1)",
@@ -67,7 +63,6 @@ CAUSES = (
     Cause(
         id="XNN025",
         title="pooling whose stride exceeds its window (1x1 pool, stride 2)",
-        ops=("AVERAGE_POOL_2D", "MAX_POOL_2D"),
         condition=PoolStride(),
         why="XNNPACK pooling needs stride <= window size; a 1x1 window with stride > 1 is refused.",
         fix="# subsample with a reshape and a stride-1 slice (xnnfit fix does this), or use a 2x2 pool / strided conv",
@@ -81,7 +76,6 @@ CAUSES = (
     Cause(
         id="XNN026",
         title="tensor rank above 6",
-        ops=("*",),
         condition=RankAbove(6),
         why="XNNPACK tensors have at most 6 dimensions (XNN_MAX_TENSOR_DIMS).",
         fix="# merge adjacent axes with tf.reshape so every tensor has at most 6 dimensions",

@@ -11,7 +11,6 @@ CAUSES = (
     Cause(
         id="XNN027",
         title="dynamic-range int8 depthwise convolution",
-        ops=("DEPTHWISE_CONV_2D",),
         condition=HybridDepthwise(),
         why="XNNPACK runs float-activation x int8-weight (dynamic-range) CONV_2D and FULLY_CONNECTED, but not DEPTHWISE_CONV_2D: it needs the same type for input, filter and output.",
         fix="# quantize with --recipe int8 (full integer) or fp16; or keep depthwise weights float (xnnfit fix does this)",
@@ -25,7 +24,6 @@ CAUSES = (
     Cause(
         id="XNN028",
         title="op that XNNPACK runs in float only, quantized here",
-        ops=tuple(sorted(FLOAT_ONLY)),
         condition=QuantizedOp(FLOAT_ONLY),
         why="XNNPACK has float kernels but no int8/uint8 kernels for this op, so in a fully quantized model it runs on CPU kernels.",
         fix="# keep these ops in float (mixed recipe), or replace them: AveragePooling2D -> mean over axes, maximum(x, 0) -> relu fused in conv",
@@ -41,7 +39,6 @@ CAUSES = (
     Cause(
         id="XNN033",
         title="quantized matmul of two activations",
-        ops=("BATCH_MATMUL",),
         condition=QuantizedMatmulZeroPoint(),
         why="XNNPACK's int8 BATCH_MATMUL needs a B operand with zero point 0 (weights); attention-style activation x activation products are asymmetric and stay on CPU kernels.",
         fix="# keep attention matmuls in float (mixed recipe) or use --recipe fp16 / dynamic-int8 for transformer blocks",
@@ -54,7 +51,6 @@ CAUSES = (
     Cause(
         id="XNN030",
         title="DEQUANTIZE feeding a node on CPU kernels",
-        ops=("DEQUANTIZE",),
         condition=DequantizeConsumerOnCpu(),
         why="XNNPACK absorbs a constant DEQUANTIZE (fp16/int8 weights) only when every consumer is delegated; this one feeds a CPU node, so it stays on CPU too.",
         fix="# fix the consumer (see its cause); the DEQUANTIZE follows it onto XNNPACK",
@@ -67,7 +63,6 @@ CAUSES = (
     Cause(
         id="XNN031",
         title="DEQUANTIZE of an fp16 activation",
-        ops=("DEQUANTIZE",),
         condition=Float16Activation(),
         why="XNNPACK converts only int8/uint8 activations with DEQUANTIZE; an fp16 activation tensor is refused.",
         fix="# keep activations float32 and only weights fp16 (target_spec.supported_types=[tf.float16])",
@@ -77,7 +72,6 @@ CAUSES = (
     Cause(
         id="XNN034",
         title="quantized add/mul of tensors with very different scales",
-        ops=("ADD", "SUB", "MUL"),
         condition=QuantizedScaleRatio(),
         why="XNNPACK's int8 ADD/SUB need each input scale within [1/1024, 256) of the output scale (MUL: s1*s2/s_out within [1/65536, 256)); adding a tiny constant such as a layer-norm epsilon or a -1e9 attention mask breaks that.",
         fix="# keep the epsilon/mask add in float (mixed recipe), or fold it: LayerNormalization(epsilon=1e-3) instead of 1e-12",

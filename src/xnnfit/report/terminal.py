@@ -1,8 +1,9 @@
-"""The terminal report (rich): a headline per recipe, then fallbacks grouped by Keras layer."""
+"""The terminal report (rich): renderers that only read frozen results, one per command."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 
 from rich.console import Console
@@ -10,7 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from xnnfit import kb
-from xnnfit.check import CheckReport, Diagnosis
+from xnnfit.benchmark import BenchResult, BenchRun
+from xnnfit.costs import Profile
+from xnnfit.diagnosis import CheckResult, Diagnosis
+from xnnfit.fixing import FixResult
+from xnnfit.kb.explanation import CauseDoc, Explanation
+from xnnfit.specs import InputSpec
+from xnnfit.sweep import QuantResult
 
 
 def headline(d: Diagnosis) -> str:
@@ -39,7 +46,13 @@ def _ops_text(ops: list[str]) -> str:
     return ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in counts.items())
 
 
-def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False) -> None:
+def render_inputs(console: Console, specs: tuple[InputSpec, ...]) -> None:
+    """One line per input: name, dtype, declared shape and what its dynamic dims were pinned to."""
+    for spec in specs:
+        console.print(f"  input {escape(spec.describe())}")
+
+
+def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True) -> None:
     """Print one recipe's diagnosis."""
     console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]")
     if not d.ok:
@@ -47,6 +60,8 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
         return
     for w in d.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
+    if inputs:
+        render_inputs(console, d.inputs)
     s = d.summary()
     console.print(f"  {headline(d)}")
     if s["nodes"] and not s["delegated"]:
@@ -112,19 +127,43 @@ def _render_nodes(console: Console, d: Diagnosis) -> None:
     console.print(table)
 
 
-def render_report(console: Console, report: CheckReport, *, all_nodes: bool = False) -> None:
-    """Print every recipe of one model."""
-    for d in report.results:
-        render_diagnosis(console, report.model, d, all_nodes=all_nodes)
+def render_check(console: Console, result: CheckResult, *, all_nodes: bool = False) -> None:
+    """Print every recipe of one model (with its profile when it has one); inputs once, with the first recipe."""
+    shown = False
+    for d in result.recipes:
+        render_diagnosis(console, result.model, d, all_nodes=all_nodes, inputs=not shown)
+        shown = shown or d.ok
         _render_profile_if_any(console, d)
         console.print()
 
 
-def render_cause(console: Console, cause: kb.Cause) -> None:
+def render_profile_result(console: Console, result: CheckResult) -> None:
+    """`xnnfit profile`: per recipe, the headline and where the time goes."""
+    for d in result.recipes:
+        console.print(f"[bold]{escape(result.model)}[/] · [cyan]{d.recipe}[/]")
+        if not d.ok:
+            console.print("  [red]failed[/] (the error is on stderr)")
+            continue
+        render_inputs(console, d.inputs)
+        console.print(f"  {headline(d)}")
+        if d.profile is not None:
+            render_profile(console, d.profile)
+        console.print()
+
+
+def render_errors(console: Console, results, *, debug: bool = False) -> int:
+    """Each failed recipe's error as one line (and its log with --debug); returns how many failed."""
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        render_error(console, r.error, r.error_detail if debug else None)
+    return len(failed)
+
+
+def render_cause(console: Console, cause: CauseDoc) -> None:
     """`xnnfit explain XNN0xx`: what, why, example, use instead, related fixes."""
     console.print(f"[bold]{cause.id}[/] {escape(cause.title)}")
     console.print(f"  ops: {', '.join(cause.ops)}")
-    console.print(f"  when: {escape(cause.condition.describe())}")
+    console.print(f"  when: {escape(cause.when)}")
     console.print(f"  why: {escape(cause.why)}")
     console.print(f"  example: [red]{escape(cause.example)}[/]")
     console.print("  use instead:")
@@ -132,11 +171,24 @@ def render_cause(console: Console, cause: kb.Cause) -> None:
         console.print(f"    [green]{escape(line)}[/]")
     if cause.rewrites:
         console.print(f"  xnnfit fix rules: {', '.join(cause.rewrites)}")
-    proven = [f"{p.expect} {p.op} ({p.recipe})" for p in cause.probes]
-    console.print(f"  proven by probes: {escape('; '.join(proven)) if proven else 'none (cannot be built with the pinned converter/runtime)'}")
+    console.print(f"  proven by probes: {escape('; '.join(cause.probes)) if cause.probes else 'none (cannot be built with the pinned converter/runtime)'}")
 
 
-def render_profile(console: Console, profile, *, top: int = 12) -> None:
+def render_explanation(console: Console, explanation: Explanation, *, table: bool) -> None:
+    """All causes as a table (`xnnfit explain`), or each cause in full."""
+    if not table:
+        for cause in explanation.causes:
+            render_cause(console, cause)
+        return
+    t = Table(box=None, header_style="bold")
+    for col in ("id", "cause", "ops"):
+        t.add_column(col)
+    for c in explanation.causes:
+        t.add_row(c.id, escape(c.title), ", ".join(c.ops[:4]) + (" …" if len(c.ops) > 4 else ""))
+    console.print(t)
+
+
+def render_profile(console: Console, profile: Profile, *, top: int = 12) -> None:
     """Where the time goes: whole vs pieces, CPU share, slowest pieces, fix-first layers."""
     total = profile.total.median_ms
     console.print(
@@ -174,14 +226,20 @@ def render_profile(console: Console, profile, *, top: int = 12) -> None:
         console.print(f"  … {len(pieces) - top} more pieces (all in --json)")
 
 
-def render_bench(console: Console, model: str, result) -> None:
-    """One recipe's bench table."""
-    from xnnfit.bench import Failed
+def render_bench(console: Console, result: BenchResult) -> None:
+    """Every recipe's bench table."""
+    for run in result.recipes:
+        render_bench_run(console, result.model, run)
+        console.print()
 
+
+def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
+    """One recipe's bench table."""
     console.print(f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]")
-    if isinstance(result, Failed):
+    if not result.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
         return
+    render_inputs(console, result.inputs)
     console.print(f"  model size {result.size_bytes / 1e6:.2f} MB")
     table = Table(box=None, header_style="bold")
     for col in ("config", "threads", "median ms", "p10", "p90", "min", "memory"):
@@ -204,29 +262,39 @@ def render_bench(console: Console, model: str, result) -> None:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
 
 
-def render_fix(console: Console, report) -> None:
+def _where(where: tuple[str, ...]) -> str:
+    return ", ".join(where[:3]) + (f" (+{len(where) - 3} more)" if len(where) > 3 else "")
+
+
+def render_fix(console: Console, report: FixResult) -> None:
     """What the fix did: rules applied or rolled back, numerics, delegation and latency before -> after."""
-    r = report.result
+    r = report.rewrite
     console.print(f"[bold]{escape(report.model)}[/] · [cyan]{report.recipe}[/]")
+    render_inputs(console, report.inputs)
     for o in r.outcomes:
         if o.status == "applied":
-            where = ", ".join(o.where[:3]) + (f" (+{len(o.where) - 3} more)" if len(o.where) > 3 else "")
-            console.print(f"  [green]applied[/] {o.rule} ×{o.count} at {escape(where)}: {escape(o.reason)}")
+            console.print(f"  [green]applied[/] {o.rule} ×{o.count} at {escape(_where(o.where))}: {escape(o.reason)}")
+        elif o.status == "matched":
+            console.print(f"  [cyan]would apply[/] {o.rule} ×{o.count} at {escape(_where(o.where))}")
         elif o.status == "rolled-back":
             console.print(f"  [yellow]rolled back[/] {o.rule} ×{o.count}: {escape(o.reason)}")
         else:
             console.print(f"  [dim]{o.rule}: {escape(o.reason)}[/]")
     b, a = r.before, r.after
-    console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
-    speed = b.median_ms / a.median_ms if a.median_ms else 0.0
-    console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x); outputs max abs error {r.numerics.max_abs_error:.3g}")
-    console.print(f"  wrote {escape(report.output)}" if report.output else "  dry run: nothing written")
+    if b is not None and a is not None and r.numerics is not None:
+        console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
+        speed = b.median_ms / a.median_ms if a.median_ms else 0.0
+        console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x); outputs max abs error {r.numerics.max_abs_error:.3g}")
+    if report.dry_run:
+        console.print("  dry run: nothing applied, verified or written")
+    elif report.output:
+        console.print(f"  wrote {escape(report.output)}")
     if report.keras_hints:
         console.print("  to fix the Keras source too:")
         by_cause: dict[str, list[str]] = {}
-        for layer, causes in report.keras_hints:
-            for c in causes or ("unexplained",):
-                by_cause.setdefault(c, []).append(layer)
+        for hint in report.keras_hints:
+            for c in hint.causes or ("unexplained",):
+                by_cause.setdefault(c, []).append(hint.layer)
         for cid, layers in by_cause.items():
             console.print(f"    {', '.join(escape(x) for x in layers)} [{cid}]:")
             if cid != "unexplained":
@@ -234,7 +302,7 @@ def render_fix(console: Console, report) -> None:
                     console.print(f"      [green]{escape(line)}[/]")
 
 
-def render_quant(console: Console, report) -> None:
+def render_quant(console: Console, report: QuantResult) -> None:
     """The sweep table, the Pareto frontier, warnings and the recommendation."""
     console.print(f"[bold]{escape(report.model)}[/] · quantization sweep")
     for w in report.warnings:
@@ -270,3 +338,29 @@ def render_quant(console: Console, report) -> None:
         console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")
     else:
         console.print(f"  [red]no recommendation[/]: {escape(report.reason)}")
+
+
+def render_gate_failures(console: Console, model: str, recipe: str, failures: list[str]) -> None:
+    """One line per violated CI gate."""
+    for f in failures:
+        console.print(f"[red]gate failed[/] {escape(model)} ({recipe}): {escape(f)}")
+
+
+def render_written(console: Console, path) -> None:
+    """Where a report went."""
+    console.print(f"wrote {escape(str(path))}")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m|\[[0-9;]*m(?=\w)")
+
+
+def one_line(text: str) -> str:
+    """`text` without terminal colour codes, on one line."""
+    return " ".join(_ANSI.sub("", text).split())
+
+
+def render_error(console: Console, message: str, detail: str | None = None) -> None:
+    """An error as one line (what went wrong, what to do), the log only when given."""
+    console.print(f"[red]error:[/] {escape(one_line(message))}")
+    if detail:
+        console.print(detail, markup=False)

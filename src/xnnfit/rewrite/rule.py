@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, Callable
 
 from xnnfit.rewrite.graph import Graph
+from xnnfit.specs import InputSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +28,9 @@ class NoMatch:
 
 @dataclasses.dataclass(frozen=True)
 class RewriteContext:
-    """What rules may use besides the graph: pinned input shapes and the model's bytes."""
+    """What rules may use besides the graph: the input specs the model runs at."""
 
-    input_shapes: dict = dataclasses.field(default_factory=dict)
-    batch: int = 1
+    specs: tuple[InputSpec, ...] = ()
 
 
 class Rule:
@@ -39,8 +39,8 @@ class Rule:
     id: str = ""
     title: str = ""
     fixes: tuple[str, ...] = ()  # KB cause ids it removes
-    exactness: str = "exact"  # 'exact' or 'tolerance'
-    tolerance: float = 1e-5  # max abs error / max |output| accepted against the model before the rule
+    exactness: str = "exact"  # 'exact': same math, judged at float rounding (VerifyPolicy); 'tolerance': approximates
+    tolerance: float | None = None  # for 'tolerance' rules: max abs error / max |output| it may introduce
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
         """Every place the rule applies now, or why it applies nowhere."""

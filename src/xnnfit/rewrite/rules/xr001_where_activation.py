@@ -34,7 +34,6 @@ class WhereActivation(Rule):
     title = "tf.where activation -> relu/leaky_relu arithmetic"
     fixes = ("XNN001",)
     exactness = "exact"
-    tolerance = 1e-5
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:

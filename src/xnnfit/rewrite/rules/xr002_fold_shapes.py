@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from xnnfit.errors import XnnfitError
+from xnnfit.policy import FOLD_ELEMENTS
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.runtime import tensor_values
 from xnnfit.tflite.schema import fb
 
-MAX_FOLD_ELEMENTS = 4096
 _NEVER_FOLD = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "WHILE", "IF", "CALL_ONCE", "CUSTOM", "RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL", "DEQUANTIZE", "DENSIFY"}
 _SHAPE_ONLY = {"SHAPE", "RANK", "ZEROS_LIKE", "ONES_LIKE"}
 
@@ -34,20 +36,19 @@ class FoldShapes(Rule):
     title = "fold run-time shape computation into constants"
     fixes = ("XNN014", "XNN020", "XNN015", "XNN013", "XNN021")
     exactness = "exact"
-    tolerance = 1e-6
     example = staticmethod(_example)
-    example_dynamic_batch = True
+    example_dynamic_batch = True  # its example only shows the fallback with a dynamic batch
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
         try:
             shapes, values = _infer(g, ctx)
-        except ValueError as exc:
+        except (ValueError, XnnfitError) as exc:
             return NoMatch(str(exc))
         folded = _data_independent(g)
         boundary = []
         for t in sorted(folded):
             v = values.get(t)
-            if v is None or v.size > MAX_FOLD_ELEMENTS:
+            if v is None or v.size > FOLD_ELEMENTS:
                 continue
             readers = [c for c in g.consumers(t) if not set(g.outputs(c)) <= folded]
             if readers or g.is_graph_output(t):
@@ -98,35 +99,8 @@ def _data_independent(g: Graph) -> set[int]:
 
 
 def _infer(g: Graph, ctx: RewriteContext) -> tuple[dict[int, tuple], dict[int, np.ndarray]]:
-    """Every tensor's static shape and value from one run of the real runtime at pinned input shapes."""
-    from xnnfit.bench import feed_values
-    from xnnfit.inputs import input_name
-    from xnnfit.runtime import build_interpreter
+    """Every tensor's static shape and value from one run of the real runtime at the pinned input shapes.
 
-    content = g.to_bytes(prune=False)
-    pinned = []
-    for t in g.sub.inputs or []:
-        shape = list(g.shape(int(t)))
-        name = input_name(g.name(int(t)))
-        if name in ctx.input_shapes:
-            shape = list(ctx.input_shapes[name])
-        elif shape and shape[0] < 0:
-            shape[0] = ctx.batch
-        if any(d < 0 for d in shape):
-            raise ValueError(f"input {name!r} has dynamic dimensions {tuple(shape)}; pass --input-shape {name}=... to pin them")
-        pinned.append(np.zeros(shape, dtype=_np_type(g.dtype(int(t)))))
-    it = build_interpreter(content, xnnpack=False, preserve_all_tensors=True, what="the model (shape inference)")
-    feed_values(it, pinned)
-    it.invoke()
-    shapes, values = {}, {}
-    for t in range(len(g.sub.tensors)):
-        try:
-            v = it.get_tensor(t)
-        except ValueError:
-            continue
-        if v is None:
-            continue
-        shapes[t] = tuple(int(d) for d in v.shape)
-        if v.size <= MAX_FOLD_ELEMENTS:
-            values[t] = np.array(v)
-    return shapes, values
+    A batch kept dynamic (--dynamic-batch) runs, and is folded, as 1: the fixed model is static.
+    """
+    return tensor_values(g.to_bytes(prune=False), ctx.specs, FOLD_ELEMENTS)

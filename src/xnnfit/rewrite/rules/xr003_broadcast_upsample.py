@@ -27,7 +27,6 @@ class BroadcastUpsample(Rule):
     title = "nearest upsampling (TILE, RESIZE_NEAREST_NEIGHBOR) -> broadcast multiply"
     fixes = ("XNN004", "XNN009")
     exactness = "exact"
-    tolerance = 1e-6
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:

@@ -43,7 +43,6 @@ class SplitConcat(Rule):
     title = "SPLIT_V / SPLIT into 1 or >4 parts -> SLICEs; CONCATENATION of >5 -> a tree of <=5"
     fixes = ("XNN016", "XNN023", "XNN024")
     exactness = "exact"
-    tolerance = 1e-6
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:

@@ -66,7 +66,6 @@ class StridedSubsample(Rule):
     title = "strided slice, shrink-axis slice and 1x1 stride-s pooling -> reshape + slice"
     fixes = ("XNN022", "XNN025")
     exactness = "exact"
-    tolerance = 1e-6
     example = staticmethod(_example)
     example_recipe = "fp32"
 

@@ -59,7 +59,6 @@ class PowSign(Rule):
     title = "POW with a constant exponent, SIGN -> square/sqrt/mul/div arithmetic"
     fixes = ("XNN005",)
     exactness = "exact"
-    tolerance = 1e-5
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:

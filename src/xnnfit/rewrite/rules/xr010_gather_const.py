@@ -51,7 +51,6 @@ class GatherConst(Rule):
     title = "GATHER with constant indices -> static slices + concatenation"
     fixes = ("XNN003",)
     exactness = "exact"
-    tolerance = 1e-6
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:

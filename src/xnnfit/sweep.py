@@ -1,33 +1,42 @@
-"""quant(): convert with every recipe and choose one with evidence.
+"""The quantization sweep: convert with every recipe and choose one with evidence.
 
-Each recipe converts in its own child process (a calibrator crash fails that row only).
-Each converted model is then analysed, profiled and run on the evaluation inputs in a
-TensorFlow-free child; the latencies of all rows are measured together, interleaved, in
-one process. Accuracy is measured against the fp32 conversion, which stands for the
-float Keras model (the fp32 converter output matches Keras to float rounding).
+Each recipe is materialized by the pipeline (its own conversion child; a calibrator
+crash fails that row only). Each artifact is then diagnosed, profiled and run on the
+evaluation inputs in a TensorFlow-free child; the latencies of all rows are measured
+together, interleaved, in one process. Accuracy is measured against the fp32
+conversion, which stands for the float Keras model (the fp32 converter output matches
+Keras to float rounding).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from xnnfit.convert import ConvertOptions, Converted, convert
-from xnnfit.errors import InputDataError, SourceError, XnnfitError
-from xnnfit.inputs import InputSpec, load_npz, random_inputs
+from xnnfit.artifact import Artifact
+from xnnfit.convert import ConvertOptions
+from xnnfit.diagnosis import diagnose
+from xnnfit.errors import InputDataError, RuntimeFailure, SourceError, XnnfitError
+from xnnfit.files import write_file
+from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.isolate import run_isolated
+from xnnfit.pipeline import Progress, materialize
+from xnnfit.policy import BENCH_RUNS, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, EVAL_SAMPLES, SWEEP_PROFILE_DIVISOR, VerifyPolicy
+from xnnfit.profiling import profile_content
 from xnnfit.recipes import ALL, FP32, ConversionRecipe
+from xnnfit.record import NOT_IN_DICT, Record
+from xnnfit.runtime import outputs, runtime_versions
 from xnnfit.source import ModelSource
+from xnnfit.timing import race
 
-DEFAULT_MAX_ERROR = 0.05  # max abs error / max |float output| a recommended recipe may have
-EVAL_SAMPLES = 16
 DEFAULT_RECIPES = tuple(ALL.values())
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantRow:
+class QuantRow(Record):
     """One recipe's evidence."""
 
     recipe: str
@@ -47,11 +56,20 @@ class QuantRow:
     top1: float | None = None  # share of samples whose argmax agrees with the float model
     pareto: bool = False
     warnings: tuple[str, ...] = ()
+    content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write this recipe's model atomically."""
+        if not self.content:
+            raise XnnfitError(f"no model for recipe {self.recipe} (it failed, or the result was read back from JSON).")
+        return write_file(path, self.content, force=force)
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantReport:
-    """The sweep: a row per recipe, the recommendation and why."""
+class QuantResult(Record):
+    """quant() of one model: a row per recipe, the recommendation and why."""
+
+    RESULT: ClassVar[str] = "quant"
 
     model: str
     rows: tuple[QuantRow, ...]
@@ -59,44 +77,38 @@ class QuantReport:
     reason: str
     max_error: float
     warnings: tuple[str, ...] = ()
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def row(self, recipe: str) -> QuantRow:
         """The row of one recipe."""
         return next(r for r in self.rows if r.recipe == recipe)
 
+    def save(self, folder: str | Path, *, stem: str = "model", force: bool = False) -> list[Path]:
+        """Write every converted model as FOLDER/STEM.RECIPE.tflite."""
+        out = Path(folder)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise XnnfitError(f"cannot create folder {str(folder)!r}: {exc.strerror}. Pick a writable folder.") from exc
+        return [r.save(out / f"{stem}.{r.recipe}.tflite", force=force) for r in self.rows if r.content]
 
-def _measure(content: bytes, recipe: str, specs: tuple[InputSpec, ...], samples: list[dict], runs: int) -> dict:
-    """Delegation, CPU share and outputs of one converted model (run in a child)."""
-    from xnnfit.check import analyze
-    from xnnfit.profile import profile_content
-    from xnnfit.rewrite.verify import outputs
 
-    from xnnfit.errors import RuntimeFailure
-
-    diag = analyze(content, recipe)
+def _measure(artifact: Artifact, samples: list[dict], runs: int) -> dict:
+    """Delegation, CPU share and outputs of one converted model (run it in a child)."""
+    diag = diagnose(artifact)
     try:
-        prof = profile_content(content, recipe, specs, diag.nodes, diag.partitions, runs=runs, warmup=2, sample=samples[0])
-    except RuntimeError as exc:
+        prof = profile_content(artifact.content, artifact.specs, diag.nodes, diag.partitions, samples[0], runs=runs, warmup=2)
+    except XnnfitError as exc:
         raise RuntimeFailure(
-            f"the LiteRT runtime loads the {recipe} model but fails to run it with XNNPACK ({' '.join(str(exc).split())[:160]}); "
+            f"the LiteRT runtime loads the {artifact.recipe} model but fails to run it with XNNPACK ({' '.join(str(exc).split())[:160]}); "
             "this recipe cannot be used with this runtime"
         ) from exc
-    s = diag.summary()
-    return {"summary": s, "fraction": diag.delegated_fraction, "cpu_share": prof.cpu_share, "outputs": outputs(content, samples)}
+    return {"summary": diag.summary(), "fraction": diag.delegated_fraction, "cpu_share": prof.cpu_share, "outputs": outputs(artifact.content, samples, artifact.specs)}
 
 
-def _race(contents: dict[str, bytes], sample: dict, runs: int) -> dict[str, float]:
+def _race(contents: dict[str, bytes], sample: dict, specs, runs: int) -> dict[str, float]:
     """Median latency of every model, timed interleaved in one process with XNNPACK on, 1 thread."""
-    from xnnfit.bench import feed
-    from xnnfit.runtime import build_interpreter
-    from xnnfit.timing import interleaved
-
-    runners = {}
-    for name, content in contents.items():
-        it = build_interpreter(content, threads=1)
-        feed(it, sample)
-        runners[name] = it.invoke
-    return {k: v.median_ms for k, v in interleaved(runners, runs, 5).items()}
+    return {k: v.median_ms for k, v in race(contents, sample, runs, specs=specs).items()}
 
 
 def accuracy(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]]) -> dict:
@@ -166,57 +178,55 @@ def _warnings(row: QuantRow, fp32: QuantRow | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def quant(
-    model: str | ModelSource,
+def run_sweep(
+    source: ModelSource,
     recipes: tuple[ConversionRecipe, ...] = DEFAULT_RECIPES,
     options: ConvertOptions = ConvertOptions(),
     *,
     eval_data: str | None = None,
     max_error: float = DEFAULT_MAX_ERROR,
-    runs: int = 30,
-    output_dir: str | None = None,
-    trust: bool = False,
-    on_step: Callable[[str], None] | None = None,
-) -> QuantReport:
+    runs: int = BENCH_RUNS,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> QuantResult:
     """Sweep `recipes` over a Keras model and recommend one."""
-    source = model if isinstance(model, ModelSource) else ModelSource.parse(model, trust=trust)
     if source.is_tflite:
         raise XnnfitError(
             f"{source.display!r} is a .tflite: quant needs the float model to convert it with each recipe. "
             "Pass the .keras/.h5/SavedModel or file.py:function it came from."
         )
+    step = on_progress or (lambda _: None)
     recipes = tuple(dict.fromkeys((FP32, *recipes)))  # fp32 is the reference
-    converted: dict[str, Converted] = {}
+    artifacts: dict[str, Artifact] = {}
     failed: dict[str, str] = {}
     for recipe in recipes:
-        if on_step:
-            on_step(f"converting ({recipe.name})")
+        step(f"converting ({recipe.name})")
         try:
-            converted[recipe.name] = convert(source, recipe, options)
+            artifacts[recipe.name] = materialize(source, recipe, options, timeout=timeout)
         except (SourceError, InputDataError):
             raise
         except XnnfitError as exc:
             failed[recipe.name] = str(exc)
-    if "fp32" not in converted:
+    if "fp32" not in artifacts:
         raise XnnfitError(f"the fp32 conversion failed, so there is no float reference: {failed.get('fp32')}")
-    specs = converted["fp32"].inputs
-    warnings = list(dict.fromkeys(w for c in converted.values() for w in c.warnings))
+    specs = artifacts["fp32"].specs
+    warnings = list(dict.fromkeys(w for a in artifacts.values() for w in a.warnings))
     if eval_data or options.calibration:
         samples = load_npz(eval_data or options.calibration, specs)[:EVAL_SAMPLES]
     else:
         samples = random_inputs(specs, EVAL_SAMPLES, seed=options.seed + 1)
         warnings.append("no --eval or --calibration data: accuracy measured on seeded random inputs, so it is only indicative")
+    profile_runs = max(VerifyPolicy().min_runs, runs // SWEEP_PROFILE_DIVISOR)
     measured: dict[str, dict] = {}
-    for name, conv in converted.items():
-        if on_step:
-            on_step(f"measuring ({name})")
+    for name, artifact in artifacts.items():
+        step(f"measuring ({name})")
         try:
-            measured[name] = run_isolated(_measure, conv.content, name, specs, samples, max(5, runs // 3), what=f"measuring {name}", timeout=options.timeout)
+            measured[name] = run_isolated(_measure, artifact, samples, profile_runs, what=f"measuring {artifact.what}", timeout=timeout)
         except XnnfitError as exc:
             failed[name] = str(exc)
-    if on_step:
-        on_step("timing all recipes together")
-    latency = run_isolated(_race, {n: converted[n].content for n in measured}, samples[0], runs, what="timing the recipes", timeout=options.timeout)
+    step("timing all recipes together")
+    contents = {n: artifacts[n].content for n in measured}
+    latency = run_isolated(_race, contents, samples[0], specs, runs, what="timing the recipes", timeout=timeout)
     reference = measured["fp32"]["outputs"]
     rows = []
     for recipe in recipes:
@@ -224,33 +234,15 @@ def quant(
         if name in failed or name not in measured:
             rows.append(QuantRow(name, "failed", failed.get(name, "not measured")))
             continue
-        m = measured[name]
-        s = m["summary"]
+        m, s = measured[name], measured[name]["summary"]
         rows.append(
             QuantRow(
-                name, "ok", None, len(converted[name].content), s["nodes"], s["cpu_nodes"], m["fraction"], s["partitions"],
-                latency[name], m["cpu_share"], **accuracy(reference, m["outputs"]),
+                name, "ok", None, artifacts[name].size_bytes, s["nodes"], s["cpu_nodes"], m["fraction"], s["partitions"],
+                latency[name], m["cpu_share"], **accuracy(reference, m["outputs"]), content=artifacts[name].content,
             )
         )
     front = pareto(rows)
     fp32_row = next(r for r in rows if r.recipe == "fp32")
     rows = [dataclasses.replace(r, pareto=r.recipe in front, warnings=_warnings(r, fp32_row)) for r in rows]
     best, reason = recommend(rows, max_error)
-    if output_dir:
-        _write_models(output_dir, source, converted)
-    return QuantReport(source.display, tuple(rows), best, reason, max_error, tuple(warnings))
-
-
-def _write_models(output_dir: str, source: ModelSource, converted: dict[str, Converted]) -> None:
-    from pathlib import Path
-
-    from xnnfit.fix import write_atomically
-
-    folder = Path(output_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise XnnfitError(f"cannot create -o folder {output_dir!r}: {exc.strerror}. Pick a writable folder.") from exc
-    stem = source.path.stem
-    for name, conv in converted.items():
-        write_atomically(folder / f"{stem}.{name}.tflite", conv.content)
+    return QuantResult(source.display, tuple(rows), best, reason, max_error, tuple(warnings), runtime_versions())

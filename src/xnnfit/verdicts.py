@@ -1,4 +1,4 @@
-"""explain(): match each CPU node to the KB causes that hold for it, or leave it unexplained."""
+"""node_verdicts(): each node's runtime verdict, its Keras layer, and the KB causes that hold for a CPU node (or none: unexplained)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import dataclasses
 from xnnfit.delegation import Delegation
 from xnnfit.kb import CAUSES, NodeContext
 from xnnfit.mapping import NodeMapping
+from xnnfit.record import Record
 from xnnfit.tflite.graph import ModelGraph
 
 
 @dataclasses.dataclass(frozen=True)
-class NodeVerdict:
+class NodeVerdict(Record):
     """What the runtime did with one TFLite node, where it came from, and why."""
 
     subgraph: int
@@ -40,7 +41,7 @@ def causes_for(graph: ModelGraph, delegation: Delegation, subgraph: int, index: 
     return tuple(c.id for c in CAUSES.values() if c.applies(ctx))
 
 
-def explain(graph: ModelGraph, delegation: Delegation, mapping: dict[tuple[int, int], NodeMapping]) -> tuple[NodeVerdict, ...]:
+def node_verdicts(graph: ModelGraph, delegation: Delegation, mapping: dict[tuple[int, int], NodeMapping]) -> tuple[NodeVerdict, ...]:
     """One NodeVerdict per node of every subgraph."""
     out = []
     for n in delegation.nodes:

@@ -1,0 +1,205 @@
+"""The public Python API: check, profile, bench, fix, quant, explain.
+
+Every function takes the model first (a path, TFLite bytes, or a Keras model object)
+and keyword options named like the CLI's (`--input-shape` is `input_shape`), and
+returns a frozen result with `to_dict()` / `from_dict()`. A Keras model object is
+converted in the caller's process (TensorFlow is loaded there already); paths are
+converted in child processes, so a converter crash raises an error instead of killing
+the caller. Every run on the LiteRT runtime happens in a child process.
+
+    import xnnfit
+    result = xnnfit.check("model.keras", recipe="fp32,int8")
+    result.recipes[0].summary()
+    fixed = xnnfit.fix("model.tflite")
+    fixed.save("model_fixed.tflite")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from xnnfit import kb
+from xnnfit.benchmark import BenchResult, BenchRun, bench_stage, parse_threads
+from xnnfit.convert import ConvertOptions
+from xnnfit.diagnosis import CheckResult, Diagnosis, diagnose
+from xnnfit.errors import XnnfitError
+from xnnfit.fixing import FixResult, run_fix
+from xnnfit.kb.explanation import CauseDoc, Explanation
+from xnnfit.pipeline import Progress, per_recipe
+from xnnfit.policy import (
+    BENCH_RUNS,
+    BENCH_WARMUP,
+    DEFAULT_MAX_ERROR,
+    DEFAULT_POLICY,
+    DEFAULT_TIMEOUT,
+    PROFILE_RUNS,
+    PROFILE_WARMUP,
+    VerifyPolicy,
+)
+from xnnfit.profiling import ProfileResult, profile_stage
+from xnnfit.recipes import ConversionRecipe, parse_recipes
+from xnnfit.runtime import runtime_versions
+from xnnfit.source import ModelSource
+from xnnfit.specs import ShapeRequest, parse_input_shapes
+from xnnfit.sweep import DEFAULT_RECIPES, QuantResult, run_sweep
+
+Recipes = str | ConversionRecipe | Iterable[str | ConversionRecipe] | None
+InputShapes = Iterable[str] | dict[str, tuple[int, ...]] | None
+
+
+def _source(model: Any, trust_model: bool) -> ModelSource:
+    return ModelSource.of(model, trust=trust_model)
+
+
+def _options(batch: int, dynamic_batch: bool, input_shape: InputShapes, calibration: str | None) -> ConvertOptions:
+    if batch < 1:
+        raise XnnfitError(f"batch {batch} is not valid. Pass --batch 1 or more.")
+    return ConvertOptions(ShapeRequest(batch, dynamic_batch, parse_input_shapes(input_shape)), calibration)
+
+
+def check(
+    model: Any,
+    *,
+    recipe: Recipes = "fp32",
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    input_shape: InputShapes = None,
+    calibration: str | None = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> CheckResult:
+    """Which nodes XNNPACK runs, per recipe, with the cause of every fallback and its Keras layer.
+
+    A recipe that fails (converter refusal, crash, timeout) is a Diagnosis with `error`;
+    an unusable model or input data raises XnnfitError.
+    """
+    source = _source(model, trust_model)
+    results = per_recipe(
+        source, parse_recipes(recipe), diagnose, Diagnosis.failed,
+        options=_options(batch, dynamic_batch, input_shape, calibration), timeout=timeout, label="running in LiteRT", on_progress=on_progress,
+    )
+    return CheckResult(source.display, source.kind, results, runtime_versions())
+
+
+def profile(
+    model: Any,
+    *,
+    recipe: Recipes = "fp32",
+    threads: int = 1,
+    runs: int = PROFILE_RUNS,
+    warmup: int = PROFILE_WARMUP,
+    data: str | None = None,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    input_shape: InputShapes = None,
+    calibration: str | None = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> ProfileResult:
+    """check() plus the time of every XNNPACK partition, every CPU node and every Keras layer's fallbacks."""
+    counts = parse_threads(threads)
+    if len(counts) != 1:
+        raise XnnfitError(f"profile times at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 1.")
+    source = _source(model, trust_model)
+    results = per_recipe(
+        source, parse_recipes(recipe), profile_stage, Diagnosis.failed,
+        options=_options(batch, dynamic_batch, input_shape, calibration), timeout=timeout, label="profiling", on_progress=on_progress,
+        threads=counts[0], runs=runs, warmup=warmup, data=data,
+    )
+    return ProfileResult(source.display, source.kind, results, runtime_versions())
+
+
+def bench(
+    model: Any,
+    *,
+    recipe: Recipes = "fp32",
+    threads: str | int | Iterable[int] = 1,
+    runs: int = BENCH_RUNS,
+    warmup: int = BENCH_WARMUP,
+    data: str | None = None,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    input_shape: InputShapes = None,
+    calibration: str | None = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> BenchResult:
+    """Whole-model latency with XNNPACK and with the built-in kernels only, per thread count, and memory."""
+    counts = parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
+    source = _source(model, trust_model)
+    results = per_recipe(
+        source, parse_recipes(recipe), bench_stage, BenchRun.failed,
+        options=_options(batch, dynamic_batch, input_shape, calibration), timeout=timeout, label="timing", on_progress=on_progress,
+        threads=counts, runs=runs, warmup=warmup, data=data,
+    )
+    return BenchResult(source.display, source.kind, results, runtime_versions())
+
+
+def fix(
+    model: Any,
+    output: str | Path | None = None,
+    *,
+    recipe: Recipes = "fp32",
+    rules: str | list[str] | None = None,
+    exclude: str | list[str] | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    runs: int = BENCH_RUNS,
+    policy: VerifyPolicy = DEFAULT_POLICY,
+    batch: int = 1,
+    input_shape: InputShapes = None,
+    calibration: str | None = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> FixResult:
+    """Rewrite the model so XNNPACK runs it whole, keeping only rewrites proven equal and not slower.
+
+    With `output` the fixed model is written there atomically (never over the input, over
+    another file only with `force`); without it, call `result.save(path)`.
+    """
+    chosen = parse_recipes(recipe)
+    if len(chosen) != 1:
+        raise XnnfitError(f"fix takes one recipe, got {', '.join(r.name for r in chosen)}. Run it once per recipe.")
+    return run_fix(
+        _source(model, trust_model), output, recipe=chosen[0], options=_options(batch, False, input_shape, calibration),
+        rules=rules, exclude=exclude, dry_run=dry_run, force=force, runs=runs, policy=policy, timeout=timeout, on_progress=on_progress,
+    )
+
+
+def quant(
+    model: Any,
+    *,
+    recipe: Recipes = None,
+    calibration: str | None = None,
+    eval_data: str | None = None,
+    max_error: float = DEFAULT_MAX_ERROR,
+    runs: int = BENCH_RUNS,
+    output_dir: str | Path | None = None,
+    batch: int = 1,
+    input_shape: InputShapes = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> QuantResult:
+    """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within `max_error`."""
+    if max_error < 0:
+        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    source = _source(model, trust_model)
+    result = run_sweep(
+        source, parse_recipes(recipe, default=DEFAULT_RECIPES), _options(batch, False, input_shape, calibration),
+        eval_data=eval_data, max_error=max_error, runs=runs, timeout=timeout, on_progress=on_progress,
+    )
+    if output_dir is not None:
+        result.save(output_dir, stem=source.path.stem if source.path is not None else "model", force=True)
+    return result
+
+
+def explain(cause: str | None = None) -> Explanation:
+    """A knowledge-base cause (`XNN001`): what it is, why XNNPACK refuses it, what to write instead; all causes without an id."""
+    causes = (kb.get(cause),) if cause else tuple(kb.CAUSES.values())
+    return Explanation(tuple(CauseDoc.of(c) for c in causes), runtime_versions())

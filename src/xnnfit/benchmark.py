@@ -1,0 +1,123 @@
+"""bench_stage(): whole-model latency with XNNPACK on and off, per thread count, interleaved, with memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from xnnfit.artifact import Artifact
+from xnnfit.errors import InputDataError, XnnfitError
+from xnnfit.inputs import samples_for
+from xnnfit.policy import BENCH_RUNS, BENCH_WARMUP, WIDE_SPREAD
+from xnnfit.record import NOT_IN_DICT, Record
+from xnnfit.runtime import build_interpreter, feed, invoke
+from xnnfit.specs import InputSpec
+from xnnfit.timing import Stats, interleaved, rss_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigTiming(Record):
+    """Latency of one runtime configuration."""
+
+    xnnpack: bool
+    threads: int
+    stats: Stats
+    rss_delta_bytes: int  # resident memory added by building and running this interpreter
+
+    def _extra(self) -> dict:
+        s = self.stats
+        return {"median_ms": s.median_ms, "p10_ms": s.p10_ms, "p90_ms": s.p90_ms, "min_ms": s.min_ms}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchRun(Record):
+    """One recipe of one model: every configuration, measured in the same process; or why it failed."""
+
+    recipe: str
+    inputs: tuple[InputSpec, ...] = ()
+    size_bytes: int = 0
+    configs: tuple[ConfigTiming, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    error_detail: str | None = dataclasses.field(default=None, repr=False, compare=False, metadata=NOT_IN_DICT)
+
+    @classmethod
+    def failed(cls, recipe: str, exc: XnnfitError) -> "BenchRun":
+        """The entry for a recipe that could not be measured."""
+        return cls(recipe=recipe, error=str(exc), error_detail=exc.detail)
+
+    @property
+    def ok(self) -> bool:
+        """True when the recipe was measured."""
+        return self.error is None
+
+    def config(self, xnnpack: bool, threads: int) -> ConfigTiming:
+        """The timing of one configuration."""
+        return next(c for c in self.configs if c.xnnpack == xnnpack and c.threads == threads)
+
+    def speedup(self, threads: int) -> float:
+        """Median latency without XNNPACK / with XNNPACK, at `threads`."""
+        return self.config(False, threads).stats.median_ms / self.config(True, threads).stats.median_ms
+
+    def _extra(self) -> dict:
+        return {"status": "ok" if self.ok else "error"}
+
+
+def parse_threads(value: str | int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """(1, 2, 4) from '1,2,4', 4 or (1, 2, 4); InputDataError for anything but positive integers."""
+    try:
+        if isinstance(value, str):
+            values = tuple(int(t) for t in value.split(",") if t.strip())
+        elif isinstance(value, int):
+            values = (value,)
+        else:
+            values = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise InputDataError(f"--threads {value!r} is not valid. Pass positive thread counts, e.g. --threads 1,2,4.")
+    return tuple(dict.fromkeys(values))
+
+
+def bench_stage(
+    artifact: Artifact,
+    *,
+    threads: tuple[int, ...] = (1,),
+    runs: int = BENCH_RUNS,
+    warmup: int = BENCH_WARMUP,
+    data: str | None = None,
+    seed: int = 0,
+) -> BenchRun:
+    """Time the artifact with XNNPACK on and off at each thread count (call it in a TensorFlow-free child)."""
+    sample = samples_for(artifact.specs, data, 1, seed)[0]
+    interpreters: dict[tuple[bool, int], Any] = {}
+    rss: dict[tuple[bool, int], int] = {}
+    for n in threads:
+        for xnnpack in (True, False):
+            before = rss_bytes()
+            it = build_interpreter(artifact.content, specs=artifact.specs, xnnpack=xnnpack, threads=n, what=artifact.what)
+            feed(it, sample)
+            invoke(it, f"{artifact.what} with {'XNNPACK' if xnnpack else 'CPU kernels'}")
+            rss[(xnnpack, n)] = max(0, rss_bytes() - before)
+            interpreters[(xnnpack, n)] = it
+    stats = interleaved({k: it.invoke for k, it in interpreters.items()}, runs, warmup)
+    configs = tuple(ConfigTiming(x, n, stats[(x, n)], rss[(x, n)]) for (x, n) in interpreters)
+    warnings = tuple(
+        f"{'XNNPACK' if c.xnnpack else 'no XNNPACK'}, {c.threads} thread(s): spread p10-p90 is {c.stats.spread:.0%} of the median; "
+        "the machine is noisy, use more --runs or a quieter machine"
+        for c in configs
+        if c.stats.spread > WIDE_SPREAD
+    )
+    return BenchRun(artifact.recipe, artifact.specs, artifact.size_bytes, configs, warnings)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult(Record):
+    """bench() of one model: one BenchRun per recipe."""
+
+    RESULT: ClassVar[str] = "bench"
+
+    model: str
+    model_kind: str
+    recipes: tuple[BenchRun, ...] = ()
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)

@@ -1,0 +1,151 @@
+"""diagnose(artifact) -> Diagnosis: observe the runtime, map every node to its Keras layer, attach causes.
+
+Runs without TensorFlow: the artifact already holds the Keras layers the conversion saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import ClassVar
+
+from xnnfit.artifact import Artifact
+from xnnfit.costs import Profile
+from xnnfit.delegation import Partition, observe
+from xnnfit.errors import XnnfitError
+from xnnfit.mapping import map_nodes
+from xnnfit.record import NOT_IN_DICT, Record
+from xnnfit.specs import InputSpec
+from xnnfit.tflite.debug_metadata import read_debug_metadata, user_frame
+from xnnfit.tflite.graph import ModelGraph, read_model
+from xnnfit.verdicts import NodeVerdict, node_verdicts
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis(Record):
+    """One recipe of one model: every node's verdict, the partitions, and notes; or why the recipe failed."""
+
+    recipe: str
+    inputs: tuple[InputSpec, ...] = ()
+    nodes: tuple[NodeVerdict, ...] = ()
+    partitions: tuple[Partition, ...] = ()
+    size_bytes: int = 0
+    needs_xnnpack: bool = False
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: str | None = None  # the recipe failed (conversion refused, crash, timeout)
+    error_detail: str | None = dataclasses.field(default=None, repr=False, compare=False, metadata=NOT_IN_DICT)
+    profile: Profile | None = None  # with profile() / check --profile
+
+    @classmethod
+    def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":
+        """The entry for a recipe that could not be diagnosed."""
+        return cls(recipe=recipe, error=str(exc), error_detail=exc.detail)
+
+    @property
+    def ok(self) -> bool:
+        """True when the recipe produced a diagnosis."""
+        return self.error is None
+
+    @property
+    def observed(self) -> tuple[NodeVerdict, ...]:
+        """Nodes the runtime reported on (the primary subgraph)."""
+        return tuple(n for n in self.nodes if n.delegated is not None)
+
+    def summary(self) -> dict[str, int]:
+        """Counts for the headline and the JSON summary."""
+        nodes = self.observed
+        cpu = [n for n in nodes if not n.delegated]
+        return {
+            "nodes": len(nodes),
+            "delegated": len(nodes) - len(cpu),
+            "cpu_nodes": len(cpu),
+            "partitions": len(self.partitions),
+            "delegate_partitions": sum(1 for p in self.partitions if p.delegated),
+            "unexplained": sum(1 for n in cpu if not n.causes),
+        }
+
+    @property
+    def delegated_fraction(self) -> float:
+        """Share of observed nodes XNNPACK runs (1.0 for an empty graph)."""
+        s = self.summary()
+        return s["delegated"] / s["nodes"] if s["nodes"] else 1.0
+
+    def _extra(self) -> dict:
+        return {"status": "ok" if self.ok else "error", **({"summary": self.summary()} if self.ok else {})}
+
+
+def debug_locations(graph: ModelGraph) -> dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, int] | None]]:
+    """(TF op names, first user frame) per node from the converter's debug metadata, if present."""
+    buf = graph.metadata.get("debug_metadata")
+    if not buf:
+        return {}
+    try:
+        table = read_debug_metadata(buf)
+    except ValueError:
+        return {}
+    out = {}
+    for sub in graph.subgraphs:
+        for op in sub.ops:
+            if op.debug_index is None:
+                continue
+            loc = table.location(sub.index, op.debug_index)
+            if loc is not None:
+                out[(sub.index, op.index)] = (loc.names, user_frame(loc, (_PACKAGE_DIR,)))
+    return out
+
+
+def diagnose(artifact: Artifact) -> Diagnosis:
+    """Observe, map and explain one artifact in this process (no TensorFlow import)."""
+    graph = read_model(artifact.content, artifact.what)
+    delegation = observe(artifact.content, graph, specs=artifact.specs, what=artifact.what)
+    mapping = map_nodes(graph, artifact.layers, artifact.framework, debug_locations(graph))
+    return Diagnosis(
+        recipe=artifact.recipe,
+        inputs=artifact.specs,
+        nodes=node_verdicts(graph, delegation, mapping),
+        partitions=delegation.partitions,
+        size_bytes=artifact.size_bytes,
+        needs_xnnpack=delegation.needs_xnnpack,
+        notes=delegation.notes,
+        warnings=artifact.warnings,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult(Record):
+    """check() of one model: one Diagnosis per recipe."""
+
+    RESULT: ClassVar[str] = "check"
+
+    model: str
+    model_kind: str
+    recipes: tuple[Diagnosis, ...] = ()
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def recipe(self, name: str) -> Diagnosis:
+        """The diagnosis of one recipe."""
+        return next(d for d in self.recipes if d.recipe == name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gates(Record):
+    """CI gates on a diagnosis (--fail-on-fallback, --max-partitions, --min-delegated)."""
+
+    fail_on_fallback: bool = False
+    max_partitions: int | None = None
+    min_delegated: float | None = None
+
+    def failures(self, d: Diagnosis) -> list[str]:
+        """One line per gate the diagnosis violates."""
+        s = d.summary()
+        out = []
+        if self.fail_on_fallback and s["cpu_nodes"]:
+            out.append(f"{s['cpu_nodes']} node(s) on CPU kernels (--fail-on-fallback)")
+        if self.max_partitions is not None and s["partitions"] > self.max_partitions:
+            out.append(f"{s['partitions']} partitions > --max-partitions {self.max_partitions}")
+        if self.min_delegated is not None and d.delegated_fraction < self.min_delegated:
+            out.append(f"{d.delegated_fraction:.1%} delegated < --min-delegated {self.min_delegated:.1%}")
+        return out

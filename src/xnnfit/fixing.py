@@ -1,0 +1,130 @@
+"""fix: materialize, rewrite and verify in one TensorFlow-free child, then write the result atomically.
+
+A quantized Keras source is judged against its fp32 conversion (the float reference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar
+
+from xnnfit.artifact import Artifact
+from xnnfit.diagnosis import diagnose
+from xnnfit.errors import XnnfitError
+from xnnfit.files import check_output_path, write_file
+from xnnfit.isolate import run_isolated
+from xnnfit.convert import ConvertOptions
+from xnnfit.pipeline import Progress, materialize
+from xnnfit.policy import BENCH_RUNS, DEFAULT_POLICY, DEFAULT_TIMEOUT, VerifyPolicy
+from xnnfit.recipes import FP32, ConversionRecipe
+from xnnfit.record import Record
+from xnnfit.rewrite.engine import RewriteResult, fix_content, select_rules
+from xnnfit.rewrite.rule import Rule
+from xnnfit.runtime import runtime_versions
+from xnnfit.source import ModelSource
+from xnnfit.specs import InputSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasHint(Record):
+    """A Keras layer whose nodes fall back, and the causes: worth fixing in the source too."""
+
+    layer: str
+    causes: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class FixResult(Record):
+    """fix() of one model: the rewrite and its evidence, where it was written, what to change in the Keras source."""
+
+    RESULT: ClassVar[str] = "fix"
+
+    model: str
+    model_kind: str
+    recipe: str
+    rewrite: RewriteResult
+    inputs: tuple[InputSpec, ...] = ()
+    reference: str | None = None  # what a quantized model's error was judged against
+    output: str | None = None  # where the fixed model was written
+    dry_run: bool = False
+    keras_hints: tuple[KerasHint, ...] = ()
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def content(self) -> bytes:
+        """The fixed model (empty for a result read back from JSON)."""
+        return self.rewrite.content
+
+    @property
+    def changed(self) -> bool:
+        """True when at least one rule was kept."""
+        return bool(self.rewrite.applied)
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the fixed model atomically; an existing file only with `force`."""
+        if not self.content:
+            raise XnnfitError("this fix result holds no model (it was read back from JSON or is a dry run). Run fix again to get one.")
+        return write_file(check_output_path(path, force=force), self.content, force=force)
+
+    def _extra(self) -> dict:
+        return {"changed": self.changed, "applied": [{"rule": o.rule, "count": o.count, "where": list(o.where)} for o in self.rewrite.applied]}
+
+
+def fix_stage(
+    artifact: Artifact,
+    *,
+    reference: bytes | None = None,
+    rules: list[Rule] | None = None,
+    dry_run: bool = False,
+    runs: int = BENCH_RUNS,
+    policy: VerifyPolicy = DEFAULT_POLICY,
+) -> tuple[RewriteResult, tuple[KerasHint, ...]]:
+    """Rewrite and verify the artifact, and name the Keras layers that still fall back (run it in a child)."""
+    result = fix_content(artifact, rules=rules, reference=reference, dry_run=dry_run, runs=runs, policy=policy)
+    hints: dict[str, set[str]] = {}
+    if artifact.layers:
+        for n in diagnose(artifact).observed:
+            if not n.delegated and n.layer:
+                hints.setdefault(n.layer, set()).update(n.causes)
+    return result, tuple(KerasHint(layer, tuple(sorted(c))) for layer, c in hints.items())
+
+
+def run_fix(
+    source: ModelSource,
+    output: str | Path | None,
+    *,
+    recipe: ConversionRecipe = FP32,
+    options: ConvertOptions = ConvertOptions(),
+    rules: list[str] | str | None = None,
+    exclude: list[str] | str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    runs: int = BENCH_RUNS,
+    policy: VerifyPolicy = DEFAULT_POLICY,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> FixResult:
+    """Fix `source` (a .tflite, or a Keras source converted with `recipe`); write it to `output` unless a dry run."""
+    inputs = (source.path,) if source.path is not None else ()
+    path = check_output_path(output, inputs=inputs, force=force) if output is not None and not dry_run else None
+    chosen = select_rules(rules, exclude)
+    step = on_progress or (lambda _: None)
+    step("converting" if not source.is_tflite else "reading")
+    artifact = materialize(source, recipe, options, timeout=timeout)
+    reference, judged = None, None
+    if not source.is_tflite and recipe.name != FP32.name and not dry_run:
+        step("converting the float reference (fp32)")
+        reference, judged = materialize(source, FP32, options, timeout=timeout).content, "the fp32 conversion"
+    step("rewriting and verifying" if not dry_run else "matching rules")
+    rewrite, hints = run_isolated(
+        fix_stage, artifact, reference=reference, rules=chosen, dry_run=dry_run, runs=runs, policy=policy,
+        what=f"fixing {artifact.what}", timeout=timeout,
+    )
+    result = FixResult(
+        source.display, source.kind, artifact.recipe, rewrite, artifact.specs, judged, None, dry_run, hints, runtime_versions()
+    )
+    if path is not None:
+        write_file(path, result.content, force=force)
+        result = dataclasses.replace(result, output=str(path))
+    return result

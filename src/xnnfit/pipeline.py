@@ -1,0 +1,96 @@
+"""The pipeline: one place turns a model source into an Artifact, one runner runs a stage per recipe.
+
+    source --materialize(recipe)--> Artifact --stage (in a TensorFlow-free child)--> frozen result
+
+materialize() converts Keras sources in a child process (a converter crash costs one
+recipe, never the caller), applies a recipe's post-conversion rewrites (XR009 for
+dynamic-int8+float-dw), and pins the input specs; a .tflite is used as given with its
+specs pinned the same way. per_recipe() applies the failure rule once for every
+command: an unusable source or input data is raised, a recipe that fails is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, TypeVar
+
+from xnnfit.artifact import AS_GIVEN, Artifact
+from xnnfit.convert import ConvertOptions, convert_model
+from xnnfit.errors import InputDataError, SourceError, XnnfitError
+from xnnfit.isolate import run_isolated
+from xnnfit.policy import DEFAULT_TIMEOUT
+from xnnfit.recipes import ConversionRecipe
+from xnnfit.rewrite.engine import rewrite_only
+from xnnfit.rewrite.rule import RewriteContext
+from xnnfit.source import ModelSource
+from xnnfit.specs import tflite_declared_inputs
+from xnnfit.tflite.graph import read_model
+
+T = TypeVar("T")
+Progress = Callable[[str], None]
+
+
+def _convert_child(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions) -> Artifact:
+    return convert_model(source.load(), recipe, options, display=source.display)
+
+
+def materialize(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, timeout: float = DEFAULT_TIMEOUT) -> Artifact:
+    """The Artifact to measure: converted with `recipe` for Keras sources, the model itself for a .tflite."""
+    if source.is_tflite:
+        content = source.read_bytes()
+        what = repr(source.display) if source.path is not None else source.display
+        graph = read_model(content, what)
+        specs, warnings = options.shapes.pin_all(tflite_declared_inputs(graph))
+        return Artifact(AS_GIVEN, content, specs, warnings=warnings, what=source.display)
+    if source.model is not None:  # a Keras object in the caller's process: TensorFlow is loaded already
+        artifact = convert_model(source.model, recipe, options, display=source.display)
+    else:
+        artifact = run_isolated(_convert_child, source, recipe, options, what=f"converting {source.display} ({recipe.name})", timeout=timeout)
+    if recipe.rewrites:
+        from dataclasses import replace
+
+        artifact = replace(artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs)))
+    return artifact
+
+
+def recipes_for(source: ModelSource, recipes: Sequence[ConversionRecipe]) -> tuple[ConversionRecipe, ...]:
+    """The recipes a command runs: all of them for Keras sources, one pass for a .tflite (measured as given)."""
+    return tuple(recipes[:1]) if source.is_tflite else tuple(recipes)
+
+
+def recipe_name(source: ModelSource, recipe: ConversionRecipe) -> str:
+    """The name results carry: the recipe's, or 'as-given' for a .tflite."""
+    return AS_GIVEN if source.is_tflite else recipe.name
+
+
+def per_recipe(
+    source: ModelSource,
+    recipes: Sequence[ConversionRecipe],
+    stage: Callable[..., T],
+    failed: Callable[[str, XnnfitError], T],
+    *,
+    options: ConvertOptions = ConvertOptions(),
+    timeout: float = DEFAULT_TIMEOUT,
+    label: str = "running",
+    on_progress: Progress | None = None,
+    **stage_kwargs: Any,
+) -> tuple[T, ...]:
+    """`stage(artifact, **stage_kwargs)` for every recipe, each in its own TensorFlow-free child.
+
+    A SourceError or InputDataError (the model or the data is unusable) is raised; any
+    other failure of a recipe becomes `failed(recipe_name, error)` and the rest go on.
+    """
+    out = []
+    for recipe in recipes_for(source, recipes):
+        name = recipe_name(source, recipe)
+        try:
+            if on_progress:
+                on_progress(f"{name}: {'reading' if source.is_tflite else 'converting'}")
+            artifact = materialize(source, recipe, options, timeout=timeout)
+            if on_progress:
+                on_progress(f"{name}: {label}")
+            out.append(run_isolated(stage, artifact, what=f"{label} {artifact.what}", timeout=timeout, **stage_kwargs))
+        except (SourceError, InputDataError):
+            raise
+        except XnnfitError as exc:
+            out.append(failed(name, exc))
+    return tuple(out)

@@ -1,0 +1,122 @@
+"""profile_stage(): time per partition, per CPU node and per Keras layer, by timing cut-out pieces.
+
+LiteRT exposes no per-op profiler to Python, so the model is cut into one standalone
+model per XNNPACK partition and one per CPU node (tflite/writer.py). Each piece is fed
+the real intermediate tensors of a full run (captured with preserve_all_tensors on the
+built-in kernels) and timed in the same interleaved loop as the whole model, so the
+pieces can be checked to add up to the whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from xnnfit.artifact import Artifact
+from xnnfit.costs import LayerCost, PieceTiming, Profile
+from xnnfit.delegation import Partition
+from xnnfit.diagnosis import CheckResult, Diagnosis, diagnose
+from xnnfit.inputs import samples_for
+from xnnfit.policy import PROFILE_RUNS, PROFILE_WARMUP, SUM_TOLERANCE
+from xnnfit.runtime import build_interpreter, capture, feed, feed_values, invoke
+from xnnfit.specs import InputSpec
+from xnnfit.timing import NOT_TIMED, interleaved
+from xnnfit.tflite.graph import ModelGraph, read_model
+from xnnfit.tflite.writer import cut, parse
+from xnnfit.verdicts import NodeVerdict
+
+
+def _piece_runner(content: bytes, values: list[np.ndarray], threads: int, xnnpack: bool) -> Any:
+    # A CPU piece runs on the built-in kernels as in the whole model: alone, XNNPACK might
+    # claim a node it refused in context (a weight DEQUANTIZE whose consumer is on CPU).
+    it = build_interpreter(content, shapes=[v.shape for v in values], xnnpack=xnnpack, threads=threads, what="a profile piece")
+    feed_values(it, values)
+    invoke(it, "a profile piece")
+    return it
+
+
+def profile_stage(
+    artifact: Artifact, *, threads: int = 1, runs: int = PROFILE_RUNS, warmup: int = PROFILE_WARMUP, data: str | None = None, seed: int = 0
+) -> Diagnosis:
+    """diagnose() plus the time of every partition and CPU node (call it in a TensorFlow-free child)."""
+    sample = samples_for(artifact.specs, data, 1, seed)[0]
+    diag = diagnose(artifact)
+    return dataclasses.replace(diag, profile=profile_content(artifact.content, artifact.specs, diag.nodes, diag.partitions, sample, threads, runs, warmup))
+
+
+def profile_content(
+    content: bytes,
+    specs: tuple[InputSpec, ...],
+    nodes: tuple[NodeVerdict, ...],
+    partitions: tuple[Partition, ...],
+    sample: dict[str, np.ndarray],
+    threads: int = 1,
+    runs: int = PROFILE_RUNS,
+    warmup: int = PROFILE_WARMUP,
+) -> Profile:
+    """Time every partition and CPU node of `content` on `sample`."""
+    reference = capture(content, sample, specs)
+    model = parse(content)
+    content_graph = read_model(content)
+    whole = build_interpreter(content, specs=specs, xnnpack=True, threads=threads)
+    feed(whole, sample)
+    invoke(whole)
+    label = {n.index: n.op for n in nodes if n.subgraph == 0}
+    plans: list[tuple[str, int, tuple[int, ...]]] = []
+    for p in partitions:
+        if p.delegated:
+            plans.append(("xnnpack", p.index, p.nodes))
+        else:
+            plans.extend(("cpu", p.index, (i,)) for i in p.nodes)
+    runners: dict[Any, Any] = {"whole": whole.invoke}
+    weights_only = set()
+    for key, (kind, part, members) in enumerate(plans):
+        if kind == "xnnpack" and all(_is_weight_dequantize(content_graph, i) for i in members):
+            weights_only.add(key)  # XNNPACK unpacks these weights once, at load time: no per-run cost
+            continue
+        piece = cut(model, members)
+        values = [reference.get_tensor(t) for t in piece.inputs]
+        runners[key] = _piece_runner(piece.content, values, threads, kind == "xnnpack").invoke
+    stats = interleaved(runners, runs, warmup)
+    pieces = tuple(
+        PieceTiming(kind, part, members, tuple(label.get(i, "?") for i in members), NOT_TIMED if key in weights_only else stats[key])
+        for key, (kind, part, members) in enumerate(plans)
+    )
+    result = Profile(stats["whole"], pieces, _layer_costs(pieces, nodes), threads)
+    warnings = []
+    if abs(result.sum_ratio - 1.0) > SUM_TOLERANCE and abs(result.adjusted_sum_ratio - 1.0) > SUM_TOLERANCE:
+        warnings.append(
+            f"the pieces add up to {result.sum_ratio:.2f}x the whole model ({result.adjusted_sum_ratio:.2f}x without the "
+            f"extra invokes): per-piece figures are approximate; use more --runs on a quieter machine"
+        )
+    return dataclasses.replace(result, warnings=tuple(warnings))
+
+
+def _is_weight_dequantize(graph: ModelGraph, index: int) -> bool:
+    op = graph.primary.ops[index]
+    return op.op in ("DEQUANTIZE", "DENSIFY") and all(graph.primary.tensors[t].constant for t in op.inputs if t >= 0)
+
+
+def _layer_costs(pieces: tuple[PieceTiming, ...], nodes: tuple[NodeVerdict, ...]) -> tuple[LayerCost, ...]:
+    by_index = {n.index: n for n in nodes if n.subgraph == 0}
+    acc: dict[str, list] = {}
+    for p in pieces:
+        if p.kind != "cpu":
+            continue
+        n = by_index.get(p.nodes[0])
+        layer = (n.layer if n else None) or "(unmapped)"
+        entry = acc.setdefault(layer, [0.0, [], set()])
+        entry[0] += p.ms
+        entry[1].extend(p.ops)
+        entry[2].update(n.causes if n else ())
+    costs = [LayerCost(layer, ms, tuple(ops), tuple(sorted(causes))) for layer, (ms, ops, causes) in acc.items()]
+    return tuple(sorted(costs, key=lambda c: -c.cpu_ms))
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileResult(CheckResult):
+    """profile() of one model: each recipe's Diagnosis carries its Profile."""
+
+    RESULT: ClassVar[str] = "profile"
