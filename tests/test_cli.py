@@ -96,8 +96,7 @@ def test_tflite_report_json_and_gates(files, tmp_path):
     assert doc["schema_version"] == 2 and doc["result"] == "check"
     assert {"xnnfit", "ai-edge-litert"} <= set(doc["versions"])
     (rec,) = doc["recipes"]
-    assert [(i["name"], i["signature"], i["shape"]) for i in rec["inputs"]] == [("features", [-1, 10], [1, 10])]
-    assert rec["inputs"][0]["pins"] == [{"axis": 0, "size": 1, "by": "--batch"}]
+    assert [(i["name"], i["signature"], i["shape"], i["pins"]) for i in rec["inputs"]] == [("features", [1, 10], [1, 10], [])]
     assert rec["summary"] == {"nodes": 7, "delegated": 5, "cpu_nodes": 2, "partitions": 3, "delegate_partitions": 2, "unexplained": 0}
     cpu = [n for n in rec["nodes"] if not n["delegated"]]
     assert {n["op"] for n in cpu} == {"LESS", "SELECT"}
