@@ -34,9 +34,9 @@ it = Interpreter(model_content=content); it.allocate_tensors()
 
 NO_TF = """
 import sys
-from xnnfit.check import check
-report = check(sys.argv[1])
-assert report.results[0].ok
+import xnnfit
+report = xnnfit.check(sys.argv[1])
+assert report.recipes[0].ok
 print("tensorflow imported:", "tensorflow" in sys.modules)
 """
 

@@ -28,30 +28,25 @@ def main() -> None:
 
     import keras
 
-    from xnnfit.bench import feed
-    from xnnfit.check import analyze
     from xnnfit.convert import ConvertOptions, convert_model
+    from xnnfit.diagnosis import diagnose
     from xnnfit.inputs import random_inputs
-    from xnnfit.profile import profile_content
+    from xnnfit.profiling import profile_content
     from xnnfit.recipes import RECIPES
-    from xnnfit.runtime import build_interpreter
-    from xnnfit.timing import interleaved
+    from xnnfit.specs import ShapeRequest
+    from xnnfit.timing import race
 
     def converted(model, recipe, options=ConvertOptions()):
         conv = convert_model(model, RECIPES[recipe], options)
-        return conv, analyze(conv.content, recipe, conv.layers, conv.framework)
+        return conv, diagnose(conv)
 
     def timed_pair(a, b):
-        runners = {}
-        for key, conv in (("a", a), ("b", b)):
-            it = build_interpreter(conv.content)
-            feed(it, random_inputs(conv.inputs, 1)[0])
-            runners[key] = it.invoke
-        stats = interleaved(runners, args.runs, 5)
+        stats = race({"a": a.content, "b": b.content}, random_inputs(a.specs, 1)[0], args.runs, specs=a.specs)
         return stats["a"], stats["b"]
 
     def profile_line(name, conv, diag):
-        prof = profile_content(conv.content, diag.recipe, conv.inputs, diag.nodes, diag.partitions, runs=args.runs // 2)
+        sample = random_inputs(conv.specs, 1)[0]
+        prof = profile_content(conv.content, conv.specs, diag.nodes, diag.partitions, sample, runs=args.runs // 2)
         print(
             f"  {name:28s} whole {prof.total.median_ms:7.3f} ms, pieces sum {prof.sum_ratio:.2f}x "
             f"({prof.adjusted_sum_ratio:.2f}x without {len(prof.pieces) - 1} extra invokes), CPU share {prof.cpu_share:.0%}"
@@ -99,7 +94,7 @@ def main() -> None:
 
     bert = keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=64)
     shapes = tuple((k, (1, 64)) for k in ("token_ids", "segment_ids", "padding_mask"))
-    profile_line("keras-hub BERT fp32", *converted(bert, "fp32", ConvertOptions(input_shapes=shapes)))
+    profile_line("keras-hub BERT fp32", *converted(bert, "fp32", ConvertOptions(ShapeRequest(input_shapes=shapes))))
 
 
 if __name__ == "__main__":

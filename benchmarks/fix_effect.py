@@ -27,14 +27,19 @@ def main() -> None:
     from xnnfit.inputs import random_inputs
     from xnnfit.recipes import RECIPES
     from xnnfit.rewrite.engine import fix_content
-    from xnnfit.rewrite.verify import race
+    from xnnfit.specs import ShapeRequest
+    from xnnfit.timing import race as race_all
+
+    def race(a: bytes, b: bytes, sample, runs: int):
+        stats = race_all({"a": a, "b": b}, sample, runs)
+        return stats["a"], stats["b"]
 
     print(f"{'model':34s} {'recipe':13s} {'CPU nodes':>10s} {'partitions':>11s} {'max err':>9s} {'before ms':>10s} {'after ms':>9s} {'speedup':>8s}  rules")
 
     def row(name, model, recipe, options=ConvertOptions(), twin=None):
         conv = convert_model(model, RECIPES[recipe], options)
         ref = convert_model(model, RECIPES["fp32"], options).content if recipe != "fp32" else None
-        res = fix_content(conv.content, conv.inputs, reference=ref, runs=args.runs)
+        res = fix_content(conv, reference=ref, runs=args.runs)
         applied = ", ".join(f"{o.rule}×{o.count}" for o in res.applied) or "none"
         rolled = [f"{o.rule} rolled back ({o.reason})" for o in res.outcomes if o.status == "rolled-back"]
         print(
@@ -45,7 +50,7 @@ def main() -> None:
             print(f"{'':34s} {r}")
         if twin is not None:
             tconv = convert_model(twin, RECIPES[recipe], options)
-            sample = random_inputs(conv.inputs, 1)[0]
+            sample = random_inputs(conv.specs, 1)[0]
             fixed, hand = race(res.content, tconv.content, sample, args.runs)
             print(f"{'':34s} fixed vs hand-written twin: {fixed.median_ms:.4f} vs {hand.median_ms:.4f} ms ({fixed.median_ms / hand.median_ms:.2f}x)")
         return res
@@ -55,7 +60,7 @@ def main() -> None:
         row("where_activation", example("where_activation").build(), recipe)
         row("where_cnn", cnn.build(), recipe, twin=cnn.build_twin())
         row("upsampling_decoder", example("upsampling_decoder").build(), recipe)
-    row("dynamic_reshape (--dynamic-batch)", example("dynamic_reshape").build(), "fp32", ConvertOptions(dynamic_batch=True))
+    row("dynamic_reshape (--dynamic-batch)", example("dynamic_reshape").build(), "fp32", ConvertOptions(ShapeRequest(dynamic_batch=True)))
     row("transformer_block", example("transformer_block").build(), "int8")
     if args.quick:
         return
@@ -65,13 +70,13 @@ def main() -> None:
     mnv2 = keras.applications.MobileNetV2(weights=None)
     res = row("MobileNetV2", mnv2, "dynamic-int8")
     fp32 = convert_model(mnv2, RECIPES["fp32"])
-    sample = random_inputs(fp32.inputs, 1)[0]
+    sample = random_inputs(fp32.specs, 1)[0]
     fixed, plain = race(res.content, fp32.content, sample, args.runs)
     print(f"{'':34s} fixed dynamic-int8 vs fp32 conversion: {fixed.median_ms:.3f} vs {plain.median_ms:.3f} ms ({fixed.median_ms / plain.median_ms:.2f}x)")
     row("NASNetMobile", keras.applications.NASNetMobile(weights=None), "fp32")
     bert = keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=64)
     shapes = tuple((k, (1, 64)) for k in ("token_ids", "segment_ids", "padding_mask"))
-    row("keras-hub BERT", bert, "fp32", ConvertOptions(input_shapes=shapes))
+    row("keras-hub BERT", bert, "fp32", ConvertOptions(ShapeRequest(input_shapes=shapes)))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip MobileNetV2")
     args = parser.parse_args()
 
-    from xnnfit.quant import quant
+    from xnnfit import quant
     from xnnfit.report.terminal import render_quant
 
     console = Console(width=160)

@@ -143,3 +143,26 @@ def line_of(obj: Any, needle: str) -> int:
         if needle in line:
             return start + offset
     raise AssertionError(f"{needle!r} not in the source of {obj!r}")
+
+
+@functools.cache
+def dynamic_audio_tflite() -> bytes:
+    """A frozen Keras conv model converted with a [None, None] input, like openwakeword's melspectrogram.tflite.
+
+    Its Reshape((100, 16)) needs 1600 samples, so it runs only when the user pins the
+    length (`--input-shape audio=1,1600`); the reshape's shape plumbing (SHAPE, PACK)
+    and the conv's EXPAND_DIMS run on CPU until XR002 folds them at the pinned shape.
+    """
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None,), name="audio")
+    x = keras.layers.Reshape((100, 16), name="frames")(inp)
+    x = keras.layers.Conv1D(8, 3, activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    model = keras.Model(inp, keras.layers.Dense(2, name="head")(x))
+    fn = tf.function(lambda a: model(a))
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(tf.TensorSpec([None, None], tf.float32, name="audio")))
+    return bytes(tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert())

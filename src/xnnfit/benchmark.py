@@ -97,7 +97,7 @@ def bench_stage(
             before = rss_bytes()
             it = build_interpreter(artifact.content, specs=artifact.specs, xnnpack=xnnpack, threads=n, what=artifact.what)
             feed(it, sample)
-            invoke(it, f"{artifact.what} with {'XNNPACK' if xnnpack else 'CPU kernels'}")
+            invoke(it, f"{artifact.what} with {'XNNPACK' if xnnpack else 'CPU kernels'}", artifact.specs)
             rss[(xnnpack, n)] = max(0, rss_bytes() - before)
             interpreters[(xnnpack, n)] = it
     stats = interleaved({k: it.invoke for k, it in interpreters.items()}, runs, warmup)

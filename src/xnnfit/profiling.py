@@ -62,7 +62,7 @@ def profile_content(
     content_graph = read_model(content)
     whole = build_interpreter(content, specs=specs, xnnpack=True, threads=threads)
     feed(whole, sample)
-    invoke(whole)
+    invoke(whole, specs=specs)
     label = {n.index: n.op for n in nodes if n.subgraph == 0}
     plans: list[tuple[str, int, tuple[int, ...]]] = []
     for p in partitions:

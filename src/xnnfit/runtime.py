@@ -59,7 +59,7 @@ def build_interpreter(
         _resize(interpreter, [s.run_shape for s in _in_input_order(interpreter, specs)] if specs else list(shapes))
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        text = " ".join(str(exc).split())
+        text = " ".join(str(exc).split()).rstrip(".")
         backend = "with XNNPACK" if xnnpack else "without XNNPACK"
         raise RuntimeFailure(f"the LiteRT runtime cannot run {what} {backend}: {text[:300]}. {_hint(text, specs)}", detail=str(exc)) from exc
     return interpreter
@@ -103,13 +103,14 @@ def feed_values(interpreter: Any, values: Sequence[np.ndarray]) -> None:
         interpreter.set_tensor(d["index"], v)
 
 
-def invoke(interpreter: Any, what: str = "the model") -> None:
-    """Run once; RuntimeFailure with the runtime's message when a kernel fails."""
+def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec] = ()) -> None:
+    """Run once; RuntimeFailure with the runtime's message (and the pinned shapes, if any) when a kernel fails."""
     try:
         interpreter.invoke()
     except (RuntimeError, ValueError) as exc:
-        text = " ".join(str(exc).split())
-        raise RuntimeFailure(f"{what} fails to run in LiteRT: {text[:300]}. Check the input data and shapes.", detail=str(exc)) from exc
+        text = " ".join(str(exc).split()).rstrip(".")
+        hint = dynamic_hint(tuple(specs)) or "Check the input data"
+        raise RuntimeFailure(f"{what} fails to run in LiteRT: {text[:300]}. {hint}.", detail=str(exc)) from exc
 
 
 def read_outputs(interpreter: Any) -> list[np.ndarray]:
@@ -123,7 +124,7 @@ def outputs(content: bytes, samples: Iterable[dict[str, np.ndarray]], specs: Seq
     result = []
     for s in samples:
         feed(it, s)
-        invoke(it)
+        invoke(it, specs=specs)
         result.append(read_outputs(it))
     return result
 
@@ -132,7 +133,7 @@ def capture(content: bytes, sample: dict[str, np.ndarray], specs: Sequence[Input
     """An interpreter on the built-in kernels after one run, holding every intermediate tensor."""
     it = build_interpreter(content, specs=specs, xnnpack=False, preserve_all_tensors=True)
     feed(it, sample)
-    invoke(it)
+    invoke(it, specs=specs)
     return it
 
 
@@ -140,14 +141,17 @@ def tensor_values(content: bytes, specs: Sequence[InputSpec], max_elements: int)
     """Static shape of every tensor of subgraph 0 and the value of the small ones, from one run at the pinned shapes.
 
     Inputs are zeros: only values that do not depend on input data are meant to be used.
+    Kernel temporaries the interpreter appends to the tensor list are left out.
     """
+    from xnnfit.tflite.graph import read_model
+
+    count = len(read_model(content).primary.tensors)
     it = build_interpreter(content, specs=specs, xnnpack=False, preserve_all_tensors=True, what="the model (shape inference)")
     zeros = {d["name"]: np.zeros(d["shape"], dtype=d["dtype"]) for d in it.get_input_details()}
     feed_values(it, list(zeros.values()))
-    invoke(it, "the model (shape inference)")
+    invoke(it, "the model (shape inference)", specs)
     shapes, values = {}, {}
-    for d in it.get_tensor_details():
-        t = d["index"]
+    for t in range(count):
         try:
             v = it.get_tensor(t)
         except ValueError:

@@ -168,5 +168,11 @@ def dynamic_hint(specs: tuple[InputSpec, ...]) -> str:
     if not pinned:
         return ""
     what = "; ".join(s.describe() for s in pinned)
-    example = " ".join(f"--input-shape {s.name}={','.join(map(str, s.run_shape))}" for s in pinned)
-    return f"inputs with dynamic dimensions were pinned: {what}. Pass shapes the model accepts, e.g. {example}"
+    example = " ".join(f"--input-shape {s.name}={','.join(_placeholders(s))}" for s in pinned)
+    return f"inputs with dynamic dimensions were pinned: {what}. Pass shapes the model accepts: {example}"
+
+
+def _placeholders(spec: InputSpec) -> list[str]:
+    """The run shape with 'N' where nothing but the default pinned a dimension."""
+    guessed = {p.axis for p in spec.pins if p.by == "default"}
+    return ["N" if i in guessed else str(d) for i, d in enumerate(spec.run_shape)]

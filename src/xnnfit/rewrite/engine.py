@@ -47,7 +47,7 @@ class Side(Record):
 class RewriteResult(Record):
     """The rewritten model and the evidence that it is equivalent, better delegated, and not slower."""
 
-    content: bytes = dataclasses.field(repr=False, compare=False, metadata=NOT_IN_DICT)
+    content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
     outcomes: tuple[RuleOutcome, ...] = ()
     before: Side | None = None  # None for a dry run (nothing measured)
     after: Side | None = None

@@ -64,7 +64,7 @@ def cpu_nodes(content: bytes, specs: Sequence[InputSpec] = ()) -> tuple[int, int
 def _float_tensors(content: bytes, sample: dict[str, np.ndarray], specs: Sequence[InputSpec]) -> dict[str, np.ndarray]:
     it = build_interpreter(content, specs=specs, xnnpack=False, preserve_all_tensors=True)
     feed(it, sample)
-    invoke(it)
+    invoke(it, specs=specs)
     out = {}
     for d in it.get_tensor_details():
         if d["dtype"] not in (np.float32, np.float16) or not d["name"] or d["name"].startswith("xnnfit:"):
