@@ -10,7 +10,7 @@ import fixtures_models
 import xnnfit
 
 WHERE = str(fixtures_models.EXAMPLES_DIR / "where_activation.py") + ":build"
-TIMED = ("ms", "_ms", "stats", "rss_delta_bytes", "cpu_share", "sum_ratio", "invoke_overhead", "runs", "warnings", "reason")
+TIMED = ("ms", "_ms", "stats", "rss_delta_bytes", "cpu_share", "sum_ratio", "invoke_overhead", "runs", "warnings", "reason", "recommended", "pareto")  # measured or decided from measurements
 
 
 def _untimed(doc):
