@@ -26,6 +26,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/xnnfit check examples/dynamic_reshape.py:build --dynamic-batch
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -82,7 +82,25 @@ class Delegation:
         return sum(1 for p in self.partitions if p.delegated)
 
 
-def delegate_members(ops_details: list[dict], num_original: int, producers: dict[int, int]) -> list[set[int]]:
+def _silent_members(sub: SubgraphInfo, ops_details: list[dict], num_original: int) -> list[set[int]]:
+    """Per DELEGATE node, the output-less nodes (ASSIGN_VARIABLE) it took: it reads a tensor only such a node reads.
+
+    Walking back from a DELEGATE node's outputs never reaches a node that has none.
+    """
+    consumers = sub.consumers()
+    silent = [op for op in sub.ops if not any(t >= 0 for t in op.outputs)]
+    out = []
+    for d in ops_details[num_original:]:
+        if d["op_name"] != "DELEGATE":
+            continue
+        reads = {int(t) for t in d["inputs"] if t >= 0}
+        out.append(
+            {op.index for op in silent if any(consumers.get(t) == [op.index] and not sub.tensors[t].constant and t in reads for t in op.inputs)}
+        )
+    return out
+
+
+def delegate_members(ops_details: list[dict], num_original: int, producers: dict[int, int], sub: SubgraphInfo | None = None) -> list[set[int]]:
     """For each DELEGATE node after the original ones, the original nodes it replaced."""
     members = []
     for d in ops_details[num_original:]:
@@ -103,6 +121,8 @@ def delegate_members(ops_details: list[dict], num_original: int, producers: dict
             seen.add(node)
             stack.extend(int(x) for x in ops_details[node]["inputs"] if x >= 0)
         members.append(seen)
+    if sub is not None:
+        members = [m | extra for m, extra in zip(members, _silent_members(sub, ops_details, num_original))]
     return members
 
 
@@ -187,7 +207,7 @@ def observe(content: bytes, graph: ModelGraph | None = None, *, specs: Sequence[
     if len(details) < n:
         raise RuntimeFailure(f"the runtime lists {len(details)} nodes for {what}, the file has {n}. Re-export the model.")
     producers = sub.producers()
-    members = delegate_members(details, n, producers)
+    members = delegate_members(details, n, producers, sub)
     delegated = set().union(*members) if members else set()
     epochs = partition(sub, delegated)
     runtime_sets = sorted(tuple(sorted(m)) for m in members)
@@ -215,5 +235,5 @@ def observe_node_per_delegate(content: bytes, specs: Sequence[InputSpec] = ()) -
     graph = read_model(content)
     interp = build_interpreter(content, specs=specs, node_per_delegate=True)
     details = interp._get_ops_details()
-    members = delegate_members(details, len(graph.primary.ops), graph.primary.producers())
+    members = delegate_members(details, len(graph.primary.ops), graph.primary.producers(), graph.primary)
     return set().union(*members) if members else set()

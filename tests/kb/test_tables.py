@@ -10,7 +10,7 @@ from xnnfit.errors import RuntimeFailure
 from xnnfit.kb import oneop
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED
-from xnnfit.tflite.graph import ModelGraph, read_model
+from xnnfit.tflite.graph import read_model
 
 
 def _table(op: str, form: str) -> str:
@@ -26,34 +26,9 @@ CASES = [
 ]
 
 
-def _delegate_inputs(content: bytes, num_nodes: int) -> set[int]:
-    """Tensors read by the DELEGATE nodes the default runtime appends after the model's `num_nodes` nodes."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=content)  # the default op resolver applies XNNPACK
-    interp.allocate_tensors()
-    details = interp._get_ops_details()[num_nodes:]
-    return {int(t) for d in details if d["op_name"] == "DELEGATE" for t in d["inputs"]}
-
-
-def _verdicts(content: bytes, graph: ModelGraph) -> dict[int, bool | None]:
-    """Node index -> delegated, for subgraph 0, as the runtime decided.
-
-    observe() finds what a DELEGATE node replaced by walking back from its outputs, so a
-    node without outputs (ASSIGN_VARIABLE) is never found; such a node is delegated when
-    a DELEGATE node reads a tensor that only it reads.
-    """
-    verdicts = {n.index: n.delegated for n in observe(content).primary}
-    sub = graph.primary
-    silent = [op for op in sub.ops if not op.outputs]
-    if silent:
-        read = _delegate_inputs(content, len(sub.ops))
-        consumers = sub.consumers()
-        for op in silent:
-            own = {t for t in op.inputs if t >= 0 and consumers[t] == [op.index] and not sub.tensors[t].constant}
-            assert own, f"{op.op} reads no tensor of its own: its verdict cannot be observed"
-            verdicts[op.index] = bool(own & read)
-    return verdicts
+def _verdicts(content: bytes) -> dict[int, bool | None]:
+    """Node index -> delegated, for subgraph 0, as the runtime decided (observe() also sees output-less nodes)."""
+    return {n.index: n.delegated for n in observe(content).primary}
 
 
 def test_every_row_has_a_probe():
@@ -90,7 +65,7 @@ def test_row_matches_runtime(op, form):
         verdicts: dict[int, bool | None] = {o.index: False for o in sub.ops}
     else:
         oneop.reference_run(content)  # the model is valid for the built-in kernels too
-        verdicts = _verdicts(content, graph)
+        verdicts = _verdicts(content)
         got = {i: verdicts[i] for i in nodes}
         assert set(got.values()) == {want.delegated}, f"runtime: {op} {form} delegated={got}; expected {want.delegated} ({want.reason})"
     explained = kb.CAUSES["XNN028"]
