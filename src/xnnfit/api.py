@@ -58,6 +58,22 @@ def _options(batch: int, dynamic_batch: bool, input_shape: InputShapes, calibrat
     return ConvertOptions(ShapeRequest(batch, dynamic_batch, parse_input_shapes(input_shape)), calibration)
 
 
+def _per_model(result_type, model: Any, recipe: Recipes, stage, failed, label: str, common: dict, **stage_kwargs: Any):
+    """Run `stage` for every recipe of `model` (pipeline.per_recipe) and wrap the results in `result_type`."""
+    source = _source(model, common["trust_model"])
+    options = _options(common["batch"], common["dynamic_batch"], common["input_shape"], common["calibration"])
+    results = per_recipe(
+        source, parse_recipes(recipe), stage, failed, options=options, timeout=common["timeout"], label=label,
+        on_progress=common["on_progress"], **stage_kwargs,
+    )
+    return result_type(source.display, source.kind, results, runtime_versions())
+
+
+def _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress) -> dict:
+    return {"batch": batch, "dynamic_batch": dynamic_batch, "input_shape": input_shape, "calibration": calibration,
+            "trust_model": trust_model, "timeout": timeout, "on_progress": on_progress}
+
+
 def check(
     model: Any,
     *,
@@ -75,12 +91,8 @@ def check(
     A recipe that fails (converter refusal, crash, timeout) is a Diagnosis with `error`;
     an unusable model or input data raises XnnfitError.
     """
-    source = _source(model, trust_model)
-    results = per_recipe(
-        source, parse_recipes(recipe), diagnose, Diagnosis.failed,
-        options=_options(batch, dynamic_batch, input_shape, calibration), timeout=timeout, label="running in LiteRT", on_progress=on_progress,
-    )
-    return CheckResult(source.display, source.kind, results, runtime_versions())
+    common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
+    return _per_model(CheckResult, model, recipe, diagnose, Diagnosis.failed, "running in LiteRT", common)
 
 
 def profile(
@@ -103,13 +115,10 @@ def profile(
     counts = parse_threads(threads)
     if len(counts) != 1:
         raise XnnfitError(f"profile times at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 1.")
-    source = _source(model, trust_model)
-    results = per_recipe(
-        source, parse_recipes(recipe), profile_stage, Diagnosis.failed,
-        options=_options(batch, dynamic_batch, input_shape, calibration), timeout=timeout, label="profiling", on_progress=on_progress,
-        threads=counts[0], runs=runs, warmup=warmup, data=data,
+    common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
+    return _per_model(
+        ProfileResult, model, recipe, profile_stage, Diagnosis.failed, "profiling", common, threads=counts[0], runs=runs, warmup=warmup, data=data
     )
-    return ProfileResult(source.display, source.kind, results, runtime_versions())
 
 
 def bench(
@@ -130,13 +139,8 @@ def bench(
 ) -> BenchResult:
     """Whole-model latency with XNNPACK and with the built-in kernels only, per thread count, and memory."""
     counts = parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
-    source = _source(model, trust_model)
-    results = per_recipe(
-        source, parse_recipes(recipe), bench_stage, BenchRun.failed,
-        options=_options(batch, dynamic_batch, input_shape, calibration), timeout=timeout, label="timing", on_progress=on_progress,
-        threads=counts, runs=runs, warmup=warmup, data=data,
-    )
-    return BenchResult(source.display, source.kind, results, runtime_versions())
+    common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
+    return _per_model(BenchResult, model, recipe, bench_stage, BenchRun.failed, "timing", common, threads=counts, runs=runs, warmup=warmup, data=data)
 
 
 def fix(
