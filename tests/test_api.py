@@ -35,14 +35,27 @@ CALLS = {
     "profile": lambda p: xnnfit.profile(p, runs=3, warmup=1),
     "bench": lambda p: xnnfit.bench(p, threads="1,2", runs=3, warmup=1),
     "fix": lambda p: xnnfit.fix(p, runs=5),
-    "quant": lambda p: xnnfit.quant(WHERE, recipe="fp32,dynamic-int8", runs=3),
+    "quant": lambda p: xnnfit.quant(WHERE, recipe="fp32,dynamic-int8+float-dw", runs=3),
     "explain": lambda p: xnnfit.explain("XNN001"),
 }
 
 
+@pytest.fixture(scope="module")
+def twice(where_tflite):
+    """Each function called twice in this process (computed once per name)."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = (CALLS[name](str(where_tflite)), CALLS[name](str(where_tflite)))
+        return cache[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", list(CALLS))
-def test_every_function_twice_in_one_process(name, where_tflite):
-    first, second = CALLS[name](str(where_tflite)), CALLS[name](str(where_tflite))
+def test_every_function_twice_in_one_process(name, twice):
+    first, second = twice(name)
     assert callable(getattr(xnnfit, name)), f"xnnfit.{name} was rebound by an import"
     assert type(first) is type(second)
     assert _untimed(first.to_dict()) == _untimed(second.to_dict())
@@ -73,8 +86,8 @@ def test_models_given_as_bytes_or_keras_objects(where_tflite):
     assert any(n.layer == "where_activation" and not n.delegated for n in in_memory.recipes[0].nodes)
 
 
-def test_fix_result_saves_atomically_and_never_twice(where_tflite, tmp_path):
-    result = xnnfit.fix(str(where_tflite), runs=5)
+def test_fix_result_saves_atomically_and_never_twice(twice, tmp_path):
+    result = twice("fix")[0]
     assert result.changed
     out = result.save(tmp_path / "fixed.tflite")
     assert out.read_bytes() == result.content
@@ -85,8 +98,8 @@ def test_fix_result_saves_atomically_and_never_twice(where_tflite, tmp_path):
         reread.save(tmp_path / "other.tflite")
 
 
-def test_quant_result_saves_each_recipe(tmp_path):
-    result = xnnfit.quant(WHERE, recipe="fp32,dynamic-int8+float-dw", runs=3)
+def test_quant_result_saves_each_recipe(twice, tmp_path):
+    result = twice("quant")[0]
     paths = result.save(tmp_path, stem="where")
     assert sorted(p.name for p in paths) == ["where.dynamic-int8+float-dw.tflite", "where.fp32.tflite"]
     assert all(p.read_bytes()[4:8] == b"TFL3" for p in paths)

@@ -207,6 +207,8 @@ def run_sweep(
             raise
         except XnnfitError as exc:
             failed[recipe.name] = str(exc)
+        if recipe is FP32 and recipe.name in artifacts and options.calibration:
+            load_npz(options.calibration, artifacts[recipe.name].specs)  # bad data fails now, before any calibrated conversion
     if "fp32" not in artifacts:
         raise XnnfitError(f"the fp32 conversion failed, so there is no float reference: {failed.get('fp32')}")
     specs = artifacts["fp32"].specs
