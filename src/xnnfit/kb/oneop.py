@@ -17,7 +17,8 @@ from typing import Any, Callable
 import numpy as np
 
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED
-from xnnfit.tflite.schema import fb, op_code
+from xnnfit.tflite import build
+from xnnfit.tflite.schema import fb
 from xnnfit.tflite.writer import serialize
 
 FP32 = "fp32"
@@ -42,8 +43,6 @@ X = (1, 4, 4, 8)
 SEED = 0
 # Name of the only STABLEHLO_COMPOSITE the delegate implements (scaled dot-product attention).
 SDPA_COMPOSITE = "odml.scaled_dot_product_attention"
-# The runtime's TensorType codes by numpy-style name.
-_TYPE = {"float32": fb.TensorType.FLOAT32, "int8": fb.TensorType.INT8, "int32": fb.TensorType.INT32, "resource": fb.TensorType.RESOURCE}
 _NP = {"float32": np.float32, "int8": np.int8, "int32": np.int32}
 
 
@@ -202,43 +201,15 @@ VERDICTS: dict[tuple[str, str], Verdict] = {
 }
 
 
-def _quant(scale: float, zero_point: int) -> Any:
-    """Per-tensor quantization parameters."""
-    q = fb.QuantizationParametersT()
-    q.scale, q.zeroPoint, q.quantizedDimension = [float(np.float32(scale))], [int(zero_point)], 0
-    return q
-
-
 class _Model:
-    """A model under construction: buffers, operator codes and subgraphs."""
+    """A model under construction (tflite/build.py does the writing)."""
 
     def __init__(self) -> None:
-        self.model = fb.ModelT()
-        self.model.version = 3  # the TFLite schema version the runtime reads
-        self.model.buffers = [fb.BufferT()]  # buffer 0 is the empty one computed tensors point to
-        self.model.operatorCodes = []
-        self.model.subgraphs = []
-        self.model.description = "xnnfit one-op probe"
+        self.model = build.new_model("xnnfit one-op probe")
 
     def subgraph(self, name: str) -> "_Subgraph":
         """A new, empty subgraph appended to the model."""
-        sub = fb.SubGraphT()
-        sub.tensors, sub.operators, sub.inputs, sub.outputs, sub.name = [], [], [], [], name
-        self.model.subgraphs.append(sub)
-        return _Subgraph(self, sub)
-
-    def opcode(self, op: str) -> int:
-        """Index of builtin `op` in the operator codes, added when missing."""
-        code = op_code(op)
-        for i, oc in enumerate(self.model.operatorCodes):
-            if oc.builtinCode == code:
-                return i
-        oc = fb.OperatorCodeT()
-        oc.builtinCode = code
-        oc.deprecatedBuiltinCode = min(code, fb.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
-        oc.version = 1
-        self.model.operatorCodes.append(oc)
-        return len(self.model.operatorCodes) - 1
+        return _Subgraph(self.model, build.new_subgraph(self.model, name))
 
     def to_bytes(self) -> bytes:
         """The .tflite bytes."""
@@ -247,31 +218,18 @@ class _Model:
 
 @dataclasses.dataclass
 class _Subgraph:
-    owner: _Model
+    model: Any
     sub: Any
 
     def tensor(self, shape: tuple[int, ...], dtype: str, name: str, quant: Any = None, data: np.ndarray | None = None) -> int:
         """A new tensor (a constant when `data` is given); returns its index."""
-        t = fb.TensorT()
-        t.shape, t.type, t.name, t.quantization, t.buffer = list(shape), _TYPE[dtype], name, quant, 0
-        if data is not None:
-            buf = fb.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(data, dtype=_NP[dtype]).tobytes(), dtype=np.uint8).copy()
-            self.owner.model.buffers.append(buf)
-            t.buffer = len(self.owner.model.buffers) - 1
-        self.sub.tensors.append(t)
-        return len(self.sub.tensors) - 1
+        values = None if data is None else np.asarray(data, dtype=_NP[dtype])
+        return build.add_tensor(self.model, self.sub, shape, dtype, name, quant, values)
 
     def op(self, name: str, inputs: list[int], outputs: list[int], options: Options | None = None) -> None:
         """Append builtin op `name`."""
-        o = fb.OperatorT()
-        o.opcodeIndex, o.inputs, o.outputs = self.owner.opcode(name), inputs, outputs
-        if options is not None:
-            if hasattr(fb.BuiltinOptions, options.name):
-                o.builtinOptionsType, o.builtinOptions = getattr(fb.BuiltinOptions, options.name), options.build()
-            else:  # options added after the first union ran out (StableHLOCompositeOptions...)
-                o.builtinOptions2Type, o.builtinOptions2 = getattr(fb.BuiltinOptions2, options.name), options.build()
-        self.sub.operators.append(o)
+        built = options.build() if options is not None else None
+        self.sub.operators.append(build.make_op(self.model, name, inputs, outputs, built, options.name if options else None))
 
 
 def _operand(g: _Subgraph, spec: OpSpec, i: int, quantized: bool, rng: np.random.Generator) -> int:
@@ -285,11 +243,11 @@ def _operand(g: _Subgraph, spec: OpSpec, i: int, quantized: bool, rng: np.random
         if not quantized:
             return g.tensor(shape, "float32", name, data=real)
         if operand.kind == WEIGHT:
-            return g.tensor(shape, "int8", name, _quant(WEIGHT_SCALE, 0), np.round(real / WEIGHT_SCALE).clip(-127, 127))
+            return g.tensor(shape, "int8", name, build.per_tensor_quant(WEIGHT_SCALE, 0), np.round(real / WEIGHT_SCALE).clip(-127, 127))
         bias_scale = ACT_SCALE * WEIGHT_SCALE
-        return g.tensor(shape, "int32", name, _quant(bias_scale, 0), np.round(real / bias_scale))
+        return g.tensor(shape, "int32", name, build.per_tensor_quant(bias_scale, 0), np.round(real / bias_scale))
     int8 = operand.kind == QACT or quantized
-    t = g.tensor(shape, "int8" if int8 else "float32", name, _quant(ACT_SCALE, 0) if int8 else None)
+    t = g.tensor(shape, "int8" if int8 else "float32", name, build.per_tensor_quant(ACT_SCALE, 0) if int8 else None)
     g.sub.inputs.append(t)
     return t
 
@@ -301,7 +259,7 @@ def _build(op: str, quantized: bool, output_shapes: tuple[tuple[int, ...], ...])
     rng = np.random.default_rng(SEED)
     inputs = [_operand(g, spec, i, quantized, rng) for i in range(len(spec.inputs))]
     dtype = spec.output_dtype or ("int8" if quantized else "float32")
-    quant = _quant(*spec.output_quant) if dtype == "int8" else None
+    quant = build.per_tensor_quant(*spec.output_quant) if dtype == "int8" else None
     outputs = [g.tensor(shape, dtype, f"out{k}", quant) for k, shape in enumerate(output_shapes)]
     g.sub.outputs = list(outputs)
     g.op(op, inputs, outputs, spec.options)

@@ -8,16 +8,15 @@ rewritten survives unchanged in meaning.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Iterable
 
 import numpy as np
 
-from xnnfit.tflite.schema import fb, op_code, op_name, type_name
+from xnnfit.tflite import build
+from xnnfit.tflite.schema import fb, op_name, type_name
 from xnnfit.tflite.writer import parse, serialize
 
 _NP = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64, "int8": np.int8, "uint8": np.uint8, "bool": np.bool_, "int16": np.int16}
-_TYPE_CODE = {k: v for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 _SIDE_EFFECTS = {"ASSIGN_VARIABLE", "CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "WHILE", "IF", "CUSTOM"}
 
 
@@ -128,50 +127,20 @@ class Graph:
     # -- editing -------------------------------------------------------------------------
     def add_tensor(self, shape: Iterable[int], dtype: str, name: str, quant: Any = None) -> int:
         """A new computed tensor; returns its id."""
-        tensor = fb.TensorT()
-        dims = [int(d) for d in shape]
-        tensor.shape = [max(d, 1) for d in dims]
-        tensor.shapeSignature = dims if any(d < 0 for d in dims) else None
-        tensor.type = _TYPE_CODE[dtype.upper()]
-        tensor.name = name
-        tensor.buffer = 0
-        tensor.quantization = copy.deepcopy(quant) if quant is not None else None
-        self.sub.tensors.append(tensor)
-        return len(self.sub.tensors) - 1
+        return build.add_tensor(self.model, self.sub, shape, dtype, name, quant)
 
     def add_const(self, value: np.ndarray, name: str, quant: Any = None) -> int:
         """A new constant tensor holding `value` (stored as is); returns its id."""
         value = np.ascontiguousarray(value)
-        buf = fb.BufferT()
-        buf.data = np.frombuffer(value.tobytes(), dtype=np.uint8).copy()
-        self.model.buffers.append(buf)
-        t = self.add_tensor(value.shape, value.dtype.name, name, quant)
-        self.sub.tensors[t].buffer = len(self.model.buffers) - 1
-        return t
+        return build.add_tensor(self.model, self.sub, value.shape, value.dtype.name, name, quant, value)
 
     def opcode_index(self, name: str) -> int:
         """The operator-code index for builtin `name`, added to the model if missing."""
-        code = op_code(name)
-        for i, oc in enumerate(self.model.operatorCodes):
-            if max(oc.builtinCode, oc.deprecatedBuiltinCode) == code and not oc.customCode:
-                return i
-        oc = fb.OperatorCodeT()
-        oc.builtinCode = code
-        oc.deprecatedBuiltinCode = min(code, 127)
-        oc.version = 1
-        self.model.operatorCodes.append(oc)
-        return len(self.model.operatorCodes) - 1
+        return build.opcode_index(self.model, name)
 
     def make_op(self, name: str, inputs: list[int], outputs: list[int], options: Any = None, options_type: str | None = None) -> Any:
         """An OperatorT (not yet inserted)."""
-        op = fb.OperatorT()
-        op.opcodeIndex = self.opcode_index(name)
-        op.inputs = list(inputs)
-        op.outputs = list(outputs)
-        if options is not None:
-            op.builtinOptionsType = getattr(fb.BuiltinOptions, options_type or type(options).__name__[:-1])
-            op.builtinOptions = options
-        return op
+        return build.make_op(self.model, name, inputs, outputs, options, options_type)
 
     def insert(self, position: int, ops: list[Any]) -> None:
         """Insert `ops` before the op now at `position` (execution order)."""
