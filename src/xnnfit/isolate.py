@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from xnnfit import errors
 from xnnfit.errors import IsolationError, XnnfitError
+from xnnfit.policy import DEFAULT_TIMEOUT
 
-DEFAULT_TIMEOUT = 600.0
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", "PYTHONWARNINGS": "ignore"}
 
 
