@@ -35,7 +35,7 @@ CALLS = {
     "profile": lambda p: xnnfit.profile(p, runs=3, warmup=1),
     "bench": lambda p: xnnfit.bench(p, threads="1,2", runs=3, warmup=1),
     "fix": lambda p: xnnfit.fix(p, runs=5),
-    "quant": lambda p: xnnfit.quant(WHERE, recipe="fp32,dynamic-int8+float-dw", runs=3),
+    "quant": lambda p: xnnfit.quant(WHERE, recipe="dynamic-int8+float-dw", runs=3),
     "explain": lambda p: xnnfit.explain("XNN001"),
 }
 
