@@ -26,20 +26,20 @@ MODEL_HELP = ".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"
 
 # --- options shared by the commands (one declaration each) ----------------------------
 Model = Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP)]
-Recipe = Annotated[Optional[list[str]], typer.Option("--recipe", "-r", help="fp32, fp16, dynamic-int8, int8, int16x8, int8+float-ops, dynamic-int8+float-dw (comma-separated or repeated; 'all'). Ignored for a .tflite.")]
+Recipe = Annotated[Optional[list[str]], typer.Option("--recipe", "-r", metavar="R", help="fp32, fp16, dynamic-int8, int8, int16x8, int8+float-ops, dynamic-int8+float-dw (comma-separated or repeated; 'all'). Ignored for a .tflite.")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Batch size a dynamic batch dimension is pinned to.")]
 DynamicBatch = Annotated[bool, typer.Option("--dynamic-batch", help="Keep the batch dimension dynamic, as many users ship it.")]
-InputShape = Annotated[Optional[list[str]], typer.Option("--input-shape", help="Pin an input's dynamic dimensions: NAME=1,128 (repeatable; .tflite files too).")]
-Calibration = Annotated[Optional[str], typer.Option("--calibration", help=".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0).")]
+InputShape = Annotated[Optional[list[str]], typer.Option("--input-shape", metavar="NAME=D,..", help="Pin an input's dynamic dimensions: NAME=1,128 (repeatable; .tflite files too).")]
+Calibration = Annotated[Optional[str], typer.Option("--calibration", metavar="FILE", help=".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0).")]
 Trust = Annotated[bool, typer.Option("--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers).")]
-Json = Annotated[Optional[str], typer.Option("--json", help="Write the machine-readable result to FILE (atomically).")]
+Json = Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write the machine-readable result to FILE (atomically).")]
 Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds allowed per conversion or run before it is stopped.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime log and tracebacks on errors.")]
-Threads = Annotated[str, typer.Option("--threads", help="Thread counts, comma-separated (e.g. 1,2,4).")]
+Threads = Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread counts, comma-separated (e.g. 1,2,4).")]
 Runs = Annotated[int, typer.Option("--runs", min=1, help="Timed runs per measurement (interleaved).")]
 Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")]
-Data = Annotated[Optional[str], typer.Option("--data", help=".npz with one array per input (first sample is used); default: seeded random.")]
+Data = Annotated[Optional[str], typer.Option("--data", metavar="FILE", help=".npz with one array per input (first sample is used); default: seeded random.")]
 
 app = typer.Typer(
     add_completion=False,
@@ -214,7 +214,7 @@ def bench(
 def profile(
     model: Model,
     recipe: Recipe = None,
-    threads: Annotated[str, typer.Option("--threads", help="Thread count for timing (one value).")] = "1",
+    threads: Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread count for timing (one value).")] = "1",
     runs: Runs = PROFILE_RUNS,
     data: Data = None,
     batch: Batch = 1,
@@ -250,10 +250,10 @@ def profile(
 )
 def fix(
     model: Annotated[str, typer.Argument(metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe")],
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Where to write the fixed .tflite (never the input).")] = None,
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Recipe for Keras sources (one); quantized fixes are judged against the fp32 model.")] = "fp32",
-    rules: Annotated[Optional[str], typer.Option("--rules", help="Only these rules, e.g. XR001,XR003.")] = None,
-    exclude: Annotated[Optional[str], typer.Option("--exclude", help="Skip these rules.")] = None,
+    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="OUT", help="Where to write the fixed .tflite (never the input).")] = None,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="R", help="Recipe for Keras sources (one); quantized fixes are judged against the fp32 model.")] = "fp32",
+    rules: Annotated[Optional[str], typer.Option("--rules", metavar="XR0xx,..", help="Only these rules, e.g. XR001,XR003.")] = None,
+    exclude: Annotated[Optional[str], typer.Option("--exclude", metavar="XR0xx,..", help="Skip these rules.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show which rules match; apply, verify and write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists (never the input).")] = False,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per latency comparison.")] = BENCH_RUNS,
@@ -287,12 +287,12 @@ def fix(
 )
 def quant(
     model: Annotated[str, typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel dir, or path/to/file.py:function (not .tflite)")],
-    recipe: Annotated[Optional[list[str]], typer.Option("--recipe", "--recipes", "-r", help="Recipes to try, comma-separated or repeated (default: all, mixed ones included).")] = None,
+    recipe: Annotated[Optional[list[str]], typer.Option("--recipe", "--recipes", "-r", metavar="R", help="Recipes to try, comma-separated or repeated (default: all, mixed ones included).")] = None,
     calibration: Calibration = None,
-    eval_data: Annotated[Optional[str], typer.Option("--eval", help=".npz of evaluation inputs (else the calibration data, else random).")] = None,
+    eval_data: Annotated[Optional[str], typer.Option("--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random).")] = None,
     max_error: Annotated[float, typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |float output| (default 5%).")] = DEFAULT_MAX_ERROR,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per recipe (interleaved).")] = BENCH_RUNS,
-    output_dir: Annotated[Optional[str], typer.Option("-o", "--output-dir", help="Write each converted model to DIR.")] = None,
+    output_dir: Annotated[Optional[str], typer.Option("-o", "--output-dir", metavar="DIR", help="Write each converted model to DIR.")] = None,
     batch: Batch = 1,
     input_shape: InputShape = None,
     trust_model: Trust = False,
