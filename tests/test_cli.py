@@ -91,7 +91,7 @@ def test_tflite_report_json_and_gates(files, tmp_path):
     out = tmp_path / "r.json"
     res = run("check", str(files / "where.tflite"), "--json", str(out), "-q")
     assert res.returncode == 0, res.stderr
-    assert "7 nodes: 5 on XNNPACK, 2 on CPU kernels; 3 partitions (2 XNNPACK)" in res.stdout
+    assert "7 nodes: 5 on XNNPACK (71%), 2 on CPU kernels; 3 partitions (2 on XNNPACK)" in res.stdout
     doc = json.loads(out.read_text())
     assert doc["schema_version"] == 2 and doc["result"] == "check"
     assert {"xnnfit", "ai-edge-litert"} <= set(doc["versions"])

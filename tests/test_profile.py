@@ -171,3 +171,41 @@ def test_bench_bad_input_exit_2(cnn_file, tmp_path, args, needle):
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], res.stderr
+
+
+def _lstm():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 8), name="seq")
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(keras.layers.LSTM(16, name="lstm")(inp)))
+
+
+def test_control_flow_is_timed_with_its_bodies_as_in_the_model():
+    from xnnfit.profiling import piece_backend
+
+    # the WHILE node itself is never delegated, but its body subgraphs are: the piece runs with XNNPACK like the model
+    assert piece_backend("cpu", ["WHILE"]) and piece_backend("xnnpack", ["ADD"])
+    assert not piece_backend("cpu", ["DEQUANTIZE"])
+    diag, prof = _profile(fixtures_models.convert(_lstm()))
+    (loop,) = [p for p in prof.pieces if "WHILE" in p.ops]
+    assert loop.kind == "cpu" and loop.stats.runs == 5
+    lstm = next(c for c in prof.layers if c.layer == "lstm")
+    assert 0 < prof.share(lstm.cpu_ms) <= 1.0 and prof.attributed_ms(lstm.cpu_ms) <= prof.total.median_ms
+
+
+def test_every_share_is_of_the_whole_model_and_the_report_cuts_with_a_count():
+    from rich.console import Console
+
+    from xnnfit.report.terminal import render_profile
+
+    diag, prof = _profiled("where_cnn", "int8")
+    assert sum(prof.share(p.ms) for p in prof.pieces) == pytest.approx(1.0)
+    assert prof.cpu_share == pytest.approx(sum(prof.share(p.ms) for p in prof.pieces if p.kind == "cpu"))
+    assert sum(prof.attributed_ms(p.ms) for p in prof.pieces) == pytest.approx(prof.total.median_ms)
+    console = Console(record=True, width=200)
+    render_profile(console, prof, top=3)
+    text = console.export_text()
+    assert "pieces add up" not in text  # the add-up check is JSON and a warning, not the headline
+    assert f"+{len(prof.layers) - 3} more (all in --json)" in text and f"+{len(prof.pieces) - 3} more" in text
+    assert "% of it on CPU kernels" in text

@@ -152,6 +152,7 @@ def fix(
     exclude: str | list[str] | None = None,
     dry_run: bool = False,
     force: bool = False,
+    force_write: bool = False,
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     batch: int = 1,
@@ -164,14 +165,18 @@ def fix(
     """Rewrite the model so XNNPACK runs it whole, keeping only rewrites proven equal and not slower.
 
     With `output` the fixed model is written there atomically (never over the input, over
-    another file only with `force`); without it, call `result.save(path)`.
+    another file only with `force`); without it, call `result.save(path)`. When no
+    rewrite is kept nothing is written (`result.changed` is False) unless `force_write`.
+    A quantized model is judged against a float reference: the fp32 conversion of a
+    Keras source, or the float model rebuilt from a .tflite's own weights.
     """
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
         raise XnnfitError(f"fix takes one recipe, got {', '.join(r.name for r in chosen)}. Run it once per recipe.")
     return run_fix(
         _source(model, trust_model), output, recipe=chosen[0], options=_options(batch, False, input_shape, calibration),
-        rules=rules, exclude=exclude, dry_run=dry_run, force=force, runs=runs, policy=policy, timeout=timeout, on_progress=on_progress,
+        rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, policy=policy, timeout=timeout,
+        on_progress=on_progress,
     )
 
 

@@ -256,6 +256,7 @@ def fix(
     exclude: Annotated[Optional[str], typer.Option("--exclude", metavar="XR0xx,..", help="Skip these rules.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show which rules match; apply, verify and write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists (never the input).")] = False,
+    force_write: Annotated[bool, typer.Option("--force-write", help="Write OUT even when no rewrite was kept (an unchanged copy).")] = False,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per latency comparison.")] = BENCH_RUNS,
     batch: Batch = 1,
     input_shape: InputShape = None,
@@ -272,7 +273,7 @@ def fix(
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
         with _progress(quiet, f"fixing {model}") as step:
             result = api.fix(
-                model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, runs=runs,
+                model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs,
                 on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_fix(out, result)

@@ -37,12 +37,10 @@ class LayerCost(Record):
     ops: tuple[str, ...]
     causes: tuple[str, ...]
 
-    def line(self, total_ms: float) -> str:
-        """'act0 (LESS, SELECT ×2): 0.61 ms of 6.5 ms (9%)'."""
-        counts = Counter(self.ops)
-        ops = ", ".join(f"{o} ×{n}" if n > 1 else o for o, n in counts.items())
-        share = self.cpu_ms / total_ms if total_ms else 0.0
-        return f"{self.layer} ({ops}): {self.cpu_ms:.3g} ms of {total_ms:.3g} ms ({share:.0%})"
+    @property
+    def ops_text(self) -> str:
+        """'LESS, SELECT ×2'."""
+        return ", ".join(f"{o} ×{n}" if n > 1 else o for o, n in Counter(self.ops).items())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +81,21 @@ class Profile(Record):
 
     @property
     def cpu_share(self) -> float:
-        """Share of the pieces' time spent on CPU kernels."""
-        return self.cpu_ms / self.sum_ms if self.sum_ms else 0.0
+        """Share of the whole model's time spent on CPU kernels (see `share`)."""
+        return self.share(self.cpu_ms)
+
+    def share(self, ms: float) -> float:
+        """A piece time as a share of the whole model: the whole is split in proportion to the pieces timed alone.
+
+        Pieces timed alone carry an invoke each and add up to a little more or less than
+        the whole; splitting the whole in their proportions keeps every share of one base,
+        adding up to 100%.
+        """
+        return ms / self.sum_ms if self.sum_ms else 0.0
+
+    def attributed_ms(self, ms: float) -> float:
+        """The part of the whole model's median time `ms` (a piece time) stands for."""
+        return self.share(ms) * self.total.median_ms
 
     def _extra(self) -> dict:
         return {

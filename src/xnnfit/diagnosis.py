@@ -9,6 +9,7 @@ import dataclasses
 import os
 from typing import ClassVar
 
+from xnnfit import fmt
 from xnnfit.artifact import Artifact
 from xnnfit.costs import Profile
 from xnnfit.delegation import Partition, observe
@@ -147,5 +148,5 @@ class Gates(Record):
         if self.max_partitions is not None and s["partitions"] > self.max_partitions:
             out.append(f"{s['partitions']} partitions > --max-partitions {self.max_partitions}")
         if self.min_delegated is not None and d.delegated_fraction < self.min_delegated:
-            out.append(f"{d.delegated_fraction:.1%} delegated < --min-delegated {self.min_delegated:.1%}")
+            out.append(f"{fmt.pct(d.delegated_fraction)} delegated < --min-delegated {fmt.pct(self.min_delegated)}")
         return out

@@ -20,6 +20,7 @@ from xnnfit.policy import BENCH_RUNS, DEFAULT_POLICY, DEFAULT_TIMEOUT, VerifyPol
 from xnnfit.recipes import FP32, ConversionRecipe
 from xnnfit.record import Record
 from xnnfit.rewrite.engine import RewriteResult, fix_content, select_rules
+from xnnfit.rewrite.float_twin import float_twin, is_quantized
 from xnnfit.rewrite.rule import Rule
 from xnnfit.runtime import runtime_versions
 from xnnfit.source import ModelSource
@@ -28,10 +29,11 @@ from xnnfit.specs import InputSpec
 
 @dataclasses.dataclass(frozen=True)
 class KerasHint(Record):
-    """A Keras layer whose nodes fall back, and the causes: worth fixing in the source too."""
+    """A Keras layer whose nodes fall back in the conversion, and the causes: worth fixing in the source too."""
 
     layer: str
     causes: tuple[str, ...]
+    fixed: bool = False  # the rewrite removed these fallbacks from the fixed model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +47,6 @@ class FixResult(Record):
     recipe: str
     rewrite: RewriteResult
     inputs: tuple[InputSpec, ...] = ()
-    reference: str | None = None  # what a quantized model's error was judged against
     output: str | None = None  # where the fixed model was written
     dry_run: bool = False
     keras_hints: tuple[KerasHint, ...] = ()
@@ -71,6 +72,10 @@ class FixResult(Record):
         return {"changed": self.changed, "applied": [{"rule": o.rule, "count": o.count, "where": list(o.where)} for o in self.rewrite.applied]}
 
 
+TWIN_REFERENCE = "the float model rebuilt from the file's dequantized weights"
+FP32_REFERENCE = "the fp32 conversion"
+
+
 def fix_stage(
     artifact: Artifact,
     *,
@@ -80,14 +85,33 @@ def fix_stage(
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
 ) -> tuple[RewriteResult, tuple[KerasHint, ...]]:
-    """Rewrite and verify the artifact, and name the Keras layers that still fall back (run it in a child)."""
-    result = fix_content(artifact, rules=rules, reference=reference, dry_run=dry_run, runs=runs, policy=policy)
-    hints: dict[str, set[str]] = {}
-    if artifact.layers:
-        for n in diagnose(artifact).observed:
-            if not n.delegated and n.layer:
-                hints.setdefault(n.layer, set()).update(n.causes)
-    return result, tuple(KerasHint(layer, tuple(sorted(c))) for layer, c in hints.items())
+    """Rewrite and verify the artifact, and name the Keras layers that still fall back (run it in a child).
+
+    A quantized model is judged against `reference` (the fp32 conversion of its Keras
+    source) or, without one, against the float model rebuilt from its own weights.
+    """
+    name = FP32_REFERENCE
+    if reference is None and not dry_run and is_quantized(artifact.content):
+        reference, name = float_twin(artifact.content), TWIN_REFERENCE
+    result = fix_content(artifact, rules=rules, reference=reference, reference_name=name, dry_run=dry_run, runs=runs, policy=policy)
+    if not artifact.layers:
+        return result, ()
+    return result, _keras_hints(artifact, result.content if result.applied else None)
+
+
+def _fallback_layers(artifact: Artifact) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for n in diagnose(artifact).observed:
+        if not n.delegated and n.layer:
+            out.setdefault(n.layer, set()).update(n.causes)
+    return out
+
+
+def _keras_hints(artifact: Artifact, fixed: bytes | None) -> tuple[KerasHint, ...]:
+    """The layers that fall back in the conversion, each marked fixed when the fixed model no longer has them on CPU."""
+    before = _fallback_layers(artifact)
+    after = _fallback_layers(dataclasses.replace(artifact, content=fixed)) if fixed is not None else before
+    return tuple(KerasHint(layer, tuple(sorted(c)), layer not in after) for layer, c in before.items())
 
 
 def run_fix(
@@ -100,31 +124,33 @@ def run_fix(
     exclude: list[str] | str | None = None,
     dry_run: bool = False,
     force: bool = False,
+    force_write: bool = False,
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
 ) -> FixResult:
-    """Fix `source` (a .tflite, or a Keras source converted with `recipe`); write it to `output` unless a dry run."""
+    """Fix `source` (a .tflite, or a Keras source converted with `recipe`) and write it to `output`.
+
+    Nothing is written for a dry run, nor when no rewrite was kept unless `force_write`.
+    """
     inputs = (source.path,) if source.path is not None else ()
     path = check_output_path(output, inputs=inputs, force=force) if output is not None and not dry_run else None
     chosen = select_rules(rules, exclude)
     step = on_progress or (lambda _: None)
     step("converting" if not source.is_tflite else "reading")
     artifact = materialize(source, recipe, options, timeout=timeout)
-    reference, judged = None, None
+    reference = None
     if not source.is_tflite and recipe.name != FP32.name and not dry_run:
         step("converting the float reference (fp32)")
-        reference, judged = materialize(source, FP32, options, timeout=timeout).content, "the fp32 conversion"
+        reference = materialize(source, FP32, options, timeout=timeout).content
     step("rewriting and verifying" if not dry_run else "matching rules")
     rewrite, hints = run_isolated(
         fix_stage, artifact, reference=reference, rules=chosen, dry_run=dry_run, runs=runs, policy=policy,
         what=f"fixing {artifact.what}", timeout=timeout,
     )
-    result = FixResult(
-        source.display, source.kind, artifact.recipe, rewrite, artifact.specs, judged, None, dry_run, hints, runtime_versions()
-    )
-    if path is not None:
+    result = FixResult(source.display, source.kind, artifact.recipe, rewrite, artifact.specs, None, dry_run, hints, runtime_versions())
+    if path is not None and (result.changed or force_write):
         write_file(path, result.content, force=force)
         result = dataclasses.replace(result, output=str(path))
     return result

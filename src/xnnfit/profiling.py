@@ -28,9 +28,19 @@ from xnnfit.tflite.writer import cut, parse
 from xnnfit.verdicts import NodeVerdict
 
 
+CONTROL_FLOW = frozenset({"WHILE", "IF", "CALL_ONCE"})
+
+
+def piece_backend(kind: str, ops: list[str]) -> bool:
+    """Whether a piece runs with XNNPACK: XNNPACK partitions do, and so does a control-flow node (its bodies are delegated)."""
+    return kind == "xnnpack" or any(op in CONTROL_FLOW for op in ops)
+
+
 def _piece_runner(content: bytes, values: list[np.ndarray], threads: int, xnnpack: bool) -> Any:
     # A CPU piece runs on the built-in kernels as in the whole model: alone, XNNPACK might
     # claim a node it refused in context (a weight DEQUANTIZE whose consumer is on CPU).
+    # A control-flow node is the exception: XNNPACK never takes the node itself but does
+    # take its body subgraphs, which the piece carries, so it runs with XNNPACK as in the model.
     it = build_interpreter(content, shapes=[v.shape for v in values], xnnpack=xnnpack, threads=threads, what="a profile piece")
     feed_values(it, values)
     invoke(it, "a profile piece")
@@ -78,7 +88,7 @@ def profile_content(
             continue
         piece = cut(model, members)
         values = [reference.get_tensor(t) for t in piece.inputs]
-        runners[key] = _piece_runner(piece.content, values, threads, kind == "xnnpack").invoke
+        runners[key] = _piece_runner(piece.content, values, threads, piece_backend(kind, [label.get(i, "") for i in members])).invoke
     stats = interleaved(runners, runs, warmup)
     pieces = tuple(
         PieceTiming(kind, part, members, tuple(label.get(i, "?") for i in members), NOT_TIMED if key in weights_only else stats[key])
@@ -88,9 +98,10 @@ def profile_content(
     warnings = []
     if abs(result.sum_ratio - 1.0) > SUM_TOLERANCE and abs(result.adjusted_sum_ratio - 1.0) > SUM_TOLERANCE:
         warnings.append(
-            f"the pieces add up to {result.sum_ratio:.2f}x the whole model ({result.adjusted_sum_ratio:.2f}x without the "
-            f"extra invokes): per-piece figures are approximate; use more --runs on a quieter machine"
+            f"the pieces, timed alone, add up to {result.sum_ratio:.2f}x the whole model ({result.adjusted_sum_ratio:.2f}x without "
+            f"the extra invokes): per-piece shares are approximate; use more --runs on a quieter machine"
         )
+
     return dataclasses.replace(result, warnings=tuple(warnings))
 
 

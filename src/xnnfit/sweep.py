@@ -20,6 +20,7 @@ from xnnfit.artifact import Artifact
 from xnnfit.convert import ConvertOptions
 from xnnfit.diagnosis import diagnose
 from xnnfit.errors import InputDataError, RuntimeFailure, SourceError, XnnfitError
+from xnnfit import fmt
 from xnnfit.files import write_file
 from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.isolate import run_isolated
@@ -162,7 +163,7 @@ def recommend(rows: list[QuantRow], max_error: float) -> tuple[str | None, str]:
     versus = f", {fp32.median_ms / best.median_ms:.2f}x the speed of fp32 at {best.size_bytes / max(fp32.size_bytes, 1):.0%} of its size" if fp32 and best is not fp32 else ""
     return best.recipe, (
         f"fastest within the error budget (error {best.rel_error:.2%} <= {max_error:.1%}, "
-        f"{best.delegated_fraction:.0%} of nodes on XNNPACK{versus})"
+        f"{fmt.pct(best.delegated_fraction)} of nodes on XNNPACK{versus})"
     )
 
 
@@ -174,7 +175,7 @@ def _warnings(row: QuantRow, fp32: QuantRow | None) -> tuple[str, ...]:
         out.append(f"{row.recipe} runs nothing on XNNPACK: every node is on the built-in CPU kernels")
     elif fp32 and row.cpu_nodes > fp32.cpu_nodes:
         slower = f", {row.median_ms / fp32.median_ms:.2f}x the latency of fp32" if row.median_ms > fp32.median_ms else ""
-        out.append(f"{row.recipe} leaves {row.cpu_nodes - fp32.cpu_nodes} more node(s) on CPU kernels than fp32 ({row.cpu_share:.0%} of its time){slower}")
+        out.append(f"{row.recipe} leaves {row.cpu_nodes - fp32.cpu_nodes} more node(s) on CPU kernels than fp32 ({fmt.pct(row.cpu_share)} of its time){slower}")
     return tuple(out)
 
 

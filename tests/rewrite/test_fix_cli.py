@@ -54,7 +54,8 @@ def test_dry_run_writes_nothing(where_tflite, tmp_path):
     res = run(str(where_tflite), "-o", str(out), "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "dry run" in res.stdout and not out.exists()
-    assert "would apply XR001 ×10" in res.stdout and "CPU nodes" not in res.stdout  # nothing measured
+    assert "matches XR001 ×10" in res.stdout and "CPU nodes" not in res.stdout  # nothing measured
+    assert "next: xnnfit fix" in res.stdout
 
 
 @pytest.mark.parametrize(
@@ -96,3 +97,24 @@ def test_force_replaces(where_tflite, tmp_path):
     res = run(str(where_tflite), "-o", str(out), "--force", "--runs", "5", "--rules", "XR001")
     assert res.returncode == 0, res.stderr
     assert out.read_bytes()[4:8] == b"TFL3"
+
+
+@pytest.fixture(scope="module")
+def clean_tflite(tmp_path_factory) -> Path:
+    """A model XNNPACK already runs whole: no rule matches."""
+    path = tmp_path_factory.mktemp("fix") / "clean.tflite"
+    path.write_bytes(fixtures_models.convert_example("sin_cos_lambda", "fp32").content)
+    return path
+
+
+def test_a_fix_that_keeps_nothing_says_so_and_writes_nothing(clean_tflite, tmp_path):
+    out, doc_path = tmp_path / "never.tflite", tmp_path / "fix.json"
+    res = run(str(clean_tflite), "-o", str(out), "--json", str(doc_path), "--runs", "5")
+    assert res.returncode == 0, res.stderr
+    assert "no rewrite kept: no rule matches this model; output not written" in res.stdout
+    assert "wrote" not in res.stdout and not out.exists()
+    doc = json.loads(doc_path.read_text())
+    assert doc["changed"] is False and doc["output"] is None and doc["applied"] == []
+    res = run(str(clean_tflite), "-o", str(out), "--force-write", "--runs", "5")
+    assert res.returncode == 0 and out.read_bytes() == clean_tflite.read_bytes()
+    assert "(--force-write)" in res.stdout

@@ -16,18 +16,19 @@ from xnnfit.costs import Profile
 from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.fixing import FixResult
 from xnnfit.kb.explanation import CauseDoc, Explanation
+from xnnfit import fmt
 from xnnfit.specs import InputSpec
 from xnnfit.sweep import QuantResult
 
 
 def headline(d: Diagnosis) -> str:
-    """'52 nodes: 32 on XNNPACK, 20 on CPU kernels; 21 partitions (11 XNNPACK)'."""
+    """'52 nodes: 32 on XNNPACK (62%), 20 on CPU kernels; 21 partitions (11 on XNNPACK)'."""
     s = d.summary()
     if s["nodes"] and not s["cpu_nodes"]:
-        return f"{s['nodes']} nodes, all on XNNPACK; {s['partitions']} partition{'s' if s['partitions'] != 1 else ''}"
+        return f"{fmt.plural(s['nodes'], 'node')}, all on XNNPACK; {fmt.plural(s['partitions'], 'partition')}"
     return (
-        f"{s['nodes']} nodes: {s['delegated']} on XNNPACK, {s['cpu_nodes']} on CPU kernels; "
-        f"{s['partitions']} partitions ({s['delegate_partitions']} XNNPACK)"
+        f"{fmt.plural(s['nodes'], 'node')}: {s['delegated']} on XNNPACK ({fmt.pct(d.delegated_fraction)}), {s['cpu_nodes']} on CPU kernels; "
+        f"{fmt.plural(s['partitions'], 'partition')} ({s['delegate_partitions']} on XNNPACK)"
     )
 
 
@@ -99,7 +100,7 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
     used = Counter(c for n in cpu for c in n.causes)
     for cid, count in sorted(used.items()):
         cause = kb.get(cid)
-        console.print(f"  [bold]{cid}[/] {escape(cause.title)} ({count} node{'s' if count != 1 else ''})")
+        console.print(f"  [bold]{cid}[/] {escape(cause.title)} ({fmt.plural(count, 'node')})")
         console.print(f"    why: {escape(cause.why)}")
         first, *rest = cause.fix.splitlines()
         console.print(f"    use instead: [green]{escape(first)}[/]")
@@ -188,26 +189,25 @@ def render_explanation(console: Console, explanation: Explanation, *, table: boo
     console.print(t)
 
 
-def render_profile(console: Console, profile: Profile, *, top: int = 12) -> None:
-    """Where the time goes: whole vs pieces, CPU share, slowest pieces, fix-first layers."""
+def render_profile(console: Console, profile: Profile, *, top: int = 10) -> None:
+    """Where the time goes, every figure a part of the whole model's median time: headline, fix-first layers, slowest pieces."""
     total = profile.total.median_ms
+    threads = fmt.plural(profile.threads, "thread")
     console.print(
-        f"  time: {total:.3g} ms whole model (median, {profile.threads} thread{'s' if profile.threads != 1 else ''}); "
-        f"pieces add up to {profile.sum_ratio:.2f}x of it"
-        + (
-            f" ({profile.adjusted_sum_ratio:.2f}x without the {len(profile.pieces) - 1} extra invokes of ~{profile.invoke_overhead_ms * 1e3:.1f} µs)"
-            if len(profile.pieces) > 1
-            else ""
-        )
-        + f"; {profile.cpu_share:.0%} of the time on CPU kernels"
+        f"  time: {fmt.ms(total)} whole model (median of {profile.total.runs} runs, {threads}); "
+        f"{fmt.pct(profile.cpu_share)} of it on CPU kernels ({fmt.ms(profile.attributed_ms(profile.cpu_ms))})"
     )
     for w in profile.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
     if profile.layers:
-        console.print("  [bold]fix first[/] (CPU-kernel time per Keras layer):")
+        console.print("  [bold]fix first[/] (CPU-kernel time per Keras layer, share of the whole model):")
         for cost in profile.layers[:top]:
             causes = f"  [{', '.join(cost.causes)}]" if cost.causes else ""
-            console.print(f"    {escape(cost.line(total))}{causes}")
+            console.print(
+                f"    {escape(cost.layer)} ({escape(cost.ops_text)}): {fmt.ms(profile.attributed_ms(cost.cpu_ms))} ({fmt.pct(profile.share(cost.cpu_ms))}){causes}"
+            )
+        if len(profile.layers) > top:
+            console.print(f"    {fmt.more(top, len(profile.layers), 'all in --json')}")
     table = Table(box=None, header_style="bold", title=None)
     for col in ("piece", "partition", "ops", "ms", "share"):
         table.add_column(col, justify="right" if col in ("ms", "share", "partition") else "left")
@@ -218,12 +218,12 @@ def render_profile(console: Console, profile: Profile, *, top: int = 12) -> None
             "[green]XNNPACK[/]" if p.kind == "xnnpack" else "[red]CPU[/]",
             str(p.partition),
             escape(ops if len(ops) < 60 else ops[:57] + "..."),
-            f"{p.ms:.3g}",
-            f"{p.ms / profile.sum_ms:.0%}" if profile.sum_ms else "",
+            f"{profile.attributed_ms(p.ms):.3g}",
+            fmt.pct(profile.share(p.ms)),
         )
     console.print(table)
     if len(pieces) > top:
-        console.print(f"  … {len(pieces) - top} more pieces (all in --json)")
+        console.print(f"  {fmt.more(top, len(pieces), 'all pieces in --json')}")
 
 
 def render_bench(console: Console, result: BenchResult) -> None:
@@ -257,7 +257,7 @@ def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
         )
     console.print(table)
     for n in sorted({c.threads for c in result.configs}):
-        console.print(f"  {n} thread{'s' if n != 1 else ''}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels")
+        console.print(f"  {fmt.plural(n, 'thread')}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels")
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
 
@@ -266,37 +266,64 @@ def _where(where: tuple[str, ...]) -> str:
     return ", ".join(where[:3]) + (f" (+{len(where) - 3} more)" if len(where) > 3 else "")
 
 
+def _rel(n) -> str:
+    """A relative error as a share of the output scale, without rounding a difference to nothing."""
+    v = n.max_rel_error
+    return "0" if v == 0 else (f"{v:.3%}" if v >= 1e-4 else f"{v:.2g}")
+
+
 def render_fix(console: Console, report: FixResult) -> None:
-    """What the fix did: rules applied or rolled back, numerics, delegation and latency before -> after."""
+    """What the fix did: what it was judged against, rules kept or rolled back, delegation, latency, errors; the next step."""
     r = report.rewrite
     console.print(f"[bold]{escape(report.model)}[/] · [cyan]{report.recipe}[/]")
     render_inputs(console, report.inputs)
+    if r.reference:
+        console.print(f"  quantized model: every rewrite is judged against {escape(r.reference)} (kept only if no farther from it than before)")
     for o in r.outcomes:
         if o.status == "applied":
             console.print(f"  [green]applied[/] {o.rule} ×{o.count} at {escape(_where(o.where))}: {escape(o.reason)}")
         elif o.status == "matched":
-            console.print(f"  [cyan]would apply[/] {o.rule} ×{o.count} at {escape(_where(o.where))}")
+            console.print(f"  [cyan]matches[/] {o.rule} ×{o.count} at {escape(_where(o.where))}")
         elif o.status == "rolled-back":
             console.print(f"  [yellow]rolled back[/] {o.rule} ×{o.count}: {escape(o.reason)}")
-        else:
-            console.print(f"  [dim]{o.rule}: {escape(o.reason)}[/]")
+    idle = [o.rule for o in r.outcomes if o.status == "no-match"]
+    if idle:
+        console.print(f"  [dim]no match: {', '.join(idle)} (why: --json)[/]")
     b, a = r.before, r.after
-    if b is not None and a is not None and r.numerics is not None:
+    if report.dry_run:
+        matched = [o for o in r.outcomes if o.status == "matched"]
+        console.print(f"  dry run: {len(matched)} rule(s) match; nothing applied, verified or written")
+        if matched:
+            console.print(f"  next: xnnfit fix {escape(report.model)} -o OUT.tflite   [dim]# applies and verifies them[/]")
+    elif not report.changed:
+        why = "no rule matches this model" if len(idle) == len(r.outcomes) else "every matching rule was rolled back (reasons above)"
+        console.print(f"  [yellow]no rewrite kept[/]: {why}; " + (f"wrote the model unchanged to {escape(report.output)} (--force-write)" if report.output else "output not written"))
+    elif b is not None and a is not None and r.numerics is not None:
         console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
-        console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x); outputs max abs error {r.numerics.max_abs_error:.3g}")
-    if report.dry_run:
-        console.print("  dry run: nothing applied, verified or written")
-    elif report.output:
-        console.print(f"  wrote {escape(report.output)}")
-    if report.keras_hints:
-        console.print("  to fix the Keras source too:")
+        console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs within {_rel(r.numerics)} of the original's scale")
+        if r.reference_before is not None and r.reference_after is not None:
+            console.print(f"  error vs {escape(r.reference)}: {_rel(r.reference_before)} -> {_rel(r.reference_after)} of its output scale")
+        if report.output:
+            console.print(f"  wrote {escape(report.output)}")
+            console.print(f"  next: xnnfit bench {escape(report.output)}   [dim]# time it with and without XNNPACK[/]")
+    _render_keras_hints(console, report)
+
+
+def _render_keras_hints(console: Console, report: FixResult) -> None:
+    """What to change in the Keras source: what still falls back after the fix, then what the fix removed."""
+    for fixed, title in ((False, "still on CPU kernels; change the Keras source:"), (True, "removed by the fix; for a source that converts cleanly:")):
+        hints = [h for h in report.keras_hints if h.fixed == fixed]
+        if not hints:
+            continue
+        console.print(f"  {title}")
         by_cause: dict[str, list[str]] = {}
-        for hint in report.keras_hints:
+        for hint in hints:
             for c in hint.causes or ("unexplained",):
                 by_cause.setdefault(c, []).append(hint.layer)
         for cid, layers in by_cause.items():
-            console.print(f"    {', '.join(escape(x) for x in layers)} [{cid}]:")
+            shown = ", ".join(escape(x) for x in layers[:6]) + (f" (+{len(layers) - 6} more)" if len(layers) > 6 else "")
+            console.print(f"    {shown} [{cid}]:")
             if cid != "unexplained":
                 for line in kb.get(cid).fix.splitlines():
                     console.print(f"      [green]{escape(line)}[/]")
@@ -318,13 +345,13 @@ def render_quant(console: Console, report: QuantResult) -> None:
         table.add_row(
             f"{mark}{escape(r.recipe)}",
             f"{r.size_bytes / 1e6:.2f} MB",
-            f"{r.delegated_fraction:.0%}",
+            fmt.pct(r.delegated_fraction),
             str(r.partitions),
             f"{r.median_ms:.3g}",
-            f"{r.cpu_share:.0%}",
+            fmt.pct(r.cpu_share),
             f"{r.rel_error:.2%}",
             f"{r.cosine:.4f}",
-            "" if r.top1 is None else f"{r.top1:.0%}",
+            "n/a" if r.top1 is None else fmt.pct(r.top1),
             "*" if r.pareto else "",
         )
     console.print(table)

@@ -52,6 +52,9 @@ class RewriteResult(Record):
     before: Side | None = None  # None for a dry run (nothing measured)
     after: Side | None = None
     numerics: Numerics | None = None  # fixed vs original
+    reference: str | None = None  # what a quantized model was judged against
+    reference_before: Numerics | None = None  # the original's outputs vs that reference
+    reference_after: Numerics | None = None  # the fixed model's outputs vs that reference
 
     @property
     def applied(self) -> tuple[RuleOutcome, ...]:
@@ -102,6 +105,7 @@ def fix_content(
     *,
     rules: list[Rule] | None = None,
     reference: bytes | None = None,
+    reference_name: str = "the float model",
     dry_run: bool = False,
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
@@ -109,7 +113,7 @@ def fix_content(
 ) -> RewriteResult:
     """Rewrite `artifact` with `rules`, verifying each (call it in a TensorFlow-free child).
 
-    `reference` is the float model a quantized artifact is judged against.
+    `reference` is the float model a quantized artifact is judged against (`reference_name` says which).
     """
     rules = rules if rules is not None else list(RULES.values())
     ctx = RewriteContext(artifact.specs)
@@ -120,7 +124,7 @@ def fix_content(
             status = "matched" if out is not None else ("rolled-back" if count else "no-match")
             outcomes.append(RuleOutcome(rule.id, status, count, where, "dry run: not applied, not verified" if out is not None else why))
         return RewriteResult(artifact.content, tuple(outcomes))
-    verifier = Verifier(artifact.specs, random_inputs(artifact.specs, policy.samples, seed), policy, runs, reference)
+    verifier = Verifier(artifact.specs, random_inputs(artifact.specs, policy.samples, seed), policy, runs, reference, reference_name)
     original = current = verifier.state(artifact.content)
     outcomes = []
     for rule in rules:
@@ -144,6 +148,9 @@ def fix_content(
         Side(original.cpu_nodes, original.partitions, t0.median_ms),
         Side(current.cpu_nodes, current.partitions, t1.median_ms),
         compare(original.outputs, current.outputs),
+        reference_name if reference else None,
+        verifier.reference_errors(original),
+        verifier.reference_errors(current),
     )
 
 
