@@ -209,3 +209,16 @@ def test_every_share_is_of_the_whole_model_and_the_report_cuts_with_a_count():
     assert "pieces add up" not in text  # the add-up check is JSON and a warning, not the headline
     assert f"+{len(prof.layers) - 3} more (all in --json)" in text and f"+{len(prof.pieces) - 3} more" in text
     assert "% of it on CPU kernels" in text
+
+
+def test_a_model_without_weights_is_one_clear_line_in_every_command(tmp_path):
+    from xnnfit.kb.probes import unfrozen_conv
+
+    path = tmp_path / "unfrozen.tflite"
+    path.write_bytes(unfrozen_conv())
+    for command in (["bench"], ["profile"], ["fix", "-o", str(tmp_path / "out.tflite")]):
+        res = _cli(*command, str(path), "-q")
+        assert res.returncode == 2, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "holds no weights" in lines[0] and "convert_variables_to_constants_v2" in lines[0], res.stderr
+    assert _cli("check", str(path), "-q").returncode == 0  # observing it needs no weights

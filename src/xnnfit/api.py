@@ -22,9 +22,9 @@ from typing import Any, Iterable
 from xnnfit import kb
 from xnnfit.benchmark import BenchResult, BenchRun, bench_stage, parse_threads
 from xnnfit.convert import ConvertOptions
-from xnnfit.diagnosis import CheckResult, Diagnosis, diagnose
+from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.errors import XnnfitError
-from xnnfit.fixing import FixResult, run_fix
+from xnnfit.fixing import FixResult, check_stage, run_fix
 from xnnfit.kb.explanation import CauseDoc, Explanation
 from xnnfit.pipeline import Progress, per_recipe
 from xnnfit.policy import (
@@ -92,7 +92,7 @@ def check(
     an unusable model or input data raises XnnfitError.
     """
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
-    return _per_model(CheckResult, model, recipe, diagnose, Diagnosis.failed, "running in LiteRT", common)
+    return _per_model(CheckResult, model, recipe, check_stage, Diagnosis.failed, "running in LiteRT", common)
 
 
 def profile(

@@ -25,6 +25,14 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclasses.dataclass(frozen=True)
+class FixPreview(Record):
+    """What `xnnfit fix` would change, from matching its rules without verifying them."""
+
+    rules: tuple[tuple[str, int], ...]  # (rule id, matches) of the rules that match
+    cpu_nodes_after: int  # CPU nodes left if every matching rule were kept
+
+
+@dataclasses.dataclass(frozen=True)
 class Diagnosis(Record):
     """One recipe of one model: every node's verdict, the partitions, and notes; or why the recipe failed."""
 
@@ -39,6 +47,7 @@ class Diagnosis(Record):
     error: str | None = None  # the recipe failed (conversion refused, crash, timeout)
     error_detail: str | None = dataclasses.field(default=None, repr=False, compare=False, metadata=NOT_IN_DICT)
     profile: Profile | None = None  # with profile() / check --profile
+    fix_preview: FixPreview | None = None  # with check(), when nodes fall back
 
     @classmethod
     def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from xnnfit.artifact import Artifact
-from xnnfit.diagnosis import diagnose
+from xnnfit.delegation import observe
+from xnnfit.diagnosis import Diagnosis, FixPreview, diagnose
 from xnnfit.errors import XnnfitError
 from xnnfit.files import check_output_path, write_file
 from xnnfit.isolate import run_isolated
@@ -19,9 +20,9 @@ from xnnfit.pipeline import Progress, materialize
 from xnnfit.policy import BENCH_RUNS, DEFAULT_POLICY, DEFAULT_TIMEOUT, VerifyPolicy
 from xnnfit.recipes import FP32, ConversionRecipe
 from xnnfit.record import Record
-from xnnfit.rewrite.engine import RewriteResult, fix_content, select_rules
+from xnnfit.rewrite.engine import RewriteResult, apply_to_fixpoint, fix_content, select_rules
 from xnnfit.rewrite.float_twin import float_twin, is_quantized
-from xnnfit.rewrite.rule import Rule
+from xnnfit.rewrite.rule import RewriteContext, Rule
 from xnnfit.runtime import runtime_versions
 from xnnfit.source import ModelSource
 from xnnfit.specs import InputSpec
@@ -74,6 +75,26 @@ class FixResult(Record):
 
 TWIN_REFERENCE = "the float model rebuilt from the file's dequantized weights"
 FP32_REFERENCE = "the fp32 conversion"
+
+
+def check_stage(artifact: Artifact) -> Diagnosis:
+    """diagnose() plus a dry match of the fix rules when nodes fall back (run it in a TensorFlow-free child)."""
+    diag = diagnose(artifact)
+    if not diag.summary()["cpu_nodes"]:
+        return diag
+    content, rules = artifact.content, []
+    ctx = RewriteContext(artifact.specs)
+    for rule in select_rules(None):
+        out, count, _, _ = apply_to_fixpoint(rule, content, ctx)
+        if out is not None:
+            content, rules = out, [*rules, (rule.id, count)]
+    after = diag.summary()["cpu_nodes"]
+    if rules:
+        try:
+            after = observe(content, specs=artifact.specs).cpu_nodes
+        except XnnfitError:
+            rules = []  # the unverified rewrite does not even load: promise nothing
+    return dataclasses.replace(diag, fix_preview=FixPreview(tuple(rules), after))
 
 
 def fix_stage(

@@ -10,9 +10,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from xnnfit.errors import RuntimeFailure
+from xnnfit.errors import RuntimeFailure, SourceError
 from xnnfit.specs import InputSpec, dynamic_hint, input_name
 
+_NO_WEIGHTS = "variable != nullptr"  # the READ_VARIABLE kernel's message for a variable never assigned
 _UNRESOLVED = ("didn't find op", "unresolved custom op", "unsupported custom op", "op builtin_code out of range")
 
 
@@ -109,6 +110,13 @@ def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec]
         interpreter.invoke()
     except (RuntimeError, ValueError) as exc:
         text = " ".join(str(exc).split()).rstrip(".")
+        if _NO_WEIGHTS in text:
+            raise SourceError(
+                "the model holds no weights: it reads variables (READ_VARIABLE) that nothing in the file assigns, because it was "
+                "converted from a concrete function without freezing. Convert it frozen: TFLiteConverter.from_keras_model(model), "
+                "or convert_variables_to_constants_v2 on the concrete function first (xnnfit check model.keras does this)",
+                detail=str(exc),
+            ) from exc
         hint = dynamic_hint(tuple(specs)) or "Check the input data"
         raise RuntimeFailure(f"{what} fails to run in LiteRT: {text[:300]}. {hint}.", detail=str(exc)) from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections import Counter
@@ -53,13 +54,16 @@ def render_inputs(console: Console, specs: tuple[InputSpec, ...]) -> None:
         console.print(f"  input {escape(spec.describe())}")
 
 
-def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True) -> None:
-    """Print one recipe's diagnosis."""
+TOP_LAYERS = 10  # layer rows shown before "+N more": enough for the worst offenders, short enough to read
+
+
+def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True, warnings: bool = True) -> None:
+    """One recipe: headline, fallbacks by cause (what to do), the layers they sit in, the next step."""
     console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]")
     if not d.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
         return
-    for w in d.warnings:
+    for w in d.warnings if warnings else ():
         console.print(f"  [yellow]warning:[/] {escape(w)}")
     if inputs:
         render_inputs(console, d.inputs)
@@ -74,20 +78,47 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
     for note in d.notes:
         console.print(f"  note: {escape(note)}")
     cpu = [n for n in d.observed if not n.delegated]
-    if not cpu:
-        if all_nodes:
-            _render_nodes(console, d)
-        return
+    if cpu:
+        _render_causes(console, cpu)
+        _render_layers(console, cpu, all_nodes)
+        _render_next_step(console, model, d)
+    if all_nodes:
+        _render_nodes(console, d)
+
+
+def _render_causes(console: Console, cpu: list) -> None:
+    """Fallbacks grouped by cause, most nodes first: how many, in how many layers, why, what to write instead, the rule."""
+    by_cause: dict[str, list] = {}
+    for n in cpu:
+        for c in n.causes or ("unexplained",):
+            by_cause.setdefault(c, []).append(n)
+    for cid, nodes in sorted(by_cause.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        layers = {n.layer or "(unmapped)" for n in nodes}
+        where = f"{fmt.plural(len(nodes), 'node')} in {fmt.plural(len(layers), 'layer')}"
+        if cid == "unexplained":
+            console.print(f"  [red]unexplained[/] ({where}): no KB entry matches; xnnfit does not guess. Please report the op.")
+            continue
+        cause = kb.get(cid)
+        fixed_by = f"; [green]xnnfit fix[/] removes it ({', '.join(cause.rewrites)})" if cause.rewrites else "; no xnnfit fix rule yet"
+        console.print(f"  [bold]{cid}[/] {escape(cause.title)} — {where}{fixed_by}")
+        console.print(f"    why: {escape(cause.why)}")
+        first, *rest = cause.fix.splitlines()
+        console.print(f"    use instead: [green]{escape(first)}[/]")
+        for line in rest:
+            console.print(f"                 [green]{escape(line)}[/]")
+
+
+def _render_layers(console: Console, cpu: list, all_nodes: bool) -> None:
+    """The Keras layers whose nodes fall back, in model order, cut after TOP_LAYERS rows."""
     groups: dict[str, list] = {}
     for n in cpu:
         groups.setdefault(n.layer or "(unmapped)", []).append(n)
     table = Table(box=None, show_edge=False, header_style="bold")
-    table.add_column("layer")
-    table.add_column("class")
-    table.add_column("CPU nodes")
-    table.add_column("cause")
-    table.add_column("source", overflow="fold")
-    for layer, nodes in sorted(groups.items(), key=lambda kv: min(n.index for n in kv[1])):
+    for col in ("layer", "class", "CPU nodes", "cause", "source"):
+        table.add_column(col, overflow="fold" if col == "source" else None)
+    rows = sorted(groups.items(), key=lambda kv: min(n.index for n in kv[1]))
+    shown = rows if all_nodes else rows[:TOP_LAYERS]
+    for layer, nodes in shown:
         causes = sorted({c for n in nodes for c in n.causes}) or ["unexplained"]
         table.add_row(
             escape(layer),
@@ -97,20 +128,23 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
             escape(_short(nodes[0].source)),
         )
     console.print(table)
-    used = Counter(c for n in cpu for c in n.causes)
-    for cid, count in sorted(used.items()):
-        cause = kb.get(cid)
-        console.print(f"  [bold]{cid}[/] {escape(cause.title)} ({fmt.plural(count, 'node')})")
-        console.print(f"    why: {escape(cause.why)}")
-        first, *rest = cause.fix.splitlines()
-        console.print(f"    use instead: [green]{escape(first)}[/]")
-        for line in rest:
-            console.print(f"                 [green]{escape(line)}[/]")
-    unexplained = sum(1 for n in cpu if not n.causes)
-    if unexplained:
-        console.print(f"  [red]{unexplained} CPU node(s) unexplained[/]: no KB entry matches; xnnfit does not guess. Please report the op.")
-    if all_nodes:
-        _render_nodes(console, d)
+    if len(shown) < len(rows):
+        console.print(f"  {fmt.more(len(shown), len(rows), '--all-nodes')}")
+
+
+def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
+    """What to run next: fix when its rules match (and how many CPU nodes they would remove), else profile."""
+    cpu = d.summary()["cpu_nodes"]
+    p = d.fix_preview
+    if p is not None and p.rules:
+        rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
+        recipe = f" --recipe {d.recipe}" if d.recipe not in ("as-given", "fp32") else ""
+        console.print(
+            f"  next: xnnfit fix {escape(model)}{recipe} -o OUT.tflite   [dim]# its rules ({rules}) would take "
+            f"{cpu} -> {p.cpu_nodes_after} CPU nodes; fix verifies each[/]"
+        )
+    else:
+        console.print(f"  next: xnnfit profile {escape(model)}   [dim]# what these fallbacks cost; no fix rule matches them[/]")
 
 
 def _render_profile_if_any(console: Console, d: Diagnosis) -> None:
@@ -130,9 +164,11 @@ def _render_nodes(console: Console, d: Diagnosis) -> None:
 
 def render_check(console: Console, result: CheckResult, *, all_nodes: bool = False) -> None:
     """Print every recipe of one model (with its profile when it has one); inputs once, with the first recipe."""
-    shown = False
+    shown, said = False, set()
     for d in result.recipes:
-        render_diagnosis(console, result.model, d, all_nodes=all_nodes, inputs=not shown)
+        fresh = tuple(w for w in d.warnings if w not in said)  # a warning shared by recipes is said once
+        said.update(d.warnings)
+        render_diagnosis(console, result.model, dataclasses.replace(d, warnings=fresh), all_nodes=all_nodes, inputs=not shown)
         shown = shown or d.ok
         _render_profile_if_any(console, d)
         console.print()
