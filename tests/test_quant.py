@@ -114,3 +114,41 @@ def test_cli_json_and_output_dir(tmp_path):
     for row in doc["rows"]:
         assert set(row) >= {"recipe", "status", "size_bytes", "delegated_fraction", "partitions", "median_ms", "cpu_share", "max_abs_error", "cosine"}
     assert sorted(p.name for p in out_dir.iterdir()) == ["where_activation.dynamic-int8+float-dw.tflite", "where_activation.fp32.tflite"]
+
+
+def test_latencies_within_noise_are_equal_and_fewer_partitions_win():
+    def row(name, ms, parts, err=0.01, size=1):
+        return QuantRow(name, "ok", size_bytes=size, median_ms=ms, p10_ms=ms * 0.99, p90_ms=ms * 1.01, rel_error=err, partitions=parts, delegated_fraction=1.0)
+
+    rows = [row("fp32", 3.0, 1, 0.0, 4), row("int8+float-ops", 1.00, 49), row("dynamic-int8", 1.01, 1)]
+    best, reason = recommend(rows, 0.05)
+    assert best == "dynamic-int8" and "within the measured noise" in reason
+    rows[2] = row("dynamic-int8", 1.5, 1)  # clearly slower: speed wins
+    assert recommend(rows, 0.05)[0] == "int8+float-ops"
+    assert "could not be judged" in recommend(rows, 0.05, judged=False)[1]
+
+
+def test_top1_only_for_class_scores_and_a_flat_output_agrees_with_nothing():
+    import numpy as np
+
+    from xnnfit.sweep import accuracy, class_scores, reference_spread
+    import fixtures_models
+
+    rng = np.random.default_rng(0)
+    ref = [[rng.normal(size=(1, 10))] for _ in range(4)]
+    zeros = [[np.zeros((1, 10))] for _ in range(4)]
+    assert accuracy(ref, zeros, classes=True)["top1"] == 0.0  # all-zero output: a tie at the top, never an agreement
+    assert accuracy(ref, ref, classes=True)["top1"] == 1.0
+    assert accuracy(ref, ref, classes=False)["top1"] is None
+    assert class_scores(fixtures_models.convert_example("where_cnn", "fp32").content)  # (1, 10) logits from a Dense
+    assert class_scores(fixtures_models.convert_example("transformer_block", "fp32").content)  # softmax over 4 classes
+    assert not class_scores(fixtures_models.convert_example("upsampling_decoder", "fp32").content)  # an image, not scores
+    assert reference_spread([[np.full((1, 10), 0.1)] for _ in range(4)]) == 0.0  # random-weight softmax: the same for every input
+    assert reference_spread(ref) > 0.1
+
+
+def test_eval_on_calibration_data_is_flagged(tmp_path):
+    np.savez(tmp_path / "calib.npz", features=np.random.default_rng(0).uniform(-1, 1, (8, 10)).astype("float32"))
+    report = quant(f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=3)
+    assert any("measured on the calibration data" in w for w in report.warnings)
+    assert report.row("fp32").top1 is None  # a (1, 1) sigmoid: not class scores, so no top-1

@@ -51,6 +51,8 @@ DEFAULT_POLICY = VerifyPolicy()
 # Sample data and conversions.
 CALIBRATION_SAMPLES = 8  # random calibration samples when no --calibration: enough for ranges to settle on a toy, fast to convert
 EVAL_SAMPLES = 16  # samples accuracy is measured on: top-1 agreement in steps of 1/16, error maxima stable on real data
+DEGENERATE_SPREAD = 1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
+LATENCY_TIE = 0.05  # latencies closer than 5% (or the fastest's own p10-p90 spread) are equal when choosing a recipe
 DEFAULT_MAX_ERROR = 0.05  # quant budget: max abs error / max |float output|; 5% keeps the top classes of a classifier in place
 FOLD_ELEMENTS = 4096  # XR002 folds tensors up to this size: shape plumbing is tiny, activations are not (and must not be folded)
 DEFAULT_DIM = 64  # size for unknown non-batch dimensions (sequence length, image side) nothing else pins: small, valid for most models

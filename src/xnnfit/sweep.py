@@ -25,13 +25,23 @@ from xnnfit.files import write_file
 from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.isolate import run_isolated
 from xnnfit.pipeline import Progress, materialize
-from xnnfit.policy import BENCH_RUNS, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, EVAL_SAMPLES, SWEEP_PROFILE_DIVISOR, VerifyPolicy
+from xnnfit.policy import (
+    BENCH_RUNS,
+    DEFAULT_MAX_ERROR,
+    DEFAULT_TIMEOUT,
+    DEGENERATE_SPREAD,
+    EVAL_SAMPLES,
+    LATENCY_TIE,
+    SWEEP_PROFILE_DIVISOR,
+    VerifyPolicy,
+)
 from xnnfit.profiling import profile_content
 from xnnfit.recipes import ALL, FP32, ConversionRecipe
 from xnnfit.record import NOT_IN_DICT, Record
 from xnnfit.runtime import outputs, runtime_versions
 from xnnfit.source import ModelSource
-from xnnfit.timing import race
+from xnnfit.timing import Stats, race
+from xnnfit.tflite.graph import read_model
 
 DEFAULT_RECIPES = tuple(ALL.values())
 
@@ -54,7 +64,9 @@ class QuantRow(Record):
     rel_error: float = 0.0  # max abs error / max |float output|
     mean_rel_error: float = 0.0
     cosine: float = 1.0
-    top1: float | None = None  # share of samples whose argmax agrees with the float model
+    top1: float | None = None  # share of samples whose top class agrees with the float model; None unless the output is class scores
+    p10_ms: float = 0.0
+    p90_ms: float = 0.0
     pareto: bool = False
     warnings: tuple[str, ...] = ()
     content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
@@ -79,6 +91,7 @@ class QuantResult(Record):
     max_error: float
     warnings: tuple[str, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    accuracy_judged: bool = True  # False when the float reference barely changes across the eval inputs
 
     def row(self, recipe: str) -> QuantRow:
         """The row of one recipe."""
@@ -107,31 +120,58 @@ def _measure(artifact: Artifact, samples: list[dict], runs: int) -> dict:
     return {"summary": diag.summary(), "fraction": diag.delegated_fraction, "cpu_share": prof.cpu_share, "outputs": outputs(artifact.content, samples, artifact.specs)}
 
 
-def _race(contents: dict[str, bytes], sample: dict, specs, runs: int) -> dict[str, float]:
-    """Median latency of every model, timed interleaved in one process with XNNPACK on, 1 thread."""
-    return {k: v.median_ms for k, v in race(contents, sample, runs, specs=specs).items()}
+def _race(contents: dict[str, bytes], sample: dict, specs, runs: int) -> dict[str, Stats]:
+    """Latency of every model, timed interleaved in one process with XNNPACK on, 1 thread."""
+    return race(contents, sample, runs, specs=specs)
 
 
-def accuracy(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]]) -> dict:
-    """Max abs, relative, mean relative error, cosine similarity and top-1 agreement over all samples."""
+CLASS_SCORE_OPS = frozenset({"FULLY_CONNECTED", "SOFTMAX"})  # what a classifier's score output comes out of
+
+
+def class_scores(content: bytes) -> bool:
+    """True when the model has one output, (batch, classes >= 2), made by a dense layer or a softmax: top-1 means something."""
+    sub = read_model(content).primary
+    if len(sub.outputs) != 1:
+        return False
+    t = sub.tensors[sub.outputs[0]]
+    producer = sub.producers().get(t.index)
+    return len(t.shape) == 2 and t.shape[-1] >= 2 and producer is not None and sub.ops[producer].op in CLASS_SCORE_OPS
+
+
+def reference_spread(reference: list[list[np.ndarray]]) -> float:
+    """How much the float outputs move across samples, as a share of their scale (0: the same output for every input)."""
+    flat = np.stack([np.concatenate([o.reshape(-1) for o in s]) for s in reference])
+    scale = float(np.max(np.abs(flat)))
+    if scale < 1e-30 or len(flat) < 2:
+        return 0.0
+    return float(np.max(flat.max(axis=0) - flat.min(axis=0))) / scale
+
+
+def _top1(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]]) -> float:
+    """Share of samples whose unique top class agrees; a candidate with a tie at the top (all zeros) does not agree."""
+    agree = []
+    for r, c in zip(reference, candidate):
+        r0, c0 = r[0].reshape(r[0].shape[0], -1), c[0].reshape(c[0].shape[0], -1)
+        for rr, cc in zip(r0, c0):
+            top = np.flatnonzero(cc == cc.max())
+            agree.append(len(top) == 1 and top[0] == int(np.argmax(rr)))
+    return float(np.mean(agree)) if agree else 0.0
+
+
+def accuracy(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]], classes: bool = False) -> dict:
+    """Max abs, relative, mean relative error, cosine similarity, and top-1 agreement (class scores only, else None)."""
     ref = np.concatenate([np.concatenate([o.reshape(-1) for o in s]) for s in reference])
     got = np.concatenate([np.concatenate([o.reshape(-1) for o in s]) for s in candidate])
     diff = np.abs(ref - got)
     scale = float(np.max(np.abs(ref))) or 1.0
     denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
     cosine = float(np.dot(ref, got) / denom) if denom else (1.0 if not diff.any() else 0.0)
-    first_ref = [s[0] for s in reference]
-    first_got = [s[0] for s in candidate]
-    top1 = None
-    if first_ref[0].ndim == 2 and first_ref[0].shape[-1] >= 2:  # class scores: (batch, classes)
-        agree = [np.array_equal(np.argmax(a, -1), np.argmax(b, -1)) for a, b in zip(first_ref, first_got)]
-        top1 = float(np.mean(agree))
     return {
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
         "rel_error": float(diff.max()) / scale if diff.size else 0.0,
         "mean_rel_error": float(diff.mean() / (np.abs(ref).mean() or 1.0)) if diff.size else 0.0,
         "cosine": cosine,
-        "top1": top1,
+        "top1": _top1(reference, candidate) if classes else None,
     }
 
 
@@ -152,18 +192,33 @@ def pareto(rows: list[QuantRow]) -> set[str]:
     return front
 
 
-def recommend(rows: list[QuantRow], max_error: float) -> tuple[str | None, str]:
-    """The fastest recipe within the error budget (ties: smaller), and a one-line reason."""
+def _tie_margin(row: QuantRow) -> float:
+    spread = (row.p90_ms - row.p10_ms) / row.median_ms / 2 if row.median_ms else 0.0
+    return max(LATENCY_TIE, spread)
+
+
+def recommend(rows: list[QuantRow], max_error: float, *, judged: bool = True) -> tuple[str | None, str]:
+    """The fastest recipe within the error budget, and a one-line reason.
+
+    Latencies within the measured noise of the fastest count as equal; among those, fewer
+    partitions, then lower error, then smaller size win.
+    """
     ok = [r for r in rows if r.status == "ok"]
     within = [r for r in ok if r.rel_error <= max_error]
     if not within:
         return None, f"no recipe stays within the error budget ({max_error:.1%} of the output scale); relax --max-error or check the calibration data"
-    best = min(within, key=lambda r: (round(r.median_ms, 4), r.size_bytes))
+    fastest = min(within, key=lambda r: r.median_ms)
+    ties = [r for r in within if r.median_ms <= fastest.median_ms * (1 + _tie_margin(fastest))]
+    best = min(ties, key=lambda r: (r.partitions, r.rel_error, r.size_bytes, r.median_ms))
     fp32 = next((r for r in ok if r.recipe == "fp32"), None)
-    versus = f", {fp32.median_ms / best.median_ms:.2f}x the speed of fp32 at {best.size_bytes / max(fp32.size_bytes, 1):.0%} of its size" if fp32 and best is not fp32 else ""
+    versus = f", {fp32.median_ms / best.median_ms:.2f}x the speed of fp32 at {fmt.pct(best.size_bytes / max(fp32.size_bytes, 1))} of its size" if fp32 and best is not fp32 else ""
+    tie = ""
+    if best is not fastest:
+        tie = f"; as fast as {fastest.recipe} within the measured noise ({fastest.median_ms:.3g} vs {best.median_ms:.3g} ms) with fewer partitions, less error or a smaller size"
+    caveat = "" if judged else "; accuracy could not be judged on this float reference, so this is a choice on speed: check it on real --eval data"
     return best.recipe, (
         f"fastest within the error budget (error {best.rel_error:.2%} <= {max_error:.1%}, "
-        f"{fmt.pct(best.delegated_fraction)} of nodes on XNNPACK{versus})"
+        f"{fmt.pct(best.delegated_fraction)} of nodes on XNNPACK{versus}){tie}{caveat}"
     )
 
 
@@ -216,6 +271,11 @@ def run_sweep(
     warnings = list(dict.fromkeys(w for a in artifacts.values() for w in a.warnings))
     if eval_data or options.calibration:
         samples = load_npz(eval_data or options.calibration, specs)[:EVAL_SAMPLES]
+        if options.calibration and (not eval_data or _same_file(eval_data, options.calibration)):
+            warnings.append(
+                "accuracy is measured on the calibration data: the quantization ranges were fit to these inputs, "
+                "so errors look smaller than on new data; pass other inputs with --eval"
+            )
     else:
         samples = random_inputs(specs, EVAL_SAMPLES, seed=options.seed + 1)
         warnings.append("no --eval or --calibration data: accuracy measured on seeded random inputs, so it is only indicative")
@@ -231,6 +291,14 @@ def run_sweep(
     contents = {n: artifacts[n].content for n in measured}
     latency = run_isolated(_race, contents, samples[0], specs, runs, what="timing the recipes", timeout=timeout)
     reference = measured["fp32"]["outputs"]
+    classes = class_scores(artifacts["fp32"].content)
+    spread = reference_spread(reference)
+    judged = spread >= DEGENERATE_SPREAD
+    if not judged:
+        warnings.append(
+            f"the float model gives nearly the same output for every eval input (it moves by {spread:.2g} of its scale; random "
+            "weights do this): accuracy cannot be judged on it, so the error columns say little; use trained weights or real --eval data"
+        )
     rows = []
     for recipe in recipes:
         name = recipe.name
@@ -241,11 +309,19 @@ def run_sweep(
         rows.append(
             QuantRow(
                 name, "ok", None, artifacts[name].size_bytes, s["nodes"], s["cpu_nodes"], m["fraction"], s["partitions"],
-                latency[name], m["cpu_share"], **accuracy(reference, m["outputs"]), content=artifacts[name].content,
+                latency[name].median_ms, m["cpu_share"], **accuracy(reference, m["outputs"], classes),
+                p10_ms=latency[name].p10_ms, p90_ms=latency[name].p90_ms, content=artifacts[name].content,
             )
         )
     front = pareto(rows)
     fp32_row = next(r for r in rows if r.recipe == "fp32")
     rows = [dataclasses.replace(r, pareto=r.recipe in front, warnings=_warnings(r, fp32_row)) for r in rows]
-    best, reason = recommend(rows, max_error)
-    return QuantResult(source.display, tuple(rows), best, reason, max_error, tuple(warnings), runtime_versions())
+    best, reason = recommend(rows, max_error, judged=judged)
+    return QuantResult(source.display, tuple(rows), best, reason, max_error, tuple(warnings), runtime_versions(), judged)
+
+
+def _same_file(a: str, b: str) -> bool:
+    from pathlib import Path
+
+    pa, pb = Path(a), Path(b)
+    return pa.resolve() == pb.resolve() or (pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes())
