@@ -10,7 +10,7 @@ import fixtures_models
 import xnnfit
 
 WHERE = str(fixtures_models.EXAMPLES_DIR / "where_activation.py") + ":build"
-TIMED = ("ms", "_ms", "stats", "rss_delta_bytes", "cpu_share", "sum_ratio", "invoke_overhead", "runs", "warnings", "reason", "recommended", "pareto")  # measured or decided from measurements
+TIMED = ("ms", "_ms", "stats", "rss_delta_bytes", "cpu_share", "sum_ratio", "invoke_overhead", "runs", "warnings", "reason", "recommended", "pareto", "speedup_vs_first")  # measured or decided from measurements
 
 
 def _untimed(doc):
@@ -34,6 +34,7 @@ CALLS = {
     "check": lambda p: xnnfit.check(p),
     "profile": lambda p: xnnfit.profile(p, runs=3, warmup=1),
     "bench": lambda p: xnnfit.bench(p, threads="1,2", runs=3, warmup=1),
+    "compare": lambda p: xnnfit.compare(p, p, runs=3, warmup=1),
     "fix": lambda p: xnnfit.fix(p, runs=5),
     "quant": lambda p: xnnfit.quant(WHERE, recipe="dynamic-int8+float-dw", runs=3),
     "explain": lambda p: xnnfit.explain("XNN001"),

@@ -222,3 +222,17 @@ def test_a_model_without_weights_is_one_clear_line_in_every_command(tmp_path):
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "holds no weights" in lines[0] and "convert_variables_to_constants_v2" in lines[0], res.stderr
     assert _cli("check", str(path), "-q").returncode == 0  # observing it needs no weights
+
+
+def test_bench_races_several_models_in_one_process(cnn_file, tmp_path):
+    fixed = tmp_path / "fixed.tflite"
+    assert _cli("fix", str(cnn_file), "-o", str(fixed), "--runs", "5", "--force-write", "-q").returncode == 0
+    doc_path = tmp_path / "cmp.json"
+    res = _cli("bench", str(cnn_file), str(fixed), "--runs", "5", "--warmup", "1", "--json", str(doc_path), "-q")
+    assert res.returncode == 0, res.stderr
+    assert "interleaved in one process" in res.stdout and "reference" in res.stdout
+    assert ("x faster" in res.stdout) or ("x slower" in res.stdout)
+    doc = json.loads(doc_path.read_text())
+    assert doc["result"] == "compare" and [e["model"] for e in doc["entries"]] == [str(cnn_file), str(fixed)]
+    (ratios,) = doc["speedup_vs_first"].values()
+    assert ratios[0] == 1.0 and ratios[1] > 0

@@ -1,13 +1,13 @@
 """xnnfit: find, explain and fix what the XNNPACK delegate refuses in a TFLite/LiteRT model.
 
-The public API is check(), profile(), bench(), fix(), quant() and explain() (see
+The public API is check(), profile(), bench(), compare(), fix(), quant() and explain() (see
 xnnfit.api), and the result types they return. No submodule shares a name with them,
 so importing any part of xnnfit never rebinds them. TensorFlow is imported only when a
 Keras model is converted.
 """
 
-from xnnfit.api import bench, check, explain, fix, profile, quant
-from xnnfit.benchmark import BenchResult
+from xnnfit.api import bench, check, compare, explain, fix, profile, quant
+from xnnfit.benchmark import BenchResult, CompareResult
 from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.errors import XnnfitError
 from xnnfit.fixing import FixResult
@@ -19,6 +19,7 @@ from xnnfit.version import __version__
 __all__ = [
     "BenchResult",
     "CheckResult",
+    "CompareResult",
     "Diagnosis",
     "Explanation",
     "FixResult",
@@ -27,6 +28,7 @@ __all__ = [
     "XnnfitError",
     "bench",
     "check",
+    "compare",
     "explain",
     "fix",
     "profile",

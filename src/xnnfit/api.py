@@ -1,4 +1,4 @@
-"""The public Python API: check, profile, bench, fix, quant, explain.
+"""The public Python API: check, profile, bench, compare, fix, quant, explain.
 
 Every function takes the model first (a path, TFLite bytes, or a Keras model object)
 and keyword options named like the CLI's (`--input-shape` is `input_shape`), and
@@ -16,17 +16,19 @@ the caller. Every run on the LiteRT runtime happens in a child process.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Iterable
 
 from xnnfit import kb
-from xnnfit.benchmark import BenchResult, BenchRun, bench_stage, parse_threads
+from xnnfit.benchmark import BenchResult, BenchRun, CompareResult, bench_stage, compare_stage, parse_threads
 from xnnfit.convert import ConvertOptions
 from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.errors import XnnfitError
 from xnnfit.fixing import FixResult, check_stage, run_fix
 from xnnfit.kb.explanation import CauseDoc, Explanation
-from xnnfit.pipeline import Progress, per_recipe
+from xnnfit.isolate import run_isolated
+from xnnfit.pipeline import Progress, materialize, per_recipe, recipes_for
 from xnnfit.policy import (
     BENCH_RUNS,
     BENCH_WARMUP,
@@ -141,6 +143,43 @@ def bench(
     counts = parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
     return _per_model(BenchResult, model, recipe, bench_stage, BenchRun.failed, "timing", common, threads=counts, runs=runs, warmup=warmup, data=data)
+
+
+def compare(
+    *models: Any,
+    recipe: Recipes = "fp32",
+    threads: str | int | Iterable[int] = 1,
+    runs: int = BENCH_RUNS,
+    warmup: int = BENCH_WARMUP,
+    data: str | None = None,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    input_shape: InputShapes = None,
+    calibration: str | None = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> CompareResult:
+    """Time several models (each with every recipe) against each other, interleaved in one process: fair ratios.
+
+    Two runs of `bench` on a machine that is busy differently overstate small gains;
+    racing the models in one loop gives each the same conditions.
+    """
+    if not models:
+        raise XnnfitError("compare needs at least one model. Pass two or more, e.g. original.tflite fixed.tflite.")
+    counts = parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
+    options = _options(batch, dynamic_batch, input_shape, calibration)
+    artifacts = []
+    for model in models:
+        source = _source(model, trust_model)
+        for r in recipes_for(source, parse_recipes(recipe)):
+            if on_progress:
+                on_progress(f"{source.display}: {'reading' if source.is_tflite else 'converting ' + r.name}")
+            artifacts.append((source.display, materialize(source, r, options, timeout=timeout)))
+    if on_progress:
+        on_progress(f"timing {len(artifacts)} models together")
+    result = run_isolated(compare_stage, tuple(artifacts), threads=counts, runs=runs, warmup=warmup, data=data, what="timing the models together", timeout=timeout)
+    return dataclasses.replace(result, versions=runtime_versions())
 
 
 def fix(

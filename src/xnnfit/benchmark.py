@@ -121,3 +121,64 @@ class BenchResult(Record):
     model_kind: str
     recipes: tuple[BenchRun, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareEntry(Record):
+    """One (model, recipe) of a comparison: its latency with XNNPACK at each thread count."""
+
+    model: str
+    recipe: str
+    size_bytes: int
+    configs: tuple[ConfigTiming, ...]
+
+    def median(self, threads: int) -> float:
+        """Median ms at `threads`."""
+        return next(c.stats.median_ms for c in self.configs if c.threads == threads)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareResult(Record):
+    """Several models timed against each other: interleaved in one process, the same runs, ratios to the first."""
+
+    RESULT: ClassVar[str] = "compare"
+
+    entries: tuple[CompareEntry, ...]
+    threads: tuple[int, ...] = (1,)
+    warnings: tuple[str, ...] = ()
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def ratio(self, index: int, threads: int) -> float:
+        """How many times faster entry `index` is than the first entry (>1: faster)."""
+        return self.entries[0].median(threads) / self.entries[index].median(threads)
+
+    def _extra(self) -> dict:
+        return {"speedup_vs_first": {str(n): [self.ratio(i, n) for i in range(len(self.entries))] for n in self.threads}}
+
+
+def compare_stage(
+    artifacts: tuple[tuple[str, Artifact], ...],
+    *,
+    threads: tuple[int, ...] = (1,),
+    runs: int = BENCH_RUNS,
+    warmup: int = BENCH_WARMUP,
+    data: str | None = None,
+    seed: int = 0,
+) -> CompareResult:
+    """Time every (model name, artifact) with XNNPACK, all interleaved in this process, at each thread count."""
+    configs: dict[int, list[ConfigTiming]] = {i: [] for i in range(len(artifacts))}
+    warnings = []
+    for n in threads:
+        runners = {}
+        for i, (_, a) in enumerate(artifacts):
+            it = build_interpreter(a.content, specs=a.specs, threads=n, what=a.what)
+            feed(it, samples_for(a.specs, data, 1, seed)[0])
+            invoke(it, a.what, a.specs)
+            runners[i] = it.invoke
+        stats = interleaved(runners, runs, warmup)
+        for i, st in stats.items():
+            configs[i].append(ConfigTiming(True, n, st, 0))
+            if st.spread > WIDE_SPREAD:
+                warnings.append(f"{artifacts[i][0]} at {n} thread(s): spread p10-p90 is {st.spread:.0%} of the median; use more --runs")
+    entries = tuple(CompareEntry(name, a.recipe, a.size_bytes, tuple(configs[i])) for i, (name, a) in enumerate(artifacts))
+    return CompareResult(entries, threads, tuple(warnings))

@@ -173,15 +173,18 @@ def check(
     epilog="""[bold]Examples[/]\n
   xnnfit bench model.tflite\n
   xnnfit bench model.keras --recipe fp32,int8 --threads 1,2,4 --runs 50\n
+  xnnfit bench original.tflite fixed.tflite        [dim]# several models: raced against each other, interleaved[/]\n
+  xnnfit bench model.keras -r fp32,dynamic-int8 --compare\n
   xnnfit bench model.tflite --data inputs.npz --json bench.json"""
 )
 def bench(
-    model: Model,
+    models: Annotated[list[str], typer.Argument(metavar="MODEL...", help=MODEL_HELP)],
     recipe: Recipe = None,
     threads: Threads = "1",
     runs: Runs = BENCH_RUNS,
     warmup: Warmup = BENCH_WARMUP,
     data: Data = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Race every model and recipe against each other (implied by several models).")] = False,
     batch: Batch = 1,
     dynamic_batch: DynamicBatch = False,
     input_shape: InputShape = None,
@@ -192,16 +195,21 @@ def bench(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Whole-model latency with XNNPACK and with the built-in kernels only, and memory."""
+    """Whole-model latency with XNNPACK and with the built-in kernels only, and memory; or several models raced together."""
+    failed = 0
     with _errors(debug):
-        with _progress(quiet, f"benchmarking {model}") as step:
-            result = api.bench(
-                model, recipe=recipe, threads=threads, runs=runs, warmup=warmup, data=data, dynamic_batch=dynamic_batch,
-                on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
-            )
-        terminal.render_bench(out, result)
+        shared = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "threads": threads, "runs": runs,
+                  "warmup": warmup, "data": data, "dynamic_batch": dynamic_batch}
+        if compare or len(models) > 1:
+            with _progress(quiet, "racing the models") as step:
+                result = api.compare(*models, on_progress=step, **shared)
+            terminal.render_compare(out, result)
+        else:
+            with _progress(quiet, f"benchmarking {models[0]}") as step:
+                result = api.bench(models[0], on_progress=step, **shared)
+            terminal.render_bench(out, result)
+            failed = terminal.render_errors(err, result.recipes, debug=debug)
         _write(result, json_path)
-        failed = terminal.render_errors(err, result.recipes, debug=debug)
     if failed:
         raise typer.Exit(EXIT_USAGE)
 

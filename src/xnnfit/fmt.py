@@ -31,3 +31,10 @@ def ms(value: float) -> str:
 def more(shown: int, total: int, where: str) -> str:
     """'' when nothing was cut, else '+N more (where)'."""
     return f"+{total - shown} more ({where})" if total > shown else ""
+
+
+def size(n_bytes: int) -> str:
+    """'1.46 MB', '12.3 KB', '512 B'."""
+    if n_bytes >= 1e6:
+        return f"{n_bytes / 1e6:.2f} MB"
+    return f"{n_bytes / 1e3:.1f} KB" if n_bytes >= 1e3 else f"{n_bytes} B"

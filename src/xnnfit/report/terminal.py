@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xnnfit import kb
-from xnnfit.benchmark import BenchResult, BenchRun
+from xnnfit.benchmark import BenchResult, BenchRun, CompareResult
 from xnnfit.costs import Profile
 from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.fixing import FixResult
@@ -262,6 +262,24 @@ def render_profile(console: Console, profile: Profile, *, top: int = 10) -> None
         console.print(f"  {fmt.more(top, len(pieces), 'all pieces in --json')}")
 
 
+def render_compare(console: Console, result: CompareResult) -> None:
+    """Models raced against each other: median per thread count and the speed ratio to the first."""
+    console.print("[bold]comparison[/] · XNNPACK, every model interleaved in one process (same runs, same conditions)")
+    table = Table(box=None, header_style="bold")
+    for col in ("model", "recipe", "threads", "median ms", "p10", "p90", "size", "vs first"):
+        table.add_column(col, justify="left" if col in ("model", "recipe") else "right")
+    for i, e in enumerate(result.entries):
+        for c in e.configs:
+            ratio = result.ratio(i, c.threads)
+            versus = "reference" if i == 0 else f"{ratio:.2f}x {'faster' if ratio >= 1 else 'slower'}"
+            s = c.stats
+            table.add_row(escape(e.model), e.recipe, str(c.threads), f"{s.median_ms:.3g}", f"{s.p10_ms:.3g}", f"{s.p90_ms:.3g}", fmt.size(e.size_bytes), versus)
+    console.print(table)
+    for w in result.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
+    console.print(f"  next: xnnfit check {escape(result.entries[-1].model)}   [dim]# which nodes still fall back, and why[/]")
+
+
 def render_bench(console: Console, result: BenchResult) -> None:
     """Every recipe's bench table."""
     for run in result.recipes:
@@ -276,7 +294,7 @@ def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
         console.print("  [red]failed[/] (the error is on stderr)")
         return
     render_inputs(console, result.inputs)
-    console.print(f"  model size {result.size_bytes / 1e6:.2f} MB")
+    console.print(f"  model size {fmt.size(result.size_bytes)}")
     table = Table(box=None, header_style="bold")
     for col in ("config", "threads", "median ms", "p10", "p90", "min", "memory"):
         table.add_column(col, justify="left" if col == "config" else "right")
@@ -296,6 +314,7 @@ def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
         console.print(f"  {fmt.plural(n, 'thread')}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels")
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
+    console.print(f"  next: xnnfit check {escape(model)}   [dim]# which nodes fall back to the built-in kernels, and why[/]")
 
 
 def _where(where: tuple[str, ...]) -> str:
@@ -380,7 +399,7 @@ def render_quant(console: Console, report: QuantResult) -> None:
             continue
         table.add_row(
             f"{mark}{escape(r.recipe)}",
-            f"{r.size_bytes / 1e6:.2f} MB",
+            fmt.size(r.size_bytes),
             fmt.pct(r.delegated_fraction),
             str(r.partitions),
             f"{r.median_ms:.3g}",
