@@ -160,3 +160,12 @@ def test_converter_segfault_costs_one_recipe(tmp_path):
     assert "lstm.py:build · fp32" in res.stdout and "WHILE" in res.stdout and "XNN017" in res.stdout
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "(int8) crashed the child process (signal SIGSEGV)" in lines[0]
+
+
+def test_calibration_with_recipes_that_do_not_calibrate_is_said_unused(files, tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "calib.npz", features=np.zeros((4, 10), "float32"))
+    res = run("check", str(files / "where.tflite"), "--calibration", str(tmp_path / "calib.npz"), "-q")
+    assert res.returncode == 0, res.stderr
+    assert "--calibration is not used: a .tflite is measured as given" in res.stdout

@@ -11,6 +11,7 @@ command: an unusable source or input data is raised, a recipe that fails is reco
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Sequence, TypeVar
 
 from xnnfit.artifact import AS_GIVEN, Artifact
@@ -18,7 +19,7 @@ from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.errors import InputDataError, SourceError, XnnfitError
 from xnnfit.isolate import run_isolated
 from xnnfit.policy import DEFAULT_TIMEOUT
-from xnnfit.recipes import ConversionRecipe
+from xnnfit.recipes import ALL, ConversionRecipe
 from xnnfit.rewrite.engine import rewrite_only
 from xnnfit.rewrite.rule import RewriteContext
 from xnnfit.source import ModelSource
@@ -26,6 +27,7 @@ from xnnfit.specs import tflite_declared_inputs
 from xnnfit.tflite.graph import read_model
 
 T = TypeVar("T")
+CALIBRATED = tuple(r.name for r in ALL.values() if r.calibrate)
 Progress = Callable[[str], None]
 
 
@@ -40,15 +42,18 @@ def materialize(source: ModelSource, recipe: ConversionRecipe, options: ConvertO
         what = repr(source.display) if source.path is not None else source.display
         graph = read_model(content, what)
         specs, warnings = options.shapes.pin_all(tflite_declared_inputs(graph))
+        if options.calibration:
+            warnings = (*warnings, "--calibration is not used: a .tflite is measured as given, not converted")
         return Artifact(AS_GIVEN, content, specs, warnings=warnings, what=source.display)
     if source.model is not None:  # a Keras object in the caller's process: TensorFlow is loaded already
         artifact = convert_model(source.model, recipe, options, display=source.display)
     else:
         artifact = run_isolated(_convert_child, source, recipe, options, what=f"converting {source.display} ({recipe.name})", timeout=timeout)
     if recipe.rewrites:
-        from dataclasses import replace
-
         artifact = replace(artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs)))
+    if options.calibration and not recipe.calibrate:
+        unused = f"--calibration is not used by {recipe.name}: only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
+        artifact = replace(artifact, warnings=(*artifact.warnings, unused))
     return artifact
 
 
