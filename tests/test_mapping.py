@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import keras
@@ -11,6 +12,10 @@ import tensorflow as tf
 import fixtures_models
 from xnnfit.artifact import Artifact
 from xnnfit.diagnosis import Diagnosis, diagnose
+from xnnfit.layers import LayerInfo, describe_layers
+from xnnfit.mapping import NodeMapping, map_nodes
+from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
+from xnnfit.tflite.graph import ModelGraph, OpInfo, SubgraphInfo, TensorInfo, read_model
 
 THIS_FILE = os.path.abspath(__file__)
 
@@ -265,3 +270,222 @@ def test_check_where_layer_source_is_the_tf_where_line(checked_examples):
     for op in ("LESS", "SELECT"):
         (node,) = _nodes(checked_examples["where_activation"], op=op)
         assert node.source == f"{path}:{where_line}", node
+
+
+# ----------------------------------------------------------------------------- evidence, rule by rule (synthetic graphs)
+
+LIB = "/venv/site-packages/blocks"  # a library outside Keras; the path need not exist
+TOP = LayerInfo("net", "Net", (), top=True, outputs=("head",))
+NORM = LayerInfo("ln", "LayerNormalization", ())
+BLOCK = LayerInfo("block", "Block", (), source=f"{LIB}/block.py:10", library=True, call_span=(f"{LIB}/block.py", 10, 20))
+DENSE = LayerInfo("dense", "Dense", ("block",), call_span=("/venv/site-packages/keras/src/layers/core/dense.py", 100, 120))
+HEAD = LayerInfo("head", "Activation", ())
+LAYERS = (TOP, NORM, BLOCK, DENSE, HEAD)
+LAYER_CALL = ("/venv/site-packages/keras/src/layers/layer.py", 900)  # Keras's Layer.__call__
+
+
+def _graph(ops: list[tuple[str, str]], outputs: tuple[int, ...] = ()) -> ModelGraph:
+    """A chain: op i reads tensor i and writes tensor i + 1, named as given; tensor 0 is the input."""
+    names = ["x", *(name for _, name in ops)]
+    tensors = tuple(TensorInfo(i, n, (1,), (1,), "float32", False, False, False, 0) for i, n in enumerate(names))
+    infos = tuple(OpInfo(i, op, None, (i,), (i + 1,), {}) for i, (op, _) in enumerate(ops))
+    return ModelGraph((SubgraphInfo(0, "main", tensors, infos, (0,), outputs),), {})
+
+
+def _map(ops, *, outputs=(), debug=None, layers=LAYERS) -> list[NodeMapping]:
+    out = map_nodes(_graph(ops, outputs), layers, "keras3", debug)
+    return [out[(0, i)] for i in range(len(ops))]
+
+
+def test_an_op_of_the_models_own_graph_maps_to_the_model():
+    # keras-hub BERT's x[:, 0]: no layer's scope, so not the layer norm before it
+    _, sliced = _map([("MEAN", "net_1/ln_1/moments/mean"), ("STRIDED_SLICE", "net_1/strided_slice")])
+    assert (sliced.layer, sliced.class_name, sliced.via) == ("net", "Net", "tensor-name")
+
+
+def test_a_model_output_behind_dequantize_maps_to_the_output_layer():
+    # quantized MobileNetV3: SOFTMAX -> 'Identity1', DEQUANTIZE -> 'Identity'; not the Flatten before them
+    ops = [("RESHAPE", "net_1/ln_1/Reshape"), ("SOFTMAX", "Identity1"), ("DEQUANTIZE", "Identity")]
+    _, softmax, dequantize = _map(ops, outputs=(3,))
+    assert (softmax.layer, softmax.class_name, softmax.via) == ("head", "Activation", "model-output")
+    assert (dequantize.layer, dequantize.via) == ("head", "model-output")
+
+
+def test_a_model_output_inside_a_block_takes_the_neighbour_within_the_block():
+    top = dataclasses.replace(TOP, outputs=("block",))
+    ops = [("MUL", "net_1/block_1/dense_1/mul"), ("ADD", "Identity_11"), ("DEQUANTIZE", "Identity_1")]
+    _, add, dequantize = _map(ops, outputs=(3,), layers=(top, NORM, BLOCK, DENSE, HEAD))
+    assert (add.layer, add.via) == ("block/dense", "neighbour")
+    assert dequantize.layer == "block/dense"
+
+
+def test_a_model_output_ignores_a_neighbour_outside_its_layer():
+    top = dataclasses.replace(TOP, outputs=("block",))
+    _, add = _map([("MUL", "net_1/ln_1/mul"), ("ADD", "Identity")], outputs=(2,), layers=(top, NORM, BLOCK, DENSE, HEAD))
+    assert (add.layer, add.via) == ("block", "model-output")
+
+
+def test_a_guess_from_neighbours_says_so():
+    first, guessed = _map([("MEAN", "net_1/ln_1/mean"), ("ADD", "tfl.add")])
+    assert (first.via, guessed.layer, guessed.via) == ("tensor-name", "ln", "neighbour")
+
+
+def test_dequantize_takes_the_layer_it_feeds():
+    _, dequantize, _ = _map([("MEAN", "net_1/ln_1/mean"), ("DEQUANTIZE", "tfl.dequantize"), ("MUL", "net_1/block_1/mul")])
+    assert (dequantize.layer, dequantize.via) == ("block", "neighbour")
+
+
+def test_a_fused_node_takes_the_layer_whose_op_it_became():
+    # BERT's query RESHAPE carries the attention's scaling Mul too
+    (node,) = _map([("RESHAPE", "net_1/block_1/Mul;net_1/block_1/dense_1/Reshape_11")])
+    assert node.layer == "block/dense"
+
+
+def test_the_stack_picks_among_fused_names():
+    ops = [("MUL", "net_1/ln_1/mul;net_1/block_1/mul")]
+    (by_name,) = _map(ops)
+    (by_stack,) = _map(ops, debug={(0, 0): OpLocation(("net_1/ln_1/mul", "net_1/block_1/mul"), ((f"{LIB}/block.py", 12),))})
+    assert (by_name.layer, by_stack.layer, by_stack.via) == ("ln", "block", "debug-metadata")
+
+
+def test_the_stack_alone_names_the_layer_whose_call_made_the_op():
+    (node,) = _map([("LOGISTIC", "Sigmoid")], debug={(0, 0): OpLocation(("Sigmoid",), ((f"{LIB}/util.py", 3), (f"{LIB}/block.py", 15)))})
+    assert (node.layer, node.class_name, node.via, node.source) == ("block", "Block", "call-stack", f"{LIB}/util.py:3")
+
+
+def test_an_op_made_through_a_sublayer_keeps_the_sublayer():
+    loc = OpLocation(("net_1/block_1/dense_1/MatMul",), (LAYER_CALL, (f"{LIB}/block.py", 12), LAYER_CALL))
+    (node,) = _map([("FULLY_CONNECTED", "MatMul")], debug={(0, 0): loc})
+    assert (node.layer, node.class_name, node.via) == ("block/dense", "Dense", "debug-metadata")
+    assert node.source == f"{LIB}/block.py:12"  # the library line that called the Keras layer
+
+
+def test_an_inlined_op_maps_through_its_callers_name():
+    loc = OpLocation(("convolution",), (), ("net_1/block_1/StatefulPartitionedCall",))
+    (node,) = _map([("CONV_2D", "convolution4")], debug={(0, 0): loc})
+    assert (node.layer, node.via) == ("block", "debug-metadata")
+
+
+def test_a_keras_layer_in_a_library_block_shows_the_blocks_code():
+    (node,) = _map([("FULLY_CONNECTED", "net_1/block_1/dense_1/MatMul")])
+    assert (node.layer, node.source) == ("block/dense", f"{LIB}/block.py:10")
+
+
+def test_frames_outside_the_models_call_are_not_its_source():
+    loc = OpLocation(("net_1/ln_1/mean",), (LAYER_CALL, (f"{LIB}/block.py", 12)))  # the model is called from the library
+    (node,) = _map([("MEAN", "m")], debug={(0, 0): loc})
+    assert (node.layer, node.source) == ("ln", None)
+
+
+def test_names_and_first_user_frame_still_work():
+    custom = LayerInfo("act", "Act", (), source="/user/act.py:3", custom=True)
+    debug = {(0, 0): (("net_1/act_1/Less",), ("/user/act.py", 5))}
+    (node,) = _map([("LESS", "Less")], debug=debug, layers=(TOP, custom))
+    assert (node.layer, node.via, node.source) == ("act", "debug-metadata", "/user/act.py:5")
+
+
+# ----------------------------------------------------------------------------- the reported failures, on small real models
+
+
+def _with_stack(conv) -> dict[tuple[int, int], NodeMapping]:
+    """map_nodes given every node's whole OpLocation (names, callers, frames), as diagnose passes it."""
+    graph = read_model(conv.content)
+    table = read_debug_metadata(graph.metadata["debug_metadata"])
+    locs = {(s.index, op.index): table.location(s.index, op.debug_index) for s in graph.subgraphs for op in s.ops if op.debug_index is not None}
+    return map_nodes(graph, conv.layers, conv.framework, {k: v for k, v in locs.items() if v is not None})
+
+
+def _by_op(mapping: dict, conv, op: str) -> list[NodeMapping]:
+    sub = read_model(conv.content).primary
+    return [mapping[(0, o.index)] for o in sub.ops if o.op == op]
+
+
+def _residual_model() -> keras.Model:
+    """ConvNeXt's block in small: the residual ADD is an op of the model's own graph, after a LayerNormalization."""
+    inp = keras.Input((4, 4, 8), name="x")
+    x = keras.layers.LayerNormalization(name="norm")(inp)
+    x = keras.layers.Dense(8, name="mix")(x)
+    return keras.Model(inp, keras.layers.Dense(2, name="out")(inp + x), name="res_block")
+
+
+def test_residual_add_of_the_models_graph_maps_to_the_model():
+    diag = _analyze(fixtures_models.convert(_residual_model()))
+    (add,) = [n for n in _nodes(diag, op="ADD") if n.layer != "norm"]
+    assert (add.layer, add.layer_class) == ("res_block", "Functional")
+    assert {n.layer for n in _nodes(diag, op="FULLY_CONNECTED")} == {"mix", "out"}
+
+
+def _softmax_head_model() -> keras.Model:
+    """MobileNetV3's head in small: conv logits, Flatten, then the softmax Activation as the model output."""
+    inp = keras.Input((6, 6, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, name="logits")(inp)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inp, keras.layers.Activation("softmax", name="predictions")(x), name="head_model")
+
+
+def test_int8_softmax_output_maps_to_its_activation_not_the_flatten():
+    diag = _analyze(fixtures_models.convert(_softmax_head_model(), "int8"))
+    (softmax,) = _nodes(diag, op="SOFTMAX")
+    assert (softmax.layer, softmax.layer_class) == ("predictions", "Activation")
+    assert {n.layer for n in _nodes(diag, op="RESHAPE")} == {"flatten"}
+
+
+def test_describe_layers_puts_the_model_first_with_its_output_layers():
+    model = _softmax_head_model()
+    top, *rest = describe_layers(model)
+    assert (top.name, top.class_name, top.top, top.outputs) == ("head_model", "Functional", True, ("predictions",))
+    assert not any(layer.top for layer in rest)
+    assert [layer.qualname for layer in rest] == ["image", "logits", "flatten", "predictions"]
+
+
+def test_describe_layers_follows_an_output_into_a_nested_model(nested):
+    model, _, _ = nested
+    assert describe_layers(model)[0].outputs == ("head",)
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, keras.layers.Dense(3, name="deep")(inner_in), name="sub")
+    inp = keras.Input((4,))
+    assert describe_layers(keras.Model(inp, inner(inp)))[0].outputs == ("sub/deep",)
+
+
+def test_grouped_conv_maps_to_its_layer_through_the_call_op():
+    # Keras runs a grouped Conv2D as an XLA function: the CONV_2D inside is named 'convolution', no scope
+    inp = keras.Input((6, 6, 4), name="x")
+    x = keras.layers.Conv2D(4, 1, name="pre")(inp)
+    model = keras.Model(inp, keras.layers.Conv2D(4, 3, groups=2, name="grouped")(x))
+    conv = fixtures_models.convert(model)
+    first, second = _by_op(_with_stack(conv), conv, "CONV_2D")
+    assert (first.layer, second.layer, second.via) == ("pre", "grouped", "debug-metadata")
+
+
+class Scaled(keras.layers.Layer):
+    """A custom layer around a Keras Dense: the Dense's op comes from the line that calls it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.proj = keras.layers.Dense(4, name="proj")
+
+    def call(self, x):
+        y = self.proj(x)
+        return tf.square(y)
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    """A model of one Scaled layer, converted in fp32."""
+    inp = keras.Input((3,), name="x")
+    return fixtures_models.convert(keras.Model(inp, Scaled(name="scaled")(inp)))
+
+
+def test_keras_layer_inside_a_custom_layer_shows_the_calling_line(scaled):
+    mapping = _with_stack(scaled)
+    (fc,) = _by_op(mapping, scaled, "FULLY_CONNECTED")
+    (square,) = _by_op(mapping, scaled, "SQUARE")
+    assert (fc.layer, fc.class_name, fc.source) == ("scaled/proj", "Dense", f"{THIS_FILE}:{fixtures_models.line_of(Scaled.call, 'self.proj(x)')}")
+    assert (square.layer, square.class_name, square.source) == ("scaled", "Scaled", f"{THIS_FILE}:{fixtures_models.line_of(Scaled.call, 'tf.square(')}")
+
+
+def test_diagnose_reads_the_whole_stack(scaled):
+    # diagnosis.debug_locations must hand map_nodes each node's OpLocation: the first user frame
+    # alone cannot tell a Keras layer's calling line from a frame outside the model's call
+    (fc,) = _nodes(_analyze(scaled), op="FULLY_CONNECTED")
+    assert fc.source == f"{THIS_FILE}:{fixtures_models.line_of(Scaled.call, 'self.proj(x)')}", fc

@@ -6,7 +6,6 @@ Runs without TensorFlow: the artifact already holds the Keras layers the convers
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import ClassVar
 
 from xnnfit import fmt
@@ -17,12 +16,9 @@ from xnnfit.errors import XnnfitError
 from xnnfit.mapping import map_nodes
 from xnnfit.record import NOT_IN_DICT, Record
 from xnnfit.specs import InputSpec
-from xnnfit.tflite.debug_metadata import read_debug_metadata, user_frame
+from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
 from xnnfit.tflite.graph import ModelGraph, read_model
 from xnnfit.verdicts import NodeVerdict, node_verdicts
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
 
 @dataclasses.dataclass(frozen=True)
 class FixPreview(Record):
@@ -87,8 +83,8 @@ class Diagnosis(Record):
         return {"status": "ok" if self.ok else "error", **({"summary": self.summary()} if self.ok else {})}
 
 
-def debug_locations(graph: ModelGraph) -> dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, int] | None]]:
-    """(TF op names, first user frame) per node from the converter's debug metadata, if present."""
+def debug_locations(graph: ModelGraph) -> dict[tuple[int, int], OpLocation]:
+    """Each node's location (TF op names, callers, Python stack) from the converter's debug metadata, if present."""
     buf = graph.metadata.get("debug_metadata")
     if not buf:
         return {}
@@ -103,7 +99,7 @@ def debug_locations(graph: ModelGraph) -> dict[tuple[int, int], tuple[tuple[str,
                 continue
             loc = table.location(sub.index, op.debug_index)
             if loc is not None:
-                out[(sub.index, op.index)] = (loc.names, user_frame(loc, (_PACKAGE_DIR,)))
+                out[(sub.index, op.index)] = loc
     return out
 
 

@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import os
 from typing import Any
 
 from xnnfit.record import Record
 
-_FRAMEWORK_DIRS = (f"{os.sep}keras{os.sep}", f"{os.sep}tf_keras{os.sep}", f"{os.sep}keras_hub{os.sep}", f"{os.sep}tensorflow{os.sep}")
+_SEP = os.sep
+# Classes defined here are Keras itself: their file:line says nothing about the user's model.
+_KERAS_DIRS = (f"{_SEP}keras{_SEP}", f"{_SEP}tf_keras{_SEP}", f"{_SEP}tensorflow{_SEP}")
+# ...except the model zoos shipped inside Keras: their blocks are library code a user reads.
+_KERAS_LIBRARY_DIRS = (f"{_SEP}keras{_SEP}src{_SEP}applications{_SEP}", f"{_SEP}tf_keras{_SEP}src{_SEP}applications{_SEP}")
+# Installed packages other than Keras (keras-hub, ...); keras_hub is named too for editable installs.
+_LIBRARY_DIRS = (f"{_SEP}site-packages{_SEP}", f"{_SEP}dist-packages{_SEP}", f"{_SEP}keras_hub{_SEP}")
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerInfo(Record):
-    """One Keras layer: where it sits and, for user code, where it is defined."""
+    """One Keras layer, or the model itself (`top`): where it sits and where its code is."""
 
     name: str
     class_name: str
     path: tuple[str, ...]  # names of the enclosing models/layers, outermost first (the top model excluded)
-    source: str | None = None  # 'file.py:line' of the Lambda function or the custom layer's call
-    custom: bool = False  # a Lambda or a class defined outside Keras
+    source: str | None = None  # 'file.py:line': the Lambda function, a custom or library layer's call, a library model's __init__
+    custom: bool = False  # a Lambda or a class defined outside Keras and installed libraries
+    library: bool = False  # a class from an installed library (keras-hub, keras.applications blocks)
+    call_span: tuple[str, int, int] | None = None  # (real path, first line, last line) of the class's call method
+    top: bool = False  # the model itself: owns the ops of its own graph or call, not inside any layer
+    outputs: tuple[str, ...] = ()  # top only: qualname of the layer making each flattened model output ('' unknown)
 
     @property
     def qualname(self) -> str:
-        """'inner/dense' for a layer nested in model 'inner'."""
+        """'inner/dense' for a layer nested in model 'inner'; the model's own name for the top model."""
         return "/".join((*self.path, self.name))
 
 
@@ -38,39 +49,127 @@ def _where(obj: Any) -> str | None:
     return f"{file}:{line}" if file else None
 
 
-def _is_framework(cls: type) -> bool:
+@functools.cache
+def _span(fn: Any) -> tuple[str, int, int] | None:
+    """(real path, first line, last line) of a function's source, or None for builtins."""
     try:
-        file = inspect.getsourcefile(cls) or ""
+        fn = inspect.unwrap(fn)
+        file = inspect.getsourcefile(fn)
+        lines, start = inspect.getsourcelines(fn)
+    except (TypeError, OSError):
+        return None
+    return (os.path.realpath(file), start, start + len(lines) - 1) if file else None
+
+
+def _file_origin(file: str | None) -> str:
+    """'keras' (Keras or TensorFlow itself), 'library' (an installed package) or 'custom' (user code)."""
+    if not file:
+        return "keras"
+    if any(d in file for d in _KERAS_LIBRARY_DIRS):
+        return "library"
+    if any(d in file for d in _KERAS_DIRS):
+        return "keras"
+    return "library" if any(d in file for d in _LIBRARY_DIRS) else "custom"
+
+
+def _origin(cls: type) -> str:
+    try:
+        return _file_origin(inspect.getsourcefile(cls))
     except TypeError:
-        return True
-    return any(d in file for d in _FRAMEWORK_DIRS) or "site-packages" in file or "dist-packages" in file
+        return "keras"
+
+
+def library_root(file: str) -> str:
+    """The directory whose files are the library that `file` belongs to ('.../site-packages/keras_hub/')."""
+    for d in _KERAS_LIBRARY_DIRS:
+        if d in file:
+            return file[: file.index(d) + len(d)]
+    parts = file.split(_SEP)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts[:-2]:
+            return _SEP.join(parts[: parts.index(marker) + 2]) + _SEP
+    return os.path.dirname(file) + _SEP
+
+
+def _is_functional(obj: Any) -> bool:
+    return any(c.__name__ == "Functional" for c in type(obj).__mro__)
+
+
+def _code_source(obj: Any, origin: str) -> str | None:
+    """Where a custom or library class's ops come from: a functional model's __init__ builds its graph, a layer's call runs."""
+    cls = type(obj)
+    if cls.__name__ == "Lambda" and hasattr(obj, "function"):
+        return _where(obj.function)
+    if origin == "keras":
+        return None
+    if _is_functional(obj) and _file_origin((_span(cls.__init__) or ("",))[0]) == origin:
+        return _where(cls.__init__)
+    return _where(getattr(cls, "call", None)) or _where(cls)
+
+
+def _info(obj: Any, path: tuple[str, ...], *, top: bool = False, outputs: tuple[str, ...] = ()) -> LayerInfo:
+    cls = type(obj)
+    lam = cls.__name__ == "Lambda" and hasattr(obj, "function")
+    origin = "custom" if lam else _origin(cls)
+    return LayerInfo(
+        name=obj.name,
+        class_name=cls.__name__,
+        path=path,
+        source=_code_source(obj, origin),
+        custom=origin == "custom",
+        library=origin == "library",
+        call_span=_span(getattr(cls, "call", None)),
+        top=top,
+        outputs=outputs,
+    )
 
 
 def describe_layers(model: Any) -> tuple[LayerInfo, ...]:
-    """Every layer reachable from `model`, nested models and layers included, in a stable order."""
+    """The model itself (first, `top=True`), then every layer reachable from it, nested ones included, in a stable order."""
     out: list[LayerInfo] = []
-    seen: set[int] = set()
+    qualnames: dict[int, str] = {}
 
     def visit(layer: Any, path: tuple[str, ...]) -> None:
-        if id(layer) in seen:
+        if id(layer) in qualnames:
             return
-        seen.add(id(layer))
-        cls = type(layer)
-        source = None
-        custom = False
-        if cls.__name__ == "Lambda" and hasattr(layer, "function"):
-            custom = True
-            source = _where(layer.function)
-        elif not _is_framework(cls):
-            custom = True
-            source = _where(getattr(cls, "call", None)) or _where(cls)
-        out.append(LayerInfo(layer.name, cls.__name__, path, source, custom))
+        info = _info(layer, path)
+        qualnames[id(layer)] = info.qualname
+        out.append(info)
         for child in _children(layer):
             visit(child, (*path, layer.name))
 
     for layer in _children(model):
         visit(layer, ())
-    return tuple(out)
+    qualnames[id(model)] = model.name
+    top = _info(model, (), top=True, outputs=_output_owners(model, qualnames))
+    return (top, *out)
+
+
+def _output_owners(model: Any, qualnames: dict[int, str]) -> tuple[str, ...]:
+    """For each flattened output of a functional model, the qualname of the layer that makes it."""
+    try:
+        tensors = list(model.outputs or ())
+    except (AttributeError, ValueError, TypeError):
+        return ()
+    return tuple(_owner(t, model, qualnames) for t in tensors)
+
+
+def _owner(tensor: Any, model: Any, qualnames: dict[int, str]) -> str:
+    """The layer whose output `tensor` is; inside a nested functional model, the layer deep inside it."""
+    for _ in range(len(qualnames) + 1):  # one step per nesting level; bounded against a cycle
+        history = getattr(tensor, "_keras_history", None)
+        if not history:
+            return ""
+        op, index = history[0], history[2]
+        if type(op).__name__ == "InputLayer":
+            return ""
+        if id(op) not in qualnames:  # an operation of the model's own graph (x[:, 0], x + 1)
+            return qualnames.get(id(model), "")
+        inner = getattr(op, "outputs", None) if _is_functional(op) else None
+        if not inner or index >= len(inner):
+            return qualnames[id(op)]
+        tensor, model = inner[index], op
+    return ""
 
 
 def _children(layer: Any) -> list[Any]:

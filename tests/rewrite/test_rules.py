@@ -12,16 +12,23 @@ from fixtures_models import diagnose as analyze
 from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.policy import DEFAULT_POLICY
 from xnnfit.recipes import RECIPES
-from xnnfit.specs import ShapeRequest
+from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.tflite.graph import read_model
+from xnnfit.artifact import Artifact
 from xnnfit.rewrite.engine import fix_content
 from xnnfit.rewrite.rules import RULES
 
 
 @functools.cache
 def example(rule_id: str):
+    """The rule's example as an Artifact: converted from its Keras model, or the .tflite bytes it builds."""
     rule = RULES[rule_id]
+    built = rule.example()
+    if isinstance(built, (bytes, bytearray)):
+        specs, _ = ShapeRequest().pin_all(tflite_declared_inputs(read_model(bytes(built))))
+        return Artifact(rule.example_recipe, bytes(built), specs)
     options = ConvertOptions(ShapeRequest(dynamic_batch=getattr(rule, "example_dynamic_batch", False)))
-    return convert_model(rule.example(), RECIPES[rule.example_recipe], options)
+    return convert_model(built, RECIPES[rule.example_recipe], options)
 
 
 @pytest.mark.parametrize("rule_id", list(RULES))

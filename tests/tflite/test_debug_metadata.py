@@ -135,19 +135,35 @@ def test_garbage_raises_value_error(garbage):
 
 def _fake_metadata(callsites: list[tuple[int, int, int]], n_files: int = 1, op_attr: int = 1) -> bytes:
     """A DebugMetadata whose attributes are files (1..n_files) and CallSiteLocs (callee, caller)."""
+    files = [("file", f"/user/file{i}.py", 10 + i) for i in range(n_files)]
+    return _metadata([*files, *(("call", callee, caller) for _, callee, caller in callsites)], op_attr)
+
+
+def _metadata(locations: list[tuple], op_attr: int = 1) -> bytes:
+    """A DebugMetadata of one op whose attributes are 0 = UnknownLoc, then `locations` in order.
+
+    Each location is ("file", path, line), ("name", name, child index) or ("call", callee, caller).
+    """
     b = flatbuffers.Builder(1024)
     locs = []
-    for i in range(n_files):
-        name = b.CreateString(f"/user/file{i}.py")
-        b.StartObject(3)
-        b.PrependUOffsetTRelativeSlot(0, name, 0)
-        b.PrependUint32Slot(1, 10 + i, 0)
-        locs.append((2, b.EndObject()))
-    for _, callee, caller in callsites:
-        b.StartObject(2)
-        b.PrependUint32Slot(0, callee, 0)
-        b.PrependUint32Slot(1, caller, 0)
-        locs.append((1, b.EndObject()))
+    for kind, *args in locations:
+        if kind == "file":
+            text = b.CreateString(args[0])
+            b.StartObject(3)
+            b.PrependUOffsetTRelativeSlot(0, text, 0)
+            b.PrependUint32Slot(1, args[1], 0)
+            locs.append((2, b.EndObject()))
+        elif kind == "name":
+            text = b.CreateString(args[0])
+            b.StartObject(2)
+            b.PrependUOffsetTRelativeSlot(0, text, 0)
+            b.PrependUint32Slot(1, args[1], 0)
+            locs.append((4, b.EndObject()))
+        else:
+            b.StartObject(2)
+            b.PrependUint32Slot(0, args[0], 0)
+            b.PrependUint32Slot(1, args[1], 0)
+            locs.append((1, b.EndObject()))
     b.StartObject(0)
     unknown = b.EndObject()
     attrs = []
@@ -212,6 +228,37 @@ def test_deep_chain_does_not_recurse():
     loc = table.location(0, 0)
     assert loc is not None and len(loc.frames) == depth + 1
     assert user_frame(loc) == ("/user/file0.py", 10)
+
+
+def test_inlined_op_keeps_its_callers_name():
+    # 1 the op inside the function body, 2 the call op in the model (with a frame), 3 CallSite(1, 2)
+    table = read_debug_metadata(
+        _metadata(
+            [("name", "convolution", 0), ("name", "model_1/conv_1/StatefulPartitionedCall", 4), ("call", 1, 2), ("file", "/user/model.py", 7)],
+            op_attr=3,
+        )
+    )
+    loc = table.location(0, 0)
+    assert loc == OpLocation(("convolution",), (("/user/model.py", 7),), ("model_1/conv_1/StatefulPartitionedCall",))
+
+
+def test_a_stack_trace_is_not_a_caller():
+    # the importer's trace: NameLoc(name, outermost frame) called from a chain of frames
+    table = read_debug_metadata(
+        _metadata([("file", "/user/outer.py", 1), ("file", "/user/inner.py", 2), ("name", "model_1/dense_1/MatMul", 1), ("call", 3, 2)], op_attr=4)
+    )
+    loc = table.location(0, 0)
+    assert loc == OpLocation(("model_1/dense_1/MatMul",), (("/user/inner.py", 2), ("/user/outer.py", 1)), ())
+
+
+def test_grouped_conv_names_its_layer_as_caller():
+    # Keras runs a grouped Conv2D through an XLA tf.function: the TFLite CONV_2D is inlined from its body
+    inp = keras.Input((8, 8, 4))
+    model = keras.Model(inp, keras.layers.Conv2D(4, 3, groups=2, name="grouped")(inp))
+    fn = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec((1, 8, 8, 4)))
+    conv = _one(_ops(_convert(tf.lite.TFLiteConverter.from_concrete_functions([fn], model)))[1], "CONV_2D")
+    assert not any("grouped" in n for n in conv.names), conv
+    assert any("/grouped_1/" in n for n in conv.callers), conv
 
 
 def test_out_of_range_index_raises():

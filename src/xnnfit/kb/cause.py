@@ -35,16 +35,22 @@ class NodeContext:
 
     def producer_op(self, position: int) -> OpInfo | None:
         """The op that writes input `position`, if any."""
-        t = self.op.inputs[position] if position < len(self.op.inputs) else -1
-        for op in self.sub.ops:
-            if t in op.outputs:
-                return op
-        return None
+        return self.writer(self.op.inputs[position] if position < len(self.op.inputs) else -1)
 
     def consumer_ops(self) -> list[OpInfo]:
         """Ops that read any output of this node."""
         outs = {t for t in self.op.outputs if t >= 0}
         return [op for op in self.sub.ops if outs.intersection(op.inputs)]
+
+    def writer(self, tensor: int) -> OpInfo | None:
+        """The op that writes tensor index `tensor` (None for inputs, constants and -1)."""
+        if tensor < 0:
+            return None
+        return next((op for op in self.sub.ops if tensor in op.outputs), None)
+
+    def readers(self, tensor: int) -> list[OpInfo]:
+        """Ops that read tensor index `tensor`."""
+        return [op for op in self.sub.ops if tensor >= 0 and tensor in op.inputs]
 
 
 class Condition(Protocol):
@@ -81,7 +87,7 @@ class Cause:
     title: str
     condition: Condition
     why: str
-    fix: str  # Keras-level "use instead" snippet
+    fix: str  # Keras-level "use instead": the rendering of its general advice (kb/advice.py; tests/kb/test_advice.py checks)
     example: str  # what triggers it
     probes: tuple[Probe, ...]
     rewrites: tuple[str, ...] = ()  # rewrite rule ids that remove it (xnnfit fix)

@@ -12,8 +12,9 @@ CAUSES = (
         title="integer or bool data tensor",
         condition=DataDtype(frozenset({"int32", "int64", "bool", "uint32", "uint16", "string", "complex64"})),
         why="XNNPACK computes on float and int8/uint8-quantized tensors only; int32, int64 and bool data (index math, masks) stay on CPU kernels.",
-        fix="# keep index/mask arithmetic in float (e.g. x * mask_float), or move it out of the model",
+        fix="# Keep index and mask arithmetic in float (x * mask with a float 0/1 mask), or move it out of the model. Arithmetic on tf.shape is folded at pinned shapes by `xnnfit fix` (XR002); for other integer data no rewrite rule does this yet.",
         example="ids + 1 on an int32 input",
+        rewrites=("XR002",),
         probes=(
             Probe("rejected", "ADD", lam(lambda tf, x: x + 1, dtype="int32")),
             Probe("delegated", "ADD", lam(lambda tf, x: x + 1.0)),
@@ -24,7 +25,7 @@ CAUSES = (
         title="int16 activations (16x8 quantization)",
         condition=AnyTensorDtype(frozenset({"int16"})),
         why="XNNPACK has no int16 tensors: an int16x8-quantized model runs entirely on CPU kernels.",
-        fix="# convert with int8 (full integer) or fp16 instead of int16x8: xnnfit check model --recipe int8,fp16",
+        fix="# Convert with int8 (full integer) or fp16 instead of int16x8: `xnnfit check MODEL --recipe int8,fp16`. No rewrite rule does this yet.",
         example="converter.target_spec.supported_ops = [EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]",
         probes=(
             Probe("rejected", "FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int16x8"),

@@ -12,7 +12,7 @@ CAUSES = (
         title="custom op",
         condition=CustomOp(flex=False),
         why="XNNPACK implements a handful of MediaPipe/ODML custom ops; any other custom op runs on its own registered kernel, outside the delegate.",
-        fix="# express the op with TFLite builtins, or keep it at the model's edge so it cuts the graph once",
+        fix="# Express the op with TFLite builtins, or keep it at the model's edge so it cuts the graph once. No rewrite rule does this yet.",
         example="converter.allow_custom_ops = True with tf.math.tan",
         probes=(),
     ),
@@ -21,7 +21,8 @@ CAUSES = (
         title="op that needs TensorFlow kernels (Flex / SELECT_TF_OPS)",
         condition=CustomOp(flex=True),
         why="The op has no TFLite builtin; with SELECT_TF_OPS it runs on the TensorFlow kernel (Flex), which XNNPACK never takes and which adds MBs to the app.",
-        fix="y = tf.sin(x) / tf.cos(x)   # for tf.math.tan; build patches with Conv2D/DepthwiseConv2D instead of tf.image.extract_patches",
+        fix="y = keras.ops.sin(x) / keras.ops.cos(x)   # keras.ops.tan(x)\n"
+        "# Express the op with builtins XNNPACK runs; build patches with Conv2D/DepthwiseConv2D instead of tf.image.extract_patches. No rewrite rule does this yet.",
         example="tf.math.tan(x), tf.image.extract_patches(...)",
         probes=(
             Probe("conversion-error", "Tan", lam(lambda tf, x: tf.math.tan(x))),
@@ -33,8 +34,9 @@ CAUSES = (
         title="weights read from variables (model not frozen)",
         condition=WeightsFromVariable(),
         why="The model was converted without freezing: weights are read from resource variables at run time, so conv weights are not constants and XNNPACK refuses those layers (matmuls still run: BATCH_MATMUL takes a variable operand).",
-        fix="# convert with TFLiteConverter.from_keras_model(model), or freeze the concrete function (convert_variables_to_constants_v2); xnnfit check model.keras does this",
+        fix="# Convert with TFLiteConverter.from_keras_model(model), or freeze the concrete function (convert_variables_to_constants_v2); `xnnfit check model.keras` does this. `xnnfit fix` (XR011) freezes variables that only the initialisation (CALL_ONCE) assigns.",
         example="TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)",
+        rewrites=("XR011",),
         probes=(
             Probe("rejected", "CONV_2D", unfrozen_conv),
             Probe("delegated", "CONV_2D", layers(lambda k: k.layers.Conv2D(4, 3), shape=(8, 8, 3))),
@@ -50,7 +52,7 @@ def other_ops_cause(claimed: frozenset[str]) -> Cause:
         title="op the XNNPACK delegate does not implement",
         condition=NotImplemented_(claimed),
         why="This op is not among the ops the XNNPACK delegate implements, so it always runs on its CPU kernel.",
-        fix="# express it with delegated ops (ADD/MUL/conv/FC/reshape/...) or move it to pre/post-processing",
+        fix="# Express the op with delegated ops (ADD/MUL/conv/FC/reshape/...) or move it to pre/post-processing. No rewrite rule does this yet.",
         example="tf.math.floordiv(x, 3.0)",
         probes=(
             Probe("rejected", "FLOOR_DIV", lam(lambda tf, x: tf.math.floordiv(x, 3.0))),

@@ -45,3 +45,32 @@ def unfrozen_conv() -> bytes:
     concrete = fn.get_concrete_function(tf.TensorSpec((1, 8, 8, 3), tf.float32))
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     return converter.convert()
+
+
+# Advice demos build both models of a pair with the same seed, so layers made in the same
+# order (the fallback's LSTM and the advice's LSTMCell) start from the same weights and
+# the two models can be compared output for output.
+SNIPPET_SEED = 0
+
+
+def snippet(code: str, inputs: tuple[tuple[str, tuple, str], ...], setup: str = "", after: str = "") -> Callable[[], Any]:
+    """A builder: Keras Inputs (name, shape, dtype), then `setup`, `code`, `after` run as Python; the model outputs `y`.
+
+    The code runs with `keras`, `tf`, `np` and the input tensors bound, exactly as an
+    advice shows it, so the snippet users read is the one the tests convert.
+    """
+
+    def build() -> Any:
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(SNIPPET_SEED)
+        tensors = {name: keras.Input(shape, dtype=dtype, name=name) for name, shape, dtype in inputs}
+        scope: dict[str, Any] = {"keras": keras, "tf": tf, "np": np, **tensors}
+        exec(compile("\n".join(p for p in (setup, code, after) if p), "<advice snippet>", "exec"), scope)  # noqa: S102 - our own KB snippets
+        out = scope["y"]
+        ins = list(tensors.values())
+        return keras.Model(ins[0] if len(ins) == 1 else ins, out, name="snippet_model")
+
+    return build

@@ -12,6 +12,14 @@ every op as a `debug_metadata.DebugMetadata` flatbuffer in the model metadata en
   is the outermost frame, then a chain of CallSiteLocs with FileLineColLoc callees. Inlining
   CallSiteLocs keep the MLIR order (callee = the op, caller = the call op around it).
   `OpLocation.frames` reverses the former so that every trace reads innermost frame first.
+* An op inlined from a function call (a layer's `tf.function`, e.g. Keras's XLA grouped conv)
+  has an inlining CallSiteLoc whose callee names the op inside the function body
+  ('convolution', no scope) and whose caller names the call op in the model
+  ('model_1/conv_1/StatefulPartitionedCall'). `OpLocation.callers` keeps the latter: often the
+  only name that says where the call was made.
+* TensorFlow keeps at most 10 frames per op, ending two frames inside the innermost frame
+  outside tensorflow/ and site-packages/keras/ (`error_interpolation._compute_useful_frames`):
+  frames inside Keras's own layers are cut off; library (keras-hub) and user frames are kept.
 * `from_keras_model` on a Keras 3 model saves through `keras.export.ExportArchive.write_out`
   without `save_debug_info`, so its locations carry op names only and no frames. Frames need a
   SavedModel written with `tf.saved_model.SaveOptions(save_debug_info=True)` (then
@@ -42,6 +50,11 @@ class OpLocation:
 
     names: tuple[str, ...]
     frames: tuple[tuple[str, int], ...]
+    callers: tuple[str, ...] = ()  # names of the call ops the op was inlined from, innermost call first
+
+
+# What the names met while walking a location describe: the op itself or a call op around it.
+_OWN, _CALLER = "own", "caller"
 
 
 class _Malformed(Exception):
@@ -235,12 +248,12 @@ class DebugMetadataTable:
 
     def _resolve(self, attr_indexes: tuple[int, ...]) -> OpLocation | None:
         attrs = self._attrs
-        names: list[str] = []
+        names: dict[str, list[str]] = {_OWN: [], _CALLER: []}
         frames: list[tuple[str, int]] = []
         visited: set[int] = set()
-        stack: list[tuple[int, bool]] = [(i, True) for i in reversed(attr_indexes)]
+        stack: list[tuple[int, str]] = [(i, _OWN) for i in reversed(attr_indexes)]
         while stack:
-            idx, want_names = stack.pop()
+            idx, role = stack.pop()
             attr = attrs[idx]
             if attr is None or attr[0] == _UNKNOWN:
                 continue
@@ -252,34 +265,46 @@ class DebugMetadataTable:
                 continue
             visited.add(idx)
             if kind == _NAME:
-                if want_names:
-                    names.append(attr[1])
-                stack.append((attr[2], want_names))
+                names[role].append(attr[1])
+                stack.append((attr[2], role))
             elif kind == _FUSED:
-                stack.extend((i, want_names) for i in reversed(attr[1]))
+                stack.extend((i, role) for i in reversed(attr[1]))
             elif kind == _OPAQUE:
-                stack.append((attr[1], want_names))
+                stack.append((attr[1], role))
             elif kind == _CALLSITE:
-                spine = [attr[1]]
-                node = attr[2]
-                while attrs[node] is not None and attrs[node][0] == _CALLSITE and node not in visited:
-                    visited.add(node)
-                    spine.append(attrs[node][1])
-                    node = attrs[node][2]
-                spine.append(node)
-                trace = self._trace(spine)
-                if trace is not None:
-                    head = attrs[spine[0]]
-                    if want_names and head[0] == _NAME:
-                        names.append(head[1])
-                    frames.extend(trace)
-                else:
-                    stack.extend((i, want_names and n == 0) for n, i in reversed(list(enumerate(spine))))
-        cleaned = dict.fromkeys(_clean_name(n) for n in names if n and not n.endswith(":"))
-        cleaned.pop("", None)
-        if not cleaned and not frames:
+                stack.extend(self._callsite(attr, role, names[role], frames, visited))
+        own = _cleaned(names[_OWN])
+        callers = tuple(n for n in _cleaned(names[_CALLER]) if n not in own)
+        if not own and not callers and not frames:
             return None
-        return OpLocation(tuple(cleaned), tuple(frames))
+        return OpLocation(own, tuple(frames), callers)
+
+    def _callsite(self, attr: tuple, role: str, names: list[str], frames: list, visited: set[int]) -> list[tuple[int, str]]:
+        """Record one CallSite chain if it is an importer stack trace; else return its parts to visit."""
+        attrs = self._attrs
+        spine = [attr[1]]
+        node = attr[2]
+        while attrs[node] is not None and attrs[node][0] == _CALLSITE and node not in visited:
+            visited.add(node)
+            spine.append(attrs[node][1])
+            node = attrs[node][2]
+        spine.append(node)
+        trace = self._trace(spine)
+        if trace is not None:
+            head = attrs[spine[0]]
+            if head[0] == _NAME:
+                names.append(head[1])
+            frames.extend(trace)
+            return []
+        # an inlining call site: the callee is the op itself, each caller a call op around it
+        return [(i, role if n == 0 else _CALLER) for n, i in reversed(list(enumerate(spine)))]
+
+
+def _cleaned(names: list[str]) -> tuple[str, ...]:
+    """Names without function suffixes ('@__inference...'), op type labels ('Conv2D:') and repeats."""
+    out = dict.fromkeys(_clean_name(n) for n in names if n and not n.endswith(":"))
+    out.pop("", None)
+    return tuple(out)
 
 
 def read_debug_metadata(buffer: bytes) -> DebugMetadataTable:

@@ -10,7 +10,8 @@ from xnnfit.rewrite.rules.xr007_log_softmax import LogSoftmax
 from xnnfit.rewrite.rules.xr008_l2_norm import L2Norm
 from xnnfit.rewrite.rules.xr009_float_depthwise import FloatDepthwise
 from xnnfit.rewrite.rules.xr010_gather_const import GatherConst
+from xnnfit.rewrite.rules.xr011_freeze_variables import FreezeVariables
 
-RULES = {r.id: r for r in (FoldShapes(), WhereActivation(), BroadcastUpsample(), SplitConcat(), StridedSubsample(), FloatDepthwise(), PowSign(), LogSoftmax(), L2Norm(), GatherConst())}
+RULES = {r.id: r for r in (FreezeVariables(), FoldShapes(), WhereActivation(), BroadcastUpsample(), SplitConcat(), StridedSubsample(), FloatDepthwise(), PowSign(), LogSoftmax(), L2Norm(), GatherConst())}
 
 __all__ = ["RULES"]
