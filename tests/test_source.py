@@ -6,12 +6,19 @@ tests/test_isolate.py covers.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import textwrap
 import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
+from keras import ops
 
 import fixtures_models
 from xnnfit.convert import framework_of
@@ -146,6 +153,22 @@ def test_load_python_function_raises(tmp_path):
     assert f"{path}:build" in message and "ValueError: no weights" in message
 
 
+def test_load_python_layer_error_names_the_layer(tmp_path):
+    path = _write(
+        tmp_path,
+        """
+        import keras
+
+        def build():
+            inp = keras.Input((4,), name="x")
+            return keras.Model(inp, keras.layers.Lambda(lambda x: undefined_helper(x), name="broken")(inp))
+        """,
+    )
+    message = _one_line_error(ModelSource.parse(f"{path}:build").load)
+    assert f"{path}:build: Lambda layer 'broken' raised NameError: name 'undefined_helper' is not defined." in message
+    assert "\x1b" not in message and "output_shape" not in message  # the cause, not Keras' shape-inference wrapper
+
+
 def test_load_python_function_returns_no_model(tmp_path):
     path = _write(tmp_path, "def build():\n    return 42\n")
     message = _one_line_error(ModelSource.parse(f"{path}:build").load)
@@ -204,16 +227,115 @@ def test_lambda_loads_with_trust(lambda_files, ext):
     assert ops == ["FULLY_CONNECTED", "MUL", "FULLY_CONNECTED"]
 
 
-def test_trusted_lambda_using_tf_global(tmp_path):
-    import tensorflow as tf
+def test_trusted_lambda_closing_over_a_local_tf_converts(tmp_path):
+    import tensorflow as tf  # a local: the lambda closes over it, and Keras saves the module as a config dict
 
     inp = keras.Input((4,), name="x")
     model = keras.Model(inp, keras.layers.Lambda(lambda t: tf.sin(t), name="lam")(inp))
     path = tmp_path / "lambda_tf.keras"
     model.save(path)
-    message = _one_line_error(ModelSource.parse(str(path), trust=True).load)
-    assert "\x1b" not in message  # plain text: it goes to terminals and JSON reports
-    assert "file.py:function" in message
+    loaded = ModelSource.parse(str(path), trust=True).load()
+    assert [n.op for n in observe(fixtures_models.convert(loaded).content).primary] == ["SIN"]
+
+
+# Lambdas as users write them, with the module names a loaded Lambda is given (source.LAMBDA_NAMES).
+LAMBDAS = {
+    "tf": lambda x: tf.where(x < 0, 0.1 * x, tf.square(x)),
+    "ops": lambda x: ops.relu(x) + keras.ops.abs(x) * 0.5,
+    "np": lambda x: x * np.float32(np.pi),
+}
+
+
+_LAMBDA_FROM_CONFIG = keras.layers.Lambda.from_config.__func__  # loading patches it for the load only
+
+
+def _helper(t):
+    return t * 2.0
+
+
+def _lambda_file(folder: Path, kind: str, ext: str = "keras") -> Path:
+    """A Dense followed by the `kind` Lambda (no output_shape: Keras calls it to infer one while loading)."""
+    inp = keras.Input((8,), name="x")
+    fn = LAMBDAS[kind] if kind in LAMBDAS else (lambda x: _helper(x))
+    model = keras.Model(inp, keras.layers.Lambda(fn, name=f"{kind}_lambda")(keras.layers.Dense(8, name="dense")(inp)))
+    path = folder / f"{kind}_lambda.{ext}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lambda_kinds(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    out = tmp_path_factory.mktemp("lambda_kinds")
+    return {(kind, ext): _lambda_file(out, kind, ext) for kind in [*LAMBDAS, "helper"] for ext in ("keras", "h5")}
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+@pytest.mark.parametrize("kind", list(LAMBDAS))
+def test_trusted_lambda_gets_tf_keras_ops_np_and_computes_the_same(lambda_kinds, kind, ext):
+    path = lambda_kinds[(kind, ext)]
+    loaded = ModelSource.parse(str(path), trust=True).load()
+    x = np.linspace(-2, 2, 16, dtype=np.float32).reshape(2, 8)
+    dense = loaded.get_layer("dense")
+    expected = np.asarray(LAMBDAS[kind](dense(x)))
+    np.testing.assert_allclose(np.asarray(loaded(x)), expected, rtol=1e-6)
+    assert keras.layers.Lambda.from_config.__func__ is _LAMBDA_FROM_CONFIG  # Keras is left as it was
+
+
+def test_lambda_with_an_undefined_name_names_the_layer_and_the_name(lambda_kinds):
+    message = _one_line_error(ModelSource.parse(str(lambda_kinds[("helper", "keras")]), trust=True).load)
+    assert "Lambda layer 'helper_lambda' raised NameError: name '_helper' is not defined" in message
+    assert "tf (tensorflow), keras, ops (keras.ops), np (numpy)" in message  # what a loaded Lambda can use
+    assert "--input-shape" not in message and "\x1b" not in message
+    assert keras.layers.Lambda.from_config.__func__ is _LAMBDA_FROM_CONFIG  # restored after a failed load too
+
+
+def test_undefined_name_found_while_tracing_is_not_a_shape_problem(tmp_path):
+    from xnnfit.errors import ConversionError
+
+    inp = keras.Input((8,), name="x")
+    model = keras.Model(inp, keras.layers.Lambda(lambda x: _helper(x), output_shape=(8,), name="late")(inp))
+    path = tmp_path / "late.keras"
+    model.save(path)
+    loaded = ModelSource.parse(str(path), trust=True).load()  # output_shape given: Keras does not call it to load
+    with pytest.raises(ConversionError) as info:
+        fixtures_models.convert(loaded)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "Lambda layer 'late' raised NameError: name '_helper' is not defined" in message
+    assert "--input-shape" not in message and "np (numpy)" in message
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def _error_line(res: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", list(LAMBDAS))
+def test_cli_checks_a_trusted_lambda_file_and_refuses_an_untrusted_one(lambda_kinds, kind):
+    path = str(lambda_kinds[(kind, "keras")])
+    res = _cli("check", path, "--trust-model", "-q")
+    assert res.returncode == 0, res.stderr
+    assert f"{path} · fp32" in res.stdout and re.search(r"\n  \d+ nodes?[,:]", res.stdout), res.stdout  # the report's headline
+    res = _cli("check", path, "-q")
+    assert res.returncode == 2
+    assert "--trust-model" in _error_line(res)
+
+
+def test_cli_undefined_name_in_a_lambda_is_one_line_with_the_real_error(lambda_kinds):
+    res = _cli("check", str(lambda_kinds[("helper", "keras")]), "--trust-model", "-q")
+    assert res.returncode == 2
+    line = _error_line(res)
+    assert "Lambda layer 'helper_lambda' raised NameError: name '_helper' is not defined" in line
+    assert "--input-shape" not in line
 
 
 def test_unregistered_custom_layer(tmp_path):
@@ -296,8 +418,24 @@ def test_tf_keras_file_loads_and_converts(tf_keras_files, fmt):
     assert type(model).__module__.startswith("tf_keras")
     conv = fixtures_models.convert(model)
     assert conv.framework == "tf_keras"
-    assert [(layer.name, layer.class_name) for layer in conv.layers] == [("d1", "Dense"), ("d2", "Dense")]
+    assert [(layer.name, layer.class_name) for layer in conv.layers] == [("k2", "Sequential"), ("d1", "Dense"), ("d2", "Dense")]  # the model itself first
     assert [n.op for n in observe(conv.content).primary] == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
+
+
+def test_trusted_tf_keras_lambda_gets_ops(tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    fn = lambda x: ops.relu(x) * 2.0  # noqa: E731
+    fn.__module__ = "a_module_the_loading_process_lacks"  # else tf_keras lends the lambda this test module's globals
+    inp = tf_keras.Input((8,), name="x")
+    model = tf_keras.Model(inp, tf_keras.layers.Lambda(fn, name="k2_ops")(inp))
+    path = tmp_path / "k2_ops.keras"
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf_keras: "a_module_the_loading_process_lacks is not loaded"
+        loaded = ModelSource.parse(str(path), trust=True).load()  # Keras 3 cannot read it; tf_keras can
+    assert framework_of(loaded) == "tf_keras"
+    x = np.linspace(-1, 1, 8, dtype=np.float32)[None]
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.maximum(x, 0) * 2.0)
 
 
 def test_tf_keras_h5_loads_as_keras3(tf_keras_files):

@@ -1,16 +1,18 @@
 """convert_model(model, recipe) -> Artifact: the real TFLite converter (imports TensorFlow; pipeline.py runs it in a child).
 
-Keras models are traced at the pinned input specs (specs.py: batch 1 unless told otherwise), their
-variables frozen into constants, then converted from the concrete function; this works
-for dict inputs (keras-hub backbones) where `from_keras_model` fails. SELECT_TF_OPS is
-never enabled: an op that needs Flex is a ConversionError naming the op and its layer.
+Keras models are traced at the pinned input specs (specs.py: batch 1 unless told otherwise,
+unknown sequence lengths within the model's own limits), their variables frozen into
+constants, then converted from the concrete function; this works for dict inputs
+(keras-hub backbones) where `from_keras_model` fails. SELECT_TF_OPS is never enabled: an
+op that needs Flex is a ConversionError naming the op and its layer. A failure says what
+the model raised, and the pinned shapes when they may be the cause.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from xnnfit.artifact import Artifact
 from xnnfit.errors import ConversionError, XnnfitError
@@ -18,7 +20,15 @@ from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.layers import LayerInfo, describe_layers
 from xnnfit.policy import CALIBRATION_SAMPLES
 from xnnfit.recipes import ConversionRecipe
-from xnnfit.specs import InputSpec, ShapeRequest
+from xnnfit.source import code_fix, describe_failure, error_text, root_cause
+from xnnfit.specs import DimLimit, InputSpec, ShapeRequest, dynamic_hint
+
+SEQUENCE_AXIS = 1  # Keras inputs are (batch, sequence, ...): the axis a layer's sequence_length bounds
+LIMIT_ATTRIBUTES = ("max_sequence_length", "sequence_length")  # keras-hub backbones and position embeddings
+POSITION_TABLE = "position"  # an Embedding named like this is a position table: its input_dim bounds the sequence
+# Errors of the model's own code: never about the shapes it was traced at.
+_CODE_ERRORS = (NameError, AttributeError, ImportError, SyntaxError, AssertionError)
+_SHAPE_WORDS = re.compile(r"shape|dimension|rank|size|begin\[|out of (range|bounds)|incompatible", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +63,7 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
         concrete = fn.get_concrete_function(*struct)
         frozen = convert_variables_to_constants_v2(concrete)
     except Exception as exc:  # noqa: BLE001 - tracing failures are the model's, say so in one line
-        text = " ".join(str(exc).split())[:400]
-        raise ConversionError(
-            f"cannot trace {display} at input shape(s) {_shapes_text(specs)}: {type(exc).__name__}: {text}. "
-            "Pass --input-shape NAME=D1,D2,... with shapes the model accepts."
-        ) from exc
+        raise _trace_error(exc, specs, display, warnings) from exc
     # The converter freezes the unfrozen function itself and keeps the original op stack
     # traces (our own freezing above would point every op at this file); `frozen` only
     # serves the tracing check and the Flex lookup.
@@ -81,7 +87,7 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
     try:
         content = _selective(converter, recipe, samples, order) if recipe.float_ops else converter.convert()
     except Exception as exc:  # noqa: BLE001 - ConverterError and friends
-        raise _conversion_error(exc, frozen, layers, framework, recipe, display) from exc
+        raise _conversion_error(exc, frozen, layers, framework, recipe, display, specs, warnings) from exc
     return Artifact(recipe.name, bytes(content), specs, layers, framework, tuple(warnings), f"{display} ({recipe.name})")
 
 
@@ -98,6 +104,53 @@ def _selective(converter: Any, recipe: ConversionRecipe, samples: list[dict], or
 
 def _shapes_text(specs: tuple[InputSpec, ...]) -> str:
     return ", ".join(f"{s.name}={'x'.join(str(d) for d in s.shape)}" for s in specs)
+
+
+def _trace_error(exc: Exception, specs: tuple[InputSpec, ...], display: str, warnings: list[str]) -> ConversionError:
+    """One line for a model that fails to trace: what raised what, and the pinned shapes only when shapes are the problem."""
+    cause = describe_failure(exc)
+    detail = "\n".join([*warnings, str(exc)])
+    root = root_cause(exc)
+    if isinstance(root, _CODE_ERRORS) or not _SHAPE_WORDS.search(error_text(root)):
+        return ConversionError(f"cannot trace {display}: {cause}. {code_fix(exc)}", detail=detail)
+    hint = dynamic_hint(specs)
+    if hint:
+        return ConversionError(f"cannot trace {display} at the pinned input shapes: {cause}. {hint}.", detail=detail)
+    return ConversionError(
+        f"cannot trace {display} at its declared input shape(s) {_shapes_text(specs)}: {cause}. "
+        "Fix the model so its layers accept the inputs it declares.",
+        detail=detail,
+    )
+
+
+def model_limits(model: Any) -> tuple[DimLimit, ...]:
+    """The sequence lengths the model and its layers declare they accept at most.
+
+    A layer (or the model) with an int `max_sequence_length` or `sequence_length`
+    (keras-hub backbones, PositionEmbedding), or an Embedding named like a position table
+    (its `input_dim`), bounds axis SEQUENCE_AXIS of the inputs.
+    """
+    limits = []
+    for layer in _walk(model):
+        name = str(getattr(layer, "name", "") or "")
+        for attr in LIMIT_ATTRIBUTES:
+            size = _int_attribute(layer, attr)
+            if size:
+                limits.append(DimLimit(SEQUENCE_AXIS, size, attr, name))
+        if type(layer).__name__ == "Embedding" and POSITION_TABLE in name.lower():
+            size = _int_attribute(layer, "input_dim")
+            if size:
+                limits.append(DimLimit(SEQUENCE_AXIS, size, "input_dim", name))
+    return tuple(limits)
+
+
+def _int_attribute(obj: Any, attr: str) -> int | None:
+    """`obj.attr` when it is a positive int (not a bool), else None; a property that raises counts as absent."""
+    try:
+        value = getattr(obj, attr, None)
+    except Exception:  # noqa: BLE001 - a layer's property may raise before it is built
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _embedding_vocab(layers: tuple[LayerInfo, ...], model: Any) -> int | None:
@@ -130,13 +183,14 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
     import tensorflow as tf
 
     vocab = _embedding_vocab(layers, model) if framework != "savedmodel" else None
+    limits = model_limits(model) if framework != "savedmodel" else ()
 
     def declared(name: str, shape: tuple, dtype: Any) -> tuple[str, tuple[int, ...], str, int | None]:
         dtype_name = tf.as_dtype(dtype).name
         return name, tuple(-1 if d is None else int(d) for d in shape), dtype_name, vocab if dtype_name.startswith("int") else None
 
     def pin(leaves: list[tuple[str, tuple, Any]]) -> dict[str, InputSpec]:
-        specs, notes = options.shapes.pin_all([declared(*leaf) for leaf in leaves])
+        specs, notes = options.shapes.pin_all([declared(*leaf) for leaf in leaves], limits=limits)
         warnings.extend(n for n in notes if n not in warnings)
         return {s.name: s for s in specs}
 
@@ -209,7 +263,16 @@ def flex_ops_in(message: str) -> list[str]:
     return list(dict.fromkeys(ops))
 
 
-def _conversion_error(exc: Exception, frozen: Any, layers, framework: str, recipe: ConversionRecipe, display: str) -> XnnfitError:
+def _conversion_error(
+    exc: Exception,
+    frozen: Any,
+    layers,
+    framework: str,
+    recipe: ConversionRecipe,
+    display: str,
+    specs: tuple[InputSpec, ...] = (),
+    warnings: Sequence[str] = (),
+) -> XnnfitError:
     from xnnfit.mapping import layer_for_scope
 
     text = str(exc)
@@ -228,9 +291,31 @@ def _conversion_error(exc: Exception, frozen: Any, layers, framework: str, recip
             "rewrite them with builtin ops (see `xnnfit explain XNN019`).",
             detail=text,
         )
-    first = next((ln.strip() for ln in text.splitlines() if "error:" in ln), text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
+    first = _first_error(text) or type(exc).__name__
     if recipe.ops in ("int8", "int16x8") and ("quantiz" in text.lower() or "int8" in text.lower()):
         hint = f"the {recipe.name} recipe needs every op to have a quantized kernel; try dynamic-int8 or fp16"
+    elif _pinned_beyond_batch(specs):
+        hint = f"{dynamic_hint(specs)}; run with --debug for the converter's full message"
     else:
         hint = "run with --debug for the converter's full message"
-    return ConversionError(f"the TFLite converter refused {display} ({recipe.name}): {first[:300]}. {hint}.", detail=text)
+    detail = "\n".join([*warnings, text])
+    return ConversionError(f"the TFLite converter refused {display} ({recipe.name}): {first[:_FIRST_LIMIT]}. {hint}.", detail=detail)
+
+
+_FIRST_LIMIT = 300  # characters of the converter's first error line kept: the op and its complaint
+_MLIR_ERROR = re.compile(r"\berror: (.*)")
+
+
+def _first_error(text: str) -> str:
+    """The converter's first 'error:' message without its source location, else its first line."""
+    for line in text.splitlines():
+        m = _MLIR_ERROR.search(line)
+        if m:
+            return m.group(1).strip().rstrip(".")
+    lines = text.strip().splitlines()
+    return lines[0].strip().rstrip(".") if lines else ""
+
+
+def _pinned_beyond_batch(specs: tuple[InputSpec, ...]) -> bool:
+    """True when a dimension other than the batch was pinned: the converter may have refused that size."""
+    return any(p.axis > 0 for s in specs for p in s.pins)

@@ -1,16 +1,18 @@
 """Input specs, decided once: each input's name, dtype, declared shape and the shape xnnfit runs it at.
 
-A dynamic dimension (declared -1 or None) is pinned by `--input-shape NAME=...`, else the
-batch dimension by `--batch` (or kept dynamic with `--dynamic-batch`), else to
-DEFAULT_DIM with a warning. The same rule serves Keras sources (at conversion) and
-.tflite files (resized before the interpreter allocates), and every command then runs
-the model at these shapes.
+A dynamic dimension (declared -1 or None) is pinned by `--input-shape NAME=...`, else like
+the same axis of an input with the same declared shape that `--input-shape` pinned, else
+the batch dimension by `--batch` (or kept dynamic with `--dynamic-batch`), else to the
+model's own limit for that axis (a `max_sequence_length`) when it is below DEFAULT_DIM,
+else to DEFAULT_DIM; every guess comes with a warning. The same rule serves Keras
+sources (at conversion) and .tflite files (resized before the interpreter allocates),
+and every command then runs the model at these shapes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from xnnfit.errors import InputDataError
 from xnnfit.policy import DEFAULT_DIM
@@ -20,13 +22,31 @@ if TYPE_CHECKING:
     from xnnfit.tflite.graph import ModelGraph
 
 
+USER_PINS = ("--input-shape", "same as ", "--batch", "--dynamic-batch")  # `Pin.by` prefixes of sizes the user chose
+
+
 @dataclasses.dataclass(frozen=True)
 class Pin(Record):
     """One dynamic dimension and what fixed its size."""
 
     axis: int
     size: int  # -1: kept dynamic (--dynamic-batch)
-    by: str  # '--input-shape', '--batch', '--dynamic-batch' or 'default'
+    by: str  # '--input-shape', 'same as NAME', '--batch', '--dynamic-batch', a model limit ('max_sequence_length') or 'default'
+
+    @property
+    def guessed(self) -> bool:
+        """True when xnnfit chose the size (the default or a model limit), not the user."""
+        return not self.by.startswith(USER_PINS)
+
+
+@dataclasses.dataclass(frozen=True)
+class DimLimit(Record):
+    """The largest size a model accepts on one axis of its inputs, and what declares it."""
+
+    axis: int
+    size: int
+    by: str  # the attribute that declares it: 'max_sequence_length', 'sequence_length', 'input_dim'
+    layer: str = ""  # the layer (or model) carrying it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,58 +86,143 @@ class ShapeRequest(Record):
     dynamic_batch: bool = False
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
-    def pin_all(self, declared: Iterable[tuple[str, tuple[int, ...], str, int | None]]) -> tuple[tuple[InputSpec, ...], tuple[str, ...]]:
-        """Specs for (name, declared shape, dtype, high) inputs, and one warning per defaulted input."""
+    def pin_all(
+        self,
+        declared: Iterable[tuple[str, tuple[int, ...], str, int | None]],
+        *,
+        limits: Sequence[DimLimit] = (),
+    ) -> tuple[tuple[InputSpec, ...], tuple[str, ...]]:
+        """Specs for (name, declared shape, dtype, high) inputs, and one warning per group of guessed inputs.
+
+        Inputs with the same declared shape (same rank, same fixed sizes, dynamic at the
+        same axes: a backbone's token_ids, segment_ids and padding_mask) form a group and
+        share their dynamic sizes: a member pinned by --input-shape sets the others' (which
+        have no --input-shape of their own), and guesses are the same for all members.
+        `limits` are the sizes the model accepts at most (its sequence length): a dimension
+        nothing else pins gets the smallest limit for its axis when that is below
+        DEFAULT_DIM, else DEFAULT_DIM.
+        """
         overrides = dict(self.input_shapes)
-        declared = list(declared)
+        declared = [(name, tuple(signature), dtype, high) for name, signature, dtype, high in declared]
         names = [d[0] for d in declared]
         unknown = [n for n in overrides if n not in names]
         if unknown:
             raise InputDataError(
                 f"--input-shape names no model input: {', '.join(unknown)}. The inputs are: {', '.join(names) or 'none'}."
             )
-        specs, warnings = [], []
-        for name, signature, dtype, high in declared:
-            spec = self._pin(name, tuple(signature), dtype, high, overrides.get(name))
-            defaulted = [p.axis for p in spec.pins if p.by == "default"]
-            if defaulted:
-                axes = ", ".join(map(str, defaulted))
-                warnings.append(
-                    f"input {name!r} has unknown dimension{'s' if len(defaulted) > 1 else ''} {axes}; pinned to {DEFAULT_DIM}: "
-                    f"shape {list(spec.shape)}. Pass --input-shape {name}={','.join(map(str, spec.run_shape))} to choose."
-                )
-            specs.append(spec)
-        return tuple(specs), tuple(warnings)
+        bounds = _strictest(limits)
+        specs: dict[str, InputSpec] = {}
+        warnings = []
+        for group in _groups(declared):
+            given = [d for d in group if d[0] in overrides]
+            for name, signature, dtype, high in given:
+                specs[name] = _pin_given(name, signature, dtype, high, overrides[name])
+            for name, signature, dtype, high in group:
+                if name in specs:
+                    continue
+                if given:
+                    specs[name] = _follow(name, signature, dtype, high, specs[given[0][0]])
+                else:
+                    specs[name] = self._pin(name, signature, dtype, high, bounds)
+            warning = _guess_warning([specs[d[0]] for d in group], bounds)
+            if warning:
+                warnings.append(warning)
+        return tuple(specs[n] for n in names), tuple(warnings)
 
-    def _pin(self, name: str, signature: tuple[int, ...], dtype: str, high: int | None, override: tuple[int, ...] | None) -> InputSpec:
-        if override is not None:
-            if len(override) != len(signature):
-                raise InputDataError(
-                    f"--input-shape {name}={','.join(map(str, override))} has {len(override)} dimensions; "
-                    f"input {name!r} has {len(signature)} (declared {list(signature)}). Give one size per dimension."
-                )
-            clash = [i for i, (d, o) in enumerate(zip(signature, override)) if d >= 0 and d != o]
-            if clash:
-                raise InputDataError(
-                    f"--input-shape {name}={','.join(map(str, override))} changes fixed dimension {clash[0]} of input {name!r} "
-                    f"(declared {list(signature)}). Only dynamic (-1) dimensions can be pinned."
-                )
-            pins = tuple(Pin(i, o, "--input-shape") for i, (d, o) in enumerate(zip(signature, override)) if d < 0)
-            return InputSpec(name, dtype, signature, tuple(override), pins, high)
+    def _pin(self, name: str, signature: tuple[int, ...], dtype: str, high: int | None, bounds: dict[int, DimLimit]) -> InputSpec:
         shape, pins = [], []
         for i, d in enumerate(signature):
             if d >= 0:
                 shape.append(d)
-            elif i == 0 and self.dynamic_batch:
-                shape.append(-1)
-                pins.append(Pin(0, -1, "--dynamic-batch"))
+                continue
+            if i == 0 and self.dynamic_batch:
+                pin = Pin(0, -1, "--dynamic-batch")
             elif i == 0:
-                shape.append(self.batch)
-                pins.append(Pin(0, self.batch, "--batch"))
+                pin = Pin(0, self.batch, "--batch")
+            elif i in bounds and bounds[i].size < DEFAULT_DIM:
+                pin = Pin(i, bounds[i].size, bounds[i].by)
             else:
-                shape.append(DEFAULT_DIM)
-                pins.append(Pin(i, DEFAULT_DIM, "default"))
+                pin = Pin(i, DEFAULT_DIM, "default")
+            shape.append(pin.size)
+            pins.append(pin)
         return InputSpec(name, dtype, signature, tuple(shape), tuple(pins), high)
+
+
+def _pin_given(name: str, signature: tuple[int, ...], dtype: str, high: int | None, override: tuple[int, ...]) -> InputSpec:
+    """The spec of an input the user gave --input-shape for; InputDataError when it does not fit the declared shape."""
+    if len(override) != len(signature):
+        raise InputDataError(
+            f"--input-shape {name}={','.join(map(str, override))} has {len(override)} dimensions; "
+            f"input {name!r} has {len(signature)} (declared {list(signature)}). Give one size per dimension."
+        )
+    clash = [i for i, (d, o) in enumerate(zip(signature, override)) if d >= 0 and d != o]
+    if clash:
+        raise InputDataError(
+            f"--input-shape {name}={','.join(map(str, override))} changes fixed dimension {clash[0]} of input {name!r} "
+            f"(declared {list(signature)}). Only dynamic (-1) dimensions can be pinned."
+        )
+    pins = tuple(Pin(i, o, "--input-shape") for i, (d, o) in enumerate(zip(signature, override)) if d < 0)
+    return InputSpec(name, dtype, signature, tuple(override), pins, high)
+
+
+def _follow(name: str, signature: tuple[int, ...], dtype: str, high: int | None, leader: InputSpec) -> InputSpec:
+    """The spec of an input that takes its dynamic sizes from `leader`, a same-shaped input the user pinned."""
+    pins = tuple(Pin(p.axis, p.size, f"same as {leader.name}") for p in leader.pins)
+    return InputSpec(name, dtype, signature, leader.shape, pins, high)
+
+
+def _groups(declared: list[tuple[str, tuple[int, ...], str, int | None]]) -> list[list[tuple[str, tuple[int, ...], str, int | None]]]:
+    """Inputs grouped by declared shape, in declaration order; inputs with no dynamic dimension stay alone."""
+    groups: dict[tuple, list] = {}
+    for item in declared:
+        signature = item[1]
+        key = signature if any(d < 0 for d in signature) else (item[0],)
+        groups.setdefault(key, []).append(item)
+    return list(groups.values())
+
+
+def _strictest(limits: Sequence[DimLimit]) -> dict[int, DimLimit]:
+    """The smallest limit per axis."""
+    out: dict[int, DimLimit] = {}
+    for limit in limits:
+        if limit.size > 0 and (limit.axis not in out or limit.size < out[limit.axis].size):
+            out[limit.axis] = limit
+    return out
+
+
+def _guess_warning(group: list[InputSpec], bounds: dict[int, DimLimit]) -> str:
+    """'' unless xnnfit guessed a size for the group; else what it chose, why, and what to pass to choose."""
+    first = group[0]
+    guessed = [p for p in first.pins if p.guessed]
+    if not guessed:
+        return ""
+    axes = ", ".join(str(p.axis) for p in guessed)
+    plural = "s" if len(guessed) > 1 else ""
+    if len(guessed) == 1:
+        sizes = f"to {guessed[0].size}{_why(guessed[0], bounds)}"
+    else:
+        sizes = ", ".join(f"axis {p.axis} to {p.size}{_why(p, bounds)}" for p in guessed)
+    if len(group) == 1:
+        who = f"input {first.name!r} has unknown dimension{plural} {axes}"
+        follow = ""
+    else:
+        who = f"inputs {', '.join(repr(s.name) for s in group)} (same declared shape {list(first.signature)}) have unknown dimension{plural} {axes}"
+        follow = "; the others follow"
+    return (
+        f"{who}; pinned {sizes}: shape {list(first.shape)}. "
+        f"Pass --input-shape {first.name}={','.join(map(str, first.run_shape))} to choose{follow}."
+    )
+
+
+def _why(pin: Pin, bounds: dict[int, DimLimit]) -> str:
+    """Why a guessed size: ", the max_sequence_length of 'bert_backbone'", or what the model accepts beyond the default."""
+    limit = bounds.get(pin.axis)
+    if limit is None:
+        return ""
+    where = f"{limit.by} of {limit.layer!r}" if limit.layer else f"the model's {limit.by}"
+    if pin.by == limit.by:
+        return f", the {where}" if limit.layer else f", {where}"
+    return f" (the model accepts up to {limit.size}: {where})"
 
 
 def parse_input_shapes(items: Iterable[str] | dict | None) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -163,16 +268,39 @@ def tflite_declared_inputs(graph: ModelGraph) -> list[tuple[str, tuple[int, ...]
 
 
 def dynamic_hint(specs: tuple[InputSpec, ...]) -> str:
-    """What to say when the runtime fails at pinned shapes ('' when no input is dynamic)."""
+    """What to say when the model fails at pinned shapes ('' when no input is dynamic).
+
+    Every pinned input is described (declared shape, run shape, what pinned each axis);
+    the example names one input per group of same-shaped inputs, since the others follow.
+    """
     pinned = [s for s in specs if s.pins]
     if not pinned:
         return ""
     what = "; ".join(s.describe() for s in pinned)
-    example = " ".join(f"--input-shape {s.name}={','.join(_placeholders(s))}" for s in pinned)
-    return f"inputs with dynamic dimensions were pinned: {what}. Pass shapes the model accepts: {example}"
+    leaders = _leaders(pinned)
+    example = " ".join(f"--input-shape {s.name}={','.join(_placeholders(s))}" for s in leaders)
+    followers = [s.name for s in pinned if s not in leaders]
+    follow = f" ({', '.join(followers)} follow{'s' if len(followers) == 1 else ''}: same declared shape)" if followers else ""
+    return f"Inputs with dynamic dimensions were pinned: {what}. Pass shapes the model accepts: {example}{follow}"
+
+
+def _leaders(pinned: list[InputSpec]) -> list[InputSpec]:
+    """The inputs an example must name: those the user pinned, and the first of each group pinned otherwise."""
+    out, groups = [], set()
+    for spec in pinned:
+        given = any(p.by == "--input-shape" for p in spec.pins)
+        if _follows(spec) or (not given and spec.signature in groups):
+            continue
+        groups.add(spec.signature)
+        out.append(spec)
+    return out
+
+
+def _follows(spec: InputSpec) -> bool:
+    return any(p.by.startswith("same as ") for p in spec.pins)
 
 
 def _placeholders(spec: InputSpec) -> list[str]:
-    """The run shape with 'N' where nothing but the default pinned a dimension."""
-    guessed = {p.axis for p in spec.pins if p.by == "default"}
-    return ["N" if i in guessed else str(d) for i, d in enumerate(spec.run_shape)]
+    """The run shape with 'N' at every pinned axis but the batch: the sizes to choose again."""
+    chosen = {p.axis for p in spec.pins if p.axis > 0}
+    return ["N" if i in chosen else str(d) for i, d in enumerate(spec.run_shape)]
