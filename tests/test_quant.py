@@ -152,3 +152,23 @@ def test_eval_on_calibration_data_is_flagged(tmp_path):
     report = quant(f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=3)
     assert any("measured on the calibration data" in w for w in report.warnings)
     assert report.row("fp32").top1 is None  # a (1, 1) sigmoid: not class scores, so no top-1
+
+
+TRANSFORMER = f"{ROOT}/examples/transformer_block.py:build"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [(["quant", TRANSFORMER, "--recipe", "fp32"], "--eval"), (["check", TRANSFORMER, "--recipe", "int8"], "--calibration"), (["bench", TRANSFORMER], "--data")],
+)
+def test_token_ids_outside_the_vocabulary_are_one_line_naming_the_value(tmp_path, command, flag):
+    ids = np.zeros((4, 32), "int32")
+    ids[1, 3] = 1500  # the embedding has 1000 rows
+    np.savez(tmp_path / "ids.npz", tokens=ids)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    res = subprocess.run([sys.executable, "-m", "xnnfit", *command, flag, str(tmp_path / "ids.npz"), "-q"], capture_output=True, text=True, env=env)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "'tokens'" in lines[0] and "holds 1500" in lines[0] and "valid values are 0..999" in lines[0], lines[0]
+    assert "Traceback" not in res.stderr and "KeyError" not in res.stderr

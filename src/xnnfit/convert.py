@@ -153,13 +153,21 @@ def _int_attribute(obj: Any, attr: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _embedding_vocab(layers: tuple[LayerInfo, ...], model: Any) -> int | None:
-    sizes = []
+def _input_vocabularies(model: Any) -> dict[int, int]:
+    """id(input tensor) -> rows of the smallest Embedding-like layer (int `input_dim`) that reads that input directly.
+
+    Only direct readers count: an input that reaches a table through other layers gets
+    its range later, from the converted graph (specs.with_table_bounds).
+    """
+    out: dict[int, int] = {}
     for layer in _walk(model):
         dim = getattr(layer, "input_dim", None)
-        if isinstance(dim, int) and dim > 1:
-            sizes.append(dim)
-    return min(sizes) if sizes else None
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
+            continue
+        for node in getattr(layer, "_inbound_nodes", None) or []:
+            for t in getattr(node, "input_tensors", None) or []:
+                out[id(t)] = min(dim, out.get(id(t), dim))
+    return out
 
 
 def _walk(model: Any):
@@ -182,14 +190,15 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
     """The tf.function to convert, its input signature structure, and the pinned input specs."""
     import tensorflow as tf
 
-    vocab = _embedding_vocab(layers, model) if framework != "savedmodel" else None
+    vocabularies = _input_vocabularies(model) if framework != "savedmodel" else {}
     limits = model_limits(model) if framework != "savedmodel" else ()
 
-    def declared(name: str, shape: tuple, dtype: Any) -> tuple[str, tuple[int, ...], str, int | None]:
+    def declared(name: str, shape: tuple, dtype: Any, tensor: Any = None) -> tuple[str, tuple[int, ...], str, int | None]:
         dtype_name = tf.as_dtype(dtype).name
-        return name, tuple(-1 if d is None else int(d) for d in shape), dtype_name, vocab if dtype_name.startswith("int") else None
+        high = vocabularies.get(id(tensor)) if dtype_name.startswith(("int", "uint")) else None
+        return name, tuple(-1 if d is None else int(d) for d in shape), dtype_name, high
 
-    def pin(leaves: list[tuple[str, tuple, Any]]) -> dict[str, InputSpec]:
+    def pin(leaves: list[tuple]) -> dict[str, InputSpec]:
         specs, notes = options.shapes.pin_all([declared(*leaf) for leaf in leaves], limits=limits)
         warnings.extend(n for n in notes if n not in warnings)
         return {s.name: s for s in specs}
@@ -218,17 +227,17 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
         return str(getattr(t, "name", None) or f"input_{i}").split(":")[0]
 
     if isinstance(struct, dict):
-        pinned = pin([(str(k), tuple(t.shape), t.dtype) for k, t in struct.items()])
+        pinned = pin([(str(k), tuple(t.shape), t.dtype, t) for k, t in struct.items()])
         spec_struct: Any = {k: tspec(pinned[str(k)]) for k in struct}
         flat = [pinned[str(k)] for k in sorted(struct, key=str)]  # tf.nest flattens dicts by sorted key
     elif isinstance(struct, (list, tuple)):
         names = [name_of(t, i) for i, t in enumerate(struct)]
-        pinned = pin([(n, tuple(t.shape), t.dtype) for n, t in zip(names, struct)])
+        pinned = pin([(n, tuple(t.shape), t.dtype, t) for n, t in zip(names, struct)])
         spec_struct = [tspec(pinned[n]) for n in names]
         flat = [pinned[n] for n in names]
     else:
         name = name_of(struct, 0)
-        pinned = pin([(name, tuple(struct.shape), struct.dtype)])
+        pinned = pin([(name, tuple(struct.shape), struct.dtype, struct)])
         spec_struct, flat = tspec(pinned[name]), [pinned[name]]
     fn = tf.function(lambda x: model(x, training=False))
     return fn, (spec_struct,), tuple(flat)

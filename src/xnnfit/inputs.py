@@ -61,6 +61,7 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
             raise InputDataError(f"array {key!r} in {str(path)!r} holds no samples. Put at least one sample on the first axis.")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise InputDataError(f"array {key!r} in {str(path)!r} contains NaN or infinite values. Clean the data first.")
+        _check_range(arr, s, f"array {key!r} in {str(path)!r}")
         if np.dtype(s.dtype).kind != arr.dtype.kind and not (arr.dtype.kind in "iu" and np.dtype(s.dtype).kind in "iu"):
             raise InputDataError(f"array {key!r} in {str(path)!r} has dtype {arr.dtype}; input {s.name!r} needs {s.dtype}. Cast it.")
         picked[s.name] = arr.astype(s.dtype)
@@ -79,6 +80,20 @@ def check_sample(sample: dict[str, np.ndarray], specs: tuple[InputSpec, ...]) ->
             raise InputDataError(f"input {s.name!r} needs shape {tuple(s.shape)}, the data has {v.shape}. Reshape the data.")
         if v.dtype.kind == "f" and not np.isfinite(v).all():
             raise InputDataError(f"input {s.name!r} has NaN or infinite values. Clean the data first.")
+        _check_range(v, s, f"input {s.name!r}")
+
+
+def _check_range(values: np.ndarray, spec: InputSpec, what: str) -> None:
+    """InputDataError unless integer values index inside the table the input feeds (token ids within the vocabulary)."""
+    if spec.high is None or values.dtype.kind not in "iu" or not values.size:
+        return
+    bad = np.flatnonzero((values < 0) | (values >= spec.high))
+    if bad.size:
+        at = tuple(int(i) for i in np.unravel_index(bad[0], values.shape))
+        raise InputDataError(
+            f"{what} holds {int(values.reshape(-1)[bad[0]])} at index {list(at)} ({bad.size} value(s) out of range); input {spec.name!r} "
+            f"indexes a table of {spec.high} rows, so valid values are 0..{spec.high - 1}. Fix the ids or the vocabulary."
+        )
 
 
 def samples_for(specs: tuple[InputSpec, ...], data: str | None, count: int = 1, seed: int = 0) -> list[dict[str, np.ndarray]]:

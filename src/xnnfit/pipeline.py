@@ -23,7 +23,7 @@ from xnnfit.recipes import ALL, ConversionRecipe
 from xnnfit.rewrite.engine import rewrite_only
 from xnnfit.rewrite.rule import RewriteContext
 from xnnfit.source import ModelSource
-from xnnfit.specs import tflite_declared_inputs
+from xnnfit.specs import tflite_declared_inputs, with_table_bounds
 from xnnfit.tflite.graph import read_model
 
 T = TypeVar("T")
@@ -49,6 +49,8 @@ def materialize(source: ModelSource, recipe: ConversionRecipe, options: ConvertO
         artifact = convert_model(source.model, recipe, options, display=source.display)
     else:
         artifact = run_isolated(_convert_child, source, recipe, options, what=f"converting {source.display} ({recipe.name})", timeout=timeout)
+    # token-id ranges from the tables the converted graph really indexes (conversion only knew the smallest Embedding)
+    artifact = replace(artifact, specs=with_table_bounds(artifact.specs, read_model(artifact.content, artifact.what)))
     if recipe.rewrites:
         artifact = replace(artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs)))
     if options.calibration and not recipe.calibrate:

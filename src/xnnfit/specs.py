@@ -248,23 +248,48 @@ def input_name(tensor_name: str) -> str:
     return name[len("serving_default_"):] if name.startswith("serving_default_") else name
 
 
-def tflite_declared_inputs(graph: ModelGraph) -> list[tuple[str, tuple[int, ...], str, int | None]]:
-    """(name, declared shape, dtype, high) per input of a .tflite; integer inputs indexing a table get its size as `high`."""
+# Ops an index passes through on its way to a table lookup: casts, reshapes, slices, and the
+# Embedding layer's wrap of negative ids (where(ids < 0, ids + vocab, ids)).
+_INDEX_PATH = frozenset({"CAST", "RESHAPE", "EXPAND_DIMS", "SQUEEZE", "STRIDED_SLICE", "SLICE", "TRANSPOSE", "SELECT", "SELECT_V2", "ADD", "LESS", "GREATER_EQUAL", "MAXIMUM", "MINIMUM"})
+_LOOKUPS = ("GATHER", "EMBEDDING_LOOKUP")
+
+
+def table_bound(graph: ModelGraph, tensor: int) -> int | None:
+    """Rows of the smallest table an integer input indexes (GATHER/EMBEDDING_LOOKUP), followed through index plumbing."""
     sub = graph.primary
     consumers = sub.consumers()
+    bound, seen, frontier = None, set(), [tensor]
+    while frontier:
+        t = frontier.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for c in consumers.get(t, []):
+            op = sub.ops[c]
+            if op.op in _LOOKUPS and len(op.inputs) > 1 and op.inputs[1] == t and op.options.get("axis", 0) == 0:
+                rows = sub.tensors[op.inputs[0]].shape[:1]
+                if rows:
+                    bound = rows[0] if bound is None else min(bound, rows[0])
+            elif op.op in _INDEX_PATH:
+                frontier.extend(x for x in op.outputs if x >= 0 and sub.tensors[x].dtype.startswith(("int", "uint")))
+    return bound
+
+
+def tflite_declared_inputs(graph: ModelGraph) -> list[tuple[str, tuple[int, ...], str, int | None]]:
+    """(name, declared shape, dtype, high) per input of a .tflite; integer inputs indexing a table get its rows as `high`."""
+    sub = graph.primary
     out = []
     for t in sub.inputs:
         tensor = sub.tensors[t]
-        high = None
-        if tensor.dtype.startswith(("int", "uint")):
-            for c in consumers.get(t, []):
-                op = sub.ops[c]
-                if op.op in ("GATHER", "EMBEDDING_LOOKUP") and len(op.inputs) > 1 and op.inputs[1] == t:
-                    table = sub.tensors[op.inputs[0]]
-                    if table.shape:
-                        high = table.shape[0] if high is None else min(high, table.shape[0])
+        high = table_bound(graph, t) if tensor.dtype.startswith(("int", "uint")) else None
         out.append((input_name(tensor.name), tensor.shape_signature or tensor.shape, tensor.dtype, high))
     return out
+
+
+def with_table_bounds(specs: tuple[InputSpec, ...], graph: ModelGraph) -> tuple[InputSpec, ...]:
+    """`specs` with each integer input's `high` read from the converted graph (the table it really indexes)."""
+    bounds = {name: high for name, _, dtype, high in tflite_declared_inputs(graph) if dtype.startswith(("int", "uint"))}
+    return tuple(dataclasses.replace(s, high=bounds[s.name]) if s.name in bounds else s for s in specs)
 
 
 def dynamic_hint(specs: tuple[InputSpec, ...]) -> str:

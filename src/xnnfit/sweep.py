@@ -287,6 +287,8 @@ def run_sweep(
             measured[name] = run_isolated(_measure, artifact, samples, profile_runs, what=f"measuring {artifact.what}", timeout=timeout)
         except XnnfitError as exc:
             failed[name] = str(exc)
+    if "fp32" not in measured:
+        raise XnnfitError(f"the fp32 model, the float reference, cannot be measured: {failed.get('fp32')}")
     step("timing all recipes together")
     contents = {n: artifacts[n].content for n in measured}
     latency = run_isolated(_race, contents, samples[0], specs, runs, what="timing the recipes", timeout=timeout)
