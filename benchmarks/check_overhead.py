@@ -7,7 +7,12 @@ Prints, for keras.applications.MobileNetV2(weights=None) saved as .keras:
 and the wall time of `xnnfit check model.tflite` (target < 2 s, no TensorFlow import).
 Each figure is the median of --repeat runs, interleaved A B A B so drift hits both.
 
-    .venv/bin/python benchmarks/check_overhead.py [--repeat 3]
+With --big, the same for a large model (VGG16, weights=None: 554 MB of weights): wall
+time and peak resident memory of the whole process tree (the CLI and its children,
+summed, sampled every 20 ms) for `xnnfit check` against the bare conversion (target:
+both within 1.5x), so a laptop can check what it can convert.
+
+    .venv/bin/python benchmarks/check_overhead.py [--repeat 3] [--big]
 """
 
 from __future__ import annotations
@@ -51,11 +56,71 @@ def wall(cmd: list[str]) -> float:
     return elapsed
 
 
+def _tree_rss(root: int) -> int:
+    """Resident bytes of `root` and every descendant, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/statm") as f:
+                rss[int(entry)] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def wall_and_peak(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak summed RSS of the process tree of `cmd`."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
+    return elapsed, peak
+
+
+def big(repeat: int) -> None:
+    """Time and peak memory of check vs a bare conversion on VGG16."""
+    import keras
+
+    tmp = Path(tempfile.mkdtemp(prefix="xnnfit-bench-big-"))
+    path = tmp / "vgg16.keras"
+    keras.applications.VGG16(weights=None).save(path)
+    runs: dict[str, list[tuple[float, int]]] = {"check .keras": [], "bare": []}
+    for _ in range(repeat):
+        runs["check .keras"].append(wall_and_peak([sys.executable, "-m", "xnnfit", "check", "-q", str(path)]))
+        runs["bare"].append(wall_and_peak([sys.executable, "-c", BARE, str(path)]))
+    med = {k: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for k, v in runs.items()}
+    print(f"VGG16 (weights=None, {path.stat().st_size / 1e6:.0f} MB .keras), {repeat} interleaved runs, medians")
+    for k, (t, m) in med.items():
+        print(f"  {k:14s} {t:6.1f} s   peak {m / 1e9:5.2f} GB (process tree)")
+    (tc, mc), (tb, mb) = med["check .keras"], med["bare"]
+    print(f"  ratio check / bare: time {tc / tb:.2f}x, peak memory {mc / mb:.2f}x (targets <= 1.5x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--big", action="store_true", help="also VGG16: time and peak memory against a bare conversion")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.big:
+        big(max(1, args.repeat // 2))
     import keras
     import tensorflow as tf
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tempfile
 from typing import Any, Sequence
+
+import numpy as np
 
 from xnnfit.artifact import Artifact
 from xnnfit.errors import ConversionError, XnnfitError
 from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.layers import LayerInfo, describe_layers
-from xnnfit.policy import CALIBRATION_SAMPLES
+from xnnfit.policy import CALIBRATION_SAMPLES, SAVEDMODEL_ROUTE_BYTES
 from xnnfit.recipes import ConversionRecipe
 from xnnfit.source import code_fix, describe_failure, error_text, root_cause
 from xnnfit.specs import DimLimit, InputSpec, ShapeRequest, dynamic_hint
@@ -38,6 +41,7 @@ class ConvertOptions:
     shapes: ShapeRequest = ShapeRequest()
     calibration: str | None = None
     seed: int = 0
+    route: str = "auto"  # 'function' (concrete function), 'savedmodel' (exported first), 'auto': by model size
 
 
 def framework_of(model: Any) -> str:
@@ -52,22 +56,75 @@ def framework_of(model: Any) -> str:
 
 def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model") -> Artifact:
     """Convert an in-memory Keras model (or TF SavedModel object) with `recipe`, in this process."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     framework = framework_of(model)
     warnings: list[str] = []
     layers = describe_layers(model) if framework != "savedmodel" else ()
     fn, struct, specs = _traced_function(model, framework, options, warnings, layers)
     try:
         concrete = fn.get_concrete_function(*struct)
-        frozen = convert_variables_to_constants_v2(concrete)
     except Exception as exc:  # noqa: BLE001 - tracing failures are the model's, say so in one line
         raise _trace_error(exc, specs, display, warnings) from exc
-    # The converter freezes the unfrozen function itself and keeps the original op stack
-    # traces (our own freezing above would point every op at this file); `frozen` only
-    # serves the tracing check and the Flex lookup.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    route = options.route if options.route != "auto" else _route(model, framework)
+    with tempfile.TemporaryDirectory(prefix="xnnfit-export-") as folder:
+        if route == "savedmodel":
+            converter = _from_saved_model(model, framework, struct[0], specs, folder)
+        else:
+            converter = _from_function(concrete)
+        content = _run_converter(converter, recipe, specs, options, warnings, by_name=route == "savedmodel", display=display,
+                                 on_error=lambda exc: _conversion_error(exc, concrete, layers, framework, recipe, display, specs, warnings))
+    return Artifact(recipe.name, content, specs, layers, framework, tuple(warnings), f"{display} ({recipe.name})")
+
+
+def _weight_bytes(model: Any) -> int:
+    total = 0
+    for w in getattr(model, "weights", None) or []:
+        try:
+            total += int(np.prod(tuple(w.shape))) * np.dtype(str(getattr(w.dtype, "name", w.dtype))).itemsize
+        except (TypeError, ValueError):
+            continue
+    return total
+
+
+def _route(model: Any, framework: str) -> str:
+    """'savedmodel' for big Keras models (the converter's lean path), 'function' otherwise (no disk round trip)."""
+    return "savedmodel" if framework != "savedmodel" and _weight_bytes(model) >= SAVEDMODEL_ROUTE_BYTES else "function"
+
+
+def _from_function(concrete: Any) -> Any:
+    import tensorflow as tf
+
+    # The converter freezes the function itself and keeps the original op stack traces.
+    # Freezing it here too would hold a second copy of every weight; only the Flex error
+    # path freezes, to find the ops' layers.
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+
+
+def _from_saved_model(model: Any, framework: str, structure: Any, specs: tuple[InputSpec, ...], folder: str) -> Any:
+    """A converter over the model exported as a SavedModel with one signature taking the inputs by name (specs order)."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec(_tf_shape(s.shape), s.dtype, name=s.name) for s in specs]
+
+    def serve(*args):
+        return model(tf.nest.pack_sequence_as(structure, list(args)), training=False)
+
+    save = tf.saved_model.SaveOptions(save_debug_info=True)  # the op stack traces the mapping reads
+    if framework == "keras3":
+        import keras
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", serve, input_signature=signature)
+        archive.write_out(folder, options=save, verbose=False)
+    else:
+        tf.saved_model.save(model, folder, signatures=tf.function(serve, input_signature=signature), options=save)
+    return tf.lite.TFLiteConverter.from_saved_model(folder)
+
+
+def _run_converter(converter: Any, recipe: ConversionRecipe, specs, options: ConvertOptions, warnings: list[str], *, by_name: bool, display: str, on_error) -> bytes:
+    """Configure the converter for `recipe` (calibration data by input name for a SavedModel) and convert."""
+    import tensorflow as tf
+
     converter.serialize_debug_metadata = True
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if recipe.optimize:
@@ -77,7 +134,7 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
     samples, order = [], [s.name for s in specs]
     if recipe.calibrate:
         samples = _calibration(specs, options, warnings)
-        converter.representative_dataset = lambda: ([s[n] for n in order] for s in samples)
+        converter.representative_dataset = _dataset(samples, order, by_name)
         if recipe.ops == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         elif recipe.ops == "int16x8":
@@ -85,18 +142,24 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
     try:
-        content = _selective(converter, recipe, samples, order) if recipe.float_ops else converter.convert()
+        content = _selective(converter, recipe, _dataset(samples, order, by_name)) if recipe.float_ops else converter.convert()
     except Exception as exc:  # noqa: BLE001 - ConverterError and friends
-        raise _conversion_error(exc, frozen, layers, framework, recipe, display, specs, warnings) from exc
-    return Artifact(recipe.name, bytes(content), specs, layers, framework, tuple(warnings), f"{display} ({recipe.name})")
+        raise on_error(exc) from exc
+    return bytes(content)
 
 
-def _selective(converter: Any, recipe: ConversionRecipe, samples: list[dict], order: list[str]) -> bytes:
+def _dataset(samples: list[dict], order: list[str], by_name: bool):
+    """A representative-dataset generator: inputs in order for a function, by name for a SavedModel signature."""
+    if by_name:
+        return lambda: (dict(s) for s in samples)
+    return lambda: ([s[n] for n in order] for s in samples)
+
+
+def _selective(converter: Any, recipe: ConversionRecipe, data) -> bytes:
     """Full-integer conversion with `recipe.float_ops` kept in float (the TF quantization debugger's denylist)."""
     import tensorflow as tf
 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    data = lambda: ([s[n] for n in order] for s in samples)  # noqa: E731
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(recipe.float_ops))
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=data, debug_options=options)
     return debugger.get_nondebug_quantized_model()
@@ -274,7 +337,7 @@ def flex_ops_in(message: str) -> list[str]:
 
 def _conversion_error(
     exc: Exception,
-    frozen: Any,
+    concrete: Any,
     layers,
     framework: str,
     recipe: ConversionRecipe,
@@ -287,8 +350,10 @@ def _conversion_error(
     text = str(exc)
     flex = flex_ops_in(text)
     if flex:
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
         where = []
-        for op in frozen.graph.get_operations():
+        for op in convert_variables_to_constants_v2(concrete).graph.get_operations():  # inlined: every op, every layer
             if op.type in flex:
                 layer = layer_for_scope(op.name, layers, framework)
                 label = f"layer {layer.name!r} ({layer.class_name}{', ' + layer.source if layer.source else ''})" if layer else f"scope {op.name.rsplit('/', 1)[0]!r}"
