@@ -63,8 +63,8 @@ def _assert_every_node_on_a_known_layer(conv, diag) -> None:
 def bert_model():
     import keras_hub
 
-    return keras_hub.models.BertBackbone(
-        vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=32
+    return keras_hub.models.BertBackbone(  # named: Keras numbers auto names per process, and other tests build BERTs too
+        vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=32, name="bert_backbone"
     )
 
 
