@@ -169,3 +169,23 @@ def test_calibration_with_recipes_that_do_not_calibrate_is_said_unused(files, tm
     res = run("check", str(files / "where.tflite"), "--calibration", str(tmp_path / "calib.npz"), "-q")
     assert res.returncode == 0, res.stderr
     assert "--calibration is not used: a .tflite is measured as given" in res.stdout
+
+
+def test_advice_fits_the_context_of_each_fallback(tmp_path):
+    """The Embedding's index wrap and a tf.where activation both fall back with XNN001, and get different advice."""
+    src = tmp_path / "two.py"
+    src.write_text(
+        "import keras, tensorflow as tf\n"
+        "class Act(keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        return tf.where(x < 0, 0.1 * x, tf.square(x))\n"
+        "def build():\n"
+        "    ids = keras.Input((8,), dtype='int32', name='ids')\n"
+        "    x = keras.layers.Embedding(50, 4, name='embed')(ids)\n"
+        "    return keras.Model(ids, Act(name='act')(keras.layers.Dense(4)(x)))\n"
+    )
+    res = run("check", f"{src}:build", "-q")
+    assert res.returncode == 0, res.stderr
+    out = " ".join(res.stdout.split())
+    assert "XNN001.embedding-index-wrap" in out and "XNN001.where-activation" in out
+    assert "next: xnnfit fix" in out

@@ -35,6 +35,7 @@ class KerasHint(Record):
     layer: str
     causes: tuple[str, ...]
     fixed: bool = False  # the rewrite removed these fallbacks from the fixed model
+    advice: tuple[str, ...] = ()  # advice ids (kb/advice.py) for these nodes in their context
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,11 +121,13 @@ def fix_stage(
     return result, _keras_hints(artifact, result.content if result.applied else None)
 
 
-def _fallback_layers(artifact: Artifact) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
+def _fallback_layers(artifact: Artifact) -> dict[str, tuple[set[str], dict[str, None]]]:
+    out: dict[str, tuple[set[str], dict[str, None]]] = {}
     for n in diagnose(artifact).observed:
         if not n.delegated and n.layer:
-            out.setdefault(n.layer, set()).update(n.causes)
+            causes, advice = out.setdefault(n.layer, (set(), {}))
+            causes.update(n.causes)
+            advice.update(dict.fromkeys(n.advice))
     return out
 
 
@@ -132,7 +135,7 @@ def _keras_hints(artifact: Artifact, fixed: bytes | None) -> tuple[KerasHint, ..
     """The layers that fall back in the conversion, each marked fixed when the fixed model no longer has them on CPU."""
     before = _fallback_layers(artifact)
     after = _fallback_layers(dataclasses.replace(artifact, content=fixed)) if fixed is not None else before
-    return tuple(KerasHint(layer, tuple(sorted(c)), layer not in after) for layer, c in before.items())
+    return tuple(KerasHint(layer, tuple(sorted(c)), layer not in after, tuple(a)) for layer, (c, a) in before.items())
 
 
 def run_fix(

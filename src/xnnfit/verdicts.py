@@ -6,6 +6,7 @@ import dataclasses
 
 from xnnfit.delegation import Delegation
 from xnnfit.kb import CAUSES, NodeContext
+from xnnfit.kb.advice import advise
 from xnnfit.mapping import NodeMapping
 from xnnfit.record import Record
 from xnnfit.tflite.graph import ModelGraph
@@ -24,6 +25,7 @@ class NodeVerdict(Record):
     layer_class: str | None
     source: str | None  # 'file.py:line' for Lambda/custom layers
     causes: tuple[str, ...] = ()  # KB ids; empty when delegated or unexplained
+    advice: tuple[str, ...] = ()  # one advice id per cause (kb/advice.py): what to write instead, for this context
     input_dtypes: tuple[str, ...] = ()
     output_shapes: tuple[tuple[int, ...], ...] = ()
 
@@ -33,11 +35,15 @@ class NodeVerdict(Record):
         return self.delegated is False and not self.causes
 
 
-def causes_for(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int) -> tuple[str, ...]:
-    """KB ids whose condition holds for a node the runtime left on CPU."""
+def _context(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int) -> NodeContext:
     sub = graph.subgraphs[subgraph]
     verdicts = {n.index: n.delegated for n in delegation.nodes if n.subgraph == subgraph}
-    ctx = NodeContext(sub, sub.ops[index], verdicts)
+    return NodeContext(sub, sub.ops[index], verdicts)
+
+
+def causes_for(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int) -> tuple[str, ...]:
+    """KB ids whose condition holds for a node the runtime left on CPU."""
+    ctx = _context(graph, delegation, subgraph, index)
     return tuple(c.id for c in CAUSES.values() if c.applies(ctx))
 
 
@@ -46,7 +52,12 @@ def node_verdicts(graph: ModelGraph, delegation: Delegation, mapping: dict[tuple
     out = []
     for n in delegation.nodes:
         m = mapping.get((n.subgraph, n.index)) or NodeMapping(None, None, None, "none")
-        causes = causes_for(graph, delegation, n.subgraph, n.index) if n.delegated is False else ()
+        causes: tuple[str, ...] = ()
+        advice: tuple[str, ...] = ()
+        if n.delegated is False:
+            ctx = _context(graph, delegation, n.subgraph, n.index)
+            causes = tuple(c.id for c in CAUSES.values() if c.applies(ctx))
+            advice = tuple(advise(c, ctx, m.class_name).id for c in causes)
         out.append(
             NodeVerdict(
                 subgraph=n.subgraph,
@@ -58,6 +69,7 @@ def node_verdicts(graph: ModelGraph, delegation: Delegation, mapping: dict[tuple
                 layer_class=m.class_name,
                 source=m.source,
                 causes=causes,
+                advice=advice,
                 input_dtypes=n.input_dtypes,
                 output_shapes=n.output_shapes,
             )

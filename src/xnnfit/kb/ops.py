@@ -128,7 +128,7 @@ CAUSES = (
         id="XNN009",
         title="nearest-neighbour resize",
         condition=OpIn(frozenset({"RESIZE_NEAREST_NEIGHBOR"})),
-        why="XNNPACK implements RESIZE_BILINEAR only; nearest-neighbour resizing (UpSampling2D default) runs on CPU kernels.",
+        why="XNNPACK implements RESIZE_BILINEAR only; nearest-neighbour resizing (tf.image.resize(method='nearest'), keras.layers.Resizing(interpolation='nearest')) runs on CPU kernels. Keras 3's UpSampling2D emits TILE instead (XNN004).",
         fix="h, w, c = x.shape[1:]   # nearest x2 as a broadcast multiply (exact, any integer factor)\n"
         "y = keras.ops.reshape(keras.ops.reshape(x, (-1, h, 1, w, 1, c)) * keras.ops.ones((1, 1, 2, 1, 2, 1)), (-1, 2 * h, 2 * w, c))\n"
         "# Nearest resizing by an integer factor is a broadcast multiply by ones (exact); `xnnfit fix` (XR003) does this. The op comes from Resizing/tf.image.resize with 'nearest'; Keras 3's UpSampling2D emits TILE instead (XNN004).",

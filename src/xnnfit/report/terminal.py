@@ -16,6 +16,7 @@ from xnnfit.benchmark import BenchResult, BenchRun, CompareResult
 from xnnfit.costs import Profile
 from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.fixing import FixResult
+from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.explanation import CauseDoc, Explanation
 from xnnfit import fmt
 from xnnfit.specs import InputSpec
@@ -87,7 +88,7 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
 
 
 def _render_causes(console: Console, cpu: list) -> None:
-    """Fallbacks grouped by cause, most nodes first: how many, in how many layers, why, what to write instead, the rule."""
+    """Fallbacks grouped by cause, most nodes first: how many, in how many layers, why, what to write instead here, the rule."""
     by_cause: dict[str, list] = {}
     for n in cpu:
         for c in n.causes or ("unexplained",):
@@ -99,13 +100,25 @@ def _render_causes(console: Console, cpu: list) -> None:
             console.print(f"  [red]unexplained[/] ({where}): no KB entry matches; xnnfit does not guess. Please report the op.")
             continue
         cause = kb.get(cid)
-        fixed_by = f"; [green]xnnfit fix[/] removes it ({', '.join(cause.rewrites)})" if cause.rewrites else "; no xnnfit fix rule yet"
+        ids = dict.fromkeys(a for n in nodes for c, a in zip(n.causes, n.advice) if c == cid) or {f"{cid}.general": None}
+        advices = [BY_ID.get(a) or general(cid) for a in ids]
+        rules = sorted({r for a in advices for r in a.rules})
+        fixed_by = f"; [green]xnnfit fix[/] handles it here ({', '.join(rules)})" if rules else "; no xnnfit fix rule for this yet"
         console.print(f"  [bold]{cid}[/] {escape(cause.title)} — {where}{fixed_by}")
         console.print(f"    why: {escape(cause.why)}")
-        first, *rest = cause.fix.splitlines()
-        console.print(f"    use instead: [green]{escape(first)}[/]")
-        for line in rest:
-            console.print(f"                 [green]{escape(line)}[/]")
+        for advice in advices:
+            render_advice(console, advice, indent=4)
+
+
+def render_advice(console: Console, advice: Advice, *, indent: int = 4) -> None:
+    """One piece of advice (its id, code in green, then the text), saying when it changes what the model computes."""
+    pad = " " * indent
+    changes = "" if advice.preserves_semantics else ", changes the output"
+    console.print(f"{pad}use instead [dim]({advice.id}{changes})[/]:")
+    for line in advice.code.splitlines() if advice.code else ():
+        console.print(f"{pad}  [green]{escape(line)}[/]")
+    for line in advice.text.splitlines():
+        console.print(f"{pad}  {escape(line)}")
 
 
 def _render_layers(console: Console, cpu: list, all_nodes: bool) -> None:
@@ -372,16 +385,17 @@ def _render_keras_hints(console: Console, report: FixResult) -> None:
         if not hints:
             continue
         console.print(f"  {title}")
-        by_cause: dict[str, list[str]] = {}
+        by_advice: dict[str, list[str]] = {}
         for hint in hints:
-            for c in hint.causes or ("unexplained",):
-                by_cause.setdefault(c, []).append(hint.layer)
-        for cid, layers in by_cause.items():
+            for a in hint.advice or tuple(f"{c}.general" for c in hint.causes) or ("unexplained",):
+                by_advice.setdefault(a, []).append(hint.layer)
+        for advice_id, layers in by_advice.items():
             shown = ", ".join(escape(x) for x in layers[:6]) + (f" (+{len(layers) - 6} more)" if len(layers) > 6 else "")
-            console.print(f"    {shown} [{cid}]:")
-            if cid != "unexplained":
-                for line in kb.get(cid).fix.splitlines():
-                    console.print(f"      [green]{escape(line)}[/]")
+            console.print(f"    {shown}:")
+            if advice_id == "unexplained":
+                console.print("      unexplained: no KB entry matches these nodes")
+                continue
+            render_advice(console, BY_ID.get(advice_id) or general(advice_id.split(".")[0]), indent=6)
 
 
 def render_quant(console: Console, report: QuantResult) -> None:
