@@ -38,3 +38,8 @@ def size(n_bytes: int) -> str:
     if n_bytes >= 1e6:
         return f"{n_bytes / 1e6:.2f} MB"
     return f"{n_bytes / 1e3:.1f} KB" if n_bytes >= 1e3 else f"{n_bytes} B"
+
+
+def rel(share: float) -> str:
+    """An error as a share of a scale, three significant digits, never rounded to zero: '4.1%', '0.0019%', '0'."""
+    return "0" if share == 0 else f"{share * 100:.3g}%"

@@ -334,12 +334,6 @@ def _where(where: tuple[str, ...]) -> str:
     return ", ".join(where[:3]) + (f" (+{len(where) - 3} more)" if len(where) > 3 else "")
 
 
-def _rel(n) -> str:
-    """A relative error as a share of the output scale, without rounding a difference to nothing."""
-    v = n.max_rel_error
-    return "0" if v == 0 else (f"{v:.3%}" if v >= 1e-4 else f"{v:.2g}")
-
-
 def render_fix(console: Console, report: FixResult) -> None:
     """What the fix did: what it was judged against, rules kept or rolled back, delegation, latency, errors; the next step."""
     r = report.rewrite
@@ -369,9 +363,9 @@ def render_fix(console: Console, report: FixResult) -> None:
     elif b is not None and a is not None and r.numerics is not None:
         console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
-        console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs within {_rel(r.numerics)} of the original's scale")
+        console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale")
         if r.reference_before is not None and r.reference_after is not None:
-            console.print(f"  error vs {escape(r.reference)}: {_rel(r.reference_before)} -> {_rel(r.reference_after)} of its output scale")
+            console.print(f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} -> {fmt.rel(r.reference_after.max_rel_error)} of its output scale")
         if report.output:
             console.print(f"  wrote {escape(report.output)}")
             console.print(f"  next: xnnfit bench {escape(report.output)}   [dim]# time it with and without XNNPACK[/]")

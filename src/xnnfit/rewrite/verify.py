@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from xnnfit import fmt
 from xnnfit.delegation import observe
 from xnnfit.errors import XnnfitError
 from xnnfit.policy import VerifyPolicy
@@ -210,8 +211,8 @@ class Verifier:
             bound = p.quantized_margin * base.max_rel_error + p.quantized_floor
             ok = cand.max_rel_error <= bound
             return ok, (
-                f"error vs {self.reference_name} {cand.max_rel_error:.3%} of its output scale "
-                f"(before {base.max_rel_error:.3%}; bound {p.quantized_margin:g}x before + {p.quantized_floor:g})"
+                f"error vs {self.reference_name} {fmt.rel(cand.max_rel_error)} of its output scale "
+                f"(before {fmt.rel(base.max_rel_error)}; bound {p.quantized_margin:g}x before + {p.quantized_floor:g})"
             )
         bound = p.bound(rule.exactness, rule.tolerance or 0.0)
         ok = num.max_rel_error <= bound
