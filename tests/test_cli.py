@@ -189,3 +189,22 @@ def test_advice_fits_the_context_of_each_fallback(tmp_path):
     out = " ".join(res.stdout.split())
     assert "XNN001.embedding-index-wrap" in out and "XNN001.where-activation" in out
     assert "next: xnnfit fix" in out
+
+
+def test_a_warning_shared_by_recipes_is_said_once_and_long_tables_are_cut(tmp_path):
+    src = tmp_path / "seq.py"
+    src.write_text(
+        "import keras, tensorflow as tf\n"
+        "def build():\n"
+        "    x = keras.Input((None, 4), name='seq')\n"
+        "    h = x\n"
+        "    for i in range(12):\n"
+        "        h = keras.layers.Lambda(lambda t: tf.where(t > 0, t, 0.5 * t), name=f'act{i}')(keras.layers.Dense(4)(h))\n"
+        "    return keras.Model(x, h)\n"
+    )
+    res = run("check", f"{src}:build", "-r", "fp32,fp16", "-q")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("has unknown dimension 1") == 1, res.stdout
+    assert res.stdout.count("+2 more (--all-nodes)") == 2  # 12 fallback layers, 10 shown per recipe
+    res = run("bench", f"{src}:build", "--runs", "3", "--warmup", "0", "-q")
+    assert "next: xnnfit check" in res.stdout

@@ -295,3 +295,10 @@ def test_advice_is_plain_data():
     d = a.to_dict()
     assert "demo" not in d and d["when"]["pattern"] == "masked-softmax"
     assert Advice.from_dict(d) == a
+
+
+def test_xnn028_names_the_recipe_that_keeps_those_ops_in_float():
+    assert "int8+float-ops" in kb_advice.general("XNN028").text
+    from xnnfit import kb
+
+    assert "int8+float-ops" in kb.get("XNN028").fix
