@@ -208,3 +208,10 @@ def test_a_warning_shared_by_recipes_is_said_once_and_long_tables_are_cut(tmp_pa
     assert res.stdout.count("+2 more (--all-nodes)") == 2  # 12 fallback layers, 10 shown per recipe
     res = run("bench", f"{src}:build", "--runs", "3", "--warmup", "0", "-q")
     assert "next: xnnfit check" in res.stdout
+
+
+def test_the_next_step_repeats_the_options_that_made_the_model():
+    res = run("check", str(EXAMPLES / "dynamic_reshape.py") + ":build", "--dynamic-batch", "-q")
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if "next: xnnfit fix" in ln)
+    assert "--dynamic-batch" in line and "would take 13 -> 0 CPU nodes" in line

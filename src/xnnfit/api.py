@@ -195,6 +195,7 @@ def fix(
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     batch: int = 1,
+    dynamic_batch: bool = False,
     input_shape: InputShapes = None,
     calibration: str | None = None,
     trust_model: bool = False,
@@ -213,7 +214,7 @@ def fix(
     if len(chosen) != 1:
         raise XnnfitError(f"fix takes one recipe, got {', '.join(r.name for r in chosen)}. Run it once per recipe.")
     return run_fix(
-        _source(model, trust_model), output, recipe=chosen[0], options=_options(batch, False, input_shape, calibration),
+        _source(model, trust_model), output, recipe=chosen[0], options=_options(batch, dynamic_batch, input_shape, calibration),
         rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, policy=policy, timeout=timeout,
         on_progress=on_progress,
     )

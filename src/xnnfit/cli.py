@@ -267,6 +267,7 @@ def fix(
     force_write: Annotated[bool, typer.Option("--force-write", help="Write OUT even when no rewrite was kept (an unchanged copy).")] = False,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per latency comparison.")] = BENCH_RUNS,
     batch: Batch = 1,
+    dynamic_batch: DynamicBatch = False,
     input_shape: InputShape = None,
     calibration: Calibration = None,
     trust_model: Trust = False,
@@ -281,7 +282,7 @@ def fix(
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
         with _progress(quiet, f"fixing {model}") as step:
             result = api.fix(
-                model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs,
+                model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, dynamic_batch=dynamic_batch,
                 on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_fix(out, result)

@@ -145,15 +145,25 @@ def _render_layers(console: Console, cpu: list, all_nodes: bool) -> None:
         console.print(f"  {fmt.more(len(shown), len(rows), '--all-nodes')}")
 
 
+def _same_options(d: Diagnosis) -> str:
+    """The options that reproduce this diagnosis's model: its recipe and how its inputs were pinned."""
+    flags = [f" --recipe {d.recipe}"] if d.recipe not in ("as-given", "fp32") else []
+    for spec in d.inputs:
+        if any(p.by == "--dynamic-batch" for p in spec.pins):
+            flags.append(" --dynamic-batch")
+        if any(p.by == "--input-shape" for p in spec.pins):
+            flags.append(f" --input-shape {spec.name}={','.join(map(str, spec.shape))}")
+    return "".join(dict.fromkeys(flags))
+
+
 def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
     """What to run next: fix when its rules match (and how many CPU nodes they would remove), else profile."""
     cpu = d.summary()["cpu_nodes"]
     p = d.fix_preview
     if p is not None and p.rules:
         rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
-        recipe = f" --recipe {d.recipe}" if d.recipe not in ("as-given", "fp32") else ""
         console.print(
-            f"  next: xnnfit fix {escape(model)}{recipe} -o OUT.tflite   [dim]# its rules ({rules}) would take "
+            f"  next: xnnfit fix {escape(model)}{escape(_same_options(d))} -o OUT.tflite   [dim]# its rules ({rules}) would take "
             f"{cpu} -> {p.cpu_nodes_after} CPU nodes; fix verifies each[/]"
         )
     else:
