@@ -1,4 +1,5 @@
 # Two commands: `make demo` and `make test`. Both create .venv on first use.
+# make demo ends with the main job: xnnfit optimize writes the fastest faithful model to .demo/.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -24,10 +25,12 @@ install-test: $(VENV)/.installed-test
 demo: $(VENV)/.installed
 	$(VENV)/bin/xnnfit check $(EXAMPLES)
 	$(VENV)/bin/xnnfit check examples/dynamic_reshape.py:build --dynamic-batch
+	mkdir -p .demo
+	$(VENV)/bin/xnnfit optimize examples/where_cnn.py:build -o .demo/where_cnn_best.tflite --force
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .demo

@@ -1,4 +1,4 @@
-"""The public Python API: check, profile, bench, compare, fix, quant, explain.
+"""The public Python API: optimize, check, profile, bench, compare, fix, quant, explain.
 
 Every function takes the model first (a path, TFLite bytes, or a Keras model object)
 and keyword options named like the CLI's (`--input-shape` is `input_shape`), and
@@ -28,6 +28,7 @@ from xnnfit.errors import XnnfitError
 from xnnfit.fixing import FixResult, check_stage, run_fix
 from xnnfit.kb.explanation import CauseDoc, Explanation
 from xnnfit.isolate import run_isolated
+from xnnfit.optimizing import OptimizeResult, run_optimize
 from xnnfit.pipeline import Progress, materialize, per_recipe, recipes_for
 from xnnfit.policy import (
     BENCH_RUNS,
@@ -246,6 +247,42 @@ def quant(
     if output_dir is not None:
         result.save(output_dir, stem=source.path.stem if source.path is not None else "model", force=True)
     return result
+
+
+def optimize(
+    model: Any,
+    output: str | Path | None = None,
+    *,
+    recipe: Recipes = None,
+    keep_all: str | Path | None = None,
+    force: bool = False,
+    calibration: str | None = None,
+    eval_data: str | None = None,
+    max_error: float = DEFAULT_MAX_ERROR,
+    threads: int = 1,
+    runs: int = BENCH_RUNS,
+    batch: int = 1,
+    input_shape: InputShapes = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> OptimizeResult:
+    """The fastest model XNNPACK runs within `max_error`: every recipe converted, fixed, raced together; written to `output`.
+
+    Accuracy is measured against the fp32 conversion on `eval_data` (else the calibration
+    data, else seeded random inputs, with a warning). A .tflite alone is only fixed (its
+    quantized form judged against the float model rebuilt from its weights).
+    """
+    if max_error < 0:
+        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    counts = parse_threads(threads)
+    if len(counts) != 1:
+        raise XnnfitError(f"optimize races the candidates at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 4.")
+    return run_optimize(
+        _source(model, trust_model), parse_recipes(recipe, default=DEFAULT_RECIPES), _options(batch, False, input_shape, calibration),
+        output=output, keep_all=keep_all, force=force, eval_data=eval_data, max_error=max_error, threads=counts[0], runs=runs,
+        timeout=timeout, on_progress=on_progress,
+    )
 
 
 def explain(cause: str | None = None) -> Explanation:

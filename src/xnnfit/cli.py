@@ -115,6 +115,49 @@ def main_options(
 
 @app.command(
     epilog="""[bold]Examples[/]\n
+  xnnfit optimize model.keras -o model_best.tflite\n
+  xnnfit optimize model.keras -o best.tflite --calibration calib.npz --eval eval.npz --max-error 0.02\n
+  xnnfit optimize model.keras -o best.tflite --threads 4 --keep-all candidates/ --json optimize.json"""
+)
+def optimize(
+    model: Model,
+    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="OUT", help="Where to write the chosen .tflite (never the input).")] = None,
+    recipe: Annotated[Optional[list[str]], typer.Option("--recipe", "--recipes", "-r", metavar="R", help="Recipes to try (default: all, mixed ones included).")] = None,
+    keep_all: Annotated[Optional[str], typer.Option("--keep-all", metavar="DIR", help="Also write every candidate to DIR.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT (and files in --keep-all) if they exist.")] = False,
+    calibration: Calibration = None,
+    eval_data: Annotated[Optional[str], typer.Option("--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random).")] = None,
+    max_error: Annotated[float, typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%).")] = DEFAULT_MAX_ERROR,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Thread count the candidates are raced at (the app's).")] = 1,
+    runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per comparison (interleaved).")] = BENCH_RUNS,
+    batch: Batch = 1,
+    input_shape: InputShape = None,
+    trust_model: Trust = False,
+    json_path: Json = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """The main job: convert with every recipe, fix each, race them, and write the fastest model within the error budget."""
+    from xnnfit.recipes import parse_recipes
+    from xnnfit.sweep import DEFAULT_RECIPES
+
+    with _errors(debug):
+        if output is None and keep_all is None:
+            raise XnnfitError("no output path. Pass -o BEST.tflite (and/or --keep-all DIR).")
+        chosen = parse_recipes(recipe, default=DEFAULT_RECIPES)
+        steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and fix each recipe, then one race
+        with _progress(quiet, f"optimizing {model}", steps) as step:
+            result = api.optimize(
+                model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data, max_error=max_error, threads=threads,
+                runs=runs, on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
+            )
+        terminal.render_optimize(out, result)
+        _write(result, json_path)
+
+
+@app.command(
+    epilog="""[bold]Examples[/]\n
   xnnfit check model.keras\n
   xnnfit check model.tflite --json report.json\n
   xnnfit check melspectrogram.tflite --input-shape input=1,16000\n

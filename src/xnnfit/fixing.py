@@ -118,7 +118,7 @@ def fix_stage(
     result = fix_content(artifact, rules=rules, reference=reference, reference_name=name, dry_run=dry_run, runs=runs, policy=policy)
     if not artifact.layers:
         return result, ()
-    return result, _keras_hints(artifact, result.content if result.applied else None)
+    return result, keras_hints(artifact, result.content if result.applied else None)
 
 
 def _fallback_layers(artifact: Artifact) -> dict[str, tuple[set[str], dict[str, None]]]:
@@ -131,7 +131,7 @@ def _fallback_layers(artifact: Artifact) -> dict[str, tuple[set[str], dict[str, 
     return out
 
 
-def _keras_hints(artifact: Artifact, fixed: bytes | None) -> tuple[KerasHint, ...]:
+def keras_hints(artifact: Artifact, fixed: bytes | None) -> tuple[KerasHint, ...]:
     """The layers that fall back in the conversion, each marked fixed when the fixed model no longer has them on CPU."""
     before = _fallback_layers(artifact)
     after = _fallback_layers(dataclasses.replace(artifact, content=fixed)) if fixed is not None else before

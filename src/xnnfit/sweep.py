@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -192,24 +192,32 @@ def pareto(rows: list[QuantRow]) -> set[str]:
     return front
 
 
-def _tie_margin(row: QuantRow) -> float:
+def _tie_margin(row: Any) -> float:
     spread = (row.p90_ms - row.p10_ms) / row.median_ms / 2 if row.median_ms else 0.0
     return max(LATENCY_TIE, spread)
 
 
-def recommend(rows: list[QuantRow], max_error: float, *, judged: bool = True) -> tuple[str | None, str]:
-    """The fastest recipe within the error budget, and a one-line reason.
+def pick(rows: list, max_error: float) -> tuple[Any, Any]:
+    """(best, fastest) of the ok rows within `max_error`, or (None, None).
 
     Latencies within the measured noise of the fastest count as equal; among those, fewer
-    partitions, then lower error, then smaller size win.
+    partitions, then lower error, then smaller size win. Rows need `status`, `rel_error`,
+    `median_ms`, `p10_ms`, `p90_ms`, `partitions` and `size_bytes`.
     """
-    ok = [r for r in rows if r.status == "ok"]
-    within = [r for r in ok if r.rel_error <= max_error]
+    within = [r for r in rows if r.status == "ok" and r.rel_error <= max_error]
     if not within:
-        return None, f"no recipe stays within the error budget ({max_error:.1%} of the output scale); relax --max-error or check the calibration data"
+        return None, None
     fastest = min(within, key=lambda r: r.median_ms)
     ties = [r for r in within if r.median_ms <= fastest.median_ms * (1 + _tie_margin(fastest))]
-    best = min(ties, key=lambda r: (r.partitions, r.rel_error, r.size_bytes, r.median_ms))
+    return min(ties, key=lambda r: (r.partitions, r.rel_error, r.size_bytes, r.median_ms)), fastest
+
+
+def recommend(rows: list[QuantRow], max_error: float, *, judged: bool = True) -> tuple[str | None, str]:
+    """The fastest recipe within the error budget (see `pick`), and a one-line reason."""
+    ok = [r for r in rows if r.status == "ok"]
+    best, fastest = pick(rows, max_error)
+    if best is None:
+        return None, f"no recipe stays within the error budget ({max_error:.1%} of the output scale); relax --max-error or check the calibration data"
     fp32 = next((r for r in ok if r.recipe == "fp32"), None)
     versus = f", {fp32.median_ms / best.median_ms:.2f}x the speed of fp32 at {fmt.pct(best.size_bytes / max(fp32.size_bytes, 1))} of its size" if fp32 and best is not fp32 else ""
     tie = ""
@@ -234,6 +242,52 @@ def _warnings(row: QuantRow, fp32: QuantRow | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def materialize_all(source: ModelSource, recipes: tuple[ConversionRecipe, ...], options: ConvertOptions, timeout: float, step: Progress) -> tuple[dict[str, Artifact], dict[str, str]]:
+    """Every recipe converted (fp32 first: the float reference); recipes that fail are returned with their error."""
+    artifacts: dict[str, Artifact] = {}
+    failed: dict[str, str] = {}
+    for recipe in recipes:
+        step(f"converting ({recipe.name})")
+        try:
+            artifacts[recipe.name] = materialize(source, recipe, options, timeout=timeout)
+        except (SourceError, InputDataError):
+            raise
+        except XnnfitError as exc:
+            failed[recipe.name] = str(exc)
+        if recipe is FP32 and recipe.name in artifacts and options.calibration:
+            load_npz(options.calibration, artifacts[recipe.name].specs)  # bad data fails now, before any calibrated conversion
+    if "fp32" not in artifacts:
+        raise XnnfitError(f"the fp32 conversion failed, so there is no float reference: {failed.get('fp32')}")
+    return artifacts, failed
+
+
+def eval_samples(specs, eval_data: str | None, options: ConvertOptions) -> tuple[list[dict], list[str]]:
+    """The inputs accuracy is measured on, and warnings about them (random data, the calibration data itself)."""
+    warnings = []
+    if eval_data or options.calibration:
+        samples = load_npz(eval_data or options.calibration, specs)[:EVAL_SAMPLES]
+        if options.calibration and (not eval_data or _same_file(eval_data, options.calibration)):
+            warnings.append(
+                "accuracy is measured on the calibration data: the quantization ranges were fit to these inputs, "
+                "so errors look smaller than on new data; pass other inputs with --eval"
+            )
+    else:
+        samples = random_inputs(specs, EVAL_SAMPLES, seed=options.seed + 1)
+        warnings.append("no --eval or --calibration data: accuracy measured on seeded random inputs, so it is only indicative")
+    return samples, warnings
+
+
+def judge_reference(reference: list[list[np.ndarray]]) -> tuple[bool, list[str]]:
+    """Whether accuracy can be judged on these float outputs, and the warning when not."""
+    spread = reference_spread(reference)
+    if spread >= DEGENERATE_SPREAD:
+        return True, []
+    return False, [
+        f"the float model gives nearly the same output for every eval input (it moves by {spread:.2g} of its scale; random "
+        "weights do this): accuracy cannot be judged on it, so the error columns say little; use trained weights or real --eval data"
+    ]
+
+
 def run_sweep(
     source: ModelSource,
     recipes: tuple[ConversionRecipe, ...] = DEFAULT_RECIPES,
@@ -253,32 +307,10 @@ def run_sweep(
         )
     step = on_progress or (lambda _: None)
     recipes = tuple(dict.fromkeys((FP32, *recipes)))  # fp32 is the reference
-    artifacts: dict[str, Artifact] = {}
-    failed: dict[str, str] = {}
-    for recipe in recipes:
-        step(f"converting ({recipe.name})")
-        try:
-            artifacts[recipe.name] = materialize(source, recipe, options, timeout=timeout)
-        except (SourceError, InputDataError):
-            raise
-        except XnnfitError as exc:
-            failed[recipe.name] = str(exc)
-        if recipe is FP32 and recipe.name in artifacts and options.calibration:
-            load_npz(options.calibration, artifacts[recipe.name].specs)  # bad data fails now, before any calibrated conversion
-    if "fp32" not in artifacts:
-        raise XnnfitError(f"the fp32 conversion failed, so there is no float reference: {failed.get('fp32')}")
+    artifacts, failed = materialize_all(source, recipes, options, timeout, step)
     specs = artifacts["fp32"].specs
-    warnings = list(dict.fromkeys(w for a in artifacts.values() for w in a.warnings))
-    if eval_data or options.calibration:
-        samples = load_npz(eval_data or options.calibration, specs)[:EVAL_SAMPLES]
-        if options.calibration and (not eval_data or _same_file(eval_data, options.calibration)):
-            warnings.append(
-                "accuracy is measured on the calibration data: the quantization ranges were fit to these inputs, "
-                "so errors look smaller than on new data; pass other inputs with --eval"
-            )
-    else:
-        samples = random_inputs(specs, EVAL_SAMPLES, seed=options.seed + 1)
-        warnings.append("no --eval or --calibration data: accuracy measured on seeded random inputs, so it is only indicative")
+    samples, notes = eval_samples(specs, eval_data, options)
+    warnings = list(dict.fromkeys([*(w for a in artifacts.values() for w in a.warnings), *notes]))
     profile_runs = max(VerifyPolicy().min_runs, runs // SWEEP_PROFILE_DIVISOR)
     measured: dict[str, dict] = {}
     for name, artifact in artifacts.items():
@@ -294,13 +326,8 @@ def run_sweep(
     latency = run_isolated(_race, contents, samples[0], specs, runs, what="timing the recipes", timeout=timeout)
     reference = measured["fp32"]["outputs"]
     classes = class_scores(artifacts["fp32"].content)
-    spread = reference_spread(reference)
-    judged = spread >= DEGENERATE_SPREAD
-    if not judged:
-        warnings.append(
-            f"the float model gives nearly the same output for every eval input (it moves by {spread:.2g} of its scale; random "
-            "weights do this): accuracy cannot be judged on it, so the error columns say little; use trained weights or real --eval data"
-        )
+    judged, notes = judge_reference(reference)
+    warnings.extend(notes)
     rows = []
     for recipe in recipes:
         name = recipe.name

@@ -18,6 +18,7 @@ from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.fixing import FixResult
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.explanation import CauseDoc, Explanation
+from xnnfit.optimizing import OptimizeResult
 from xnnfit import fmt
 from xnnfit.specs import InputSpec
 from xnnfit.sweep import QuantResult
@@ -400,6 +401,52 @@ def _render_keras_hints(console: Console, report: FixResult) -> None:
                 console.print("      unexplained: no KB entry matches these nodes")
                 continue
             render_advice(console, BY_ID.get(advice_id) or general(advice_id.split(".")[0]), indent=6)
+
+
+def render_optimize(console: Console, result: OptimizeResult) -> None:
+    """The chosen model and why, the candidates, what was rolled back, what to change in the Keras source, the next step."""
+    console.print(f"[bold]{escape(result.model)}[/] · optimize for XNNPACK ({fmt.plural(result.threads, 'thread')})")
+    for w in result.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
+    best = result.best
+    if best is None:
+        console.print(f"  [red]nothing chosen[/]: {escape(result.reason)}")
+    else:
+        console.print(f"  [bold green]chosen: {escape(best.recipe)}[/] — {escape(result.reason)}")
+        console.print(f"  {fmt.size(best.size_bytes)}, {fmt.ms(best.median_ms)} vs {fmt.ms(result.baseline_ms)} for {escape(result.baseline)}")
+        if result.output:
+            console.print(f"  wrote {escape(result.output)}")
+    table = Table(box=None, header_style="bold")
+    for col in ("recipe", "fixed", "rules", "CPU nodes", "partitions", "median ms", "size", "error", "top-1", "pareto"):
+        table.add_column(col, justify="left" if col in ("recipe", "fixed", "rules") else "right")
+    for c in result.candidates:
+        mark = "[bold green]" if c.recipe == result.chosen else ""
+        if c.status != "ok":
+            table.add_row(f"{mark}{escape(c.recipe)}", "[red]failed[/]", *[""] * 8)
+            continue
+        table.add_row(
+            f"{mark}{escape(c.recipe)}", "yes" if c.fixed else "no", escape(", ".join(c.rules)) or "-",
+            f"{c.cpu_nodes_before} -> {c.cpu_nodes}" if c.fixed else str(c.cpu_nodes), str(c.partitions), f"{c.median_ms:.3g}",
+            fmt.size(c.size_bytes), fmt.rel(c.rel_error), "n/a" if c.top1 is None else fmt.pct(c.top1), "*" if c.pareto else "",
+        )
+    console.print(table)
+    console.print(f"  error = max abs error / max |output| of {escape(result.reference)}; budget --max-error {fmt.pct(result.max_error)}; * = Pareto frontier")
+    for c in result.candidates:
+        if c.status != "ok":
+            console.print(f"  [red]{escape(c.recipe)} dropped:[/] {escape(' '.join((c.error or '').split()))}")
+        for rule, why in c.rolled_back:
+            console.print(f"  [yellow]{escape(c.recipe)}: rolled back {rule}[/]: {escape(why)}")
+    if best is not None and best.keras_hints:
+        console.print("  in the Keras source, for a model that converts cleanly with this recipe:")
+        by_advice: dict[str, list[str]] = {}
+        for hint in best.keras_hints:
+            for a in hint.advice or tuple(f"{c}.general" for c in hint.causes):
+                by_advice.setdefault(a, []).append(hint.layer)
+        for advice_id, layers in by_advice.items():
+            console.print(f"    {', '.join(escape(x) for x in layers[:6])}{f' (+{len(layers) - 6} more)' if len(layers) > 6 else ''}:")
+            render_advice(console, BY_ID.get(advice_id) or general(advice_id.split('.')[0]), indent=6)
+    if result.output:
+        console.print(f"  next: xnnfit bench {escape(result.output)}   [dim]# time the chosen model with and without XNNPACK[/]")
 
 
 def render_quant(console: Console, report: QuantResult) -> None:
