@@ -100,3 +100,15 @@ def test_no_match_reason_is_given():
 def test_kb_points_only_at_existing_rules():
     for cause in kb.CAUSES.values():
         assert set(cause.rewrites) <= set(RULES), (cause.id, cause.rewrites)
+
+
+def test_where_activation_in_an_fp16_model_is_fixed_through_its_weight_dequantize():
+    """fp16 weights (constants behind a DEQUANTIZE) count as constants: XR001 matches, and the DEQUANTIZE follows onto XNNPACK."""
+    import fixtures_models
+
+    conv = fixtures_models.convert_example("where_cnn", "fp16")
+    before = analyze(conv)
+    assert before.summary()["cpu_nodes"] == 21
+    fp32 = fixtures_models.convert_example("where_cnn", "fp32")
+    result = fix_content(conv, rules=[RULES["XR001"]], reference=fp32.content, runs=3)
+    assert result.applied and result.after.cpu_nodes == 0 and result.after.partitions == 1

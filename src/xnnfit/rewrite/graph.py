@@ -84,16 +84,32 @@ class Graph:
         return q if q is not None and q.scale is not None and len(q.scale) else None
 
     def value(self, t: int) -> np.ndarray | None:
-        """The contents of a constant tensor (raw stored values), None for computed tensors."""
+        """The contents of a constant tensor (raw stored values), None for computed tensors.
+
+        The float32 output of a DEQUANTIZE of a float16 constant (fp16 weights) counts as
+        a constant too: its value is the widened float16 data.
+        """
         tensor = self.tensor(t)
         if not tensor.buffer:
-            return None
+            return self._widened_fp16(t)
         data = self.model.buffers[tensor.buffer].data
         if data is None or len(data) == 0 or self.dtype(t) not in _NP:
             return None
         arr = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=_NP[self.dtype(t)])
         shape = tuple(int(d) for d in tensor.shape) if tensor.shape is not None else ()
         return arr.reshape(shape) if shape or arr.size == 1 else arr
+
+    def _widened_fp16(self, t: int) -> np.ndarray | None:
+        if self.dtype(t) != "float32":
+            return None
+        p = self.producer(t)
+        if p is None or self.op(p) != "DEQUANTIZE":
+            return None
+        (x,) = self.inputs(p)[:1]
+        if self.dtype(x) != "float16" or not self.tensor(x).buffer:
+            return None
+        v = self.value(x)
+        return None if v is None else v.astype(np.float32)
 
     def real_value(self, t: int) -> np.ndarray | None:
         """A constant's real value (dequantized when quantized)."""
