@@ -120,3 +120,14 @@ def test_hint_names_one_input_per_group_and_says_the_others_follow():
     guessed, _ = ShapeRequest().pin_all(BACKBONE, limits=SEQ_32)
     assert "axis 1 max_sequence_length" in dynamic_hint(guessed)
     assert dynamic_hint(guessed).count("--input-shape ") == 1
+
+
+def test_a_layer_limit_bounds_only_the_inputs_that_reach_the_layer():
+    from xnnfit.specs import DimLimit
+
+    declared = [("tokens", (-1, -1), "int32", None), ("frames", (-1, -1, 16), "float32", None)]
+    limits = (DimLimit(1, 16, "sequence_length", "decoder_embedding", ("tokens",)),)
+    specs, _ = ShapeRequest().pin_all(declared, limits=limits)
+    tokens, frames = specs
+    assert tokens.shape == (1, 16) and tokens.pins[1].by == "sequence_length"
+    assert frames.shape == (1, 64, 16) and frames.pins[1].by == "default"  # the decoder's limit is not the encoder's

@@ -186,25 +186,60 @@ def _trace_error(exc: Exception, specs: tuple[InputSpec, ...], display: str, war
     )
 
 
-def model_limits(model: Any) -> tuple[DimLimit, ...]:
-    """The sequence lengths the model and its layers declare they accept at most.
+def model_limits(model: Any, input_names: dict[int, str] | None = None) -> tuple[DimLimit, ...]:
+    """The sequence lengths the model and its layers declare they accept at most, and which inputs each bounds.
 
     A layer (or the model) with an int `max_sequence_length` or `sequence_length`
     (keras-hub backbones, PositionEmbedding), or an Embedding named like a position table
-    (its `input_dim`), bounds axis SEQUENCE_AXIS of the inputs.
+    (its `input_dim`), bounds axis SEQUENCE_AXIS. A limit of the model itself bounds every
+    input; a layer's bounds the inputs that reach the top-level layer holding it
+    (`input_names`: id(input tensor) -> name), or every input when that is unknown.
     """
-    limits = []
-    for layer in _walk(model):
-        name = str(getattr(layer, "name", "") or "")
-        for attr in LIMIT_ATTRIBUTES:
-            size = _int_attribute(layer, attr)
-            if size:
-                limits.append(DimLimit(SEQUENCE_AXIS, size, attr, name))
-        if type(layer).__name__ == "Embedding" and POSITION_TABLE in name.lower():
-            size = _int_attribute(layer, "input_dim")
-            if size:
-                limits.append(DimLimit(SEQUENCE_AXIS, size, "input_dim", name))
+    names = input_names or {}
+    limits = list(_limits_of(model, ()))
+    for top in _children_of(model):
+        reach = tuple(sorted(_reaching(top, names))) if names else ()
+        for layer in _walk(top):
+            limits.extend(_limits_of(layer, reach))
     return tuple(limits)
+
+
+def _limits_of(layer: Any, inputs: tuple[str, ...]) -> list[DimLimit]:
+    name = str(getattr(layer, "name", "") or "")
+    out = [DimLimit(SEQUENCE_AXIS, size, attr, name, inputs) for attr in LIMIT_ATTRIBUTES if (size := _int_attribute(layer, attr))]
+    if type(layer).__name__ == "Embedding" and POSITION_TABLE in name.lower() and (size := _int_attribute(layer, "input_dim")):
+        out.append(DimLimit(SEQUENCE_AXIS, size, "input_dim", name, inputs))
+    return out
+
+
+def _children_of(model: Any) -> list[Any]:
+    kids = getattr(model, "layers", None) or []
+    try:
+        return [k for k in kids if k is not model]
+    except TypeError:
+        return []
+
+
+def _reaching(layer: Any, names: dict[int, str]) -> set[str]:
+    """Names of the model inputs the functional graph carries into `layer` (Keras nodes, walked backwards)."""
+    found: set[str] = set()
+    stack, seen = list(getattr(layer, "_inbound_nodes", None) or []), set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for t in getattr(node, "input_tensors", None) or []:
+            if id(t) in names:
+                found.add(names[id(t)])
+                continue
+            history = getattr(t, "_keras_history", None)
+            op = getattr(history, "operation", None)
+            nodes = getattr(op, "_inbound_nodes", None) or []
+            index = getattr(history, "node_index", 0)
+            if index < len(nodes):
+                stack.append(nodes[index])
+    return found
 
 
 def _int_attribute(obj: Any, attr: str) -> int | None:
@@ -254,7 +289,7 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
     import tensorflow as tf
 
     vocabularies = _input_vocabularies(model) if framework != "savedmodel" else {}
-    limits = model_limits(model) if framework != "savedmodel" else ()
+    limits_of = (lambda names: model_limits(model, names)) if framework != "savedmodel" else (lambda names: ())
 
     def declared(name: str, shape: tuple, dtype: Any, tensor: Any = None) -> tuple[str, tuple[int, ...], str, int | None]:
         dtype_name = tf.as_dtype(dtype).name
@@ -262,7 +297,8 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
         return name, tuple(-1 if d is None else int(d) for d in shape), dtype_name, high
 
     def pin(leaves: list[tuple]) -> dict[str, InputSpec]:
-        specs, notes = options.shapes.pin_all([declared(*leaf) for leaf in leaves], limits=limits)
+        names = {id(leaf[3]): leaf[0] for leaf in leaves if len(leaf) > 3}
+        specs, notes = options.shapes.pin_all([declared(*leaf) for leaf in leaves], limits=limits_of(names))
         warnings.extend(n for n in notes if n not in warnings)
         return {s.name: s for s in specs}
 

@@ -47,6 +47,7 @@ class DimLimit(Record):
     size: int
     by: str  # the attribute that declares it: 'max_sequence_length', 'sequence_length', 'input_dim'
     layer: str = ""  # the layer (or model) carrying it
+    inputs: tuple[str, ...] = ()  # the inputs that reach that layer; () for a limit of the whole model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +111,10 @@ class ShapeRequest(Record):
             raise InputDataError(
                 f"--input-shape names no model input: {', '.join(unknown)}. The inputs are: {', '.join(names) or 'none'}."
             )
-        bounds = _strictest(limits)
         specs: dict[str, InputSpec] = {}
         warnings = []
         for group in _groups(declared):
+            bounds = _strictest([lim for lim in limits if not lim.inputs or group[0][0] in lim.inputs])
             given = [d for d in group if d[0] in overrides]
             for name, signature, dtype, high in given:
                 specs[name] = _pin_given(name, signature, dtype, high, overrides[name])
