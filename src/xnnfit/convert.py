@@ -229,17 +229,28 @@ def _reaching(layer: Any, names: dict[int, str]) -> set[str]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        for t in getattr(node, "input_tensors", None) or []:
+        for t in _flat(getattr(node, "input_tensors", None)):
             if id(t) in names:
                 found.add(names[id(t)])
                 continue
             history = getattr(t, "_keras_history", None)
-            op = getattr(history, "operation", None)
-            nodes = getattr(op, "_inbound_nodes", None) or []
+            op = getattr(history, "operation", None) or getattr(history, "layer", None)  # Keras 3 / tf_keras
+            nodes = list(getattr(op, "_inbound_nodes", None) or [])
             index = getattr(history, "node_index", 0)
             if index < len(nodes):
                 stack.append(nodes[index])
     return found
+
+
+def _flat(tensors: Any) -> list[Any]:
+    """A node's input tensors as a list: tf_keras gives one tensor bare, Keras 3 a list (never truth-tested: symbolic tensors raise)."""
+    if tensors is None:
+        return []
+    if isinstance(tensors, dict):
+        return [t for v in tensors.values() for t in _flat(v)]
+    if isinstance(tensors, (list, tuple)):
+        return [t for v in tensors for t in _flat(v)]
+    return [tensors]
 
 
 def _int_attribute(obj: Any, attr: str) -> int | None:
@@ -262,8 +273,8 @@ def _input_vocabularies(model: Any) -> dict[int, int]:
         dim = getattr(layer, "input_dim", None)
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
             continue
-        for node in getattr(layer, "_inbound_nodes", None) or []:
-            for t in getattr(node, "input_tensors", None) or []:
+        for node in list(getattr(layer, "_inbound_nodes", None) or []):
+            for t in _flat(getattr(node, "input_tensors", None)):
                 out[id(t)] = min(dim, out.get(id(t), dim))
     return out
 
