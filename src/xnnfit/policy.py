@@ -54,7 +54,9 @@ EVAL_SAMPLES = 16  # samples accuracy is measured on: top-1 agreement in steps o
 DEGENERATE_SPREAD = 1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
 LATENCY_TIE = 0.05  # latencies closer than 5% (or the fastest's own p10-p90 spread) are equal when choosing a recipe
 DEFAULT_MAX_ERROR = 0.05  # quant budget: max abs error / max |float output|; 5% keeps the top classes of a classifier in place
-FOLD_ELEMENTS = 4096  # XR002 folds tensors up to this size: shape plumbing is tiny, activations are not (and must not be folded)
+FOLD_BYTES = 4 * 2**20  # XR002 stores a data-independent tensor as a constant up to this size: a causal mask or a
+# relative-position bias at 1024 tokens (1024² float32) fits; anything larger grows the file more than the CPU time it saves,
+# so the fold stops one step earlier (at that tensor's smaller inputs) and the op computing it stays
 SAVEDMODEL_ROUTE_BYTES = 32 * 2**20  # models with more weights convert through a SavedModel: the concrete-function
 # route holds extra copies of every weight (measured 9.4 GB vs 4.1 GB peak on VGG16) but skips a ~0.4 s disk round trip
 DEFAULT_DIM = 64  # size for unknown non-batch dimensions (sequence length, image side) nothing else pins: small, valid for most models

@@ -145,8 +145,10 @@ def capture(content: bytes, sample: dict[str, np.ndarray], specs: Sequence[Input
     return it
 
 
-def tensor_values(content: bytes, specs: Sequence[InputSpec], max_elements: int) -> tuple[dict[int, tuple[int, ...]], dict[int, np.ndarray]]:
-    """Static shape of every tensor of subgraph 0 and the value of the small ones, from one run at the pinned shapes.
+def tensor_values(
+    content: bytes, specs: Sequence[InputSpec], max_bytes: int, wanted: set[int] | None = None
+) -> tuple[dict[int, tuple[int, ...]], dict[int, np.ndarray]]:
+    """Static shape of every tensor of subgraph 0 and the value of those up to `max_bytes` (of `wanted`, if given), from one run at the pinned shapes.
 
     Inputs are zeros: only values that do not depend on input data are meant to be used.
     Kernel temporaries the interpreter appends to the tensor list are left out.
@@ -167,7 +169,7 @@ def tensor_values(content: bytes, specs: Sequence[InputSpec], max_elements: int)
         if v is None:
             continue
         shapes[t] = tuple(int(x) for x in v.shape)
-        if v.size <= max_elements:
+        if v.nbytes <= max_bytes and (wanted is None or t in wanted):
             values[t] = np.array(v)
     return shapes, values
 

@@ -386,16 +386,18 @@ ENTRIES: tuple[Advice, ...] = (
     _advice(
         "XNN001", "causal-attention",
         "MultiHeadAttention(use_causal_mask=True) masks with tf.where on a constant mask; add it as a constant -1e9 bias instead "
-        "(same outputs: masked scores underflow to 0 either way). " + NO_RULE,
+        "(same outputs: masked scores underflow to 0 either way). `xnnfit fix` (XR013) turns the converted selects into float blends.",
         _CAUSAL_ATTENTION,
+        rules=("XR013",),
         when=When(tuple(sorted(SELECT)), "constant-mask-softmax", ("MultiHeadAttention",)),
         demo=Demo("y = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)(x, x, use_causal_mask=True)", ("SELECT_V2",), _x(6, 8)),
     ),
     _advice(
         "XNN001", "masked-softmax",
         "Mask by adding (mask - 1) * 1e9 instead of tf.where: masked scores go to -1e9 as with Softmax(mask=...), and the product "
-        "zeroes fully masked rows. Pass the mask as float 0/1. " + NO_RULE,
+        "zeroes fully masked rows. Pass the mask as float 0/1. `xnnfit fix` (XR013) does this after conversion, mask plumbing included.",
         "y = keras.layers.Softmax()(x + (mask - 1.0) * 1e9) * mask   # keras.layers.Softmax()(x, mask=mask), mask float 0/1",
+        rules=("XR013",),
         when=When(tuple(sorted(COMPARE_SELECT)), "masked-softmax", ("Softmax",)),
         demo=Demo("y = keras.layers.Softmax()(x, mask=mask)", ("GREATER", "SELECT_V2"), (("x", (16,), "float32"), ("mask", (16,), "float32")), binary=("mask",)),
     ),
@@ -411,8 +413,9 @@ ENTRIES: tuple[Advice, ...] = (
     _advice(
         "XNN001", GENERAL,
         "XNNPACK has no compare or select kernels: carry masks as float 0/1 tensors and blend (equal for finite a and b). "
-        + NO_RULE + " (XR001 rewrites where-activations only.)",
+        "`xnnfit fix` does this: XR013 blends float selects and recomputes their masks in float, XR001 rewrites where-activations.",
         "y = m * a + (1.0 - m) * b   # tf.where(m > 0.5, a, b) with a float 0/1 mask m",
+        rules=("XR013", "XR001"),
         demo=Demo(
             "y = keras.ops.where(m > 0.5, a, b)", ("GREATER", "SELECT"),
             (("m", (16,), "float32"), ("a", (16,), "float32"), ("b", (16,), "float32")), binary=("m",),
@@ -523,7 +526,7 @@ ENTRIES: tuple[Advice, ...] = (
     _advice(
         "XNN011", GENERAL,
         "For positive values a product is the exp of a sum of logs; this changes the result for zero or negative values (log is undefined). "
-        + NO_RULE,
+        "A mask's REDUCE_ALL/ANY ending in a select is recomputed in float by XR013; for products " + NO_RULE.lower(),
         "y = keras.ops.exp(keras.ops.sum(keras.ops.log(x), -1))   # keras.ops.prod(x, -1) for x > 0",
         preserves=False,
         demo=Demo("y = keras.ops.prod(x, -1)", ("REDUCE_PROD",), setup="x = keras.ops.abs(x) + 0.5", within=1e-5),
@@ -540,16 +543,18 @@ ENTRIES: tuple[Advice, ...] = (
     _advice(
         "XNN013", "rnn-unroll",
         "An unrolled RNN splits the sequence with UNPACK (and stacks return_sequences with PACK): step the cell over stride-1 slices and "
-        "concatenate (same outputs). " + NO_RULE + " With more than 5 steps, `xnnfit fix` (XR004) splits the concatenation.",
+        "concatenate (same outputs). `xnnfit fix` does this after conversion: XR014 turns PACK/UNPACK into concatenation/split, XR004 splits a concatenation of more than 5.",
         _STEP_RNN,
+        rules=("XR014",),
         when=When(("PACK", "UNPACK"), "rnn-steps", RNN_LAYERS),
         demo=Demo("y = keras.layers.LSTM(8, unroll=True, return_sequences=True)(x)", ("UNPACK", "PACK"), _x(4, 6)),
     ),
     _advice(
         "XNN013", GENERAL,
-        "Stack by concatenating on the last axis and reshaping (exact); unstack with stride-1 slices and a reshape. For stacked data "
-        "no rewrite rule does this yet (XR002 folds only a PACK that builds a shape).",
+        "Stack by concatenating on the last axis and reshaping (exact); unstack with stride-1 slices and a reshape. "
+        "`xnnfit fix` does this (XR014; XR002 folds a PACK that builds a shape).",
         "y = keras.ops.reshape(keras.ops.concatenate([a, b], axis=-1), (-1, 2, 16))   # keras.ops.stack([a, b], axis=1), a, b: (batch, 16)",
+        rules=("XR014", "XR002"),
         demo=Demo("y = keras.ops.stack([a, b], axis=1)", ("PACK",), setup="a, b = x, 2.0 * x"),
     ),
     # XNN014 run-time shapes

@@ -16,10 +16,9 @@ CAUSES = (
         title="comparison, logical or select op (tf.where)",
         condition=OpIn(COMPARE_SELECT),
         why="XNNPACK has no comparison, logical or select kernels and no bool tensors, so tf.where and its mask run on CPU kernels and cut the graph.",
-        fix="y = m * a + (1.0 - m) * b   # tf.where(m > 0.5, a, b) with a float 0/1 mask m\n"
-        "# XNNPACK has no compare or select kernels: carry masks as float 0/1 tensors and blend (equal for finite a and b). No rewrite rule does this yet. (XR001 rewrites where-activations only.)",
+        fix='y = m * a + (1.0 - m) * b   # tf.where(m > 0.5, a, b) with a float 0/1 mask m\n# XNNPACK has no compare or select kernels: carry masks as float 0/1 tensors and blend (equal for finite a and b). `xnnfit fix` does this: XR013 blends float selects and recomputes their masks in float, XR001 rewrites where-activations.',
         example="tf.where(x < 0, 0.1 * x, tf.square(x))",
-        rewrites=("XR001",),
+        rewrites=("XR001", "XR013"),
         probes=(
             Probe("rejected", "SELECT", lam(lambda tf, x: tf.where(x < 0, 0.1 * x, tf.square(x)))),
             Probe("rejected", "LESS", lam(lambda tf, x: tf.where(x < 0, 0.1 * x, tf.square(x)))),
@@ -158,9 +157,9 @@ CAUSES = (
         title="product or boolean reduction",
         condition=OpIn(frozenset({"REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL"})),
         why="XNNPACK reduces with MEAN, SUM, REDUCE_MAX and REDUCE_MIN only.",
-        fix="y = keras.ops.exp(keras.ops.sum(keras.ops.log(x), -1))   # keras.ops.prod(x, -1) for x > 0\n"
-        "# For positive values a product is the exp of a sum of logs; this changes the result for zero or negative values (log is undefined). No rewrite rule does this yet.",
+        fix="y = keras.ops.exp(keras.ops.sum(keras.ops.log(x), -1))   # keras.ops.prod(x, -1) for x > 0\n# For positive values a product is the exp of a sum of logs; this changes the result for zero or negative values (log is undefined). A mask's REDUCE_ALL/ANY ending in a select is recomputed in float by XR013; for products no rewrite rule does this yet.",
         example="tf.reduce_prod(x, -1)",
+        rewrites=("XR013",),
         probes=(
             Probe("rejected", "REDUCE_PROD", lam(lambda tf, x: tf.reduce_prod(x, -1))),
             Probe("delegated", "SUM", lam(lambda tf, x: tf.reduce_sum(x, -1))),
@@ -184,9 +183,9 @@ CAUSES = (
         condition=OpIn(frozenset({"PACK", "UNPACK"})),
         why="XNNPACK does not implement PACK/UNPACK; concatenation and split on an existing axis are delegated.",
         fix="y = keras.ops.reshape(keras.ops.concatenate([a, b], axis=-1), (-1, 2, 16))   # keras.ops.stack([a, b], axis=1), a, b: (batch, 16)\n"
-        "# Stack by concatenating on the last axis and reshaping (exact); unstack with stride-1 slices and a reshape. For stacked data no rewrite rule does this yet (XR002 folds only a PACK that builds a shape).",
+        "# Stack by concatenating on the last axis and reshaping (exact); unstack with stride-1 slices and a reshape. `xnnfit fix` does this (XR014; XR002 folds a PACK that builds a shape).",
         example="tf.stack([x, 2 * x], axis=1)",
-        rewrites=("XR002",),
+        rewrites=("XR014", "XR002"),
         probes=(
             Probe("rejected", "PACK", lam(lambda tf, x: tf.stack([x, 2.0 * x], axis=1))),
             Probe("delegated", "CONCATENATION", lam(lambda tf, x: tf.concat([x, 2.0 * x], axis=1))),

@@ -11,7 +11,9 @@ from xnnfit.rewrite.rules.xr008_l2_norm import L2Norm
 from xnnfit.rewrite.rules.xr009_float_depthwise import FloatDepthwise
 from xnnfit.rewrite.rules.xr010_gather_const import GatherConst
 from xnnfit.rewrite.rules.xr011_freeze_variables import FreezeVariables
+from xnnfit.rewrite.rules.xr013_float_masks import FloatMasks
+from xnnfit.rewrite.rules.xr014_pack import PackConcat
 
-RULES = {r.id: r for r in (FreezeVariables(), FoldShapes(), WhereActivation(), BroadcastUpsample(), SplitConcat(), StridedSubsample(), FloatDepthwise(), PowSign(), LogSoftmax(), L2Norm(), GatherConst())}
+RULES = {r.id: r for r in (FreezeVariables(), FoldShapes(), WhereActivation(), BroadcastUpsample(), SplitConcat(), StridedSubsample(), FloatDepthwise(), PowSign(), LogSoftmax(), L2Norm(), GatherConst(), FloatMasks(), PackConcat())}
 
 __all__ = ["RULES"]

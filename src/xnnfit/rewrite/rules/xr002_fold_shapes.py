@@ -1,10 +1,13 @@
-"""XR002: fold shape plumbing into constants once input shapes are static.
+"""XR002: fold everything that does not depend on input data into constants, once input shapes are static.
 
 The pinned input shapes (batch 1 unless --input-shape says otherwise) are given to the
 real runtime, which infers every tensor's shape and computes every value that depends
-only on shapes and constants (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, FILL, ...).
-Those values become constants; EXPAND_DIMS and SQUEEZE become RESHAPE to their static
-shape, and every tensor's shape is pinned, so the integer plumbing disappears.
+only on shapes and constants: shape plumbing (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE,
+FILL), causal masks, position ids, relative-position buckets and the biases gathered from
+them. Those values become constants (each up to policy.FOLD_BYTES; a larger one is cut at
+its inputs instead, and the op computing it stays); EXPAND_DIMS and SQUEEZE become
+RESHAPE to their static shape, and every tensor's shape is pinned, so the integer
+plumbing disappears.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from xnnfit.errors import XnnfitError
-from xnnfit.policy import FOLD_ELEMENTS
+from xnnfit.policy import FOLD_BYTES
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
 from xnnfit.runtime import tensor_values
@@ -40,19 +43,13 @@ class FoldShapes(Rule):
     example_dynamic_batch = True  # its example only shows the fallback with a dynamic batch
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
+        folded = _data_independent(g)
         try:
-            shapes, values = _infer(g, ctx)
+            shapes, values = _infer(g, ctx, folded)
         except (ValueError, XnnfitError) as exc:
             return NoMatch(str(exc))
-        folded = _data_independent(g)
-        boundary = []
-        for t in sorted(folded):
-            v = values.get(t)
-            if v is None or v.size > FOLD_ELEMENTS:
-                continue
-            readers = [c for c in g.consumers(t) if not set(g.outputs(c)) <= folded]
-            if readers or g.is_graph_output(t):
-                boundary.append(t)
+        wanted = [t for t in sorted(folded) if g.is_graph_output(t) or any(not set(g.outputs(c)) <= folded for c in g.consumers(t))]
+        boundary = sorted(_cut(g, wanted, folded, values))
         reshapes = [i for i in range(len(g.ops)) if g.op(i) in ("EXPAND_DIMS", "SQUEEZE") and not set(g.outputs(i)) <= folded]
         dynamic = [t for t in range(len(g.sub.tensors)) if any(d < 0 for d in g.shape(t)) and t in shapes]
         if not boundary and not reshapes and not dynamic:
@@ -98,9 +95,28 @@ def _data_independent(g: Graph) -> set[int]:
     return known
 
 
-def _infer(g: Graph, ctx: RewriteContext) -> tuple[dict[int, tuple], dict[int, np.ndarray]]:
-    """Every tensor's static shape and value from one run of the real runtime at the pinned input shapes.
+def _cut(g: Graph, wanted: list[int], folded: set[int], values: dict[int, np.ndarray]) -> set[int]:
+    """The tensors to store: each wanted one whose value fits, else (recursively) the folded inputs of the op computing it."""
+    out: set[int] = set()
+    seen: set[int] = set()
+    stack = list(wanted)
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        if t in values:
+            out.add(t)
+            continue
+        p = g.producer(t)
+        if p is not None and g.op(p) not in _SHAPE_ONLY:
+            stack.extend(u for u in g.inputs(p) if u in folded)
+    return out
+
+
+def _infer(g: Graph, ctx: RewriteContext, folded: set[int]) -> tuple[dict[int, tuple], dict[int, np.ndarray]]:
+    """Every tensor's static shape, and the value of each folded one that fits, from one run of the real runtime at the pinned input shapes.
 
     A batch kept dynamic (--dynamic-batch) runs, and is folded, as 1: the fixed model is static.
     """
-    return tensor_values(g.to_bytes(prune=False), ctx.specs, FOLD_ELEMENTS)
+    return tensor_values(g.to_bytes(prune=False), ctx.specs, FOLD_BYTES, folded)
