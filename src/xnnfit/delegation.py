@@ -223,7 +223,7 @@ def observe(content: bytes, graph: ModelGraph | None = None, *, specs: Sequence[
         nodes.extend(_node(other, i, None, None) for i in range(len(other.ops)))
     if len(graph.subgraphs) > 1:
         notes.append(
-            f"{len(graph.subgraphs) - 1} control-flow body subgraph(s) are listed but not observed: "
+            f"{len(graph.subgraphs) - 1} other subgraph(s) (control-flow bodies, composite decompositions) are listed but not observed: "
             "the Python runtime API reports nodes of the primary subgraph only"
         )
     parts = tuple(Partition(i, kind, tuple(ns)) for i, (kind, ns) in enumerate(epochs))

@@ -13,6 +13,7 @@ from xnnfit.artifact import Artifact
 from xnnfit.costs import Profile
 from xnnfit.delegation import Partition, observe
 from xnnfit.errors import XnnfitError
+from xnnfit.kb.hazards import ERROR, Finding, detect
 from xnnfit.mapping import map_nodes
 from xnnfit.record import NOT_IN_DICT, Record
 from xnnfit.specs import InputSpec
@@ -44,6 +45,7 @@ class Diagnosis(Record):
     error_detail: str | None = dataclasses.field(default=None, repr=False, compare=False, metadata=NOT_IN_DICT)
     profile: Profile | None = None  # with profile() / check --profile
     fix_preview: FixPreview | None = None  # with check(), when nodes fall back
+    findings: tuple[Finding, ...] = ()  # delegated nodes XNNPACK computes wrong (kb/hazards.py)
 
     @classmethod
     def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":
@@ -117,6 +119,7 @@ def diagnose(artifact: Artifact) -> Diagnosis:
         needs_xnnpack=delegation.needs_xnnpack,
         notes=delegation.notes,
         warnings=artifact.warnings,
+        findings=detect(graph, artifact.specs),
     )
 
 
@@ -138,7 +141,7 @@ class CheckResult(Record):
 
 @dataclasses.dataclass(frozen=True)
 class Gates(Record):
-    """CI gates on a diagnosis (--fail-on-fallback, --max-partitions, --min-delegated)."""
+    """CI gates on a diagnosis (--fail-on-fallback, --max-partitions, --min-delegated); an error-level finding always fails."""
 
     fail_on_fallback: bool = False
     max_partitions: int | None = None
@@ -147,7 +150,7 @@ class Gates(Record):
     def failures(self, d: Diagnosis) -> list[str]:
         """One line per gate the diagnosis violates."""
         s = d.summary()
-        out = []
+        out = [f"{f.hazard} on node {f.node} ({f.op}): XNNPACK computes it wrong" for f in d.findings if f.severity == ERROR]
         if self.fail_on_fallback and s["cpu_nodes"]:
             out.append(f"{s['cpu_nodes']} node(s) on CPU kernels (--fail-on-fallback)")
         if self.max_partitions is not None and s["partitions"] > self.max_partitions:

@@ -19,6 +19,7 @@ from xnnfit.fixing import FixResult
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.explanation import CauseDoc, Explanation
 from xnnfit.optimizing import OptimizeResult
+from xnnfit.rewrite.rules import RULES
 from xnnfit import fmt
 from xnnfit.specs import InputSpec
 from xnnfit.sweep import QuantResult
@@ -71,8 +72,12 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
         render_inputs(console, d.inputs)
     s = d.summary()
     console.print(f"  {headline(d)}")
+    for f in d.findings:
+        console.print(f"  [red bold]{f.severity}[/] [bold]{f.hazard}[/] node {f.node} ({escape(f.op)}): {escape(f.message)}")
     if s["nodes"] and not s["delegated"]:
         console.print("  [red]XNNPACK took no node: the whole model runs on the built-in CPU kernels.[/]")
+    elif not s["cpu_nodes"] and any(f.severity == "error" for f in d.findings):
+        console.print("  [red]XNNPACK runs the whole graph, but computes the node(s) above wrong: outputs are not the model's.[/]")
     elif not s["cpu_nodes"]:
         console.print("  [green]Fully delegated: XNNPACK runs the whole graph; nothing to fix.[/]")
     if d.needs_xnnpack:
@@ -374,7 +379,15 @@ def render_fix(console: Console, report: FixResult) -> None:
     elif b is not None and a is not None and r.numerics is not None:
         console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
-        console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale")
+        repaired = [o.rule for o in r.applied if o.rule in RULES and RULES[o.rule].judged_against == "cpu"]
+        if repaired:  # the original's XNNPACK outputs were wrong: the change is the repair
+            console.print(
+                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs moved by "
+                f"{fmt.rel(r.numerics.max_rel_error)} of the original's scale: its XNNPACK outputs were wrong, the fixed model's match "
+                f"its built-in kernels ({', '.join(repaired)})"
+            )
+        else:
+            console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale")
         if r.reference_before is not None and r.reference_after is not None:
             console.print(f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} -> {fmt.rel(r.reference_after.max_rel_error)} of its output scale")
         if report.output:

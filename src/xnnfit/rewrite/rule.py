@@ -41,6 +41,7 @@ class Rule:
     fixes: tuple[str, ...] = ()  # KB cause ids it removes
     exactness: str = "exact"  # 'exact': same math, judged at float rounding (VerifyPolicy); 'tolerance': approximates
     tolerance: float | None = None  # for 'tolerance' rules: max abs error / max |output| it may introduce
+    judged_against: str = "current"  # 'cpu': the model before it, on the built-in kernels (rules repairing an XNNPACK miscompute)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
         """Every place the rule applies now, or why it applies nowhere."""

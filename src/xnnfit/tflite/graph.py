@@ -112,11 +112,15 @@ def check_identifier(data: bytes, what: str) -> None:
 
 
 def _options(op: Any) -> dict[str, Any]:
-    table = op.BuiltinOptions()
-    if table is None or op.BuiltinOptionsType() == 0:
+    """The op's builtin options as a dict, from the first options union or, for newer ops (STABLEHLO_COMPOSITE...), the second."""
+    if op.BuiltinOptionsType() != 0 and op.BuiltinOptions() is not None:
+        kind, table, creator = op.BuiltinOptionsType(), op.BuiltinOptions(), fb.BuiltinOptionsCreator
+    elif op.BuiltinOptions2Type() != 0 and op.BuiltinOptions2() is not None:
+        kind, table, creator = op.BuiltinOptions2Type(), op.BuiltinOptions2(), fb.BuiltinOptions2Creator
+    else:
         return {}
     try:
-        obj = fb.BuiltinOptionsCreator(op.BuiltinOptionsType(), table)
+        obj = creator(kind, table)
     except Exception:  # an options type newer than the schema
         return {}
     return {k: v for k, v in vars(obj).items() if not k.startswith("_")} if obj is not None else {}

@@ -13,7 +13,8 @@ from xnnfit.rewrite.rules.xr010_gather_const import GatherConst
 from xnnfit.rewrite.rules.xr011_freeze_variables import FreezeVariables
 from xnnfit.rewrite.rules.xr013_float_masks import FloatMasks
 from xnnfit.rewrite.rules.xr014_pack import PackConcat
+from xnnfit.rewrite.rules.xr015_composite_attributes import CompositeAttributes
 
-RULES = {r.id: r for r in (FreezeVariables(), FoldShapes(), WhereActivation(), BroadcastUpsample(), SplitConcat(), StridedSubsample(), FloatDepthwise(), PowSign(), LogSoftmax(), L2Norm(), GatherConst(), FloatMasks(), PackConcat())}
+RULES = {r.id: r for r in (FreezeVariables(), FoldShapes(), WhereActivation(), BroadcastUpsample(), SplitConcat(), StridedSubsample(), FloatDepthwise(), PowSign(), LogSoftmax(), L2Norm(), GatherConst(), FloatMasks(), PackConcat(), CompositeAttributes())}
 
 __all__ = ["RULES"]
