@@ -133,6 +133,15 @@ def index_wrap(ctx: NodeContext) -> bool:
     return any(_wraps_index(ctx, sel) for sel in _selects(ctx))
 
 
+@_pattern("input-cast")
+def input_cast(ctx: NodeContext) -> bool:
+    """A CAST of a graph input of integer or bool type (a padding mask, segment ids) made once, at the start."""
+    if ctx.op.op != "CAST" or not ctx.op.inputs or ctx.op.inputs[0] < 0:
+        return False
+    t = ctx.sub.tensors[ctx.op.inputs[0]]
+    return ctx.writer(t.index) is None and not t.constant and t.dtype in INTEGER | {"bool"}
+
+
 @_pattern("masked-softmax")
 def masked_softmax(ctx: NodeContext) -> bool:
     """A select (or the comparison making its mask) whose output feeds a SOFTMAX or whose branch is a SOFTMAX's output.
@@ -422,6 +431,17 @@ ENTRIES: tuple[Advice, ...] = (
         ),
     ),
     # XNN002 CAST
+    _advice(
+        "XNN002", "input-mask",
+        "An int or bool input (keras-hub's padding_mask) is cast once, at the start: after `xnnfit fix` (XR013 moves the mask math "
+        "to float) it is the one CPU node a mask costs, before XNNPACK's partition. Declare the input float32 0/1 to remove it. " + NO_RULE,
+        "y = x * mask   # mask = keras.Input(..., dtype='float32'), not an int32 input cast with keras.ops.cast(mask, 'float32')",
+        when=When(("CAST",), "input-cast"),
+        demo=Demo(
+            "y = x * keras.ops.cast(mask, 'float32')", ("CAST",), (("x", (16,), "float32"), ("mask", (16,), "int32")),
+            instead_inputs=(("x", (16,), "float32"), ("mask", (16,), "float32")), binary=("mask",),
+        ),
+    ),
     _advice(
         "XNN002", GENERAL,
         "Truncate in float: CAST has no XNNPACK kernel. tf.floor alone differs for negative values (the cast truncates toward 0). " + NO_RULE,
