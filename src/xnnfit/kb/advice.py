@@ -654,9 +654,10 @@ ENTRIES: tuple[Advice, ...] = (
     ),
     _advice(
         "XNN021", GENERAL,
-        "Keep index and mask arithmetic in float (x * mask with a float 0/1 mask), or move it out of the model. Arithmetic on tf.shape "
-        "is folded at pinned shapes by `xnnfit fix` (XR002); for other integer data no rewrite rule does this yet.",
+        "Keep index and mask arithmetic in float (x * mask with a float 0/1 mask), or move it out of the model. `xnnfit fix` folds "
+        "what does not depend on the inputs (XR002) and recomputes a mask that ends in a select in float (XR013); ids stay int.",
         None,
+        rules=("XR002", "XR013"),
     ),
     # XNN022 strided slice
     _advice(

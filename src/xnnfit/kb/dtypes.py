@@ -12,9 +12,9 @@ CAUSES = (
         title="integer or bool data tensor",
         condition=DataDtype(frozenset({"int32", "int64", "bool", "uint32", "uint16", "string", "complex64"})),
         why="XNNPACK computes on float and int8/uint8-quantized tensors only; int32, int64 and bool data (index math, masks) stay on CPU kernels.",
-        fix="# Keep index and mask arithmetic in float (x * mask with a float 0/1 mask), or move it out of the model. Arithmetic on tf.shape is folded at pinned shapes by `xnnfit fix` (XR002); for other integer data no rewrite rule does this yet.",
+        fix='# Keep index and mask arithmetic in float (x * mask with a float 0/1 mask), or move it out of the model. `xnnfit fix` folds what does not depend on the inputs (XR002) and recomputes a mask that ends in a select in float (XR013); ids stay int.',
         example="ids + 1 on an int32 input",
-        rewrites=("XR002",),
+        rewrites=("XR002", "XR013"),
         probes=(
             Probe("rejected", "ADD", lam(lambda tf, x: x + 1, dtype="int32")),
             Probe("delegated", "ADD", lam(lambda tf, x: x + 1.0)),

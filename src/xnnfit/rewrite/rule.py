@@ -41,6 +41,7 @@ class Rule:
     fixes: tuple[str, ...] = ()  # KB cause ids it removes
     exactness: str = "exact"  # 'exact': same math, judged at float rounding (VerifyPolicy); 'tolerance': approximates
     tolerance: float | None = None  # for 'tolerance' rules: max abs error / max |output| it may introduce
+    leaves: frozenset[str] = frozenset()  # ops the rule itself leaves on CPU by design (XR013's one input cast)
     judged_against: str = "current"  # 'cpu': the model before it, on the built-in kernels (rules repairing an XNNPACK miscompute)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:

@@ -52,7 +52,8 @@ def _example():
 class FloatMasks(Rule):
     id = "XR013"
     title = "select by a mask -> float blend; the mask's int/bool plumbing -> float ops"
-    fixes = ("XNN001", "XNN011")
+    fixes = ("XNN001", "XNN011", "XNN021")
+    leaves = frozenset({"CAST"})  # an int/bool graph input is cast to float once, at the start: that node stays on CPU
     exactness = "exact"
     example = staticmethod(_example)
 
