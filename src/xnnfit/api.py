@@ -202,6 +202,7 @@ def fix(
     trust_model: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
+    sides: bool = False,
 ) -> FixResult:
     """Rewrite the model so XNNPACK runs it whole, keeping only rewrites proven equal and not slower.
 
@@ -209,7 +210,8 @@ def fix(
     another file only with `force`); without it, call `result.save(path)`. When no
     rewrite is kept nothing is written (`result.changed` is False) unless `force_write`.
     A quantized model is judged against a float reference: the fp32 conversion of a
-    Keras source, or the float model rebuilt from a .tflite's own weights.
+    Keras source, or the float model rebuilt from a .tflite's own weights. `sides` adds
+    the profiled diagnoses before and after (`result.sides`, for the HTML report and the trace).
     """
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
@@ -217,7 +219,7 @@ def fix(
     return run_fix(
         _source(model, trust_model), output, recipe=chosen[0], options=_options(batch, dynamic_batch, input_shape, calibration),
         rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, policy=policy, timeout=timeout,
-        on_progress=on_progress,
+        on_progress=on_progress, sides=sides,
     )
 
 
@@ -283,6 +285,24 @@ def optimize(
         output=output, keep_all=keep_all, force=force, eval_data=eval_data, max_error=max_error, threads=counts[0], runs=runs,
         timeout=timeout, on_progress=on_progress,
     )
+
+
+def convert(
+    model: Any,
+    *,
+    recipe: str = "fp32",
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    input_shape: InputShapes = None,
+    calibration: str | None = None,
+    trust_model: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> bytes:
+    """The .tflite bytes xnnfit measures for `model` with `recipe` (a .tflite comes back as it is)."""
+    chosen = parse_recipes(recipe)
+    if len(chosen) != 1:
+        raise XnnfitError(f"convert takes one recipe, got {', '.join(r.name for r in chosen)}.")
+    return materialize(_source(model, trust_model), chosen[0], _options(batch, dynamic_batch, input_shape, calibration), timeout=timeout).content
 
 
 def explain(cause: str | None = None) -> Explanation:

@@ -33,6 +33,9 @@ InputShape = Annotated[Optional[list[str]], typer.Option("--input-shape", metava
 Calibration = Annotated[Optional[str], typer.Option("--calibration", metavar="FILE", help=".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0).")]
 Trust = Annotated[bool, typer.Option("--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers).")]
 Json = Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write the machine-readable result to FILE (atomically).")]
+Html = Annotated[Optional[str], typer.Option("--html", metavar="FILE", help="Write a self-contained HTML report to FILE (no network needed to view it).")]
+Trace = Annotated[Optional[str], typer.Option("--trace", metavar="FILE", help="Write a Chrome trace-event JSON (open it in ui.perfetto.dev).")]
+Explorer = Annotated[Optional[str], typer.Option("--model-explorer", metavar="FILE", help="Write Model Explorer node-data overlays (delegation; latency when profiled).")]
 Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds allowed per conversion or run before it is stopped.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime log and tracebacks on errors.")]
@@ -91,9 +94,23 @@ def _progress(quiet: bool, title: str, total: int | None = None) -> Iterator[Cal
         yield lambda step: bar.update(task, advance=1, description=f"{title}: {step}")
 
 
-def _write(result, json_path: str | None) -> None:
+def _write(result, json_path: str | None, html: str | None = None, trace: str | None = None, explorer: str | None = None) -> None:
+    """Every file output the user asked for, each written atomically."""
     if json_path:
         terminal.render_written(err, write_json(result, json_path))
+    if html:
+        from xnnfit.report.html import write_html
+
+        terminal.render_written(err, write_html(result, html, force=True))
+    if trace:
+        from xnnfit.report.trace import write_trace
+
+        terminal.render_written(err, write_trace(result, trace, force=True))
+    if explorer:
+        from xnnfit.report.explorer import write_overlays
+
+        for path in write_overlays(result, explorer, force=True):
+            terminal.render_written(err, path)
 
 
 def _shared(batch: int, input_shape: list[str] | None, calibration: str | None, trust_model: bool, timeout: float) -> dict:
@@ -134,6 +151,7 @@ def optimize(
     input_shape: InputShape = None,
     trust_model: Trust = False,
     json_path: Json = None,
+    html: Html = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -153,7 +171,7 @@ def optimize(
                 runs=runs, on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_optimize(out, result)
-        _write(result, json_path)
+        _write(result, json_path, html)
 
 
 @app.command(
@@ -174,6 +192,8 @@ def check(
     calibration: Calibration = None,
     trust_model: Trust = False,
     json_path: Json = None,
+    html: Html = None,
+    explorer: Explorer = None,
     fail_on_fallback: Annotated[bool, typer.Option("--fail-on-fallback", help="Exit 1 if any node runs on CPU kernels.")] = False,
     max_partitions: Annotated[Optional[int], typer.Option("--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions.")] = None,
     min_delegated: Annotated[Optional[float], typer.Option("--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK.")] = None,
@@ -189,8 +209,9 @@ def check(
     gates = Gates(fail_on_fallback, max_partitions, min_delegated)
     gate_failed = any_error = False
     with _errors(debug):
-        if json_path and len(models) > 1:
-            raise XnnfitError(f"--json takes one model, got {len(models)}. Run xnnfit check once per model.")
+        for flag, value in (("--json", json_path), ("--html", html), ("--model-explorer", explorer)):
+            if value and len(models) > 1:
+                raise XnnfitError(f"{flag} takes one model, got {len(models)}. Run xnnfit check once per model.")
         for model in models:
             options = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "dynamic_batch": dynamic_batch}
             with _progress(quiet, f"checking {model}") as step:
@@ -199,7 +220,7 @@ def check(
                 else:
                     result = api.check(model, on_progress=step, **options)
             terminal.render_check(out, result, all_nodes=all_nodes)
-            _write(result, json_path)
+            _write(result, json_path, html, explorer=explorer)
             any_error |= bool(terminal.render_errors(err, result.recipes, debug=debug))
             for d in result.recipes:
                 if d.ok:
@@ -274,6 +295,9 @@ def profile(
     calibration: Calibration = None,
     trust_model: Trust = False,
     json_path: Json = None,
+    html: Html = None,
+    trace: Trace = None,
+    explorer: Explorer = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -286,7 +310,7 @@ def profile(
                 **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_profile_result(out, result)
-        _write(result, json_path)
+        _write(result, json_path, html, trace, explorer)
         failed = terminal.render_errors(err, result.recipes, debug=debug)
     if failed:
         raise typer.Exit(EXIT_USAGE)
@@ -315,6 +339,9 @@ def fix(
     calibration: Calibration = None,
     trust_model: Trust = False,
     json_path: Json = None,
+    html: Html = None,
+    trace: Trace = None,
+    explorer: Explorer = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -326,10 +353,10 @@ def fix(
         with _progress(quiet, f"fixing {model}") as step:
             result = api.fix(
                 model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, dynamic_batch=dynamic_batch,
-                on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
+                sides=bool(html or trace or explorer) and not dry_run, on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_fix(out, result)
-        _write(result, json_path)
+        _write(result, json_path, html, trace if result.sides else None, explorer if result.sides else None)
 
 
 @app.command(
@@ -350,6 +377,7 @@ def quant(
     input_shape: InputShape = None,
     trust_model: Trust = False,
     json_path: Json = None,
+    html: Html = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -367,7 +395,7 @@ def quant(
                 **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_quant(out, result)
-        _write(result, json_path)
+        _write(result, json_path, html)
 
 
 @app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")
@@ -380,6 +408,55 @@ def explain(
         result = api.explain(cause_id)
         terminal.render_explanation(out, result, table=cause_id is None)
         _write(result, json_path)
+
+
+@app.command(
+    epilog="""[bold]Examples[/]\n
+  xnnfit report check.json --html check.html          [dim]# render a saved result (a CI artifact) later[/]\n
+  xnnfit report profile.json --trace t.json --model-explorer me.json"""
+)
+def report(
+    result_json: Annotated[str, typer.Argument(metavar="RESULT.json", help="A result written with --json by check, profile, fix, quant or optimize.")],
+    html: Html = None,
+    trace: Trace = None,
+    explorer: Explorer = None,
+    debug: Debug = False,
+) -> None:
+    """Render a saved JSON result as an HTML report, a trace or Model Explorer overlays."""
+    from xnnfit.report.load import load_result
+
+    with _errors(debug):
+        if not (html or trace or explorer):
+            raise XnnfitError("nothing to write. Pass --html FILE, --trace FILE and/or --model-explorer FILE.")
+        _write(load_result(result_json), None, html, trace, explorer)
+
+
+@app.command(
+    epilog="""[bold]Examples[/]\n
+  xnnfit explore model.tflite                [dim]# opens Model Explorer with the delegation and latency overlays[/]\n
+  xnnfit explore examples/where_cnn.py:build --recipe int8 --no-open"""
+)
+def explore(
+    model: Model,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="R", help="Recipe for Keras sources (one).")] = "fp32",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for Model Explorer's local server.")] = 8080,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Print the URL instead of opening a browser.")] = False,
+    batch: Batch = 1,
+    input_shape: InputShape = None,
+    calibration: Calibration = None,
+    trust_model: Trust = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Open Model Explorer (the optional extra xnnfit[explorer]) on MODEL with xnnfit's delegation and latency overlays."""
+    from xnnfit.report.explore import explore as run_explore
+
+    with _errors(debug):
+        run_explore(
+            model, recipe=recipe, port=port, open_browser=not no_open, quiet=quiet, err=err,
+            **_shared(batch, input_shape, calibration, trust_model, timeout),
+        )
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ class Diagnosis(Record):
     profile: Profile | None = None  # with profile() / check --profile
     fix_preview: FixPreview | None = None  # with check(), when nodes fall back
     findings: tuple[Finding, ...] = ()  # delegated nodes XNNPACK computes wrong (kb/hazards.py)
+    graph_name: str = "main"  # subgraph 0 as graph viewers name it (Model Explorer's graph id)
 
     @classmethod
     def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":
@@ -120,6 +121,7 @@ def diagnose(artifact: Artifact) -> Diagnosis:
         notes=delegation.notes,
         warnings=artifact.warnings,
         findings=detect(graph, artifact.specs),
+        graph_name=graph.primary_name,
     )
 
 

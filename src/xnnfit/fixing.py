@@ -18,6 +18,7 @@ from xnnfit.isolate import run_isolated
 from xnnfit.convert import ConvertOptions
 from xnnfit.pipeline import Progress, materialize
 from xnnfit.policy import BENCH_RUNS, DEFAULT_POLICY, DEFAULT_TIMEOUT, VerifyPolicy
+from xnnfit.profiling import profile_stage
 from xnnfit.recipes import FP32, ConversionRecipe
 from xnnfit.record import Record
 from xnnfit.rewrite.engine import RewriteResult, apply_to_fixpoint, fix_content, select_rules
@@ -53,6 +54,7 @@ class FixResult(Record):
     dry_run: bool = False
     keras_hints: tuple[KerasHint, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    sides: tuple[Diagnosis, ...] = ()  # (before, after), profiled, when asked for (the HTML report and the trace draw them)
 
     @property
     def content(self) -> bytes:
@@ -106,19 +108,23 @@ def fix_stage(
     dry_run: bool = False,
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
-) -> tuple[RewriteResult, tuple[KerasHint, ...]]:
+    sides: bool = False,
+) -> tuple:
     """Rewrite and verify the artifact, and name the Keras layers that still fall back (run it in a child).
 
     A quantized model is judged against `reference` (the fp32 conversion of its Keras
     source) or, without one, against the float model rebuilt from its own weights.
+    Returns (rewrite, Keras hints), plus the profiled diagnoses before and after with `sides`.
     """
     name = FP32_REFERENCE
     if reference is None and not dry_run and is_quantized(artifact.content):
         reference, name = float_twin(artifact.content), TWIN_REFERENCE
     result = fix_content(artifact, rules=rules, reference=reference, reference_name=name, dry_run=dry_run, runs=runs, policy=policy)
-    if not artifact.layers:
-        return result, ()
-    return result, keras_hints(artifact, result.content if result.applied else None)
+    hints = keras_hints(artifact, result.content if result.applied else None) if artifact.layers else ()
+    if not sides:
+        return result, hints
+    fixed = dataclasses.replace(artifact, content=result.content)
+    return result, hints, tuple(profile_stage(a, runs=runs) for a in (artifact, fixed))
 
 
 def _fallback_layers(artifact: Artifact) -> dict[str, tuple[set[str], dict[str, None]]]:
@@ -153,10 +159,12 @@ def run_fix(
     policy: VerifyPolicy = DEFAULT_POLICY,
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
+    sides: bool = False,
 ) -> FixResult:
     """Fix `source` (a .tflite, or a Keras source converted with `recipe`) and write it to `output`.
 
     Nothing is written for a dry run, nor when no rewrite was kept unless `force_write`.
+    `sides` adds the profiled diagnoses before and after (for the HTML report and the trace).
     """
     inputs = (source.path,) if source.path is not None else ()
     path = check_output_path(output, inputs=inputs, force=force) if output is not None and not dry_run else None
@@ -169,11 +177,17 @@ def run_fix(
         step("converting the float reference (fp32)")
         reference = materialize(source, FP32, options, timeout=timeout).content
     step("rewriting and verifying" if not dry_run else "matching rules")
-    rewrite, hints = run_isolated(
-        fix_stage, artifact, reference=reference, rules=chosen, dry_run=dry_run, runs=runs, policy=policy,
+    sides = sides and not dry_run
+    if sides:
+        step("rewriting, verifying and profiling before and after")
+    done = run_isolated(
+        fix_stage, artifact, reference=reference, rules=chosen, dry_run=dry_run, runs=runs, policy=policy, sides=sides,
         what=f"fixing {artifact.what}", timeout=timeout,
     )
-    result = FixResult(source.display, source.kind, artifact.recipe, rewrite, artifact.specs, None, dry_run, hints, runtime_versions())
+    rewrite, hints = done[:2]
+    result = FixResult(
+        source.display, source.kind, artifact.recipe, rewrite, artifact.specs, None, dry_run, hints, runtime_versions(), done[2] if sides else ()
+    )
     if path is not None and (result.changed or force_write):
         write_file(path, result.content, force=force)
         result = dataclasses.replace(result, output=str(path))

@@ -98,6 +98,11 @@ class ModelGraph:
         """Subgraph 0, the one the interpreter runs."""
         return self.subgraphs[0]
 
+    @property
+    def primary_name(self) -> str:
+        """Subgraph 0's name as graph viewers show it: its own name, else its signature key, else 'main'."""
+        return self.primary.name or (self.signature_keys[0] if self.signature_keys else "") or "main"
+
 
 def check_identifier(data: bytes, what: str) -> None:
     """Raise SourceError unless `data` starts like a TFLite flatbuffer."""

@@ -1,0 +1,37 @@
+"""Read a saved JSON result back into its frozen result (for `xnnfit report`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from xnnfit.diagnosis import CheckResult
+from xnnfit.errors import XnnfitError
+from xnnfit.fixing import FixResult
+from xnnfit.optimizing import OptimizeResult
+from xnnfit.profiling import ProfileResult
+from xnnfit.record import SCHEMA_VERSION
+from xnnfit.sweep import QuantResult
+
+KINDS = {cls.RESULT: cls for cls in (CheckResult, ProfileResult, FixResult, QuantResult, OptimizeResult)}
+
+
+def load_result(path: str | Path) -> Any:
+    """The result a `--json` file holds; an error says what was read and what is expected."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise XnnfitError(f"cannot read {str(p)!r}: no such file. Pass a file written with --json.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise XnnfitError(f"cannot read {str(p)!r} as JSON ({exc}). Pass a file written with --json.") from None
+    kind = data.get("result") if isinstance(data, dict) else None
+    if kind not in KINDS:
+        raise XnnfitError(f"{str(p)!r} is not an xnnfit result (result={kind!r}); expected one of {', '.join(KINDS)}. Pass a file written with --json.")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise XnnfitError(f"{str(p)!r} has schema version {data.get('schema_version')!r}; this xnnfit reads {SCHEMA_VERSION}. Re-run the command with this version.")
+    try:
+        return KINDS[kind].from_dict(data)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise XnnfitError(f"{str(p)!r} does not hold a complete {kind} result ({exc}). Re-run the command with --json.") from None
