@@ -108,6 +108,7 @@ def _tip(n: NodeVerdict, ms: float | None) -> str:
     return "\n".join(lines)
 
 
+LABEL_H = 11  # px of a 10 px label line
 ERROR_FLOOR = 1e-7  # the scatter's error axis is logarithmic down to this share of the output scale (float rounding)
 
 
@@ -139,17 +140,35 @@ def scatter(points: list[tuple[str, float, float, bool, bool]], *, max_error: fl
     if max_error:
         parts.append(f'<path d="M{pad},{py(max_error):.1f} H{w - pad / 2}" stroke="#e0a100" stroke-dasharray="4 3"/>')
         parts.append(f'<text x="{w - pad - 70}" y="{py(max_error) - 4:.1f}">budget {fmt.rel(max_error)}</text>')
-    front = sorted((p for p in ok if p[3]), key=lambda p: p[1])
-    if len(front) > 1:
-        path = " ".join(f"{'M' if i == 0 else 'L'}{px(p[1]):.1f},{py(p[2]):.1f}" for i, p in enumerate(front))
-        parts.append(f'<path d="{path}" stroke="{XNNPACK}" fill="none" stroke-width="1.5"/>')
-    for name, ms, err, on_front, chosen in ok:
+    frontier = _frontier([(p[1], max(p[2], ERROR_FLOOR)) for p in ok])
+    if len(frontier) > 1:  # the latency x error staircase: no plotted point is both faster and more accurate than it
+        path = f"M{px(frontier[0][0]):.1f},{py(frontier[0][1]):.1f}"
+        for (_, e0), (x1, e1) in zip(frontier, frontier[1:]):
+            path += f" H{px(x1):.1f} V{py(e1):.1f}"
+        parts.append(f'<path class="frontier" d="{path}" stroke="{XNNPACK}" fill="none" stroke-width="1.5" stroke-dasharray="2 2"/>')
+    placed: list[tuple[float, float, float]] = []
+    for name, ms, err, on_front, chosen in sorted(ok, key=lambda p: (p[2], p[1])):
         tip = f"{name}: {ms:.4g} ms, error {fmt.rel(err)}" + (" · Pareto" if on_front else "") + (" · chosen" if chosen else "")
         parts.append(
             f'<circle class="point{" chosen" if chosen else ""}" cx="{px(ms):.1f}" cy="{py(err):.1f}" r="{7 if chosen else 4}" '
             f'fill="{XNNPACK if on_front else "#7f8c8d"}" stroke="{"#1d2330" if chosen else "none"}" stroke-width="2" data-recipe="{escape(name)}">'
             f"<title>{escape(tip)}</title></circle>"
         )
-        parts.append(f'<text x="{px(ms) + 8:.1f}" y="{py(err) - 6:.1f}">{escape(name)}</text>')
+        lx, ly = px(ms) + 8, py(err) - 6
+        width = LABEL_CHAR * len(name)
+        while any(abs(ly - y) < LABEL_H and lx < x + wd and x < lx + width for x, y, wd in placed):
+            ly += LABEL_H  # move a label that would overlap another down a line
+        placed.append((lx, ly, width))
+        parts.append(f'<text x="{lx:.1f}" y="{ly:.1f}">{escape(name)}</text>')
+    parts.append(f'<text x="{w - 250}" y="{pad / 2 - 6}">green: on the Pareto front (ms, error, size)</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (latency, error) points no other point beats on both, fastest first."""
+    out: list[tuple[float, float]] = []
+    for x, e in sorted(points):
+        if not out or e < out[-1][1]:
+            out.append((x, e))
+    return out
