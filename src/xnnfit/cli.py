@@ -184,7 +184,7 @@ def optimize(
   xnnfit check model.keras --max-partitions 3 --min-delegated 0.95"""
 )
 def check(
-    models: Annotated[list[str], typer.Argument(metavar="MODEL...", help=MODEL_HELP)],
+    models: Annotated[Optional[list[str]], typer.Argument(metavar="MODEL...", help=MODEL_HELP + "; folders (every model inside) and globs for a batch")] = None,
     recipe: Recipe = None,
     batch: Batch = 1,
     dynamic_batch: DynamicBatch = False,
@@ -202,6 +202,16 @@ def check(
     profile: Annotated[bool, typer.Option("--profile", help="Also time every partition and CPU node (see `xnnfit profile`).")] = False,
     runs: Runs = PROFILE_RUNS,
     data: Data = None,
+    manifest: Annotated[Optional[str], typer.Option("--manifest", metavar="FILE", help="TOML: per model its recipes, input shapes, calibration and budgets.")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="(model, recipe) jobs run at once in a batch (default: CPU cores).")] = None,
+    junit: Annotated[Optional[str], typer.Option("--junit", metavar="FILE", help="JUnit XML: a testcase per model x recipe.")] = None,
+    sarif: Annotated[Optional[str], typer.Option("--sarif", metavar="FILE", help="SARIF 2.1.0 for code-scanning UIs.")] = None,
+    markdown: Annotated[Optional[str], typer.Option("--markdown", metavar="FILE", help="A Markdown table for a merge-request comment.")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", metavar="FILE", help="Compare with an earlier --write-baseline: regressions exit 1.")] = None,
+    write_baseline: Annotated[Optional[str], typer.Option("--write-baseline", metavar="FILE", help="Store this batch as the baseline.")] = None,
+    cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", metavar="DIR", help="Where batch results are cached (default: the user cache folder).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every job of a batch.")] = False,
+    details: Annotated[bool, typer.Option("--details", help="In a batch, also print each model's full report.")] = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -209,10 +219,24 @@ def check(
     gates = Gates(fail_on_fallback, max_partitions, min_delegated)
     gate_failed = any_error = False
     with _errors(debug):
-        for flag, value in (("--json", json_path), ("--html", html), ("--model-explorer", explorer)):
-            if value and len(models) > 1:
-                raise XnnfitError(f"{flag} takes one model, got {len(models)}. Run xnnfit check once per model.")
-        for model in models:
+        from xnnfit import batch as batches
+
+        names = batches.expand(models or []) if models else []
+        if not names and not manifest:
+            raise XnnfitError("no model. Pass MODEL..., a folder or glob, or --manifest FILE.")
+        batch_mode = bool(manifest or jobs or junit or sarif or markdown or baseline or write_baseline) or len(names) != len(models or []) or len(names) > 1
+        if batch_mode:
+            for flag, value in (("--html", html), ("--model-explorer", explorer), ("--profile", profile)):
+                if value:
+                    raise XnnfitError(f"{flag} takes one model, got a batch. Run xnnfit check once per model for it.")
+            code = _check_batch(
+                names, manifest, recipe, gates, jobs, _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch},
+                json_path, junit, sarif, markdown, baseline, write_baseline, None if no_cache else cache_dir or "", details, quiet, debug,
+            )
+            if code:
+                raise typer.Exit(code)
+            return
+        for model in names:
             options = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "dynamic_batch": dynamic_batch}
             with _progress(quiet, f"checking {model}") as step:
                 if profile:
@@ -231,6 +255,56 @@ def check(
         raise typer.Exit(EXIT_USAGE)
     if gate_failed:
         raise typer.Exit(EXIT_GATE)
+
+
+def _check_batch(names, manifest, recipe, gates, jobs, options, json_path, junit, sarif, markdown, baseline, write_baseline, cache_dir, details, quiet, debug) -> int:
+    """A batch: every (model, recipe) in parallel, one progress bar, the summary worst first, CI files; the exit code."""
+    import signal
+
+    from xnnfit import batch as batches
+    from xnnfit.baseline import compare, load_rows
+    from xnnfit.cache import ResultCache, default_dir
+    from xnnfit.recipes import parse_recipes
+    from xnnfit.report import ci
+
+    recipes = tuple(r.name for r in parse_recipes(recipe)) if recipe else ("fp32",)
+    specs = batches.read_manifest(manifest) if manifest else []
+    specs += [batches.ModelSpec(n, recipes, (), None, gates) for n in names]
+    cache = ResultCache(cache_dir or default_dir()) if cache_dir is not None else None
+    previous = load_rows(baseline) if baseline else None  # read first: a bad baseline fails before the work
+    total = sum(len(s.recipes) for s in specs)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops a batch as Ctrl-C does
+    with _progress(quiet, f"checking {len(specs)} model(s)", total) as step:
+        result = batches.run_batch(specs, jobs=jobs, cache=cache, options=options, on_progress=lambda d, t, f, last: step(f"{last}, {f} failed" if f else last))
+    if details:
+        for m in result.models:
+            terminal.render_check(out, m)
+    terminal.render_batch(out, result)
+    diff = compare(result, previous) if previous is not None else None
+    if diff is not None:
+        terminal.render_baseline(out, diff)
+    if json_path:
+        terminal.render_written(err, write_json(result, json_path))
+    if write_baseline:
+        terminal.render_written(err, write_json(result, write_baseline))
+    if junit:
+        terminal.render_written(err, ci.write(junit, ci.junit(result)))
+    if sarif:
+        terminal.render_written(err, ci.write_sarif(result, sarif))
+    if markdown:
+        regressions = [f"{c.model} ({c.recipe}): {c.what}" for c in diff.regressions] if diff else None
+        terminal.render_written(err, ci.write(markdown, ci.markdown(result, regressions)))
+    for r in result.rows:
+        if r.status == "error":
+            terminal.render_error(err, f"{r.model} ({r.recipe}): {r.failures[0] if r.failures else 'failed'}")
+    if result.incomplete:
+        err.print("interrupted: the results above are the jobs that finished (marked incomplete in the files); the next run resumes from the cache")
+        return EXIT_INTERRUPTED
+    if any(r.status == "error" for r in result.rows):
+        return EXIT_USAGE
+    if any(r.status == "gate" for r in result.rows) or (diff is not None and diff.regressions):
+        return EXIT_GATE
+    return 0
 
 
 @app.command(

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from typing import Any, Callable
 
@@ -22,6 +23,21 @@ from xnnfit.errors import IsolationError, XnnfitError
 from xnnfit.policy import DEFAULT_TIMEOUT
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", "PYTHONWARNINGS": "ignore"}
+
+_live: set[subprocess.Popen] = set()  # children running now, from any thread (a batch runs several at once)
+_live_lock = threading.Lock()
+
+
+def kill_all() -> int:
+    """Kill every child still running (Ctrl-C or SIGTERM in a batch); returns how many were killed."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+    return len(procs)
 
 
 def _tail(path: str, limit: int = 4000) -> str:
@@ -57,6 +73,8 @@ def run_isolated(fn: Callable, *args: Any, what: str, timeout: float = DEFAULT_T
                 stderr=log,
                 env=env,
             )
+            with _live_lock:
+                _live.add(proc)
             try:
                 proc.communicate(payload, timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -71,6 +89,9 @@ def run_isolated(fn: Callable, *args: Any, what: str, timeout: float = DEFAULT_T
                 proc.kill()
                 proc.wait()
                 raise
+            finally:
+                with _live_lock:
+                    _live.discard(proc)
         if not os.path.exists(result_path):
             code = proc.returncode
             how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"

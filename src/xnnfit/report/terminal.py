@@ -524,3 +524,36 @@ def render_error(console: Console, message: str, detail: str | None = None) -> N
     console.print(f"[red]error:[/] {escape(one_line(message))}")
     if detail:
         console.print(detail, markup=False)
+
+
+def render_batch(console: Console, result) -> None:
+    """The batch summary: one row per (model, recipe), worst first, then the counts and a next step."""
+    table = Table(box=None, header_style="bold")
+    for col in ("model", "recipe", "nodes", "CPU nodes", "partitions", "unexplained", "status"):
+        table.add_column(col, justify="right" if col in ("nodes", "CPU nodes", "partitions", "unexplained") else "left")
+    for r in result.worst_first():
+        status = {"ok": "[green]ok[/]", "gate": "[red]over budget[/]", "error": "[red]error[/]"}[r.status] + (" [dim](cached)[/]" if r.cached else "")
+        table.add_row(escape(r.model), r.recipe, str(r.nodes), str(r.cpu_nodes), str(r.partitions), str(r.unexplained), status)
+    console.print(table)
+    s = result.summary()
+    console.print(
+        f"{fmt.plural(s['jobs'], 'job')} over {fmt.plural(s['models'], 'model')}: {s['ok']} ok, {s['gate_failures']} over budget, "
+        f"{s['errors']} error(s), {s['cached']} from the cache" + (" — [red]interrupted, incomplete[/]" if result.incomplete else "")
+    )
+    worst = next((r for r in result.worst_first() if r.status != "error" and r.cpu_nodes), None)
+    if worst is not None:
+        recipe = f" --recipe {worst.recipe}" if worst.recipe != "as-given" else ""
+        console.print(f"next: xnnfit check {escape(worst.model)}{recipe}   [dim]# the worst model's causes and what to write instead[/]")
+
+
+def render_baseline(console: Console, diff) -> None:
+    """Regressions (they fail) and improvements (reported) against the baseline."""
+    if not diff.changes and not diff.new_models:
+        console.print("baseline: no change")
+    for c in diff.regressions:
+        renamed = f" [dim](was {escape(c.was)})[/]" if c.was else ""
+        console.print(f"[red]regression[/] {escape(c.model)} ({c.recipe}){renamed}: {escape(c.what)}")
+    for c in diff.improvements:
+        console.print(f"[green]improvement[/] {escape(c.model)} ({c.recipe}): {escape(c.what)}")
+    for m in diff.new_models:
+        console.print(f"new (not in the baseline): {escape(m)}")
