@@ -56,8 +56,17 @@ def _rules(batch: BatchResult) -> list[dict]:
     return rules
 
 
-def _location(uri: str, line: int | None) -> dict:
-    loc: dict = {"physicalLocation": {"artifactLocation": {"uri": uri}}}
+def _uri(path: str) -> str:
+    """A path relative to the working folder (the repository root in CI, as code-scanning UIs expect), else a file: URI."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return p.resolve().as_uri()
+
+
+def _location(path: str, line: int | None) -> dict:
+    loc: dict = {"physicalLocation": {"artifactLocation": {"uri": _uri(path)}}}
     if line:
         loc["physicalLocation"]["region"] = {"startLine": line}
     return loc
@@ -68,8 +77,8 @@ def _source_location(source: str | None, model: str) -> dict:
     if source and ":" in source:
         path, _, line = source.rpartition(":")
         if line.isdigit():
-            return _location(Path(path).as_posix(), int(line))
-    return _location(Path(model.rsplit(":", 1)[0] if ".py:" in model else model).as_posix(), None)
+            return _location(path, int(line))
+    return _location(model.rsplit(":", 1)[0] if ".py:" in model else model, None)
 
 
 def sarif(batch: BatchResult) -> dict:

