@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/xnnfit check $(EXAMPLES)
+	$(VENV)/bin/xnnfit check $(EXAMPLES) --details
 	$(VENV)/bin/xnnfit check examples/dynamic_reshape.py:build --dynamic-batch
 	mkdir -p .demo
 	$(VENV)/bin/xnnfit optimize examples/where_cnn.py:build -o .demo/where_cnn_best.tflite --force

@@ -126,7 +126,8 @@ def test_tflite_check_does_not_import_tensorflow(files):
 def test_usage_errors_exit_2(files):
     assert run("check", str(files / "where.tflite"), "--recipe", "int4").returncode == 2
     assert run("check", str(files / "where.tflite"), "--min-delegated", "1.5").returncode == 2
-    assert run("check", str(files / "where.tflite"), str(files / "where.tflite"), "--json", "x.json").returncode == 2
+    assert run("check", str(files / "where.tflite"), str(files / "where.tflite"), "--html", "x.html").returncode == 2  # one model only
+    assert run("check", str(files / "nothing-*.tflite")).returncode == 2
     assert run("explain", "XNN999").returncode == 2
 
 
