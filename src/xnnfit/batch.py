@@ -181,74 +181,173 @@ def run_batch(
     cache: ResultCache | None = None,
     options: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> BatchResult:
-    """Check every (model, recipe) of `specs`, `jobs` at a time; Ctrl-C returns what finished, marked incomplete."""
+    """Check every (model, recipe) of `specs`, `jobs` at a time; Ctrl-C returns what finished, marked incomplete.
+
+    `backend` 'local' runs the jobs from a thread pool here (each in its own child);
+    'ray' submits them as Ray tasks (an existing cluster at `ray_address`, else a local one).
+    The cache is read and written here, before and after either backend.
+    """
+    if backend not in BACKENDS:
+        raise XnnfitError(f"unknown backend {backend!r}. Pass --backend {' or --backend '.join(BACKENDS)}.")
     options = dict(options or {})
     versions = runtime_versions()
     work = [(spec, recipe) for spec in specs for recipe in spec.recipes]
-    done: dict[tuple[int, str], tuple[Diagnosis, str, bool, float]] = {}
-    digests: dict[str, str] = {}
+    done: dict[int, tuple[Diagnosis, bool, float]] = {}
+    digests = {spec.path: _digest(spec.path) for spec in specs}
+    keys, todo = {}, []
+    for i, (spec, recipe) in enumerate(work):
+        opts = _job_options(spec, options)
+        k = key(digests[spec.path], recipe, opts, versions) if digests[spec.path] else ""
+        keys[i] = k
+        hit = cache.get(k) if cache is not None and k else None
+        try:
+            done[i] = (Diagnosis.from_dict(hit), True, 0.0) if hit is not None else done.get(i)  # type: ignore[assignment]
+        except (TypeError, KeyError, ValueError):
+            pass  # an entry of another shape: recompute and rewrite it
+        if done.get(i) is None:
+            done.pop(i, None)
+            todo.append(i)
     failed = 0
 
-    def one(index: int, spec: ModelSpec, recipe: str) -> tuple[int, str, Diagnosis, str, bool, float]:
-        start = time.perf_counter()
-        try:
-            digest = digests.setdefault(spec.path, fingerprint(spec.path))
-        except OSError:
-            digest = ""
-        opts = {**options, "input_shape": list(spec.input_shape) or options.get("input_shape"), "calibration": spec.calibration or options.get("calibration")}
-        k = key(digest, recipe, {n: v for n, v in opts.items() if n not in ("on_progress",)}, versions) if digest else ""
-        if cache is not None and k:
-            hit = cache.get(k)
-            if hit is not None:
-                try:
-                    return index, recipe, Diagnosis.from_dict(hit), digest, True, time.perf_counter() - start
-                except (TypeError, KeyError, ValueError):
-                    pass  # an entry of another shape: recompute and rewrite it
-        try:
-            result = api.check(spec.path, recipe=recipe, **opts)
-            d = result.recipes[0]
-        except XnnfitError as exc:
-            d = Diagnosis.failed(recipe, exc)
-        if cache is not None and k and d.ok:
-            cache.put(k, d.to_dict())
-        return index, recipe, d, digest, False, time.perf_counter() - start
+    def finished(i: int, d: Diagnosis, seconds: float) -> None:
+        nonlocal failed
+        done[i] = (d, False, seconds)
+        failed += not d.ok
+        if cache is not None and keys[i] and d.ok:
+            cache.put(keys[i], d.to_dict())
+        if on_progress is not None:
+            on_progress(len(done), len(work), failed, f"{work[i][0].path} ({work[i][1]})")
 
-    incomplete = False
+    for i in done:
+        if on_progress is not None:
+            on_progress(len(done), len(work), failed, f"{work[i][0].path} ({work[i][1]}, cached)")
+    run = _run_ray if backend == "ray" else _run_local
+    incomplete = run([(i, work[i][0], work[i][1], _job_options(work[i][0], options)) for i in todo], jobs, finished, ray_address)
+    models, rows = [], []
+    for spec in specs:
+        diags = []
+        for i, (s, recipe) in enumerate(work):
+            if s is spec and i in done:
+                d, cached, seconds = done[i]
+                diags.append(d)
+                rows.append(_row(spec, d, digests[spec.path], cached, seconds))
+        if diags:
+            models.append(CheckResult(spec.path, _kind(spec.path), tuple(diags), versions))
+    return BatchResult(tuple(models), tuple(rows), incomplete, versions)
+
+
+BACKENDS = ("local", "ray")
+RAY_RETRIES = 1  # a Ray worker that dies mid-job is retried once, then the job is reported failed
+
+
+def _digest(path: str) -> str:
+    try:
+        return fingerprint(path)
+    except OSError:
+        return ""
+
+
+def _job_options(spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
+    return {**options, "input_shape": list(spec.input_shape) or options.get("input_shape") or [], "calibration": spec.calibration or options.get("calibration")}
+
+
+def _check_one(path: str, recipe: str, opts: dict[str, Any]) -> Diagnosis:
+    try:
+        return api.check(path, recipe=recipe, **opts).recipes[0]
+    except XnnfitError as exc:
+        return Diagnosis.failed(recipe, exc)
+
+
+def _run_local(todo: list, jobs: int | None, finished: Callable, ray_address: str | None) -> bool:
+    """Jobs from a thread pool (each job's conversion and runtime run in children); True when interrupted."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1))
-    futures = [pool.submit(one, i, spec, recipe) for i, (spec, recipe) in enumerate(work)]
+    starts = {}
+    futures = {}
+    for i, spec, recipe, opts in todo:
+        starts[i] = time.perf_counter()
+        futures[pool.submit(_check_one, spec.path, recipe, opts)] = i
     try:
         for fut in concurrent.futures.as_completed(futures):
-            index, recipe, d, digest, cached, seconds = fut.result()
-            done[(index, recipe)] = (d, digest, cached, seconds)
-            failed += not d.ok
-            if on_progress is not None:
-                on_progress(len(done), len(work), failed, f"{work[index][0].path} ({recipe})")
+            finished(futures[fut], fut.result(), time.perf_counter() - starts[futures[fut]])
     except KeyboardInterrupt:
-        incomplete = True
         for fut in futures:
             fut.cancel()
         isolate.kill_all()
         pool.shutdown(wait=True, cancel_futures=True)
         isolate.kill_all()
-        for fut in futures:  # jobs that finished while stopping count as done
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                index, recipe, d, digest, cached, seconds = fut.result()
-                if d.ok:
-                    done[(index, recipe)] = (d, digest, cached, seconds)
-    else:
-        pool.shutdown(wait=True)
-    models, rows = [], []
-    for spec in specs:
-        diags = []
-        for i, (s, recipe) in enumerate(work):
-            if s is spec and (i, recipe) in done:
-                d, digest, cached, seconds = done[(i, recipe)]
-                diags.append(d)
-                rows.append(_row(spec, d, digest, cached, seconds))
-        if diags:
-            models.append(CheckResult(spec.path, _kind(spec.path), tuple(diags), versions))
-    return BatchResult(tuple(models), tuple(rows), incomplete, versions)
+        return True
+    pool.shutdown(wait=True)
+    return False
+
+
+def _files_of(path: str) -> tuple[str, dict[str, bytes]]:
+    """(the path relative to what is shipped, {relative file: bytes}) for a model reference."""
+    target = path.rsplit(":", 1)[0] if ".py:" in path else path
+    p = Path(target)
+    suffix = ":" + path.rsplit(":", 1)[1] if ".py:" in path else ""
+    if p.is_dir():
+        return p.name + suffix, {str(Path(p.name) / f.relative_to(p)): f.read_bytes() for f in p.rglob("*") if f.is_file()}
+    return p.name + suffix, {p.name: p.read_bytes()}
+
+
+def _ray_job(ref: str, files: dict[str, bytes], recipe: str, opts: dict[str, Any], home: str) -> Diagnosis:
+    """A Ray task: rebuild the model from its bytes in a temporary folder, check it there, and report paths as at `home`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="xnnfit-ray-") as tmp:
+        for rel, data in files.items():
+            target = Path(tmp) / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        d = _check_one(str(Path(tmp) / ref), recipe, opts)
+    nodes = tuple(
+        dataclasses.replace(n, source=home + n.source[len(tmp):]) if n.source and n.source.startswith(tmp) else n for n in d.nodes
+    )
+    return dataclasses.replace(d, nodes=nodes)
+
+
+def _run_ray(todo: list, jobs: int | None, finished: Callable, ray_address: str | None) -> bool:
+    """Jobs as Ray tasks (models shipped as bytes); a dead worker is retried once; True when interrupted."""
+    try:
+        import ray
+    except ImportError:
+        raise XnnfitError("the Ray backend needs Ray. Install the extra: pip install 'xnnfit[ray]', or use the default --backend local.") from None
+    started = not ray.is_initialized()
+    if started:
+        if ray_address:
+            ray.init(address=ray_address, log_to_driver=False)
+        else:  # a local cluster on the loopback interface only
+            ray.init(num_cpus=jobs or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, num_cpus=1)(_ray_job)
+    refs, starts, recipe_of = {}, {}, {i: recipe for i, _, recipe, _ in todo}
+    try:
+        for i, spec, recipe, opts in todo:
+            ref, files = _files_of(spec.path)
+            home = str(Path(spec.path.rsplit(":", 1)[0] if ".py:" in spec.path else spec.path).resolve().parent)
+            starts[i] = time.perf_counter()
+            refs[task.remote(ref, files, recipe, opts, home)] = i
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for r in ready:
+                i = refs[r]
+                try:
+                    d = ray.get(r)
+                except ray.exceptions.RayError as exc:
+                    reason = str(exc).strip().splitlines()[0][:300]
+                    d = Diagnosis.failed(recipe_of[i], XnnfitError(f"the Ray task failed after {RAY_RETRIES} retry: {reason}"))
+                finished(i, d, time.perf_counter() - starts[i])
+    except KeyboardInterrupt:
+        for r in refs:
+            ray.cancel(r, force=True)
+        return True
+    finally:
+        if started:
+            ray.shutdown()
+    return False
 
 
 def _kind(path: str) -> str:
