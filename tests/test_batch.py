@@ -186,3 +186,16 @@ def test_ctrl_c_kills_every_child_and_keeps_what_finished(zoo, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["incomplete"] is True and [Path(r["model"]).name for r in doc["rows"]] == ["add.tflite"]
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*partial*"))
+
+
+def test_fix_over_a_folder_writes_each_fixed_model_into_the_output_folder(zoo, tmp_path):
+    d, _ = zoo
+    out = tmp_path / "fixed"
+    res = run("fix", str(d / "nested"), "-o", str(out), "--runs", "5", "--json", str(tmp_path / "f.json"), "-q")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sdpa_fixed.tflite", "where_fixed.tflite"]  # both had something to fix
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["result"] == "fix-batch" and {Path(m["model"]).name for m in doc["models"]} == {"sdpa.tflite", "where.tflite"}
+    assert all(m["changed"] for m in doc["models"])
+    res = run("fix", str(d / "nested"), "-o", str(d / "add.tflite"), "-q")
+    assert res.returncode == 2 and "is a file" in res.stderr

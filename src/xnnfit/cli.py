@@ -407,8 +407,8 @@ def profile(
   xnnfit fix model.tflite -o fixed.tflite --input-shape tokens=1,128 --json fix.json"""
 )
 def fix(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe")],
-    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="OUT", help="Where to write the fixed .tflite (never the input).")] = None,
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe; a folder or glob fixes each model into -o DIR")],
+    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="OUT", help="Where to write the fixed .tflite (never the input); a folder for a folder or glob.")] = None,
     recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="R", help="Recipe for Keras sources (one); quantized fixes are judged against the fp32 model.")] = "fp32",
     rules: Annotated[Optional[str], typer.Option("--rules", metavar="XR0xx,..", help="Only these rules, e.g. XR001,XR003.")] = None,
     exclude: Annotated[Optional[str], typer.Option("--exclude", metavar="XR0xx,..", help="Skip these rules.")] = None,
@@ -433,6 +433,17 @@ def fix(
     with _errors(debug):
         if output is None and not dry_run:
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
+        from xnnfit import batch as batches
+
+        names = batches.expand([model])
+        if names != [model]:  # a folder or glob: each model into -o DIR
+            if html or trace or explorer:
+                raise XnnfitError("--html, --trace and --model-explorer take one model. Fix the models one by one for them.")
+            code = _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet,
+                             _shared(batch, input_shape, calibration, trust_model, timeout))
+            if code:
+                raise typer.Exit(code)
+            return
         with _progress(quiet, f"fixing {model}") as step:
             result = api.fix(
                 model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, dynamic_batch=dynamic_batch,
@@ -440,6 +451,54 @@ def fix(
             )
         terminal.render_fix(out, result)
         _write(result, json_path, html, trace if result.sides else None, explorer if result.sides else None)
+
+
+def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet, shared) -> int:
+    """Fix every model of a folder or glob into -o DIR, one after another (fix races latencies: parallel runs would skew them)."""
+    import json as json_module
+    from pathlib import Path
+
+    from rich.table import Table
+
+    folder = Path(output) if output else None
+    if folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise XnnfitError(f"-o {output!r} is a file; a folder of models needs a folder to write into. Pass -o DIR.")
+        folder.mkdir(parents=True, exist_ok=True)
+    stems = [Path(n.rsplit(":", 1)[0] if ".py:" in n else n).stem for n in names]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise XnnfitError(f"several models are named {', '.join(dupes)}: their fixed files would collide in {output}. Fix those folders separately.")
+    table = Table(box=None, header_style="bold")
+    for col in ("model", "kept", "CPU nodes", "partitions", "written"):
+        table.add_column(col)
+    docs, errors = [], 0
+    with _progress(quiet, f"fixing {len(names)} model(s)", len(names)) as step:
+        for name, stem in zip(names, stems):
+            target = folder / f"{stem}_fixed.tflite" if folder is not None else None
+            try:
+                r = api.fix(name, target, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write,
+                            runs=runs, dynamic_batch=dynamic_batch, **shared)
+            except XnnfitError as exc:
+                errors += 1
+                terminal.render_error(err, f"{name}: {exc}")
+                table.add_row(name, "[red]error[/]", "", "", "")
+                step(name)
+                continue
+            b, a = r.rewrite.before, r.rewrite.after
+            kept = ", ".join(f"{o.rule}×{o.count}" for o in r.rewrite.applied) or "none"
+            table.add_row(name, kept, f"{b.cpu_nodes} -> {a.cpu_nodes}" if b and a else "", f"{b.partitions} -> {a.partitions}" if b and a else "", r.output or "-")
+            docs.append(r.to_dict())
+            step(name)
+    out.print(table)
+    if json_path:
+        from xnnfit.files import write_file
+
+        from xnnfit.record import SCHEMA_VERSION
+
+        doc = {"schema_version": SCHEMA_VERSION, "result": "fix-batch", "versions": docs[0]["versions"] if docs else {}, "models": docs}
+        terminal.render_written(err, write_file(Path(json_path), json_module.dumps(doc, indent=1).encode(), force=True))
+    return EXIT_USAGE if errors else 0
 
 
 @app.command(
