@@ -13,6 +13,7 @@ from pathlib import Path
 
 from xnnfit.batch import BatchResult, JobRow
 from xnnfit.errors import XnnfitError
+from xnnfit.policy import DEFAULT_POLICY
 from xnnfit.record import Record
 
 
@@ -58,7 +59,11 @@ def load_rows(path: str | Path) -> list[JobRow]:
 
 
 def compare(current: BatchResult, baseline: list[JobRow]) -> BaselineDiff:
-    """Regressions: new CPU nodes, more partitions, new causes, a job that no longer runs. Improvements: the reverse."""
+    """Regressions: new CPU nodes, more partitions, new causes, a job that no longer runs, and (both timed) slower beyond the noise.
+
+    Slower means what `fix` means by it (policy.VerifyPolicy.slower_margin): the median
+    above the baseline's by the margin and the new p10 above the baseline's p90.
+    """
     by_hash = {(r.content_hash, r.recipe): r for r in baseline if r.content_hash}
     by_path = {(r.model, r.recipe): r for r in baseline}
     changes, new = [], []
@@ -90,4 +95,10 @@ def _changes(old: JobRow, new: JobRow) -> list[tuple[str, str]]:
         out.append(("regression", f"new causes {', '.join(sorted(added))}"))
     if removed:
         out.append(("improvement", f"causes gone {', '.join(sorted(removed))}"))
+    if None not in (old.median_ms, new.median_ms, old.p10_ms, old.p90_ms, new.p10_ms, new.p90_ms):
+        margin = DEFAULT_POLICY.slower_margin
+        if new.median_ms > old.median_ms * margin and new.p10_ms > old.p90_ms:
+            out.append(("regression", f"slower {old.median_ms:.3g} -> {new.median_ms:.3g} ms (beyond the measured spread)"))
+        elif old.median_ms > new.median_ms * margin and old.p10_ms > new.p90_ms:
+            out.append(("improvement", f"faster {old.median_ms:.3g} -> {new.median_ms:.3g} ms"))
     return out

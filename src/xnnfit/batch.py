@@ -55,6 +55,9 @@ class JobRow(Record):
     content_hash: str = ""
     cached: bool = False
     seconds: float = 0.0
+    median_ms: float | None = None  # with --bench: whole-model latency with XNNPACK, 1 thread
+    p10_ms: float | None = None
+    p90_ms: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,12 +186,15 @@ def run_batch(
     on_progress: Progress | None = None,
     backend: str = "local",
     ray_address: str | None = None,
+    bench_runs: int = 0,
 ) -> BatchResult:
     """Check every (model, recipe) of `specs`, `jobs` at a time; Ctrl-C returns what finished, marked incomplete.
 
     `backend` 'local' runs the jobs from a thread pool here (each in its own child);
     'ray' submits them as Ray tasks (an existing cluster at `ray_address`, else a local one).
-    The cache is read and written here, before and after either backend.
+    The cache is read and written here, before and after either backend. With
+    `bench_runs`, every job that ran is timed afterwards, one at a time here (parallel
+    timings would measure each other), and its latency goes into its row.
     """
     if backend not in BACKENDS:
         raise XnnfitError(f"unknown backend {backend!r}. Pass --backend {' or --backend '.join(BACKENDS)}.")
@@ -226,6 +232,7 @@ def run_batch(
             on_progress(len(done), len(work), failed, f"{work[i][0].path} ({work[i][1]}, cached)")
     run = _run_ray if backend == "ray" else _run_local
     incomplete = run([(i, work[i][0], work[i][1], _job_options(work[i][0], options)) for i in todo], jobs, finished, ray_address)
+    timings = _bench(work, done, options, bench_runs) if bench_runs and not incomplete else {}
     models, rows = [], []
     for spec in specs:
         diags = []
@@ -233,10 +240,30 @@ def run_batch(
             if s is spec and i in done:
                 d, cached, seconds = done[i]
                 diags.append(d)
-                rows.append(_row(spec, d, digests[spec.path], cached, seconds))
+                row = _row(spec, d, digests[spec.path], cached, seconds)
+                if i in timings:
+                    row = dataclasses.replace(row, median_ms=timings[i].median_ms, p10_ms=timings[i].p10_ms, p90_ms=timings[i].p90_ms)
+                rows.append(row)
         if diags:
             models.append(CheckResult(spec.path, _kind(spec.path), tuple(diags), versions))
     return BatchResult(tuple(models), tuple(rows), incomplete, versions)
+
+
+def _bench(work: list, done: dict, options: dict[str, Any], runs: int) -> dict:
+    """Whole-model latency (XNNPACK, 1 thread) of every job that ran, one after another."""
+    out = {}
+    for i, (spec, recipe) in enumerate(work):
+        if i not in done or not done[i][0].ok:
+            continue
+        try:
+            result = api.bench(spec.path, recipe=recipe, runs=runs, **_job_options(spec, options))
+        except XnnfitError:
+            continue
+        run = result.recipes[0]
+        timing = next((c for c in run.configs if c.xnnpack and c.threads == 1), None) if run.error is None else None
+        if timing is not None:
+            out[i] = timing.stats
+    return out
 
 
 BACKENDS = ("local", "ray")

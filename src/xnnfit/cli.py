@@ -212,6 +212,7 @@ def check(
     cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", metavar="DIR", help="Where batch results are cached (default: the user cache folder).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every job of a batch.")] = False,
     details: Annotated[bool, typer.Option("--details", help="In a batch, also print each model's full report.")] = False,
+    bench: Annotated[bool, typer.Option("--bench", help="In a batch, also time each job (one at a time) so --baseline catches slowdowns.")] = False,
     backend: Annotated[str, typer.Option("--backend", metavar="local|ray", help="Where batch jobs run: local child processes, or Ray tasks (extra xnnfit[ray]).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", metavar="ADDR", help="An existing Ray cluster (default: start a local one).")] = None,
     quiet: Quiet = False,
@@ -226,7 +227,7 @@ def check(
         names = batches.expand(models or []) if models else []
         if not names and not manifest:
             raise XnnfitError("no model. Pass MODEL..., a folder or glob, or --manifest FILE.")
-        batch_mode = bool(manifest or jobs or junit or sarif or markdown or baseline or write_baseline or backend != "local") or len(names) != len(models or []) or len(names) > 1
+        batch_mode = bool(manifest or jobs or junit or sarif or markdown or baseline or write_baseline or bench or backend != "local") or len(names) != len(models or []) or len(names) > 1
         if batch_mode:
             for flag, value in (("--html", html), ("--model-explorer", explorer), ("--profile", profile)):
                 if value:
@@ -234,7 +235,7 @@ def check(
             code = _check_batch(
                 names, manifest, recipe, gates, jobs, _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch},
                 json_path, junit, sarif, markdown, baseline, write_baseline, None if no_cache else cache_dir or "", details, quiet, debug,
-                backend, ray_address,
+                backend, ray_address, BENCH_RUNS if bench else 0,
             )
             if code:
                 raise typer.Exit(code)
@@ -262,7 +263,7 @@ def check(
 
 def _check_batch(
     names, manifest, recipe, gates, jobs, options, json_path, junit, sarif, markdown, baseline, write_baseline, cache_dir, details, quiet, debug,
-    backend="local", ray_address=None,
+    backend="local", ray_address=None, bench_runs=0,
 ) -> int:
     """A batch: every (model, recipe) in parallel, one progress bar, the summary worst first, CI files; the exit code."""
     import signal
@@ -282,7 +283,7 @@ def _check_batch(
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops a batch as Ctrl-C does
     with _progress(quiet, f"checking {len(specs)} model(s)", total) as step:
         result = batches.run_batch(
-            specs, jobs=jobs, cache=cache, options=options, backend=backend, ray_address=ray_address,
+            specs, jobs=jobs, cache=cache, options=options, backend=backend, ray_address=ray_address, bench_runs=bench_runs,
             on_progress=lambda d, t, f, last: step(f"{last}, {f} failed" if f else last),
         )
     if details:
