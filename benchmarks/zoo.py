@@ -1,10 +1,10 @@
-"""A model zoo through `xnnfit check`: wall time with --jobs 1 vs --jobs N, and a second (cached) run.
+"""A model zoo through `xnnfit check`: wall time with --jobs 1 vs --jobs N vs Ray on a local cluster, and a second (cached) run.
 
 The zoo is the bundled examples plus generated Keras models, each × the recipes given
 (default fp32, int8), as .py:build sources converted by the real converter. Every run is
 a fresh `xnnfit check` process; the peak RSS is the largest of its children.
 
-    .venv/bin/python benchmarks/zoo.py [--models 12] [--recipes fp32,int8] [--jobs 2]
+    .venv/bin/python benchmarks/zoo.py [--models 12] [--recipes fp32,int8] [--jobs 2] [--no-ray]
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def zoo(folder: Path, count: int) -> list[str]:
     return models
 
 
-def run(models: list[str], recipes: str, jobs: int, cache: str | None) -> tuple[float, float, int]:
-    args = [sys.executable, "-m", "xnnfit", "check", *models, "--recipe", recipes, "--jobs", str(jobs), "-q"]
+def run(models: list[str], recipes: str, jobs: int, cache: str | None, backend: str = "local") -> tuple[float, float, int]:
+    args = [sys.executable, "-m", "xnnfit", "check", *models, "--recipe", recipes, "--jobs", str(jobs), "--backend", backend, "-q"]
     args += ["--cache-dir", cache] if cache else ["--no-cache"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=12)
     parser.add_argument("--recipes", default="fp32,int8")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray backend (needs the extra xnnfit[ray])")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models = zoo(Path(tmp), args.models)
@@ -71,7 +72,10 @@ def main() -> None:
         parallel, peak2, rc2 = run(models, args.recipes, args.jobs, cache)
         print(f"--jobs {args.jobs} (filling cache) {parallel:5.1f} s   peak child RSS {peak2:6.0f} MB   exit {rc2}   {serial / parallel:.2f}x vs --jobs 1", flush=True)
         cached, _, rc3 = run(models, args.recipes, args.jobs, cache)
-        print(f"--jobs {args.jobs} cached rerun    {cached:5.1f} s   {cached / parallel:.1%} of the first run   exit {rc3}")
+        print(f"--jobs {args.jobs} cached rerun    {cached:5.1f} s   {cached / parallel:.1%} of the first run   exit {rc3}", flush=True)
+        if not args.no_ray:
+            ray_s, peak4, rc4 = run(models, args.recipes, args.jobs, None, backend="ray")
+            print(f"--backend ray (local)  {ray_s:7.1f} s   peak child RSS {peak4:6.0f} MB   exit {rc4}   {serial / ray_s:.2f}x vs --jobs 1 (cluster start included)")
 
 
 if __name__ == "__main__":
