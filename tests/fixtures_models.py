@@ -43,9 +43,41 @@ def diagnose(model: Any, recipe: str = "fp32"):
     from xnnfit.tflite.graph import read_model
 
     if isinstance(model, Artifact):
-        return run(model)
+        d = run(model)
+        assert_predicted(model.content, d)
+        return d
     specs, _ = ShapeRequest().pin_all(tflite_declared_inputs(read_model(model)))
-    return run(Artifact(recipe, bytes(model), specs))
+    d = run(Artifact(recipe, bytes(model), specs))
+    assert_predicted(bytes(model), d)
+    return d
+
+
+def assert_predicted(content: bytes, observed) -> None:
+    """The KB's predicted verdicts equal the runtime's node by node (issue: prediction proven on the whole corpus).
+
+    `observed` is a Diagnosis or a Delegation. A mismatch names the node, its op and the
+    KB entry at fault: the cause that would refuse a delegated node, or that none explains a CPU one.
+    """
+    from xnnfit.kb import CAUSES
+    from xnnfit.kb.cause import NodeContext
+    from xnnfit.prediction import predict
+    from xnnfit.tflite.graph import read_model
+
+    if getattr(observed, "predicted", None) or getattr(observed, "error", None):
+        return
+    graph = read_model(content)
+    predicted = {n.index: n.delegated for n in predict(graph).nodes if n.subgraph == 0}
+    nodes = observed.nodes
+    seen = {n.index: n.delegated for n in nodes if n.subgraph == 0 and n.delegated is not None}
+    bad = []
+    for i, got in seen.items():
+        if predicted[i] != got:
+            op = graph.primary.ops[i]
+            ctx = NodeContext(graph.primary, op, predicted)
+            why = [c.id for c in CAUSES.values() if c.applies(ctx)]
+            bad.append(f"node {i} {op.label}: runtime {'XNNPACK' if got else 'CPU'}, predicted {'XNNPACK' if predicted[i] else 'CPU'}"
+                       + (f" (KB entries {', '.join(why)} refuse it)" if why else " (no KB entry refuses it)"))
+    assert not bad, "prediction differs from the runtime:\n" + "\n".join(bad)
 
 
 # ---------------------------------------------------------------------------------------

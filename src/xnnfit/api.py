@@ -88,14 +88,17 @@ def check(
     trust_model: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
+    predict: bool = False,
 ) -> CheckResult:
     """Which nodes XNNPACK runs, per recipe, with the cause of every fallback and its Keras layer.
 
     A recipe that fails (converter refusal, crash, timeout) is a Diagnosis with `error`;
-    an unusable model or input data raises XnnfitError.
+    an unusable model or input data raises XnnfitError. `predict` computes the verdicts
+    from the knowledge base without building an interpreter (also done, and said, when
+    the runtime cannot load the model).
     """
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
-    return _per_model(CheckResult, model, recipe, check_stage, Diagnosis.failed, "running in LiteRT", common)
+    return _per_model(CheckResult, model, recipe, check_stage, Diagnosis.failed, "running in LiteRT", common, predict_only=predict)
 
 
 def profile(

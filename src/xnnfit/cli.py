@@ -202,6 +202,7 @@ def check(
     profile: Annotated[bool, typer.Option("--profile", help="Also time every partition and CPU node (see `xnnfit profile`).")] = False,
     runs: Runs = PROFILE_RUNS,
     data: Data = None,
+    predict: Annotated[bool, typer.Option("--predict", help="Verdicts from the knowledge base, without building an interpreter (automatic when the runtime cannot load the model).")] = False,
     manifest: Annotated[Optional[str], typer.Option("--manifest", metavar="FILE", help="TOML: per model its recipes, input shapes, calibration and budgets.")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="(model, recipe) jobs run at once in a batch (default: CPU cores).")] = None,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="FILE", help="JUnit XML: a testcase per model x recipe.")] = None,
@@ -233,7 +234,7 @@ def check(
                 if value:
                     raise XnnfitError(f"{flag} takes one model, got a batch. Run xnnfit check once per model for it.")
             code = _check_batch(
-                names, manifest, recipe, gates, jobs, _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch},
+                names, manifest, recipe, gates, jobs, _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch, "predict": predict},
                 json_path, junit, sarif, markdown, baseline, write_baseline, None if no_cache else cache_dir or "", details, quiet, debug,
                 backend, ray_address, BENCH_RUNS if bench else 0,
             )
@@ -246,7 +247,7 @@ def check(
                 if profile:
                     result = api.profile(model, runs=runs, data=data, on_progress=step, **options)
                 else:
-                    result = api.check(model, on_progress=step, **options)
+                    result = api.check(model, on_progress=step, predict=predict, **options)
             terminal.render_check(out, result, all_nodes=all_nodes)
             _write(result, json_path, html, explorer=explorer)
             any_error |= bool(terminal.render_errors(err, result.recipes, debug=debug))

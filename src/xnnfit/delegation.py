@@ -172,7 +172,8 @@ def partition(sub: SubgraphInfo, delegated: set[int]) -> list[tuple[bool, list[i
     return epochs
 
 
-def _node(sub: SubgraphInfo, idx: int, delegated: bool | None, part: int | None) -> NodeObservation:
+def node_observation(sub: SubgraphInfo, idx: int, delegated: bool | None, part: int | None) -> NodeObservation:
+    """One node's record: its op, dtypes and shapes from the file, with the verdict given."""
     op = sub.ops[idx]
     tin = [sub.tensors[t] for t in op.inputs if t >= 0]
     tout = [sub.tensors[t] for t in op.outputs if t >= 0]
@@ -218,9 +219,9 @@ def observe(content: bytes, graph: ModelGraph | None = None, *, specs: Sequence[
             f"the partitioner model predicts {len(predicted_sets)}"
         )
     part_of = {i: p for p, (_, nodes) in enumerate(epochs) for i in nodes}
-    nodes = [_node(sub, i, i in delegated, part_of.get(i)) for i in range(n)]
+    nodes = [node_observation(sub, i, i in delegated, part_of.get(i)) for i in range(n)]
     for other in graph.subgraphs[1:]:
-        nodes.extend(_node(other, i, None, None) for i in range(len(other.ops)))
+        nodes.extend(node_observation(other, i, None, None) for i in range(len(other.ops)))
     if len(graph.subgraphs) > 1:
         notes.append(
             f"{len(graph.subgraphs) - 1} other subgraph(s) (control-flow bodies, composite decompositions) are listed but not observed: "

@@ -12,9 +12,10 @@ from xnnfit import fmt
 from xnnfit.artifact import Artifact
 from xnnfit.costs import Profile
 from xnnfit.delegation import Partition, observe
-from xnnfit.errors import XnnfitError
+from xnnfit.errors import RuntimeFailure, XnnfitError
 from xnnfit.kb.hazards import ERROR, Finding, detect
 from xnnfit.mapping import map_nodes
+from xnnfit.prediction import is_load_failure, load_blockers, predict
 from xnnfit.record import NOT_IN_DICT, Record
 from xnnfit.specs import InputSpec
 from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
@@ -47,6 +48,7 @@ class Diagnosis(Record):
     fix_preview: FixPreview | None = None  # with check(), when nodes fall back
     findings: tuple[Finding, ...] = ()  # delegated nodes XNNPACK computes wrong (kb/hazards.py)
     graph_name: str = "main"  # subgraph 0 as graph viewers name it (Model Explorer's graph id)
+    predicted: str | None = None  # why the verdicts are predicted from the KB instead of observed (None: observed)
 
     @classmethod
     def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":
@@ -106,10 +108,30 @@ def debug_locations(graph: ModelGraph) -> dict[tuple[int, int], OpLocation]:
     return out
 
 
-def diagnose(artifact: Artifact) -> Diagnosis:
-    """Observe, map and explain one artifact in this process (no TensorFlow import)."""
+PREDICT_ASKED = "asked for (--predict): verdicts from the knowledge base, no interpreter built"
+
+
+def diagnose(artifact: Artifact, *, predict_only: bool = False) -> Diagnosis:
+    """Observe, map and explain one artifact in this process (no TensorFlow import).
+
+    With `predict_only`, or when the runtime cannot load the model at all (Flex or
+    unresolved custom ops, op versions it does not know), the verdicts are predicted from
+    the knowledge base and the Diagnosis says so.
+    """
     graph = read_model(artifact.content, artifact.what)
-    delegation = observe(artifact.content, graph, specs=artifact.specs, what=artifact.what)
+    predicted, warnings = None, list(artifact.warnings)
+    if predict_only:
+        delegation, predicted = predict(graph, note=""), PREDICT_ASKED
+    else:
+        try:
+            delegation = observe(artifact.content, graph, specs=artifact.specs, what=artifact.what)
+        except RuntimeFailure as exc:
+            if not is_load_failure(str(exc)):
+                raise
+            reason = str(exc).split(": ", 1)[-1].split(". ")[0][:200]
+            predicted = f"the runtime could not load this model ({reason})"
+            delegation = predict(graph, note="")  # the Diagnosis says why it is predicted
+            warnings += load_blockers(graph)
     mapping = map_nodes(graph, artifact.layers, artifact.framework, debug_locations(graph))
     return Diagnosis(
         recipe=artifact.recipe,
@@ -119,9 +141,10 @@ def diagnose(artifact: Artifact) -> Diagnosis:
         size_bytes=artifact.size_bytes,
         needs_xnnpack=delegation.needs_xnnpack,
         notes=delegation.notes,
-        warnings=artifact.warnings,
+        warnings=tuple(warnings),
         findings=detect(graph, artifact.specs),
         graph_name=graph.primary_name,
+        predicted=predicted,
     )
 
 

@@ -80,10 +80,10 @@ TWIN_REFERENCE = "the float model rebuilt from the file's dequantized weights"
 FP32_REFERENCE = "the fp32 conversion"
 
 
-def check_stage(artifact: Artifact) -> Diagnosis:
+def check_stage(artifact: Artifact, predict_only: bool = False) -> Diagnosis:
     """diagnose() plus a dry match of the fix rules when nodes fall back (run it in a TensorFlow-free child)."""
-    diag = diagnose(artifact)
-    if not diag.summary()["cpu_nodes"]:
+    diag = diagnose(artifact, predict_only=predict_only)
+    if not diag.summary()["cpu_nodes"] or diag.predicted:
         return diag
     content, rules = artifact.content, []
     ctx = RewriteContext(artifact.specs)

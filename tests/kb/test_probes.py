@@ -41,6 +41,7 @@ def test_cause_matches_runtime(cause, i):
     content = fixtures_models.probe_content(cause.id, i)  # converted once per session, shared with test_delegation
     graph = read_model(content)
     delegation = observe(content, graph)
+    fixtures_models.assert_predicted(content, delegation)  # the KB alone predicts every node of the probe
     nodes = [n for n in delegation.primary if n.op == probe.op]
     assert nodes, f"probe produced no {probe.op} node: {[n.op for n in delegation.primary]}"
     if probe.expect == "delegated":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import fixtures_models
+
 from xnnfit import kb
 from xnnfit.delegation import observe
 from xnnfit.errors import RuntimeFailure
@@ -66,6 +68,7 @@ def test_row_matches_runtime(op, form):
     else:
         oneop.reference_run(content)  # the model is valid for the built-in kernels too
         verdicts = _verdicts(content)
+        fixtures_models.assert_predicted(content, observe(content))
         got = {i: verdicts[i] for i in nodes}
         assert set(got.values()) == {want.delegated}, f"runtime: {op} {form} delegated={got}; expected {want.delegated} ({want.reason})"
     explained = kb.CAUSES["XNN028"]

@@ -227,12 +227,17 @@ class RankAbove(OpCondition):
 
 @dataclasses.dataclass(frozen=True)
 class DequantizeConsumerOnCpu(OpCondition):
-    """A DEQUANTIZE whose consumer runs on CPU kernels."""
+    """A DEQUANTIZE of constant weights whose consumer runs on CPU kernels.
+
+    A DEQUANTIZE of an int8 activation is a standalone XNNPACK convert, delegated
+    whatever reads it (found by prediction on XR014's int8 RoPE example).
+    """
 
     ops: ClassVar[frozenset[str]] = frozenset({"DEQUANTIZE"})
 
     def holds(self, ctx: NodeContext) -> bool:
-        return any(ctx.delegated.get(c.index) is False for c in ctx.consumer_ops())
+        x = ctx.tensor(0)
+        return x is not None and x.constant and any(ctx.delegated.get(c.index) is False for c in ctx.consumer_ops())
 
     def describe(self) -> str:
         return "DEQUANTIZE feeding a node on CPU"

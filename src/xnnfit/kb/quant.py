@@ -50,7 +50,7 @@ CAUSES = (
     ),
     Cause(
         id="XNN030",
-        title="DEQUANTIZE feeding a node on CPU kernels",
+        title="DEQUANTIZE of weights feeding a node on CPU kernels",
         condition=DequantizeConsumerOnCpu(),
         why="XNNPACK absorbs a constant DEQUANTIZE (fp16/int8 weights) only when every consumer is delegated; this one feeds a CPU node, so it stays on CPU too.",
         fix="# Fix the consumer (see its cause); the DEQUANTIZE then follows it onto XNNPACK. No rewrite rule does this yet.",

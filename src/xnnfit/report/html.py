@@ -97,6 +97,8 @@ def _diagnosis(model: str, d: Diagnosis, colors: dict[str, str]) -> str:
     if s["unexplained"]:
         cards.append((str(s["unexplained"]), "unexplained", "bad"))
     out.append(_cards(cards))
+    if d.predicted:
+        out.append(f'<div class="warning"><b>predicted</b>: {escape(d.predicted)}</div>')
     for f in d.findings:
         out.append(f'<div class="error"><b>{escape(f.severity)} {escape(f.hazard)}</b> node {f.node} ({escape(f.op)}): {escape(f.message)}</div>')
     for w in d.warnings:
@@ -184,6 +186,8 @@ def _layers(d: Diagnosis, cpu: list) -> str:
 
 def _next_for(model: str, d: Diagnosis) -> str:
     p = d.fix_preview
+    if d.predicted:
+        return _next(f"xnnfit check {model}", "these verdicts are predicted from the knowledge base: " + d.predicted)
     if any(f.severity == "error" for f in d.findings):
         rules = sorted({r for f in d.findings for r in f.rewrites})
         if rules:

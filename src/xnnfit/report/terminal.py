@@ -71,7 +71,9 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
     if inputs:
         render_inputs(console, d.inputs)
     s = d.summary()
-    console.print(f"  {headline(d)}")
+    if d.predicted:
+        console.print(f"  [yellow]predicted[/]: {escape(d.predicted)}")
+    console.print(f"  {'predicted: ' if d.predicted else ''}{headline(d)}")
     for f in d.findings:
         console.print(f"  [red bold]{f.severity}[/] [bold]{f.hazard}[/] node {f.node} ({escape(f.op)}): {escape(f.message)}")
     if s["nodes"] and not s["delegated"]:
@@ -166,6 +168,12 @@ def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
     """What to run next: fix when its rules match (and how many CPU nodes they would remove), else profile."""
     cpu = d.summary()["cpu_nodes"]
     p = d.fix_preview
+    if d.predicted and d.predicted.startswith("the runtime could not load"):
+        console.print(f"  next: remove or register the op(s) named above, then xnnfit check {escape(model)}   [dim]# observed verdicts need a model the runtime loads[/]")
+        return
+    if d.predicted:
+        console.print(f"  next: xnnfit check {escape(model)}   [dim]# observe the verdicts on the runtime[/]")
+        return
     if p is not None and p.rules:
         rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
         console.print(

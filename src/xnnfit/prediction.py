@@ -1,0 +1,65 @@
+"""Predicted verdicts: what XNNPACK would take, from the knowledge base alone, without building an interpreter.
+
+For a model the installed runtime cannot load (Flex ops, unresolved custom ops, op
+versions it does not know) or with `check --predict`. A node is predicted on CPU when a KB
+cause holds for it; causes that look at neighbours (a DEQUANTIZE feeding a refused node)
+see the predictions so far, so the verdicts are iterated to a fixpoint. Partitions come
+from the same partitioner observation uses. tests/test_prediction.py proves prediction
+equal to the runtime, node by node, on the whole test corpus.
+"""
+
+from __future__ import annotations
+
+from xnnfit.delegation import Delegation, Partition, node_observation, partition
+from xnnfit.kb import CAUSES
+from xnnfit.kb.cause import NodeContext
+from xnnfit.tflite.graph import ModelGraph
+
+MAX_ROUNDS = 20  # verdicts settle in 2-3 rounds (a refusal reaches a neighbour's condition); the cap only guards a cycle
+# What the runtime says when it cannot load a model (the cases prediction stands in for).
+LOAD_FAILURES = ("unresolved custom op", "select tensorflow op", "didn't find op for builtin opcode", "flex", "op builtin_code out of range")
+
+
+def predict(graph: ModelGraph, note: str = "predicted from the knowledge base, not observed") -> Delegation:
+    """The Delegation the KB predicts for subgraph 0."""
+    sub = graph.primary
+    verdict: dict[int, bool | None] = {op.index: True for op in sub.ops}
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for op in sub.ops:
+            cpu = any(c.applies(NodeContext(sub, op, verdict)) for c in CAUSES.values())
+            if verdict[op.index] is cpu:
+                verdict[op.index] = not cpu
+                changed = True
+        if not changed:
+            break
+    delegated = {i for i, v in verdict.items() if v}
+    epochs = partition(sub, delegated)
+    part_of = {i: p for p, (_, nodes) in enumerate(epochs) for i in nodes}
+    nodes = [node_observation(sub, i, i in delegated, part_of.get(i)) for i in range(len(sub.ops))]
+    for other in graph.subgraphs[1:]:
+        nodes.extend(node_observation(other, i, None, None) for i in range(len(other.ops)))
+    parts = tuple(Partition(i, kind, tuple(ns)) for i, (kind, ns) in enumerate(epochs))
+    return Delegation(tuple(nodes), parts, sum(1 for kind, _ in epochs if kind), False, (note,) if note else ())
+
+
+def is_load_failure(text: str) -> bool:
+    """True when a runtime error says the model cannot be loaded at all (prediction can still answer)."""
+    low = text.lower()
+    return any(k in low for k in LOAD_FAILURES)
+
+
+def load_blockers(graph: ModelGraph) -> list[str]:
+    """One line per node that keeps the runtime from loading the model, and what to do."""
+    out = []
+    for op in graph.primary.ops:
+        if op.op != "CUSTOM":
+            continue
+        code = op.custom_code or ""
+        if code.startswith("Flex"):
+            out.append(f"node {op.index} ({code}) needs TensorFlow's kernels (Flex), which this runtime does not have: "
+                       f"replace the layer that produced {code[4:]} with builtin ops (xnnfit never converts with SELECT_TF_OPS)")
+        else:
+            out.append(f"node {op.index} (custom op {code!r}) has no kernel in this runtime: register it with the interpreter "
+                       f"(the app's op resolver), or replace the layer that produced it")
+    return out
