@@ -49,6 +49,7 @@ class Diagnosis(Record):
     findings: tuple[Finding, ...] = ()  # delegated nodes XNNPACK computes wrong (kb/hazards.py)
     graph_name: str = "main"  # subgraph 0 as graph viewers name it (Model Explorer's graph id)
     predicted: str | None = None  # why the verdicts are predicted from the KB instead of observed (None: observed)
+    compiled_fully_accelerated: bool | None = None  # LiteRT 2's CompiledModel.is_fully_accelerated() (check only; None: not asked)
 
     @classmethod
     def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":

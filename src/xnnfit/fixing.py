@@ -17,14 +17,14 @@ from xnnfit.files import check_output_path, write_file
 from xnnfit.isolate import run_isolated
 from xnnfit.convert import ConvertOptions
 from xnnfit.pipeline import Progress, materialize
-from xnnfit.policy import BENCH_RUNS, DEFAULT_POLICY, DEFAULT_TIMEOUT, VerifyPolicy
+from xnnfit.policy import BENCH_RUNS, COMPILED_CROSSCHECK_BYTES, DEFAULT_POLICY, DEFAULT_TIMEOUT, VerifyPolicy
 from xnnfit.profiling import profile_stage
 from xnnfit.recipes import FP32, ConversionRecipe
 from xnnfit.record import Record
 from xnnfit.rewrite.engine import RewriteResult, apply_to_fixpoint, fix_content, select_rules
 from xnnfit.rewrite.float_twin import float_twin, is_quantized
 from xnnfit.rewrite.rule import RewriteContext, Rule
-from xnnfit.runtime import runtime_versions
+from xnnfit.runtime import compiled_fully_accelerated, runtime_versions
 from xnnfit.source import ModelSource
 from xnnfit.specs import InputSpec
 
@@ -83,6 +83,7 @@ FP32_REFERENCE = "the fp32 conversion"
 def check_stage(artifact: Artifact, predict_only: bool = False) -> Diagnosis:
     """diagnose() plus a dry match of the fix rules when nodes fall back (run it in a TensorFlow-free child)."""
     diag = diagnose(artifact, predict_only=predict_only)
+    diag = _cross_check(diag, artifact)
     if not diag.summary()["cpu_nodes"] or diag.predicted:
         return diag
     content, rules = artifact.content, []
@@ -98,6 +99,20 @@ def check_stage(artifact: Artifact, predict_only: bool = False) -> Diagnosis:
         except XnnfitError:
             rules = []  # the unverified rewrite does not even load: promise nothing
     return dataclasses.replace(diag, fix_preview=FixPreview(tuple(rules), after))
+
+
+def _cross_check(diag: Diagnosis, artifact: Artifact) -> Diagnosis:
+    """LiteRT 2's CompiledModel verdict next to xnnfit's; a disagreement is a warning naming both."""
+    if diag.predicted or artifact.size_bytes > COMPILED_CROSSCHECK_BYTES:
+        return diag
+    fully = compiled_fully_accelerated(artifact.content, artifact.specs)
+    ours = diag.summary()["cpu_nodes"] == 0
+    diag = dataclasses.replace(diag, compiled_fully_accelerated=fully)
+    if fully is not None and fully != ours:
+        text = (f"LiteRT's CompiledModel says fully accelerated = {fully}, the Interpreter's delegation says "
+                f"{diag.summary()['cpu_nodes']} CPU node(s): the two runtime APIs disagree on this model")
+        diag = dataclasses.replace(diag, warnings=(*diag.warnings, text))
+    return diag
 
 
 def fix_stage(

@@ -59,6 +59,8 @@ FOLD_BYTES = 4 * 2**20  # XR002 stores a data-independent tensor as a constant u
 # so the fold stops one step earlier (at that tensor's smaller inputs) and the op computing it stays
 SAVEDMODEL_ROUTE_BYTES = 32 * 2**20  # models with more weights convert through a SavedModel: the concrete-function
 # route holds extra copies of every weight (measured 9.4 GB vs 4.1 GB peak on VGG16) but skips a ~0.4 s disk round trip
+COMPILED_CROSSCHECK_BYTES = 64 * 2**20  # check cross-checks CompiledModel.is_fully_accelerated() up to this model size:
+# it compiles the model a second time (VGG16-sized models would double check's time and memory for one boolean)
 DEFAULT_DIM = 64  # size for unknown non-batch dimensions (sequence length, image side) nothing else pins: small, valid for most models
 
 # Timing.
