@@ -116,3 +116,19 @@ def test_predict_flag_needs_no_interpreter_and_agrees(tmp_path):
 def test_load_failures_are_told_apart(text, load):
     assert is_load_failure(text) is load
     assert np.bool_(True)  # keep numpy imported for the fixtures' arrays
+
+
+def test_an_op_version_the_runtime_does_not_know_is_named_with_what_to_do(tmp_path):
+    from xnnfit.kb.oneop import one_op_model
+    from xnnfit.tflite.schema import fb
+
+    model = fb.ModelT.InitFromPackedBuf(one_op_model("ADD"), 0)
+    for code in model.operatorCodes:
+        code.version = 99
+    path = tmp_path / "newer.tflite"
+    path.write_bytes(serialize(model))
+    res = _run("check", str(path))
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "ADD version 99 is newer than this runtime knows" in text and "upgrade the runtime" in text
+    assert "cannot load the model" in text and "Fully delegated" not in text

@@ -132,7 +132,7 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False) -> Diagnosis:
             reason = str(exc).split(": ", 1)[-1].split(". ")[0][:200]
             predicted = f"the runtime could not load this model ({reason})"
             delegation = predict(graph, note="")  # the Diagnosis says why it is predicted
-            warnings += load_blockers(graph)
+            warnings += load_blockers(graph, str(exc))
     mapping = map_nodes(graph, artifact.layers, artifact.framework, debug_locations(graph))
     return Diagnosis(
         recipe=artifact.recipe,

@@ -10,6 +10,8 @@ equal to the runtime, node by node, on the whole test corpus.
 
 from __future__ import annotations
 
+import re
+
 from xnnfit.delegation import Delegation, Partition, node_observation, partition
 from xnnfit.kb import CAUSES
 from xnnfit.kb.cause import NodeContext
@@ -49,9 +51,22 @@ def is_load_failure(text: str) -> bool:
     return any(k in low for k in LOAD_FAILURES)
 
 
-def load_blockers(graph: ModelGraph) -> list[str]:
-    """One line per node that keeps the runtime from loading the model, and what to do."""
+_OP_VERSION = re.compile(r"find op for builtin opcode '(\w+)' version '(\d+)'", re.I)
+
+
+def load_blockers(graph: ModelGraph, error: str = "") -> list[str]:
+    """One line per node that keeps the runtime from loading the model, and what to do.
+
+    `error` is the runtime's message: an op version it does not know is named there.
+    """
     out = []
+    m = _OP_VERSION.search(error)
+    if m:
+        op, version = m.group(1), m.group(2)
+        nodes = [o.index for o in graph.primary.ops if o.op == op]
+        where = f"node(s) {', '.join(map(str, nodes[:8]))}{' …' if len(nodes) > 8 else ''} " if nodes else ""
+        out.append(f"{where}{op} version {version} is newer than this runtime knows: convert with the converter of the app's "
+                   f"runtime (an older TensorFlow), or upgrade the runtime the app ships")
     for op in graph.primary.ops:
         if op.op != "CUSTOM":
             continue

@@ -78,6 +78,8 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
         console.print(f"  [red bold]{f.severity}[/] [bold]{f.hazard}[/] node {f.node} ({escape(f.op)}): {escape(f.message)}")
     if s["nodes"] and not s["delegated"]:
         console.print("  [red]XNNPACK took no node: the whole model runs on the built-in CPU kernels.[/]")
+    elif d.predicted and d.predicted.startswith("the runtime could not load"):
+        console.print("  [yellow]This runtime cannot load the model (the warnings above say why); the verdicts are what XNNPACK would do once it loads.[/]")
     elif not s["cpu_nodes"] and any(f.severity == "error" for f in d.findings):
         console.print("  [red]XNNPACK runs the whole graph, but computes the node(s) above wrong: outputs are not the model's.[/]")
     elif not s["cpu_nodes"]:
@@ -90,6 +92,7 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
     if cpu:
         _render_causes(console, cpu)
         _render_layers(console, cpu, all_nodes)
+    if cpu or d.predicted:
         _render_next_step(console, model, d)
     if all_nodes:
         _render_nodes(console, d)
@@ -169,7 +172,7 @@ def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
     cpu = d.summary()["cpu_nodes"]
     p = d.fix_preview
     if d.predicted and d.predicted.startswith("the runtime could not load"):
-        console.print(f"  next: remove or register the op(s) named above, then xnnfit check {escape(model)}   [dim]# observed verdicts need a model the runtime loads[/]")
+        console.print(f"  next: act on the warning(s) above (what keeps the runtime from loading it), then xnnfit check {escape(model)} again   [dim]# observed verdicts need a model the runtime loads[/]")
         return
     if d.predicted:
         console.print(f"  next: xnnfit check {escape(model)}   [dim]# observe the verdicts on the runtime[/]")
