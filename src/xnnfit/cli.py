@@ -181,7 +181,11 @@ def optimize(
   xnnfit check melspectrogram.tflite --input-shape input=1,16000\n
   xnnfit check examples/where_cnn.py:build --recipe fp32,int8 --calibration data.npz\n
   xnnfit check model.keras --fail-on-fallback            [dim]# CI gate: exit 1 on any CPU node[/]\n
-  xnnfit check model.keras --max-partitions 3 --min-delegated 0.95"""
+  xnnfit check model.keras --max-partitions 3 --min-delegated 0.95\n
+  xnnfit check model.tflite --predict                     [dim]# verdicts from the knowledge base, no interpreter[/]\n
+  xnnfit check models/ --jobs 2 --junit x.xml --sarif x.sarif   [dim]# a batch: every model in the folder[/]\n
+  xnnfit check --manifest zoo.toml --baseline base.json --markdown mr.md\n
+  xnnfit check 'models/**/*.tflite' --write-baseline base.json --backend ray"""
 )
 def check(
     models: Annotated[Optional[list[str]], typer.Argument(metavar="MODEL...", help=MODEL_HELP + "; folders (every model inside) and globs for a batch")] = None,
@@ -366,7 +370,8 @@ def bench(
 @app.command(
     epilog="""[bold]Examples[/]\n
   xnnfit profile examples/where_cnn.py:build --recipe int8\n
-  xnnfit profile model.tflite --runs 50 --json profile.json"""
+  xnnfit profile model.tflite --runs 50 --json profile.json\n
+  xnnfit profile model.tflite --html r.html --trace t.json --model-explorer me.json"""
 )
 def profile(
     model: Model,
@@ -406,7 +411,9 @@ def profile(
   xnnfit fix model.tflite -o model_fixed.tflite\n
   xnnfit fix examples/where_cnn.py:build --recipe int8 -o cnn_int8_fixed.tflite\n
   xnnfit fix model.tflite --dry-run --rules XR001,XR003\n
-  xnnfit fix model.tflite -o fixed.tflite --input-shape tokens=1,128 --json fix.json"""
+  xnnfit fix model.tflite -o fixed.tflite --input-shape tokens=1,128 --json fix.json\n
+  xnnfit fix model.tflite -o fixed.tflite --html fix.html --trace fix.trace.json   [dim]# before/after, drawn[/]\n
+  xnnfit fix models/ -o fixed/                       [dim]# each model of a folder into fixed/[/]"""
 )
 def fix(
     model: Annotated[str, typer.Argument(metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe; a folder or glob fixes each model into -o DIR")],
