@@ -8,11 +8,11 @@ replaced.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from xnnfit.batch import BatchResult, JobRow
 from xnnfit.errors import XnnfitError
+from xnnfit.files import read_json
 from xnnfit.policy import DEFAULT_POLICY
 from xnnfit.record import Record
 
@@ -47,12 +47,7 @@ class BaselineDiff(Record):
 def load_rows(path: str | Path) -> list[JobRow]:
     """The job rows of a baseline file written with --write-baseline (or a batch --json)."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XnnfitError(f"cannot read baseline {str(p)!r}: no such file. Write one with --write-baseline FILE.") from None
-    except (OSError, ValueError) as exc:
-        raise XnnfitError(f"cannot read baseline {str(p)!r} ({exc}). Write one with --write-baseline FILE.") from None
+    data = read_json(p, "Pass a baseline written with --write-baseline FILE.")
     if not isinstance(data, dict) or data.get("result") != "batch" or "rows" not in data:
         raise XnnfitError(f"{str(p)!r} is not a batch baseline (result={data.get('result') if isinstance(data, dict) else None!r}). Write one with --write-baseline FILE.")
     return [JobRow.from_dict(r) for r in data["rows"]]

@@ -77,3 +77,16 @@ def _link_new(tmp: str, path: Path) -> None:
             raise XnnfitError(f"{str(path)!r} already exists. Pass --force to replace it.") from None
         with os.fdopen(fd, "wb") as out, open(tmp, "rb") as src:
             out.write(src.read())
+
+
+def read_json(path: str | Path, hint: str) -> object:
+    """The JSON a file holds; XnnfitError in one line (missing, unreadable, not JSON) ending with `hint` (what to pass instead)."""
+    import json
+
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise XnnfitError(f"cannot read {str(p)!r}: no such file. {hint}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise XnnfitError(f"cannot read {str(p)!r} as JSON ({exc}). {hint}") from None

@@ -6,7 +6,7 @@ import dataclasses
 
 from xnnfit.delegation import Delegation
 from xnnfit.kb import CAUSES, NodeContext
-from xnnfit.kb.advice import advise
+from xnnfit.kb.advice import BY_ID, Advice, advise, general
 from xnnfit.mapping import NodeMapping
 from xnnfit.record import Record
 from xnnfit.tflite.graph import ModelGraph
@@ -75,3 +75,22 @@ def node_verdicts(graph: ModelGraph, delegation: Delegation, mapping: dict[tuple
             )
         )
     return tuple(out)
+
+
+UNEXPLAINED = "unexplained"  # the group of CPU nodes no KB entry explains
+
+
+def by_cause(cpu: list[NodeVerdict]) -> list[tuple[str, list[NodeVerdict]]]:
+    """CPU nodes grouped by cause ('unexplained' when none), most nodes first: what every report lists."""
+    groups: dict[str, list[NodeVerdict]] = {}
+    for n in cpu:
+        for c in n.causes or (UNEXPLAINED,):
+            groups.setdefault(c, []).append(n)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def cause_advice(cid: str, nodes: list[NodeVerdict]) -> tuple[list[Advice], list[str]]:
+    """The advice these nodes got for cause `cid` (the general one when none), and the fix rules it names."""
+    ids = dict.fromkeys(a for n in nodes for c, a in zip(n.causes, n.advice) if c == cid) or {f"{cid}.general": None}
+    advices = [BY_ID.get(a) or general(cid) for a in ids]
+    return advices, sorted({r for a in advices for r in a.rules})

@@ -17,10 +17,11 @@ from xnnfit import fmt, kb
 from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.files import write_file
 from xnnfit.fixing import FixResult
-from xnnfit.kb.advice import BY_ID, general
+from xnnfit.kb.advice import BY_ID
 from xnnfit.optimizing import OptimizeResult
 from xnnfit.report import svg
 from xnnfit.sweep import QuantResult
+from xnnfit.verdicts import by_cause, cause_advice
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 TOP_LAYERS = 15  # layer rows shown in the cost bars: the worst offenders, short enough to read
@@ -132,12 +133,8 @@ def _legend(d: Diagnosis, colors: dict[str, str]) -> str:
 
 
 def _causes(cpu: list, colors: dict[str, str]) -> str:
-    by_cause: dict[str, list] = {}
-    for n in cpu:
-        for c in n.causes or ("unexplained",):
-            by_cause.setdefault(c, []).append(n)
     out = ["<h2>fallbacks by cause</h2>"]
-    for cid, nodes in sorted(by_cause.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+    for cid, nodes in by_cause(cpu):
         ops = ", ".join(sorted({n.op for n in nodes}))
         layers = {n.layer or "(unmapped)" for n in nodes}
         where = f"{fmt.plural(len(nodes), 'node')} ({escape(ops)}) in {fmt.plural(len(layers), 'layer')}"
@@ -146,9 +143,7 @@ def _causes(cpu: list, colors: dict[str, str]) -> str:
             out.append(f'<div class="cause"><h3>{swatch}unexplained — {where}</h3><p class="why">No KB entry matches; xnnfit does not guess. Please report the op.</p></div>')
             continue
         cause = kb.get(cid)
-        ids = dict.fromkeys(a for n in nodes for c, a in zip(n.causes, n.advice) if c == cid) or {f"{cid}.general": None}
-        advices = [BY_ID.get(a) or general(cid) for a in ids]
-        rules = sorted({r for a in advices for r in a.rules})
+        advices, rules = cause_advice(cid, nodes)
         fixed = f"<p><b>xnnfit fix</b> handles it here ({escape(', '.join(rules))}).</p>" if rules else "<p>No xnnfit fix rule for this yet.</p>"
         body = "".join(
             f"<p><b>use instead</b> ({escape(a.id)}{'' if a.preserves_semantics else ', changes the output'}):</p>"

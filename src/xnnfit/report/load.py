@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from xnnfit.diagnosis import CheckResult
 from xnnfit.errors import XnnfitError
+from xnnfit.files import read_json
 from xnnfit.fixing import FixResult
 from xnnfit.optimizing import OptimizeResult
 from xnnfit.profiling import ProfileResult
@@ -20,12 +20,7 @@ KINDS = {cls.RESULT: cls for cls in (CheckResult, ProfileResult, FixResult, Quan
 def load_result(path: str | Path) -> Any:
     """The result a `--json` file holds; an error says what was read and what is expected."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XnnfitError(f"cannot read {str(p)!r}: no such file. Pass a file written with --json.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise XnnfitError(f"cannot read {str(p)!r} as JSON ({exc}). Pass a file written with --json.") from None
+    data = read_json(p, "Pass a file written with --json.")
     kind = data.get("result") if isinstance(data, dict) else None
     if kind not in KINDS:
         raise XnnfitError(f"{str(p)!r} is not an xnnfit result (result={kind!r}); expected one of {', '.join(KINDS)}. Pass a file written with --json.")

@@ -23,6 +23,7 @@ from xnnfit.rewrite.rules import RULES
 from xnnfit import fmt
 from xnnfit.specs import InputSpec
 from xnnfit.sweep import QuantResult
+from xnnfit.verdicts import by_cause, cause_advice
 
 
 def headline(d: Diagnosis) -> str:
@@ -100,20 +101,14 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
 
 def _render_causes(console: Console, cpu: list) -> None:
     """Fallbacks grouped by cause, most nodes first: how many, in how many layers, why, what to write instead here, the rule."""
-    by_cause: dict[str, list] = {}
-    for n in cpu:
-        for c in n.causes or ("unexplained",):
-            by_cause.setdefault(c, []).append(n)
-    for cid, nodes in sorted(by_cause.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+    for cid, nodes in by_cause(cpu):
         layers = {n.layer or "(unmapped)" for n in nodes}
         where = f"{fmt.plural(len(nodes), 'node')} in {fmt.plural(len(layers), 'layer')}"
         if cid == "unexplained":
             console.print(f"  [red]unexplained[/] ({where}): no KB entry matches; xnnfit does not guess. Please report the op.")
             continue
         cause = kb.get(cid)
-        ids = dict.fromkeys(a for n in nodes for c, a in zip(n.causes, n.advice) if c == cid) or {f"{cid}.general": None}
-        advices = [BY_ID.get(a) or general(cid) for a in ids]
-        rules = sorted({r for a in advices for r in a.rules})
+        advices, rules = cause_advice(cid, nodes)
         fixed_by = f"; [green]xnnfit fix[/] handles it here ({', '.join(rules)})" if rules else "; no xnnfit fix rule for this yet"
         console.print(f"  [bold]{cid}[/] {escape(cause.title)} — {where}{fixed_by}")
         console.print(f"    why: {escape(cause.why)}")
