@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from xnnfit import kb
-from xnnfit.benchmark import BenchResult, BenchRun, CompareResult, bench_stage, compare_stage, parse_threads
+from xnnfit.benchmark import APIS, COMPILED, INTERPRETER, BenchResult, BenchRun, CompareResult, bench_stage, compare_stage, parse_threads
 from xnnfit.convert import ConvertOptions
 from xnnfit.diagnosis import CheckResult, Diagnosis
 from xnnfit.errors import XnnfitError
-from xnnfit.fixing import FixResult, check_stage, run_fix
+from xnnfit import targets
+from xnnfit.fixing import FixResult, check_stage, check_targets_stage, run_fix
 from xnnfit.kb.explanation import CauseDoc, Explanation
 from xnnfit.isolate import run_isolated
 from xnnfit.optimizing import OptimizeResult, run_optimize
@@ -45,8 +46,10 @@ from xnnfit.recipes import ConversionRecipe, parse_recipes
 from xnnfit.runtime import runtime_versions
 from xnnfit.source import ModelSource
 from xnnfit.specs import ShapeRequest, parse_input_shapes
+from xnnfit.targets import Target
 from xnnfit.sweep import DEFAULT_RECIPES, QuantResult, run_sweep
 
+RuntimeSpec = str | Sequence[str] | None
 Recipes = str | ConversionRecipe | Iterable[str | ConversionRecipe] | None
 InputShapes = Iterable[str] | dict[str, tuple[int, ...]] | None
 
@@ -69,7 +72,21 @@ def _per_model(result_type, model: Any, recipe: Recipes, stage, failed, label: s
         source, parse_recipes(recipe), stage, failed, options=options, timeout=common["timeout"], label=label,
         on_progress=common["on_progress"], **stage_kwargs,
     )
-    return result_type(source.display, source.kind, results, runtime_versions())
+    flat = tuple(r for item in results for r in (item if isinstance(item, tuple) else (item,)))  # one per runtime target
+    return result_type(source.display, source.kind, flat, runtime_versions())
+
+
+def runtime_targets(runtime: RuntimeSpec, on_progress: Progress | None = None) -> tuple[Target, ...]:
+    """The targets of `runtime` (a pip requirement, several comma-separated, or 'all'), each venv built on first use."""
+    return tuple(targets.ensure(t, on_progress=on_progress) for t in targets.parse_many(runtime))
+
+
+def _one_target(runtime: RuntimeSpec, command: str, on_progress: Progress | None) -> Target | None:
+    found = runtime_targets(runtime, on_progress) if runtime else ()
+    if len(found) > 1:
+        raise XnnfitError(f"{command} times on one runtime, got --runtime {runtime!r}. Pass one, e.g. --runtime tflite-runtime==2.14.0 "
+                          f"(xnnfit check takes several).")
+    return found[0] if found and not found[0].in_process else None
 
 
 def _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress) -> dict:
@@ -89,15 +106,22 @@ def check(
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
     predict: bool = False,
+    runtime: RuntimeSpec = None,
 ) -> CheckResult:
     """Which nodes XNNPACK runs, per recipe, with the cause of every fallback and its Keras layer.
 
     A recipe that fails (converter refusal, crash, timeout) is a Diagnosis with `error`;
     an unusable model or input data raises XnnfitError. `predict` computes the verdicts
     from the knowledge base without building an interpreter (also done, and said, when
-    the runtime cannot load the model).
+    the runtime cannot load the model). `runtime` names the runtime(s) to observe on
+    (targets.py): a pip requirement such as 'tflite-runtime==2.14.0', several, or 'all';
+    each recipe then has one Diagnosis per runtime.
     """
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
+    if runtime:
+        found = runtime_targets(runtime, on_progress)
+        return _per_model(CheckResult, model, recipe, check_targets_stage, Diagnosis.failed, "running in LiteRT", common, predict_only=predict,
+                          targets=found)
     return _per_model(CheckResult, model, recipe, check_stage, Diagnosis.failed, "running in LiteRT", common, predict_only=predict)
 
 
@@ -116,14 +140,17 @@ def profile(
     trust_model: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
+    runtime: RuntimeSpec = None,
 ) -> ProfileResult:
-    """check() plus the time of every XNNPACK partition, every CPU node and every Keras layer's fallbacks."""
+    """check() plus the time of every XNNPACK partition, every CPU node and every Keras layer's fallbacks (on `runtime`, if given)."""
     counts = parse_threads(threads)
     if len(counts) != 1:
         raise XnnfitError(f"profile times at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 1.")
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
+    target = _one_target(runtime, "profile", on_progress)
     return _per_model(
-        ProfileResult, model, recipe, profile_stage, Diagnosis.failed, "profiling", common, threads=counts[0], runs=runs, warmup=warmup, data=data
+        ProfileResult, model, recipe, profile_stage, Diagnosis.failed, "profiling", common, threads=counts[0], runs=runs, warmup=warmup, data=data,
+        target=target,
     )
 
 
@@ -142,11 +169,23 @@ def bench(
     trust_model: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
+    runtime: RuntimeSpec = None,
+    api: str = INTERPRETER,
 ) -> BenchResult:
-    """Whole-model latency with XNNPACK and with the built-in kernels only, per thread count, and memory."""
+    """Whole-model latency with XNNPACK and with the built-in kernels only, per thread count, and memory.
+
+    `runtime` times on another runtime (one pip requirement, targets.py); `api='compiled'`
+    also times LiteRT 2's CompiledModel (CpuOptions: threads, XNNPACK weight cache) next to the Interpreter.
+    """
     counts = parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
+    if api not in APIS:
+        raise XnnfitError(f"--api {api!r} is not known. Pass one of {', '.join(APIS)}.")
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
-    return _per_model(BenchResult, model, recipe, bench_stage, BenchRun.failed, "timing", common, threads=counts, runs=runs, warmup=warmup, data=data)
+    target = _one_target(runtime, "bench", on_progress)
+    if target is not None and api == COMPILED:
+        raise XnnfitError(f"--api compiled times the installed ai-edge-litert's CompiledModel, not {target.spec}. Drop one of --api and --runtime.")
+    return _per_model(BenchResult, model, recipe, bench_stage, BenchRun.failed, "timing", common, threads=counts, runs=runs, warmup=warmup, data=data,
+                      target=target, compiled=api == COMPILED)
 
 
 def compare(

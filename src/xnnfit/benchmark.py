@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from typing import Any, ClassVar
 
 from xnnfit.artifact import Artifact
@@ -10,9 +11,15 @@ from xnnfit.errors import InputDataError, XnnfitError
 from xnnfit.inputs import samples_for
 from xnnfit.policy import BENCH_RUNS, BENCH_WARMUP, WIDE_SPREAD
 from xnnfit.record import NOT_IN_DICT, Record
-from xnnfit.runtime import build_interpreter, feed, invoke
+from xnnfit.runtime import build_interpreter, compiled_runner, feed, invoke
 from xnnfit.specs import InputSpec
+from xnnfit.targets import Target, inputs_in_order, time_configs
+from xnnfit.targets import default as default_target
 from xnnfit.timing import Stats, interleaved, rss_bytes
+
+
+INTERPRETER, COMPILED = "interpreter", "compiled"  # the runtime API a configuration is timed through
+APIS = (INTERPRETER, COMPILED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +30,7 @@ class ConfigTiming(Record):
     threads: int
     stats: Stats
     rss_delta_bytes: int  # resident memory added by building and running this interpreter
+    api: str = INTERPRETER  # 'compiled': LiteRT 2's CompiledModel on the CPU accelerator (XNNPACK), weight cache on
 
     def _extra(self) -> dict:
         s = self.stats
@@ -51,9 +59,11 @@ class BenchRun(Record):
         """True when the recipe was measured."""
         return self.error is None
 
-    def config(self, xnnpack: bool, threads: int) -> ConfigTiming:
+    runtime: str = ""  # what it was timed on: 'pip ai-edge-litert 2.3.0 (x86_64 Linux)'
+
+    def config(self, xnnpack: bool, threads: int, api: str = INTERPRETER) -> ConfigTiming:
         """The timing of one configuration."""
-        return next(c for c in self.configs if c.xnnpack == xnnpack and c.threads == threads)
+        return next(c for c in self.configs if c.xnnpack == xnnpack and c.threads == threads and c.api == api)
 
     def speedup(self, threads: int) -> float:
         """Median latency without XNNPACK / with XNNPACK, at `threads`."""
@@ -87,28 +97,54 @@ def bench_stage(
     warmup: int = BENCH_WARMUP,
     data: str | None = None,
     seed: int = 0,
+    target: Target | None = None,
+    compiled: bool = False,
 ) -> BenchRun:
-    """Time the artifact with XNNPACK on and off at each thread count (call it in a TensorFlow-free child)."""
+    """Time the artifact with XNNPACK on and off at each thread count (call it in a TensorFlow-free child).
+
+    On a `target` runtime the interpreters are built and timed in its venv's child; with
+    `compiled`, LiteRT 2's CompiledModel (XNNPACK weight cache in a temporary folder) is
+    timed in the same interleaved rounds as the Interpreter.
+    """
     sample = samples_for(artifact.specs, data, 1, seed)[0]
-    interpreters: dict[tuple[bool, int], Any] = {}
-    rss: dict[tuple[bool, int], int] = {}
-    for n in threads:
-        for xnnpack in (True, False):
-            before = rss_bytes()
-            it = build_interpreter(artifact.content, specs=artifact.specs, xnnpack=xnnpack, threads=n, what=artifact.what)
-            feed(it, sample)
-            invoke(it, f"{artifact.what} with {'XNNPACK' if xnnpack else 'CPU kernels'}", artifact.specs)
-            rss[(xnnpack, n)] = max(0, rss_bytes() - before)
-            interpreters[(xnnpack, n)] = it
-    stats = interleaved({k: it.invoke for k, it in interpreters.items()}, runs, warmup)
-    configs = tuple(ConfigTiming(x, n, stats[(x, n)], rss[(x, n)]) for (x, n) in interpreters)
+    keys = [(x, n, INTERPRETER) for n in threads for x in (True, False)] + [(True, n, COMPILED) for n in threads if compiled]
+    if target is not None and not target.in_process:
+        values = inputs_in_order(artifact.content, sample)
+        samples, rss_list = time_configs(target, [(artifact.content, values, x, n) for x, n, _ in keys], runs, warmup, f"timing {artifact.what}")
+        stats = {k: Stats.of(v) for k, v in zip(keys, samples)}
+        rss = dict(zip(keys, rss_list))
+        label = target.label
+    else:
+        with tempfile.TemporaryDirectory(prefix="xnnfit-weights-") as cache_dir:
+            runners: dict[tuple[bool, int, str], Any] = {}
+            rss = {}
+            for key in keys:
+                xnnpack, n, api = key
+                before = rss_bytes()
+                if api == COMPILED:
+                    runners[key] = compiled_runner(artifact.content, artifact.specs, sample, n, cache_dir, artifact.what)
+                else:
+                    it = build_interpreter(artifact.content, specs=artifact.specs, xnnpack=xnnpack, threads=n, what=artifact.what)
+                    feed(it, sample)
+                    invoke(it, f"{artifact.what} with {'XNNPACK' if xnnpack else 'CPU kernels'}", artifact.specs)
+                    runners[key] = it.invoke
+                rss[key] = max(0, rss_bytes() - before)
+            stats = interleaved(runners, runs, warmup)
+        label = default_target().label
+    configs = tuple(ConfigTiming(x, n, stats[(x, n, api)], rss[(x, n, api)], api) for (x, n, api) in keys)
     warnings = tuple(
-        f"{'XNNPACK' if c.xnnpack else 'no XNNPACK'}, {c.threads} thread(s): spread p10-p90 is {c.stats.spread:.0%} of the median; "
+        f"{_config_name(c)}, {c.threads} thread(s): spread p10-p90 is {c.stats.spread:.0%} of the median; "
         "the machine is noisy, use more --runs or a quieter machine"
         for c in configs
         if c.stats.spread > WIDE_SPREAD
     )
-    return BenchRun(artifact.recipe, artifact.specs, artifact.size_bytes, configs, warnings)
+    return BenchRun(artifact.recipe, artifact.specs, artifact.size_bytes, configs, warnings, runtime=label)
+
+
+def _config_name(c: ConfigTiming) -> str:
+    if c.api == COMPILED:
+        return "CompiledModel (XNNPACK)"
+    return "XNNPACK" if c.xnnpack else "no XNNPACK"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import Sequence
 from xnnfit.errors import RuntimeFailure
 from xnnfit.record import Record
 from xnnfit.runtime import build_interpreter
-from xnnfit.specs import InputSpec
+from xnnfit.specs import InputSpec, input_name
+from xnnfit.targets import Target, ops_details
 from xnnfit.tflite.graph import ModelGraph, SubgraphInfo, read_model
 
 # Ops TFLite flags as "might have side effect": the partitioner chains them in order.
@@ -190,20 +191,43 @@ def node_observation(sub: SubgraphInfo, idx: int, delegated: bool | None, part: 
     )
 
 
-def observe(content: bytes, graph: ModelGraph | None = None, *, specs: Sequence[InputSpec] = (), what: str = "the model") -> Delegation:
-    """Build the real interpreter with its default XNNPACK delegate at the specs' shapes and record what it did."""
+def input_shapes(graph: ModelGraph, specs: Sequence[InputSpec]) -> dict[int, tuple[int, ...]]:
+    """The pinned run shape of each input tensor of subgraph 0, by tensor index."""
+    sub = graph.primary
+    by_name = {s.name: tuple(s.run_shape) for s in specs}
+    return {t: by_name[input_name(sub.tensors[t].name)] for t in sub.inputs if input_name(sub.tensors[t].name) in by_name}
+
+
+def observe(
+    content: bytes, graph: ModelGraph | None = None, *, specs: Sequence[InputSpec] = (), what: str = "the model", target: Target | None = None
+) -> Delegation:
+    """Build the real interpreter with its default XNNPACK delegate at the specs' shapes and record what it did.
+
+    With a `target` other than the installed runtime, the interpreter is built in that
+    runtime's venv (targets.py) and only its node list comes back.
+    """
     graph = graph or read_model(content, what)
     sub = graph.primary
     notes: list[str] = []
     needs_xnnpack = False
-    interp = build_interpreter(content, specs=specs, xnnpack=True, what=what)
-    if any(op.op == "CUSTOM" for op in sub.ops):
-        try:
-            build_interpreter(content, specs=specs, xnnpack=False, what=what)
-        except RuntimeFailure:
-            needs_xnnpack = True
-            notes.append("the model runs only with XNNPACK: it has custom ops that only the delegate implements")
-    details = interp._get_ops_details()
+    if target is not None and not target.in_process:
+        details = ops_details(target, content, input_shapes(graph, specs), what)
+    else:
+        interp = build_interpreter(content, specs=specs, xnnpack=True, what=what)
+        if any(op.op == "CUSTOM" for op in sub.ops):
+            try:
+                build_interpreter(content, specs=specs, xnnpack=False, what=what)
+            except RuntimeFailure:
+                needs_xnnpack = True
+                notes.append("the model runs only with XNNPACK: it has custom ops that only the delegate implements")
+        details = interp._get_ops_details()
+    return from_details(graph, details, needs_xnnpack, notes, what)
+
+
+def from_details(graph: ModelGraph, details: list[dict], needs_xnnpack: bool = False, notes: Sequence[str] = (), what: str = "the model") -> Delegation:
+    """The Delegation a runtime's node list (`_get_ops_details()`: the original nodes, then its DELEGATE nodes) describes."""
+    sub = graph.primary
+    notes = list(notes)
     n = len(sub.ops)
     if len(details) < n:
         raise RuntimeFailure(f"the runtime lists {len(details)} nodes for {what}, the file has {n}. Re-export the model.")
@@ -238,3 +262,9 @@ def observe_node_per_delegate(content: bytes, specs: Sequence[InputSpec] = ()) -
     details = interp._get_ops_details()
     members = delegate_members(details, len(graph.primary.ops), graph.primary.producers(), graph.primary)
     return set().union(*members) if members else set()
+
+
+def observe_nothing(graph: ModelGraph) -> Delegation:
+    """Every node listed, none observed: for a model the runtime could not load."""
+    nodes = tuple(node_observation(sub, i, None, None) for sub in graph.subgraphs for i in range(len(sub.ops)))
+    return Delegation(nodes, (), 0, False)

@@ -11,16 +11,20 @@ from typing import ClassVar
 from xnnfit import fmt
 from xnnfit.artifact import Artifact
 from xnnfit.costs import Profile
-from xnnfit.delegation import Partition, observe
+from xnnfit.delegation import Partition, observe, observe_nothing
 from xnnfit.errors import RuntimeFailure, XnnfitError
+from xnnfit.kb import versions
 from xnnfit.kb.hazards import ERROR, Finding, detect
+from xnnfit.kb.versions import RuntimeKnowledge
 from xnnfit.mapping import map_nodes
 from xnnfit.prediction import is_load_failure, load_blockers, predict
 from xnnfit.record import NOT_IN_DICT, Record
 from xnnfit.specs import InputSpec
 from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
 from xnnfit.tflite.graph import ModelGraph, read_model
-from xnnfit.verdicts import NodeVerdict, node_verdicts
+from xnnfit.targets import MATRIX, Target
+from xnnfit.targets import default as default_target
+from xnnfit.verdicts import NO_TABLE, NodeVerdict, node_verdicts
 
 @dataclasses.dataclass(frozen=True)
 class FixPreview(Record):
@@ -50,6 +54,8 @@ class Diagnosis(Record):
     graph_name: str = "main"  # subgraph 0 as graph viewers name it (Model Explorer's graph id)
     predicted: str | None = None  # why the verdicts are predicted from the KB instead of observed (None: observed)
     compiled_fully_accelerated: bool | None = None  # LiteRT 2's CompiledModel.is_fully_accelerated() (check only; None: not asked)
+    runtime: str = ""  # what the verdicts were observed on: 'pip ai-edge-litert 2.3.0 (x86_64 Linux)'
+    not_loaded: str | None = None  # a --runtime target could not load the model: its reason (no verdicts then)
 
     @classmethod
     def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":
@@ -112,21 +118,43 @@ def debug_locations(graph: ModelGraph) -> dict[tuple[int, int], OpLocation]:
 PREDICT_ASKED = "asked for (--predict): verdicts from the knowledge base, no interpreter built"
 
 
-def diagnose(artifact: Artifact, *, predict_only: bool = False) -> Diagnosis:
+def _not_loaded(artifact: Artifact, graph: ModelGraph, target: Target, exc: RuntimeFailure) -> Diagnosis:
+    """A target runtime that cannot load the model: no verdicts, one line per blocker and what to do."""
+    reason = str(exc).split(": ", 1)[-1].split(". ")[0][:200]
+    blockers = load_blockers(graph, str(exc), runtime=target.label)
+    return Diagnosis(
+        recipe=artifact.recipe, inputs=artifact.specs, size_bytes=artifact.size_bytes, graph_name=graph.primary_name,
+        warnings=(*artifact.warnings, *blockers), runtime=target.label, not_loaded=reason,
+        nodes=node_verdicts(graph, observe_nothing(graph), {}),
+    )
+
+
+def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target | None = None) -> Diagnosis:
     """Observe, map and explain one artifact in this process (no TensorFlow import).
 
     With `predict_only`, or when the runtime cannot load the model at all (Flex or
     unresolved custom ops, op versions it does not know), the verdicts are predicted from
-    the knowledge base and the Diagnosis says so.
+    the knowledge base and the Diagnosis says so. With a `target` other than the installed
+    runtime, the verdicts are observed in that runtime's venv and explained with its probe
+    table (kb/versions.py); a model it cannot load gets no verdicts, only what blocks it.
     """
     graph = read_model(artifact.content, artifact.what)
+    target = target or default_target()
     predicted, warnings = None, list(artifact.warnings)
+    knowledge: RuntimeKnowledge | str | None = None
+    if not target.in_process:
+        knowledge = versions.knowledge(target.spec) or NO_TABLE
+        if knowledge == NO_TABLE:
+            warnings.append(f"no probe table for {target.spec} (kb/versions.json covers {', '.join(MATRIX)}): its CPU nodes are left "
+                            f"unexplained rather than given the installed runtime's reasons")
     if predict_only:
         delegation, predicted = predict(graph, note=""), PREDICT_ASKED
     else:
         try:
-            delegation = observe(artifact.content, graph, specs=artifact.specs, what=artifact.what)
+            delegation = observe(artifact.content, graph, specs=artifact.specs, what=artifact.what, target=target)
         except RuntimeFailure as exc:
+            if not target.in_process:
+                return _not_loaded(artifact, graph, target, exc)
             if not is_load_failure(str(exc)):
                 raise
             reason = str(exc).split(": ", 1)[-1].split(". ")[0][:200]
@@ -137,7 +165,7 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False) -> Diagnosis:
     return Diagnosis(
         recipe=artifact.recipe,
         inputs=artifact.specs,
-        nodes=node_verdicts(graph, delegation, mapping),
+        nodes=node_verdicts(graph, delegation, mapping, knowledge),
         partitions=delegation.partitions,
         size_bytes=artifact.size_bytes,
         needs_xnnpack=delegation.needs_xnnpack,
@@ -146,6 +174,7 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False) -> Diagnosis:
         findings=detect(graph, artifact.specs),
         graph_name=graph.primary_name,
         predicted=predicted,
+        runtime=target.label,
     )
 
 
@@ -181,6 +210,8 @@ class Gates(Record):
             out.append(f"{s['cpu_nodes']} node(s) on CPU kernels (--fail-on-fallback)")
         if self.max_partitions is not None and s["partitions"] > self.max_partitions:
             out.append(f"{s['partitions']} partitions > --max-partitions {self.max_partitions}")
+        if d.not_loaded:
+            out.append(f"{d.runtime or 'the runtime'} cannot load the model")
         if self.min_delegated is not None and d.delegated_fraction < self.min_delegated:
             out.append(f"{fmt.pct(d.delegated_fraction)} delegated < --min-delegated {fmt.pct(self.min_delegated)}")
         return out

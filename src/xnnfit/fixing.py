@@ -27,6 +27,7 @@ from xnnfit.rewrite.rule import RewriteContext, Rule
 from xnnfit.runtime import compiled_fully_accelerated, runtime_versions
 from xnnfit.source import ModelSource
 from xnnfit.specs import InputSpec
+from xnnfit.targets import Target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +81,11 @@ TWIN_REFERENCE = "the float model rebuilt from the file's dequantized weights"
 FP32_REFERENCE = "the fp32 conversion"
 
 
-def check_stage(artifact: Artifact, predict_only: bool = False) -> Diagnosis:
+def check_stage(artifact: Artifact, predict_only: bool = False, target: Target | None = None) -> Diagnosis:
     """diagnose() plus a dry match of the fix rules when nodes fall back (run it in a TensorFlow-free child)."""
-    diag = diagnose(artifact, predict_only=predict_only)
-    diag = _cross_check(diag, artifact)
+    diag = diagnose(artifact, predict_only=predict_only, target=target)
+    if target is None or target.in_process:
+        diag = _cross_check(diag, artifact)
     if not diag.summary()["cpu_nodes"] or diag.predicted:
         return diag
     content, rules = artifact.content, []
@@ -95,10 +97,15 @@ def check_stage(artifact: Artifact, predict_only: bool = False) -> Diagnosis:
     after = diag.summary()["cpu_nodes"]
     if rules:
         try:
-            after = observe(content, specs=artifact.specs).cpu_nodes
+            after = observe(content, specs=artifact.specs, target=target).cpu_nodes
         except XnnfitError:
             rules = []  # the unverified rewrite does not even load: promise nothing
     return dataclasses.replace(diag, fix_preview=FixPreview(tuple(rules), after))
+
+
+def check_targets_stage(artifact: Artifact, predict_only: bool = False, targets: tuple[Target, ...] = ()) -> tuple[Diagnosis, ...]:
+    """check_stage() of one artifact on every target runtime (one conversion, one Diagnosis per runtime)."""
+    return tuple(check_stage(artifact, predict_only, t) for t in targets or (None,))
 
 
 def _cross_check(diag: Diagnosis, artifact: Artifact) -> Diagnosis:

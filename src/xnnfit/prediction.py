@@ -51,30 +51,35 @@ def is_load_failure(text: str) -> bool:
     return any(k in low for k in LOAD_FAILURES)
 
 
+_CODE_RANGE = re.compile(r"builtin_code out of range[^0-9]*(\d+)?", re.I)
 _OP_VERSION = re.compile(r"find op for builtin opcode '(\w+)' version '(\d+)'", re.I)
 
 
-def load_blockers(graph: ModelGraph, error: str = "") -> list[str]:
+def load_blockers(graph: ModelGraph, error: str = "", runtime: str = "this runtime") -> list[str]:
     """One line per node that keeps the runtime from loading the model, and what to do.
 
     `error` is the runtime's message: an op version it does not know is named there.
     """
     out = []
+    code = _CODE_RANGE.search(error)
+    if code:
+        out.append(f"builtin op code {code.group(1) or '(unnamed)'} is newer than {runtime} knows: convert with the converter of the app's runtime "
+                   f"(an older TensorFlow), or upgrade the runtime the app ships")
     m = _OP_VERSION.search(error)
     if m:
         op, version = m.group(1), m.group(2)
         nodes = [o.index for o in graph.primary.ops if o.op == op]
         where = f"node(s) {', '.join(map(str, nodes[:8]))}{' …' if len(nodes) > 8 else ''} " if nodes else ""
-        out.append(f"{where}{op} version {version} is newer than this runtime knows: convert with the converter of the app's "
+        out.append(f"{where}{op} version {version} is newer than {runtime} knows: convert with the converter of the app's "
                    f"runtime (an older TensorFlow), or upgrade the runtime the app ships")
     for op in graph.primary.ops:
         if op.op != "CUSTOM":
             continue
         code = op.custom_code or ""
         if code.startswith("Flex"):
-            out.append(f"node {op.index} ({code}) needs TensorFlow's kernels (Flex), which this runtime does not have: "
+            out.append(f"node {op.index} ({code}) needs TensorFlow's kernels (Flex), which {runtime} does not have: "
                        f"replace the layer that produced {code[4:]} with builtin ops (xnnfit never converts with SELECT_TF_OPS)")
         else:
-            out.append(f"node {op.index} (custom op {code!r}) has no kernel in this runtime: register it with the interpreter "
+            out.append(f"node {op.index} (custom op {code!r}) has no kernel in {runtime}: register it with the interpreter "
                        f"(the app's op resolver), or replace the layer that produced it")
     return out

@@ -22,7 +22,8 @@ from xnnfit.inputs import samples_for
 from xnnfit.policy import PROFILE_RUNS, PROFILE_WARMUP, SUM_TOLERANCE
 from xnnfit.runtime import build_interpreter, capture, feed, feed_values, invoke
 from xnnfit.specs import InputSpec
-from xnnfit.timing import NOT_TIMED, interleaved
+from xnnfit.targets import Target, inputs_in_order, time_configs
+from xnnfit.timing import NOT_TIMED, Stats, interleaved
 from xnnfit.tflite.graph import ModelGraph, read_model
 from xnnfit.tflite.writer import cut, parse
 from xnnfit.verdicts import NodeVerdict
@@ -48,12 +49,16 @@ def _piece_runner(content: bytes, values: list[np.ndarray], threads: int, xnnpac
 
 
 def profile_stage(
-    artifact: Artifact, *, threads: int = 1, runs: int = PROFILE_RUNS, warmup: int = PROFILE_WARMUP, data: str | None = None, seed: int = 0
+    artifact: Artifact, *, threads: int = 1, runs: int = PROFILE_RUNS, warmup: int = PROFILE_WARMUP, data: str | None = None, seed: int = 0,
+    target: Target | None = None,
 ) -> Diagnosis:
-    """diagnose() plus the time of every partition and CPU node (call it in a TensorFlow-free child)."""
+    """diagnose() plus the time of every partition and CPU node (call it in a TensorFlow-free child), on `target` if given."""
     sample = samples_for(artifact.specs, data, 1, seed)[0]
-    diag = diagnose(artifact)
-    return dataclasses.replace(diag, profile=profile_content(artifact.content, artifact.specs, diag.nodes, diag.partitions, sample, threads, runs, warmup))
+    diag = diagnose(artifact, target=target)
+    if diag.not_loaded:
+        return diag
+    profile = profile_content(artifact.content, artifact.specs, diag.nodes, diag.partitions, sample, threads, runs, warmup, target)
+    return dataclasses.replace(diag, profile=profile)
 
 
 def profile_content(
@@ -65,31 +70,41 @@ def profile_content(
     threads: int = 1,
     runs: int = PROFILE_RUNS,
     warmup: int = PROFILE_WARMUP,
+    target: Target | None = None,
 ) -> Profile:
-    """Time every partition and CPU node of `content` on `sample`."""
+    """Time every partition and CPU node of `content` on `sample` (in `target`'s child, if given).
+
+    The pieces' inputs are captured on the installed runtime's built-in kernels in every
+    case: old runtimes turn XNNPACK off altogether when asked to preserve every tensor.
+    """
     reference = capture(content, sample, specs)
     model = parse(content)
     content_graph = read_model(content)
-    whole = build_interpreter(content, specs=specs, xnnpack=True, threads=threads)
-    feed(whole, sample)
-    invoke(whole, specs=specs)
     label = {n.index: n.op for n in nodes if n.subgraph == 0}
+    jobs: dict[Any, tuple[bytes, list[np.ndarray], bool]] = {"whole": (content, inputs_in_order(content, sample), True)}
     plans: list[tuple[str, int, tuple[int, ...]]] = []
     for p in partitions:
         if p.delegated:
             plans.append(("xnnpack", p.index, p.nodes))
         else:
             plans.extend(("cpu", p.index, (i,)) for i in p.nodes)
-    runners: dict[Any, Any] = {"whole": whole.invoke}
     weights_only = set()
     for key, (kind, part, members) in enumerate(plans):
         if kind == "xnnpack" and all(_is_weight_dequantize(content_graph, i) for i in members):
             weights_only.add(key)  # XNNPACK unpacks these weights once, at load time: no per-run cost
             continue
         piece = cut(model, members)
-        values = [reference.get_tensor(t) for t in piece.inputs]
-        runners[key] = _piece_runner(piece.content, values, threads, piece_backend(kind, [label.get(i, "") for i in members])).invoke
-    stats = interleaved(runners, runs, warmup)
+        jobs[key] = (piece.content, [reference.get_tensor(t) for t in piece.inputs], piece_backend(kind, [label.get(i, "") for i in members]))
+    if target is not None and not target.in_process:
+        samples, _ = time_configs(target, [(c, v, x, threads) for c, v, x in jobs.values()], runs, warmup, "timing the profile pieces")
+        stats = {k: Stats.of(v) for k, v in zip(jobs, samples)}
+    else:
+        whole = build_interpreter(content, specs=specs, xnnpack=True, threads=threads)
+        feed(whole, sample)
+        invoke(whole, specs=specs)
+        runners: dict[Any, Any] = {"whole": whole.invoke}
+        runners.update({k: _piece_runner(c, v, threads, x).invoke for k, (c, v, x) in jobs.items() if k != "whole"})
+        stats = interleaved(runners, runs, warmup)
     pieces = tuple(
         PieceTiming(kind, part, members, tuple(label.get(i, "?") for i in members), NOT_TIMED if key in weights_only else stats[key])
         for key, (kind, part, members) in enumerate(plans)

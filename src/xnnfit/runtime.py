@@ -83,6 +83,34 @@ def compiled_fully_accelerated(content: bytes, specs: Sequence[InputSpec] = ()) 
         return None
 
 
+def compiled_runner(content: bytes, specs: Sequence[InputSpec], sample: dict[str, np.ndarray], threads: int, weight_cache: str, what: str = "the model") -> Any:
+    """A no-argument callable running LiteRT 2's CompiledModel once (CPU accelerator = XNNPACK, `threads`, weight cache in `weight_cache`).
+
+    Inputs are written once; the callable runs signature 0 with them, as an app's loop does.
+    """
+    from ai_edge_litert import compiled_model as cm
+    from ai_edge_litert.cpu_options import CpuOptions
+    from ai_edge_litert.options import Options
+
+    try:
+        options = Options(hardware_accelerators=cm.HardwareAccelerator.CPU,
+                          cpu_options=CpuOptions(num_threads=threads, xnnpack_weight_cache_path=weight_cache))
+        model = cm.CompiledModel.from_buffer(content, options=options)
+        for s in specs:
+            if s.run_shape and tuple(s.run_shape) != tuple(s.shape):
+                model.resize_input_tensor_by_name(s.name, list(s.run_shape))
+        inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+        names = list(model.get_signature_by_index(0).get("inputs", []))
+        values = [sample[input_name(n)] for n in names] if names and all(input_name(n) in sample for n in names) else list(sample.values())
+        for buf, value in zip(inputs, values):
+            buf.write(np.ascontiguousarray(value))
+        model.run_by_index(0, inputs, outputs)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        text = " ".join(str(exc).split()).rstrip(".")
+        raise RuntimeFailure(f"LiteRT's CompiledModel cannot run {what}: {text[:300]}. Time it with --api interpreter.", detail=str(exc)) from exc
+    return lambda: model.run_by_index(0, inputs, outputs)
+
+
 def _in_input_order(interpreter: Any, specs: Sequence[InputSpec]) -> list[InputSpec]:
     by_name = {s.name: s for s in specs}
     names = input_names(interpreter)

@@ -7,6 +7,7 @@ import dataclasses
 from xnnfit.delegation import Delegation
 from xnnfit.kb import CAUSES, NodeContext
 from xnnfit.kb.advice import BY_ID, Advice, advise, general
+from xnnfit.kb.versions import RuntimeKnowledge
 from xnnfit.mapping import NodeMapping
 from xnnfit.record import Record
 from xnnfit.tflite.graph import ModelGraph
@@ -35,28 +36,46 @@ class NodeVerdict(Record):
         return self.delegated is False and not self.causes
 
 
-def _context(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int) -> NodeContext:
+# A --runtime target's own knowledge: None for the installed runtime (every KB entry is proven on it),
+# NO_TABLE for a target with no probe table (nothing is explained there), else kb.versions.RuntimeKnowledge.
+NO_TABLE = "no-table"
+TARGET_CAUSE = "XNN050"  # the cause only a target's table gives (its one-op probes), never checked against holds()
+
+
+def _context(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int, runtime: RuntimeKnowledge | None = None) -> NodeContext:
     sub = graph.subgraphs[subgraph]
     verdicts = {n.index: n.delegated for n in delegation.nodes if n.subgraph == subgraph}
-    return NodeContext(sub, sub.ops[index], verdicts)
+    return NodeContext(sub, sub.ops[index], verdicts, runtime)
 
 
-def causes_for(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int) -> tuple[str, ...]:
-    """KB ids whose condition holds for a node the runtime left on CPU."""
-    ctx = _context(graph, delegation, subgraph, index)
-    return tuple(c.id for c in CAUSES.values() if c.applies(ctx))
+def _valid(cause_id: str, runtime: RuntimeKnowledge | str | None) -> bool:
+    if runtime is None:
+        return True  # XNN050's condition needs a target's table: it never holds here
+    if runtime == NO_TABLE:
+        return False
+    return cause_id == TARGET_CAUSE or runtime.holds(cause_id)  # type: ignore[union-attr]
 
 
-def node_verdicts(graph: ModelGraph, delegation: Delegation, mapping: dict[tuple[int, int], NodeMapping]) -> tuple[NodeVerdict, ...]:
-    """One NodeVerdict per node of every subgraph."""
+def causes_for(
+    graph: ModelGraph, delegation: Delegation, subgraph: int, index: int, runtime: RuntimeKnowledge | str | None = None
+) -> tuple[str, ...]:
+    """KB ids whose condition holds for a node the runtime left on CPU (on a target: those its probe table proves there)."""
+    ctx = _context(graph, delegation, subgraph, index, runtime if isinstance(runtime, RuntimeKnowledge) else None)
+    return tuple(c.id for c in CAUSES.values() if _valid(c.id, runtime) and c.applies(ctx))
+
+
+def node_verdicts(
+    graph: ModelGraph, delegation: Delegation, mapping: dict[tuple[int, int], NodeMapping], runtime: RuntimeKnowledge | str | None = None
+) -> tuple[NodeVerdict, ...]:
+    """One NodeVerdict per node of every subgraph; `runtime` is a target's knowledge (see NO_TABLE)."""
     out = []
     for n in delegation.nodes:
         m = mapping.get((n.subgraph, n.index)) or NodeMapping(None, None, None, "none")
         causes: tuple[str, ...] = ()
         advice: tuple[str, ...] = ()
         if n.delegated is False:
-            ctx = _context(graph, delegation, n.subgraph, n.index)
-            causes = tuple(c.id for c in CAUSES.values() if c.applies(ctx))
+            ctx = _context(graph, delegation, n.subgraph, n.index, runtime if isinstance(runtime, RuntimeKnowledge) else None)
+            causes = causes_for(graph, delegation, n.subgraph, n.index, runtime)
             advice = tuple(advise(c, ctx, m.class_name).id for c in causes)
         out.append(
             NodeVerdict(

@@ -15,6 +15,7 @@ class NodeContext:
     sub: SubgraphInfo
     op: OpInfo
     delegated: Mapping[int, bool | None]  # node index -> verdict, same subgraph
+    runtime: Any = None  # kb.versions.RuntimeKnowledge of a --runtime target; None: the installed runtime
 
     def tensor(self, position: int, outputs: bool = False) -> TensorInfo | None:
         """The input (or output) tensor at `position`, None when absent or omitted."""

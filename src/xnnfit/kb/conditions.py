@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.tables import IMPLEMENTED, PARAM_INPUTS, QUANTIZED, STATIC_INPUTS
+from xnnfit.kb.versions import form_of
 
 
 class OpCondition:
@@ -314,3 +315,16 @@ class QuantizedScaleRatio(OpCondition):
 
     def describe(self) -> str:
         return "quantized ADD/SUB input/output scale ratio outside [1/1024, 256), MUL outside [1/65536, 256)"
+
+
+@dataclasses.dataclass(frozen=True)
+class RefusedOnTargetRuntime(OpCondition):
+    """A --runtime target's XNNPACK left this op, in this node's form, on CPU in its one-op probe (kb/versions.json)."""
+
+    def holds(self, ctx: NodeContext) -> bool:
+        if ctx.runtime is None:
+            return False
+        return bool(ctx.runtime.refuses(ctx.op.op, form_of(tuple(t.dtype for t in ctx.inputs + ctx.outputs))))
+
+    def describe(self) -> str:
+        return "the target runtime's XNNPACK refused this op in its one-op probe"

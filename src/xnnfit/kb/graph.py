@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xnnfit.kb.cause import Cause, Probe
-from xnnfit.kb.conditions import CustomOp, NotImplemented_, WeightsFromVariable
+from xnnfit.kb.conditions import CustomOp, NotImplemented_, RefusedOnTargetRuntime, WeightsFromVariable
 from xnnfit.kb.probes import lam, layers, unfrozen_conv
 
 CAUSES = (
@@ -41,6 +41,17 @@ CAUSES = (
             Probe("rejected", "CONV_2D", unfrozen_conv),
             Probe("delegated", "CONV_2D", layers(lambda k: k.layers.Conv2D(4, 3), shape=(8, 8, 3))),
         ),
+    ),
+    Cause(
+        id="XNN050",
+        title="op this runtime's XNNPACK does not take (older runtime)",
+        condition=RefusedOnTargetRuntime(),
+        why="The XNNPACK delegate in the runtime the app ships (--runtime) refused this op, in this form (float or int8), when run alone; "
+        "newer runtimes take it. Only given under --runtime, from that runtime's probe table (kb/versions.json).",
+        fix="# Ship a newer runtime in the app (xnnfit check MODEL --runtime all shows which versions take it), or express the op "
+        "with ops that runtime delegates. No rewrite rule does this yet.",
+        example="GELU or BATCH_MATMUL on tflite-runtime 2.14; any int8 CONV_2D on the 2.14 pip build",
+        probes=(),  # proven per runtime by the one-op probes of the matrix (tests/test_probe_matrix.py), never on the installed one
     ),
 )
 
