@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from xnnfit import api
-from xnnfit.diagnosis import Gates
+from xnnfit.diagnosis import Gates, short_runtime
 from xnnfit.errors import XnnfitError
 from xnnfit.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, PROFILE_RUNS
 from xnnfit.report import terminal
@@ -41,6 +41,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.
 Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime log and tracebacks on errors.")]
 Threads = Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread counts, comma-separated (e.g. 1,2,4).")]
 Runs = Annotated[int, typer.Option("--runs", min=1, help="Timed runs per measurement (interleaved).")]
+RuntimeOpt = Annotated[
+    Optional[str],
+    typer.Option("--runtime", metavar="SPEC", help="The runtime the app ships, as a pip requirement (tflite-runtime==2.14.0, ai-edge-litert==1.4.0): "
+                 "installed on first use into its own venv under the cache folder and observed there (default: the installed ai-edge-litert)."),
+]
 Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")]
 Data = Annotated[Optional[str], typer.Option("--data", metavar="FILE", help=".npz with one array per input (first sample is used); default: seeded random.")]
 
@@ -183,6 +188,8 @@ def optimize(
   xnnfit check model.keras --fail-on-fallback            [dim]# CI gate: exit 1 on any CPU node[/]\n
   xnnfit check model.keras --max-partitions 3 --min-delegated 0.95\n
   xnnfit check model.tflite --predict                     [dim]# verdicts from the knowledge base, no interpreter[/]\n
+  xnnfit check model.tflite --runtime tflite-runtime==2.14.0   [dim]# what the runtime your app ships does[/]\n
+  xnnfit check model.tflite --runtime all                 [dim]# model x runtime: 2.14, 1.0.1, 1.4.0, 2.3.0[/]\n
   xnnfit check models/ --jobs 2 --junit x.xml --sarif x.sarif   [dim]# a batch: every model in the folder[/]\n
   xnnfit check --manifest zoo.toml --baseline base.json --markdown mr.md\n
   xnnfit check 'models/**/*.tflite' --write-baseline base.json --backend ray"""
@@ -207,6 +214,7 @@ def check(
     runs: Runs = PROFILE_RUNS,
     data: Data = None,
     predict: Annotated[bool, typer.Option("--predict", help="Verdicts from the knowledge base, without building an interpreter (automatic when the runtime cannot load the model).")] = False,
+    runtime: Annotated[Optional[str], typer.Option("--runtime", metavar="SPEC", help="The runtime(s) the app ships: a pip requirement (tflite-runtime==2.14.0), several comma-separated, or 'all' for the matrix; each installed on first use into its own venv under the cache folder.")] = None,
     manifest: Annotated[Optional[str], typer.Option("--manifest", metavar="FILE", help="TOML: per model its recipes, input shapes, calibration and budgets.")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="(model, recipe) jobs run at once in a batch (default: CPU cores).")] = None,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="FILE", help="JUnit XML: a testcase per model x recipe.")] = None,
@@ -233,12 +241,18 @@ def check(
         if not names and not manifest:
             raise XnnfitError("no model. Pass MODEL..., a folder or glob, or --manifest FILE.")
         batch_mode = bool(manifest or jobs or junit or sarif or markdown or baseline or write_baseline or bench or backend != "local") or len(names) != len(models or []) or len(names) > 1
+        if runtime:
+            from xnnfit import targets as runtime_targets
+
+            if batch_mode and len(runtime_targets.parse_many(runtime)) > 1:
+                raise XnnfitError(f"a batch is checked on one runtime, got --runtime {runtime!r}. Pass one SPEC, or check one model with --runtime all.")
         if batch_mode:
             for flag, value in (("--html", html), ("--model-explorer", explorer), ("--profile", profile)):
                 if value:
                     raise XnnfitError(f"{flag} takes one model, got a batch. Run xnnfit check once per model for it.")
             code = _check_batch(
-                names, manifest, recipe, gates, jobs, _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch, "predict": predict},
+                names, manifest, recipe, gates, jobs,
+                _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch, "predict": predict} | ({"runtime": runtime} if runtime else {}),
                 json_path, junit, sarif, markdown, baseline, write_baseline, None if no_cache else cache_dir or "", details, quiet, debug,
                 backend, ray_address, BENCH_RUNS if bench else 0,
             )
@@ -249,16 +263,17 @@ def check(
             options = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "dynamic_batch": dynamic_batch}
             with _progress(quiet, f"checking {model}") as step:
                 if profile:
-                    result = api.profile(model, runs=runs, data=data, on_progress=step, **options)
+                    result = api.profile(model, runs=runs, data=data, on_progress=step, runtime=runtime, **options)
                 else:
-                    result = api.check(model, on_progress=step, predict=predict, **options)
-            terminal.render_check(out, result, all_nodes=all_nodes)
+                    result = api.check(model, on_progress=step, predict=predict, runtime=runtime, **options)
+            terminal.render_check(out, result, all_nodes=all_nodes, details=details)
             _write(result, json_path, html, explorer=explorer)
             any_error |= bool(terminal.render_errors(err, result.recipes, debug=debug))
             for d in result.recipes:
                 if d.ok:
                     failures = gates.failures(d)
-                    terminal.render_gate_failures(err, model, d.recipe, failures)
+                    where = d.recipe if len(result.runtimes) < 2 else f"{d.recipe} on {short_runtime(d.runtime)}"
+                    terminal.render_gate_failures(err, model, where, failures)
                     gate_failed |= bool(failures)
     if any_error:
         raise typer.Exit(EXIT_USAGE)
@@ -328,7 +343,9 @@ def _check_batch(
   xnnfit bench model.keras --recipe fp32,int8 --threads 1,2,4 --runs 50\n
   xnnfit bench original.tflite fixed.tflite        [dim]# several models: raced against each other, interleaved[/]\n
   xnnfit bench model.keras -r fp32,dynamic-int8 --compare\n
-  xnnfit bench model.tflite --data inputs.npz --json bench.json"""
+  xnnfit bench model.tflite --data inputs.npz --json bench.json\n
+  xnnfit bench model.tflite --runtime tflite-runtime==2.14.0   [dim]# timed on the runtime your app ships[/]\n
+  xnnfit bench model.tflite --api compiled --threads 1,2   [dim]# LiteRT 2's CompiledModel next to the Interpreter[/]"""
 )
 def bench(
     models: Annotated[list[str], typer.Argument(metavar="MODEL...", help=MODEL_HELP)],
@@ -338,6 +355,8 @@ def bench(
     warmup: Warmup = BENCH_WARMUP,
     data: Data = None,
     compare: Annotated[bool, typer.Option("--compare", help="Race every model and recipe against each other (implied by several models).")] = False,
+    runtime: RuntimeOpt = None,
+    api_name: Annotated[str, typer.Option("--api", metavar="interpreter|compiled", help="Also time LiteRT 2's CompiledModel (CpuOptions: threads, XNNPACK weight cache) next to the Interpreter.")] = "interpreter",
     batch: Batch = 1,
     dynamic_batch: DynamicBatch = False,
     input_shape: InputShape = None,
@@ -354,12 +373,14 @@ def bench(
         shared = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "threads": threads, "runs": runs,
                   "warmup": warmup, "data": data, "dynamic_batch": dynamic_batch}
         if compare or len(models) > 1:
+            if runtime or api_name != "interpreter":
+                raise XnnfitError("--runtime and --api time one model. Race models on the installed runtime, or bench each one with --runtime.")
             with _progress(quiet, "racing the models") as step:
                 result = api.compare(*models, on_progress=step, **shared)
             terminal.render_compare(out, result)
         else:
             with _progress(quiet, f"benchmarking {models[0]}") as step:
-                result = api.bench(models[0], on_progress=step, **shared)
+                result = api.bench(models[0], on_progress=step, runtime=runtime, api=api_name, **shared)
             terminal.render_bench(out, result)
             failed = terminal.render_errors(err, result.recipes, debug=debug)
         _write(result, json_path)
@@ -371,7 +392,8 @@ def bench(
     epilog="""[bold]Examples[/]\n
   xnnfit profile examples/where_cnn.py:build --recipe int8\n
   xnnfit profile model.tflite --runs 50 --json profile.json\n
-  xnnfit profile model.tflite --html r.html --trace t.json --model-explorer me.json"""
+  xnnfit profile model.tflite --html r.html --trace t.json --model-explorer me.json\n
+  xnnfit profile model.tflite --runtime ai-edge-litert==1.4.0   [dim]# where the time goes on the app's runtime[/]"""
 )
 def profile(
     model: Model,
@@ -388,6 +410,7 @@ def profile(
     html: Html = None,
     trace: Trace = None,
     explorer: Explorer = None,
+    runtime: RuntimeOpt = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -396,7 +419,7 @@ def profile(
     with _errors(debug):
         with _progress(quiet, f"profiling {model}") as step:
             result = api.profile(
-                model, recipe=recipe, threads=threads, runs=runs, data=data, dynamic_batch=dynamic_batch, on_progress=step,
+                model, recipe=recipe, threads=threads, runs=runs, data=data, dynamic_batch=dynamic_batch, on_progress=step, runtime=runtime,
                 **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_profile_result(out, result)

@@ -178,6 +178,44 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target |
     )
 
 
+def short_runtime(label: str) -> str:
+    """'tflite-runtime 2.14.0' for 'pip tflite-runtime 2.14.0 (x86_64 Linux)'."""
+    return label.removeprefix("pip ").split(" (")[0] or "the installed runtime"
+
+
+@dataclasses.dataclass(frozen=True)
+class VerdictChange(Record):
+    """One node whose verdict differs between the runtimes a model was checked on, with each refusing runtime's reasons."""
+
+    recipe: str
+    node: int
+    op: str
+    layer: str | None
+    delegated_on: tuple[str, ...]  # short runtime names
+    cpu_on: tuple[tuple[str, tuple[str, ...]], ...]  # (short runtime name, its causes; empty: unexplained there)
+
+
+def runtime_changes(diagnoses: tuple[Diagnosis, ...]) -> tuple[VerdictChange, ...]:
+    """Nodes of subgraph 0 whose verdict is not the same on every runtime that loaded the recipe."""
+    out = []
+    for recipe in dict.fromkeys(d.recipe for d in diagnoses):
+        loaded = [d for d in diagnoses if d.recipe == recipe and d.ok and not d.not_loaded]
+        if len(loaded) < 2:
+            continue
+        by_node = [{n.index: n for n in d.observed} for d in loaded]
+        for index in sorted(set().union(*by_node)):
+            seen = [(short_runtime(d.runtime), nodes.get(index)) for d, nodes in zip(loaded, by_node)]
+            if len({n.delegated for _, n in seen if n is not None}) < 2:
+                continue
+            first = next(n for _, n in seen if n is not None)
+            out.append(VerdictChange(
+                recipe, index, first.op, first.layer,
+                tuple(rt for rt, n in seen if n is not None and n.delegated),
+                tuple((rt, n.causes) for rt, n in seen if n is not None and not n.delegated),
+            ))
+    return tuple(out)
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckResult(Record):
     """check() of one model: one Diagnosis per recipe."""
@@ -190,8 +228,18 @@ class CheckResult(Record):
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def recipe(self, name: str) -> Diagnosis:
-        """The diagnosis of one recipe."""
+        """The diagnosis of one recipe (on the first runtime it was checked on)."""
         return next(d for d in self.recipes if d.recipe == name)
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The runtimes the recipes were observed on, in order."""
+        return tuple(dict.fromkeys(d.runtime for d in self.recipes if d.runtime))
+
+    def _extra(self) -> dict:
+        if len(self.runtimes) < 2:
+            return {}
+        return {"runtime_changes": [c.to_dict() for c in runtime_changes(self.recipes)]}
 
 
 @dataclasses.dataclass(frozen=True)

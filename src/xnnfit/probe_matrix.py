@@ -53,9 +53,11 @@ def cause_probes() -> list[tuple[str, str, bytes]]:
     return out
 
 
-def table_probes() -> list[tuple[str, bytes]]:
-    """(op, .tflite) for every one-op probe of the delegate's tables, float and int8."""
-    return [(op, oneop.one_op_model(op, form == oneop.INT8)) for op in sorted(IMPLEMENTED | FLOAT_ONLY | set(oneop.OUTSIDE)) for form in oneop.forms(op)]
+def table_probes() -> list[tuple[str, str, bytes]]:
+    """(op, table key, .tflite) for every one-op probe of the delegate's tables and their variants, float and int8."""
+    plain = [(op, op, oneop.one_op_model(op, form == oneop.INT8)) for op in sorted(IMPLEMENTED | FLOAT_ONLY | set(oneop.OUTSIDE)) for form in oneop.forms(op)]
+    variants = [(op, f"{op}:{v}", oneop.variant_model(op, v, form == oneop.INT8)) for op, v in oneop.VARIANTS for form in oneop.forms(op)]
+    return plain + variants
 
 
 def _verdicts(target: Target, contents: list[bytes]) -> list[dict[int, bool] | None]:
@@ -72,7 +74,7 @@ def _verdicts(target: Target, contents: list[bytes]) -> list[dict[int, bool] | N
     return [None if isinstance(a, str) else {n.index: bool(n.delegated) for n in from_details(read_model(c), a).primary} for c, a in zip(contents, answers)]
 
 
-def runtime_entry(target: Target, causes: list[tuple[str, str, bytes]], tables: list[tuple[str, bytes]]) -> dict:
+def runtime_entry(target: Target, causes: list[tuple[str, str, bytes]], tables: list[tuple[str, str, bytes]]) -> dict:
     """The table entry of one runtime: per cause holds/differs/unproven, per 'OP/form' delegated/cpu/does-not-load."""
     seen: dict[str, list[str]] = {cid: [] for cid in CAUSES}
     for (cid, op, content), verdict in zip(causes, _verdicts(target, [c for _, _, c in causes])):
@@ -84,10 +86,10 @@ def runtime_entry(target: Target, causes: list[tuple[str, str, bytes]], tables: 
         seen[cid].append(HOLDS if refused else DIFFERS)
     cause_status = {cid: DIFFERS if DIFFERS in s else HOLDS if HOLDS in s else UNPROVEN for cid, s in seen.items()}
     ops: dict[str, str] = {}
-    for (op, content), verdict in zip(tables, _verdicts(target, [c for _, c in tables])):
+    for (op, name, content), verdict in zip(tables, _verdicts(target, [c for _, _, c in tables])):
         sub = read_model(content).primary
         for o in (o for o in sub.ops if o.op == op):
-            key = f"{op}/{form_of(tuple(sub.tensors[t].dtype for t in (*o.inputs, *o.outputs) if t >= 0))}"
+            key = f"{name}/{form_of(tuple(sub.tensors[t].dtype for t in (*o.inputs, *o.outputs) if t >= 0))}"
             value = NO_LOAD if verdict is None else DELEGATED if verdict.get(o.index) else CPU
             ops[key] = CPU if ops.get(key) == CPU else value  # two probes on one key: a refusal wins
     return {"version": target.version, "causes": dict(sorted(cause_status.items())), "ops": dict(sorted(ops.items()))}

@@ -844,6 +844,13 @@ ENTRIES: tuple[Advice, ...] = (
         None,
         demo=Demo("y = x + keras.ops.full((1, 16), 1e-7)", ("ADD",), recipe="int8", instead_recipe="dynamic-int8"),
     ),
+    # XNN050 refused by an older runtime (--runtime)
+    _advice(
+        "XNN050", GENERAL,
+        "Ship a newer runtime in the app (xnnfit check MODEL --runtime all shows which versions take it), or express the op "
+        "with ops that runtime delegates. " + NO_RULE,
+        None,
+    ),
     # XNN099 other ops
     _advice(
         "XNN099", GENERAL,

@@ -324,7 +324,11 @@ class RefusedOnTargetRuntime(OpCondition):
     def holds(self, ctx: NodeContext) -> bool:
         if ctx.runtime is None:
             return False
-        return bool(ctx.runtime.refuses(ctx.op.op, form_of(tuple(t.dtype for t in ctx.inputs + ctx.outputs))))
+        from xnnfit.kb.oneop import variant_of  # oneop builds probe models; only targets need it
+
+        form = form_of(tuple(t.dtype for t in ctx.inputs + ctx.outputs))
+        variant = variant_of(ctx.sub, ctx.op)
+        return bool(ctx.runtime.refuses(f"{ctx.op.op}:{variant}" if variant else ctx.op.op, form))
 
     def describe(self) -> str:
         return "the target runtime's XNNPACK refused this op in its one-op probe"

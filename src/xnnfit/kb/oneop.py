@@ -252,8 +252,8 @@ def _operand(g: _Subgraph, spec: OpSpec, i: int, quantized: bool, rng: np.random
     return t
 
 
-def _build(op: str, quantized: bool, output_shapes: tuple[tuple[int, ...], ...]) -> bytes:
-    spec = SPECS[op]
+def _build(op: str, quantized: bool, output_shapes: tuple[tuple[int, ...], ...], spec: OpSpec | None = None) -> bytes:
+    spec = spec or SPECS[op]
     m = _Model()
     g = m.subgraph(f"probe_{op.lower()}")
     rng = np.random.default_rng(SEED)
@@ -279,11 +279,41 @@ def reference_run(content: bytes) -> tuple[tuple[int, ...], ...]:
 
 
 @functools.cache
-def _output_shapes(op: str) -> tuple[tuple[int, ...], ...]:
+def _output_shapes(op: str, variant: str | None = None) -> tuple[tuple[int, ...], ...]:
     """The op's real output shapes: the float form built with a guess, then run."""
-    spec = SPECS[op]
+    spec = VARIANTS[op, variant] if variant else SPECS[op]
     guess = spec.output_shape or next(o.shape for o in spec.inputs if o.kind in (ACT, QACT))
-    return reference_run(_build(op, False, (guess,) * spec.outputs))
+    return reference_run(_build(op, False, (guess,) * spec.outputs, spec))
+
+
+# Variants: an op probed once more with the parameter some runtime versions decide on (the
+# installed runtime takes both). kb/versions.json keys them 'OP:variant/form';
+# variant_of() names the variant of a real node, so explanations look up the right row.
+_INNER = dict(inputs=(act(1, 16, 8), param((1,), 2)), options=opt("ReducerOptions", keepDims=True))
+REDUCERS = frozenset({"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"})
+VARIANTS: dict[tuple[str, str], OpSpec] = {
+    ("GELU", "approximate"): _unary(opt("GeluOptions", approximate=True)),  # tanh form: keras-hub BERT's gelu
+    **{(op, "inner-axis"): OpSpec(**_INNER) for op in sorted(REDUCERS)},  # over the channels of a rank-3 tensor: LayerNorm's mean
+}
+SPATIAL_AXES = frozenset({1, 2})  # a reduction over H and W of an NHWC tensor: what every runtime's XNNPACK takes
+
+
+def variant_model(op: str, variant: str, quantized: bool = False) -> bytes:
+    """The .tflite probe of one variant of `op`."""
+    return _build(op, quantized, _output_shapes(op, variant), VARIANTS[op, variant])
+
+
+def variant_of(sub: Any, node: Any) -> str | None:
+    """The variant (a key of VARIANTS) a real node is, or None for the op's plain probe."""
+    if node.op == "GELU":
+        return "approximate" if node.options.get("approximate") else None
+    if node.op in REDUCERS and len(node.inputs) > 1 and node.inputs[1] >= 0:
+        data, axes = sub.tensors[node.inputs[0]], sub.tensors[node.inputs[1]].values
+        if axes is None:
+            return None
+        rank = len(data.shape)
+        return None if rank == 4 and {a % rank for a in axes} == SPATIAL_AXES else "inner-axis"
+    return None
 
 
 def _variable_model() -> bytes:

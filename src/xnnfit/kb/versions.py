@@ -36,8 +36,14 @@ class RuntimeKnowledge:
         return self.causes.get(cause_id) == HOLDS
 
     def refuses(self, op: str, form: str) -> bool:
-        """True when this runtime left the one-op probe of `op` in `form` ('fp32'/'int8') on CPU."""
-        return self.ops.get(f"{op}/{form}") == CPU
+        """True when this runtime left the one-op probe of `op` ('GELU', or a variant 'GELU:approximate') in `form` on CPU.
+
+        A variant the table lacks is looked up as its plain op.
+        """
+        key = f"{op}/{form}"
+        if key not in self.ops and ":" in op:
+            key = f"{op.split(':')[0]}/{form}"
+        return self.ops.get(key) == CPU
 
     def changed_ops(self, reference: "RuntimeKnowledge") -> dict[str, tuple[str, str]]:
         """'OP/form' -> (reference verdict, this runtime's) where the two differ."""

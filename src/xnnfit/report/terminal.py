@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from xnnfit import kb
-from xnnfit.benchmark import BenchResult, BenchRun, CompareResult
+from xnnfit.benchmark import COMPILED, BenchResult, BenchRun, CompareResult
 from xnnfit.costs import Profile
-from xnnfit.diagnosis import CheckResult, Diagnosis
+from xnnfit.diagnosis import CheckResult, Diagnosis, runtime_changes, short_runtime
 from xnnfit.fixing import FixResult
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.explanation import CauseDoc, Explanation
@@ -23,6 +23,7 @@ from xnnfit.rewrite.rules import RULES
 from xnnfit import fmt
 from xnnfit.specs import InputSpec
 from xnnfit.sweep import QuantResult
+from xnnfit.targets import default as default_target
 from xnnfit.verdicts import by_cause, cause_advice
 
 
@@ -63,9 +64,18 @@ TOP_LAYERS = 10  # layer rows shown before "+N more": enough for the worst offen
 
 def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True, warnings: bool = True) -> None:
     """One recipe: headline, fallbacks by cause (what to do), the layers they sit in, the next step."""
-    console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]")
+    target = d.runtime and d.runtime != default_target().label
+    console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]" + (f" · on [magenta]{escape(short_runtime(d.runtime))}[/]" if target else ""))
     if not d.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
+        return
+    if target:
+        console.print(f"  observed on {escape(d.runtime)}: Android AAR builds of the same version may differ (build flags, CPU features)")
+    if d.not_loaded:
+        console.print(f"  [red]{escape(short_runtime(d.runtime))} cannot load this model[/]: {escape(d.not_loaded)}")
+        for w in d.warnings if warnings else ():
+            console.print(f"  [yellow]warning:[/] {escape(w)}")
+        console.print(f"  next: upgrade the runtime the app ships, or convert with its TensorFlow; [bold]xnnfit check {escape(model)} --runtime all[/] shows which runtimes load it")
         return
     for w in d.warnings if warnings else ():
         console.print(f"  [yellow]warning:[/] {escape(w)}")
@@ -197,8 +207,52 @@ def _render_nodes(console: Console, d: Diagnosis) -> None:
     console.print(table)
 
 
-def render_check(console: Console, result: CheckResult, *, all_nodes: bool = False) -> None:
-    """Print every recipe of one model (with its profile when it has one); inputs once, with the first recipe."""
+def render_runtime_matrix(console: Console, result: CheckResult) -> None:
+    """Model x runtime: loads or not, nodes on XNNPACK, partitions; then every node whose verdict differs, with each side's reason."""
+    t = Table(box=None, header_style="bold", title=f"{escape(result.model)} on {len(result.runtimes)} runtimes", title_justify="left")
+    for col in ("recipe", "runtime", "loads", "on XNNPACK", "partitions", "unexplained"):
+        t.add_column(col)
+    for d in result.recipes:
+        name = escape(short_runtime(d.runtime))
+        if not d.ok:
+            t.add_row(d.recipe, name, "[red]error[/]", "", "", "")
+        elif d.not_loaded:
+            t.add_row(d.recipe, name, "[red]no[/]", "", "", "")
+        else:
+            s = d.summary()
+            t.add_row(d.recipe, name, "yes", f"{s['delegated']}/{s['nodes']} ({fmt.pct(d.delegated_fraction)})", str(s["partitions"]), str(s["unexplained"]))
+    console.print(t)
+    for d in result.recipes:
+        if d.not_loaded:
+            console.print(f"  [red]{escape(short_runtime(d.runtime))}[/] ({d.recipe}) cannot load it: {escape(d.not_loaded)}")
+            for w in d.warnings:
+                console.print(f"    {escape(w)}")
+    changes = runtime_changes(result.recipes)
+    groups: dict[tuple, list] = {}  # same op, same runtimes on each side, same reasons: one line
+    for c in changes:
+        groups.setdefault((c.recipe, c.op, c.delegated_on, c.cpu_on), []).append(c)
+    if changes:
+        console.print(f"  {fmt.plural(len(changes), 'node')} with a verdict that depends on the runtime:")
+    for (recipe, op, delegated_on, cpu_on), members in list(groups.items())[: TOP_LAYERS * 2]:
+        why = "; ".join(f"CPU on {rt} ({', '.join(causes) or 'unexplained'})" for rt, causes in cpu_on)
+        on = f"XNNPACK on {', '.join(delegated_on)}; " if delegated_on else ""
+        nodes = ", ".join(str(c.node) for c in members[:6]) + (" …" if len(members) > 6 else "")
+        console.print(f"    {recipe} {escape(op)} ×{len(members)} (node {nodes}): {on}{escape(why)}")
+    if len(groups) > TOP_LAYERS * 2:
+        console.print(f"    … {len(groups) - TOP_LAYERS * 2} more groups (--json has every node)")
+    console.print(f"  next: [bold]xnnfit check {escape(result.model)} --runtime SPEC[/] for one runtime's full report, with the reasons and what to write instead")
+
+
+def render_check(console: Console, result: CheckResult, *, all_nodes: bool = False, details: bool = False) -> None:
+    """Print every recipe of one model (with its profile when it has one); inputs once, with the first recipe.
+
+    Checked on several runtimes, the model x runtime matrix comes first and the full reports only with `details`.
+    """
+    if len(result.runtimes) > 1:
+        render_runtime_matrix(console, result)
+        console.print()
+        if not details:
+            return
     shown, said = False, set()
     for d in result.recipes:
         fresh = tuple(w for w in d.warnings if w not in said)  # a warning shared by recipes is said once
@@ -324,10 +378,13 @@ def render_bench(console: Console, result: BenchResult) -> None:
 
 def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
     """One recipe's bench table."""
-    console.print(f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]")
+    target = result.runtime and result.runtime != default_target().label
+    console.print(f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]" + (f" · on [magenta]{escape(short_runtime(result.runtime))}[/]" if target else ""))
     if not result.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
         return
+    if target:
+        console.print(f"  timed on {escape(result.runtime)}, in its own process: Android AAR builds of the same version may differ")
     render_inputs(console, result.inputs)
     console.print(f"  model size {fmt.size(result.size_bytes)}")
     table = Table(box=None, header_style="bold")
@@ -336,7 +393,7 @@ def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
     for c in result.configs:
         s = c.stats
         table.add_row(
-            "XNNPACK" if c.xnnpack else "CPU kernels only",
+            "CompiledModel (XNNPACK)" if c.api == COMPILED else "XNNPACK" if c.xnnpack else "CPU kernels only",
             str(c.threads),
             f"{s.median_ms:.3g}",
             f"{s.p10_ms:.3g}",
@@ -347,6 +404,10 @@ def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
     console.print(table)
     for n in sorted({c.threads for c in result.configs}):
         console.print(f"  {fmt.plural(n, 'thread')}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels")
+        compiled = [c for c in result.configs if c.api == COMPILED and c.threads == n]
+        if compiled:
+            ratio = result.config(True, n).stats.median_ms / compiled[0].stats.median_ms
+            console.print(f"  {fmt.plural(n, 'thread')}: CompiledModel is {ratio:.2f}x the speed of the Interpreter with XNNPACK (same runs, interleaved)")
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
     console.print(f"  next: xnnfit check {escape(model)}   [dim]# which nodes fall back to the built-in kernels, and why[/]")
