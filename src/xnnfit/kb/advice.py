@@ -844,6 +844,14 @@ ENTRIES: tuple[Advice, ...] = (
         None,
         demo=Demo("y = x + keras.ops.full((1, 16), 1e-7)", ("ADD",), recipe="int8", instead_recipe="dynamic-int8"),
     ),
+    # XNN035 slice to the end
+    _advice(
+        "XNN035", GENERAL,
+        "Slice with Python bounds: x[:, 2:6] converts to a STRIDED_SLICE XNNPACK takes, dynamic batch included; tf.slice with a -1 "
+        "size converts to a SLICE that keeps the -1 even at a fixed batch. " + NO_RULE,
+        "y = x[:, 2:6]   # tf.slice(x, [0, 2], [-1, 4])",
+        demo=Demo("y = keras.layers.Lambda(lambda t: tf.slice(t, [0, 2], [-1, 4]))(x)", ("SLICE",)),
+    ),
     # XNN050 refused by an older runtime (--runtime)
     _advice(
         "XNN050", GENERAL,

@@ -170,6 +170,20 @@ class StridedSliceLimits(OpCondition):
         return "stride != 1 or ellipsis/new-axis/shrink mask"
 
 
+@dataclasses.dataclass(frozen=True)
+class SliceToEnd(OpCondition):
+    """SLICE whose size parameter holds -1 ('to the end of the axis')."""
+
+    ops: ClassVar[frozenset[str]] = frozenset({"SLICE"})
+
+    def holds(self, ctx: NodeContext) -> bool:
+        t = ctx.tensor(2)
+        return t is not None and t.values is not None and any(v < 0 for v in t.values)
+
+    def describe(self) -> str:
+        return "size -1 (to the end)"
+
+
 def _strides_not_one(ctx: NodeContext) -> bool:
     t = ctx.tensor(3)
     return t is not None and t.values is not None and any(v != 1 for v in t.values)

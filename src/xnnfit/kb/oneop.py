@@ -291,9 +291,12 @@ def _output_shapes(op: str, variant: str | None = None) -> tuple[tuple[int, ...]
 # variant_of() names the variant of a real node, so explanations look up the right row.
 _INNER = dict(inputs=(act(1, 16, 8), param((1,), 2)), options=opt("ReducerOptions", keepDims=True))
 REDUCERS = frozenset({"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"})
+CONCAT_COUNTS = (3, 4, 5)  # input counts XNNPACK versions moved their limit through (the plain probe has 2)
 VARIANTS: dict[tuple[str, str], OpSpec] = {
     ("GELU", "approximate"): _unary(opt("GeluOptions", approximate=True)),  # tanh form: keras-hub BERT's gelu
     **{(op, "inner-axis"): OpSpec(**_INNER) for op in sorted(REDUCERS)},  # over the channels of a rank-3 tensor: LayerNorm's mean
+    **{("CONCATENATION", f"{n}-inputs"): OpSpec((act(),) * n, opt("ConcatenationOptions", axis=3)) for n in CONCAT_COUNTS},
+    ("SLICE", "size-minus-1"): OpSpec((act(), param((4,), 0, 1, 1, 0), param((4,), 1, 2, 2, -1)), output_shape=(1, 2, 2, 8)),  # "to the end"
 }
 SPATIAL_AXES = frozenset({1, 2})  # a reduction over H and W of an NHWC tensor: what every runtime's XNNPACK takes
 
@@ -307,6 +310,12 @@ def variant_of(sub: Any, node: Any) -> str | None:
     """The variant (a key of VARIANTS) a real node is, or None for the op's plain probe."""
     if node.op == "GELU":
         return "approximate" if node.options.get("approximate") else None
+    if node.op == "CONCATENATION":
+        n = sum(1 for t in node.inputs if t >= 0)
+        return f"{n}-inputs" if n in CONCAT_COUNTS else None
+    if node.op == "SLICE" and len(node.inputs) > 2 and node.inputs[2] >= 0:
+        size = sub.tensors[node.inputs[2]].values
+        return "size-minus-1" if size is not None and -1 in size else None
     if node.op in REDUCERS and len(node.inputs) > 1 and node.inputs[1] >= 0:
         data, axes = sub.tensors[node.inputs[0]], sub.tensors[node.inputs[1]].values
         if axes is None:

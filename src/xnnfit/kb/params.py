@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xnnfit.kb.cause import Cause, Probe
-from xnnfit.kb.conditions import ComputedParameter, InputCountOutside, PoolStride, RankAbove, StridedSliceLimits
+from xnnfit.kb.conditions import ComputedParameter, InputCountOutside, PoolStride, RankAbove, SliceToEnd, StridedSliceLimits
 from xnnfit.kb.probes import lam, layers
 
 CAUSES = (
@@ -34,6 +34,21 @@ CAUSES = (
             Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, ::2] * 2.0)),
             Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, 0] * 2.0, shape=(4, 4))),
             Probe("delegated", "STRIDED_SLICE", lam(lambda tf, x: x[:, 1:9] * 2.0)),
+        ),
+    ),
+    Cause(
+        id="XNN035",
+        title="slice with size -1 (to the end of an axis)",
+        condition=SliceToEnd(),
+        why="XNNPACK's SLICE wants every size as a positive constant; a -1 ('to the end') is refused by the delegate of LiteRT 1.0.1 and later "
+        "(tflite-runtime 2.14 took it), so the slice runs on its CPU kernel.",
+        fix="y = x[:, 2:6]   # tf.slice(x, [0, 2], [-1, 4])\n"
+        "# Slice with Python bounds: x[:, 2:6] converts to a STRIDED_SLICE XNNPACK takes, dynamic batch included; tf.slice with a -1 size converts to a SLICE that keeps the -1 even at a fixed batch. No rewrite rule does this yet.",
+        example="tf.slice(x, [0, 2], [-1, 4])",
+        probes=(
+            Probe("rejected", "SLICE", lam(lambda tf, x: tf.slice(x, [0, 2], [-1, 4]))),
+            Probe("rejected", "SLICE", lambda: _slice_to_end()),
+            Probe("delegated", "SLICE", lambda: _slice_sized()),
         ),
     ),
     Cause(
@@ -90,3 +105,15 @@ CAUSES = (
         ),
     ),
 )
+
+
+def _slice_to_end() -> bytes:
+    from xnnfit.kb.oneop import variant_model
+
+    return variant_model("SLICE", "size-minus-1")
+
+
+def _slice_sized() -> bytes:
+    from xnnfit.kb.oneop import one_op_model
+
+    return one_op_model("SLICE")
