@@ -7,7 +7,7 @@ EXAMPLES := examples/sin_cos_lambda.py:build examples/where_activation.py:build 
             examples/dynamic_reshape.py:build examples/where_cnn.py:build \
             examples/transformer_block.py:build examples/upsampling_decoder.py:build
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test install install-test clean kb-versions
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+
+# Re-derive kb/versions.json: every KB probe on each runtime of the --runtime matrix (venvs cached under the user cache).
+kb-versions: $(VENV)/.installed
+	$(PY) -m xnnfit.probe_matrix --write
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .demo

@@ -54,10 +54,10 @@ def cause_probes() -> list[tuple[str, str, bytes]]:
 
 
 def table_probes() -> list[tuple[str, str, bytes]]:
-    """(op, table key, .tflite) for every one-op probe of the delegate's tables and their variants, float and int8."""
+    """(op, table key, .tflite) for every one-op probe of the delegate's tables and their variants, float and int8 (each with oneop's companion)."""
     plain = [(op, op, oneop.one_op_model(op, form == oneop.INT8)) for op in sorted(IMPLEMENTED | FLOAT_ONLY | set(oneop.OUTSIDE)) for form in oneop.forms(op)]
     variants = [(op, f"{op}:{v}", oneop.variant_model(op, v, form == oneop.INT8)) for op, v in oneop.VARIANTS for form in oneop.forms(op)]
-    return plain + variants
+    return [(op, key, oneop.with_companion(content)) for op, key, content in plain + variants]
 
 
 def _verdicts(target: Target, contents: list[bytes]) -> list[dict[int, bool] | None]:

@@ -48,9 +48,11 @@ def _rss():
         return 0
 
 
-def _build(mod, content, shapes, xnnpack, threads):
+def _build(mod, content, shapes, xnnpack, threads, preserve=False):
     params = inspect.signature(mod.Interpreter.__init__).parameters
     kwargs = {"model_content": content, "num_threads": threads}
+    if preserve and "experimental_preserve_all_tensors" in params:
+        kwargs["experimental_preserve_all_tensors"] = True
     if "experimental_op_resolver_type" in params:
         resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         kwargs["experimental_op_resolver_type"] = resolver
@@ -70,7 +72,7 @@ def _read(path):
 
 def details(mod, request):
     """The runtime's node list after the default delegate was applied."""
-    it = _build(mod, _read(request["model"]), request.get("shapes", {}), True, 1)
+    it = _build(mod, _read(request["model"]), request.get("shapes", {}), True, 1, bool(request.get("preserve_all_tensors")))
     ops = [{"op_name": d["op_name"], "index": int(d["index"]), "inputs": [int(t) for t in d["inputs"]],
             "outputs": [int(t) for t in d["outputs"]]} for d in it._get_ops_details()]
     return {"ops": ops}

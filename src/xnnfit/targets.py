@@ -179,12 +179,17 @@ def _self_check(python: Path, spec: str) -> tuple[dict | None, str]:
     return response["runtime"], ""
 
 
+def venv_dir(target: Target, root: Path | None = None) -> Path:
+    """Where the target's venv lives: <cache>/runtimes/<spec as a folder name>."""
+    return (root or user_cache_dir()) / "runtimes" / _slug(target.spec)
+
+
 def ensure(target: Target, root: Path | None = None, on_progress: Progress | None = None) -> Target:
     """The target with its venv's Python, building the venv on first use (atomically: a half-made one is rebuilt)."""
     if target.in_process:
         return target
-    base = (root or user_cache_dir()) / "runtimes"
-    final = base / _slug(target.spec)
+    final = venv_dir(target, root)
+    base = final.parent
     with _locked(base / f"{_slug(target.spec)}.lock"):
         ready = final / READY
         if not ready.exists():
@@ -265,12 +270,16 @@ def _resolve(value: Any, paths: dict[str, str]) -> Any:
     return value
 
 
-def ops_details(target: Target, content: bytes, shapes: dict[int, tuple[int, ...]], what: str = "the model") -> list[dict]:
+def ops_details(
+    target: Target, content: bytes, shapes: dict[int, tuple[int, ...]], what: str = "the model", *, preserve_all_tensors: bool = False
+) -> list[dict]:
     """The target's `_get_ops_details()` after its default delegate (XNNPACK) was applied at the given input shapes.
 
     RuntimeFailure with the runtime's own message when it cannot load or allocate the model.
+    `preserve_all_tensors` builds the interpreter as a debugger would (where the runtime has the option).
     """
-    request = {"op": "details", "model": "@model.tflite", "shapes": {str(k): list(v) for k, v in shapes.items()}}
+    request = {"op": "details", "model": "@model.tflite", "shapes": {str(k): list(v) for k, v in shapes.items()},
+               "preserve_all_tensors": preserve_all_tensors}
     response = call(target, request, {"model.tflite": content}, f"loading {what}")
     if "error" in response:
         raise RuntimeFailure(f"{target.label} cannot run {what} with XNNPACK: {response['error'][:300]}", detail=response["error"])

@@ -416,3 +416,24 @@ def expected(op: str, form: str) -> Verdict:
     if form == INT8 and op in FLOAT_ONLY:
         return Verdict(False, "FLOAT_ONLY: the delegate has no int8 kernel for it")
     return Verdict(op in IMPLEMENTED, "IMPLEMENTED" if op in IMPLEMENTED else "not in IMPLEMENTED")
+
+
+# Per-runtime tables observe every probe with this float op beside it: tflite-runtime 2.14
+# does not delegate a graph whose only nodes are int8 (measured: a lone int8 TRANSPOSE stays
+# on CPU; the same TRANSPOSE next to an unrelated CPU QUANTIZE or float NEG is delegated), so
+# a probe alone would blame the op for what is the graph's doing.
+COMPANION_OP = "NEG"
+
+
+def with_companion(content: bytes) -> bytes:
+    """`content` with an unrelated float32 NEG (own input and output) appended to subgraph 0."""
+    from xnnfit.tflite.writer import parse
+
+    model = parse(content)
+    sub = model.subgraphs[0]
+    a = build.add_tensor(model, sub, (1, 4), "float32", "companion_in")
+    b = build.add_tensor(model, sub, (1, 4), "float32", "companion_out")
+    sub.inputs = [*sub.inputs, a]
+    sub.outputs = [*sub.outputs, b]
+    sub.operators.append(build.make_op(model, COMPANION_OP, [a], [b]))
+    return serialize(model)
