@@ -177,3 +177,14 @@ def test_preserving_all_tensors_turns_xnnpack_off_on_old_runtimes(spec, delegate
     preserved = targets.ops_details(target(spec), content, {}, preserve_all_tensors=True)
     assert any(d["op_name"] == "DELEGATE" for d in plain)
     assert any(d["op_name"] == "DELEGATE" for d in preserved) is delegates
+
+
+def test_an_op_code_the_runtime_does_not_know_is_named_with_its_nodes():
+    from xnnfit.kb import oneop
+
+    d = diagnose(Artifact("as-given", oneop.one_op_model("STABLEHLO_COMPOSITE"), ()), target=target(OLD))
+    assert d.not_loaded and "builtin_code out of range" in d.not_loaded
+    assert any(w.startswith("node(s) 0 STABLEHLO_COMPOSITE (builtin op code 206) is newer than pip tflite-runtime 2.14.0") for w in d.warnings), d.warnings
+    from xnnfit.diagnosis import Gates
+
+    assert any("cannot load the model" in f for f in Gates().failures(d))

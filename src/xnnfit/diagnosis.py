@@ -146,7 +146,8 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target |
         knowledge = versions.knowledge(target.spec) or NO_TABLE
         if knowledge == NO_TABLE:
             warnings.append(f"no probe table for {target.spec} (kb/versions.json covers {', '.join(MATRIX)}): its CPU nodes are left "
-                            f"unexplained rather than given the installed runtime's reasons")
+                            f"unexplained rather than given the installed runtime's reasons; python -m xnnfit.probe_matrix --runtime "
+                            f"'{target.spec}' --write derives one")
     if predict_only:
         delegation, predicted = predict(graph, note=""), PREDICT_ASKED
     else:

@@ -17,6 +17,7 @@ from xnnfit.kb import CAUSES
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.versions import RuntimeKnowledge
 from xnnfit.tflite.graph import ModelGraph
+from xnnfit.tflite.schema import op_name
 
 TARGET_CAUSE = "XNN050"  # given only with a target's table (verdicts.TARGET_CAUSE)
 MAX_ROUNDS = 20  # verdicts settle in 2-3 rounds (a refusal reaches a neighbour's condition); the cap only guards a cycle
@@ -69,8 +70,11 @@ def load_blockers(graph: ModelGraph, error: str = "", runtime: str = "this runti
     out = []
     code = _CODE_RANGE.search(error)
     if code:
-        out.append(f"builtin op code {code.group(1) or '(unnamed)'} is newer than {runtime} knows: convert with the converter of the app's runtime "
-                   f"(an older TensorFlow), or upgrade the runtime the app ships")
+        name = op_name(int(code.group(1))) if code.group(1) else "an op"
+        nodes = [o.index for o in graph.primary.ops if o.op == name]
+        where = f"node(s) {', '.join(map(str, nodes[:8]))}{' …' if len(nodes) > 8 else ''} " if nodes else ""
+        out.append(f"{where}{name} (builtin op code {code.group(1)}) is newer than {runtime} knows: convert with the converter of the app's "
+                   f"runtime (an older TensorFlow, or without the option that produced it), or upgrade the runtime the app ships")
     m = _OP_VERSION.search(error)
     if m:
         op, version = m.group(1), m.group(2)

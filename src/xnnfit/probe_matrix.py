@@ -126,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate the table; print the changes; store it with --write."""
     parser = argparse.ArgumentParser(prog="python -m xnnfit.probe_matrix", description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"store the table in {TABLE.name}")
-    parser.add_argument("--runtime", action="append", help="only these runtimes (default: the matrix)")
+    parser.add_argument("--runtime", action="append", help="only these runtimes, e.g. a nightly (default: the matrix); other entries are kept")
     args = parser.parse_args(argv)
     table = derive(tuple(args.runtime or MATRIX), on_progress=lambda m: print(m, file=sys.stderr))
     try:
         old = json.loads(TABLE.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = {}
+    if args.runtime:  # only these runtimes were derived: keep the others' entries
+        table["runtimes"] = {**old.get("runtimes", {}), **table["runtimes"]}
     for line in changes(old, table) or ["no change"]:
         print(line)
     if args.write:
