@@ -188,3 +188,15 @@ def test_an_op_code_the_runtime_does_not_know_is_named_with_its_nodes():
     from xnnfit.diagnosis import Gates
 
     assert any("cannot load the model" in f for f in Gates().failures(d))
+
+
+def test_the_html_report_says_the_runtime_and_what_blocks_loading(tmp_path):
+    from xnnfit.kb import oneop
+    from xnnfit.report.html import page as render_html
+
+    path = tmp_path / "sdpa.tflite"
+    path.write_bytes(oneop.one_op_model("STABLEHLO_COMPOSITE"))
+    page = render_html(api.check(str(path), runtime=f"{OLD},{targets.default().spec}"))
+    assert "recipe as-given · on tflite-runtime 2.14.0" in page and "tflite-runtime 2.14.0 cannot load this model" in page
+    assert "STABLEHLO_COMPOSITE (builtin op code 206)" in page and "--runtime all" in page
+    assert page.count("<h2>recipe as-given") == 2

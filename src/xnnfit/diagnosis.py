@@ -184,6 +184,14 @@ def short_runtime(label: str) -> str:
     return label.removeprefix("pip ").split(" (")[0] or "the installed runtime"
 
 
+def runtime_option(label: str) -> str:
+    """' --runtime tflite-runtime==2.14.0' for a target's label ('' for the installed runtime): what a next step repeats."""
+    if not label or label == default_target().label:
+        return ""
+    dist, _, version = short_runtime(label).partition(" ")
+    return f" --runtime {dist}=={version}" if version else ""
+
+
 @dataclasses.dataclass(frozen=True)
 class VerdictChange(Record):
     """One node whose verdict differs between the runtimes a model was checked on, with each refusing runtime's reasons."""

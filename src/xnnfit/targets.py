@@ -36,6 +36,7 @@ RUNTIME_DISTS = ("ai-edge-litert", "tflite-runtime", "ai-edge-litert-nightly", "
 MATRIX = ("tflite-runtime==2.14.0", "ai-edge-litert==1.0.1", "ai-edge-litert==1.4.0", "ai-edge-litert==2.3.0")
 INSTALL_TIMEOUT = 900.0  # seconds for one venv's pip install: a 100 MB wheel over a slow registry mirror
 CHILD_TIMEOUT = 600.0  # seconds for one observation or timing in a target's child: a hang is stopped, not waited on
+LOCK = ".lock"  # one lock for every venv build under runtimes/: jobs asking for a runtime build it once, and no per-spec file is left
 READY = "xnnfit-runtime.json"  # written last into a venv: a folder without it is half-made and rebuilt
 # What a wheel built against NumPy 1.x prints when NumPy 2 is installed: its venv then gets numpy<2.
 NUMPY_ABI = ("compiled using numpy 1.x", "_ARRAY_API not found", "numpy.core.multiarray failed to import")
@@ -126,7 +127,7 @@ def _locked(path: Path) -> Iterator[None]:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # two jobs asking for the same runtime build its venv once
+        fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -145,7 +146,7 @@ def _pip(python: Path, args: list[str], spec: str) -> None:
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeFailure(
-            f"pip could not install {' '.join(args)} into the venv for --runtime {spec}: {last[:300]}. Check that the wheel exists on "
+            f"pip could not install {args[0]} into the venv for --runtime {spec}: {last[:300]}. Check that the wheel exists on "
             f"PyPI for Python {platform.python_version()} on {platform.machine()} (pip index versions {args[0].split('=')[0]}).",
             detail=proc.stderr[-4000:],
         )
@@ -190,7 +191,7 @@ def ensure(target: Target, root: Path | None = None, on_progress: Progress | Non
         return target
     final = venv_dir(target, root)
     base = final.parent
-    with _locked(base / f"{_slug(target.spec)}.lock"):
+    with _locked(base / LOCK):
         ready = final / READY
         if not ready.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -206,7 +207,7 @@ def ensure(target: Target, root: Path | None = None, on_progress: Progress | Non
 
 def _build_venv(spec: str, folder: Path, on_progress: Progress | None) -> None:
     if on_progress:
-        on_progress(f"installing {spec} into its own venv (first use; kept in {folder.parent})")
+        on_progress(f"installing {spec} (first use, ~30 s)")
     proc = _run([sys.executable, "-m", "venv", str(folder)], f"creating the venv for {spec}", INSTALL_TIMEOUT)
     if proc.returncode:
         raise RuntimeFailure(f"could not create a venv for --runtime {spec}: {proc.stderr.strip()[-300:]}. Check that python -m venv works.")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xnnfit import fmt, kb
-from xnnfit.diagnosis import CheckResult, Diagnosis
+from xnnfit.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
 from xnnfit.files import write_file
 from xnnfit.fixing import FixResult
 from xnnfit.kb.advice import BY_ID
@@ -82,9 +82,16 @@ def _check(result: CheckResult) -> str:
 
 
 def _diagnosis(model: str, d: Diagnosis, colors: dict[str, str]) -> str:
-    out = [f"<h2>recipe {escape(d.recipe)}</h2>"]
+    on = f" · on {escape(short_runtime(d.runtime))}" if runtime_option(d.runtime) else ""
+    out = [f"<h2>recipe {escape(d.recipe)}{on}</h2>"]
     if not d.ok:
         return out[0] + f'<div class="error">failed: {escape(d.error or "")}</div>'
+    if d.not_loaded:  # no verdicts to draw: what blocks loading, and what to do
+        out.append(_cards([("no", f"loads on {short_runtime(d.runtime)}", "bad"), (fmt.size(d.size_bytes), "model size", "")]))
+        out.append(f'<div class="error"><b>{escape(short_runtime(d.runtime))} cannot load this model</b>: {escape(d.not_loaded)}</div>')
+        out.extend(f'<div class="warning">{escape(w)}</div>' for w in d.warnings)
+        out.append(_next_for(model, d))
+        return "".join(out)
     s = d.summary()
     cards = [
         (f"{s['delegated']} / {s['nodes']}", "nodes on XNNPACK", "good" if not s["cpu_nodes"] else ""),
@@ -100,6 +107,8 @@ def _diagnosis(model: str, d: Diagnosis, colors: dict[str, str]) -> str:
     out.append(_cards(cards))
     if d.predicted:
         out.append(f'<div class="warning"><b>predicted</b>: {escape(d.predicted)}</div>')
+    if runtime_option(d.runtime):
+        out.append(f'<div class="warning">observed on <b>{escape(d.runtime)}</b>: Android AAR builds of the same version may differ (build flags, CPU features)</div>')
     for f in d.findings:
         out.append(f'<div class="error"><b>{escape(f.severity)} {escape(f.hazard)}</b> node {f.node} ({escape(f.op)}): {escape(f.message)}</div>')
     for w in d.warnings:
@@ -181,6 +190,8 @@ def _layers(d: Diagnosis, cpu: list) -> str:
 
 def _next_for(model: str, d: Diagnosis) -> str:
     p = d.fix_preview
+    if d.not_loaded:
+        return _next(f"xnnfit check {model} --runtime all", "which runtimes load it; or convert with the app's TensorFlow, or upgrade the app's runtime")
     if d.predicted:
         return _next(f"xnnfit check {model}", "these verdicts are predicted from the knowledge base: " + d.predicted)
     if any(f.severity == "error" for f in d.findings):

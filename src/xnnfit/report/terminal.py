@@ -14,7 +14,7 @@ from rich.table import Table
 from xnnfit import kb
 from xnnfit.benchmark import COMPILED, BenchResult, BenchRun, CompareResult
 from xnnfit.costs import Profile
-from xnnfit.diagnosis import CheckResult, Diagnosis, runtime_changes, short_runtime
+from xnnfit.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
 from xnnfit.fixing import FixResult
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.explanation import CauseDoc, Explanation
@@ -186,10 +186,12 @@ def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
         rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
         console.print(
             f"  next: xnnfit fix {escape(model)}{escape(_same_options(d))} -o OUT.tflite   [dim]# its rules ({rules}) would take "
-            f"{cpu} -> {p.cpu_nodes_after} CPU nodes; fix verifies each[/]"
+            f"{cpu} -> {p.cpu_nodes_after} CPU nodes{' on this runtime' if runtime_option(d.runtime) else ''}; fix verifies each[/]"
         )
+    elif runtime_option(d.runtime) and any("XNN050" in n.causes for n in d.observed):
+        console.print(f"  next: xnnfit check {escape(model)} --runtime all   [dim]# which runtime versions take the XNN050 nodes[/]")
     else:
-        console.print(f"  next: xnnfit profile {escape(model)}   [dim]# what these fallbacks cost; no fix rule matches them[/]")
+        console.print(f"  next: xnnfit profile {escape(model)}{escape(runtime_option(d.runtime))}   [dim]# what these fallbacks cost; no fix rule matches them[/]")
 
 
 def _render_profile_if_any(console: Console, d: Diagnosis) -> None:
@@ -607,10 +609,14 @@ def render_batch(console: Console, result) -> None:
         f"{fmt.plural(s['jobs'], 'job')} over {fmt.plural(s['models'], 'model')}: {s['ok']} ok, {s['gate_failures']} over budget, "
         f"{s['errors']} error(s), {s['cached']} from the cache" + (" — [red]interrupted, incomplete[/]" if result.incomplete else "")
     )
+    labels = {d.runtime for m in result.models for d in m.recipes if d.runtime}
+    option = runtime_option(next(iter(labels))) if len(labels) == 1 else ""
+    if option:
+        console.print(f"observed on {escape(next(iter(labels)))}: Android AAR builds of the same version may differ")
     worst = next((r for r in result.worst_first() if r.status != "error" and r.cpu_nodes), None)
     if worst is not None:
         recipe = f" --recipe {worst.recipe}" if worst.recipe != "as-given" else ""
-        console.print(f"next: xnnfit check {escape(worst.model)}{recipe}   [dim]# the worst model's causes and what to write instead[/]")
+        console.print(f"next: xnnfit check {escape(worst.model)}{recipe}{option}   [dim]# the worst model's causes and what to write instead[/]")
 
 
 def render_baseline(console: Console, diff) -> None:
