@@ -55,6 +55,9 @@ CHANGES = [
     ("ai-edge-litert==1.0.1", "SLICE:size-minus-1/fp32", CPU),  # ... refused from 1.0.1
     ("ai-edge-litert==1.0.1", "STRIDED_SLICE/fp32", CPU),  # mostly refused on 1.0.1
     ("tflite-runtime==2.14.0", "STABLEHLO_COMPOSITE/fp32", NO_LOAD),  # the SDPA composite does not load on 2.14
+    ("tflite-runtime==2.14.0", "graph:dynamic-tensors/fp32", CPU),  # a dynamic tensor: no XNNPACK at all on 2.14 ...
+    ("ai-edge-litert==1.0.1", "graph:dynamic-tensors/fp32", DELEGATED),  # ... partial delegation later
+    ("tflite-runtime==2.14.0", "graph:prepare-time-shape/fp32", DELEGATED),  # a shape known before allocation is not dynamic
 ]
 
 

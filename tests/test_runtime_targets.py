@@ -200,3 +200,12 @@ def test_the_html_report_says_the_runtime_and_what_blocks_loading(tmp_path):
     assert "recipe as-given · on tflite-runtime 2.14.0" in page and "tflite-runtime 2.14.0 cannot load this model" in page
     assert "STABLEHLO_COMPOSITE (builtin op code 206)" in page and "--runtime all" in page
     assert page.count("<h2>recipe as-given") == 2
+
+
+def test_a_graph_with_a_dynamic_tensor_gets_no_xnnpack_on_2_14_and_says_why():
+    content = fixtures_models.convert(fixtures_models.load_example("dynamic_reshape").build(), "fp32", dynamic_batch=True).content
+    old = diagnose(_artifact(content), target=target(OLD))
+    assert old.summary()["delegated"] == 0 and all("XNN051" in n.causes for n in old.observed)
+    later = diagnose(_artifact(content), target=target("ai-edge-litert==1.0.1"))
+    assert later.summary()["delegated"] > 0 and not any("XNN051" in n.causes for n in later.observed)
+    assert later.summary()["unexplained"] == 0

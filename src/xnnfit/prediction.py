@@ -15,11 +15,10 @@ import re
 from xnnfit.delegation import Delegation, Partition, node_observation, partition
 from xnnfit.kb import CAUSES
 from xnnfit.kb.cause import NodeContext
-from xnnfit.kb.versions import RuntimeKnowledge
+from xnnfit.kb.versions import TARGET_CAUSES, RuntimeKnowledge
 from xnnfit.tflite.graph import ModelGraph
 from xnnfit.tflite.schema import op_name
 
-TARGET_CAUSE = "XNN050"  # given only with a target's table (verdicts.TARGET_CAUSE)
 MAX_ROUNDS = 20  # verdicts settle in 2-3 rounds (a refusal reaches a neighbour's condition); the cap only guards a cycle
 # What the runtime says when it cannot load a model (the cases prediction stands in for).
 LOAD_FAILURES = ("unresolved custom op", "select tensorflow op", "didn't find op for builtin opcode", "flex", "op builtin_code out of range")
@@ -31,7 +30,7 @@ def predict(graph: ModelGraph, note: str = "predicted from the knowledge base, n
     On a target, only the causes its table proves hold there are used, plus XNN050 (the ops its one-op probes refused).
     """
     sub = graph.primary
-    causes = [c for c in CAUSES.values() if runtime is None or c.id == TARGET_CAUSE or runtime.holds(c.id)]
+    causes = [c for c in CAUSES.values() if runtime is None or c.id in TARGET_CAUSES or runtime.holds(c.id)]
     verdict: dict[int, bool | None] = {op.index: True for op in sub.ops}
     for _ in range(MAX_ROUNDS):
         changed = False

@@ -24,6 +24,8 @@ from xnnfit.delegation import from_details, observe
 from xnnfit.errors import XnnfitError
 from xnnfit.files import write_file
 from xnnfit.kb import CAUSES, oneop
+from xnnfit.kb.conditions import GRAPH_DYNAMIC, GRAPH_PREPARE_TIME
+from xnnfit.kb.probes import lam
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED
 from xnnfit.kb.versions import CPU, DELEGATED, DIFFERS, HOLDS, NO_LOAD, TABLE, form_of
 from xnnfit.recipes import RECIPES
@@ -58,6 +60,14 @@ def table_probes() -> list[tuple[str, str, bytes]]:
     plain = [(op, op, oneop.one_op_model(op, form == oneop.INT8)) for op in sorted(IMPLEMENTED | FLOAT_ONLY | set(oneop.OUTSIDE)) for form in oneop.forms(op)]
     variants = [(op, f"{op}:{v}", oneop.variant_model(op, v, form == oneop.INT8)) for op, v in oneop.VARIANTS for form in oneop.forms(op)]
     return [(op, key, oneop.with_companion(content)) for op, key, content in plain + variants]
+
+
+def graph_probes() -> list[tuple[str, str, bytes]]:
+    """(op, table key, .tflite) for properties of a whole graph some runtimes act on: a delegatable MUL beside a dynamic tensor."""
+    dynamic = lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)) * 2.0, shape=(4, 4))  # GATHER of SHAPE: the output is dynamic
+    known = lam(lambda tf, x: tf.reshape(x, tf.concat([tf.shape(x)[:1], [16]], 0)) * 2.0, shape=(4, 4))  # static before allocation
+    options = ConvertOptions(ShapeRequest(1, True))
+    return [("MUL", key, convert_model(build(), RECIPES["fp32"], options).content) for key, build in ((GRAPH_DYNAMIC, dynamic), (GRAPH_PREPARE_TIME, known))]
 
 
 def _verdicts(target: Target, contents: list[bytes]) -> list[dict[int, bool] | None]:
@@ -99,7 +109,7 @@ def derive(specs: tuple[str, ...] = MATRIX, on_progress: Progress | None = None)
     """The whole table: one entry per runtime of `specs`."""
     say = on_progress or (lambda _: None)
     say("converting the KB's probes")
-    causes, tables = cause_probes(), table_probes()
+    causes, tables = cause_probes(), table_probes() + graph_probes()
     runtimes = {}
     for spec in specs:
         target = ensure(parse(spec), on_progress=say)

@@ -7,7 +7,7 @@ import dataclasses
 from xnnfit.delegation import Delegation
 from xnnfit.kb import CAUSES, NodeContext
 from xnnfit.kb.advice import BY_ID, Advice, advise, general
-from xnnfit.kb.versions import RuntimeKnowledge
+from xnnfit.kb.versions import TARGET_CAUSES, RuntimeKnowledge
 from xnnfit.mapping import NodeMapping
 from xnnfit.record import Record
 from xnnfit.tflite.graph import ModelGraph
@@ -39,7 +39,6 @@ class NodeVerdict(Record):
 # A --runtime target's own knowledge: None for the installed runtime (every KB entry is proven on it),
 # NO_TABLE for a target with no probe table (nothing is explained there), else kb.versions.RuntimeKnowledge.
 NO_TABLE = "no-table"
-TARGET_CAUSE = "XNN050"  # the cause only a target's table gives (its one-op probes), never checked against holds()
 
 
 def _context(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int, runtime: RuntimeKnowledge | None = None) -> NodeContext:
@@ -53,7 +52,7 @@ def _valid(cause_id: str, runtime: RuntimeKnowledge | str | None) -> bool:
         return True  # XNN050's condition needs a target's table: it never holds here
     if runtime == NO_TABLE:
         return False
-    return cause_id == TARGET_CAUSE or runtime.holds(cause_id)  # type: ignore[union-attr]
+    return cause_id in TARGET_CAUSES or runtime.holds(cause_id)  # type: ignore[union-attr]
 
 
 def causes_for(

@@ -859,6 +859,13 @@ ENTRIES: tuple[Advice, ...] = (
         "with ops that runtime delegates. " + NO_RULE,
         None,
     ),
+    # XNN051 dynamic tensor on an older runtime (--runtime)
+    _advice(
+        "XNN051", GENERAL,
+        "Give every shape as constants (pin the batch with --input-shape, or -1 for it; the shape op is XNN020), or ship a newer runtime; "
+        "then check the result with --runtime. " + NO_RULE,
+        None,
+    ),
     # XNN099 other ops
     _advice(
         "XNN099", GENERAL,

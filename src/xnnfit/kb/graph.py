@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xnnfit.kb.cause import Cause, Probe
-from xnnfit.kb.conditions import CustomOp, NotImplemented_, RefusedOnTargetRuntime, WeightsFromVariable
+from xnnfit.kb.conditions import CustomOp, NotImplemented_, RefusedOnTargetRuntime, RuntimeSkipsDynamicGraph, WeightsFromVariable
 from xnnfit.kb.probes import lam, layers, unfrozen_conv
 
 CAUSES = (
@@ -52,6 +52,18 @@ CAUSES = (
         "with ops that runtime delegates. No rewrite rule does this yet.",
         example="GELU or BATCH_MATMUL on tflite-runtime 2.14; any int8 CONV_2D on the 2.14 pip build",
         probes=(),  # proven per runtime by the one-op probes of the matrix (tests/test_probe_matrix.py), never on the installed one
+    ),
+    Cause(
+        id="XNN051",
+        title="graph with a dynamic tensor on a runtime that then skips XNNPACK (older runtime)",
+        condition=RuntimeSkipsDynamicGraph(),
+        why="Some op's output shape is computed at run time (a reshape to tf.shape(x)...), so TFLite allocates that tensor dynamically; "
+        "the runtime the app ships (--runtime) then applies no XNNPACK to the graph at all. Newer runtimes delegate around it. "
+        "Only given under --runtime, from that runtime's probe table (kb/versions.json).",
+        fix="# Give every shape as constants (pin the batch with --input-shape, or -1 for it; the shape op is XNN020), or ship a newer runtime; "
+        "then check the result with --runtime. No rewrite rule does this yet.",
+        example="tf.reshape(x, (tf.shape(x)[0], -1)) with a dynamic batch, on tflite-runtime 2.14",
+        probes=(),  # proven per runtime by the matrix's graph probe (probe_matrix.graph_probes), never on the installed one
     ),
 )
 

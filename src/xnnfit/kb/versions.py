@@ -21,6 +21,8 @@ TABLE = Path(__file__).with_name("versions.json")
 HOLDS, DIFFERS, NO_LOAD = "holds", "differs", "does-not-load"  # a cause on one runtime
 DELEGATED, CPU = "delegated", "cpu"  # a one-op probe on one runtime (or NO_LOAD)
 QUANTIZED_DTYPES = frozenset({"int8", "uint8"})
+# Causes only a target's table gives (its one-op and graph probes); never checked against holds(), never true on the installed runtime.
+TARGET_CAUSES = frozenset({"XNN050", "XNN051"})
 
 
 @dataclasses.dataclass(frozen=True)
