@@ -57,3 +57,10 @@ def sleep(seconds):
     """Hang (from the parent's point of view)."""
     time.sleep(seconds)
     return "woke up"
+
+
+def observe_on(python: str) -> None:
+    """Ask a runtime child (here a fake `python` that hangs) for a model's nodes: the stage a --runtime check runs."""
+    from xnnfit import targets
+
+    targets.ops_details(targets.Target("tflite-runtime==2.14.0", "tflite-runtime", "2.14.0", python), b"model", {})

@@ -107,3 +107,26 @@ def test_xnn050_is_never_given_on_the_installed_runtime():
     content = fixtures_models.convert_example("where_cnn", "int8").content
     graph = read_model(content)
     assert not any("XNN050" in n.causes for n in node_verdicts(graph, observe(content, graph), {}))
+
+
+def test_a_killed_stage_takes_its_runtime_child_and_files_with_it(tmp_path):
+    import isolate_targets
+    import subprocess
+    import time
+
+    from xnnfit.errors import IsolationError
+    from xnnfit.isolate import run_isolated
+
+    pid_file = tmp_path / "pid"
+    python = _fake_python(tmp_path, f"echo $$ > {pid_file}; echo \"$2\" > {tmp_path / 'request'}; exec sleep 60")
+    with pytest.raises(IsolationError, match="did not finish within 3 s"):
+        run_isolated(isolate_targets.observe_on, python, what="checking on a hanging runtime", timeout=3)
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # the kernel delivers the parent-death signal as the stage child dies
+        if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the runtime child {pid} outlived the stage that started it")
+    request_dir = Path((tmp_path / "request").read_text().strip()).parent
+    assert not request_dir.exists(), f"{request_dir} was left behind"

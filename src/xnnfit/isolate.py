@@ -24,6 +24,7 @@ from xnnfit.policy import DEFAULT_TIMEOUT
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", "PYTHONWARNINGS": "ignore"}
 
+SCRATCH_ENV = "XNNFIT_CHILD_SCRATCH"  # a folder the parent removes when the child ends, however it ends
 _live: set[subprocess.Popen] = set()  # children running now, from any thread (a batch runs several at once)
 _live_lock = threading.Lock()
 
@@ -61,6 +62,7 @@ def run_isolated(fn: Callable, *args: Any, what: str, timeout: float = DEFAULT_T
         result_path = os.path.join(tmp, "result.pickle")
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()}}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env[SCRATCH_ENV] = tmp  # the child's own temporary files go here: removed with it even when it is killed
         try:
             payload = pickle.dumps((fn, args, kwargs))
         except (pickle.PicklingError, AttributeError, TypeError) as exc:

@@ -41,6 +41,8 @@ READY = "xnnfit-runtime.json"  # written last into a venv: a folder without it i
 # What a wheel built against NumPy 1.x prints when NumPy 2 is installed: its venv then gets numpy<2.
 NUMPY_ABI = ("compiled using numpy 1.x", "_ARRAY_API not found", "numpy.core.multiarray failed to import")
 CHILD = Path(__file__).with_name("runtime_child.py")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+SCRATCH_ENV = "XNNFIT_CHILD_SCRATCH"  # isolate.SCRATCH_ENV: the stage child's scratch folder, removed by its parent
 Progress = Callable[[str], None]
 
 
@@ -232,7 +234,7 @@ def call(target: Target, request: dict, files: dict[str, bytes | dict[str, np.nd
     """
     if target.python is None:
         raise RuntimeFailure(f"no venv for {target.spec} yet: call targets.ensure() on it first")
-    with tempfile.TemporaryDirectory(prefix="xnnfit-runtime-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="xnnfit-runtime-", dir=os.environ.get(SCRATCH_ENV)) as tmp:
         paths = {}
         for name, value in files.items():
             path = Path(tmp) / name
@@ -246,7 +248,8 @@ def call(target: Target, request: dict, files: dict[str, bytes | dict[str, np.nd
         req_path.write_text(json.dumps(_resolve(request, paths)), encoding="utf-8")
         env = {**os.environ, "PYTHONNOUSERSITE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
         try:
-            proc = subprocess.run([target.python, str(CHILD), str(req_path), str(resp_path)], capture_output=True, text=True, timeout=timeout, env=env)
+            proc = subprocess.run([target.python, str(CHILD), str(req_path), str(resp_path)], capture_output=True, text=True, timeout=timeout, env=env,
+                                  preexec_fn=_die_with_parent)
         except subprocess.TimeoutExpired as exc:
             raise RuntimeFailure(f"{target.label} took more than {timeout:.0f} s {what} and was stopped.") from exc
         if proc.returncode < 0:
@@ -259,6 +262,20 @@ def call(target: Target, request: dict, files: dict[str, bytes | dict[str, np.nd
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise RuntimeFailure(f"{target.label} failed {what}: {last[:300]}. Run with --debug for its log.", detail=proc.stderr[-4000:])
         return json.loads(resp_path.read_text(encoding="utf-8"))
+
+
+def _die_with_parent() -> None:
+    """In the runtime's child, before exec: be killed when the process that started it dies (Linux prctl PR_SET_PDEATHSIG).
+
+    The stage child that waits on it may itself be killed (a timeout, Ctrl-C in a batch);
+    the runtime must not live on as an orphan.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the child's own timeout still bounds it
 
 
 def _resolve(value: Any, paths: dict[str, str]) -> Any:
