@@ -18,6 +18,7 @@ from xnnfit.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_op
 from xnnfit.fixing import FixResult
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.explanation import CauseDoc, Explanation
+from xnnfit.kb.versions import TARGET_CAUSES
 from xnnfit.optimizing import OptimizeResult
 from xnnfit.rewrite.rules import RULES
 from xnnfit import fmt
@@ -299,7 +300,10 @@ def render_cause(console: Console, cause: CauseDoc) -> None:
         console.print(f"    [green]{escape(line)}[/]")
     if cause.rewrites:
         console.print(f"  xnnfit fix rules: {', '.join(cause.rewrites)}")
-    console.print(f"  proven by probes: {escape('; '.join(cause.probes)) if cause.probes else 'none (cannot be built with the pinned converter/runtime)'}")
+    none = "per runtime, by the one-op and graph probes of kb/versions.json" if cause.id in TARGET_CAUSES else "none (cannot be built with the pinned converter/runtime)"
+    console.print(f"  proven by probes: {escape('; '.join(cause.probes)) if cause.probes else none}")
+    if cause.runtimes:
+        console.print("  on each runtime (kb/versions.json): " + "; ".join(f"{escape(spec)} {escape(status)}" for spec, status in cause.runtimes))
 
 
 def render_explanation(console: Console, explanation: Explanation, *, table: bool) -> None:
