@@ -130,3 +130,11 @@ def test_a_killed_stage_takes_its_runtime_child_and_files_with_it(tmp_path):
         pytest.fail(f"the runtime child {pid} outlived the stage that started it")
     request_dir = Path((tmp_path / "request").read_text().strip()).parent
     assert not request_dir.exists(), f"{request_dir} was left behind"
+
+
+def test_explain_says_on_which_runtimes_a_cause_holds():
+    from xnnfit import api
+
+    doc = api.explain("XNN035").causes[0]
+    assert dict(doc.runtimes)["tflite-runtime==2.14.0"] == "differs" and dict(doc.runtimes)["ai-edge-litert==1.0.1"] == "holds"
+    assert dict(api.explain("XNN051").causes[0].runtimes)["tflite-runtime==2.14.0"] == "applies"
