@@ -58,6 +58,8 @@ CHANGES = [
     ("tflite-runtime==2.14.0", "graph:dynamic-tensors/fp32", CPU),  # a dynamic tensor: no XNNPACK at all on 2.14 ...
     ("ai-edge-litert==1.0.1", "graph:dynamic-tensors/fp32", DELEGATED),  # ... partial delegation later
     ("tflite-runtime==2.14.0", "graph:prepare-time-shape/fp32", DELEGATED),  # a shape known before allocation is not dynamic
+    ("tflite-runtime==2.14.0", "RESHAPE:prepare-time-shape/fp32", DELEGATED),  # ... and 2.14 even takes that reshape,
+    ("ai-edge-litert==2.3.0", "RESHAPE:prepare-time-shape/fp32", CPU),  # which XNN020 refuses on the installed runtime
 ]
 
 

@@ -35,7 +35,8 @@ def predict(graph: ModelGraph, note: str = "predicted from the knowledge base, n
     for _ in range(MAX_ROUNDS):
         changed = False
         for op in sub.ops:
-            cpu = any(c.applies(NodeContext(sub, op, verdict, runtime)) for c in causes)
+            ctx = NodeContext(sub, op, verdict, runtime)
+            cpu = any(c.applies(ctx) and not (runtime is not None and runtime.voids(c.id, sub, op)) for c in causes)
             if verdict[op.index] is cpu:
                 verdict[op.index] = not cpu
                 changed = True

@@ -24,7 +24,7 @@ from xnnfit.delegation import from_details, observe
 from xnnfit.errors import XnnfitError
 from xnnfit.files import write_file
 from xnnfit.kb import CAUSES, oneop
-from xnnfit.kb.conditions import GRAPH_DYNAMIC, GRAPH_PREPARE_TIME
+from xnnfit.kb.shapes import GRAPH_DYNAMIC, GRAPH_PREPARE_TIME
 from xnnfit.kb.probes import lam
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED
 from xnnfit.kb.versions import CPU, DELEGATED, DIFFERS, HOLDS, NO_LOAD, TABLE, form_of
@@ -63,11 +63,14 @@ def table_probes() -> list[tuple[str, str, bytes]]:
 
 
 def graph_probes() -> list[tuple[str, str, bytes]]:
-    """(op, table key, .tflite) for properties of a whole graph some runtimes act on: a delegatable MUL beside a dynamic tensor."""
+    """(op, table key, .tflite) for properties of a whole graph some runtimes act on: a delegatable MUL beside a dynamic tensor or one known
+    before allocation, and the reshape of the latter (oneop.VOIDED_CAUSES)."""
     dynamic = lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)) * 2.0, shape=(4, 4))  # GATHER of SHAPE: the output is dynamic
     known = lam(lambda tf, x: tf.reshape(x, tf.concat([tf.shape(x)[:1], [16]], 0)) * 2.0, shape=(4, 4))  # static before allocation
     options = ConvertOptions(ShapeRequest(1, True))
-    return [("MUL", key, convert_model(build(), RECIPES["fp32"], options).content) for key, build in ((GRAPH_DYNAMIC, dynamic), (GRAPH_PREPARE_TIME, known))]
+    dynamic_content, known_content = (convert_model(b(), RECIPES["fp32"], options).content for b in (dynamic, known))
+    voided = [(op, f"{op}:{variant}", known_content) for (op, variant) in oneop.VOIDED_CAUSES]  # the reshape itself, in the same probe
+    return [("MUL", GRAPH_DYNAMIC, dynamic_content), ("MUL", GRAPH_PREPARE_TIME, known_content), *voided]
 
 
 def _verdicts(target: Target, contents: list[bytes]) -> list[dict[int, bool] | None]:

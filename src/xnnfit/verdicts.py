@@ -60,7 +60,8 @@ def causes_for(
 ) -> tuple[str, ...]:
     """KB ids whose condition holds for a node the runtime left on CPU (on a target: those its probe table proves there)."""
     ctx = _context(graph, delegation, subgraph, index, runtime if isinstance(runtime, RuntimeKnowledge) else None)
-    return tuple(c.id for c in CAUSES.values() if _valid(c.id, runtime) and c.applies(ctx))
+    voided = (lambda cid: runtime.voids(cid, ctx.sub, ctx.op)) if isinstance(runtime, RuntimeKnowledge) else (lambda cid: False)
+    return tuple(c.id for c in CAUSES.values() if _valid(c.id, runtime) and c.applies(ctx) and not voided(c.id))
 
 
 def node_verdicts(

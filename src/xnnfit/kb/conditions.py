@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.tables import IMPLEMENTED, PARAM_INPUTS, QUANTIZED, STATIC_INPUTS
+from xnnfit.kb.shapes import GRAPH_DYNAMIC, has_dynamic_tensor
 from xnnfit.kb.versions import form_of
 
 
@@ -346,42 +347,6 @@ class RefusedOnTargetRuntime(OpCondition):
 
     def describe(self) -> str:
         return "the target runtime's XNNPACK refused this op in its one-op probe"
-
-
-# Inputs that decide an op's output shape: computed at run time, they make the output a dynamic tensor.
-SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
-    "RESHAPE": (1,), "SLICE": (1, 2), "STRIDED_SLICE": (1, 2, 3), "PAD": (1,), "PADV2": (1,), "MIRROR_PAD": (1,), "TILE": (1,),
-    "BROADCAST_TO": (1,), "FILL": (0,), "RANGE": (0, 1, 2), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,),
-}
-# Ops whose output TFLite knows before allocation when their inputs are known (constants, or SHAPE of a tensor):
-# measured on tflite-runtime 2.14 (kb/versions.json key graph:prepare-time-shape), a reshape to
-# concat([tf.shape(x)[:1], [16]]) stays static there, one through GATHER, REDUCE_PROD or PACK of a shape does not.
-PREPARE_TIME_OPS = frozenset({"SHAPE", "STRIDED_SLICE", "CONCATENATION"})
-_DYNAMIC: dict[int, tuple[object, bool]] = {}  # id(subgraph) -> (subgraph, has a dynamic tensor); the reference keeps the id unique
-GRAPH_DYNAMIC = "graph:dynamic-tensors"  # kb/versions.json key: a delegatable op in a graph with a dynamic tensor
-GRAPH_PREPARE_TIME = "graph:prepare-time-shape"  # the same op beside a reshape whose shape is known before allocation
-
-
-def has_dynamic_tensor(sub) -> bool:
-    """True when some op's output shape is decided by a tensor computed at run time (TFLite allocates it dynamically)."""
-    hit = _DYNAMIC.get(id(sub))
-    if hit is None or hit[0] is not sub:
-        writer = {t: op for op in sub.ops for t in op.outputs if t >= 0}
-        known: dict[int, bool] = {}
-
-        def before_allocation(t: int) -> bool:
-            if t < 0 or t not in writer:
-                return True  # a constant or a graph input (resized before allocation)
-            if t not in known:
-                op = writer[t]
-                known[t] = op.op in PREPARE_TIME_OPS and (op.op == "SHAPE" or all(before_allocation(i) for i in op.inputs))
-            return known[t]
-
-        found = any(not before_allocation(op.inputs[p]) for op in sub.ops for p in SHAPE_INPUTS.get(op.op, ()) if p < len(op.inputs))
-        if len(_DYNAMIC) > 64:
-            _DYNAMIC.clear()
-        hit = _DYNAMIC[id(sub)] = (sub, found)
-    return bool(hit[1])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -306,13 +306,25 @@ def variant_model(op: str, variant: str, quantized: bool = False) -> bytes:
     return _build(op, quantized, _output_shapes(op, variant), VARIANTS[op, variant])
 
 
+# A variant some runtime takes although a KB cause (proven on the installed runtime) refuses it: on a runtime
+# whose table records the variant delegated, that cause does not hold for nodes of that variant (kb/versions.py).
+# Its probe is a graph probe (probe_matrix.graph_probes): the shape needs a producer, which a one-op model lacks.
+VOIDED_CAUSES: dict[tuple[str, str], str] = {
+    ("RESHAPE", "prepare-time-shape"): "XNN020",  # tflite-runtime 2.14 reshapes to a shape computed from SHAPE before allocation
+}
+
+
 def variant_of(sub: Any, node: Any) -> str | None:
-    """The variant (a key of VARIANTS) a real node is, or None for the op's plain probe."""
+    """The variant (a key of VARIANTS or VOIDED_CAUSES) a real node is, or None for the op's plain probe."""
     if node.op == "GELU":
         return "approximate" if node.options.get("approximate") else None
     if node.op == "CONCATENATION":
         n = sum(1 for t in node.inputs if t >= 0)
         return f"{n}-inputs" if n in CONCAT_COUNTS else None
+    if node.op == "RESHAPE" and len(node.inputs) > 1 and node.inputs[1] >= 0 and not sub.tensors[node.inputs[1]].constant:
+        from xnnfit.kb.shapes import known_before_allocation
+
+        return "prepare-time-shape" if known_before_allocation(sub, node.inputs[1]) else None
     if node.op == "SLICE" and len(node.inputs) > 2 and node.inputs[2] >= 0:
         size = sub.tensors[node.inputs[2]].values
         return "size-minus-1" if size is not None and -1 in size else None

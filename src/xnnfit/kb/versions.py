@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 TABLE = Path(__file__).with_name("versions.json")
 HOLDS, DIFFERS, NO_LOAD = "holds", "differs", "does-not-load"  # a cause on one runtime
@@ -46,6 +46,18 @@ class RuntimeKnowledge:
         if key not in self.ops and ":" in op:
             key = f"{op.split(':')[0]}/{form}"
         return self.ops.get(key) == CPU
+
+    def voids(self, cause_id: str, sub: Any, node: Any) -> bool:
+        """True when this runtime's table shows it takes this node's variant although `cause_id` refuses it (oneop.VOIDED_CAUSES)."""
+        from xnnfit.kb.oneop import VOIDED_CAUSES, variant_of
+
+        if cause_id not in VOIDED_CAUSES.values():
+            return False
+        variant = variant_of(sub, node)
+        if variant is None or VOIDED_CAUSES.get((node.op, variant)) != cause_id:
+            return False
+        form = form_of(tuple(sub.tensors[t].dtype for t in (*node.inputs, *node.outputs) if t >= 0))
+        return self.ops.get(f"{node.op}:{variant}/{form}") == DELEGATED
 
     def changed_ops(self, reference: "RuntimeKnowledge") -> dict[str, tuple[str, str]]:
         """'OP/form' -> (reference verdict, this runtime's) where the two differ."""
