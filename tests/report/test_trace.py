@@ -41,3 +41,23 @@ def test_fix_trace_has_before_and_after_processes(fixed):
 def test_a_check_without_profile_has_no_trace(hazard_check):
     with pytest.raises(XnnfitError, match="no profile"):
         trace(hazard_check)
+
+
+def test_slices_nest_and_abut_whatever_the_medians(profiled):
+    """Boundaries rounded once: node slices end inside their piece and pieces abut, for any timing (a real profile's medians vary)."""
+    import dataclasses
+    import random
+
+    from xnnfit.report.trace import events
+    from xnnfit.timing import Stats
+
+    d = profiled.recipes[0]
+    rng = random.Random(0)
+    for _ in range(200):
+        pieces = tuple(dataclasses.replace(p, stats=Stats(*(rng.uniform(1e-4, 3.0),) * 4, 5)) for p in d.profile.pieces)
+        evs = [e for e in events(dataclasses.replace(d, profile=dataclasses.replace(d.profile, pieces=pieces)), 1, "x") if e["ph"] == "X"]
+        spans = [e for e in evs if e["cat"] != "node"]
+        for a, b in zip(spans, spans[1:]):
+            assert b["ts"] == pytest.approx(a["ts"] + a["dur"], abs=1e-9)
+        for n in (e for e in evs if e["cat"] == "node"):
+            assert any(p["tid"] == n["tid"] and p["ts"] - 1e-9 <= n["ts"] and n["ts"] + n["dur"] <= p["ts"] + p["dur"] + 1e-9 for p in spans)

@@ -32,17 +32,21 @@ def events(d: Diagnosis, pid: int, process: str) -> list[dict[str, Any]]:
         tid, backend = TRACKS.get(piece.kind, (2, piece.kind))
         dur = piece.stats.median_ms * 1000.0
         label = f"P{piece.partition} {backend}" if piece.kind == "xnnpack" else " + ".join(piece.ops)
+        # Boundaries are rounded once (to ns) and every slice spans two of them, so node slices end exactly where
+        # their piece does and pieces abut: rounding start and length separately could overshoot by 1.5 ns.
+        start, end = round(ts, 3), round(ts + dur, 3)
         out.append({
-            "ph": "X", "pid": pid, "tid": tid, "ts": round(ts, 3), "dur": round(dur, 3), "name": label, "cat": piece.kind,
+            "ph": "X", "pid": pid, "tid": tid, "ts": start, "dur": round(end - start, 3), "name": label, "cat": piece.kind,
             "args": {"partition": piece.partition, "nodes": list(piece.nodes), "median_ms": piece.stats.median_ms},
         })
-        step = dur / max(len(piece.nodes), 1)
+        count = max(len(piece.nodes), 1)
+        bounds = [round(ts + dur * k / count, 3) for k in range(count)] + [end]
         for k, i in enumerate(piece.nodes):
             n = nodes.get(i)
             args = {"node": i, "op": n.op if n else "", "layer": (n.layer if n else None) or "", "causes": list(n.causes) if n else []}
             if piece.kind == "xnnpack" and len(piece.nodes) > 1:
                 args["estimated"] = "the partition's time split evenly over its nodes"
-            out.append({"ph": "X", "pid": pid, "tid": tid, "ts": round(ts + k * step, 3), "dur": round(step, 3), "name": n.op if n else str(i), "cat": "node", "args": args})
+            out.append({"ph": "X", "pid": pid, "tid": tid, "ts": bounds[k], "dur": round(bounds[k + 1] - bounds[k], 3), "name": n.op if n else str(i), "cat": "node", "args": args})
         ts += dur
     return out
 
