@@ -118,9 +118,14 @@ def debug_locations(graph: ModelGraph) -> dict[tuple[int, int], OpLocation]:
 PREDICT_ASKED = "asked for (--predict): verdicts from the knowledge base, no interpreter built"
 
 
+def _reason(exc: RuntimeFailure) -> str:
+    """The runtime's own words from a RuntimeFailure ('Didn't find op for builtin opcode ...'), without xnnfit's framing."""
+    return str(exc).split(": ", 1)[-1].split(". ")[0][:200]
+
+
 def _not_loaded(artifact: Artifact, graph: ModelGraph, target: Target, exc: RuntimeFailure) -> Diagnosis:
     """A target runtime that cannot load the model: no verdicts, one line per blocker and what to do."""
-    reason = str(exc).split(": ", 1)[-1].split(". ")[0][:200]
+    reason = _reason(exc)
     blockers = load_blockers(graph, str(exc), runtime=target.label)
     return Diagnosis(
         recipe=artifact.recipe, inputs=artifact.specs, size_bytes=artifact.size_bytes, graph_name=graph.primary_name,
@@ -158,8 +163,7 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target |
                 return _not_loaded(artifact, graph, target, exc)
             if not is_load_failure(str(exc)):
                 raise
-            reason = str(exc).split(": ", 1)[-1].split(". ")[0][:200]
-            predicted = f"the runtime could not load this model ({reason})"
+            predicted = f"the runtime could not load this model ({_reason(exc)})"
             delegation = predict(graph, note="")  # the Diagnosis says why it is predicted
             warnings += load_blockers(graph, str(exc))
     mapping = map_nodes(graph, artifact.layers, artifact.framework, debug_locations(graph))

@@ -83,29 +83,40 @@ FP32_REFERENCE = "the fp32 conversion"
 
 def check_stage(artifact: Artifact, predict_only: bool = False, target: Target | None = None) -> Diagnosis:
     """diagnose() plus a dry match of the fix rules when nodes fall back (run it in a TensorFlow-free child)."""
-    diag = diagnose(artifact, predict_only=predict_only, target=target)
-    if target is None or target.in_process:
-        diag = _cross_check(diag, artifact)
-    if not diag.summary()["cpu_nodes"] or diag.predicted:
-        return diag
-    content, rules = artifact.content, []
-    ctx = RewriteContext(artifact.specs)
-    for rule in select_rules(None):
-        out, count, _, _ = apply_to_fixpoint(rule, content, ctx)
-        if out is not None:
-            content, rules = out, [*rules, (rule.id, count)]
-    after = diag.summary()["cpu_nodes"]
-    if rules:
-        try:
-            after = observe(content, specs=artifact.specs, target=target).cpu_nodes
-        except XnnfitError:
-            rules = []  # the unverified rewrite does not even load: promise nothing
-    return dataclasses.replace(diag, fix_preview=FixPreview(tuple(rules), after))
+    return check_targets_stage(artifact, predict_only, (target,))[0]
 
 
-def check_targets_stage(artifact: Artifact, predict_only: bool = False, targets: tuple[Target, ...] = ()) -> tuple[Diagnosis, ...]:
-    """check_stage() of one artifact on every target runtime (one conversion, one Diagnosis per runtime)."""
-    return tuple(check_stage(artifact, predict_only, t) for t in targets or (None,))
+def check_targets_stage(artifact: Artifact, predict_only: bool = False, targets: tuple[Target | None, ...] = ()) -> tuple[Diagnosis, ...]:
+    """check_stage() of one artifact on every target runtime: one Diagnosis per runtime, the fix rules matched once for all."""
+    candidate: list[tuple[bytes, list]] = []  # the dry-matched rewrite, made when the first runtime has CPU nodes
+
+    def dry_match() -> tuple[bytes, list]:
+        if not candidate:
+            content, rules = artifact.content, []
+            ctx = RewriteContext(artifact.specs)
+            for rule in select_rules(None):
+                out, count, _, _ = apply_to_fixpoint(rule, content, ctx)
+                if out is not None:
+                    content, rules = out, [*rules, (rule.id, count)]
+            candidate.append((content, rules))
+        return candidate[0]
+
+    out = []
+    for target in targets or (None,):
+        diag = diagnose(artifact, predict_only=predict_only, target=target)
+        if target is None or target.in_process:
+            diag = _cross_check(diag, artifact)
+        if diag.summary()["cpu_nodes"] and not diag.predicted:
+            content, rules = dry_match()
+            after = diag.summary()["cpu_nodes"]
+            if rules:
+                try:
+                    after = observe(content, specs=artifact.specs, target=target).cpu_nodes  # what the rules would leave on this runtime
+                except XnnfitError:
+                    rules = []  # the unverified rewrite does not even load: promise nothing
+            diag = dataclasses.replace(diag, fix_preview=FixPreview(tuple(rules), after))
+        out.append(diag)
+    return tuple(out)
 
 
 def _cross_check(diag: Diagnosis, artifact: Artifact) -> Diagnosis:

@@ -62,34 +62,38 @@ _CODE_RANGE = re.compile(r"builtin_code out of range[^0-9]*(\d+)?", re.I)
 _OP_VERSION = re.compile(r"find op for builtin opcode '(\w+)' version '(\d+)'", re.I)
 
 
-def load_blockers(graph: ModelGraph, error: str = "", runtime: str = "this runtime") -> list[str]:
-    """One line per node that keeps the runtime from loading the model, and what to do.
+def _where(nodes: list[int]) -> str:
+    """'node(s) 3, 7 ' (the first few), or '' when the op is not in subgraph 0."""
+    return f"node(s) {', '.join(map(str, nodes[:8]))}{' …' if len(nodes) > 8 else ''} " if nodes else ""
 
-    `error` is the runtime's message: an op version it does not know is named there.
+
+def load_blockers(graph: ModelGraph, error: str = "", runtime: str = "this runtime") -> list[str]:
+    """One line per op (with its nodes) that keeps the runtime from loading the model, and what to do.
+
+    `error` is the runtime's message: an op version or op code it does not know is named there.
     """
+    ops = graph.primary.ops
     out = []
     code = _CODE_RANGE.search(error)
     if code:
         name = op_name(int(code.group(1))) if code.group(1) else "an op"
-        nodes = [o.index for o in graph.primary.ops if o.op == name]
-        where = f"node(s) {', '.join(map(str, nodes[:8]))}{' …' if len(nodes) > 8 else ''} " if nodes else ""
-        out.append(f"{where}{name} (builtin op code {code.group(1)}) is newer than {runtime} knows: convert with the converter of the app's "
-                   f"runtime (an older TensorFlow, or without the option that produced it), or upgrade the runtime the app ships")
+        out.append(f"{_where([o.index for o in ops if o.op == name])}{name} (builtin op code {code.group(1)}) is newer than {runtime} knows: "
+                   f"convert with the converter of the app's runtime (an older TensorFlow, or without the option that produced it), "
+                   f"or upgrade the runtime the app ships")
     m = _OP_VERSION.search(error)
     if m:
         op, version = m.group(1), m.group(2)
-        nodes = [o.index for o in graph.primary.ops if o.op == op]
-        where = f"node(s) {', '.join(map(str, nodes[:8]))}{' …' if len(nodes) > 8 else ''} " if nodes else ""
-        out.append(f"{where}{op} version {version} is newer than {runtime} knows: convert with the converter of the app's "
-                   f"runtime (an older TensorFlow), or upgrade the runtime the app ships")
-    for op in graph.primary.ops:
-        if op.op != "CUSTOM":
-            continue
-        code = op.custom_code or ""
-        if code.startswith("Flex"):
-            out.append(f"node {op.index} ({code}) needs TensorFlow's kernels (Flex), which {runtime} does not have: "
-                       f"replace the layer that produced {code[4:]} with builtin ops (xnnfit never converts with SELECT_TF_OPS)")
+        out.append(f"{_where([o.index for o in ops if o.op == op])}{op} version {version} is newer than {runtime} knows: convert with the "
+                   f"converter of the app's runtime (an older TensorFlow), or upgrade the runtime the app ships")
+    custom: dict[str, list[int]] = {}
+    for o in ops:
+        if o.op == "CUSTOM":
+            custom.setdefault(o.custom_code or "", []).append(o.index)
+    for name, nodes in custom.items():
+        if name.startswith("Flex"):
+            out.append(f"{_where(nodes)}({name}) need TensorFlow's kernels (Flex), which {runtime} does not have: "
+                       f"replace the layer that produced {name[4:]} with builtin ops (xnnfit never converts with SELECT_TF_OPS)")
         else:
-            out.append(f"node {op.index} (custom op {code!r}) has no kernel in {runtime}: register it with the interpreter "
+            out.append(f"{_where(nodes)}(custom op {name!r}) have no kernel in {runtime}: register it with the interpreter "
                        f"(the app's op resolver), or replace the layer that produced it")
     return out

@@ -24,7 +24,6 @@ from xnnfit.rewrite.rules import RULES
 from xnnfit import fmt
 from xnnfit.specs import InputSpec
 from xnnfit.sweep import QuantResult
-from xnnfit.targets import default as default_target
 from xnnfit.verdicts import by_cause, cause_advice
 
 
@@ -65,7 +64,7 @@ TOP_LAYERS = 10  # layer rows shown before "+N more": enough for the worst offen
 
 def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True, warnings: bool = True) -> None:
     """One recipe: headline, fallbacks by cause (what to do), the layers they sit in, the next step."""
-    target = d.runtime and d.runtime != default_target().label
+    target = bool(runtime_option(d.runtime))
     console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]" + (f" · on [magenta]{escape(short_runtime(d.runtime))}[/]" if target else ""))
     if not d.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
@@ -384,7 +383,7 @@ def render_bench(console: Console, result: BenchResult) -> None:
 
 def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
     """One recipe's bench table."""
-    target = result.runtime and result.runtime != default_target().label
+    target = bool(runtime_option(result.runtime))
     console.print(f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]" + (f" · on [magenta]{escape(short_runtime(result.runtime))}[/]" if target else ""))
     if not result.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
