@@ -229,3 +229,159 @@ def test_identifier_without_a_model():
     data = b"\x00\x00\x00\x00TFL3" + bytes(56)
     message = str(_raises(data))
     assert "damaged or truncated" in message or "no subgraph" in message
+
+
+# ----------------------------------------------------------------------------- damaged files (found by benchmarks/fuzz.py)
+# Each fault is made in the bytes of a real conversion. Where the runtime refuses the file
+# too, the test shows it, so read_model is never stricter than the runtime it stands for.
+
+
+def _edited(content: bytes, edit) -> bytes:
+    """`content` parsed, changed by `edit(ModelT)` and serialized again."""
+    from xnnfit.tflite.writer import parse, serialize
+
+    model = parse(content)
+    edit(model)
+    return serialize(model)
+
+
+def _runtime_refuses(data: bytes) -> None:
+    """The installed runtime raises while loading `data` or listing its nodes (as xnnfit's diagnosis does)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with pytest.raises((ValueError, RuntimeError)):
+        interpreter = Interpreter(model_content=data)
+        interpreter.allocate_tensors()
+        interpreter._get_ops_details()
+
+
+def _runtime_runs(data: bytes) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    interpreter._get_ops_details()
+    interpreter.invoke()
+
+
+def test_tensor_name_not_utf8_is_refused_with_its_place(fixed):
+    """A flipped byte in a tensor name: the runtime's Python API raises UnicodeDecodeError on every node listing."""
+    name = b"tiny_1/dense_1/MatMul2"
+    assert fixed.count(name) == 1
+    at = fixed.index(name) + 7
+    data = fixed[:at] + b"\xff" + fixed[at + 1 :]
+    _runtime_refuses(data)
+    message = str(_raises(data))
+    assert "the name of tensor 3 of subgraph 0 is not UTF-8 text" in message
+    assert r"byte 7 is b'\xff'" in message  # where the damage is, quoted
+    assert message.endswith("Re-export the model.")
+
+
+def test_names_the_runtime_never_reads_are_read_with_replacement(fixed):
+    """A garbled subgraph name or signature key does not stop the runtime: read_model reads on."""
+
+    def edit(model):
+        model.subgraphs[0].name = b"main\xff"
+        model.operatorCodes[0].customCode = b"\xfe"  # a builtin op's custom code is never used
+
+    data = _edited(fixed, edit)
+    _runtime_runs(data)
+    graph = read_model(data)
+    assert graph.primary.name == "main\ufffd"
+    assert [o.op for o in graph.primary.ops] == ["FULLY_CONNECTED", "RESHAPE"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda m: setattr(m.subgraphs[0].operators[1], "inputs", [3, 99]), "input 1 of op 1 (RESHAPE) of subgraph 0 is tensor 99, but there are only 5"),
+        (lambda m: setattr(m.subgraphs[0].operators[0], "outputs", [-7]), "output 0 of op 0 (FULLY_CONNECTED) of subgraph 0 is tensor -7, a negative index"),
+        (lambda m: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 40), "the kind of op 0 of subgraph 0 is operator code 40, but there are only 2"),
+        (lambda m: setattr(m.subgraphs[0].tensors[2], "buffer", 1000), "the data of tensor 2 ('tiny_1/dense_1/MatMul') of subgraph 0 is buffer 1000, but there are only"),
+        (lambda m: setattr(m.subgraphs[0], "outputs", [2**31 - 1]), "output 0 of subgraph 0 is tensor 2147483647, but there are only 5"),
+    ],
+    ids=["op-input", "op-output", "opcode", "buffer", "subgraph-output"],
+)
+def test_index_out_of_range_is_refused_with_its_place(fixed, edit, needle):
+    data = _edited(fixed, edit)
+    _runtime_refuses(data)
+    message = str(_raises(data))
+    assert f"the TFLite flatbuffer is damaged: {needle}" in message, message
+    assert message.endswith("Re-export the model.")
+
+
+def _shape_constant(model):
+    """The RESHAPE's int32 shape constant [1, 2, 3] (tensor 1) and its buffer."""
+    tensor = model.subgraphs[0].tensors[1]
+    return tensor, model.buffers[tensor.buffer]
+
+
+def test_constant_shorter_than_its_shape_is_refused(fixed):
+    """Half the data of a constant: the graph rewriter would reshape it into an error (the fuzzer's case), the runtime refuses it."""
+
+    def edit(model):
+        _, buf = _shape_constant(model)
+        buf.data = bytes(buf.data[:8])
+
+    data = _edited(fixed, edit)
+    _runtime_refuses(data)
+    message = str(_raises(data))
+    assert "constant tensor 1 ('arith.constant') of subgraph 0 holds 8 bytes, but its shape [3] of int32 needs 12" in message
+
+
+def test_constant_with_a_huge_shape_is_refused_without_allocating(fixed):
+    """A dimension overwritten with 2**31-1: the size is computed in Python integers, nothing is allocated."""
+
+    def edit(model):
+        tensor, _ = _shape_constant(model)
+        tensor.shape = [2**31 - 1, 2**31 - 1]
+
+    data = _edited(fixed, edit)
+    _runtime_refuses(data)
+    assert "needs 18446744056529682436" in str(_raises(data))
+
+
+def test_constant_with_a_negative_dimension_is_refused(fixed):
+    def edit(model):
+        tensor, _ = _shape_constant(model)
+        tensor.shape = [-3]
+
+    data = _edited(fixed, edit)
+    _runtime_refuses(data)
+    assert "constant tensor 1 ('arith.constant') of subgraph 0 has shape [-3], with a negative dimension" in str(_raises(data))
+
+
+def test_constant_longer_than_its_shape_is_read_like_the_runtime_does(fixed):
+    """Extra bytes after a constant's data: the runtime reads as many elements as the shape has, and so does read_model."""
+
+    def edit(model):
+        _, buf = _shape_constant(model)
+        buf.data = bytes(buf.data) + np.int32(7).tobytes()
+
+    data = _edited(fixed, edit)
+    _runtime_runs(data)
+    assert read_model(data).primary.tensors[1].values == (1, 2, 3)
+
+
+def test_buffer_offset_past_the_end_is_refused(fixed):
+    """A buffer stored at an offset (the >2 GB layout) that lies beyond the file."""
+
+    def edit(model):
+        _, buf = _shape_constant(model)
+        buf.data, buf.offset, buf.size = None, 10**6, 12
+
+    data = _edited(fixed, edit)
+    _runtime_refuses(data)
+    assert f"a buffer's data at bytes 1000000-1000012 lies past the end of the {len(data)}-byte file" in str(_raises(data))
+
+
+def test_metadata_entry_without_a_buffer_is_ignored_like_the_runtime_does(fixed):
+    def edit(model):
+        entry = fb.MetadataT()
+        entry.name, entry.buffer = "dangling", 10**6
+        model.metadata.append(entry)
+
+    data = _edited(fixed, edit)
+    _runtime_runs(data)
+    graph = read_model(data)
+    assert "dangling" not in graph.metadata and "min_runtime_version" in graph.metadata

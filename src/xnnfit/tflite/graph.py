@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import traceback
 from typing import Any
+
+import numpy as np
 
 from xnnfit.errors import SourceError
 from xnnfit.tflite.schema import fb, op_name, type_name
@@ -131,24 +135,78 @@ def _options(op: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(obj).items() if not k.startswith("_")} if obj is not None else {}
 
 
-def _tensor(model: Any, sub: Any, i: int) -> TensorInfo:
+# Bits per element of the tensor types whose constants have a fixed size (strings, resources and variants do not).
+_ELEMENT_BITS = {
+    "float32": 32, "float16": 16, "int32": 32, "uint8": 8, "int64": 64, "bool": 8, "int16": 16, "complex64": 64,
+    "int8": 8, "float64": 64, "complex128": 128, "uint64": 64, "uint32": 32, "uint16": 16, "int4": 4, "bfloat16": 16,
+    "int2": 2, "uint4": 4, "float8_e4m3fn": 8, "float8_e5m2": 8,
+}
+_SHOWN_BYTES = 24  # bytes of a garbled name quoted around the fault: enough to recognize it, short enough for one line
+
+
+class _Damaged(Exception):
+    """A structural fault found while reading: the text after "the TFLite flatbuffer is damaged: "."""
+
+
+def _lenient(raw: bytes | None) -> str:
+    """A name the runtime's Python API never reads (op, subgraph, metadata, signature names) as text, damaged bytes replaced."""
+    return raw.decode("utf-8", "replace") if raw else ""
+
+
+def _text(raw: bytes | None, whose: str) -> str:
+    """A tensor name as text; _Damaged when it is not UTF-8 (the runtime's Python API fails on every tensor listing then)."""
+    if not raw:
+        return ""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = max(0, exc.start - _SHOWN_BYTES // 2)
+        shown = raw[start : start + _SHOWN_BYTES]
+        raise _Damaged(f"{whose} is not UTF-8 text (byte {exc.start} is {raw[exc.start : exc.start + 1]!r} in {'...' * (start > 0)}{shown!r})") from None
+
+
+def _index(value: int, count: int, where: str, noun: str, *, optional: bool = False) -> int:
+    """`value` when it indexes one of `count` items (or is -1, an omitted optional input), else _Damaged."""
+    if 0 <= value < count or (optional and value == -1):
+        return value
+    if value < 0:
+        raise _Damaged(f"{where} is {noun} {value}, a negative index")
+    raise _Damaged(f"{where} is {noun} {value}, but there are only {count}")
+
+
+def _buffer_bytes(buf: Any, size: int) -> int:
+    """Bytes of a buffer's data, inline or at an offset in the file (models over 2 GB); _Damaged when the data lies past the end."""
+    if buf.Offset() > 1:
+        if buf.Offset() + buf.Size() > size:
+            raise _Damaged(f"a buffer's data at bytes {buf.Offset()}-{buf.Offset() + buf.Size()} lies past the end of the {size}-byte file")
+        return buf.Size()
+    return buf.DataLength()
+
+
+def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     t = sub.Tensors(i)
+    name = _text(t.Name(), f"the name of tensor {i} of subgraph {s}")
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     sig = tuple(int(d) for d in t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else shape
-    buf = model.Buffers(t.Buffer()) if t.Buffer() > 0 else None
-    constant = buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1)
+    index = _index(t.Buffer(), model.BuffersLength(), f"the data of tensor {i} ({name!r}) of subgraph {s}", "buffer")
+    buf = model.Buffers(index) if index > 0 else None
+    nbytes = _buffer_bytes(buf, len(data)) if buf is not None else 0
+    constant = buf is not None and (nbytes > 0 or buf.Offset() > 1)
+    dtype = type_name(t.Type())
+    if constant:
+        _check_constant_size(name, s, i, shape, dtype, nbytes, sparse=t.Sparsity() is not None)
     q = t.Quantization()
     n_scales = q.ScaleLength() if q is not None else 0
     zp = int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() else None
     scale = float(q.Scale(0)) if n_scales else None
     values = None
-    dtype = type_name(t.Type())
-    if constant and dtype in _SMALL_INT and buf.DataLength() <= 8 * _SMALL_LIMIT:
-        values = tuple(int(v) for v in buf.DataAsNumpy().view(_SMALL_INT[dtype]))
-    name = t.Name()
+    if constant and dtype in _SMALL_INT and nbytes <= 8 * _SMALL_LIMIT:
+        raw = data[buf.Offset() : buf.Offset() + nbytes] if buf.Offset() > 1 else buf.DataAsNumpy().tobytes()
+        # a longer buffer is allowed: the runtime reads as many elements as the shape has
+        values = tuple(int(v) for v in np.frombuffer(raw, dtype=_SMALL_INT[dtype], count=math.prod(shape)))
     return TensorInfo(
         index=i,
-        name=name.decode("utf-8", "replace") if name else "",
+        name=name,
         shape=shape,
         shape_signature=sig,
         dtype=dtype,
@@ -162,62 +220,97 @@ def _tensor(model: Any, sub: Any, i: int) -> TensorInfo:
     )
 
 
+def _check_constant_size(name: str, s: int, i: int, shape: tuple[int, ...], dtype: str, nbytes: int, sparse: bool) -> None:
+    """_Damaged when a constant's data is shorter than its shape and type need (the runtime refuses such a tensor too)."""
+    bits = _ELEMENT_BITS.get(dtype)
+    if bits is None or sparse:  # strings and resources have no fixed size; sparse data is smaller than its dense shape
+        return
+    if any(d < 0 for d in shape):
+        raise _Damaged(f"constant tensor {i} ({name!r}) of subgraph {s} has shape {list(shape)}, with a negative dimension")
+    needed = (math.prod(shape) * bits + 7) // 8
+    if nbytes < needed:
+        raise _Damaged(
+            f"constant tensor {i} ({name!r}) of subgraph {s} holds {nbytes} bytes, but its shape {list(shape)} of {dtype} needs {needed}"
+        )
+
+
 def read_model(data: bytes, what: str = "the model") -> ModelGraph:
-    """Parse TFLite bytes into a ModelGraph; SourceError names what was wrong."""
+    """Parse TFLite bytes into a ModelGraph; SourceError names what was wrong.
+
+    The indices the runtime checks (op codes, op and subgraph tensors, tensor buffers)
+    must be in range, tensor names UTF-8 and constants as long as their shapes need:
+    what the runtime refuses, or its Python API fails on, is refused here with the place
+    of the fault. What the runtime tolerates (an unreadable signature or metadata entry)
+    is read as far as it goes.
+    """
     check_identifier(data, what)
     try:
-        model = fb.Model.GetRootAs(data, 0)
-        codes = []
-        for i in range(model.OperatorCodesLength()):
-            oc = model.OperatorCodes(i)
-            custom = oc.CustomCode()
-            codes.append((max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), custom.decode() if custom else None))
-        subgraphs = []
-        for s in range(model.SubgraphsLength()):
-            sub = model.Subgraphs(s)
-            tensors = tuple(_tensor(model, sub, i) for i in range(sub.TensorsLength()))
-            ops = []
-            for i in range(sub.OperatorsLength()):
-                op = sub.Operators(i)
-                code, custom = codes[op.OpcodeIndex()]
-                dbg = op.DebugMetadataIndex()
-                ops.append(
-                    OpInfo(
-                        index=i,
-                        op=op_name(code),
-                        custom_code=custom,
-                        inputs=tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else (),
-                        outputs=tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else (),
-                        options=_options(op),
-                        debug_index=dbg if dbg >= 0 else None,
-                    )
-                )
-            name = sub.Name()
-            subgraphs.append(
-                SubgraphInfo(
-                    index=s,
-                    name=name.decode() if name else f"subgraph_{s}",
-                    tensors=tensors,
-                    ops=tuple(ops),
-                    inputs=tuple(int(x) for x in sub.InputsAsNumpy()) if sub.InputsLength() else (),
-                    outputs=tuple(int(x) for x in sub.OutputsAsNumpy()) if sub.OutputsLength() else (),
-                )
-            )
-        metadata = {}
-        for i in range(model.MetadataLength()):
-            md = model.Metadata(i)
-            buf = model.Buffers(md.Buffer())
-            metadata[md.Name().decode()] = buf.DataAsNumpy().tobytes() if buf.DataLength() else b""
-        keys = tuple(
-            (model.SignatureDefs(i).SignatureKey() or b"").decode() for i in range(model.SignatureDefsLength())
-        )
-    except SourceError:
-        raise
+        graph = _read(data)
+    except _Damaged as exc:
+        raise SourceError(f"cannot read {what}: the TFLite flatbuffer is damaged: {exc}. Re-export the model.") from None
     except Exception as exc:  # flatbuffers raises bare IndexError/struct.error on damaged files
         raise SourceError(
-            f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__}: {exc}). "
-            "Re-export the model."
+            f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__}: {exc}). Re-export the model.",
+            detail=traceback.format_exc(),
         ) from exc
-    if not subgraphs:
+    if not graph.subgraphs:
         raise SourceError(f"cannot read {what}: the TFLite model has no subgraph. Re-export the model.")
+    return graph
+
+
+def _read(data: bytes) -> ModelGraph:
+    model = fb.Model.GetRootAs(data, 0)
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        codes.append((max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), _lenient(oc.CustomCode()) or None))
+    subgraphs = []
+    for s in range(model.SubgraphsLength()):
+        sub = model.Subgraphs(s)
+        count = sub.TensorsLength()
+        tensors = tuple(_tensor(model, sub, s, i, data) for i in range(count))
+        ops = []
+        for i in range(sub.OperatorsLength()):
+            op = sub.Operators(i)
+            code, custom = codes[_index(op.OpcodeIndex(), len(codes), f"the kind of op {i} of subgraph {s}", "operator code")]
+            inputs = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
+            outputs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
+            for side, seq in (("input", inputs), ("output", outputs)):
+                for k, t in enumerate(seq):
+                    _index(t, count, f"{side} {k} of op {i} ({op_name(code)}) of subgraph {s}", "tensor", optional=True)
+            dbg = op.DebugMetadataIndex()
+            ops.append(
+                OpInfo(
+                    index=i,
+                    op=op_name(code),
+                    custom_code=custom,
+                    inputs=inputs,
+                    outputs=outputs,
+                    options=_options(op),
+                    debug_index=dbg if dbg >= 0 else None,
+                )
+            )
+        inputs = tuple(int(x) for x in sub.InputsAsNumpy()) if sub.InputsLength() else ()
+        outputs = tuple(int(x) for x in sub.OutputsAsNumpy()) if sub.OutputsLength() else ()
+        for side, seq in (("input", inputs), ("output", outputs)):
+            for k, t in enumerate(seq):
+                _index(t, count, f"{side} {k} of subgraph {s}", "tensor")
+        subgraphs.append(
+            SubgraphInfo(
+                index=s,
+                name=_lenient(sub.Name()) or f"subgraph_{s}",
+                tensors=tensors,
+                ops=tuple(ops),
+                inputs=inputs,
+                outputs=outputs,
+            )
+        )
+    metadata = {}
+    for i in range(model.MetadataLength()):
+        md = model.Metadata(i)
+        if md.Buffer() >= model.BuffersLength():  # the runtime ignores an entry without data, and so does xnnfit
+            continue
+        buf = model.Buffers(md.Buffer())
+        metadata[_lenient(md.Name())] = buf.DataAsNumpy().tobytes() if buf.DataLength() else b""
+    keys = tuple(_lenient(model.SignatureDefs(i).SignatureKey()) for i in range(model.SignatureDefsLength()))
     return ModelGraph(tuple(subgraphs), metadata, keys, len(data))
