@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import struct
 from typing import Any, Sequence
 
 from ai_edge_litert.tools import flatbuffer_utils
 
 from xnnfit.tflite.schema import fb
+
+_METADATA_BUFFER_FIELD = 6  # vtable offset of Metadata.buffer (field 1: 4 + 2 * 1), as the generated reader reads it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +30,22 @@ class Piece:
 
 
 def parse(content: bytes) -> Any:
-    """The mutable object tree (ModelT) of a .tflite."""
-    return flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    """The mutable object tree (ModelT) of a .tflite.
+
+    A metadata entry pointing past the buffers (the runtime ignores it) is pointed at
+    buffer 0, the empty one, first: flatbuffer_utils would fail on it with an IndexError.
+    """
+    return flatbuffer_utils.read_model_from_bytearray(_without_dangling_metadata(bytearray(content)))
+
+
+def _without_dangling_metadata(data: bytearray) -> bytearray:
+    model = fb.Model.GetRootAs(data, 0)
+    buffers = model.BuffersLength()
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Buffer() >= buffers:  # a field read as non-zero is present in the table, so it can be overwritten in place
+            struct.pack_into("<I", data, entry._tab.Pos + entry._tab.Offset(_METADATA_BUFFER_FIELD), 0)
+    return data
 
 
 def serialize(model: Any) -> bytes:

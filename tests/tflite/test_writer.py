@@ -1,0 +1,30 @@
+"""tflite.writer on real conversions with damage the runtime tolerates (found by benchmarks/fuzz.py)."""
+
+from __future__ import annotations
+
+from ai_edge_litert.interpreter import Interpreter
+
+import fixtures_models
+from xnnfit.rewrite.graph import Graph
+from xnnfit.tflite import read_model
+from xnnfit.tflite.schema import fb
+from xnnfit.tflite.writer import cut, parse, serialize
+
+
+def test_a_metadata_entry_without_a_buffer_is_parsed_as_empty():
+    """The runtime ignores a metadata entry pointing past the buffers; parsing the model used to raise IndexError on it."""
+    model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
+    entry = fb.MetadataT()
+    entry.name, entry.buffer = "dangling", 10**6
+    model.metadata.append(entry)
+    content = serialize(model)
+    Interpreter(model_content=content).allocate_tensors()
+
+    parsed = parse(content)
+    assert [m.buffer for m in parsed.metadata if m.name == b"dangling"] == [0]
+    assert len(cut(parsed, [1]).content) > 0  # a profile piece
+    rewritten = Graph.from_bytes(content).to_bytes()  # a fix
+    metadata = read_model(rewritten).metadata
+    assert metadata["dangling"] == b""
+    assert {"min_runtime_version", "debug_metadata"} <= set(metadata)
+    Interpreter(model_content=rewritten).allocate_tensors()
