@@ -236,3 +236,29 @@ def test_bench_races_several_models_in_one_process(cnn_file, tmp_path):
     assert doc["result"] == "compare" and [e["model"] for e in doc["entries"]] == [str(cnn_file), str(fixed)]
     (ratios,) = doc["speedup_vs_first"].values()
     assert ratios[0] == 1.0 and ratios[1] > 0
+
+
+def test_a_tensor_declared_with_another_type_than_its_kernel_computes_is_one_clear_error():
+    """Found by benchmarks/fuzz.py: an int8 tensor declared int32 in the file.
+
+    SQUARED_DIFFERENCE sets its output's type at prepare time, so the whole model runs;
+    the piece reading that tensor takes the declared type and refused the captured
+    value with a bare ValueError.
+    """
+    import dataclasses
+
+    from xnnfit.tflite.writer import parse, serialize
+
+    conv = fixtures_models.convert_example("transformer_block", "int8")
+    model = parse(conv.content)
+    (tensor,) = [t for t in model.subgraphs[0].tensors if t.name.endswith(b"ln1_1/moments/SquaredDifference")]
+    assert tensor.type == 9  # INT8
+    tensor.type = 2  # INT32
+    damaged = dataclasses.replace(conv, content=serialize(model))
+    with pytest.raises(RuntimeFailure) as info:
+        profile_stage(damaged, runs=3, warmup=0)
+    message = str(info.value)
+    assert message.startswith("the LiteRT runtime refused the inputs of a profile piece: ")
+    assert "type INT8 but expected type INT32" in message
+    assert "declared tensor types or shapes differ from what its kernels compute" in message
+    assert "\n" not in message

@@ -30,6 +30,12 @@ from xnnfit.verdicts import NodeVerdict
 
 
 CONTROL_FLOW = frozenset({"WHILE", "IF", "CALL_ONCE"})
+# A piece is fed the values its tensors held in a run of the whole model: when the runtime refuses them, the file
+# declares a type or shape for a tensor that differs from what its kernels compute.
+_PIECE_HINT = (
+    "The model's declared tensor types or shapes differ from what its kernels compute, so it cannot be timed piece by piece: "
+    "re-export it, or time it whole with xnnfit bench"
+)
 
 
 def piece_backend(kind: str, ops: list[str]) -> bool:
@@ -43,7 +49,7 @@ def _piece_runner(content: bytes, values: list[np.ndarray], threads: int, xnnpac
     # A control-flow node is the exception: XNNPACK never takes the node itself but does
     # take its body subgraphs, which the piece carries, so it runs with XNNPACK as in the model.
     it = build_interpreter(content, shapes=[v.shape for v in values], xnnpack=xnnpack, threads=threads, what="a profile piece")
-    feed_values(it, values)
+    feed_values(it, values, "a profile piece", _PIECE_HINT)
     invoke(it, "a profile piece")
     return it
 

@@ -135,18 +135,22 @@ def feed(interpreter: Any, sample: dict[str, np.ndarray]) -> None:
     feed_values(interpreter, values)
 
 
-def feed_values(interpreter: Any, values: Sequence[np.ndarray]) -> None:
-    """Set the inputs in order, resizing dynamic dimensions first."""
-    details = interpreter.get_input_details()
-    resized = False
-    for d, v in zip(details, values):
-        if tuple(d["shape"]) != v.shape:
-            interpreter.resize_tensor_input(d["index"], v.shape, strict=False)
-            resized = True
-    if resized:
-        interpreter.allocate_tensors()
-    for d, v in zip(interpreter.get_input_details(), values):
-        interpreter.set_tensor(d["index"], v)
+def feed_values(interpreter: Any, values: Sequence[np.ndarray], what: str = "the model", hint: str = "Check the input data") -> None:
+    """Set the inputs in order, resizing dynamic dimensions first; RuntimeFailure (ending with `hint`) when the runtime refuses a value."""
+    try:
+        details = interpreter.get_input_details()
+        resized = False
+        for d, v in zip(details, values):
+            if tuple(d["shape"]) != v.shape:
+                interpreter.resize_tensor_input(d["index"], v.shape, strict=False)
+                resized = True
+        if resized:
+            interpreter.allocate_tensors()
+        for d, v in zip(interpreter.get_input_details(), values):
+            interpreter.set_tensor(d["index"], v)
+    except (ValueError, RuntimeError) as exc:
+        text = " ".join(str(exc).split()).rstrip(".")
+        raise RuntimeFailure(f"the LiteRT runtime refused the inputs of {what}: {text[:300]}. {hint}.", detail=str(exc)) from exc
 
 
 def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec] = ()) -> None:
