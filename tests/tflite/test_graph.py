@@ -385,3 +385,17 @@ def test_metadata_entry_without_a_buffer_is_ignored_like_the_runtime_does(fixed)
     _runtime_runs(data)
     graph = read_model(data)
     assert "dangling" not in graph.metadata and "min_runtime_version" in graph.metadata
+
+
+def test_quantization_vector_past_the_end_is_refused(int8_conv):
+    """A scale vector whose length word was overwritten: read_model used to read only its first item and pass it on."""
+    model = fb.Model.GetRootAs(int8_conv, 0)
+    sub = model.Subgraphs(0)
+    (weights,) = [i for i in range(sub.TensorsLength()) if sub.Tensors(i).Quantization() and sub.Tensors(i).Quantization().ScaleLength() == 5 and sub.Tensors(i).Type() == fb.TensorType.INT8]
+    q = sub.Tensors(weights).Quantization()
+    start = q._tab.Vector(q._tab.Offset(8))  # Quantization.scale: field 2, its items start after the length word
+    data = bytearray(int8_conv)
+    data[start - 4 : start] = (2**31 - 1).to_bytes(4, "little")
+    _runtime_refuses(bytes(data))
+    message = str(_raises(bytes(data)))
+    assert "damaged or truncated (ValueError: buffer is smaller than requested size)" in message

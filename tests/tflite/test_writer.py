@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 import fixtures_models
+from xnnfit.errors import SourceError
 from xnnfit.rewrite.graph import Graph
 from xnnfit.tflite import read_model
 from xnnfit.tflite.schema import fb
@@ -28,3 +30,16 @@ def test_a_metadata_entry_without_a_buffer_is_parsed_as_empty():
     assert metadata["dangling"] == b""
     assert {"min_runtime_version", "debug_metadata"} <= set(metadata)
     Interpreter(model_content=rewritten).allocate_tensors()
+
+
+@pytest.mark.parametrize("keep", [100, 0.5])
+def test_a_damaged_model_is_a_source_error(keep):
+    """parse unpacks every table: a damaged file is the same one-line SourceError as read_model's, not a bare struct.error."""
+    content = fixtures_models.convert(fixtures_models.dense_reshape_model()).content
+    data = content[: keep if isinstance(keep, int) else int(len(content) * keep)]
+    with pytest.raises(SourceError) as info:
+        parse(data, "'cut.tflite'")
+    message = str(info.value)
+    assert message.startswith("cannot read 'cut.tflite': the TFLite flatbuffer is damaged or truncated (")
+    assert message.endswith("Re-export the model.") and "\n" not in message
+    assert "Traceback" in info.value.detail  # for --debug

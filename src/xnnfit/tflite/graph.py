@@ -196,9 +196,12 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     if constant:
         _check_constant_size(name, s, i, shape, dtype, nbytes, sparse=t.Sparsity() is not None)
     q = t.Quantization()
-    n_scales = q.ScaleLength() if q is not None else 0
-    zp = int(q.ZeroPoint(0)) if q is not None and q.ZeroPointLength() else None
-    scale = float(q.Scale(0)) if n_scales else None
+    # whole vectors, not just their first items: a damaged length shows here, in the file's reader, not in a later stage
+    scales = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else ()
+    zero_points = q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else ()
+    n_scales = len(scales)
+    zp = int(zero_points[0]) if len(zero_points) else None
+    scale = float(scales[0]) if n_scales else None
     values = None
     if constant and dtype in _SMALL_INT and nbytes <= 8 * _SMALL_LIMIT:
         raw = data[buf.Offset() : buf.Offset() + nbytes] if buf.Offset() > 1 else buf.DataAsNumpy().tobytes()
@@ -234,6 +237,15 @@ def _check_constant_size(name: str, s: int, i: int, shape: tuple[int, ...], dtyp
         )
 
 
+def damaged(what: str, exc: Exception) -> SourceError:
+    """The one-line error for a flatbuffer the flatbuffers reader failed on with `exc` (its traceback kept for --debug)."""
+    text = " ".join(str(exc).split())
+    return SourceError(
+        f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__}: {text}). Re-export the model.",
+        detail=traceback.format_exc(),
+    )
+
+
 def read_model(data: bytes, what: str = "the model") -> ModelGraph:
     """Parse TFLite bytes into a ModelGraph; SourceError names what was wrong.
 
@@ -249,10 +261,7 @@ def read_model(data: bytes, what: str = "the model") -> ModelGraph:
     except _Damaged as exc:
         raise SourceError(f"cannot read {what}: the TFLite flatbuffer is damaged: {exc}. Re-export the model.") from None
     except Exception as exc:  # flatbuffers raises bare IndexError/struct.error on damaged files
-        raise SourceError(
-            f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__}: {exc}). Re-export the model.",
-            detail=traceback.format_exc(),
-        ) from exc
+        raise damaged(what, exc) from exc
     if not graph.subgraphs:
         raise SourceError(f"cannot read {what}: the TFLite model has no subgraph. Re-export the model.")
     return graph

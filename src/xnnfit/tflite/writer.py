@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from ai_edge_litert.tools import flatbuffer_utils
 
+from xnnfit.tflite.graph import damaged
 from xnnfit.tflite.schema import fb
 
 _METADATA_BUFFER_FIELD = 6  # vtable offset of Metadata.buffer (field 1: 4 + 2 * 1), as the generated reader reads it
@@ -29,13 +30,18 @@ class Piece:
     outputs: tuple[int, ...]  # original tensor indices it produces for the rest of the graph
 
 
-def parse(content: bytes) -> Any:
-    """The mutable object tree (ModelT) of a .tflite.
+def parse(content: bytes, what: str = "the model") -> Any:
+    """The mutable object tree (ModelT) of a .tflite; SourceError when the flatbuffer is damaged.
 
-    A metadata entry pointing past the buffers (the runtime ignores it) is pointed at
-    buffer 0, the empty one, first: flatbuffer_utils would fail on it with an IndexError.
+    It unpacks every table, also those read_model does not read (options, quantization
+    details, sparsity), so damage there shows here. A metadata entry pointing past the
+    buffers (the runtime ignores it) is pointed at buffer 0, the empty one, first:
+    flatbuffer_utils would fail on it with an IndexError.
     """
-    return flatbuffer_utils.read_model_from_bytearray(_without_dangling_metadata(bytearray(content)))
+    try:
+        return flatbuffer_utils.read_model_from_bytearray(_without_dangling_metadata(bytearray(content)))
+    except Exception as exc:  # flatbuffers raises bare IndexError/struct.error/ValueError on damaged files
+        raise damaged(what, exc) from exc
 
 
 def _without_dangling_metadata(data: bytearray) -> bytearray:
