@@ -8,6 +8,7 @@ rewritten survives unchanged in meaning.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -97,7 +98,9 @@ class Graph:
             return None
         arr = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=_NP[self.dtype(t)])
         shape = tuple(int(d) for d in tensor.shape) if tensor.shape is not None else ()
-        return arr.reshape(shape) if shape or arr.size == 1 else arr
+        if shape:  # a longer buffer is read up to its shape, as the runtime reads it (tflite.read_model refuses a shorter one)
+            return arr[: math.prod(shape)].reshape(shape)
+        return arr.reshape(()) if arr.size == 1 else arr
 
     def _widened_fp16(self, t: int) -> np.ndarray | None:
         if self.dtype(t) != "float32":
