@@ -20,7 +20,7 @@ from xnnfit.delegation import Partition
 from xnnfit.diagnosis import CheckResult, Diagnosis, diagnose
 from xnnfit.inputs import samples_for
 from xnnfit.policy import PROFILE_RUNS, PROFILE_WARMUP, SUM_TOLERANCE
-from xnnfit.runtime import build_interpreter, capture, feed, feed_values, invoke
+from xnnfit.runtime import build_interpreter, capture, feed, feed_values, invoke, tensor_value
 from xnnfit.specs import InputSpec
 from xnnfit.targets import Target, inputs_in_order, time_configs
 from xnnfit.timing import NOT_TIMED, Stats, interleaved
@@ -100,7 +100,7 @@ def profile_content(
             weights_only.add(key)  # XNNPACK unpacks these weights once, at load time: no per-run cost
             continue
         piece = cut(model, members)
-        jobs[key] = (piece.content, [reference.get_tensor(t) for t in piece.inputs], piece_backend(kind, [label.get(i, "") for i in members]))
+        jobs[key] = (piece.content, [tensor_value(reference, t) for t in piece.inputs], piece_backend(kind, [label.get(i, "") for i in members]))
     if target is not None and not target.in_process:
         samples, _ = time_configs(target, [(c, v, x, threads) for c, v, x in jobs.values()], runs, warmup, "timing the profile pieces")
         stats = {k: Stats.of(v) for k, v in zip(jobs, samples)}

@@ -170,9 +170,25 @@ def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec]
         raise RuntimeFailure(f"{what} fails to run in LiteRT: {text[:300]}. {hint}.", detail=str(exc)) from exc
 
 
-def read_outputs(interpreter: Any) -> list[np.ndarray]:
+def read_outputs(interpreter: Any, what: str = "the model") -> list[np.ndarray]:
     """Every output, as float64 arrays for comparison."""
-    return [np.array(interpreter.get_tensor(d["index"]), dtype=np.float64) for d in interpreter.get_output_details()]
+    return [np.array(tensor_value(interpreter, d["index"], what), dtype=np.float64) for d in interpreter.get_output_details()]
+
+
+def tensor_value(interpreter: Any, index: int, what: str = "the model") -> np.ndarray:
+    """Tensor `index` of subgraph 0 after a run; RuntimeFailure when it holds no data (nothing in the file writes it)."""
+    try:
+        return interpreter.get_tensor(index)
+    except ValueError as exc:
+        try:
+            name = f" ({interpreter._get_tensor_details(index, 0)['name']!r})"
+        except (ValueError, KeyError):
+            name = ""
+        raise RuntimeFailure(
+            f"tensor {index}{name} of {what} holds no data after a run: no op writes it, and it is neither an input nor a constant. "
+            "The file is damaged; re-export the model.",
+            detail=str(exc),
+        ) from exc
 
 
 def outputs(content: bytes, samples: Iterable[dict[str, np.ndarray]], specs: Sequence[InputSpec] = (), *, xnnpack: bool = True) -> list[list[np.ndarray]]:
