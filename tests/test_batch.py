@@ -117,9 +117,9 @@ def test_baseline_unchanged_swapped_and_renamed(zoo, tmp_path):
 def test_cached_rerun_costs_nothing_and_a_corrupt_entry_is_rewritten(zoo, tmp_path):
     d, _ = zoo
     cache = tmp_path / "cache"
-    args = ["check", str(d / "nested" / "where.tflite"), str(d / "add.tflite"), "--cache-dir", str(cache), "--json", str(tmp_path / "r.json"), "-q"]
+    args = ["check", str(d / "nested" / "where.tflite"), str(d / "add.tflite"), "--cache-dir", str(cache), "--force", "--json", str(tmp_path / "r.json"), "-q"]
     assert run(*args).returncode == 0
-    entries = sorted(cache.rglob("*.json"))
+    entries = sorted((cache / "results").rglob("*.json"))  # --cache-dir moves the result cache (and the runtime venvs)
     assert len(entries) == 2
     res = run(*args)
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["cached"] == 2

@@ -216,3 +216,18 @@ def test_the_next_step_repeats_the_options_that_made_the_model():
     assert res.returncode == 0, res.stderr
     line = next(ln for ln in res.stdout.splitlines() if "next: xnnfit fix" in ln)
     assert "--dynamic-batch" in line and "would take 13 -> 0 CPU nodes" in line
+
+
+@pytest.mark.parametrize(("option", "value"), [("--data", "inputs.npz"), ("--runs", "7")])
+def test_check_refuses_a_timing_option_without_profile(files, tmp_path, option, value):
+    (tmp_path / "inputs.npz").write_text("hello")
+    res = run("check", str(files / "where.tflite"), option, value, "-q", cwd=tmp_path)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{option} is used only when timing" in lines[0] and "Add --profile" in lines[0], res.stderr
+
+
+def test_more_threads_than_cores_are_warned_about(files):
+    res = run("bench", str(files / "where.tflite"), "--threads", f"1,{(os.cpu_count() or 1) * 8}", "--runs", "3", "-q")
+    assert res.returncode == 0, res.stderr
+    assert f"is more than this machine's {os.cpu_count()} cores" in res.stderr

@@ -119,3 +119,51 @@ def test_hang_becomes_isolation_error():
 
 def test_fast_child_within_timeout_returns():
     assert run_isolated(isolate_targets.sleep, 0, what="not sleeping", timeout=60) == "woke up"
+
+
+BUILDERS = {
+    "segfault": "import ctypes\ndef build():\n    ctypes.string_at(0)\n",
+    "exit": "import os\ndef build():\n    os._exit(7)\n",
+}
+
+
+@pytest.mark.parametrize(("kind", "how"), [("segfault", "signal SIGSEGV"), ("exit", "exit code 7")])
+def test_a_crash_in_the_users_builder_is_blamed_on_the_builder(tmp_path, kind, how):
+    """The child knows it was running the user's code: the line says so, and does not blame TensorFlow or LiteRT."""
+    import subprocess
+
+    (tmp_path / "crashing.py").write_text(BUILDERS[kind])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    res = subprocess.run([sys.executable, "-m", "xnnfit", "check", "crashing.py:build", "-q"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 2, res.stderr
+    errors_ = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors_) == 1, res.stderr
+    assert f"crashed the child process ({how}) while running your builder crashing.py:build" in errors_[0]
+    assert "not in xnnfit, TensorFlow or LiteRT" in errors_[0] and "a bug in TensorFlow" not in errors_[0]
+
+
+def test_a_crash_outside_user_code_still_names_the_runtime():
+    with pytest.raises(IsolationError, match=r"crashed the child process \(signal SIGABRT\): a bug in TensorFlow or LiteRT"):
+        run_isolated(isolate_targets.abort, what="aborting")
+
+
+def test_a_dead_runs_folder_is_swept_and_a_live_one_kept(tmp_path):
+    """Run folders are owned through a lock: one whose process is gone is removed, one whose process lives is not."""
+    import subprocess
+
+    from xnnfit import isolate
+
+    script = f"import sys, time; sys.path[:0] = {sys.path!r}; from xnnfit import isolate; print(isolate.run_folder(), flush=True); time.sleep(60)"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    live = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    dead = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        live_dir, dead_dir = live.stdout.readline().strip(), dead.stdout.readline().strip()
+        dead.kill()
+        dead.wait()
+        assert os.path.isdir(dead_dir)  # SIGKILL: no chance to clean up
+        assert isolate.sweep_stale(str(tmp_path)) == 1
+        assert not os.path.exists(dead_dir) and os.path.isdir(live_dir)
+    finally:
+        live.kill()
+        live.wait()

@@ -64,13 +64,13 @@ def _options(batch: int, dynamic_batch: bool, input_shape: InputShapes, calibrat
     return ConvertOptions(ShapeRequest(batch, dynamic_batch, parse_input_shapes(input_shape)), calibration)
 
 
-def _per_model(result_type, model: Any, recipe: Recipes, stage, failed, label: str, common: dict, **stage_kwargs: Any):
+def _per_model(result_type, model: Any, recipe: Recipes, stage, failed, label: str, common: dict, run_model: bool = True, **stage_kwargs: Any):
     """Run `stage` for every recipe of `model` (pipeline.per_recipe) and wrap the results in `result_type`."""
     source = _source(model, common["trust_model"])
     options = _options(common["batch"], common["dynamic_batch"], common["input_shape"], common["calibration"])
     results = per_recipe(
         source, parse_recipes(recipe), stage, failed, options=options, timeout=common["timeout"], label=label,
-        on_progress=common["on_progress"], **stage_kwargs,
+        on_progress=common["on_progress"], run_model=run_model, **stage_kwargs,
     )
     flat = tuple(r for item in results for r in (item if isinstance(item, tuple) else (item,)))  # one per runtime target
     return result_type(source.display, source.kind, flat, runtime_versions())
@@ -120,9 +120,10 @@ def check(
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
     if runtime:
         found = runtime_targets(runtime, on_progress)
-        return _per_model(CheckResult, model, recipe, check_targets_stage, Diagnosis.failed, "running in LiteRT", common, predict_only=predict,
-                          targets=found)
-    return _per_model(CheckResult, model, recipe, check_stage, Diagnosis.failed, "running in LiteRT", common, predict_only=predict)
+        return _per_model(CheckResult, model, recipe, check_targets_stage, Diagnosis.failed, "running in LiteRT", common, run_model=not predict,
+                          predict_only=predict, targets=found)
+    return _per_model(CheckResult, model, recipe, check_stage, Diagnosis.failed, "running in LiteRT", common, run_model=not predict,
+                      predict_only=predict)
 
 
 def profile(
@@ -274,13 +275,17 @@ def quant(
     max_error: float = DEFAULT_MAX_ERROR,
     runs: int = BENCH_RUNS,
     output_dir: str | Path | None = None,
+    force: bool = False,
     batch: int = 1,
     input_shape: InputShapes = None,
     trust_model: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
 ) -> QuantResult:
-    """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within `max_error`."""
+    """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within `max_error`.
+
+    With `output_dir` every converted model is written there (an existing file only with `force`).
+    """
     if max_error < 0:
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
     source = _source(model, trust_model)
@@ -289,7 +294,7 @@ def quant(
         eval_data=eval_data, max_error=max_error, runs=runs, timeout=timeout, on_progress=on_progress,
     )
     if output_dir is not None:
-        result.save(output_dir, stem=source.path.stem if source.path is not None else "model", force=True)
+        result.save(output_dir, stem=source.path.stem if source.path is not None else "model", force=force)
     return result
 
 
@@ -344,7 +349,8 @@ def convert(
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
         raise XnnfitError(f"convert takes one recipe, got {', '.join(r.name for r in chosen)}.")
-    return materialize(_source(model, trust_model), chosen[0], _options(batch, dynamic_batch, input_shape, calibration), timeout=timeout).content
+    options = _options(batch, dynamic_batch, input_shape, calibration)
+    return materialize(_source(model, trust_model), chosen[0], options, timeout=timeout, runs=False).content
 
 
 def explain(cause: str | None = None) -> Explanation:

@@ -7,8 +7,10 @@ Options shared by several commands are declared once below and mean the same eve
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated, Callable, Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -16,12 +18,14 @@ from rich.console import Console
 from xnnfit import api
 from xnnfit.diagnosis import Gates, short_runtime
 from xnnfit.errors import XnnfitError
+from xnnfit.files import CACHE_ENV, Output, check_outputs, run_scope
 from xnnfit.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, PROFILE_RUNS
 from xnnfit.report import terminal
 from xnnfit.report.json import write_json
 from xnnfit.version import __version__
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `kill PID` (systemd, Kubernetes, CI runners), a closed terminal
 MODEL_HELP = ".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"
 
 # --- options shared by the commands (one declaration each) ----------------------------
@@ -48,6 +52,15 @@ RuntimeOpt = Annotated[
 ]
 Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")]
 Data = Annotated[Optional[str], typer.Option("--data", metavar="FILE", help=".npz with one array per input (first sample is used); default: seeded random.")]
+MaxMemory = Annotated[
+    Optional[str],
+    typer.Option("--max-memory", metavar="SIZE", help="Memory a model's run may take (8G, 512M; default: a quarter of the free memory). Larger models are refused before anything is allocated."),
+]
+Force = Annotated[bool, typer.Option("--force", help="Replace output files that exist (never an input, never a device, FIFO or socket).")]
+CacheDir = Annotated[
+    Optional[str],
+    typer.Option("--cache-dir", metavar="DIR", help=f"Where xnnfit keeps its caches: batch results and --runtime venvs (default: ${CACHE_ENV}, else the user cache folder)."),
+]
 
 app = typer.Typer(
     add_completion=False,
@@ -69,52 +82,155 @@ out = _console(stderr=False)
 err = _console(stderr=True)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C is: the run stops, children are killed, temporary files removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_doing = {"what": "", "signum": 0}  # what the progress display shows now: an interrupt names it
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    """The first stop signal unwinds the run (children killed, files removed); a second one ends the process at once."""
+    from xnnfit import isolate
+
+    _doing["signum"] = signum
+    for s in STOP_SIGNALS:
+        signal.signal(s, _on_second_signal)
+    isolate.stop_all()
+    raise Interrupted(signum)
+
+
+def _on_second_signal(signum: int, frame: object) -> None:
+    from xnnfit import isolate
+
+    isolate.stop_all()
+    os._exit(128 + signum)
+
+
+def _install_signal_handlers() -> None:
+    for s in STOP_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread (an embedding app): leave its handlers alone
+            signal.signal(s, _on_stop_signal)
+
+
 @contextlib.contextmanager
 def _errors(debug: bool) -> Iterator[None]:
-    """Turn an XnnfitError into one line on stderr and exit 2; Ctrl-C into exit 130."""
+    """Turn an XnnfitError into one line on stderr and exit 2; Ctrl-C into exit 130, SIGTERM into 143, SIGHUP into 129."""
     try:
         yield
     except XnnfitError as exc:
         terminal.render_error(err, str(exc), exc.detail if debug else None)
         raise typer.Exit(EXIT_USAGE) from None
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as exc:
+        from xnnfit import isolate
+
+        isolate.stop_all()
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        what = f" while {_doing['what']}" if _doing["what"] else ""
+        err.print(f"interrupted ({name}){what}: every child process was stopped and its temporary files removed; no output was written")
+        raise typer.Exit(128 + signum) from None
+
+
+@contextlib.contextmanager
+def _guarded(force: bool, inputs: Iterable[tuple[str, str | None]], outputs: Iterable[Output]) -> Iterator[None]:
+    """The output policy for one command: its inputs are never written, its outputs all checked before the work starts."""
+    with run_scope((label, _input_path(path)) for label, path in inputs if path):
+        check_outputs(outputs, force=force)
+        yield
+
+
+def _input_path(reference: str) -> str:
+    """The file a model reference reads: file.py for file.py:function, the path itself otherwise."""
+    return reference.rsplit(":", 1)[0] if ".py:" in reference else reference
+
+
+def _models(references: Iterable[str]) -> list[tuple[str, str]]:
+    return [("the input model", r) for r in references]
+
+
+def _use_max_memory(max_memory: str | None) -> None:
+    """--max-memory for this run and its children (footprint.limit reads it)."""
+    if max_memory:
+        from xnnfit.footprint import MEMORY_ENV, parse_size
+
+        os.environ[MEMORY_ENV] = str(parse_size(max_memory))
+
+
+def _use_cache_dir(cache_dir: str | None) -> None:
+    """--cache-dir moves every cache (results, runtime venvs) for this run and its children."""
+    if cache_dir:
+        os.environ[CACHE_ENV] = os.path.abspath(cache_dir)
+
+
+def _warn_threads(counts: Iterable[int]) -> None:
+    cores = os.cpu_count() or 1
+    over = sorted({n for n in counts if n > cores})
+    if over:
+        err.print(
+            f"[yellow]warning[/]: --threads {','.join(map(str, over))} is more than this machine's {cores} cores: the threads wait for "
+            f"each other and the timings oversubscribe. Pass at most {cores}, or time on the target device."
+        )
 
 
 @contextlib.contextmanager
 def _progress(quiet: bool, title: str, total: int | None = None) -> Iterator[Callable[[str], None]]:
     """A transient spinner (or a bar when `total` is known) on stderr naming the current step; nothing with --quiet."""
     if quiet:
-        yield lambda step: None
+        _doing["what"] = title
+
+        def remember(step: str) -> None:
+            _doing["what"] = f"{title}: {step}"
+
+        yield remember
         return
+    _doing["what"] = title
     if total is None:
         with err.status(title + "…", spinner="dots") as status:
-            yield lambda step: status.update(f"{title}: {step}…")
+
+            def update(step: str) -> None:
+                _doing["what"] = f"{title}: {step}"
+                status.update(f"{title}: {step}…")
+
+            yield update
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task(title, total=total)
-        yield lambda step: bar.update(task, advance=1, description=f"{title}: {step}")
+        def advance(step: str) -> None:
+            _doing["what"] = f"{title}: {step}"
+            bar.update(task, advance=1, description=f"{title}: {step}")
+
+        yield advance
 
 
-def _write(result, json_path: str | None, html: str | None = None, trace: str | None = None, explorer: str | None = None) -> None:
-    """Every file output the user asked for, each written atomically."""
+def _report_outputs(json_path: str | None, html: str | None = None, trace: str | None = None, explorer: str | None = None) -> list[Output]:
+    return [Output("--json", json_path), Output("--html", html), Output("--trace", trace), Output("--model-explorer", explorer)]
+
+
+def _write(
+    result, json_path: str | None, html: str | None = None, trace: str | None = None, explorer: str | None = None, *, force: bool = False
+) -> None:
+    """Every file output the user asked for, each written atomically under the output policy."""
     if json_path:
-        terminal.render_written(err, write_json(result, json_path))
+        terminal.render_written(err, write_json(result, json_path, force=force))
     if html:
         from xnnfit.report.html import write_html
 
-        terminal.render_written(err, write_html(result, html, force=True))
+        terminal.render_written(err, write_html(result, html, force=force))
     if trace:
         from xnnfit.report.trace import write_trace
 
-        terminal.render_written(err, write_trace(result, trace, force=True))
+        terminal.render_written(err, write_trace(result, trace, force=force))
     if explorer:
         from xnnfit.report.explorer import write_overlays
 
-        for path in write_overlays(result, explorer, force=True):
+        for path in write_overlays(result, explorer, force=force):
             terminal.render_written(err, path)
 
 
@@ -146,7 +262,7 @@ def optimize(
     output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="OUT", help="Where to write the chosen .tflite (never the input).")] = None,
     recipe: Annotated[Optional[list[str]], typer.Option("--recipe", "--recipes", "-r", metavar="R", help="Recipes to try (default: all, mixed ones included).")] = None,
     keep_all: Annotated[Optional[str], typer.Option("--keep-all", metavar="DIR", help="Also write every candidate to DIR.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT (and files in --keep-all) if they exist.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT, --json/--html and files in --keep-all if they exist (never an input, never a device).")] = False,
     calibration: Calibration = None,
     eval_data: Annotated[Optional[str], typer.Option("--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random).")] = None,
     max_error: Annotated[float, typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%).")] = DEFAULT_MAX_ERROR,
@@ -158,6 +274,7 @@ def optimize(
     json_path: Json = None,
     html: Html = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -166,17 +283,29 @@ def optimize(
     from xnnfit.sweep import DEFAULT_RECIPES
 
     with _errors(debug):
+        _use_max_memory(max_memory)
         if output is None and keep_all is None:
             raise XnnfitError("no output path. Pass -o BEST.tflite (and/or --keep-all DIR).")
         chosen = parse_recipes(recipe, default=DEFAULT_RECIPES)
-        steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and fix each recipe, then one race
-        with _progress(quiet, f"optimizing {model}", steps) as step:
-            result = api.optimize(
-                model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data, max_error=max_error, threads=threads,
-                runs=runs, on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
-            )
-        terminal.render_optimize(out, result)
-        _write(result, json_path, html)
+        _warn_threads([threads])
+        inputs = [*_models([model]), ("the --calibration file", calibration), ("the --eval file", eval_data)]
+        from pathlib import Path
+
+        from xnnfit.artifact import AS_GIVEN
+
+        stem = Path(_input_path(model)).stem
+        recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else list(dict.fromkeys(("fp32", *(r.name for r in chosen))))
+        kept = tuple(f"{stem}.{r}{fixed}.tflite" for r in recipes for fixed in ("", ".fixed"))
+        outputs = [Output("-o", output), Output("--keep-all", keep_all, folder=True, names=kept), *_report_outputs(json_path, html)]
+        with _guarded(force, inputs, outputs):
+            steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and fix each recipe, then one race
+            with _progress(quiet, f"optimizing {model}", steps) as step:
+                result = api.optimize(
+                    model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data, max_error=max_error, threads=threads,
+                    runs=runs, on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
+                )
+            terminal.render_optimize(out, result)
+            _write(result, json_path, html, force=force)
 
 
 @app.command(
@@ -209,10 +338,11 @@ def check(
     max_partitions: Annotated[Optional[int], typer.Option("--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions.")] = None,
     min_delegated: Annotated[Optional[float], typer.Option("--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK.")] = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_memory: MaxMemory = None,
     all_nodes: Annotated[bool, typer.Option("--all-nodes", help="Also list every node with its verdict.")] = False,
     profile: Annotated[bool, typer.Option("--profile", help="Also time every partition and CPU node (see `xnnfit profile`).")] = False,
-    runs: Runs = PROFILE_RUNS,
-    data: Data = None,
+    runs: Annotated[Optional[int], typer.Option("--runs", min=1, help=f"Timed runs per piece with --profile (default {PROFILE_RUNS}).")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", metavar="FILE", help=".npz with one array per input, fed when timing with --profile (default: seeded random).")] = None,
     predict: Annotated[bool, typer.Option("--predict", help="Verdicts from the knowledge base, without building an interpreter (automatic when the runtime cannot load the model).")] = False,
     runtime: Annotated[Optional[str], typer.Option("--runtime", metavar="SPEC", help="The runtime(s) the app ships: a pip requirement (tflite-runtime==2.14.0), several comma-separated, or 'all' for the matrix; each installed on first use into its own venv under the cache folder.")] = None,
     manifest: Annotated[Optional[str], typer.Option("--manifest", metavar="FILE", help="TOML: per model its recipes, input shapes, calibration and budgets.")] = None,
@@ -222,7 +352,8 @@ def check(
     markdown: Annotated[Optional[str], typer.Option("--markdown", metavar="FILE", help="A Markdown table for a merge-request comment.")] = None,
     baseline: Annotated[Optional[str], typer.Option("--baseline", metavar="FILE", help="Compare with an earlier --write-baseline: regressions exit 1.")] = None,
     write_baseline: Annotated[Optional[str], typer.Option("--write-baseline", metavar="FILE", help="Store this batch as the baseline.")] = None,
-    cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", metavar="DIR", help="Where batch results are cached (default: the user cache folder).")] = None,
+    cache_dir: CacheDir = None,
+    force: Force = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every job of a batch.")] = False,
     details: Annotated[bool, typer.Option("--details", help="In a batch, also print each model's full report.")] = False,
     bench: Annotated[bool, typer.Option("--bench", help="In a batch, also time each job (one at a time) so --baseline catches slowdowns.")] = False,
@@ -235,8 +366,14 @@ def check(
     gates = Gates(fail_on_fallback, max_partitions, min_delegated)
     gate_failed = any_error = False
     with _errors(debug):
+        _use_max_memory(max_memory)
         from xnnfit import batch as batches
 
+        _use_cache_dir(cache_dir)
+        if not profile:
+            for flag, value in (("--data", data), ("--runs", runs)):
+                if value is not None:
+                    raise XnnfitError(f"{flag} is used only when timing: check without --profile runs no data and times nothing. Add --profile, or drop {flag}.")
         names = batches.expand(models or []) if models else []
         if not names and not manifest:
             raise XnnfitError("no model. Pass MODEL..., a folder or glob, or --manifest FILE.")
@@ -254,20 +391,23 @@ def check(
                 names, manifest, recipe, gates, jobs,
                 _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch, "predict": predict} | ({"runtime": runtime} if runtime else {}),
                 json_path, junit, sarif, markdown, baseline, write_baseline, None if no_cache else cache_dir or "", details, quiet, debug,
-                backend, ray_address, BENCH_RUNS if bench else 0,
+                backend, ray_address, BENCH_RUNS if bench else 0, force,
             )
             if code:
                 raise typer.Exit(code)
             return
-        for model in names:
+        inputs = [*_models(names), ("the --calibration file", calibration), ("the --data file", data)]
+        guard = _guarded(force, inputs, _report_outputs(json_path, html, None, explorer))
+        with guard:
+            model = names[0]
             options = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "dynamic_batch": dynamic_batch}
             with _progress(quiet, f"checking {model}") as step:
                 if profile:
-                    result = api.profile(model, runs=runs, data=data, on_progress=step, runtime=runtime, **options)
+                    result = api.profile(model, runs=runs or PROFILE_RUNS, data=data, on_progress=step, runtime=runtime, **options)
                 else:
                     result = api.check(model, on_progress=step, predict=predict, runtime=runtime, **options)
             terminal.render_check(out, result, all_nodes=all_nodes, details=details)
-            _write(result, json_path, html, explorer=explorer)
+            _write(result, json_path, html, explorer=explorer, force=force)
             any_error |= bool(terminal.render_errors(err, result.recipes, debug=debug))
             for d in result.recipes:
                 if d.ok:
@@ -283,11 +423,9 @@ def check(
 
 def _check_batch(
     names, manifest, recipe, gates, jobs, options, json_path, junit, sarif, markdown, baseline, write_baseline, cache_dir, details, quiet, debug,
-    backend="local", ray_address=None, bench_runs=0,
+    backend="local", ray_address=None, bench_runs=0, force=False,
 ) -> int:
     """A batch: every (model, recipe) in parallel, one progress bar, the summary worst first, CI files; the exit code."""
-    import signal
-
     from xnnfit import batch as batches
     from xnnfit.baseline import compare, load_rows
     from xnnfit.cache import ResultCache, default_dir
@@ -297,39 +435,44 @@ def _check_batch(
     recipes = tuple(r.name for r in parse_recipes(recipe)) if recipe else ("fp32",)
     specs = batches.read_manifest(manifest) if manifest else []
     specs += [batches.ModelSpec(n, recipes, (), None, gates) for n in names]
-    cache = ResultCache(cache_dir or default_dir()) if cache_dir is not None else None
-    previous = load_rows(baseline) if baseline else None  # read first: a bad baseline fails before the work
-    total = sum(len(s.recipes) for s in specs)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops a batch as Ctrl-C does
-    with _progress(quiet, f"checking {len(specs)} model(s)", total) as step:
-        result = batches.run_batch(
-            specs, jobs=jobs, cache=cache, options=options, backend=backend, ray_address=ray_address, bench_runs=bench_runs,
-            on_progress=lambda d, t, f, last: step(f"{last}, {f} failed" if f else last),
-        )
-    if details:
-        for m in result.models:
-            terminal.render_check(out, m)
-    terminal.render_batch(out, result)
-    diff = compare(result, previous) if previous is not None else None
-    if diff is not None:
-        terminal.render_baseline(out, diff)
-    if json_path:
-        terminal.render_written(err, write_json(result, json_path))
-    if write_baseline:
-        terminal.render_written(err, write_json(result, write_baseline))
-    if junit:
-        terminal.render_written(err, ci.write(junit, ci.junit(result)))
-    if sarif:
-        terminal.render_written(err, ci.write_sarif(result, sarif))
-    if markdown:
-        regressions = [f"{c.model} ({c.recipe}): {c.what}" for c in diff.regressions] if diff else None
-        terminal.render_written(err, ci.write(markdown, ci.markdown(result, regressions)))
+    inputs = [*_models(s.path for s in specs), ("the --manifest file", manifest), ("the --baseline file", baseline),
+              *(("a --calibration file", s.calibration) for s in specs), ("the --calibration file", options.get("calibration"))]
+    outputs = [Output("--json", json_path), Output("--write-baseline", write_baseline), Output("--junit", junit), Output("--sarif", sarif),
+               Output("--markdown", markdown)]
+    with _guarded(force, inputs, outputs):
+        cache = ResultCache(default_dir()) if cache_dir is not None else None  # default_dir follows --cache-dir (_use_cache_dir)
+        previous = load_rows(baseline) if baseline else None  # read first: a bad baseline fails before the work
+        total = sum(len(s.recipes) for s in specs)
+        with _progress(quiet, f"checking {len(specs)} model(s)", total) as step:
+            result = batches.run_batch(
+                specs, jobs=jobs, cache=cache, options=options, backend=backend, ray_address=ray_address, bench_runs=bench_runs,
+                on_progress=lambda d, t, f, last: step(f"{last}, {f} failed" if f else last),
+            )
+        if details:
+            for m in result.models:
+                terminal.render_check(out, m)
+        terminal.render_batch(out, result)
+        diff = compare(result, previous) if previous is not None else None
+        if diff is not None:
+            terminal.render_baseline(out, diff)
+        if json_path:
+            terminal.render_written(err, write_json(result, json_path, force=force))
+        if write_baseline:
+            terminal.render_written(err, write_json(result, write_baseline, force=force, flag="--write-baseline"))
+        if junit:
+            terminal.render_written(err, ci.write(junit, ci.junit(result), force=force, flag="--junit"))
+        if sarif:
+            terminal.render_written(err, ci.write_sarif(result, sarif, force=force))
+        if markdown:
+            regressions = [f"{c.model} ({c.recipe}): {c.what}" for c in diff.regressions] if diff else None
+            terminal.render_written(err, ci.write(markdown, ci.markdown(result, regressions), force=force, flag="--markdown"))
     for r in result.rows:
         if r.status == "error":
             terminal.render_error(err, f"{r.model} ({r.recipe}): {r.failures[0] if r.failures else 'failed'}")
     if result.incomplete:
-        err.print("interrupted: the results above are the jobs that finished (marked incomplete in the files); the next run resumes from the cache")
-        return EXIT_INTERRUPTED
+        name = signal.Signals(_doing["signum"] or signal.SIGINT).name
+        err.print(f"interrupted ({name}): the results above are the jobs that finished (marked incomplete in the files); the next run resumes from the cache")
+        return 128 + (_doing["signum"] or signal.SIGINT)
     if any(r.status == "error" for r in result.rows):
         return EXIT_USAGE
     if any(r.status == "gate" for r in result.rows) or (diff is not None and diff.regressions):
@@ -363,13 +506,21 @@ def bench(
     calibration: Calibration = None,
     trust_model: Trust = False,
     json_path: Json = None,
+    force: Force = False,
+    cache_dir: CacheDir = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Whole-model latency with XNNPACK and with the built-in kernels only, and memory; or several models raced together."""
     failed = 0
-    with _errors(debug):
+    with _errors(debug), _guarded(force, [*_models(models), ("the --data file", data), ("the --calibration file", calibration)], _report_outputs(json_path)):
+        _use_max_memory(max_memory)
+        from xnnfit.benchmark import parse_threads
+
+        _use_cache_dir(cache_dir)
+        _warn_threads(parse_threads(threads))
         shared = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "threads": threads, "runs": runs,
                   "warmup": warmup, "data": data, "dynamic_batch": dynamic_batch}
         if compare or len(models) > 1:
@@ -383,7 +534,7 @@ def bench(
                 result = api.bench(models[0], on_progress=step, runtime=runtime, api=api_name, **shared)
             terminal.render_bench(out, result)
             failed = terminal.render_errors(err, result.recipes, debug=debug)
-        _write(result, json_path)
+        _write(result, json_path, force=force)
     if failed:
         raise typer.Exit(EXIT_USAGE)
 
@@ -411,19 +562,28 @@ def profile(
     trace: Trace = None,
     explorer: Explorer = None,
     runtime: RuntimeOpt = None,
+    force: Force = False,
+    cache_dir: CacheDir = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Time per partition, per CPU node and per Keras layer: which fallback to fix first."""
-    with _errors(debug):
+    inputs = [*_models([model]), ("the --data file", data), ("the --calibration file", calibration)]
+    with _errors(debug), _guarded(force, inputs, _report_outputs(json_path, html, trace, explorer)):
+        _use_max_memory(max_memory)
+        from xnnfit.benchmark import parse_threads
+
+        _use_cache_dir(cache_dir)
+        _warn_threads(parse_threads(threads))
         with _progress(quiet, f"profiling {model}") as step:
             result = api.profile(
                 model, recipe=recipe, threads=threads, runs=runs, data=data, dynamic_batch=dynamic_batch, on_progress=step, runtime=runtime,
                 **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_profile_result(out, result)
-        _write(result, json_path, html, trace, explorer)
+        _write(result, json_path, html, trace, explorer, force=force)
         failed = terminal.render_errors(err, result.recipes, debug=debug)
     if failed:
         raise typer.Exit(EXIT_USAGE)
@@ -445,7 +605,7 @@ def fix(
     rules: Annotated[Optional[str], typer.Option("--rules", metavar="XR0xx,..", help="Only these rules, e.g. XR001,XR003.")] = None,
     exclude: Annotated[Optional[str], typer.Option("--exclude", metavar="XR0xx,..", help="Skip these rules.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show which rules match; apply, verify and write nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists (never the input).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT and the report files if they exist (never the input, never a device).")] = False,
     force_write: Annotated[bool, typer.Option("--force-write", help="Write OUT even when no rewrite was kept (an unchanged copy).")] = False,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per latency comparison.")] = BENCH_RUNS,
     batch: Batch = 1,
@@ -458,49 +618,59 @@ def fix(
     trace: Trace = None,
     explorer: Explorer = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Rewrite the graph so XNNPACK runs it whole; keep only fixes proven equal and not slower."""
     with _errors(debug):
+        _use_max_memory(max_memory)
         if output is None and not dry_run:
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
         from xnnfit import batch as batches
 
         names = batches.expand([model])
+        inputs = [*_models(names), ("the --calibration file", calibration)]
         if names != [model]:  # a folder or glob: each model into -o DIR
             if html or trace or explorer:
                 raise XnnfitError("--html, --trace and --model-explorer take one model. Fix the models one by one for them.")
-            code = _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet,
-                             _shared(batch, input_shape, calibration, trust_model, timeout))
+            with _guarded(force, inputs, []):
+                code = _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet,
+                                 _shared(batch, input_shape, calibration, trust_model, timeout))
             if code:
                 raise typer.Exit(code)
             return
-        with _progress(quiet, f"fixing {model}") as step:
-            result = api.fix(
-                model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, dynamic_batch=dynamic_batch,
-                sides=bool(html or trace or explorer) and not dry_run, on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
-            )
-        terminal.render_fix(out, result)
-        _write(result, json_path, html, trace if result.sides else None, explorer if result.sides else None)
+        with _guarded(force, inputs, [Output("-o", None if dry_run else output), *_report_outputs(json_path, html, trace, explorer)]):
+            with _progress(quiet, f"fixing {model}") as step:
+                result = api.fix(
+                    model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs,
+                    dynamic_batch=dynamic_batch, sides=bool(html or trace or explorer) and not dry_run, on_progress=step,
+                    **_shared(batch, input_shape, calibration, trust_model, timeout),
+                )
+            terminal.render_fix(out, result)
+            _write(result, json_path, html, trace if result.sides else None, explorer if result.sides else None, force=force)
 
 
 def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet, shared) -> int:
     """Fix every model of a folder or glob into -o DIR, one after another (fix races latencies: parallel runs would skew them)."""
-    import json as json_module
     from pathlib import Path
 
     from rich.table import Table
 
-    folder = Path(output) if output else None
-    if folder is not None:
-        if folder.exists() and not folder.is_dir():
-            raise XnnfitError(f"-o {output!r} is a file; a folder of models needs a folder to write into. Pass -o DIR.")
-        folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(output) if output and not dry_run else None
     stems = [Path(n.rsplit(":", 1)[0] if ".py:" in n else n).stem for n in names]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise XnnfitError(f"several models are named {', '.join(dupes)}: their fixed files would collide in {output}. Fix those folders separately.")
+    check_outputs([Output("-o", folder, folder=True, names=tuple(f"{stem}_fixed.tflite" for stem in stems)), Output("--json", json_path)], force=force)
+    made = folder is not None and not folder.exists()
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from xnnfit.files import os_error
+
+            raise os_error(folder, exc, "create the folder") from exc
     table = Table(box=None, header_style="bold")
     for col in ("model", "kept", "CPU nodes", "partitions", "written"):
         table.add_column(col)
@@ -523,13 +693,13 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
             docs.append(r.to_dict())
             step(name)
     out.print(table)
+    if made and folder is not None and not any(folder.iterdir()):
+        folder.rmdir()  # nothing was fixed: leave no empty folder behind
     if json_path:
-        from xnnfit.files import write_file
-
         from xnnfit.record import SCHEMA_VERSION
 
         doc = {"schema_version": SCHEMA_VERSION, "result": "fix-batch", "versions": docs[0]["versions"] if docs else {}, "models": docs}
-        terminal.render_written(err, write_file(Path(json_path), json_module.dumps(doc, indent=1).encode(), force=True))
+        terminal.render_written(err, write_json(doc, json_path, force=force))
     return EXIT_USAGE if errors else 0
 
 
@@ -552,36 +722,46 @@ def quant(
     trust_model: Trust = False,
     json_path: Json = None,
     html: Html = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the files in -o DIR and the report files if they exist (never an input, never a device).")] = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Convert with every recipe and pick one: size, delegation, latency, CPU time, accuracy."""
+    from pathlib import Path
+
     from xnnfit.recipes import parse_recipes
     from xnnfit.sweep import DEFAULT_RECIPES
 
     with _errors(debug):
+        _use_max_memory(max_memory)
         chosen = parse_recipes(recipe, default=DEFAULT_RECIPES)
-        steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and measure each recipe, then one race
-        with _progress(quiet, f"quantization sweep of {model}", steps) as step:
-            result = api.quant(
-                model, recipe=chosen, eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir, on_progress=step,
-                **_shared(batch, input_shape, calibration, trust_model, timeout),
-            )
-        terminal.render_quant(out, result)
-        _write(result, json_path, html)
+        stem = Path(_input_path(model)).stem
+        names = tuple(f"{stem}.{r}.tflite" for r in dict.fromkeys(("fp32", *(r.name for r in chosen))))
+        inputs = [*_models([model]), ("the --calibration file", calibration), ("the --eval file", eval_data)]
+        with _guarded(force, inputs, [Output("-o", output_dir, folder=True, names=names), *_report_outputs(json_path, html)]):
+            steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and measure each recipe, then one race
+            with _progress(quiet, f"quantization sweep of {model}", steps) as step:
+                result = api.quant(
+                    model, recipe=chosen, eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir, force=force, on_progress=step,
+                    **_shared(batch, input_shape, calibration, trust_model, timeout),
+                )
+            terminal.render_quant(out, result)
+            _write(result, json_path, html, force=force)
 
 
 @app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")
 def explain(
     cause_id: Annotated[Optional[str], typer.Argument(metavar="[XNN0xx]", help="A cause id from a check report.")] = None,
     json_path: Json = None,
+    force: Force = False,
 ) -> None:
     """Explain a cause: what it is, why XNNPACK refuses it, and what to write instead."""
-    with _errors(False):
+    with _errors(False), _guarded(force, [], _report_outputs(json_path)):
         result = api.explain(cause_id)
         terminal.render_explanation(out, result, table=cause_id is None)
-        _write(result, json_path)
+        _write(result, json_path, force=force)
 
 
 @app.command(
@@ -594,6 +774,7 @@ def report(
     html: Html = None,
     trace: Trace = None,
     explorer: Explorer = None,
+    force: Force = False,
     debug: Debug = False,
 ) -> None:
     """Render a saved JSON result as an HTML report, a trace or Model Explorer overlays."""
@@ -602,7 +783,8 @@ def report(
     with _errors(debug):
         if not (html or trace or explorer):
             raise XnnfitError("nothing to write. Pass --html FILE, --trace FILE and/or --model-explorer FILE.")
-        _write(load_result(result_json), None, html, trace, explorer)
+        with _guarded(force, [("the result file", result_json)], _report_outputs(None, html, trace, explorer)):
+            _write(load_result(result_json), None, html, trace, explorer, force=force)
 
 
 @app.command(
@@ -620,6 +802,7 @@ def explore(
     calibration: Calibration = None,
     trust_model: Trust = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_memory: MaxMemory = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -627,6 +810,7 @@ def explore(
     from xnnfit.report.explore import explore as run_explore
 
     with _errors(debug):
+        _use_max_memory(max_memory)
         run_explore(
             model, recipe=recipe, port=port, open_browser=not no_open, quiet=quiet, err=err,
             **_shared(batch, input_shape, calibration, trust_model, timeout),
@@ -634,12 +818,20 @@ def explore(
 
 
 def main() -> None:
-    """Console-script entry point; usage errors exit 2 (typer's default)."""
+    """Console-script entry point; usage errors exit 2 (typer's default); SIGTERM and SIGHUP stop a run as Ctrl-C does."""
+    _install_signal_handlers()
     try:
         app()
     except XnnfitError as exc:  # pragma: no cover - commands catch their own
         terminal.render_error(err, str(exc))
         sys.exit(EXIT_USAGE)
+    except SystemExit as exc:
+        if _doing["signum"] and exc.code not in (128 + _doing["signum"],):  # click turned a late signal into "Aborted!"
+            sys.exit(128 + _doing["signum"])
+        raise
+    except KeyboardInterrupt as exc:  # a signal outside any command (while starting up)
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

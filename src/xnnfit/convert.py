@@ -19,6 +19,7 @@ import numpy as np
 
 from xnnfit.artifact import Artifact
 from xnnfit.errors import ConversionError, XnnfitError
+from xnnfit.footprint import refuse_samples
 from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.layers import LayerInfo, describe_layers
 from xnnfit.policy import CALIBRATION_SAMPLES, SAVEDMODEL_ROUTE_BYTES
@@ -361,6 +362,7 @@ def _calibration(specs: tuple[InputSpec, ...], options: ConvertOptions, warnings
     """Representative samples: --calibration data, else seeded random data (with a warning)."""
     if options.calibration:
         return load_npz(options.calibration, specs)
+    refuse_samples(specs, CALIBRATION_SAMPLES, "calibrating with random data")
     warnings.append(
         f"no --calibration data: calibrated with {CALIBRATION_SAMPLES} samples of seeded random data; "
         "quantization ranges (and accuracy) are only indicative"

@@ -222,6 +222,6 @@ def run_fix(
         source.display, source.kind, artifact.recipe, rewrite, artifact.specs, None, dry_run, hints, runtime_versions(), done[2] if sides else ()
     )
     if path is not None and (result.changed or force_write):
-        write_file(path, result.content, force=force)
+        write_file(path, result.content, force=force, flag="-o")
         result = dataclasses.replace(result, output=str(path))
     return result

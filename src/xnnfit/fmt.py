@@ -34,7 +34,9 @@ def more(shown: int, total: int, where: str) -> str:
 
 
 def size(n_bytes: int) -> str:
-    """'1.46 MB', '12.3 KB', '512 B'."""
+    """'14.4 GB', '1.46 MB', '12.3 KB', '512 B'."""
+    if n_bytes >= 1e9:
+        return f"{n_bytes / 1e9:.1f} GB"
     if n_bytes >= 1e6:
         return f"{n_bytes / 1e6:.2f} MB"
     return f"{n_bytes / 1e3:.1f} KB" if n_bytes >= 1e3 else f"{n_bytes} B"

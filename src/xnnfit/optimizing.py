@@ -22,7 +22,7 @@ from xnnfit.artifact import Artifact
 from xnnfit.convert import ConvertOptions
 from xnnfit.diagnosis import diagnose
 from xnnfit.errors import XnnfitError
-from xnnfit.files import check_output_path, write_file
+from xnnfit.files import check_output_path, os_error, write_file
 from xnnfit.fixing import FP32_REFERENCE, TWIN_REFERENCE, KerasHint, keras_hints
 from xnnfit.isolate import run_isolated
 from xnnfit.pipeline import Progress, materialize
@@ -208,7 +208,7 @@ def run_optimize(
     if keep_all is not None:
         _write_all(keep_all, source, result, force)
     if path is not None and best is not None:
-        write_file(path, best.content, force=force)
+        write_file(path, best.content, force=force, flag="-o")
         result = dataclasses.replace(result, output=str(path))
     return result
 
@@ -242,11 +242,13 @@ def _reason(
 
 def _write_all(folder: str | Path, source: ModelSource, result: OptimizeResult, force: bool) -> None:
     out = Path(folder)
+    stem = source.path.stem if source.path is not None else "model"
+    files = [(out / f"{stem}.{c.recipe}{'.fixed' if c.fixed else ''}.tflite", c.content) for c in result.candidates if c.content]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise XnnfitError(f"cannot create --keep-all folder {str(folder)!r}: {exc.strerror}. Pick a writable folder.") from exc
-    stem = source.path.stem if source.path is not None else "model"
-    for c in result.candidates:
-        if c.content:
-            write_file(out / f"{stem}.{c.recipe}{'.fixed' if c.fixed else ''}.tflite", c.content, force=force)
+        raise os_error(out, exc, "create the --keep-all folder") from exc
+    for path, _ in files:  # every name checked before the first is written
+        check_output_path(path, force=force, flag="--keep-all")
+    for path, content in files:
+        write_file(path, content, force=force, flag="--keep-all")

@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence, TypeVar
 from xnnfit.artifact import AS_GIVEN, Artifact
 from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.errors import InputDataError, SourceError, XnnfitError
-from xnnfit.isolate import run_isolated
+from xnnfit.footprint import refuse_if_too_large
+from xnnfit.isolate import USER_CODE, phase, run_isolated
 from xnnfit.policy import DEFAULT_TIMEOUT
 from xnnfit.recipes import ALL, ConversionRecipe
 from xnnfit.rewrite.engine import rewrite_only
@@ -32,11 +33,25 @@ Progress = Callable[[str], None]
 
 
 def _convert_child(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions) -> Artifact:
-    return convert_model(source.load(), recipe, options, display=source.display)
+    if source.kind == "python":
+        with phase(f"{USER_CODE}: your builder {source.display}"):
+            model = source.load()
+    else:
+        with phase(f"loading {source.display} with Keras"):
+            model = source.load()
+    with phase("converting with the TFLite converter"):
+        return convert_model(model, recipe, options, display=source.display)
 
 
-def materialize(source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, timeout: float = DEFAULT_TIMEOUT) -> Artifact:
-    """The Artifact to measure: converted with `recipe` for Keras sources, the model itself for a .tflite."""
+def materialize(
+    source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, timeout: float = DEFAULT_TIMEOUT,
+    runs: bool = True,
+) -> Artifact:
+    """The Artifact to measure: converted with `recipe` for Keras sources, the model itself for a .tflite.
+
+    `runs` (the model will be run) refuses, before anything is allocated, a model whose tensors at the pinned
+    shapes cannot fit in memory (footprint.py); `check --predict` never runs it.
+    """
     if source.is_tflite:
         content = source.read_bytes()
         what = repr(source.display) if source.path is not None else source.display
@@ -44,13 +59,18 @@ def materialize(source: ModelSource, recipe: ConversionRecipe, options: ConvertO
         specs, warnings = options.shapes.pin_all(tflite_declared_inputs(graph))
         if options.calibration:
             warnings = (*warnings, "--calibration is not used: a .tflite is measured as given, not converted")
+        if runs:
+            refuse_if_too_large(graph.primary, specs, source.display)
         return Artifact(AS_GIVEN, content, specs, warnings=warnings, what=source.display)
     if source.model is not None:  # a Keras object in the caller's process: TensorFlow is loaded already
         artifact = convert_model(source.model, recipe, options, display=source.display)
     else:
         artifact = run_isolated(_convert_child, source, recipe, options, what=f"converting {source.display} ({recipe.name})", timeout=timeout)
     # token-id ranges from the tables the converted graph really indexes (conversion only knew the smallest Embedding)
-    artifact = replace(artifact, specs=with_table_bounds(artifact.specs, read_model(artifact.content, artifact.what)))
+    graph = read_model(artifact.content, artifact.what)
+    artifact = replace(artifact, specs=with_table_bounds(artifact.specs, graph))
+    if runs:
+        refuse_if_too_large(graph.primary, artifact.specs, f"{source.display} ({recipe.name})")
     if recipe.rewrites:
         artifact = replace(artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs)))
     if options.calibration and not recipe.calibrate:
@@ -79,6 +99,7 @@ def per_recipe(
     timeout: float = DEFAULT_TIMEOUT,
     label: str = "running",
     on_progress: Progress | None = None,
+    run_model: bool = True,
     **stage_kwargs: Any,
 ) -> tuple[T, ...]:
     """`stage(artifact, **stage_kwargs)` for every recipe, each in its own TensorFlow-free child.
@@ -92,7 +113,7 @@ def per_recipe(
         try:
             if on_progress:
                 on_progress(f"{name}: {'reading' if source.is_tflite else 'converting'}")
-            artifact = materialize(source, recipe, options, timeout=timeout)
+            artifact = materialize(source, recipe, options, timeout=timeout, runs=run_model)
             if on_progress:
                 on_progress(f"{name}: {label}")
             out.append(run_isolated(stage, artifact, what=f"{label} {artifact.what}", timeout=timeout, **stage_kwargs))

@@ -61,6 +61,9 @@ SAVEDMODEL_ROUTE_BYTES = 32 * 2**20  # models with more weights convert through 
 # route holds extra copies of every weight (measured 9.4 GB vs 4.1 GB peak on VGG16) but skips a ~0.4 s disk round trip
 COMPILED_CROSSCHECK_BYTES = 64 * 2**20  # check cross-checks CompiledModel.is_fully_accelerated() up to this model size:
 # it compiles the model a second time (VGG16-sized models would double check's time and memory for one boolean)
+MEMORY_SHARE = 0.25  # a model may take this share of the free memory to run: bench and fix hold several interpreters of
+# it at once (XNNPACK on and off, the original and its rewrite, each thread count) and the samples they feed, so a model whose
+# single run needs more than a quarter cannot be measured without swapping or the OOM killer; --max-memory overrides it
 DEFAULT_DIM = 64  # size for unknown non-batch dimensions (sequence length, image side) nothing else pins: small, valid for most models
 
 # Timing.

@@ -21,7 +21,7 @@ from xnnfit.convert import ConvertOptions
 from xnnfit.diagnosis import diagnose
 from xnnfit.errors import InputDataError, RuntimeFailure, SourceError, XnnfitError
 from xnnfit import fmt
-from xnnfit.files import write_file
+from xnnfit.files import check_output_path, os_error, write_file
 from xnnfit.inputs import load_npz, random_inputs
 from xnnfit.isolate import run_isolated
 from xnnfit.pipeline import Progress, materialize
@@ -75,7 +75,7 @@ class QuantRow(Record):
         """Write this recipe's model atomically."""
         if not self.content:
             raise XnnfitError(f"no model for recipe {self.recipe} (it failed, or the result was read back from JSON).")
-        return write_file(path, self.content, force=force)
+        return write_file(path, self.content, force=force, flag="-o")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +103,11 @@ class QuantResult(Record):
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise XnnfitError(f"cannot create folder {str(folder)!r}: {exc.strerror}. Pick a writable folder.") from exc
-        return [r.save(out / f"{stem}.{r.recipe}.tflite", force=force) for r in self.rows if r.content]
+            raise os_error(out, exc, "create the folder") from exc
+        paths = [out / f"{stem}.{r.recipe}.tflite" for r in self.rows if r.content]
+        for path in paths:  # every name checked before the first is written
+            check_output_path(path, force=force, flag="-o")
+        return [r.save(path, force=force) for r, path in zip((r for r in self.rows if r.content), paths)]
 
 
 def _measure(artifact: Artifact, samples: list[dict], runs: int) -> dict:

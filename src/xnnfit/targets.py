@@ -27,7 +27,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from xnnfit import isolate
 from xnnfit.errors import InputDataError, RuntimeFailure
+from xnnfit.files import cache_root
 from xnnfit.record import Record
 
 DEFAULT_DIST = "ai-edge-litert"  # the runtime xnnfit depends on: observed in process
@@ -41,7 +43,7 @@ READY = "xnnfit-runtime.json"  # written last into a venv: a folder without it i
 # What a wheel built against NumPy 1.x prints when NumPy 2 is installed: its venv then gets numpy<2.
 NUMPY_ABI = ("compiled using numpy 1.x", "_ARRAY_API not found", "numpy.core.multiarray failed to import")
 CHILD = Path(__file__).with_name("runtime_child.py")
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+STAGING_TMP = ".tmp"  # pip's temporary files inside a staging venv: removed with it
 SCRATCH_ENV = "XNNFIT_CHILD_SCRATCH"  # isolate.SCRATCH_ENV: the stage child's scratch folder, removed by its parent
 Progress = Callable[[str], None]
 
@@ -109,16 +111,6 @@ def parse_many(value: str | Sequence[str] | None) -> tuple[Target, ...]:
     return tuple(dict.fromkeys(parse(s) for s in specs))
 
 
-def user_cache_dir() -> Path:
-    """$XNNFIT_CACHE_DIR, or the user cache folder (platformdirs: ~/.cache/xnnfit on Linux)."""
-    env = os.environ.get("XNNFIT_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("xnnfit", appauthor=False))
-
-
 def _slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", spec).strip("_")
 
@@ -136,15 +128,21 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _run(cmd: list[str], what: str, timeout: float) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], what: str, timeout: float, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
+    """A venv or pip command, killed with its whole group on a timeout or an interrupt; its temporary files in `tmpdir`."""
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    if tmpdir is not None:
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmpdir)  # pip's build and unpack folders go with the staging venv, whatever ends the build
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        return isolate.run_command(cmd, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         raise RuntimeFailure(f"{what} took more than {timeout:.0f} s and was stopped. Check the network to the package registry.") from exc
 
 
 def _pip(python: Path, args: list[str], spec: str) -> None:
-    proc = _run([str(python), "-m", "pip", "install", "--quiet", *args], f"installing {spec}", INSTALL_TIMEOUT)
+    scratch = python.parent.parent / STAGING_TMP
+    proc = _run([str(python), "-m", "pip", "install", "--quiet", *args], f"installing {spec}", INSTALL_TIMEOUT, scratch)
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeFailure(
@@ -184,7 +182,7 @@ def _self_check(python: Path, spec: str) -> tuple[dict | None, str]:
 
 def venv_dir(target: Target, root: Path | None = None) -> Path:
     """Where the target's venv lives: <cache>/runtimes/<spec as a folder name>."""
-    return (root or user_cache_dir()) / "runtimes" / _slug(target.spec)
+    return (root or cache_root()) / "runtimes" / _slug(target.spec)
 
 
 def ensure(target: Target, root: Path | None = None, on_progress: Progress | None = None) -> Target:
@@ -194,6 +192,7 @@ def ensure(target: Target, root: Path | None = None, on_progress: Progress | Non
     final = venv_dir(target, root)
     base = final.parent
     with _locked(base / LOCK):
+        _remove_half_built(base)
         ready = final / READY
         if not ready.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -207,10 +206,17 @@ def ensure(target: Target, root: Path | None = None, on_progress: Progress | Non
     return dataclasses.replace(target, version=info["version"], python=str(final / "bin" / "python"))
 
 
+def _remove_half_built(base: Path) -> None:
+    """Staging venvs a killed build left (only ever called under the lock: no build is under way)."""
+    for entry in base.iterdir():
+        if entry.name.startswith(".") and entry.name != LOCK and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _build_venv(spec: str, folder: Path, on_progress: Progress | None) -> None:
     if on_progress:
         on_progress(f"installing {spec} (first use, ~30 s)")
-    proc = _run([sys.executable, "-m", "venv", str(folder)], f"creating the venv for {spec}", INSTALL_TIMEOUT)
+    proc = _run([sys.executable, "-m", "venv", str(folder)], f"creating the venv for {spec}", INSTALL_TIMEOUT, folder / STAGING_TMP)
     if proc.returncode:
         raise RuntimeFailure(f"could not create a venv for --runtime {spec}: {proc.stderr.strip()[-300:]}. Check that python -m venv works.")
     python = folder / "bin" / "python"
@@ -224,6 +230,7 @@ def _build_venv(spec: str, folder: Path, on_progress: Progress | None) -> None:
     if info is None:
         last = (error.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeFailure(f"--runtime {spec} installed but cannot run a model: {last[:300]}. Try another version of the runtime.", detail=error[-4000:])
+    shutil.rmtree(folder / STAGING_TMP, ignore_errors=True)
     (folder / READY).write_text(json.dumps({"spec": spec, **info}), encoding="utf-8")
 
 
@@ -248,8 +255,7 @@ def call(target: Target, request: dict, files: dict[str, bytes | dict[str, np.nd
         req_path.write_text(json.dumps(_resolve(request, paths)), encoding="utf-8")
         env = {**os.environ, "PYTHONNOUSERSITE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
         try:
-            proc = subprocess.run([target.python, str(CHILD), str(req_path), str(resp_path)], capture_output=True, text=True, timeout=timeout, env=env,
-                                  preexec_fn=_die_with_parent)
+            proc = isolate.run_command([target.python, str(CHILD), str(req_path), str(resp_path)], timeout=timeout, env=env)
         except subprocess.TimeoutExpired as exc:
             raise RuntimeFailure(f"{target.label} took more than {timeout:.0f} s {what} and was stopped.") from exc
         if proc.returncode < 0:
@@ -262,20 +268,6 @@ def call(target: Target, request: dict, files: dict[str, bytes | dict[str, np.nd
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise RuntimeFailure(f"{target.label} failed {what}: {last[:300]}. Run with --debug for its log.", detail=proc.stderr[-4000:])
         return json.loads(resp_path.read_text(encoding="utf-8"))
-
-
-def _die_with_parent() -> None:
-    """In the runtime's child, before exec: be killed when the process that started it dies (Linux prctl PR_SET_PDEATHSIG).
-
-    The stage child that waits on it may itself be killed (a timeout, Ctrl-C in a batch);
-    the runtime must not live on as an orphan.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the child's own timeout still bounds it
 
 
 def _resolve(value: Any, paths: dict[str, str]) -> Any:

@@ -61,7 +61,7 @@ def test_dry_run_writes_nothing(where_tflite, tmp_path):
 @pytest.mark.parametrize(
     ("make_args", "needle"),
     [
-        (lambda src, tmp: [str(src), "-o", str(src)], "never overwrites its input"),
+        (lambda src, tmp: [str(src), "-o", str(src)], "never overwrites what it reads"),
         (lambda src, tmp: [str(src), "-o", str(tmp / "exists.tflite")], "already exists"),
         (lambda src, tmp: [str(src), "-o", str(tmp / "ro" / "out.tflite")], "not writable"),
         (lambda src, tmp: [str(src), "-o", str(tmp / "missing" / "out.tflite")], "does not exist"),
@@ -75,16 +75,23 @@ def test_bad_fix_requests_exit_2(where_tflite, tmp_path, make_args, needle):
     (tmp_path / "garbage.tflite").write_bytes(os.urandom(512))
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    mounted = os.geteuid() == 0  # root writes into a mode-0500 folder: a read-only bind mount stops it
+    if mounted:
+        subprocess.run(["mount", "--bind", str(ro), str(ro)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+    else:
+        ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
     before = _digest(where_tflite)
     try:
-        if os.geteuid() == 0 and needle == "not writable":
-            pytest.skip("root can write into read-only folders")
         res = run(*make_args(where_tflite, tmp_path))
     finally:
+        if mounted:
+            subprocess.run(["umount", str(ro)], check=True)
         ro.chmod(stat.S_IRWXU)
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    if needle == "not writable" and mounted:
+        needle = "is on a read-only file system"
     assert len(lines) == 1 and needle in lines[0], res.stderr
     assert _digest(where_tflite) == before
     assert (tmp_path / "exists.tflite").read_bytes() == b"keep me"

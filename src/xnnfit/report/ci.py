@@ -133,11 +133,11 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 
 
-def write(path: str | Path, text: str) -> Path:
-    """Write one CI file atomically."""
-    return write_file(Path(path), text.encode("utf-8"), force=True)
+def write(path: str | Path, text: str, *, force: bool = False, flag: str = "") -> Path:
+    """Write one CI file atomically; an existing file only with `force` (files.py's policy)."""
+    return write_file(Path(path), text.encode("utf-8"), force=force, flag=flag)
 
 
-def write_sarif(batch: BatchResult, path: str | Path) -> Path:
+def write_sarif(batch: BatchResult, path: str | Path, *, force: bool = False) -> Path:
     """The SARIF document, written atomically."""
-    return write(path, json.dumps(sarif(batch), indent=1))
+    return write(path, json.dumps(sarif(batch), indent=1), force=force, flag="--sarif")

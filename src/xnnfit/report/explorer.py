@@ -78,5 +78,5 @@ def write_overlays(result: Any, path: str | Path, *, force: bool = False) -> lis
     for k, (name, data) in enumerate(overlays(result).items()):
         slug = name.replace(" ", "_").replace("(", "").replace(")", "")
         target = path if k == 0 else path.with_name(f"{path.stem}.{slug}{path.suffix or '.json'}")
-        written.append(write_file(target, json.dumps(data, indent=1).encode("utf-8"), force=force))
+        written.append(write_file(target, json.dumps(data, indent=1).encode("utf-8"), force=force, flag="--model-explorer"))
     return written

@@ -33,7 +33,7 @@ def _asset(name: str) -> str:
 
 def write_html(result: Any, path: str | Path, *, force: bool = False) -> Path:
     """Render `result` and write the page atomically."""
-    return write_file(Path(path), page(result).encode("utf-8"), force=force)
+    return write_file(Path(path), page(result).encode("utf-8"), force=force, flag="--html")
 
 
 def page(result: Any) -> str:

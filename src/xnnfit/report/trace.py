@@ -66,4 +66,4 @@ def trace(result: Any) -> dict[str, Any]:
 
 def write_trace(result: Any, path: str | Path, *, force: bool = False) -> Path:
     """Write the trace atomically."""
-    return write_file(Path(path), json.dumps(trace(result), indent=1).encode("utf-8"), force=force)
+    return write_file(Path(path), json.dumps(trace(result), indent=1).encode("utf-8"), force=force, flag="--trace")
