@@ -302,9 +302,10 @@ def _run_local(todo: list, jobs: int | None, finished: Callable, ray_address: st
     except KeyboardInterrupt:
         for fut in futures:
             fut.cancel()
-        isolate.kill_all()
+        isolate.stop_all()  # no job starts a new child while the pool winds down
         pool.shutdown(wait=True, cancel_futures=True)
         isolate.kill_all()
+        isolate.resume()
         return True
     pool.shutdown(wait=True)
     return False

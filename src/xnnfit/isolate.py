@@ -74,6 +74,11 @@ def stop_all() -> int:
     return kill_all()
 
 
+def resume() -> None:
+    """Allow new children again (an interrupted batch returned to a caller that goes on, such as a notebook)."""
+    _stopping.clear()
+
+
 def spawn(argv: list[str], **popen_kwargs: Any) -> subprocess.Popen:
     """Popen `argv` in its own process group, dying with this process; tracked until reap() so stop_all() reaches it."""
     if _stopping.is_set():
