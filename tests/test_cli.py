@@ -231,3 +231,14 @@ def test_more_threads_than_cores_are_warned_about(files):
     res = run("bench", str(files / "where.tflite"), "--threads", f"1,{(os.cpu_count() or 1) * 8}", "--runs", "3", "-q")
     assert res.returncode == 0, res.stderr
     assert f"is more than this machine's {os.cpu_count()} cores" in res.stderr
+
+
+def test_an_npz_array_matched_by_position_is_said(files, tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", not_the_input_name=np.zeros((2, 10), np.float32))
+    for command in ("bench", "profile"):
+        res = run(command, str(files / "where.tflite"), "--data", str(tmp_path / "d.npz"), "--runs", "3", "-q")
+        assert res.returncode == 0, res.stderr
+        said = " ".join(res.stdout.split())  # long lines wrap at the console width
+        assert "array 'not_the_input_name' was fed to input 'features' by position; name it 'features'" in said

@@ -132,12 +132,12 @@ def bench_stage(
             stats = interleaved(runners, runs, warmup)
         label = default_target().label
     configs = tuple(ConfigTiming(x, n, stats[(x, n, api)], rss[(x, n, api)], api) for (x, n, api) in keys)
-    warnings = tuple(
+    warnings = (*artifact.warnings, *(
         f"{_config_name(c)}, {c.threads} thread(s): spread p10-p90 is {c.stats.spread:.0%} of the median; "
         "the machine is noisy, use more --runs or a quieter machine"
         for c in configs
         if c.stats.spread > WIDE_SPREAD
-    )
+    ))
     return BenchRun(artifact.recipe, artifact.specs, artifact.size_bytes, configs, warnings, runtime=label)
 
 

@@ -104,3 +104,20 @@ def samples_for(specs: tuple[InputSpec, ...], data: str | None, count: int = 1, 
     for s in samples:
         check_sample(s, specs)
     return samples
+
+
+def positional_notes(path: str | Path, specs: tuple[InputSpec, ...], flag: str = "--data") -> list[str]:
+    """What load_npz() matched by position rather than by name: one note per such input (empty when every name matched)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
+    except (OSError, zipfile.BadZipFile):
+        return []  # load_npz says what is wrong with the file
+    notes = []
+    for i, s in enumerate(specs):
+        if s.name in keys:
+            continue
+        key = f"arr_{i}" if f"arr_{i}" in keys else (keys[0] if len(specs) == 1 and len(keys) == 1 else None)
+        if key is not None:
+            notes.append(f"{flag} {str(path)!r}: array {key!r} was fed to input {s.name!r} by position; name it {s.name!r} to be sure")
+    return notes

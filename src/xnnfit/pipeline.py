@@ -18,6 +18,7 @@ from xnnfit.artifact import AS_GIVEN, Artifact
 from xnnfit.convert import ConvertOptions, convert_model
 from xnnfit.errors import InputDataError, SourceError, XnnfitError
 from xnnfit.footprint import refuse_if_too_large
+from xnnfit.inputs import positional_notes
 from xnnfit.isolate import USER_CODE, phase, run_isolated
 from xnnfit.policy import DEFAULT_TIMEOUT
 from xnnfit.recipes import ALL, ConversionRecipe
@@ -114,6 +115,9 @@ def per_recipe(
             if on_progress:
                 on_progress(f"{name}: {'reading' if source.is_tflite else 'converting'}")
             artifact = materialize(source, recipe, options, timeout=timeout, runs=run_model)
+            if stage_kwargs.get("data"):
+                notes = positional_notes(stage_kwargs["data"], artifact.specs)
+                artifact = replace(artifact, warnings=(*artifact.warnings, *notes))
             if on_progress:
                 on_progress(f"{name}: {label}")
             out.append(run_isolated(stage, artifact, what=f"{label} {artifact.what}", timeout=timeout, **stage_kwargs))

@@ -273,6 +273,8 @@ def render_profile_result(console: Console, result: CheckResult) -> None:
             console.print("  [red]failed[/] (the error is on stderr)")
             continue
         render_inputs(console, d.inputs)
+        for w in d.warnings:
+            console.print(f"  [yellow]warning[/]: {escape(w)}")
         console.print(f"  {headline(d)}")
         if d.profile is not None:
             render_profile(console, d.profile)
