@@ -35,3 +35,33 @@ def test_an_empty_shape_over_a_non_empty_buffer_is_an_empty_constant():
 
     value = Graph.from_bytes(_with_shape_constant(edit)).value(1)
     assert value.shape == (0,) and value.dtype == np.int32
+
+
+def test_a_constant_whose_bytes_are_not_a_whole_number_of_elements():
+    """The fuzzer's case: 2 stray bytes after an int32 constant made numpy refuse the buffer in every rule matcher."""
+
+    def edit(tensor, buf):
+        buf.data = bytes(buf.data) + b"\x01\x02"
+
+    content = _with_shape_constant(edit)
+    Interpreter(model_content=content).allocate_tensors()
+    assert Graph.from_bytes(content).value(1).tolist() == [1, 2, 3]
+
+
+def test_options_of_another_type_than_the_op_are_none_and_rules_use_the_defaults():
+    """The fuzzer's case: a GATHER carrying FullyConnectedOptions (one overwritten union tag) made XR010 raise AttributeError."""
+    from xnnfit.rewrite.rule import RewriteContext
+    from xnnfit.rewrite.rules import RULES
+    from xnnfit.tflite.schema import fb
+
+    model = parse(fixtures_models.convert(RULES["XR010"].example()).content)
+    (gather,) = [op for op in model.subgraphs[0].operators if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.GATHER]
+    assert isinstance(gather.builtinOptions, fb.GatherOptionsT) and gather.builtinOptions.axis == 1
+    gather.builtinOptionsType, gather.builtinOptions = fb.BuiltinOptions.FullyConnectedOptions, fb.FullyConnectedOptionsT()
+    g = Graph.from_bytes(serialize(model))
+    i = g.ops.index(next(op for op in g.ops if g.op(g.ops.index(op)) == "GATHER"))
+
+    assert g.options(i, "GatherOptions") is None
+    assert isinstance(g.options(i, "FullyConnectedOptions"), fb.FullyConnectedOptionsT)
+    for rule in RULES.values():  # every matcher reads the options through Graph.options
+        rule.match(g.copy(), RewriteContext())

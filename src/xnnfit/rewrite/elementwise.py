@@ -80,7 +80,9 @@ def evaluate(g: Graph, ops: list[int], x: int | set[int], x_value: np.ndarray, y
             out = UNARY[name](val(ins[0]))
         elif name == "LEAKY_RELU":
             a = val(ins[0])
-            out = np.where(a >= 0, a, a * opts.alpha)
+            leaky = g.options(i, "LeakyReluOptions")
+            alpha = leaky.alpha if leaky is not None else 0.0  # no options: the runtime's alpha is 0
+            out = np.where(a >= 0, a, a * alpha)
         else:
             out = BINARY[name](val(ins[0]), val(ins[1]))
             act = getattr(opts, "fusedActivationFunction", 0) if opts is not None else 0

@@ -79,6 +79,16 @@ class Graph:
         """Output tensor ids of op i."""
         return [int(t) for t in (self.ops[i].outputs if self.ops[i].outputs is not None else [])]
 
+    def options(self, i: int, kind: str) -> Any:
+        """Op i's builtin options when they are `kind` ('GatherOptions'), else None.
+
+        A file may attach options of another type than the op's (damaged, or written by
+        another tool): the runtime then reads none and uses the op's defaults, so rules
+        must too, instead of reading a field the object does not have.
+        """
+        options = self.ops[i].builtinOptions
+        return options if isinstance(options, getattr(fb, f"{kind}T")) else None
+
     def quant(self, t: int) -> Any:
         """QuantizationParametersT of tensor t, or None."""
         q = self.tensor(t).quantization
@@ -96,10 +106,12 @@ class Graph:
         data = self.model.buffers[tensor.buffer].data
         if data is None or len(data) == 0 or self.dtype(t) not in _NP:
             return None
-        arr = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=_NP[self.dtype(t)])
+        raw = np.asarray(data, dtype=np.uint8).tobytes()
+        dtype = np.dtype(_NP[self.dtype(t)])
         shape = tuple(int(d) for d in tensor.shape) if tensor.shape is not None else ()
         if shape:  # a longer buffer is read up to its shape, as the runtime reads it (tflite.read_model refuses a shorter one)
-            return arr[: math.prod(shape)].reshape(shape)
+            return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape)
+        arr = np.frombuffer(raw, dtype=dtype, count=len(raw) // dtype.itemsize)
         return arr.reshape(()) if arr.size == 1 else arr
 
     def _widened_fp16(self, t: int) -> np.ndarray | None:

@@ -47,7 +47,7 @@ class BroadcastUpsample(Rule):
                     found.append(Match(self.id, i, g.name(g.outputs(i)[0]), {"kind": "tile", "mult": [int(k) for k in m.reshape(-1)]}))
             elif name == "RESIZE_NEAREST_NEIGHBOR":
                 x, size = g.inputs(i)[:2]
-                opts = g.ops[i].builtinOptions
+                opts = g.options(i, "ResizeNearestNeighborOptions")
                 sv = g.value(size)
                 shape = g.shape(x)
                 if sv is None or len(shape) != 4 or any(d < 0 for d in shape):

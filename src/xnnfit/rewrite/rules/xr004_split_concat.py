@@ -130,7 +130,7 @@ class SplitConcat(Rule):
 
     def _concat_tree(self, g: Graph, i: int) -> list:
         """Nearly even groups of at most 5, level by level; the last node writes the output."""
-        opts0 = g.ops[i].builtinOptions
+        opts0 = g.options(i, "ConcatenationOptions")
         axis_raw = int(opts0.axis) if opts0 is not None else 0
         activation = int(opts0.fusedActivationFunction) if opts0 is not None else 0
         out = g.outputs(i)[0]

@@ -92,7 +92,7 @@ class StridedSubsample(Rule):
     def _slice_axes(self, g: Graph, i: int) -> list[_Axis] | str | None:
         """Per input axis what the slice takes; None when XNNPACK takes the slice as it is."""
         x, begin_t, end_t, strides_t = g.inputs(i)[:4]
-        o = g.ops[i].builtinOptions
+        o = g.options(i, "StridedSliceOptions")
         shrink = int(o.shrinkAxisMask) if o is not None else 0
         begin, end, strides = g.value(begin_t), g.value(end_t), g.value(strides_t)
         if strides is not None and shrink == 0 and not (o and (o.ellipsisMask or o.newAxisMask)) and all(int(s) == 1 for s in strides.reshape(-1)):
@@ -133,7 +133,9 @@ class StridedSubsample(Rule):
         return axes
 
     def _pool_axes(self, g: Graph, i: int) -> list[_Axis] | str | None:
-        o = g.ops[i].builtinOptions
+        o = g.options(i, "Pool2DOptions")
+        if o is None:
+            return "the pool has no window options (the runtime pools with a 0x0 window)"
         fh, fw, sh, sw = (int(o.filterHeight), int(o.filterWidth), int(o.strideH), int(o.strideW))
         if not (sh > fh or sw > fw):  # stride <= window: XNNPACK pools it (or refuses for other reasons)
             return None
@@ -160,7 +162,7 @@ class StridedSubsample(Rule):
             return "the slice is empty"
         activation = None
         if g.op(i) != "STRIDED_SLICE":
-            fused = int(g.ops[i].builtinOptions.fusedActivationFunction)
+            fused = int(g.options(i, "Pool2DOptions").fusedActivationFunction)  # _pool_axes refused a pool without them
             if fused != fb.ActivationFunctionType.NONE:
                 if fused not in _ACTIVATIONS or not dtype.startswith("float"):
                     return "fused activation other than RELU/RELU6/RELU_N1_TO_1 on float data"

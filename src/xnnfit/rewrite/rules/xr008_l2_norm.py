@@ -61,7 +61,7 @@ class L2Norm(Rule):
 
 def _why_not(g: Graph, i: int) -> dict | str:
     x = g.inputs(i)[0]
-    opts = g.ops[i].builtinOptions
+    opts = g.options(i, "L2NormOptions")
     if g.dtype(x) != "float32":
         return f"L2_NORMALIZATION on {g.dtype(x)} (SQUARE, SQRT and DIV are delegated in float32 only)"
     if len(g.shape(x)) == 0:

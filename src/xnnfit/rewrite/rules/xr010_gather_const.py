@@ -59,7 +59,7 @@ class GatherConst(Rule):
     def _why_not(self, g: Graph, i: int) -> dict | str:
         x, idx = g.inputs(i)[:2]
         out = g.outputs(i)[0]
-        opts = g.ops[i].builtinOptions
+        opts = g.options(i, "GatherOptions")
         shape = g.shape(x)
         axis = int(opts.axis) if opts is not None else 0
         axis = axis + len(shape) if axis < 0 else axis

@@ -86,8 +86,14 @@ def _name(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
 
+def _init_subgraph(g: Graph, i: int) -> int | None:
+    """The subgraph CALL_ONCE node i runs, or None when its options name none that exists."""
+    opts = g.options(i, "CallOnceOptions")
+    return opts.initSubgraphIndex if opts is not None and 0 <= opts.initSubgraphIndex < len(g.model.subgraphs) else None
+
+
 def _key(g: Graph, i: int) -> tuple[str, str]:
-    opts = g.ops[i].builtinOptions
+    opts = g.options(i, "VarHandleOptions")
     return (_name(getattr(opts, "container", None)), _name(getattr(opts, "sharedName", None)))
 
 
@@ -113,7 +119,7 @@ class FreezeVariables(Rule):
         reads = [i for i in range(len(g.ops)) if g.op(i) == "READ_VARIABLE"]
         if not reads:
             return NoMatch("no READ_VARIABLE node")
-        inits = {g.ops[i].builtinOptions.initSubgraphIndex for i in range(len(g.ops)) if g.op(i) == "CALL_ONCE"}
+        inits = {init for i in range(len(g.ops)) if g.op(i) == "CALL_ONCE" and (init := _init_subgraph(g, i)) is not None}
         initial: dict[tuple[str, str], np.ndarray] = {}
         mutable: set[tuple[str, str]] = set()
         for k in range(len(g.model.subgraphs)):
@@ -146,7 +152,8 @@ class FreezeVariables(Rule):
         dead = set(frozen)
         dead |= {i for i in range(len(g.ops)) if g.op(i) == "VAR_HANDLE" and _key(g, i) in keys and g.outputs(i)[0] not in still_read}
         for i in range(len(g.ops)):
-            if g.op(i) == "CALL_ONCE" and all(key in keys for key, _ in _assignments(Graph(g.model, g.ops[i].builtinOptions.initSubgraphIndex))):
+            init = _init_subgraph(g, i) if g.op(i) == "CALL_ONCE" else None
+            if init is not None and all(key in keys for key, _ in _assignments(Graph(g.model, init))):
                 dead.add(i)
         for i in sorted(dead, reverse=True):
             del g.sub.operators[i]

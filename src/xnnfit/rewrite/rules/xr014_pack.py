@@ -87,7 +87,7 @@ class PackConcat(Rule):
 
 
 def _why_not(g: Graph, i: int) -> dict | str:
-    opts = g.ops[i].builtinOptions
+    opts = g.options(i, "PackOptions" if g.op(i) == "PACK" else "UnpackOptions")
     big = g.outputs(i)[0] if g.op(i) == "PACK" else g.inputs(i)[0]
     rank = len(g.shape(big))
     if any(d < 0 for d in g.shape(big)):
