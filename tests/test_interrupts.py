@@ -91,12 +91,24 @@ def _stage_children(tree: set[int]) -> set[int]:
     return {p for p in tree if "xnnfit.isolate" in _cmdline(p)}
 
 
-def _nothing_left(seen: set[int], tmp: Path) -> None:
+def _all_gone(seen: set[int]) -> None:
     deadline = time.monotonic() + 10
     while _alive(seen) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(seen), {p: _cmdline(p) for p in _alive(seen)}
+
+
+def _nothing_left(seen: set[int], tmp: Path) -> None:
+    _all_gone(seen)
     assert not list((tmp / "tmpdir").iterdir()), list((tmp / "tmpdir").iterdir())
+
+
+def _killed(proc: subprocess.Popen, seen: set[int]) -> None:
+    """SIGKILL the main process: no handler runs; the kernel must take every child with it."""
+    seen = seen | _descendants(proc.pid)
+    proc.kill()
+    proc.communicate(timeout=60)
+    _all_gone(seen)
 
 
 def _stopped(proc: subprocess.Popen, sig: int, seen: set[int], tmp: Path) -> str:
@@ -156,13 +168,7 @@ def test_sigkill_takes_the_children_and_the_next_run_removes_the_files(tmp_path)
     proc = _start(["optimize", f"{EXAMPLES}/where_cnn.py:build", "-o", "best.tflite", "--runs", "3"], tmp_path)
     seen = _wait_for(proc, "a conversion child", _stage_children)
     time.sleep(1)
-    seen |= _descendants(proc.pid)
-    proc.kill()
-    proc.communicate(timeout=60)
-    deadline = time.monotonic() + 10
-    while _alive(seen) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(seen), {p: _cmdline(p) for p in _alive(seen)}  # the kernel killed them with their parent
+    _killed(proc, seen)
     left = list((tmp_path / "tmpdir").iterdir())
     assert [p.name for p in left if p.name.startswith("xnnfit-run-")], left  # a SIGKILLed run cannot clean up ...
     (tmp_path / "add.tflite").write_bytes(_add_model())
@@ -198,14 +204,7 @@ def test_sigkill_during_a_first_runtime_install_is_cleaned_by_the_next_run(tmp_p
     cache = tmp_path / "cache"
     (tmp_path / "add.tflite").write_bytes(_add_model())
     proc = _start(["check", "add.tflite", "--runtime", UNBUILT_RUNTIME, "--cache-dir", str(cache)], tmp_path)
-    seen = _wait_for(proc, "pip install", _pip)
-    seen |= _descendants(proc.pid)
-    proc.kill()
-    proc.communicate(timeout=60)
-    deadline = time.monotonic() + 10
-    while _alive(seen) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(seen), {p: _cmdline(p) for p in _alive(seen)}  # pip died with xnnfit
+    _killed(proc, _wait_for(proc, "pip install", _pip))  # pip died with xnnfit
     runtimes = cache / "runtimes"
     staging = [p for p in runtimes.iterdir() if p.is_dir()]
     assert staging and all(p.name.startswith(".") for p in staging)  # a half-built venv, never under its final name
