@@ -225,6 +225,15 @@ def test_truncated_model(fixed, cut):
     assert "Re-export" in message
 
 
+def test_truncation_is_said_in_plain_words(fixed):
+    """The flatbuffers reader's struct.error ('unpack_from requires a buffer of at least...') becomes where it read."""
+    data = fixed[: len(fixed) // 2]
+    error = _raises(data, "'cut.tflite'")
+    assert f"damaged or truncated (an offset in it points to byte " in str(error)
+    assert f", outside its {len(data)} bytes). Re-export the model." in str(error)
+    assert "unpack_from" in error.detail  # the reader's own words, for --debug
+
+
 def test_identifier_without_a_model():
     data = b"\x00\x00\x00\x00TFL3" + bytes(56)
     message = str(_raises(data))
@@ -398,4 +407,4 @@ def test_quantization_vector_past_the_end_is_refused(int8_conv):
     data[start - 4 : start] = (2**31 - 1).to_bytes(4, "little")
     _runtime_refuses(bytes(data))
     message = str(_raises(bytes(data)))
-    assert "damaged or truncated (ValueError: buffer is smaller than requested size)" in message
+    assert f"damaged or truncated (a vector in it runs past the end of its {len(data)} bytes)" in message

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import struct
 import traceback
 from typing import Any
 
@@ -141,6 +143,9 @@ _ELEMENT_BITS = {
     "int8": 8, "float64": 64, "complex128": 128, "uint64": 64, "uint32": 32, "uint16": 16, "int4": 4, "bfloat16": 16,
     "int2": 2, "uint4": 4, "float8_e4m3fn": 8, "float8_e5m2": 8,
 }
+# The flatbuffers reader's own words for a read outside the file (struct.error, ValueError).
+_PAST_THE_END = re.compile(r"unpacking \d+ bytes at offset (-?\d+)")
+_VECTOR_PAST_THE_END = "buffer is smaller than requested size"
 _SHOWN_BYTES = 24  # bytes of a garbled name quoted around the fault: enough to recognize it, short enough for one line
 
 
@@ -237,13 +242,18 @@ def _check_constant_size(name: str, s: int, i: int, shape: tuple[int, ...], dtyp
         )
 
 
-def damaged(what: str, exc: Exception) -> SourceError:
-    """The one-line error for a flatbuffer the flatbuffers reader failed on with `exc` (its traceback kept for --debug)."""
+def damaged(what: str, exc: Exception, size: int) -> SourceError:
+    """The one-line error for a `size`-byte flatbuffer the flatbuffers reader failed on with `exc` (its traceback kept for --debug)."""
     text = " ".join(str(exc).split())
-    return SourceError(
-        f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__}: {text}). Re-export the model.",
-        detail=traceback.format_exc(),
-    )
+    outside = _PAST_THE_END.search(text) if isinstance(exc, struct.error) else None
+    if outside:
+        at = int(outside.group(1))
+        plain = f"an offset in it points to byte {at}, outside its {size} bytes"
+    elif text == _VECTOR_PAST_THE_END:
+        plain = f"a vector in it runs past the end of its {size} bytes"
+    else:
+        plain = f"{type(exc).__name__}: {text}"
+    return SourceError(f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({plain}). Re-export the model.", detail=traceback.format_exc())
 
 
 def read_model(data: bytes, what: str = "the model") -> ModelGraph:
@@ -261,7 +271,7 @@ def read_model(data: bytes, what: str = "the model") -> ModelGraph:
     except _Damaged as exc:
         raise SourceError(f"cannot read {what}: the TFLite flatbuffer is damaged: {exc}. Re-export the model.") from None
     except Exception as exc:  # flatbuffers raises bare IndexError/struct.error on damaged files
-        raise damaged(what, exc) from exc
+        raise damaged(what, exc, len(data)) from exc
     if not graph.subgraphs:
         raise SourceError(f"cannot read {what}: the TFLite model has no subgraph. Re-export the model.")
     return graph

@@ -41,7 +41,7 @@ def parse(content: bytes, what: str = "the model") -> Any:
     try:
         return flatbuffer_utils.read_model_from_bytearray(_without_dangling_metadata(bytearray(content)))
     except Exception as exc:  # flatbuffers raises bare IndexError/struct.error/ValueError on damaged files
-        raise damaged(what, exc) from exc
+        raise damaged(what, exc, len(content)) from exc
 
 
 def _without_dangling_metadata(data: bytearray) -> bytearray:
