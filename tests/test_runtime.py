@@ -7,7 +7,7 @@ import pytest
 
 import fixtures_models
 from xnnfit.errors import RuntimeFailure
-from xnnfit.runtime import outputs
+from xnnfit.runtime import DAMAGED_HINT, build_interpreter, outputs
 from xnnfit.tflite.writer import parse, serialize
 
 
@@ -20,3 +20,32 @@ def test_an_output_no_op_writes_is_one_clear_error():
     message = str(info.value)
     assert message.startswith("tensor 4 ('Identity') of the model holds no data after a run: no op writes it")
     assert message.endswith("re-export the model.") and "\n" not in message
+
+
+def _dense_reshape(edit) -> bytes:
+    model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
+    edit(model)
+    return serialize(model)
+
+
+def test_a_node_reading_a_tensor_no_op_writes_says_the_file_is_damaged_not_check_the_data():
+    """The first op removed: the RESHAPE reads a tensor nothing writes; the runtime says 'Input tensor 3 lacks data'."""
+    content = _dense_reshape(lambda model: model.subgraphs[0].operators.pop(0))
+    with pytest.raises(RuntimeFailure) as info:
+        outputs(content, [{"x": np.ones((1, 4), np.float32)}])
+    message = str(info.value)
+    assert "lacks data" in message
+    assert message.endswith(DAMAGED_HINT + ".") and "Check the input data" not in message
+
+
+def test_a_tensor_the_runtime_calls_invalid_says_the_file_is_damaged():
+    """A dimension overwritten with 2**31-1 on a computed tensor: 'Tensor 3 is invalidly specified in schema'."""
+
+    def edit(model):
+        model.subgraphs[0].tensors[3].shape = [2**31 - 1, 2**31 - 1, 2**31 - 1]
+
+    with pytest.raises(RuntimeFailure) as info:
+        build_interpreter(_dense_reshape(edit))
+    message = str(info.value)
+    assert "invalidly specified in schema" in message
+    assert message.endswith(DAMAGED_HINT + ".")

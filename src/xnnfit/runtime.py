@@ -15,10 +15,18 @@ from xnnfit.specs import InputSpec, dynamic_hint, input_name
 
 _NO_WEIGHTS = "variable != nullptr"  # the READ_VARIABLE kernel's message for a variable never assigned
 _UNRESOLVED = ("didn't find op", "unresolved custom op", "unsupported custom op", "op builtin_code out of range")
+# What the runtime says of a file that breaks the TFLite schema (lower case): a pinned shape or the input data is not the cause.
+_DAMAGED = (
+    "not a valid flatbuffer", "invalidly specified in schema", "invalid quantization parameters", "specifies out of range buffer",
+    "invalid tensor index", "inconsistent model", "lacks data", "unsupported data type",
+)
+DAMAGED_HINT = "The file breaks the TFLite schema (damaged, or written by a broken exporter): re-export the model"
 
 
 def _hint(text: str, specs: Sequence[InputSpec]) -> str:
     low = text.lower()
+    if any(m in low for m in _DAMAGED):
+        return DAMAGED_HINT + "."
     if any(m in low for m in _UNRESOLVED):
         return "The model uses an op this runtime has no kernel for: register the custom op, or convert with TFLite builtins only."
     dynamic = dynamic_hint(tuple(specs))
@@ -166,7 +174,8 @@ def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec]
                 "or convert_variables_to_constants_v2 on the concrete function first (xnnfit check model.keras does this)",
                 detail=str(exc),
             ) from exc
-        hint = dynamic_hint(tuple(specs)) or "Check the input data"
+        damaged = any(m in text.lower() for m in _DAMAGED)
+        hint = DAMAGED_HINT if damaged else dynamic_hint(tuple(specs)) or "Check the input data"
         raise RuntimeFailure(f"{what} fails to run in LiteRT: {text[:300]}. {hint}.", detail=str(exc)) from exc
 
 
