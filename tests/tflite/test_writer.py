@@ -43,3 +43,20 @@ def test_a_damaged_model_is_a_source_error(keep):
     assert message.startswith("cannot read 'cut.tflite': the TFLite flatbuffer is damaged or truncated (")
     assert message.endswith("Re-export the model.") and "\n" not in message
     assert "Traceback" in info.value.detail  # for --debug
+
+
+@pytest.mark.parametrize("index", [99, -5])
+def test_intermediates_outside_the_subgraph_are_dropped(index):
+    """The runtime ignores an op's intermediates unless the op uses them; cutting a piece or rewriting raised IndexError/KeyError."""
+    model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
+    model.subgraphs[0].operators[0].intermediates = [index]
+    content = serialize(model)
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    interpreter.invoke()
+
+    assert parse(content).subgraphs[0].operators[0].intermediates == []
+    piece = cut(parse(content), [0])
+    Interpreter(model_content=piece.content).allocate_tensors()
+    rewritten = Graph.from_bytes(content).to_bytes()
+    assert [o.op for o in read_model(rewritten).primary.ops] == ["FULLY_CONNECTED", "RESHAPE"]

@@ -34,14 +34,22 @@ def parse(content: bytes, what: str = "the model") -> Any:
     """The mutable object tree (ModelT) of a .tflite; SourceError when the flatbuffer is damaged.
 
     It unpacks every table, also those read_model does not read (options, quantization
-    details, sparsity), so damage there shows here. A metadata entry pointing past the
-    buffers (the runtime ignores it) is pointed at buffer 0, the empty one, first:
-    flatbuffer_utils would fail on it with an IndexError.
+    details, sparsity), so damage there shows here. Two faults the runtime tolerates are
+    mended, so that cutting and rewriting need not check for them: a metadata entry
+    pointing past the buffers is pointed at buffer 0, the empty one, first
+    (flatbuffer_utils would fail on it with an IndexError), and intermediate tensor
+    indices outside the subgraph (ignored by every op that uses no intermediates) are dropped.
     """
     try:
-        return flatbuffer_utils.read_model_from_bytearray(_without_dangling_metadata(bytearray(content)))
+        model = flatbuffer_utils.read_model_from_bytearray(_without_dangling_metadata(bytearray(content)))
     except Exception as exc:  # flatbuffers raises bare IndexError/struct.error/ValueError on damaged files
         raise damaged(what, exc, len(content)) from exc
+    for sub in model.subgraphs or []:
+        count = len(sub.tensors or [])
+        for op in sub.operators or []:
+            if op.intermediates is not None and not all(0 <= t < count for t in op.intermediates):
+                op.intermediates = [t for t in op.intermediates if 0 <= t < count]
+    return model
 
 
 def _without_dangling_metadata(data: bytearray) -> bytearray:
