@@ -138,8 +138,9 @@ def _weight_ranges(content: bytes) -> list[tuple[int, int]]:
 class Mutator:
     """Seeded mutations of a set of seed models."""
 
-    def __init__(self, seeds: dict[str, bytes]):
+    def __init__(self, seeds: dict[str, bytes], kinds: Sequence[str] = ()):
         self.seeds = dict(sorted(seeds.items()))
+        self.kinds = [(k, w) for k, w in MUTATIONS if not kinds or k in kinds]
         self._structural = {name: self._structural_spans(content) for name, content in self.seeds.items()}
 
     @staticmethod
@@ -165,7 +166,7 @@ class Mutator:
 
     def mutate(self, rng: random.Random) -> Mutation:
         """One mutation; every choice comes from `rng`."""
-        kind = rng.choices([k for k, _ in MUTATIONS], weights=[w for _, w in MUTATIONS])[0]
+        kind = rng.choices([k for k, _ in self.kinds], weights=[w for _, w in self.kinds])[0]
         name = rng.choice(list(self.seeds))
         if kind == "structure":
             edited = _structure_edit(rng, self.seeds[name])
@@ -272,6 +273,30 @@ def _edit_index(rng, model):
     seq[j] = value
     setattr(op, field, seq)
     return f"op {k} {field}[{j}] = {value} (of {len(sub.tensors)} tensors)"
+
+
+def _edit_arity(rng, model):
+    sub = rng.choice(model.subgraphs)
+    if not sub.operators:
+        return None
+    k = rng.randrange(len(sub.operators))
+    op = sub.operators[k]
+    field = rng.choice(("inputs", "outputs"))
+    seq = list(getattr(op, field) or [])
+    extra = [rng.randrange(len(sub.tensors))] if sub.tensors else []
+    new = rng.choice((seq[: len(seq) // 2], [], seq + extra, seq + [-1] * 3))
+    setattr(op, field, new)
+    return f"op {k} {field} {seq} -> {new}"
+
+
+def _edit_intermediates(rng, model):
+    sub = rng.choice(model.subgraphs)
+    if not sub.operators:
+        return None
+    k = rng.randrange(len(sub.operators))
+    value = rng.choice((len(sub.tensors), len(sub.tensors) + 9, -5, 0))
+    sub.operators[k].intermediates = [value]
+    return f"op {k} intermediates = [{value}] (of {len(sub.tensors)} tensors)"
 
 
 def _edit_opcode(rng, model):
@@ -415,7 +440,7 @@ def _edit_no_subgraph(rng, model):
 
 
 STRUCTURE_EDITS = (
-    _edit_dim, _edit_dim, _edit_index, _edit_opcode, _edit_builtin, _edit_buffer_index, _edit_buffer_data, _edit_type,
+    _edit_dim, _edit_dim, _edit_index, _edit_arity, _edit_intermediates, _edit_opcode, _edit_builtin, _edit_buffer_index, _edit_buffer_data, _edit_type,
     _edit_io, _edit_quant, _edit_cycle, _edit_drop_ops, _edit_signature, _edit_metadata, _edit_no_subgraph,
 )
 
@@ -625,6 +650,7 @@ def fuzz(
     workdir: Path,
     findings: Path | None = None,
     commands: Sequence[str] = COMMANDS,
+    mutations: Sequence[str] = (),
     first: int = 0,
     wall_limit: float = WALL_LIMIT,
     progress: Callable[[Outcome], None] | None = None,
@@ -632,9 +658,10 @@ def fuzz(
     """Run cases `first`..`first + cases - 1` of the run seeded with `seed` and classify each.
 
     Case i mutates with random.Random(f"{seed}:{i}") and runs commands[i % len(commands)],
-    so any case can be rerun alone. Findings are saved in `findings` when given.
+    so any case can be rerun alone (with the same `commands` and `mutations`, the kinds
+    drawn from; all when empty). Findings are saved in `findings` when given.
     """
-    mutator = Mutator(seeds)
+    mutator = Mutator(seeds, mutations)
     start = time.perf_counter()
 
     def one(i: int) -> Outcome:
@@ -660,6 +687,7 @@ def main() -> int:
     parser.add_argument("--first", type=int, default=0, help="first case number (rerun one case: --first 17 --cases 1)")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="cases run in parallel")
     parser.add_argument("--commands", default=",".join(COMMANDS), help="commands to rotate, comma-separated")
+    parser.add_argument("--mutations", default="", help=f"mutation kinds to draw from, comma-separated (default: all of {', '.join(k for k, _ in MUTATIONS)})")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "xnnfit-fuzz-seeds", help="folder of the converted seeds")
     parser.add_argument("--findings", type=Path, default=Path("fuzz-findings"), help="folder the findings are saved in")
     parser.add_argument("--wall-limit", type=float, default=WALL_LIMIT, help="seconds before a case counts as a hang")
@@ -668,6 +696,9 @@ def main() -> int:
     commands = tuple(c for c in args.commands.split(",") if c)
     if unknown := set(commands) - set(COMMANDS):
         parser.error(f"unknown commands {sorted(unknown)}: pick from {', '.join(COMMANDS)}")
+    mutations = tuple(m for m in args.mutations.split(",") if m)
+    if unknown := set(mutations) - {k for k, _ in MUTATIONS}:
+        parser.error(f"unknown mutations {sorted(unknown)}: pick from {', '.join(k for k, _ in MUTATIONS)}")
 
     print(f"seeds in {args.cache}")
     seeds = build_seeds(args.cache)
@@ -685,7 +716,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xnnfit-fuzz-") as work:
         report = fuzz(
             seeds, args.cases, args.seed, jobs=args.jobs, workdir=Path(work), findings=args.findings, commands=commands,
-            first=args.first, wall_limit=args.wall_limit, progress=progress,
+            mutations=mutations, first=args.first, wall_limit=args.wall_limit, progress=progress,
         )
     print("\n".join(report.lines()))
     if report.findings:
