@@ -11,20 +11,37 @@ from xnnfit.errors import InputDataError
 from xnnfit.specs import InputSpec
 
 
+def sample_dtype(spec: InputSpec) -> np.dtype:
+    """The numpy dtype of an input's samples: numpy's own, or ml_dtypes' (int4, bfloat16, float8...), which the runtime uses too.
+
+    InputDataError for the tensor types no array can hold (string, resource, variant).
+    """
+    import ml_dtypes  # a dependency of ai-edge-litert: its Python API hands these types over as ml_dtypes arrays
+
+    try:
+        return np.dtype(getattr(ml_dtypes, spec.dtype, None) or spec.dtype)
+    except TypeError:
+        raise InputDataError(
+            f"input {spec.name!r} is {spec.dtype}, a type numpy cannot hold, so xnnfit can neither make nor read sample data for it. "
+            "xnnfit check needs no data; to time or fix the model, export it with float, integer or bool inputs."
+        ) from None
+
+
 def random_inputs(specs: tuple[InputSpec, ...], count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """`count` samples of seeded random data of each input's dtype and range, at its run shape."""
     rng = np.random.default_rng(seed)
+    dtypes = {s.name: sample_dtype(s) for s in specs}
     samples = []
     for _ in range(count):
         sample = {}
         for s in specs:
-            shape = s.run_shape
-            if s.dtype.startswith("float"):
-                sample[s.name] = rng.uniform(-1.0, 1.0, shape).astype(s.dtype)
+            shape, dtype = s.run_shape, dtypes[s.name]
+            if s.dtype.startswith(("float", "bfloat", "complex")):
+                sample[s.name] = rng.uniform(-1.0, 1.0, shape).astype(dtype)
             elif s.dtype == "bool":
                 sample[s.name] = np.ones(shape, dtype=bool)
             else:
-                sample[s.name] = rng.integers(0, s.high or 2, shape).astype(s.dtype)
+                sample[s.name] = rng.integers(0, s.high or 2, shape).astype(dtype)
         samples.append(sample)
     return samples
 
@@ -62,7 +79,7 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise InputDataError(f"array {key!r} in {str(path)!r} contains NaN or infinite values. Clean the data first.")
         _check_range(arr, s, f"array {key!r} in {str(path)!r}")
-        if np.dtype(s.dtype).kind != arr.dtype.kind and not (arr.dtype.kind in "iu" and np.dtype(s.dtype).kind in "iu"):
+        if sample_dtype(s).kind != arr.dtype.kind and not (arr.dtype.kind in "iu" and sample_dtype(s).kind in "iu"):
             raise InputDataError(f"array {key!r} in {str(path)!r} has dtype {arr.dtype}; input {s.name!r} needs {s.dtype}. Cast it.")
         picked[s.name] = arr.astype(s.dtype)
     n = min(a.shape[0] for a in picked.values())

@@ -408,3 +408,12 @@ def test_quantization_vector_past_the_end_is_refused(int8_conv):
     _runtime_refuses(bytes(data))
     message = str(_raises(bytes(data)))
     assert f"damaged or truncated (a vector in it runs past the end of its {len(data)} bytes)" in message
+
+
+def test_a_type_code_the_schema_does_not_define_is_refused(fixed):
+    def edit(model):
+        model.subgraphs[0].tensors[0].type = 99
+
+    data = _edited(fixed, edit)
+    _runtime_refuses(data)  # 'Unsupported data type 99 in tensor'
+    assert "tensor 0 ('x') of subgraph 0 has type code 99, which the TFLite schema does not define" in str(_raises(data))

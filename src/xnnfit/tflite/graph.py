@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from xnnfit.errors import SourceError
-from xnnfit.tflite.schema import fb, op_name, type_name
+from xnnfit.tflite.schema import fb, op_name, type_defined, type_name
 
 TFLITE_IDENTIFIER = b"TFL3"
 _SMALL_INT = {"int32": "<i4", "int64": "<i8"}
@@ -197,6 +197,8 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     buf = model.Buffers(index) if index > 0 else None
     nbytes = _buffer_bytes(buf, len(data)) if buf is not None else 0
     constant = buf is not None and (nbytes > 0 or buf.Offset() > 1)
+    if not type_defined(t.Type()):
+        raise _Damaged(f"tensor {i} ({name!r}) of subgraph {s} has type code {t.Type()}, which the TFLite schema does not define")
     dtype = type_name(t.Type())
     if constant:
         _check_constant_size(name, s, i, shape, dtype, nbytes, sparse=t.Sparsity() is not None)

@@ -6,7 +6,7 @@ import functools
 
 from ai_edge_litert import schema_py_generated as fb
 
-__all__ = ["fb", "op_name", "op_code", "type_name"]
+__all__ = ["fb", "op_name", "op_code", "type_name", "type_defined"]
 
 
 @functools.cache
@@ -27,3 +27,8 @@ def op_code(name: str) -> int:
 def type_name(code: int) -> str:
     """Lower-case numpy-style name for a TensorType code: 'float32', 'int8', 'bool'..."""
     return _enum_names(fb.TensorType).get(code, f"type{code}").lower()
+
+
+def type_defined(code: int) -> bool:
+    """Whether the schema defines TensorType `code` (the runtime refuses a model with any other: 'Unsupported data type')."""
+    return code in _enum_names(fb.TensorType)
