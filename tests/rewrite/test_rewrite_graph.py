@@ -65,3 +65,12 @@ def test_options_of_another_type_than_the_op_are_none_and_rules_use_the_defaults
     assert isinstance(g.options(i, "FullyConnectedOptions"), fb.FullyConnectedOptionsT)
     for rule in RULES.values():  # every matcher reads the options through Graph.options
         rule.match(g.copy(), RewriteContext())
+
+
+def test_an_omitted_output_stays_in_place_when_tensors_are_renumbered():
+    """The fuzzer's case: an op's outputs [t, -1] made the renumbering raise KeyError: -1."""
+    model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
+    model.subgraphs[0].operators[0].outputs = [3, -1]
+    g = Graph.from_bytes(serialize(model))
+    g.prune()
+    assert [int(t) for t in g.ops[0].outputs] == [3, -1]

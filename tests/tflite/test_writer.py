@@ -60,3 +60,10 @@ def test_intermediates_outside_the_subgraph_are_dropped(index):
     Interpreter(model_content=piece.content).allocate_tensors()
     rewritten = Graph.from_bytes(content).to_bytes()
     assert [o.op for o in read_model(rewritten).primary.ops] == ["FULLY_CONNECTED", "RESHAPE"]
+
+
+def test_a_piece_keeps_an_omitted_output_in_place():
+    model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
+    model.subgraphs[0].operators[0].outputs = [3, -1]
+    piece = cut(parse(serialize(model)), [0])
+    assert [int(t) for t in parse(piece.content).subgraphs[0].operators[0].outputs][1:] == [-1]

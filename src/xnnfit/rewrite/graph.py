@@ -229,7 +229,7 @@ class Graph:
         sub.tensors = [sub.tensors[i] for i in order]
         for op in self.ops:
             op.inputs = [remap[int(t)] if t >= 0 else -1 for t in (op.inputs if op.inputs is not None else [])]
-            op.outputs = [remap[int(t)] for t in (op.outputs if op.outputs is not None else [])]
+            op.outputs = [remap[int(t)] if t >= 0 else -1 for t in (op.outputs if op.outputs is not None else [])]  # -1: omitted
             if op.intermediates is not None:
                 op.intermediates = [remap[int(t)] for t in op.intermediates]
         sub.inputs = [remap[int(t)] for t in (sub.inputs if sub.inputs is not None else [])]

@@ -138,7 +138,7 @@ def cut(model: Any, nodes: Sequence[int], subgraph: int = 0) -> Piece:
     for op in ops:
         new = copy.copy(op)
         new.inputs = [remap[t] if t >= 0 else -1 for t in (op.inputs if op.inputs is not None else [])]
-        new.outputs = [remap[t] for t in (op.outputs if op.outputs is not None else []) if t >= 0]
+        new.outputs = [remap[t] if t >= 0 else -1 for t in (op.outputs if op.outputs is not None else [])]  # -1: omitted, kept in place
         if op.intermediates is not None:
             new.intermediates = [remap[t] for t in op.intermediates if t >= 0]
         new.debugMetadataIndex = -1
