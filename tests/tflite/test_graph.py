@@ -350,14 +350,26 @@ def test_constant_with_a_huge_shape_is_refused_without_allocating(fixed):
     assert "needs 18446744056529682436" in str(_raises(data))
 
 
-def test_constant_with_a_negative_dimension_is_refused(fixed):
+@pytest.mark.parametrize("tensor", [0, 1, 3, 4], ids=["input", "constant", "intermediate", "output"])
+def test_a_negative_dimension_is_refused(fixed, tensor):
+    """The runtime refuses any tensor with a negative dimension in its shape ('invalidly specified in schema')."""
+
     def edit(model):
-        tensor, _ = _shape_constant(model)
-        tensor.shape = [-3]
+        model.subgraphs[0].tensors[tensor].shape = [1, -5]
 
     data = _edited(fixed, edit)
     _runtime_refuses(data)
-    assert "constant tensor 1 ('arith.constant') of subgraph 0 has shape [-3], with a negative dimension" in str(_raises(data))
+    assert f"tensor {tensor} (" in str(_raises(data)) and "has shape [1, -5], with a negative dimension" in str(_raises(data))
+
+
+def test_a_garbled_shape_is_quoted_by_its_start(fixed):
+    """The fuzzer's case: an overwritten vector length made a shape of 212 dimensions, most of them bytes of names."""
+
+    def edit(model):
+        model.subgraphs[0].tensors[3].shape = [3, -1766, 16777216, *range(209)]
+
+    message = str(_raises(_edited(fixed, edit)))
+    assert "has shape [3, -1766, 16777216, 0, 1, 2, 3, 4, ... (212 dimensions)], with a negative dimension" in message
 
 
 def test_constant_longer_than_its_shape_is_read_like_the_runtime_does(fixed):

@@ -146,6 +146,7 @@ _ELEMENT_BITS = {
 # The flatbuffers reader's own words for a read outside the file (struct.error, ValueError).
 _PAST_THE_END = re.compile(r"unpacking \d+ bytes at offset (-?\d+)")
 _VECTOR_PAST_THE_END = "buffer is smaller than requested size"
+_SHOWN_DIMS = 8  # dimensions of a shape quoted in an error: every real one, the start of a garbled one
 _SHOWN_BYTES = 24  # bytes of a garbled name quoted around the fault: enough to recognize it, short enough for one line
 
 
@@ -197,6 +198,11 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     buf = model.Buffers(index) if index > 0 else None
     nbytes = _buffer_bytes(buf, len(data)) if buf is not None else 0
     constant = buf is not None and (nbytes > 0 or buf.Offset() > 1)
+    if any(d < 0 for d in shape):  # the runtime refuses it too ('invalidly specified in schema')
+        raise _Damaged(
+            f"tensor {i} ({name!r}) of subgraph {s} has shape {_shown(shape)}, with a negative dimension "
+            "(a dynamic one is 1 there and -1 in the shape signature)"
+        )
     if not type_defined(t.Type()):
         raise _Damaged(f"tensor {i} ({name!r}) of subgraph {s} has type code {t.Type()}, which the TFLite schema does not define")
     dtype = type_name(t.Type())
@@ -230,17 +236,20 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     )
 
 
+def _shown(shape: tuple[int, ...]) -> str:
+    """A shape for an error line: a damaged one can have hundreds of dimensions."""
+    return str(list(shape)) if len(shape) <= _SHOWN_DIMS else f"[{', '.join(map(str, shape[:_SHOWN_DIMS]))}, ... ({len(shape)} dimensions)]"
+
+
 def _check_constant_size(name: str, s: int, i: int, shape: tuple[int, ...], dtype: str, nbytes: int, sparse: bool) -> None:
-    """_Damaged when a constant's data is shorter than its shape and type need (the runtime refuses such a tensor too)."""
+    """_Damaged when a constant's data is shorter than its (non-negative) shape and type need (the runtime refuses it too)."""
     bits = _ELEMENT_BITS.get(dtype)
     if bits is None or sparse:  # strings and resources have no fixed size; sparse data is smaller than its dense shape
         return
-    if any(d < 0 for d in shape):
-        raise _Damaged(f"constant tensor {i} ({name!r}) of subgraph {s} has shape {list(shape)}, with a negative dimension")
     needed = (math.prod(shape) * bits + 7) // 8
     if nbytes < needed:
         raise _Damaged(
-            f"constant tensor {i} ({name!r}) of subgraph {s} holds {nbytes} bytes, but its shape {list(shape)} of {dtype} needs {needed}"
+            f"constant tensor {i} ({name!r}) of subgraph {s} holds {nbytes} bytes, but its shape {_shown(shape)} of {dtype} needs {needed}"
         )
 
 
