@@ -350,7 +350,7 @@ def _edit_type(rng, model):
     sub, i = _pick_tensor(rng, model)
     if sub is None:
         return None
-    value = rng.choice((0, 1, 2, 3, 4, 6, 9, 7, 10, 11, 15, 16, 17, 99))
+    value = rng.choice((*range(23), 99))  # every TensorType of the schema, and one it does not define
     sub.tensors[i].type = value
     return f"tensor {i} ({_name(sub.tensors[i])}) type = {value}"
 
