@@ -362,6 +362,33 @@ def test_a_negative_dimension_is_refused(fixed, tensor):
     assert f"tensor {tensor} (" in str(_raises(data)) and "has shape [1, -5], with a negative dimension" in str(_raises(data))
 
 
+@pytest.mark.parametrize(
+    ("shape", "refused"),
+    [
+        ([2**31 - 1] * 3, True),
+        ([2**31 - 1] * 8, True),
+        ([2**31 - 1, 2**31 - 1, 2**31 - 1, 0], True),  # the count overflows before the 0
+        ([2**30, 2**30, 2**3], True),  # 2**63 elements fit, 2**65 bytes do not
+        ([2**30, 2**30, 2], False),
+        ([0, 2**31 - 1, 2**31 - 1, 2**31 - 1], False),
+    ],
+)
+def test_a_shape_whose_size_overflows_64_bits_is_refused_like_the_runtime_does(fixed, shape, refused):
+    """The runtime multiplies dimensions, then the 4-byte element size, in 64 bits and refuses an overflow; a size that fits is its
+    own business (memory bounds), not damage."""
+
+    def edit(model):
+        model.subgraphs[0].tensors[3].shape = shape
+
+    data = _edited(fixed, edit)
+    if refused:
+        _runtime_refuses(data)
+        assert "tensor 3 ('tiny_1/dense_1/MatMul2') of subgraph 0 has shape " in str(_raises(data))
+        assert "of float32: its size in bytes does not fit in 64 bits" in str(_raises(data))
+    else:
+        assert read_model(data).primary.tensors[3].shape == tuple(shape)
+
+
 def test_a_garbled_shape_is_quoted_by_its_start(fixed):
     """The fuzzer's case: an overwritten vector length made a shape of 212 dimensions, most of them bytes of names."""
 

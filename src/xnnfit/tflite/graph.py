@@ -146,6 +146,7 @@ _ELEMENT_BITS = {
 # The flatbuffers reader's own words for a read outside the file (struct.error, ValueError).
 _PAST_THE_END = re.compile(r"unpacking \d+ bytes at offset (-?\d+)")
 _VECTOR_PAST_THE_END = "buffer is smaller than requested size"
+_SIZE_LIMIT = 2**64  # the runtime computes a tensor's element count and byte size in size_t and refuses an overflow
 _SHOWN_DIMS = 8  # dimensions of a shape quoted in an error: every real one, the start of a garbled one
 _SHOWN_BYTES = 24  # bytes of a garbled name quoted around the fault: enough to recognize it, short enough for one line
 
@@ -206,6 +207,8 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     if not type_defined(t.Type()):
         raise _Damaged(f"tensor {i} ({name!r}) of subgraph {s} has type code {t.Type()}, which the TFLite schema does not define")
     dtype = type_name(t.Type())
+    if _overflows(shape, dtype):
+        raise _Damaged(f"tensor {i} ({name!r}) of subgraph {s} has shape {_shown(shape)} of {dtype}: its size in bytes does not fit in 64 bits")
     if constant:
         _check_constant_size(name, s, i, shape, dtype, nbytes, sparse=t.Sparsity() is not None)
     q = t.Quantization()
@@ -234,6 +237,19 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
         scale=scale,
         values=values,
     )
+
+
+def _overflows(shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether the runtime's BytesRequired overflows on this shape: it multiplies the dimensions, then the element size, in 64 bits."""
+    bits = _ELEMENT_BITS.get(dtype)
+    if bits is None:  # strings and resources are sized when written, not from the shape
+        return False
+    count = 1
+    for d in shape:
+        count *= d
+        if count >= _SIZE_LIMIT:
+            return True
+    return count * max(1, bits // 8) >= _SIZE_LIMIT
 
 
 def _shown(shape: tuple[int, ...]) -> str:
