@@ -50,7 +50,8 @@ CLI_TIMEOUT = 30  # --timeout per child: the seeds run in well under a second, s
 WALL_LIMIT = 120.0  # seconds for a whole case: a command starts a few children, each bounded by CLI_TIMEOUT
 RUNS = 3  # --runs for fix and profile: the fewest they accept; timing figures do not matter here
 ORPHAN_GRACE = 2.0  # seconds a child may take to die after the command ended (a parent-death signal is delivered asynchronously)
-CASE_FILES = {"model.tflite", "out.tflite", "tmp"}  # what a case folder may hold after the command: input, fix's output, TMPDIR
+STDOUT, STDERR = "stdout.txt", "stderr.txt"
+CASE_FILES = {"model.tflite", "out.tflite", "tmp", STDOUT, STDERR}  # a case folder after the command: input, fix's output, TMPDIR, output
 OK_EXIT_CODES = (0, 1, 2)  # fine, a gate failed, unusable input
 EXIT_USAGE = 2  # an unusable model: exactly one line on stderr saying what was wrong and what to do
 STRUCTURE_SHARE = 0.8  # share of byte edits aimed at flatbuffer tables rather than weight data (flips there do nothing visible)
@@ -527,19 +528,20 @@ def run_case(index: int, command: str, mutation: Mutation, workdir: Path, wall_l
     env = {**os.environ, "TMPDIR": str(tmp), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "160"}
     env.pop("PYTHONWARNINGS", None)
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=case, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    orphans = False
-    try:
-        out, err = proc.communicate(timeout=wall_limit)
-        code: int | None = proc.returncode
-        orphans = _group_alive(proc.pid)  # children are meant to die with the command
-    except subprocess.TimeoutExpired:
-        code = None
-    _kill_group(proc.pid)
-    if code is None:
-        out, err = proc.communicate()
+    # Output goes to files, not pipes: a child left running would hold a pipe open and look like a hang.
+    with open(case / STDOUT, "wb") as out, open(case / STDERR, "wb") as err:
+        proc = subprocess.Popen(argv, cwd=case, env=env, stdout=out, stderr=err, start_new_session=True)
+        orphans = False
+        try:
+            code: int | None = proc.wait(timeout=wall_limit)
+            orphans = _group_alive(proc.pid)  # children are meant to die with the command
+        except subprocess.TimeoutExpired:
+            code = None
+        _kill_group(proc.pid)
+        proc.wait()
     seconds = time.perf_counter() - start
-    stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    stdout = (case / STDOUT).read_text("utf-8", "replace")
+    stderr = (case / STDERR).read_text("utf-8", "replace")
     leftovers = [f"$TMPDIR/{p.relative_to(tmp)}" for p in tmp.rglob("*")]
     leftovers += [p.name for p in case.iterdir() if p.name not in CASE_FILES]  # e.g. a half-written output's temp file
     leftovers = tuple(sorted(leftovers))

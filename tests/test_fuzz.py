@@ -38,4 +38,34 @@ def test_thirty_corrupted_models_give_no_traceback_hang_or_modified_input(tmp_pa
     assert {o.mutation.kind for o in report.outcomes} == {kind for kind, _ in fuzz.MUTATIONS}
     codes = {o.exit_code for o in report.outcomes}
     assert 2 in codes and 0 in codes  # broken models are refused in one line, and some corruptions still run
-    assert all(len(o.stderr.strip().splitlines()) <= 1 for o in report.outcomes if o.exit_code == 2)
+
+
+MISBEHAVING = r"""
+import os, subprocess, sys, tempfile
+open(os.path.join(tempfile.gettempdir(), "left.txt"), "w").write("x")
+open(sys.argv[1], "ab").write(b"junk")
+open(sys.argv[1] + ".tmp123", "w").write("x")
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+print("Traceback (most recent call last):", file=sys.stderr)
+sys.exit(3)
+"""
+
+
+def test_the_classifier_sees_every_kind_of_finding(tmp_path, monkeypatch):
+    """A real process doing everything a command must not: each is a finding, saved with its model and the command."""
+    fuzz = _fuzz_module()
+    mutation = fuzz.Mutation("flip", "seed", "a test", b"TFL3 bytes")
+    monkeypatch.setattr(fuzz, "_argv", lambda command, model, out: [sys.executable, "-c", MISBEHAVING, str(model)])
+    bad = fuzz.run_case(0, "check", mutation, tmp_path / "work")
+    assert bad.problems == ("processes left running", "traceback", "bad exit code", "modified input", "leftover files")
+    assert bad.leftovers == ("$TMPDIR/left.txt", "model.tflite.tmp123")
+    folder = fuzz.save_finding(bad, tmp_path / "findings", 0)
+    assert (folder / "model.tflite").read_bytes() == b"TFL3 bytes"
+    assert "rerun (in this folder): python -c" in (folder / "README.txt").read_text()
+
+    monkeypatch.setattr(fuzz, "_argv", lambda command, model, out: [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert fuzz.run_case(1, "check", mutation, tmp_path / "work", wall_limit=1).problems == ("hang",)
+
+    two_lines = "import sys; print('error: a', file=sys.stderr); print('b', file=sys.stderr); sys.exit(2)"
+    monkeypatch.setattr(fuzz, "_argv", lambda command, model, out: [sys.executable, "-c", two_lines])
+    assert fuzz.run_case(2, "check", mutation, tmp_path / "work").problems == ("error not one line",)
