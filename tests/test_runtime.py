@@ -49,3 +49,42 @@ def test_a_tensor_the_runtime_calls_invalid_says_the_file_is_damaged():
     message = str(info.value)
     assert "invalidly specified in schema" in message
     assert message.endswith(DAMAGED_HINT + ".")
+
+
+@pytest.mark.slow
+def test_a_cpp_lookup_failure_in_the_runtime_is_one_line(tmp_path):
+    """The fuzzer's case: a MobileNetV3Small SE block's MEAN reading 'no tensor' (-1).
+
+    The runtime's behaviour on it is undefined (a plain script aborts with 'free(): invalid
+    next size'); in profile's child it raised IndexError: _Map_base::at, which xnnfit did
+    not take for a runtime refusal. However the runtime fails, the user gets one line.
+    """
+    import subprocess
+    import sys
+
+    import keras
+
+    from xnnfit.tflite.schema import fb
+
+    keras.utils.set_random_seed(0)
+    mobilenet = keras.applications.MobileNetV3Small(input_shape=(96, 96, 3), weights=None)
+    model = parse(fixtures_models.convert(mobilenet, "dynamic-int8").content)
+    means = [op for op in model.subgraphs[0].operators if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.MEAN]
+    means[7].inputs = [-1, *means[7].inputs[1:]]  # op 85, as in the fuzzer's case
+    path = tmp_path / "mobilenet.tflite"
+    path.write_bytes(serialize(model))
+    for command in (["check"], ["profile", "--runs", "3"]):
+        done = subprocess.run([sys.executable, "-m", "xnnfit", *command, str(path)], capture_output=True, text=True, timeout=300)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith(f"error: the LiteRT runtime cannot run {path}"), lines[0]  # not "profiling ... failed: IndexError"
+
+
+def test_a_required_input_left_out_says_the_file_is_damaged():
+    def edit(model):
+        model.subgraphs[0].operators[0].inputs = [-1, *model.subgraphs[0].operators[0].inputs[1:]]
+
+    with pytest.raises(RuntimeFailure) as info:
+        build_interpreter(_dense_reshape(edit))
+    assert "Tensor at index 0 was optional but was expected" in str(info.value)
+    assert str(info.value).endswith(DAMAGED_HINT + ".")

@@ -18,9 +18,18 @@ _UNRESOLVED = ("didn't find op", "unresolved custom op", "unsupported custom op"
 # What the runtime says of a file that breaks the TFLite schema (lower case): a pinned shape or the input data is not the cause.
 _DAMAGED = (
     "not a valid flatbuffer", "invalidly specified in schema", "invalid quantization parameters", "specifies out of range buffer",
-    "invalid tensor index", "inconsistent model", "lacks data", "unsupported data type",
+    "invalid tensor index", "inconsistent model", "lacks data", "unsupported data type", "was optional but was expected",
 )
 DAMAGED_HINT = "The file breaks the TFLite schema (damaged, or written by a broken exporter): re-export the model"
+# What the runtime's Python API raises for a model it refuses: pybind11 turns C++ exceptions into these
+# (std::out_of_range -> IndexError, std::overflow_error -> OverflowError, most others -> ValueError or RuntimeError).
+RUNTIME_ERRORS = (ValueError, RuntimeError, IndexError, OverflowError)
+
+
+def _text(exc: BaseException) -> str:
+    """The runtime's message on one line; a bare C++ lookup failure ('_Map_base::at') keeps its Python type to be searchable."""
+    text = " ".join(str(exc).split()).rstrip(".")
+    return text if isinstance(exc, (ValueError, RuntimeError)) else f"{type(exc).__name__}: {text}"
 
 
 def _hint(text: str, specs: Sequence[InputSpec]) -> str:
@@ -67,8 +76,8 @@ def build_interpreter(
         )
         _resize(interpreter, [s.run_shape for s in _in_input_order(interpreter, specs)] if specs else list(shapes))
         interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        text = " ".join(str(exc).split()).rstrip(".")
+    except RUNTIME_ERRORS as exc:
+        text = _text(exc)
         backend = "with XNNPACK" if xnnpack else "without XNNPACK"
         raise RuntimeFailure(f"the LiteRT runtime cannot run {what} {backend}: {text[:300]}. {_hint(text, specs)}", detail=str(exc)) from exc
     return interpreter
@@ -113,8 +122,8 @@ def compiled_runner(content: bytes, specs: Sequence[InputSpec], sample: dict[str
         for buf, value in zip(inputs, values):
             buf.write(np.ascontiguousarray(value))
         model.run_by_index(0, inputs, outputs)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        text = " ".join(str(exc).split()).rstrip(".")
+    except (*RUNTIME_ERRORS, KeyError) as exc:
+        text = _text(exc)
         raise RuntimeFailure(f"LiteRT's CompiledModel cannot run {what}: {text[:300]}. Time it with --api interpreter.", detail=str(exc)) from exc
     return lambda: model.run_by_index(0, inputs, outputs)
 
@@ -156,8 +165,8 @@ def feed_values(interpreter: Any, values: Sequence[np.ndarray], what: str = "the
             interpreter.allocate_tensors()
         for d, v in zip(interpreter.get_input_details(), values):
             interpreter.set_tensor(d["index"], v)
-    except (ValueError, RuntimeError) as exc:
-        text = " ".join(str(exc).split()).rstrip(".")
+    except RUNTIME_ERRORS as exc:
+        text = _text(exc)
         raise RuntimeFailure(f"the LiteRT runtime refused the inputs of {what}: {text[:300]}. {hint}.", detail=str(exc)) from exc
 
 
@@ -165,8 +174,8 @@ def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec]
     """Run once; RuntimeFailure with the runtime's message (and the pinned shapes, if any) when a kernel fails."""
     try:
         interpreter.invoke()
-    except (RuntimeError, ValueError) as exc:
-        text = " ".join(str(exc).split()).rstrip(".")
+    except RUNTIME_ERRORS as exc:
+        text = _text(exc)
         if _NO_WEIGHTS in text:
             raise SourceError(
                 "the model holds no weights: it reads variables (READ_VARIABLE) that nothing in the file assigns, because it was "
