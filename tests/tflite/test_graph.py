@@ -456,3 +456,26 @@ def test_a_type_code_the_schema_does_not_define_is_refused(fixed):
     data = _edited(fixed, edit)
     _runtime_refuses(data)  # 'Unsupported data type 99 in tensor'
     assert "tensor 0 ('x') of subgraph 0 has type code 99, which the TFLite schema does not define" in str(_raises(data))
+
+
+def _weights(model):
+    """The int8 conv's per-channel weights: 5 scales along dimension 0 of shape (5, 3, 3, 3)."""
+    (tensor,) = [t for t in model.subgraphs[0].tensors if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) == 5 and t.type == fb.TensorType.INT8]
+    return tensor.quantization
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda q: setattr(q, "quantizedDimension", 4), "is quantized along dimension 4, but its shape [5, 3, 3, 3] has 4"),
+        (lambda q: setattr(q, "quantizedDimension", 1), "has 5 quantization scales: 1 (per tensor) or 3 (per channel of dimension 1) expected"),
+        (lambda q: setattr(q, "zeroPoint", list(q.zeroPoint[:1])), "has 1 quantization zero points for 5 scales"),
+    ],
+    ids=["axis", "scales", "zero-points"],
+)
+def test_quantization_the_runtime_refuses_is_refused(int8_conv, edit, needle):
+    """The fuzzer's case: a dimension changed under per-channel scales made the float twin's dequantization raise a broadcast ValueError."""
+    data = _edited(int8_conv, lambda model: edit(_weights(model)))
+    _runtime_refuses(data)  # 'Tensor 2 has invalid quantization parameters'
+    message = str(_raises(data))
+    assert "tensor 2 ('conv_model_1/conv_1/convolution') of subgraph 0 " + needle in message, message

@@ -216,6 +216,8 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     scales = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else ()
     zero_points = q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else ()
     n_scales = len(scales)
+    if n_scales and q.DetailsType() == 0:  # affine quantization, checked as the runtime does (custom details are its own)
+        _check_quantization(name, s, i, shape, q.QuantizedDimension(), n_scales, len(zero_points))
     zp = int(zero_points[0]) if len(zero_points) else None
     scale = float(scales[0]) if n_scales else None
     values = None
@@ -237,6 +239,17 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
         scale=scale,
         values=values,
     )
+
+
+def _check_quantization(name: str, s: int, i: int, shape: tuple[int, ...], axis: int, scales: int, zero_points: int) -> None:
+    """_Damaged when the runtime would refuse the tensor's quantization ('invalid quantization parameters')."""
+    where = f"tensor {i} ({name!r}) of subgraph {s}"
+    if axis < 0 or (shape and axis >= len(shape)):
+        raise _Damaged(f"{where} is quantized along dimension {axis}, but its shape {_shown(shape)} has {len(shape)}")
+    if shape and scales not in (1, shape[axis]):
+        raise _Damaged(f"{where} has {scales} quantization scales: 1 (per tensor) or {shape[axis]} (per channel of dimension {axis}) expected")
+    if zero_points != scales:
+        raise _Damaged(f"{where} has {zero_points} quantization zero points for {scales} scales")
 
 
 def _overflows(shape: tuple[int, ...], dtype: str) -> bool:
