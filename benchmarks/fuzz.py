@@ -54,6 +54,7 @@ STDOUT, STDERR = "stdout.txt", "stderr.txt"
 CASE_FILES = {"model.tflite", "out.tflite", "tmp", STDOUT, STDERR}  # a case folder after the command: input, fix's output, TMPDIR, output
 OK_EXIT_CODES = (0, 1, 2)  # fine, a gate failed, unusable input
 EXIT_USAGE = 2  # an unusable model: exactly one line on stderr saying what was wrong and what to do
+SMALL_BUFFER = 64  # bytes: buffers up to this size hold shapes, axes and the like, structure a byte edit should reach too
 STRUCTURE_SHARE = 0.8  # share of byte edits aimed at flatbuffer tables rather than weight data (flips there do nothing visible)
 # 32-bit values written over aligned words: zero, all ones, the int32 edges, sizes an allocator refuses, small offsets
 SPECIAL_WORDS = (0, 1, 4, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0x7FFFFFF0, 0x40000000, 0x00010000, 0xFFFFFFFC)
@@ -131,7 +132,7 @@ def _weight_ranges(content: bytes) -> list[tuple[int, int]]:
         o = flatbuffers.number_types.UOffsetTFlags.py_type(tab.Offset(4))
         if o:
             start, length = tab.Vector(o), tab.VectorLen(o)
-            if length > 64:  # small buffers (shapes, axes) are structure too
+            if length > SMALL_BUFFER:
                 ranges.append((start, start + length))
     return sorted(ranges)
 
