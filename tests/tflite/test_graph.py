@@ -234,6 +234,16 @@ def test_truncation_is_said_in_plain_words(fixed):
     assert "unpack_from" in error.detail  # the reader's own words, for --debug
 
 
+def test_an_offset_before_the_start_is_said_in_plain_words(fixed):
+    """The root table's vtable offset overwritten with 2**31-1: the flatbuffers reader raised 'TypeError: bad number ... for type uint32'."""
+    root = fb.Model.GetRootAs(fixed, 0)._tab.Pos
+    data = bytearray(fixed)
+    data[root : root + 4] = (2**31 - 1).to_bytes(4, "little")
+    error = _raises(bytes(data))
+    assert f"damaged or truncated (an offset in it points to byte {root - (2**31 - 1)}, outside its {len(data)} bytes)" in str(error)
+    assert "bad number" in error.detail
+
+
 def test_identifier_without_a_model():
     data = b"\x00\x00\x00\x00TFL3" + bytes(56)
     message = str(_raises(data))

@@ -145,6 +145,7 @@ _ELEMENT_BITS = {
 }
 # The flatbuffers reader's own words for a read outside the file (struct.error, ValueError).
 _PAST_THE_END = re.compile(r"unpacking \d+ bytes at offset (-?\d+)")
+_BAD_OFFSET = re.compile(r"bad number (-?\d+) for type uint32")  # an offset computed below 0 or past 4 GB (TypeError)
 _VECTOR_PAST_THE_END = "buffer is smaller than requested size"
 _SIZE_LIMIT = 2**64  # the runtime computes a tensor's element count and byte size in size_t and refuses an overflow
 _SHOWN_DIMS = 8  # dimensions of a shape quoted in an error: every real one, the start of a garbled one
@@ -286,6 +287,7 @@ def damaged(what: str, exc: Exception, size: int) -> SourceError:
     """The one-line error for a `size`-byte flatbuffer the flatbuffers reader failed on with `exc` (its traceback kept for --debug)."""
     text = " ".join(str(exc).split())
     outside = _PAST_THE_END.search(text) if isinstance(exc, struct.error) else None
+    outside = outside or (_BAD_OFFSET.match(text) if isinstance(exc, TypeError) else None)
     if outside:
         at = int(outside.group(1))
         plain = f"an offset in it points to byte {at}, outside its {size} bytes"
