@@ -41,21 +41,33 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("check", "fix", "profile")
 CLI_TIMEOUT = 30  # --timeout per child: the seeds run in well under a second, so only a hang gets near it
 WALL_LIMIT = 120.0  # seconds for a whole case: a command starts a few children, each bounded by CLI_TIMEOUT
 RUNS = 3  # --runs for fix and profile: the fewest they accept; timing figures do not matter here
-ORPHAN_GRACE = 2.0  # seconds a child may take to die after the command ended (a parent-death signal is delivered asynchronously)
+ORPHAN_GRACE = (
+    2.0  # seconds a child may take to die after the command ended (a parent-death signal is delivered asynchronously)
+)
 STDOUT, STDERR = "stdout.txt", "stderr.txt"
-CASE_FILES = {"model.tflite", "out.tflite", "tmp", STDOUT, STDERR}  # a case folder after the command: input, fix's output, TMPDIR, output
+CASE_FILES = {
+    "model.tflite",
+    "out.tflite",
+    "tmp",
+    STDOUT,
+    STDERR,
+}  # a case folder after the command: input, fix's output, TMPDIR, output
 OK_EXIT_CODES = (0, 1, 2)  # fine, a gate failed, unusable input
 EXIT_USAGE = 2  # an unusable model: exactly one line on stderr saying what was wrong and what to do
-SMALL_BUFFER = 64  # bytes: buffers up to this size hold shapes, axes and the like, structure a byte edit should reach too
-STRUCTURE_SHARE = 0.8  # share of byte edits aimed at flatbuffer tables rather than weight data (flips there do nothing visible)
+SMALL_BUFFER = (
+    64  # bytes: buffers up to this size hold shapes, axes and the like, structure a byte edit should reach too
+)
+STRUCTURE_SHARE = (
+    0.8  # share of byte edits aimed at flatbuffer tables rather than weight data (flips there do nothing visible)
+)
 # 32-bit values written over aligned words: zero, all ones, the int32 edges, sizes an allocator refuses, small offsets
 SPECIAL_WORDS = (0, 1, 4, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0x7FFFFFF0, 0x40000000, 0x00010000, 0xFFFFFFFC)
 MUTATIONS = (("flip", 25), ("truncate", 12), ("splice", 13), ("overwrite", 30), ("structure", 20))  # kind, weight
@@ -76,7 +88,7 @@ SEED_SPECS = (
 
 
 def mobilenet_v3_small():
-    """keras.applications.MobileNetV3Small, untrained, at 96x96 (a model no one here wrote, small enough to run fast)."""
+    """keras.applications.MobileNetV3Small, untrained, at 96x96: a model no one here wrote, small enough to run fast."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -205,7 +217,9 @@ class Mutator:
             return Mutation("splice", f"{name}+{other}", f"{name}[:{i}] + {other}[{j}:]", a[:i] + b[j:])
         j = rng.randrange(len(b))
         n = rng.randrange(1, 4096)
-        return Mutation("splice", f"{name}+{other}", f"{n} bytes of {other}@{j} over {name}@{i}", a[:i] + b[j : j + n] + a[i + n :])
+        return Mutation(
+            "splice", f"{name}+{other}", f"{n} bytes of {other}@{j} over {name}@{i}", a[:i] + b[j : j + n] + a[i + n :]
+        )
 
     def _overwrite(self, rng: random.Random, name: str) -> Mutation:
         data = bytearray(self.seeds[name])
@@ -215,7 +229,16 @@ class Mutator:
             pos = self._offset(rng, name, len(data), align=4)
             old = struct.unpack_from("<I", data, pos)[0]
             value = rng.choice(
-                (*SPECIAL_WORDS, len(data), len(data) + 4, rng.randrange(2**32), old + 4, old - 4, old * 2, old + rng.randrange(1, 256))
+                (
+                    *SPECIAL_WORDS,
+                    len(data),
+                    len(data) + 4,
+                    rng.randrange(2**32),
+                    old + 4,
+                    old - 4,
+                    old * 2,
+                    old + rng.randrange(1, 256),
+                )
             )
             struct.pack_into("<I", data, pos, value % 2**32)
             edits.append(f"{value % 2**32:#x}@{pos}")
@@ -361,7 +384,9 @@ def _edit_io(rng, model):
     sub = rng.choice(model.subgraphs)
     field = rng.choice(("inputs", "outputs"))
     n = len(sub.tensors)
-    value = rng.choice(([], [n], [-1], [0, 0], [2**31 - 1], list(getattr(sub, field) or []) * 2, [rng.randrange(max(n, 1))]))
+    value = rng.choice(
+        ([], [n], [-1], [0, 0], [2**31 - 1], list(getattr(sub, field) or []) * 2, [rng.randrange(max(n, 1))])
+    )
     setattr(sub, field, value)
     return f"subgraph {field} = {value}"
 
@@ -442,8 +467,23 @@ def _edit_no_subgraph(rng, model):
 
 
 STRUCTURE_EDITS = (
-    _edit_dim, _edit_dim, _edit_index, _edit_arity, _edit_intermediates, _edit_opcode, _edit_builtin, _edit_buffer_index, _edit_buffer_data, _edit_type,
-    _edit_io, _edit_quant, _edit_cycle, _edit_drop_ops, _edit_signature, _edit_metadata, _edit_no_subgraph,
+    _edit_dim,
+    _edit_dim,
+    _edit_index,
+    _edit_arity,
+    _edit_intermediates,
+    _edit_opcode,
+    _edit_builtin,
+    _edit_buffer_index,
+    _edit_buffer_data,
+    _edit_type,
+    _edit_io,
+    _edit_quant,
+    _edit_cycle,
+    _edit_drop_ops,
+    _edit_signature,
+    _edit_metadata,
+    _edit_no_subgraph,
 )
 
 
@@ -453,7 +493,7 @@ def _name(tensor) -> str:
 
 
 def _structure_edit(rng: random.Random, content: bytes) -> tuple[str, bytes] | None:
-    """(what, bytes) of one structural edit made on the parsed model and re-serialized, or None when it cannot be made."""
+    """(what, bytes) of one structural edit of the parsed model, re-serialized; None when none can be made."""
     from xnnfit.tflite.writer import parse, serialize
 
     model = parse(content)
@@ -463,7 +503,7 @@ def _structure_edit(rng: random.Random, content: bytes) -> tuple[str, bytes] | N
         if what is None:
             continue
         try:
-            return f"{edit.__name__[len('_edit_'):]}: {what}", serialize(model)
+            return f"{edit.__name__[len('_edit_') :]}: {what}", serialize(model)
         except Exception:  # noqa: BLE001 - a value the flatbuffer builder cannot pack (out of int32 range)
             return None
     return None
@@ -495,7 +535,7 @@ class Outcome:
 
     @property
     def message(self) -> str:
-        """The line that tells what happened: the traceback's last line, the error on stderr, or the last output line."""
+        """The line that tells what happened: a traceback's last line, the error on stderr, else the last line."""
         text = self.stderr if self.stderr.strip() else self.stdout
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if _TRACEBACK in text:
@@ -507,7 +547,8 @@ class Outcome:
         kind = self.problems[0] if self.problems else "ok"
         code = "killed" if self.exit_code is None else f"exit {self.exit_code}"
         extra = f" leftovers {', '.join(self.leftovers[:3])}" if self.leftovers else ""
-        return f"case {self.index} {self.command} [{self.mutation.kind} {self.mutation.seed}: {self.mutation.what[:120]}] {kind} ({code}){extra}: {self.message}"
+        made = f"{self.mutation.kind} {self.mutation.seed}: {self.mutation.what[:120]}"
+        return f"case {self.index} {self.command} [{made}] {kind} ({code}){extra}: {self.message}"
 
 
 def _argv(command: str, model: Path, out: Path) -> list[str]:
@@ -595,8 +636,9 @@ def save_finding(outcome: Outcome, findings: Path, seed: int) -> Path:
     argv = [a if not a.endswith("out.tflite") else "out.tflite" for a in argv]
     rerun = " ".join(["python", *argv[1:]])
     (folder / "README.txt").write_text(
-        f"{outcome.summary()}\n\nproblems: {', '.join(outcome.problems)}\nmutation: {outcome.mutation.kind} of {outcome.mutation.seed}: "
-        f"{outcome.mutation.what}\nrerun (in this folder): {rerun}\nexit code: {outcome.exit_code}, {outcome.seconds:.1f} s\n"
+        f"{outcome.summary()}\n\nproblems: {', '.join(outcome.problems)}\n"
+        f"mutation: {outcome.mutation.kind} of {outcome.mutation.seed}: {outcome.mutation.what}\n"
+        f"rerun (in this folder): {rerun}\nexit code: {outcome.exit_code}, {outcome.seconds:.1f} s\n"
         f"leftover files: {', '.join(outcome.leftovers) or 'none'}\n\n--- stdout ---\n{outcome.stdout[-20000:]}\n"
         f"--- stderr ---\n{outcome.stderr[-20000:]}\n"
     )
@@ -623,7 +665,10 @@ class Report:
 
     def lines(self) -> list[str]:
         """The printed summary."""
-        out = [f"fuzz: N={self.cases} seed={self.seed} in {self.seconds:.0f} s ({self.seconds / max(self.cases, 1):.1f} s per case)"]
+        out = [
+            f"fuzz: N={self.cases} seed={self.seed} in {self.seconds:.0f} s "
+            f"({self.seconds / max(self.cases, 1):.1f} s per case)"
+        ]
         classes = collections.Counter(o.problems[0] if o.problems else "ok" for o in self.outcomes)
         out.append("  by class:    " + ", ".join(f"{k} {v}" for k, v in sorted(classes.items(), key=lambda kv: -kv[1])))
         codes = collections.Counter("killed" if o.exit_code is None else f"exit {o.exit_code}" for o in self.outcomes)
@@ -686,12 +731,23 @@ def fuzz(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", "-n", type=int, default=1000, help="how many cases (N)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the run: case i mutates with random.Random(f'{seed}:{i}')")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the run: case i mutates with random.Random(f'{seed}:{i}')"
+    )
     parser.add_argument("--first", type=int, default=0, help="first case number (rerun one case: --first 17 --cases 1)")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="cases run in parallel")
     parser.add_argument("--commands", default=",".join(COMMANDS), help="commands to rotate, comma-separated")
-    parser.add_argument("--mutations", default="", help=f"mutation kinds to draw from, comma-separated (default: all of {', '.join(k for k, _ in MUTATIONS)})")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "xnnfit-fuzz-seeds", help="folder of the converted seeds")
+    parser.add_argument(
+        "--mutations",
+        default="",
+        help=f"mutation kinds to draw from, comma-separated (default: all of {', '.join(k for k, _ in MUTATIONS)})",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "xnnfit-fuzz-seeds",
+        help="folder of the converted seeds",
+    )
     parser.add_argument("--findings", type=Path, default=Path("fuzz-findings"), help="folder the findings are saved in")
     parser.add_argument("--wall-limit", type=float, default=WALL_LIMIT, help="seconds before a case counts as a hang")
     parser.add_argument("--errors", action="store_true", help="also print the distinct error lines of OK cases")
@@ -718,8 +774,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="xnnfit-fuzz-") as work:
         report = fuzz(
-            seeds, args.cases, args.seed, jobs=args.jobs, workdir=Path(work), findings=args.findings, commands=commands,
-            mutations=mutations, first=args.first, wall_limit=args.wall_limit, progress=progress,
+            seeds,
+            args.cases,
+            args.seed,
+            jobs=args.jobs,
+            workdir=Path(work),
+            findings=args.findings,
+            commands=commands,
+            mutations=mutations,
+            first=args.first,
+            wall_limit=args.wall_limit,
+            progress=progress,
         )
     print("\n".join(report.lines()))
     if report.findings:

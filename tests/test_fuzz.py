@@ -63,7 +63,9 @@ def test_the_classifier_sees_every_kind_of_finding(tmp_path, monkeypatch):
     assert (folder / "model.tflite").read_bytes() == b"TFL3 bytes"
     assert "rerun (in this folder): python -c" in (folder / "README.txt").read_text()
 
-    monkeypatch.setattr(fuzz, "_argv", lambda command, model, out: [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(
+        fuzz, "_argv", lambda command, model, out: [sys.executable, "-c", "import time; time.sleep(60)"]
+    )
     assert fuzz.run_case(1, "check", mutation, tmp_path / "work", wall_limit=1).problems == ("hang",)
 
     two_lines = "import sys; print('error: a', file=sys.stderr); print('b', file=sys.stderr); sys.exit(2)"

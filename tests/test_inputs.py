@@ -36,9 +36,11 @@ def test_an_input_numpy_cannot_hold_is_one_clear_error(kind, tmp_path):
         samples_for(specs, str(tmp_path / "data.npz"))
 
 
-@pytest.mark.parametrize("kind", ["FLOAT16", "FLOAT64", "COMPLEX64", "UINT16", "UINT64", "BOOL", "INT4", "BFLOAT16", "FLOAT8_E4M3FN"])
+@pytest.mark.parametrize(
+    "kind", ["FLOAT16", "FLOAT64", "COMPLEX64", "UINT16", "UINT64", "BOOL", "INT4", "BFLOAT16", "FLOAT8_E4M3FN"]
+)
 def test_every_type_an_array_can_hold_gets_samples(kind):
-    """numpy's types and ml_dtypes' (int4, bfloat16, float8 made profile raise 'data type not understood' in a child without TensorFlow)."""
+    """numpy's types and ml_dtypes' (int4, bfloat16, float8 raised 'data type not understood' in profile's child)."""
     import ml_dtypes
 
     (sample,) = samples_for(_specs_with_input_type(getattr(fb.TensorType, kind)), None)

@@ -12,7 +12,7 @@ from xnnfit.tflite.writer import parse, serialize
 
 
 def test_an_output_no_op_writes_is_one_clear_error():
-    """The last op removed: the runtime runs the model, but its output holds no data and get_tensor raised ValueError."""
+    """The last op removed: the runtime runs the model, but its output holds no data; get_tensor raised ValueError."""
     model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
     del model.subgraphs[0].operators[-1]  # the RESHAPE that writes the output
     with pytest.raises(RuntimeFailure) as info:
@@ -69,15 +69,23 @@ def test_a_cpp_lookup_failure_in_the_runtime_is_one_line(tmp_path):
     keras.utils.set_random_seed(0)
     mobilenet = keras.applications.MobileNetV3Small(input_shape=(96, 96, 3), weights=None)
     model = parse(fixtures_models.convert(mobilenet, "dynamic-int8").content)
-    means = [op for op in model.subgraphs[0].operators if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.MEAN]
+    means = [
+        op
+        for op in model.subgraphs[0].operators
+        if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.MEAN
+    ]
     means[7].inputs = [-1, *means[7].inputs[1:]]  # op 85, as in the fuzzer's case
     path = tmp_path / "mobilenet.tflite"
     path.write_bytes(serialize(model))
     for command in (["check"], ["profile", "--runs", "3"]):
-        done = subprocess.run([sys.executable, "-m", "xnnfit", *command, str(path)], capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "xnnfit", *command, str(path)], capture_output=True, text=True, timeout=300
+        )
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, done.stderr
-        assert lines[0].startswith(f"error: the LiteRT runtime cannot run {path}"), lines[0]  # not "profiling ... failed: IndexError"
+        assert lines[0].startswith(f"error: the LiteRT runtime cannot run {path}"), lines[
+            0
+        ]  # not "profiling ... failed: IndexError"
 
 
 def test_a_required_input_left_out_says_the_file_is_damaged():

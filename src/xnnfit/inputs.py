@@ -12,7 +12,7 @@ from xnnfit.specs import InputSpec
 
 
 def sample_dtype(spec: InputSpec) -> np.dtype:
-    """The numpy dtype of an input's samples: numpy's own, or ml_dtypes' (int4, bfloat16, float8...), which the runtime uses too.
+    """The numpy dtype of an input's samples: numpy's own, or ml_dtypes' (int4, bfloat16...), as the runtime uses.
 
     InputDataError for the tensor types no array can hold (string, resource, variant).
     """
@@ -22,7 +22,8 @@ def sample_dtype(spec: InputSpec) -> np.dtype:
         return np.dtype(getattr(ml_dtypes, spec.dtype, None) or spec.dtype)
     except TypeError:
         raise InputDataError(
-            f"input {spec.name!r} is {spec.dtype}, a type numpy cannot hold, so xnnfit can neither make nor read sample data for it. "
+            f"input {spec.name!r} is {spec.dtype}, a type numpy cannot hold, "
+            "so xnnfit can neither make nor read sample data for it. "
             "xnnfit check needs no data; to time or fix the model, export it with float, integer or bool inputs."
         ) from None
 

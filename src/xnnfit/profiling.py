@@ -33,8 +33,8 @@ CONTROL_FLOW = frozenset({"WHILE", "IF", "CALL_ONCE"})
 # A piece is fed the values its tensors held in a run of the whole model: when the runtime refuses them, the file
 # declares a type or shape for a tensor that differs from what its kernels compute.
 _PIECE_HINT = (
-    "The model's declared tensor types or shapes differ from what its kernels compute, so it cannot be timed piece by piece: "
-    "re-export it, or time it whole with xnnfit bench"
+    "The model's declared tensor types or shapes differ from what its kernels compute, "
+    "so it cannot be timed piece by piece: re-export it, or time it whole with xnnfit bench"
 )
 
 

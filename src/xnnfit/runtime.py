@@ -15,10 +15,17 @@ from xnnfit.specs import InputSpec, dynamic_hint, input_name
 
 _NO_WEIGHTS = "variable != nullptr"  # the READ_VARIABLE kernel's message for a variable never assigned
 _UNRESOLVED = ("didn't find op", "unresolved custom op", "unsupported custom op", "op builtin_code out of range")
-# What the runtime says of a file that breaks the TFLite schema (lower case): a pinned shape or the input data is not the cause.
+# What the runtime says of a file that breaks the TFLite schema (lower case): not pinned shapes or input data.
 _DAMAGED = (
-    "not a valid flatbuffer", "invalidly specified in schema", "invalid quantization parameters", "specifies out of range buffer",
-    "invalid tensor index", "inconsistent model", "lacks data", "unsupported data type", "was optional but was expected",
+    "not a valid flatbuffer",
+    "invalidly specified in schema",
+    "invalid quantization parameters",
+    "specifies out of range buffer",
+    "invalid tensor index",
+    "inconsistent model",
+    "lacks data",
+    "unsupported data type",
+    "was optional but was expected",
 )
 DAMAGED_HINT = "The file breaks the TFLite schema (damaged, or written by a broken exporter): re-export the model"
 # What the runtime's Python API raises for a model it refuses: pybind11 turns C++ exceptions into these
@@ -27,7 +34,7 @@ RUNTIME_ERRORS = (ValueError, RuntimeError, IndexError, OverflowError)
 
 
 def _text(exc: BaseException) -> str:
-    """The runtime's message on one line; a bare C++ lookup failure ('_Map_base::at') keeps its Python type to be searchable."""
+    """The runtime's message on one line; a bare C++ failure ('_Map_base::at') keeps its Python type."""
     text = " ".join(str(exc).split()).rstrip(".")
     return text if isinstance(exc, (ValueError, RuntimeError)) else f"{type(exc).__name__}: {text}"
 
@@ -152,8 +159,10 @@ def feed(interpreter: Any, sample: dict[str, np.ndarray]) -> None:
     feed_values(interpreter, values)
 
 
-def feed_values(interpreter: Any, values: Sequence[np.ndarray], what: str = "the model", hint: str = "Check the input data") -> None:
-    """Set the inputs in order, resizing dynamic dimensions first; RuntimeFailure (ending with `hint`) when the runtime refuses a value."""
+def feed_values(
+    interpreter: Any, values: Sequence[np.ndarray], what: str = "the model", hint: str = "Check the input data"
+) -> None:
+    """Set the inputs in order, resizing dynamic dimensions first; RuntimeFailure ending with `hint` on a refusal."""
     try:
         details = interpreter.get_input_details()
         resized = False
@@ -167,7 +176,8 @@ def feed_values(interpreter: Any, values: Sequence[np.ndarray], what: str = "the
             interpreter.set_tensor(d["index"], v)
     except RUNTIME_ERRORS as exc:
         text = _text(exc)
-        raise RuntimeFailure(f"the LiteRT runtime refused the inputs of {what}: {text[:300]}. {hint}.", detail=str(exc)) from exc
+        message = f"the LiteRT runtime refused the inputs of {what}: {text[:300]}. {hint}."
+        raise RuntimeFailure(message, detail=str(exc)) from exc
 
 
 def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec] = ()) -> None:
@@ -190,11 +200,12 @@ def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec]
 
 def read_outputs(interpreter: Any, what: str = "the model") -> list[np.ndarray]:
     """Every output, as float64 arrays for comparison."""
-    return [np.array(tensor_value(interpreter, d["index"], what), dtype=np.float64) for d in interpreter.get_output_details()]
+    details = interpreter.get_output_details()
+    return [np.array(tensor_value(interpreter, d["index"], what), dtype=np.float64) for d in details]
 
 
 def tensor_value(interpreter: Any, index: int, what: str = "the model") -> np.ndarray:
-    """Tensor `index` of subgraph 0 after a run; RuntimeFailure when it holds no data (nothing in the file writes it)."""
+    """Tensor `index` of subgraph 0 after a run; RuntimeFailure when it holds no data (nothing writes it)."""
     try:
         return interpreter.get_tensor(index)
     except ValueError as exc:
@@ -203,8 +214,8 @@ def tensor_value(interpreter: Any, index: int, what: str = "the model") -> np.nd
         except (ValueError, KeyError):
             name = ""
         raise RuntimeFailure(
-            f"tensor {index}{name} of {what} holds no data after a run: no op writes it, and it is neither an input nor a constant. "
-            "The file is damaged; re-export the model.",
+            f"tensor {index}{name} of {what} holds no data after a run: no op writes it, "
+            "and it is neither an input nor a constant. The file is damaged; re-export the model.",
             detail=str(exc),
         ) from exc
 

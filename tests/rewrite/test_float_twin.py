@@ -12,9 +12,13 @@ from xnnfit.tflite.writer import parse, serialize
 
 
 def test_a_dequantize_without_outputs_is_one_clear_error():
-    """A weight DEQUANTIZE whose output list was emptied: rebuilding the float model raised 'not enough values to unpack'."""
+    """A weight DEQUANTIZE with no outputs left: rebuilding the float model raised 'not enough values to unpack'."""
     model = parse(fixtures_models.convert_example("where_cnn", "fp16").content)
-    dequantize = next(op for op in model.subgraphs[0].operators if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.DEQUANTIZE)
+    dequantize = next(
+        op
+        for op in model.subgraphs[0].operators
+        if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.DEQUANTIZE
+    )
     dequantize.outputs = []
     with pytest.raises(XnnfitError) as info:
         float_twin(serialize(model))

@@ -49,15 +49,22 @@ def test_a_constant_whose_bytes_are_not_a_whole_number_of_elements():
 
 
 def test_options_of_another_type_than_the_op_are_none_and_rules_use_the_defaults():
-    """The fuzzer's case: a GATHER carrying FullyConnectedOptions (one overwritten union tag) made XR010 raise AttributeError."""
+    """The fuzzer's case: a GATHER with FullyConnectedOptions (an overwritten tag) made XR010 raise AttributeError."""
     from xnnfit.rewrite.rule import RewriteContext
     from xnnfit.rewrite.rules import RULES
     from xnnfit.tflite.schema import fb
 
     model = parse(fixtures_models.convert(RULES["XR010"].example()).content)
-    (gather,) = [op for op in model.subgraphs[0].operators if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.GATHER]
+    (gather,) = [
+        op
+        for op in model.subgraphs[0].operators
+        if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.GATHER
+    ]
     assert isinstance(gather.builtinOptions, fb.GatherOptionsT) and gather.builtinOptions.axis == 1
-    gather.builtinOptionsType, gather.builtinOptions = fb.BuiltinOptions.FullyConnectedOptions, fb.FullyConnectedOptionsT()
+    gather.builtinOptionsType, gather.builtinOptions = (
+        fb.BuiltinOptions.FullyConnectedOptions,
+        fb.FullyConnectedOptionsT(),
+    )
     g = Graph.from_bytes(serialize(model))
     i = g.ops.index(next(op for op in g.ops if g.op(g.ops.index(op)) == "GATHER"))
 

@@ -229,18 +229,19 @@ def test_truncation_is_said_in_plain_words(fixed):
     """The flatbuffers reader's struct.error ('unpack_from requires a buffer of at least...') becomes where it read."""
     data = fixed[: len(fixed) // 2]
     error = _raises(data, "'cut.tflite'")
-    assert f"damaged or truncated (an offset in it points to byte " in str(error)
+    assert "damaged or truncated (an offset in it points to byte " in str(error)
     assert f", outside its {len(data)} bytes). Re-export the model." in str(error)
     assert "unpack_from" in error.detail  # the reader's own words, for --debug
 
 
 def test_an_offset_before_the_start_is_said_in_plain_words(fixed):
-    """The root table's vtable offset overwritten with 2**31-1: the flatbuffers reader raised 'TypeError: bad number ... for type uint32'."""
+    """The root table's vtable offset overwritten with 2**31-1: the reader raised 'TypeError: bad number ... uint32'."""
     root = fb.Model.GetRootAs(fixed, 0)._tab.Pos
     data = bytearray(fixed)
     data[root : root + 4] = (2**31 - 1).to_bytes(4, "little")
     error = _raises(bytes(data))
-    assert f"damaged or truncated (an offset in it points to byte {root - (2**31 - 1)}, outside its {len(data)} bytes)" in str(error)
+    where = f"an offset in it points to byte {root - (2**31 - 1)}, outside its {len(data)} bytes"
+    assert f"damaged or truncated ({where})" in str(error)
     assert "bad number" in error.detail
 
 
@@ -250,7 +251,7 @@ def test_identifier_without_a_model():
     assert "damaged or truncated" in message or "no subgraph" in message
 
 
-# ----------------------------------------------------------------------------- damaged files (found by benchmarks/fuzz.py)
+# ----------------------------------------------------------------------------- damaged files (benchmarks/fuzz.py)
 # Each fault is made in the bytes of a real conversion. Where the runtime refuses the file
 # too, the test shows it, so read_model is never stricter than the runtime it stands for.
 
@@ -313,11 +314,26 @@ def test_names_the_runtime_never_reads_are_read_with_replacement(fixed):
 @pytest.mark.parametrize(
     ("edit", "needle"),
     [
-        (lambda m: setattr(m.subgraphs[0].operators[1], "inputs", [3, 99]), "input 1 of op 1 (RESHAPE) of subgraph 0 is tensor 99, but there are only 5"),
-        (lambda m: setattr(m.subgraphs[0].operators[0], "outputs", [-7]), "output 0 of op 0 (FULLY_CONNECTED) of subgraph 0 is tensor -7, a negative index"),
-        (lambda m: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 40), "the kind of op 0 of subgraph 0 is operator code 40, but there are only 2"),
-        (lambda m: setattr(m.subgraphs[0].tensors[2], "buffer", 1000), "the data of tensor 2 ('tiny_1/dense_1/MatMul') of subgraph 0 is buffer 1000, but there are only"),
-        (lambda m: setattr(m.subgraphs[0], "outputs", [2**31 - 1]), "output 0 of subgraph 0 is tensor 2147483647, but there are only 5"),
+        (
+            lambda m: setattr(m.subgraphs[0].operators[1], "inputs", [3, 99]),
+            "input 1 of op 1 (RESHAPE) of subgraph 0 is tensor 99, but there are only 5",
+        ),
+        (
+            lambda m: setattr(m.subgraphs[0].operators[0], "outputs", [-7]),
+            "output 0 of op 0 (FULLY_CONNECTED) of subgraph 0 is tensor -7, a negative index",
+        ),
+        (
+            lambda m: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 40),
+            "the kind of op 0 of subgraph 0 is operator code 40, but there are only 2",
+        ),
+        (
+            lambda m: setattr(m.subgraphs[0].tensors[2], "buffer", 1000),
+            "the data of tensor 2 ('tiny_1/dense_1/MatMul') of subgraph 0 is buffer 1000, but there are only",
+        ),
+        (
+            lambda m: setattr(m.subgraphs[0], "outputs", [2**31 - 1]),
+            "output 0 of subgraph 0 is tensor 2147483647, but there are only 5",
+        ),
     ],
     ids=["op-input", "op-output", "opcode", "buffer", "subgraph-output"],
 )
@@ -336,7 +352,7 @@ def _shape_constant(model):
 
 
 def test_constant_shorter_than_its_shape_is_refused(fixed):
-    """Half the data of a constant: the graph rewriter would reshape it into an error (the fuzzer's case), the runtime refuses it."""
+    """Half the data of a constant: the rewriter's reshape raised (the fuzzer's case); the runtime refuses it."""
 
     def edit(model):
         _, buf = _shape_constant(model)
@@ -345,7 +361,10 @@ def test_constant_shorter_than_its_shape_is_refused(fixed):
     data = _edited(fixed, edit)
     _runtime_refuses(data)
     message = str(_raises(data))
-    assert "constant tensor 1 ('arith.constant') of subgraph 0 holds 8 bytes, but its shape [3] of int32 needs 12" in message
+    assert (
+        "constant tensor 1 ('arith.constant') of subgraph 0 holds 8 bytes, but its shape [3] of int32 needs 12"
+        in message
+    )
 
 
 def test_constant_with_a_huge_shape_is_refused_without_allocating(fixed):
@@ -369,7 +388,9 @@ def test_a_negative_dimension_is_refused(fixed, tensor):
 
     data = _edited(fixed, edit)
     _runtime_refuses(data)
-    assert f"tensor {tensor} (" in str(_raises(data)) and "has shape [1, -5], with a negative dimension" in str(_raises(data))
+    assert f"tensor {tensor} (" in str(_raises(data)) and "has shape [1, -5], with a negative dimension" in str(
+        _raises(data)
+    )
 
 
 @pytest.mark.parametrize(
@@ -384,8 +405,10 @@ def test_a_negative_dimension_is_refused(fixed, tensor):
     ],
 )
 def test_a_shape_whose_size_overflows_64_bits_is_refused_like_the_runtime_does(fixed, shape, refused):
-    """The runtime multiplies dimensions, then the 4-byte element size, in 64 bits and refuses an overflow; a size that fits is its
-    own business (memory bounds), not damage."""
+    """The runtime multiplies dimensions, then the 4-byte item size, in 64 bits and refuses an overflow.
+
+    A size that fits is a question of memory bounds, not damage.
+    """
 
     def edit(model):
         model.subgraphs[0].tensors[3].shape = shape
@@ -410,7 +433,7 @@ def test_a_garbled_shape_is_quoted_by_its_start(fixed):
 
 
 def test_constant_longer_than_its_shape_is_read_like_the_runtime_does(fixed):
-    """Extra bytes after a constant's data: the runtime reads as many elements as the shape has, and so does read_model."""
+    """Extra bytes after a constant's data: the runtime reads as many elements as the shape has, as read_model does."""
 
     def edit(model):
         _, buf = _shape_constant(model)
@@ -430,7 +453,9 @@ def test_buffer_offset_past_the_end_is_refused(fixed):
 
     data = _edited(fixed, edit)
     _runtime_refuses(data)
-    assert f"a buffer's data at bytes 1000000-1000012 lies past the end of the {len(data)}-byte file" in str(_raises(data))
+    assert f"a buffer's data at bytes 1000000-1000012 lies past the end of the {len(data)}-byte file" in str(
+        _raises(data)
+    )
 
 
 def test_metadata_entry_without_a_buffer_is_ignored_like_the_runtime_does(fixed):
@@ -449,7 +474,13 @@ def test_quantization_vector_past_the_end_is_refused(int8_conv):
     """A scale vector whose length word was overwritten: read_model used to read only its first item and pass it on."""
     model = fb.Model.GetRootAs(int8_conv, 0)
     sub = model.Subgraphs(0)
-    (weights,) = [i for i in range(sub.TensorsLength()) if sub.Tensors(i).Quantization() and sub.Tensors(i).Quantization().ScaleLength() == 5 and sub.Tensors(i).Type() == fb.TensorType.INT8]
+    (weights,) = [
+        i
+        for i in range(sub.TensorsLength())
+        if sub.Tensors(i).Quantization()
+        and sub.Tensors(i).Quantization().ScaleLength() == 5
+        and sub.Tensors(i).Type() == fb.TensorType.INT8
+    ]
     q = sub.Tensors(weights).Quantization()
     start = q._tab.Vector(q._tab.Offset(8))  # Quantization.scale: field 2, its items start after the length word
     data = bytearray(int8_conv)
@@ -465,26 +496,41 @@ def test_a_type_code_the_schema_does_not_define_is_refused(fixed):
 
     data = _edited(fixed, edit)
     _runtime_refuses(data)  # 'Unsupported data type 99 in tensor'
-    assert "tensor 0 ('x') of subgraph 0 has type code 99, which the TFLite schema does not define" in str(_raises(data))
+    assert "tensor 0 ('x') of subgraph 0 has type code 99, which the TFLite schema does not define" in str(
+        _raises(data)
+    )
 
 
 def _weights(model):
     """The int8 conv's per-channel weights: 5 scales along dimension 0 of shape (5, 3, 3, 3)."""
-    (tensor,) = [t for t in model.subgraphs[0].tensors if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) == 5 and t.type == fb.TensorType.INT8]
+    (tensor,) = [
+        t
+        for t in model.subgraphs[0].tensors
+        if t.quantization is not None
+        and t.quantization.scale is not None
+        and len(t.quantization.scale) == 5
+        and t.type == fb.TensorType.INT8
+    ]
     return tensor.quantization
 
 
 @pytest.mark.parametrize(
     ("edit", "needle"),
     [
-        (lambda q: setattr(q, "quantizedDimension", 4), "is quantized along dimension 4, but its shape [5, 3, 3, 3] has 4"),
-        (lambda q: setattr(q, "quantizedDimension", 1), "has 5 quantization scales: 1 (per tensor) or 3 (per channel of dimension 1) expected"),
+        (
+            lambda q: setattr(q, "quantizedDimension", 4),
+            "is quantized along dimension 4, but its shape [5, 3, 3, 3] has 4",
+        ),
+        (
+            lambda q: setattr(q, "quantizedDimension", 1),
+            "has 5 quantization scales: 1 (per tensor) or 3 (per channel of dimension 1) expected",
+        ),
         (lambda q: setattr(q, "zeroPoint", list(q.zeroPoint[:1])), "has 1 quantization zero points for 5 scales"),
     ],
     ids=["axis", "scales", "zero-points"],
 )
 def test_quantization_the_runtime_refuses_is_refused(int8_conv, edit, needle):
-    """The fuzzer's case: a dimension changed under per-channel scales made the float twin's dequantization raise a broadcast ValueError."""
+    """The fuzzer's case: a dimension changed under per-channel scales made the float twin raise a broadcast error."""
     data = _edited(int8_conv, lambda model: edit(_weights(model)))
     _runtime_refuses(data)  # 'Tensor 2 has invalid quantization parameters'
     message = str(_raises(data))

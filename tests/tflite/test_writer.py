@@ -14,7 +14,7 @@ from xnnfit.tflite.writer import cut, parse, serialize
 
 
 def test_a_metadata_entry_without_a_buffer_is_parsed_as_empty():
-    """The runtime ignores a metadata entry pointing past the buffers; parsing the model used to raise IndexError on it."""
+    """The runtime ignores a metadata entry pointing past the buffers; parsing the model raised IndexError on it."""
     model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
     entry = fb.MetadataT()
     entry.name, entry.buffer = "dangling", 10**6
@@ -34,7 +34,7 @@ def test_a_metadata_entry_without_a_buffer_is_parsed_as_empty():
 
 @pytest.mark.parametrize("keep", [100, 0.5])
 def test_a_damaged_model_is_a_source_error(keep):
-    """parse unpacks every table: a damaged file is the same one-line SourceError as read_model's, not a bare struct.error."""
+    """parse unpacks every table: a damaged file is read_model's one-line SourceError, not a bare struct.error."""
     content = fixtures_models.convert(fixtures_models.dense_reshape_model()).content
     data = content[: keep if isinstance(keep, int) else int(len(content) * keep)]
     with pytest.raises(SourceError) as info:
@@ -47,7 +47,7 @@ def test_a_damaged_model_is_a_source_error(keep):
 
 @pytest.mark.parametrize("index", [99, -5])
 def test_intermediates_outside_the_subgraph_are_dropped(index):
-    """The runtime ignores an op's intermediates unless the op uses them; cutting a piece or rewriting raised IndexError/KeyError."""
+    """The runtime ignores intermediates of an op that uses none; cutting or rewriting raised IndexError/KeyError."""
     model = parse(fixtures_models.convert(fixtures_models.dense_reshape_model()).content)
     model.subgraphs[0].operators[0].intermediates = [index]
     content = serialize(model)

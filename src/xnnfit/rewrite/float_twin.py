@@ -89,7 +89,7 @@ def _keep_interface(g: Graph) -> None:
 def _drop_identities(g: Graph) -> None:
     """QUANTIZE/DEQUANTIZE nodes that now read and write float32 hand their input on."""
     for i in reversed(range(len(g.ops))):
-        if g.op(i) not in _CONVERTERS or not g.inputs(i) or not g.outputs(i):  # a damaged node without its tensors stays as it is
+        if g.op(i) not in _CONVERTERS or not g.inputs(i) or not g.outputs(i):  # a damaged node without tensors stays
             continue
         x, y = g.inputs(i)[0], g.outputs(i)[0]
         if x >= 0 and y >= 0 and g.dtype(x) == "float32" and g.dtype(y) == "float32":

@@ -109,7 +109,7 @@ class Graph:
         raw = np.asarray(data, dtype=np.uint8).tobytes()
         dtype = np.dtype(_NP[self.dtype(t)])
         shape = tuple(int(d) for d in tensor.shape) if tensor.shape is not None else ()
-        if shape:  # a longer buffer is read up to its shape, as the runtime reads it (tflite.read_model refuses a shorter one)
+        if shape:  # a longer buffer is read up to its shape, as the runtime does (read_model refuses a shorter one)
             return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape)
         arr = np.frombuffer(raw, dtype=dtype, count=len(raw) // dtype.itemsize)
         return arr.reshape(()) if arr.size == 1 else arr
@@ -229,7 +229,8 @@ class Graph:
         sub.tensors = [sub.tensors[i] for i in order]
         for op in self.ops:
             op.inputs = [remap[int(t)] if t >= 0 else -1 for t in (op.inputs if op.inputs is not None else [])]
-            op.outputs = [remap[int(t)] if t >= 0 else -1 for t in (op.outputs if op.outputs is not None else [])]  # -1: omitted
+            outputs = op.outputs if op.outputs is not None else []
+            op.outputs = [remap[int(t)] if t >= 0 else -1 for t in outputs]  # an omitted output (-1) stays in its place
             if op.intermediates is not None:
                 op.intermediates = [remap[int(t)] for t in op.intermediates]
         sub.inputs = [remap[int(t)] for t in (sub.inputs if sub.inputs is not None else [])]

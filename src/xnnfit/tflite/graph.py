@@ -139,9 +139,26 @@ def _options(op: Any) -> dict[str, Any]:
 
 # Bits per element of the tensor types whose constants have a fixed size (strings, resources and variants do not).
 _ELEMENT_BITS = {
-    "float32": 32, "float16": 16, "int32": 32, "uint8": 8, "int64": 64, "bool": 8, "int16": 16, "complex64": 64,
-    "int8": 8, "float64": 64, "complex128": 128, "uint64": 64, "uint32": 32, "uint16": 16, "int4": 4, "bfloat16": 16,
-    "int2": 2, "uint4": 4, "float8_e4m3fn": 8, "float8_e5m2": 8,
+    "float32": 32,
+    "float16": 16,
+    "int32": 32,
+    "uint8": 8,
+    "int64": 64,
+    "bool": 8,
+    "int16": 16,
+    "complex64": 64,
+    "int8": 8,
+    "float64": 64,
+    "complex128": 128,
+    "uint64": 64,
+    "uint32": 32,
+    "uint16": 16,
+    "int4": 4,
+    "bfloat16": 16,
+    "int2": 2,
+    "uint4": 4,
+    "float8_e4m3fn": 8,
+    "float8_e5m2": 8,
 }
 # The flatbuffers reader's own words for a read outside the file (struct.error, ValueError).
 _PAST_THE_END = re.compile(r"unpacking \d+ bytes at offset (-?\d+)")
@@ -157,12 +174,12 @@ class _Damaged(Exception):
 
 
 def _lenient(raw: bytes | None) -> str:
-    """A name the runtime's Python API never reads (op, subgraph, metadata, signature names) as text, damaged bytes replaced."""
+    """A name the runtime's Python API never reads (op, subgraph, metadata, signature) as text, bad bytes replaced."""
     return raw.decode("utf-8", "replace") if raw else ""
 
 
 def _text(raw: bytes | None, whose: str) -> str:
-    """A tensor name as text; _Damaged when it is not UTF-8 (the runtime's Python API fails on every tensor listing then)."""
+    """A tensor name as text; _Damaged when it is not UTF-8 (the runtime's Python API fails on every listing then)."""
     if not raw:
         return ""
     try:
@@ -170,7 +187,10 @@ def _text(raw: bytes | None, whose: str) -> str:
     except UnicodeDecodeError as exc:
         start = max(0, exc.start - _SHOWN_BYTES // 2)
         shown = raw[start : start + _SHOWN_BYTES]
-        raise _Damaged(f"{whose} is not UTF-8 text (byte {exc.start} is {raw[exc.start : exc.start + 1]!r} in {'...' * (start > 0)}{shown!r})") from None
+        raise _Damaged(
+            f"{whose} is not UTF-8 text "
+            f"(byte {exc.start} is {raw[exc.start : exc.start + 1]!r} in {'...' * (start > 0)}{shown!r})"
+        ) from None
 
 
 def _index(value: int, count: int, where: str, noun: str, *, optional: bool = False) -> int:
@@ -183,10 +203,13 @@ def _index(value: int, count: int, where: str, noun: str, *, optional: bool = Fa
 
 
 def _buffer_bytes(buf: Any, size: int) -> int:
-    """Bytes of a buffer's data, inline or at an offset in the file (models over 2 GB); _Damaged when the data lies past the end."""
+    """Bytes of a buffer's data, inline or at an offset in the file (models over 2 GB); _Damaged past the end."""
     if buf.Offset() > 1:
         if buf.Offset() + buf.Size() > size:
-            raise _Damaged(f"a buffer's data at bytes {buf.Offset()}-{buf.Offset() + buf.Size()} lies past the end of the {size}-byte file")
+            raise _Damaged(
+                f"a buffer's data at bytes {buf.Offset()}-{buf.Offset() + buf.Size()} "
+                f"lies past the end of the {size}-byte file"
+            )
         return buf.Size()
     return buf.DataLength()
 
@@ -206,10 +229,15 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
             "(a dynamic one is 1 there and -1 in the shape signature)"
         )
     if not type_defined(t.Type()):
-        raise _Damaged(f"tensor {i} ({name!r}) of subgraph {s} has type code {t.Type()}, which the TFLite schema does not define")
+        raise _Damaged(
+            f"tensor {i} ({name!r}) of subgraph {s} has type code {t.Type()}, which the TFLite schema does not define"
+        )
     dtype = type_name(t.Type())
     if _overflows(shape, dtype):
-        raise _Damaged(f"tensor {i} ({name!r}) of subgraph {s} has shape {_shown(shape)} of {dtype}: its size in bytes does not fit in 64 bits")
+        raise _Damaged(
+            f"tensor {i} ({name!r}) of subgraph {s} has shape {_shown(shape)} of {dtype}: "
+            "its size in bytes does not fit in 64 bits"
+        )
     if constant:
         _check_constant_size(name, s, i, shape, dtype, nbytes, sparse=t.Sparsity() is not None)
     q = t.Quantization()
@@ -217,7 +245,9 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     scales = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else ()
     zero_points = q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else ()
     n_scales = len(scales)
-    if n_scales and q.DetailsType() == 0:  # affine quantization, checked as the runtime does (custom details are its own)
+    if (
+        n_scales and q.DetailsType() == 0
+    ):  # affine quantization, checked as the runtime does (custom details are its own)
         _check_quantization(name, s, i, shape, q.QuantizedDimension(), n_scales, len(zero_points))
     zp = int(zero_points[0]) if len(zero_points) else None
     scale = float(scales[0]) if n_scales else None
@@ -242,19 +272,24 @@ def _tensor(model: Any, sub: Any, s: int, i: int, data: bytes) -> TensorInfo:
     )
 
 
-def _check_quantization(name: str, s: int, i: int, shape: tuple[int, ...], axis: int, scales: int, zero_points: int) -> None:
+def _check_quantization(
+    name: str, s: int, i: int, shape: tuple[int, ...], axis: int, scales: int, zero_points: int
+) -> None:
     """_Damaged when the runtime would refuse the tensor's quantization ('invalid quantization parameters')."""
     where = f"tensor {i} ({name!r}) of subgraph {s}"
     if axis < 0 or (shape and axis >= len(shape)):
         raise _Damaged(f"{where} is quantized along dimension {axis}, but its shape {_shown(shape)} has {len(shape)}")
     if shape and scales not in (1, shape[axis]):
-        raise _Damaged(f"{where} has {scales} quantization scales: 1 (per tensor) or {shape[axis]} (per channel of dimension {axis}) expected")
+        raise _Damaged(
+            f"{where} has {scales} quantization scales: "
+            f"1 (per tensor) or {shape[axis]} (per channel of dimension {axis}) expected"
+        )
     if zero_points != scales:
         raise _Damaged(f"{where} has {zero_points} quantization zero points for {scales} scales")
 
 
 def _overflows(shape: tuple[int, ...], dtype: str) -> bool:
-    """Whether the runtime's BytesRequired overflows on this shape: it multiplies the dimensions, then the element size, in 64 bits."""
+    """Whether the runtime's BytesRequired overflows: it multiplies the dimensions, then the item size, in 64 bits."""
     bits = _ELEMENT_BITS.get(dtype)
     if bits is None:  # strings and resources are sized when written, not from the shape
         return False
@@ -268,23 +303,30 @@ def _overflows(shape: tuple[int, ...], dtype: str) -> bool:
 
 def _shown(shape: tuple[int, ...]) -> str:
     """A shape for an error line: a damaged one can have hundreds of dimensions."""
-    return str(list(shape)) if len(shape) <= _SHOWN_DIMS else f"[{', '.join(map(str, shape[:_SHOWN_DIMS]))}, ... ({len(shape)} dimensions)]"
+    return (
+        str(list(shape))
+        if len(shape) <= _SHOWN_DIMS
+        else f"[{', '.join(map(str, shape[:_SHOWN_DIMS]))}, ... ({len(shape)} dimensions)]"
+    )
 
 
-def _check_constant_size(name: str, s: int, i: int, shape: tuple[int, ...], dtype: str, nbytes: int, sparse: bool) -> None:
-    """_Damaged when a constant's data is shorter than its (non-negative) shape and type need (the runtime refuses it too)."""
+def _check_constant_size(
+    name: str, s: int, i: int, shape: tuple[int, ...], dtype: str, nbytes: int, sparse: bool
+) -> None:
+    """_Damaged when a constant's data is shorter than its shape and type need (the runtime refuses it too)."""
     bits = _ELEMENT_BITS.get(dtype)
     if bits is None or sparse:  # strings and resources have no fixed size; sparse data is smaller than its dense shape
         return
     needed = (math.prod(shape) * bits + 7) // 8
     if nbytes < needed:
         raise _Damaged(
-            f"constant tensor {i} ({name!r}) of subgraph {s} holds {nbytes} bytes, but its shape {_shown(shape)} of {dtype} needs {needed}"
+            f"constant tensor {i} ({name!r}) of subgraph {s} holds {nbytes} bytes, "
+            f"but its shape {_shown(shape)} of {dtype} needs {needed}"
         )
 
 
 def damaged(what: str, exc: Exception, size: int) -> SourceError:
-    """The one-line error for a `size`-byte flatbuffer the flatbuffers reader failed on with `exc` (its traceback kept for --debug)."""
+    """The one-line error for a `size`-byte flatbuffer the reader failed on with `exc` (traceback kept for --debug)."""
     text = " ".join(str(exc).split())
     outside = _PAST_THE_END.search(text) if isinstance(exc, struct.error) else None
     outside = outside or (_BAD_OFFSET.match(text) if isinstance(exc, TypeError) else None)
@@ -295,7 +337,10 @@ def damaged(what: str, exc: Exception, size: int) -> SourceError:
         plain = f"a vector in it runs past the end of its {size} bytes"
     else:
         plain = f"{type(exc).__name__}: {text}"
-    return SourceError(f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({plain}). Re-export the model.", detail=traceback.format_exc())
+    return SourceError(
+        f"cannot read {what}: the TFLite flatbuffer is damaged or truncated ({plain}). Re-export the model.",
+        detail=traceback.format_exc(),
+    )
 
 
 def read_model(data: bytes, what: str = "the model") -> ModelGraph:
@@ -311,7 +356,9 @@ def read_model(data: bytes, what: str = "the model") -> ModelGraph:
     try:
         graph = _read(data)
     except _Damaged as exc:
-        raise SourceError(f"cannot read {what}: the TFLite flatbuffer is damaged: {exc}. Re-export the model.") from None
+        raise SourceError(
+            f"cannot read {what}: the TFLite flatbuffer is damaged: {exc}. Re-export the model."
+        ) from None
     except Exception as exc:  # flatbuffers raises bare IndexError/struct.error on damaged files
         raise damaged(what, exc, len(data)) from exc
     if not graph.subgraphs:
@@ -333,7 +380,9 @@ def _read(data: bytes) -> ModelGraph:
         ops = []
         for i in range(sub.OperatorsLength()):
             op = sub.Operators(i)
-            code, custom = codes[_index(op.OpcodeIndex(), len(codes), f"the kind of op {i} of subgraph {s}", "operator code")]
+            code, custom = codes[
+                _index(op.OpcodeIndex(), len(codes), f"the kind of op {i} of subgraph {s}", "operator code")
+            ]
             inputs = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
             outputs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
             for side, seq in (("input", inputs), ("output", outputs)):

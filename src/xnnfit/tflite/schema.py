@@ -30,5 +30,5 @@ def type_name(code: int) -> str:
 
 
 def type_defined(code: int) -> bool:
-    """Whether the schema defines TensorType `code` (the runtime refuses a model with any other: 'Unsupported data type')."""
+    """Whether the schema defines TensorType `code` (the runtime refuses any other: 'Unsupported data type')."""
     return code in _enum_names(fb.TensorType)

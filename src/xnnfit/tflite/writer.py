@@ -57,7 +57,7 @@ def _without_dangling_metadata(data: bytearray) -> bytearray:
     buffers = model.BuffersLength()
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
-        if entry.Buffer() >= buffers:  # a field read as non-zero is present in the table, so it can be overwritten in place
+        if entry.Buffer() >= buffers:  # a field read as non-zero is present in the table: overwritten in place
             struct.pack_into("<I", data, entry._tab.Pos + entry._tab.Offset(_METADATA_BUFFER_FIELD), 0)
     return data
 
@@ -138,7 +138,8 @@ def cut(model: Any, nodes: Sequence[int], subgraph: int = 0) -> Piece:
     for op in ops:
         new = copy.copy(op)
         new.inputs = [remap[t] if t >= 0 else -1 for t in (op.inputs if op.inputs is not None else [])]
-        new.outputs = [remap[t] if t >= 0 else -1 for t in (op.outputs if op.outputs is not None else [])]  # -1: omitted, kept in place
+        # an omitted output (-1) stays in its place
+        new.outputs = [remap[t] if t >= 0 else -1 for t in (op.outputs if op.outputs is not None else [])]
         if op.intermediates is not None:
             new.intermediates = [remap[t] for t in op.intermediates if t >= 0]
         new.debugMetadataIndex = -1

@@ -119,7 +119,8 @@ class FreezeVariables(Rule):
         reads = [i for i in range(len(g.ops)) if g.op(i) == "READ_VARIABLE"]
         if not reads:
             return NoMatch("no READ_VARIABLE node")
-        inits = {init for i in range(len(g.ops)) if g.op(i) == "CALL_ONCE" and (init := _init_subgraph(g, i)) is not None}
+        calls = [i for i in range(len(g.ops)) if g.op(i) == "CALL_ONCE"]
+        inits = {init for i in calls if (init := _init_subgraph(g, i)) is not None}
         initial: dict[tuple[str, str], np.ndarray] = {}
         mutable: set[tuple[str, str]] = set()
         for k in range(len(g.model.subgraphs)):
