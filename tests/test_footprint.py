@@ -140,3 +140,24 @@ def test_random_calibration_data_for_a_huge_keras_input_is_refused_before_it_is_
     res = _run("check", "big.py:build", "--recipe", "int8", "-q", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert "of sample data (8 samples of input" in res.stderr or "needs at least" in res.stderr, res.stderr
+
+
+def test_a_huge_intermediate_shape_is_blamed_on_the_file_not_the_input(monkeypatch):
+    """A damaged file declaring [2**30, 2**30, 2] for an inner tensor: the message names that tensor and says to re-export."""
+    from xnnfit.tflite.writer import parse, serialize as write
+
+    model = parse(_image_model((1, 8, 8, 3)))
+    model.subgraphs[0].tensors[1].shape = [2**30, 2**30, 2]  # the RELU's output
+    sub, specs = _specs(write(model))
+    monkeypatch.delenv(footprint.MEMORY_ENV, raising=False)
+    with pytest.raises(InputDataError) as info:
+        footprint.refuse_if_too_large(sub, specs, "m.tflite")
+    text = str(info.value)
+    assert "declares tensor relu float32 [1073741824, 1073741824, 2], written by node 0 RELU" in text
+    assert "re-export the model" in text and "--input-shape" not in text and "input image float32 [1, 8, 8, 3]" not in text
+
+
+def test_sizes_too_large_for_a_float_are_printed():
+    from xnnfit import fmt
+
+    assert fmt.size(10**400) == "1.00E+400 B"

@@ -34,7 +34,11 @@ def more(shown: int, total: int, where: str) -> str:
 
 
 def size(n_bytes: int) -> str:
-    """'14.4 GB', '1.46 MB', '12.3 KB', '512 B'."""
+    """'1.2E+18 B', '14.4 GB', '1.46 MB', '12.3 KB', '512 B'."""
+    if n_bytes >= 10**15:  # no unit reads better, and a float cannot hold every int a damaged shape multiplies to
+        from decimal import Decimal
+
+        return f"{Decimal(n_bytes):.2E} B"
     if n_bytes >= 1e9:
         return f"{n_bytes / 1e9:.1f} GB"
     if n_bytes >= 1e6:

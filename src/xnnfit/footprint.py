@@ -34,6 +34,7 @@ class Footprint:
     inputs: int  # the inputs at their run shapes (a sample the caller holds as well)
     largest_input: str  # 'x float32 [1, 20000, 20000, 3]'
     resizable: bool = False  # the largest input has a dynamic dimension --input-shape can pin smaller
+    largest_tensor: str = ""  # the largest tensor that is not an input, when it outweighs every input: 'dense/MatMul float32 [..]'
 
     @property
     def total(self) -> int:
@@ -70,11 +71,16 @@ def estimate(sub: SubgraphInfo, specs: Sequence[InputSpec]) -> Footprint:
         if size > largest_bytes:
             largest, largest_bytes = f"{input_name(tensor.name)} {tensor.dtype} {list(shape)}", size
             resizable = spec.dynamic if spec is not None else tensor.dynamic
-    arena = inputs
+    arena, inner, inner_bytes = inputs, "", largest_bytes
     for op in sub.ops:
         live = {t for t in (*op.inputs, *op.outputs) if 0 <= t < len(sub.tensors) and not sub.tensors[t].constant}
-        arena = max(arena, sum(_bytes(shapes[t], sub.tensors[t].dtype) for t in live))
-    return Footprint(arena, inputs, largest, resizable)
+        sizes = {t: _bytes(shapes[t], sub.tensors[t].dtype) for t in live}
+        arena = max(arena, sum(sizes.values()))
+        for t, size in sizes.items():
+            if size > inner_bytes and t not in sub.inputs:
+                tensor = sub.tensors[t]
+                inner, inner_bytes = f"{tensor.name or f'#{t}'} {tensor.dtype} {list(shapes[t])}, written by node {op.index} {op.op}", size
+    return Footprint(arena, inputs, largest, resizable, inner)
 
 
 def parse_size(text: str) -> int:
@@ -128,6 +134,12 @@ def refuse_if_too_large(sub: SubgraphInfo, specs: Sequence[InputSpec], what: str
     found = estimate(sub, specs)
     cap, source = limit()
     if found.total > cap:
+        if found.largest_tensor:  # an intermediate shape the file declares, not one an input pins
+            raise InputDataError(
+                f"{what} needs at least {fmt.size(found.total)} to run: it declares tensor {found.largest_tensor}, larger than any input "
+                f"({found.largest_input}), over the limit of {fmt.size(cap)} ({source}). A damaged or mis-exported file declares such "
+                "shapes: re-export the model, or raise the limit with --max-memory SIZE if the shape is meant."
+            )
         name = found.largest_input.split(" ", 1)[0]
         todo = f"pin a smaller shape (--input-shape {name}=...)" if found.resizable else "export the model at a smaller input shape"
         raise InputDataError(
