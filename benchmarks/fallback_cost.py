@@ -28,13 +28,13 @@ def main() -> None:
 
     import keras
 
-    from xnnfit.convert import ConvertOptions, convert_model
-    from xnnfit.diagnosis import diagnose
-    from xnnfit.inputs import random_inputs
-    from xnnfit.profiling import profile_content
-    from xnnfit.recipes import RECIPES
-    from xnnfit.specs import ShapeRequest
-    from xnnfit.timing import race
+    from xnnfit.model.convert import ConvertOptions, convert_model
+    from xnnfit.explain.diagnosis import diagnose
+    from xnnfit.model.inputs import random_inputs
+    from xnnfit.measure.profile import profile_content
+    from xnnfit.model.recipes import RECIPES
+    from xnnfit.model.specs import ShapeRequest
+    from xnnfit.runtime.timing import race
 
     def converted(model, recipe, options=ConvertOptions()):
         conv = convert_model(model, RECIPES[recipe], options)

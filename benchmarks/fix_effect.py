@@ -27,12 +27,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="examples only, no keras.applications / keras-hub")
     args = parser.parse_args()
 
-    from xnnfit.convert import ConvertOptions, convert_model
-    from xnnfit.inputs import random_inputs
-    from xnnfit.recipes import RECIPES
+    from xnnfit.model.convert import ConvertOptions, convert_model
+    from xnnfit.model.inputs import random_inputs
+    from xnnfit.model.recipes import RECIPES
     from xnnfit.rewrite.engine import fix_content
-    from xnnfit.specs import ShapeRequest
-    from xnnfit.timing import race as race_all
+    from xnnfit.model.specs import ShapeRequest
+    from xnnfit.runtime.timing import race as race_all
 
     def race(a: bytes, b: bytes, sample, runs: int):
         stats = race_all({"a": a, "b": b}, sample, runs)

@@ -98,7 +98,7 @@ def mobilenet_v3_small():
 def build_seeds(cache: Path, log: Callable[[str], None] = print) -> dict[str, bytes]:
     """Every seed of SEED_SPECS as .tflite bytes, converted by xnnfit on first use and read from `cache` afterwards."""
     from xnnfit.api import convert
-    from xnnfit.version import __version__
+    from xnnfit.core.version import __version__
 
     folder = cache / f"xnnfit-{__version__}"
     folder.mkdir(parents=True, exist_ok=True)

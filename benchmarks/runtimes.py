@@ -40,7 +40,9 @@ def main() -> int:
     parser.add_argument("--cold", action="store_true", help="also time building one venv in a fresh cache folder")
     args = parser.parse_args()
 
-    from xnnfit import api, targets
+    from xnnfit import api
+
+    from xnnfit.runtime import targets
 
     with tempfile.TemporaryDirectory() as tmp:
         bert = Path(tmp) / "bert.py"
@@ -48,7 +50,7 @@ def main() -> int:
         if args.cold:
             env = {**os.environ, "XNNFIT_CACHE_DIR": str(Path(tmp) / "cold")}
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "from xnnfit import targets; targets.ensure(targets.parse('tflite-runtime==2.14.0'))"], env=env, check=True)
+            subprocess.run([sys.executable, "-c", "from xnnfit.runtime import targets; targets.ensure(targets.parse('tflite-runtime==2.14.0'))"], env=env, check=True)
             print(f"cold venv build (tflite-runtime==2.14.0, pip from the registry): {time.perf_counter() - start:.1f} s")
         for t in targets.parse_many("all"):
             targets.ensure(t)  # warm every venv before timing anything
@@ -58,8 +60,8 @@ def main() -> int:
 
         import numpy as np
 
-        from xnnfit.inputs import samples_for
-        from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+        from xnnfit.model.inputs import samples_for
+        from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
         from xnnfit.tflite.graph import read_model
 
         timed = [targets.ensure(targets.parse(s)) for s in targets.MATRIX[:-1]]

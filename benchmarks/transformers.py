@@ -47,14 +47,14 @@ def main() -> None:
 
     import keras
 
-    from xnnfit.convert import ConvertOptions, convert_model
-    from xnnfit.diagnosis import diagnose
-    from xnnfit.inputs import random_inputs
-    from xnnfit.profiling import profile_content
-    from xnnfit.recipes import RECIPES
+    from xnnfit.model.convert import ConvertOptions, convert_model
+    from xnnfit.explain.diagnosis import diagnose
+    from xnnfit.model.inputs import random_inputs
+    from xnnfit.measure.profile import profile_content
+    from xnnfit.model.recipes import RECIPES
     from xnnfit.rewrite.engine import fix_content
-    from xnnfit.specs import ShapeRequest
-    from xnnfit.timing import race
+    from xnnfit.model.specs import ShapeRequest
+    from xnnfit.runtime.timing import race
 
     print(f"{'model':28s} {'recipe':13s} {'CPU nodes':>10s} {'partitions':>11s} {'CPU time':>9s}  " + "  ".join(f"{n} thr ms before->after" for n in threads) + "  rules")
     for name, build, seq in backbones(args.quick):

@@ -27,19 +27,19 @@ EXAMPLES_DIR = REPO_DIR / "examples"
 
 
 def convert(model: Any, recipe: str = "fp32", *, dynamic_batch: bool = False):
-    """`xnnfit.convert.convert_model` with a recipe name: the real converter, in process."""
-    from xnnfit.convert import ConvertOptions, convert_model
-    from xnnfit.recipes import RECIPES
-    from xnnfit.specs import ShapeRequest
+    """`xnnfit.model.convert.convert_model` with a recipe name: the real converter, in process."""
+    from xnnfit.model.convert import ConvertOptions, convert_model
+    from xnnfit.model.recipes import RECIPES
+    from xnnfit.model.specs import ShapeRequest
 
     return convert_model(model, RECIPES[recipe], ConvertOptions(ShapeRequest(dynamic_batch=dynamic_batch)))
 
 
 def diagnose(model: Any, recipe: str = "fp32"):
     """xnnfit's diagnosis of an Artifact, or of bare .tflite bytes (specs read from the file), in this process."""
-    from xnnfit.artifact import Artifact
-    from xnnfit.diagnosis import diagnose as run
-    from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+    from xnnfit.model.artifact import Artifact
+    from xnnfit.explain.diagnosis import diagnose as run
+    from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
     from xnnfit.tflite.graph import read_model
 
     if isinstance(model, Artifact):
@@ -60,7 +60,7 @@ def assert_predicted(content: bytes, observed) -> None:
     """
     from xnnfit.kb import CAUSES
     from xnnfit.kb.cause import NodeContext
-    from xnnfit.prediction import predict
+    from xnnfit.observe.prediction import predict
     from xnnfit.tflite.graph import read_model
 
     if getattr(observed, "predicted", None) or getattr(observed, "error", None):

@@ -1,6 +1,6 @@
 """Functions run_isolated calls in a child process; they must be importable there by name.
 
-The child (`python -m xnnfit.isolate`) gets the parent's sys.path as PYTHONPATH. Under
+The child (`python -m xnnfit.core.isolate`) gets the parent's sys.path as PYTHONPATH. Under
 pytest's default "prepend" import mode tests/ (the rootdir conftest.py directory) is on
 sys.path, so this module imports as `isolate_targets` in the parent and in the child.
 """
@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from xnnfit import errors
+from xnnfit.core import errors
 
 
 def add(a, b, *, scale=1):
@@ -26,7 +26,7 @@ def child_env():
 
 
 def raise_xnnfit(class_name, message, detail=None):
-    """Raise the xnnfit.errors class `class_name`."""
+    """Raise the xnnfit.core.errors class `class_name`."""
     raise getattr(errors, class_name)(message, detail=detail)
 
 
@@ -61,6 +61,6 @@ def sleep(seconds):
 
 def observe_on(python: str) -> None:
     """Ask a runtime child (here a fake `python` that hangs) for a model's nodes: the stage a --runtime check runs."""
-    from xnnfit import targets
+    from xnnfit.runtime import targets
 
     targets.ops_details(targets.Target("tflite-runtime==2.14.0", "tflite-runtime", "2.14.0", python), b"model", {})

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from xnnfit.baseline import compare
-from xnnfit.batch import BatchResult, JobRow
+from xnnfit.batch.baseline import compare
+from xnnfit.batch.jobs import BatchResult, JobRow
 
 OLD = JobRow("zoo/m.tflite", "fp32", "ok", 10, 2, 3, 0, ("XNN001",), content_hash="h1", median_ms=1.0, p10_ms=0.95, p90_ms=1.05)
 

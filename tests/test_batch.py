@@ -30,9 +30,9 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     """Small real models: one-op probes (delegated and not), a hazard, a where-activation; plus a crashing and a hanging source."""
-    from xnnfit.convert import convert_model
-    from xnnfit.recipes import FP32
-    from xnnfit.source import ModelSource
+    from xnnfit.model.convert import convert_model
+    from xnnfit.model.recipes import FP32
+    from xnnfit.model.source import ModelSource
 
     d = tmp_path_factory.mktemp("zoo")
     (d / "nested").mkdir()

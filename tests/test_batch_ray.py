@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xnnfit.batch import ModelSpec, run_batch
+from xnnfit.batch.jobs import ModelSpec, run_batch
 from xnnfit.kb.oneop import one_op_model
 
 ray = pytest.importorskip("ray")

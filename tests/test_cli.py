@@ -25,9 +25,9 @@ def files(tmp_path_factory):
     """Model files for the CLI: a .tflite with a tf.where fallback, a Lambda .keras, damaged files."""
     import keras
 
-    from xnnfit.convert import convert_model
-    from xnnfit.recipes import FP32
-    from xnnfit.source import ModelSource
+    from xnnfit.model.convert import convert_model
+    from xnnfit.model.recipes import FP32
+    from xnnfit.model.source import ModelSource
 
     d = tmp_path_factory.mktemp("cli")
     model = ModelSource.parse(f"{EXAMPLES}/where_activation.py:build").load()

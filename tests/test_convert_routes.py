@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 import fixtures_models
-from xnnfit.convert import ConvertOptions, _route, convert_model
-from xnnfit.recipes import ALL
-from xnnfit.specs import ShapeRequest
+from xnnfit.model.convert import ConvertOptions, _route, convert_model
+from xnnfit.model.recipes import ALL
+from xnnfit.model.specs import ShapeRequest
 
 
 def _view(artifact):

@@ -1,4 +1,4 @@
-"""xnnfit.delegation.observe against the runtime itself.
+"""xnnfit.observe.delegation.observe against the runtime itself.
 
 The reference is the runtime's one-delegate-node-per-op mode (`observe_node_per_delegate`,
 delegate node fusion off): it names every node XNNPACK accepted without any partitioning
@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 import fixtures_models
-from xnnfit.delegation import Delegation, delegate_members, observe, observe_node_per_delegate
-from xnnfit.verdicts import causes_for
-from xnnfit.runtime import build_interpreter
+from xnnfit.observe.delegation import Delegation, delegate_members, observe, observe_node_per_delegate
+from xnnfit.explain.verdicts import causes_for
+from xnnfit.runtime.interpreter import build_interpreter
 from xnnfit.tflite import read_model
 
 PROBES = [

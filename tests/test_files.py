@@ -11,8 +11,8 @@ import threading
 import pytest
 
 import fixtures_models
-from xnnfit.errors import XnnfitError
-from xnnfit.files import write_file
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.files import write_file
 
 
 def _umask() -> int:

@@ -14,12 +14,12 @@ import functools
 import pytest
 
 import xnnfit
-from xnnfit.convert import convert_model
-from xnnfit.inputs import random_inputs
-from xnnfit.policy import DEFAULT_POLICY
-from xnnfit.recipes import RECIPES
+from xnnfit.model.convert import convert_model
+from xnnfit.model.inputs import random_inputs
+from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.verify import compare
-from xnnfit.runtime import outputs
+from xnnfit.runtime.interpreter import outputs
 
 pytestmark = pytest.mark.slow
 

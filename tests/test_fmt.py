@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xnnfit.fmt import more, pct, plural
+from xnnfit.core.fmt import more, pct, plural
 
 
 @pytest.mark.parametrize(
@@ -21,10 +21,10 @@ def test_plurals_and_cuts():
 
 
 def test_headline_never_rounds_a_fallback_away_and_reads_as_english():
-    from xnnfit.delegation import Partition
-    from xnnfit.diagnosis import Diagnosis
+    from xnnfit.observe.delegation import Partition
+    from xnnfit.explain.diagnosis import Diagnosis
     from xnnfit.report.terminal import headline
-    from xnnfit.verdicts import NodeVerdict
+    from xnnfit.explain.verdicts import NodeVerdict
 
     nodes = tuple(NodeVerdict(0, i, "ADD", i != 7, 0, None, None, None) for i in range(250))
     d = Diagnosis("fp32", nodes=nodes, partitions=(Partition(0, True, ()), Partition(1, False, (7,)), Partition(2, True, ())))

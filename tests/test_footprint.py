@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xnnfit import footprint
-from xnnfit.errors import InputDataError
-from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.model import footprint
+from xnnfit.core.errors import InputDataError
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite.build import add_tensor, make_op, new_model, new_subgraph
 from xnnfit.tflite.graph import read_model
 from xnnfit.tflite.writer import serialize
@@ -158,6 +158,6 @@ def test_a_huge_intermediate_shape_is_blamed_on_the_file_not_the_input(monkeypat
 
 
 def test_sizes_too_large_for_a_float_are_printed():
-    from xnnfit import fmt
+    from xnnfit.core import fmt
 
     assert fmt.size(10**400) == "1.00E+400 B"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import fixtures_models
-from xnnfit.errors import InputDataError
-from xnnfit.inputs import samples_for
-from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.core.errors import InputDataError
+from xnnfit.model.inputs import samples_for
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite import read_model
 from xnnfit.tflite.schema import fb
 from xnnfit.tflite.writer import parse, serialize

@@ -88,7 +88,7 @@ def _wait_for(proc: subprocess.Popen, what: str, test, timeout: float = 240.0) -
 
 
 def _stage_children(tree: set[int]) -> set[int]:
-    return {p for p in tree if "xnnfit.isolate" in _cmdline(p)}
+    return {p for p in tree if "xnnfit.core.isolate" in _cmdline(p)}
 
 
 def _all_gone(seen: set[int]) -> None:
@@ -178,7 +178,7 @@ def test_sigkill_takes_the_children_and_the_next_run_removes_the_files(tmp_path)
 
 
 def _add_model() -> bytes:
-    from xnnfit.targets import _tiny_model
+    from xnnfit.runtime.targets import _tiny_model
 
     return _tiny_model()
 
@@ -199,7 +199,7 @@ def test_sigterm_during_a_first_runtime_install_leaves_no_venv_and_no_pip(tmp_pa
 
 
 def test_sigkill_during_a_first_runtime_install_is_cleaned_by_the_next_run(tmp_path):
-    from xnnfit import targets
+    from xnnfit.runtime import targets
 
     cache = tmp_path / "cache"
     (tmp_path / "add.tflite").write_bytes(_add_model())

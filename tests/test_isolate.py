@@ -1,4 +1,4 @@
-"""xnnfit.isolate.run_isolated: results, errors, crashes and hangs of a real child process.
+"""xnnfit.core.isolate.run_isolated: results, errors, crashes and hangs of a real child process.
 
 The target functions live in tests/isolate_targets.py: the child imports them by name
 through the PYTHONPATH run_isolated builds from the parent's sys.path.
@@ -12,9 +12,9 @@ import sys
 import pytest
 
 import isolate_targets
-from xnnfit import errors
-from xnnfit.errors import IsolationError, XnnfitError
-from xnnfit.isolate import run_isolated
+from xnnfit.core import errors
+from xnnfit.core.errors import IsolationError, XnnfitError
+from xnnfit.core.isolate import run_isolated
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 XNNFIT_CLASSES = sorted(
@@ -151,9 +151,9 @@ def test_a_dead_runs_folder_is_swept_and_a_live_one_kept(tmp_path):
     """Run folders are owned through a lock: one whose process is gone is removed, one whose process lives is not."""
     import subprocess
 
-    from xnnfit import isolate
+    from xnnfit.core import isolate
 
-    script = f"import sys, time; sys.path[:0] = {sys.path!r}; from xnnfit import isolate; print(isolate.run_folder(), flush=True); time.sleep(60)"
+    script = f"import sys, time; sys.path[:0] = {sys.path!r}; from xnnfit.core import isolate; print(isolate.run_folder(), flush=True); time.sleep(60)"
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     live = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     dead = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)

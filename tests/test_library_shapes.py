@@ -16,12 +16,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.errors import ConversionError
-from xnnfit.policy import DEFAULT_DIM
-from xnnfit.recipes import RECIPES
-from xnnfit.runtime import build_interpreter
-from xnnfit.specs import Pin, ShapeRequest
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.core.errors import ConversionError
+from xnnfit.core.policy import DEFAULT_DIM
+from xnnfit.model.recipes import RECIPES
+from xnnfit.runtime.interpreter import build_interpreter
+from xnnfit.model.specs import Pin, ShapeRequest
 
 keras_hub = pytest.importorskip("keras_hub")
 

@@ -1,4 +1,4 @@
-"""TFLite node -> Keras layer, through xnnfit.diagnosis.diagnose on models the real converter made."""
+"""TFLite node -> Keras layer, through xnnfit.explain.diagnosis.diagnose on models the real converter made."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 import fixtures_models
-from xnnfit.artifact import Artifact
-from xnnfit.diagnosis import Diagnosis, diagnose
-from xnnfit.layers import LayerInfo, describe_layers
-from xnnfit.mapping import NodeMapping, map_nodes
+from xnnfit.model.artifact import Artifact
+from xnnfit.explain.diagnosis import Diagnosis, diagnose
+from xnnfit.model.keras import LayerInfo, describe_layers
+from xnnfit.observe.mapping import NodeMapping, map_nodes
 from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
 from xnnfit.tflite.graph import ModelGraph, OpInfo, SubgraphInfo, TensorInfo, read_model
 

@@ -12,9 +12,9 @@ import os
 import pytest
 
 from fixtures_models import diagnose
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.recipes import RECIPES
-from xnnfit.specs import ShapeRequest
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.model.recipes import RECIPES
+from xnnfit.model.specs import ShapeRequest
 from xnnfit.tflite.graph import read_model
 
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from xnnfit.policy import DEFAULT_POLICY, VerifyPolicy
-from xnnfit.record import Record
+from xnnfit.core.policy import DEFAULT_POLICY, VerifyPolicy
+from xnnfit.core.record import Record
 
 
 def test_every_threshold_states_why():

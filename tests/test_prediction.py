@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fixtures_models
-from xnnfit.prediction import is_load_failure, predict
+from xnnfit.observe.prediction import is_load_failure, predict
 from xnnfit.tflite import build
 from xnnfit.tflite.graph import read_model
 from xnnfit.tflite.writer import serialize

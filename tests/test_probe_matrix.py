@@ -6,7 +6,9 @@ import functools
 
 import pytest
 
-from xnnfit import probe_matrix, targets
+from xnnfit import probe_matrix
+
+from xnnfit.runtime import targets
 from xnnfit.kb import oneop
 from xnnfit.kb.versions import CPU, DELEGATED, DIFFERS, HOLDS, NO_LOAD, knowledge, load
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import fixtures_models
-from xnnfit.artifact import Artifact
-from xnnfit.benchmark import bench_stage, parse_threads
-from xnnfit.errors import InputDataError, RuntimeFailure
-from xnnfit.profiling import profile_stage
-from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.model.artifact import Artifact
+from xnnfit.measure.bench import bench_stage, parse_threads
+from xnnfit.core.errors import InputDataError, RuntimeFailure
+from xnnfit.measure.profile import profile_stage
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite import read_model
 
 
@@ -182,7 +182,7 @@ def _lstm():
 
 
 def test_control_flow_is_timed_with_its_bodies_as_in_the_model():
-    from xnnfit.profiling import piece_backend
+    from xnnfit.measure.profile import piece_backend
 
     # the WHILE node itself is never delegated, but its body subgraphs are: the piece runs with XNNPACK like the model
     assert piece_backend("cpu", ["WHILE"]) and piece_backend("xnnpack", ["ADD"])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from xnnfit import check, quant
-from xnnfit.errors import InputDataError, XnnfitError
-from xnnfit.sweep import QuantRow, pareto, recommend
+from xnnfit.core.errors import InputDataError, XnnfitError
+from xnnfit.choose.quant import QuantRow, pareto, recommend
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = f"{ROOT}/examples/where_cnn.py:build"
@@ -131,7 +131,7 @@ def test_latencies_within_noise_are_equal_and_fewer_partitions_win():
 def test_top1_only_for_class_scores_and_a_flat_output_agrees_with_nothing():
     import numpy as np
 
-    from xnnfit.sweep import accuracy, class_scores, reference_spread
+    from xnnfit.choose.quant import accuracy, class_scores, reference_spread
     import fixtures_models
 
     rng = np.random.default_rng(0)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from fixtures_models import diagnose as analyze
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.delegation import observe_node_per_delegate
-from xnnfit.recipes import RECIPES
-from xnnfit.specs import ShapeRequest
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.observe.delegation import observe_node_per_delegate
+from xnnfit.model.recipes import RECIPES
+from xnnfit.model.specs import ShapeRequest
 
 pytestmark = pytest.mark.slow
 

@@ -14,15 +14,16 @@ import pytest
 from typer.testing import CliRunner
 
 import fixtures_models
-from xnnfit import api, targets
-from xnnfit.artifact import Artifact
+from xnnfit import api
+from xnnfit.runtime import targets
+from xnnfit.model.artifact import Artifact
 from xnnfit.cli import app
-from xnnfit.delegation import observe
-from xnnfit.diagnosis import diagnose
-from xnnfit.errors import RuntimeFailure
+from xnnfit.observe.delegation import observe
+from xnnfit.explain.diagnosis import diagnose
+from xnnfit.core.errors import RuntimeFailure
 from xnnfit.kb.versions import knowledge
-from xnnfit.prediction import is_load_failure, predict
-from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.observe.prediction import is_load_failure, predict
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite.graph import read_model
 
 pytestmark = pytest.mark.slow
@@ -190,7 +191,7 @@ def test_an_op_code_the_runtime_does_not_know_is_named_with_its_nodes():
     d = diagnose(Artifact("as-given", oneop.one_op_model("STABLEHLO_COMPOSITE"), ()), target=target(OLD))
     assert d.not_loaded and "builtin_code out of range" in d.not_loaded
     assert any(w.startswith("node(s) 0 STABLEHLO_COMPOSITE (builtin op code 206) is newer than pip tflite-runtime 2.14.0") for w in d.warnings), d.warnings
-    from xnnfit.diagnosis import Gates
+    from xnnfit.explain.diagnosis import Gates
 
     assert any("cannot load the model" in f for f in Gates().failures(d))
 

@@ -1,4 +1,4 @@
-"""xnnfit.source.ModelSource: classifying references, loading them safely, and what converts after.
+"""xnnfit.model.source.ModelSource: classifying references, loading them safely, and what converts after.
 
 Loading is called in this process (`.load()`); check() does it in a child, which
 tests/test_isolate.py covers.
@@ -21,10 +21,10 @@ import tensorflow as tf
 from keras import ops
 
 import fixtures_models
-from xnnfit.convert import framework_of
-from xnnfit.delegation import observe
-from xnnfit.errors import SourceError
-from xnnfit.source import ModelSource
+from xnnfit.model.convert import framework_of
+from xnnfit.observe.delegation import observe
+from xnnfit.core.errors import SourceError
+from xnnfit.model.source import ModelSource
 
 
 def _one_line_error(fn, *args, **kwargs) -> str:
@@ -292,7 +292,7 @@ def test_lambda_with_an_undefined_name_names_the_layer_and_the_name(lambda_kinds
 
 
 def test_undefined_name_found_while_tracing_is_not_a_shape_problem(tmp_path):
-    from xnnfit.errors import ConversionError
+    from xnnfit.core.errors import ConversionError
 
     inp = keras.Input((8,), name="x")
     model = keras.Model(inp, keras.layers.Lambda(lambda x: _helper(x), output_shape=(8,), name="late")(inp))

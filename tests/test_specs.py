@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from xnnfit.errors import InputDataError
-from xnnfit.policy import DEFAULT_DIM
-from xnnfit.specs import DimLimit, Pin, ShapeRequest, dynamic_hint, parse_input_shapes
+from xnnfit.core.errors import InputDataError
+from xnnfit.core.policy import DEFAULT_DIM
+from xnnfit.model.specs import DimLimit, Pin, ShapeRequest, dynamic_hint, parse_input_shapes
 
 DECLARED = [("audio", (-1, -1), "float32", None), ("ids", (-1, 8), "int32", 100)]
 
@@ -123,7 +123,7 @@ def test_hint_names_one_input_per_group_and_says_the_others_follow():
 
 
 def test_a_layer_limit_bounds_only_the_inputs_that_reach_the_layer():
-    from xnnfit.specs import DimLimit
+    from xnnfit.model.specs import DimLimit
 
     declared = [("tokens", (-1, -1), "int32", None), ("frames", (-1, -1, 16), "float32", None)]
     limits = (DimLimit(1, 16, "sequence_length", "decoder_embedding", ("tokens",)),)

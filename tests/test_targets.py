@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 import fixtures_models
-from xnnfit import targets
-from xnnfit.delegation import observe
-from xnnfit.errors import InputDataError, RuntimeFailure
+from xnnfit.runtime import targets
+from xnnfit.observe.delegation import observe
+from xnnfit.core.errors import InputDataError, RuntimeFailure
 from xnnfit.kb.versions import CPU, DELEGATED, RuntimeKnowledge, knowledge, load
 from xnnfit.tflite.graph import read_model
-from xnnfit.verdicts import NO_TABLE, node_verdicts
+from xnnfit.explain.verdicts import NO_TABLE, node_verdicts
 
 
 def test_the_installed_runtime_is_observed_in_process():
@@ -114,8 +114,8 @@ def test_a_killed_stage_takes_its_runtime_child_and_files_with_it(tmp_path):
     import subprocess
     import time
 
-    from xnnfit.errors import IsolationError
-    from xnnfit.isolate import run_isolated
+    from xnnfit.core.errors import IsolationError
+    from xnnfit.core.isolate import run_isolated
 
     pid_file = tmp_path / "pid"
     python = _fake_python(tmp_path, f"echo $$ > {pid_file}; echo \"$2\" > {tmp_path / 'request'}; exec sleep 60")

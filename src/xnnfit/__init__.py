@@ -7,15 +7,15 @@ Keras model is converted.
 """
 
 from xnnfit.api import bench, check, compare, explain, fix, optimize, profile, quant
-from xnnfit.benchmark import BenchResult, CompareResult
-from xnnfit.diagnosis import CheckResult, Diagnosis
-from xnnfit.errors import XnnfitError
-from xnnfit.fixing import FixResult
-from xnnfit.kb.explanation import Explanation
-from xnnfit.optimizing import OptimizeResult
-from xnnfit.profiling import ProfileResult
-from xnnfit.sweep import QuantResult
-from xnnfit.version import __version__
+from xnnfit.measure.bench import BenchResult, CompareResult
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis
+from xnnfit.core.errors import XnnfitError
+from xnnfit.rewrite.fix import FixResult
+from xnnfit.ids import Explanation
+from xnnfit.choose.optimize import OptimizeResult
+from xnnfit.measure.profile import ProfileResult
+from xnnfit.choose.quant import QuantResult
+from xnnfit.core.version import __version__
 
 __all__ = [
     "BenchResult",

@@ -21,17 +21,20 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from xnnfit import kb
-from xnnfit.benchmark import APIS, COMPILED, INTERPRETER, BenchResult, BenchRun, CompareResult, bench_stage, compare_stage, parse_threads
-from xnnfit.convert import ConvertOptions
-from xnnfit.diagnosis import CheckResult, Diagnosis
-from xnnfit.errors import XnnfitError
-from xnnfit import targets
-from xnnfit.fixing import FixResult, check_stage, check_targets_stage, run_fix
-from xnnfit.kb.explanation import CauseDoc, Explanation
-from xnnfit.isolate import run_isolated
-from xnnfit.optimizing import OptimizeResult, run_optimize
-from xnnfit.pipeline import Progress, materialize, per_recipe, recipes_for
-from xnnfit.policy import (
+from xnnfit.measure.bench import APIS, COMPILED, INTERPRETER, BenchResult, BenchRun, CompareResult, bench_stage, compare_stage, parse_threads
+from xnnfit.model.convert import ConvertOptions
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis
+from xnnfit.core.errors import XnnfitError
+from xnnfit.runtime import targets
+from xnnfit.core.files import check_output_path, write_file
+from xnnfit.rewrite.engine import select_rules
+from xnnfit.rewrite.fix import FixResult
+from xnnfit.stages import check_stage, check_targets_stage, fix_stage
+from xnnfit.ids import CauseDoc, Explanation
+from xnnfit.core.isolate import run_isolated
+from xnnfit.choose.optimize import OptimizeResult, run_optimize
+from xnnfit.runner import Progress, materialize, per_recipe, recipes_for
+from xnnfit.core.policy import (
     BENCH_RUNS,
     BENCH_WARMUP,
     DEFAULT_MAX_ERROR,
@@ -41,13 +44,13 @@ from xnnfit.policy import (
     PROFILE_WARMUP,
     VerifyPolicy,
 )
-from xnnfit.profiling import ProfileResult, profile_stage
-from xnnfit.recipes import ConversionRecipe, parse_recipes
-from xnnfit.runtime import runtime_versions
-from xnnfit.source import ModelSource
-from xnnfit.specs import ShapeRequest, parse_input_shapes
-from xnnfit.targets import Target
-from xnnfit.sweep import DEFAULT_RECIPES, QuantResult, run_sweep
+from xnnfit.measure.profile import ProfileResult, profile_stage
+from xnnfit.model.recipes import FP32, ConversionRecipe, parse_recipes
+from xnnfit.runtime.interpreter import runtime_versions
+from xnnfit.model.source import ModelSource
+from xnnfit.model.specs import ShapeRequest, parse_input_shapes
+from xnnfit.runtime.targets import Target
+from xnnfit.choose.quant import DEFAULT_RECIPES, QuantResult, run_sweep
 
 RuntimeSpec = str | Sequence[str] | None
 Recipes = str | ConversionRecipe | Iterable[str | ConversionRecipe] | None
@@ -259,7 +262,7 @@ def fix(
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
         raise XnnfitError(f"fix takes one recipe, got {', '.join(r.name for r in chosen)}. Run it once per recipe.")
-    return run_fix(
+    return _run_fix(
         _source(model, trust_model), output, recipe=chosen[0], options=_options(batch, dynamic_batch, input_shape, calibration),
         rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, policy=policy, timeout=timeout,
         on_progress=on_progress, sides=sides,
@@ -357,3 +360,53 @@ def explain(cause: str | None = None) -> Explanation:
     """A knowledge-base cause (`XNN001`): what it is, why XNNPACK refuses it, what to write instead; all causes without an id."""
     causes = (kb.get(cause),) if cause else tuple(kb.CAUSES.values())
     return Explanation(tuple(CauseDoc.of(c) for c in causes), runtime_versions())
+
+
+def _run_fix(
+    source: ModelSource,
+    output: str | Path | None,
+    *,
+    recipe: ConversionRecipe = FP32,
+    options: ConvertOptions = ConvertOptions(),
+    rules: list[str] | str | None = None,
+    exclude: list[str] | str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    force_write: bool = False,
+    runs: int = BENCH_RUNS,
+    policy: VerifyPolicy = DEFAULT_POLICY,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_progress: Progress | None = None,
+    sides: bool = False,
+) -> FixResult:
+    """Fix `source` (a .tflite, or a Keras source converted with `recipe`) and write it to `output`.
+
+    Nothing is written for a dry run, nor when no rewrite was kept unless `force_write`.
+    `sides` adds the profiled diagnoses before and after (for the HTML report and the trace).
+    """
+    inputs = (source.path,) if source.path is not None else ()
+    path = check_output_path(output, inputs=inputs, force=force) if output is not None and not dry_run else None
+    chosen = select_rules(rules, exclude)
+    step = on_progress or (lambda _: None)
+    step("converting" if not source.is_tflite else "reading")
+    artifact = materialize(source, recipe, options, timeout=timeout)
+    reference = None
+    if not source.is_tflite and recipe.name != FP32.name and not dry_run:
+        step("converting the float reference (fp32)")
+        reference = materialize(source, FP32, options, timeout=timeout).content
+    step("rewriting and verifying" if not dry_run else "matching rules")
+    sides = sides and not dry_run
+    if sides:
+        step("rewriting, verifying and profiling before and after")
+    done = run_isolated(
+        fix_stage, artifact, reference=reference, rules=chosen, dry_run=dry_run, runs=runs, policy=policy, sides=sides,
+        what=f"fixing {artifact.what}", timeout=timeout,
+    )
+    rewrite, hints = done[:2]
+    result = FixResult(
+        source.display, source.kind, artifact.recipe, rewrite, artifact.specs, None, dry_run, hints, runtime_versions(), done[2] if sides else ()
+    )
+    if path is not None and (result.changed or force_write):
+        write_file(path, result.content, force=force, flag="-o")
+        result = dataclasses.replace(result, output=str(path))
+    return result

@@ -16,13 +16,13 @@ import typer
 from rich.console import Console
 
 from xnnfit import api
-from xnnfit.diagnosis import Gates, short_runtime
-from xnnfit.errors import XnnfitError
-from xnnfit.files import CACHE_ENV, Output, check_outputs, run_scope
-from xnnfit.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, PROFILE_RUNS
+from xnnfit.explain.diagnosis import Gates, short_runtime
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.files import CACHE_ENV, Output, check_outputs, run_scope
+from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, PROFILE_RUNS
 from xnnfit.report import terminal
 from xnnfit.report.json import write_json
-from xnnfit.version import __version__
+from xnnfit.core.version import __version__
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `kill PID` (systemd, Kubernetes, CI runners), a closed terminal
@@ -95,7 +95,7 @@ _doing = {"what": "", "signum": 0}  # what the progress display shows now: an in
 
 def _on_stop_signal(signum: int, frame: object) -> None:
     """The first stop signal unwinds the run (children killed, files removed); a second one ends the process at once."""
-    from xnnfit import isolate
+    from xnnfit.core import isolate
 
     _doing["signum"] = signum
     for s in STOP_SIGNALS:
@@ -105,7 +105,7 @@ def _on_stop_signal(signum: int, frame: object) -> None:
 
 
 def _on_second_signal(signum: int, frame: object) -> None:
-    from xnnfit import isolate
+    from xnnfit.core import isolate
 
     isolate.stop_all()
     os._exit(128 + signum)
@@ -126,7 +126,7 @@ def _errors(debug: bool) -> Iterator[None]:
         terminal.render_error(err, str(exc), exc.detail if debug else None)
         raise typer.Exit(EXIT_USAGE) from None
     except KeyboardInterrupt as exc:
-        from xnnfit import isolate
+        from xnnfit.core import isolate
 
         isolate.stop_all()
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
@@ -156,7 +156,7 @@ def _models(references: Iterable[str]) -> list[tuple[str, str]]:
 def _use_max_memory(max_memory: str | None) -> None:
     """--max-memory for this run and its children (footprint.limit reads it)."""
     if max_memory:
-        from xnnfit.footprint import MEMORY_ENV, parse_size
+        from xnnfit.model.footprint import MEMORY_ENV, parse_size
 
         os.environ[MEMORY_ENV] = str(parse_size(max_memory))
 
@@ -228,7 +228,7 @@ def _write(
 
         terminal.render_written(err, write_trace(result, trace, force=force))
     if explorer:
-        from xnnfit.report.explorer import write_overlays
+        from xnnfit.report.overlays import write_overlays
 
         for path in write_overlays(result, explorer, force=force):
             terminal.render_written(err, path)
@@ -279,8 +279,8 @@ def optimize(
     debug: Debug = False,
 ) -> None:
     """The main job: convert with every recipe, fix each, race them, and write the fastest model within the error budget."""
-    from xnnfit.recipes import parse_recipes
-    from xnnfit.sweep import DEFAULT_RECIPES
+    from xnnfit.model.recipes import parse_recipes
+    from xnnfit.choose.quant import DEFAULT_RECIPES
 
     with _errors(debug):
         _use_max_memory(max_memory)
@@ -291,7 +291,7 @@ def optimize(
         inputs = [*_models([model]), ("the --calibration file", calibration), ("the --eval file", eval_data)]
         from pathlib import Path
 
-        from xnnfit.artifact import AS_GIVEN
+        from xnnfit.model.artifact import AS_GIVEN
 
         stem = Path(_input_path(model)).stem
         recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else list(dict.fromkeys(("fp32", *(r.name for r in chosen))))
@@ -367,7 +367,7 @@ def check(
     gate_failed = any_error = False
     with _errors(debug):
         _use_max_memory(max_memory)
-        from xnnfit import batch as batches
+        from xnnfit.batch import jobs as batches
 
         _use_cache_dir(cache_dir)
         if not profile:
@@ -379,7 +379,7 @@ def check(
             raise XnnfitError("no model. Pass MODEL..., a folder or glob, or --manifest FILE.")
         batch_mode = bool(manifest or jobs or junit or sarif or markdown or baseline or write_baseline or bench or backend != "local") or len(names) != len(models or []) or len(names) > 1
         if runtime:
-            from xnnfit import targets as runtime_targets
+            from xnnfit.runtime import targets as runtime_targets
 
             if batch_mode and len(runtime_targets.parse_many(runtime)) > 1:
                 raise XnnfitError(f"a batch is checked on one runtime, got --runtime {runtime!r}. Pass one SPEC, or check one model with --runtime all.")
@@ -426,10 +426,10 @@ def _check_batch(
     backend="local", ray_address=None, bench_runs=0, force=False,
 ) -> int:
     """A batch: every (model, recipe) in parallel, one progress bar, the summary worst first, CI files; the exit code."""
-    from xnnfit import batch as batches
-    from xnnfit.baseline import compare, load_rows
-    from xnnfit.cache import ResultCache, default_dir
-    from xnnfit.recipes import parse_recipes
+    from xnnfit.batch import jobs as batches
+    from xnnfit.batch.baseline import compare, load_rows
+    from xnnfit.batch.cache import ResultCache, default_dir
+    from xnnfit.model.recipes import parse_recipes
     from xnnfit.report import ci
 
     recipes = tuple(r.name for r in parse_recipes(recipe)) if recipe else ("fp32",)
@@ -517,7 +517,7 @@ def bench(
     failed = 0
     with _errors(debug), _guarded(force, [*_models(models), ("the --data file", data), ("the --calibration file", calibration)], _report_outputs(json_path)):
         _use_max_memory(max_memory)
-        from xnnfit.benchmark import parse_threads
+        from xnnfit.measure.bench import parse_threads
 
         _use_cache_dir(cache_dir)
         _warn_threads(parse_threads(threads))
@@ -573,7 +573,7 @@ def profile(
     inputs = [*_models([model]), ("the --data file", data), ("the --calibration file", calibration)]
     with _errors(debug), _guarded(force, inputs, _report_outputs(json_path, html, trace, explorer)):
         _use_max_memory(max_memory)
-        from xnnfit.benchmark import parse_threads
+        from xnnfit.measure.bench import parse_threads
 
         _use_cache_dir(cache_dir)
         _warn_threads(parse_threads(threads))
@@ -627,7 +627,7 @@ def fix(
         _use_max_memory(max_memory)
         if output is None and not dry_run:
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
-        from xnnfit import batch as batches
+        from xnnfit.batch import jobs as batches
 
         names = batches.expand([model])
         inputs = [*_models(names), ("the --calibration file", calibration)]
@@ -668,7 +668,7 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            from xnnfit.files import os_error
+            from xnnfit.core.files import os_error
 
             raise os_error(folder, exc, "create the folder") from exc
     table = Table(box=None, header_style="bold")
@@ -696,7 +696,7 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
     if made and folder is not None and not any(folder.iterdir()):
         folder.rmdir()  # nothing was fixed: leave no empty folder behind
     if json_path:
-        from xnnfit.record import SCHEMA_VERSION
+        from xnnfit.core.record import SCHEMA_VERSION
 
         doc = {"schema_version": SCHEMA_VERSION, "result": "fix-batch", "versions": docs[0]["versions"] if docs else {}, "models": docs}
         terminal.render_written(err, write_json(doc, json_path, force=force))
@@ -731,8 +731,8 @@ def quant(
     """Convert with every recipe and pick one: size, delegation, latency, CPU time, accuracy."""
     from pathlib import Path
 
-    from xnnfit.recipes import parse_recipes
-    from xnnfit.sweep import DEFAULT_RECIPES
+    from xnnfit.model.recipes import parse_recipes
+    from xnnfit.choose.quant import DEFAULT_RECIPES
 
     with _errors(debug):
         _use_max_memory(max_memory)
@@ -807,7 +807,7 @@ def explore(
     debug: Debug = False,
 ) -> None:
     """Open Model Explorer (the optional extra xnnfit[explorer]) on MODEL with xnnfit's delegation and latency overlays."""
-    from xnnfit.report.explore import explore as run_explore
+    from xnnfit.report.model_explorer import explore as run_explore
 
     with _errors(debug):
         _use_max_memory(max_memory)

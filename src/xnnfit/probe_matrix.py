@@ -19,19 +19,19 @@ import json
 import sys
 from typing import Callable
 
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.delegation import from_details, observe
-from xnnfit.errors import XnnfitError
-from xnnfit.files import write_file
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.observe.delegation import from_details, observe
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.files import write_file
 from xnnfit.kb import CAUSES, oneop
 from xnnfit.kb.shapes import GRAPH_DYNAMIC, GRAPH_PREPARE_TIME
 from xnnfit.kb.probes import lam
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED
 from xnnfit.kb.versions import CPU, DELEGATED, DIFFERS, HOLDS, NO_LOAD, TABLE, form_of
-from xnnfit.recipes import RECIPES
-from xnnfit.runtime import runtime_versions
-from xnnfit.specs import ShapeRequest
-from xnnfit.targets import MATRIX, Target, ensure, ops_details_many, parse
+from xnnfit.model.recipes import RECIPES
+from xnnfit.runtime.interpreter import runtime_versions
+from xnnfit.model.specs import ShapeRequest
+from xnnfit.runtime.targets import MATRIX, Target, ensure, ops_details_many, parse
 from xnnfit.tflite.graph import read_model
 
 UNPROVEN = "unproven"  # no rejected probe of the cause loaded on that runtime (or it has none)

@@ -13,19 +13,19 @@ import numpy as np
 import pytest
 
 from xnnfit import kb
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.delegation import observe
-from xnnfit.diagnosis import diagnose
-from xnnfit.errors import ConversionError, XnnfitError
-from xnnfit.inputs import random_inputs
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.observe.delegation import observe
+from xnnfit.explain.diagnosis import diagnose
+from xnnfit.core.errors import ConversionError, XnnfitError
+from xnnfit.model.inputs import random_inputs
 from xnnfit.kb import advice as kb_advice
 from xnnfit.kb.advice import Advice, Demo, When, advise
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.probes import snippet
-from xnnfit.recipes import ALL
+from xnnfit.model.recipes import ALL
 from xnnfit.rewrite.rules import RULES
-from xnnfit.runtime import outputs
-from xnnfit.specs import ShapeRequest
+from xnnfit.runtime.interpreter import outputs
+from xnnfit.model.specs import ShapeRequest
 from xnnfit.tflite import read_model
 
 SAMPLES = 4  # seeded random samples per output comparison

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xnnfit.kb import composite
-from xnnfit.runtime import outputs
+from xnnfit.runtime.interpreter import outputs
 
 
 def _reference(q, k, v, scale, mask=None):

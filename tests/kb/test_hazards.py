@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from xnnfit.delegation import observe
-from xnnfit.kb.hazards import ERROR, HAZARDS, PROBE_ERROR, detect, probe_error
+from xnnfit.observe.delegation import observe
+from xnnfit.kb.hazards import ERROR, HAZARDS, PROBE_ERROR, detect
+from xnnfit.measure.accuracy import xnnpack_error as probe_error
 from xnnfit.kb.oneop import one_op_model
 from xnnfit.tflite.graph import read_model
 

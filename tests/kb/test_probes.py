@@ -6,11 +6,11 @@ import pytest
 
 import fixtures_models
 from xnnfit import kb
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.delegation import observe
-from xnnfit.errors import ConversionError
-from xnnfit.verdicts import causes_for
-from xnnfit.recipes import RECIPES
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.observe.delegation import observe
+from xnnfit.core.errors import ConversionError
+from xnnfit.explain.verdicts import causes_for
+from xnnfit.model.recipes import RECIPES
 from xnnfit.tflite import read_model
 
 PROBES = [

@@ -7,8 +7,8 @@ import pytest
 import fixtures_models
 
 from xnnfit import kb
-from xnnfit.delegation import observe
-from xnnfit.errors import RuntimeFailure
+from xnnfit.observe.delegation import observe
+from xnnfit.core.errors import RuntimeFailure
 from xnnfit.kb import oneop
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from xnnfit.report.explorer import overlays, write_overlays
+from xnnfit.report.overlays import overlays, write_overlays
 
 me = pytest.importorskip("model_explorer")
 

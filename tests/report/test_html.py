@@ -79,7 +79,7 @@ def test_page_is_self_contained_and_carries_its_data(profiled):
 
 
 def test_quant_and_optimize_pages_mark_the_choice(tmp_path):
-    from xnnfit.optimizing import Candidate, OptimizeResult
+    from xnnfit.choose.optimize import Candidate, OptimizeResult
 
     cands = (
         Candidate("fp32", "ok", median_ms=2.0, rel_error=0.0, pareto=True, size_bytes=1000),

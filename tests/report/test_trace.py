@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from xnnfit.errors import XnnfitError
+from xnnfit.core.errors import XnnfitError
 from xnnfit.report.trace import trace, write_trace
 
 
@@ -49,7 +49,7 @@ def test_slices_nest_and_abut_whatever_the_medians(profiled):
     import random
 
     from xnnfit.report.trace import events
-    from xnnfit.timing import Stats
+    from xnnfit.runtime.timing import Stats
 
     d = profiled.recipes[0]
     rng = random.Random(0)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xnnfit.artifact import Artifact
-from xnnfit.convert import convert_model
-from xnnfit.specs import ShapeRequest, tflite_declared_inputs
-from xnnfit.recipes import RECIPES
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.convert import convert_model
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.engine import fix_content, select_rules
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.rules.xr001_where_activation import WhereActivation
-from xnnfit.errors import XnnfitError
+from xnnfit.core.errors import XnnfitError
 from xnnfit.tflite import read_model
 
 

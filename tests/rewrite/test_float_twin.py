@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import fixtures_models
-from xnnfit.errors import XnnfitError
+from xnnfit.core.errors import XnnfitError
 from xnnfit.rewrite.float_twin import float_twin
 from xnnfit.tflite.schema import fb
 from xnnfit.tflite.writer import parse, serialize

@@ -9,18 +9,18 @@ import functools
 import numpy as np
 import pytest
 
-from xnnfit.runtime import feed
+from xnnfit.runtime.interpreter import feed
 from fixtures_models import diagnose as analyze
-from xnnfit.convert import convert_model
-from xnnfit.policy import DEFAULT_POLICY
-from xnnfit.recipes import RECIPES
+from xnnfit.model.convert import convert_model
+from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.rules.xr006_pow_sign import _POW
 from xnnfit.rewrite.verify import compare
-from xnnfit.runtime import outputs
-from xnnfit.runtime import build_interpreter
+from xnnfit.runtime.interpreter import outputs
+from xnnfit.runtime.interpreter import build_interpreter
 
 FLT_MIN = np.finfo(np.float32).tiny  # smallest normal float32
 FLT_MAX = np.finfo(np.float32).max

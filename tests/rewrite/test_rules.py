@@ -9,14 +9,15 @@ import pytest
 
 from xnnfit import kb
 from fixtures_models import diagnose as analyze
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.policy import DEFAULT_POLICY
-from xnnfit.recipes import RECIPES
-from xnnfit.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.model.recipes import RECIPES
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite.graph import read_model
-from xnnfit.artifact import Artifact
+from xnnfit.model.artifact import Artifact
 from xnnfit.rewrite.engine import fix_content
-from xnnfit.kb.hazards import HAZARDS, PROBE_ERROR, probe_error
+from xnnfit.kb.hazards import HAZARDS, PROBE_ERROR
+from xnnfit.measure.accuracy import xnnpack_error as probe_error
 from xnnfit.rewrite.rules import RULES
 
 
@@ -98,9 +99,9 @@ def test_where_int8_fix_is_fully_delegated_and_no_worse_than_quantization():
     result = fix_content(int8, rules=[RULES["XR001"]], reference=fp32.content, runs=5)
     assert result.applied, result.outcomes[0].reason
     assert result.after.cpu_nodes == 0 and result.after.partitions == 1
-    from xnnfit.inputs import random_inputs
+    from xnnfit.model.inputs import random_inputs
     from xnnfit.rewrite.verify import compare
-    from xnnfit.runtime import outputs
+    from xnnfit.runtime.interpreter import outputs
 
     samples = random_inputs(int8.specs, 8, seed=3)
     ref = outputs(fp32.content, samples)

@@ -8,11 +8,11 @@ import functools
 import pytest
 
 from fixtures_models import diagnose as analyze
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.policy import DEFAULT_POLICY
-from xnnfit.recipes import RECIPES
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.engine import fix_content
-from xnnfit.specs import ShapeRequest
+from xnnfit.model.specs import ShapeRequest
 
 keras_hub = pytest.importorskip("keras_hub")
 

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from fixtures_models import diagnose as analyze
-from xnnfit.convert import convert_model
-from xnnfit.inputs import random_inputs
-from xnnfit.recipes import RECIPES
+from xnnfit.model.convert import convert_model
+from xnnfit.model.inputs import random_inputs
+from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.engine import apply_to_fixpoint
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import RewriteContext
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.rules import xr002_fold_shapes
 from xnnfit.rewrite.verify import compare
-from xnnfit.runtime import outputs
+from xnnfit.runtime.interpreter import outputs
 
 RULE = RULES["XR002"]
 T, HEADS = 48, 4  # bias [T, T, HEADS] float32 = 36 KiB; its int32 bucket ids [T, T] = 9 KiB

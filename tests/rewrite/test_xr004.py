@@ -6,16 +6,16 @@ import functools
 
 import pytest
 
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.delegation import observe
-from xnnfit.inputs import random_inputs
-from xnnfit.recipes import RECIPES
-from xnnfit.specs import ShapeRequest
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.observe.delegation import observe
+from xnnfit.model.inputs import random_inputs
+from xnnfit.model.recipes import RECIPES
+from xnnfit.model.specs import ShapeRequest
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.verify import compare
-from xnnfit.runtime import outputs
+from xnnfit.runtime.interpreter import outputs
 
 RULE = RULES["XR004"]
 

@@ -7,16 +7,16 @@ import functools
 import pytest
 
 from fixtures_models import diagnose as analyze
-from xnnfit.convert import ConvertOptions, convert_model
-from xnnfit.inputs import random_inputs
-from xnnfit.recipes import RECIPES
-from xnnfit.specs import ShapeRequest
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.model.inputs import random_inputs
+from xnnfit.model.recipes import RECIPES
+from xnnfit.model.specs import ShapeRequest
 from xnnfit.rewrite.engine import fix_content
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.verify import compare
-from xnnfit.runtime import outputs
+from xnnfit.runtime.interpreter import outputs
 
 RULE = RULES["XR005"]
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from fixtures_models import diagnose as analyze
-from xnnfit.convert import convert_model
-from xnnfit.recipes import RECIPES
+from xnnfit.model.convert import convert_model
+from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.engine import apply_to_fixpoint
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.verify import compare
-from xnnfit.runtime import outputs
+from xnnfit.runtime.interpreter import outputs
 
 RULE = RULES["XR013"]
 T = 8  # sequence length of the examples

@@ -7,7 +7,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as fb
 
 import fixtures_models
-from xnnfit.errors import SourceError, XnnfitError
+from xnnfit.core.errors import SourceError, XnnfitError
 from xnnfit.tflite import ModelGraph, read_model
 
 

@@ -6,7 +6,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 import fixtures_models
-from xnnfit.errors import SourceError
+from xnnfit.core.errors import SourceError
 from xnnfit.rewrite.graph import Graph
 from xnnfit.tflite import read_model
 from xnnfit.tflite.schema import fb

@@ -8,7 +8,7 @@ contradicts fails the suite.
 
 from __future__ import annotations
 
-from xnnfit.errors import XnnfitError
+from xnnfit.core.errors import XnnfitError
 from xnnfit.kb import dtypes, graph, ops, params, quant
 from xnnfit.kb.cause import Cause, NodeContext, Probe
 

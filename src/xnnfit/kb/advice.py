@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from xnnfit.errors import XnnfitError
+from xnnfit.core.errors import XnnfitError
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.tables import QUANTIZED
-from xnnfit.record import NOT_IN_DICT, Record
+from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.tflite.graph import OpInfo
 
 GENERAL = "general"  # the id suffix of a cause's advice for any node it explains

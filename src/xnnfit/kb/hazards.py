@@ -10,14 +10,16 @@ PROBE_ERROR) and its control (same model without the hazard: outputs equal).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from xnnfit.kb import composite
-from xnnfit.record import NOT_IN_DICT, Record
-from xnnfit.specs import InputSpec
+from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.tflite.graph import ModelGraph, OpInfo, SubgraphInfo
+
+if TYPE_CHECKING:
+    from xnnfit.model.specs import InputSpec
 
 ERROR = "error"
 PROBE_ERROR = 0.05  # a probe's XNNPACK outputs must be off the built-in kernels' by more than this share of the output scale
@@ -145,17 +147,3 @@ def detect(graph: ModelGraph, specs: Sequence[InputSpec] = ()) -> tuple[Finding,
             if message:
                 out.append(Finding(h.id, h.severity, op.index, op.label, f"{h.title}: {message}. {h.fix}", h.rewrites))
     return tuple(out)
-
-
-def probe_error(content: bytes, seed: int = 0) -> float:
-    """Max |XNNPACK - built-in| / max |built-in| of a probe's outputs on seeded random inputs."""
-    from xnnfit.runtime import outputs
-    from xnnfit.tflite.graph import read_model
-
-    rng = np.random.default_rng(seed)
-    sub = read_model(content).primary
-    sample = {sub.tensors[t].name: rng.uniform(-2, 2, sub.tensors[t].shape).astype(np.float32) for t in sub.inputs}
-    ref = outputs(content, [sample], xnnpack=False)[0]
-    got = outputs(content, [sample], xnnpack=True)[0]
-    scale = max(float(np.max(np.abs(r))) for r in ref) or 1.0
-    return max(float(np.max(np.abs(r - g))) for r, g in zip(ref, got)) / scale

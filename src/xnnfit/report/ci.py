@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from xnnfit import kb
-from xnnfit.batch import BatchResult
-from xnnfit.files import write_file
+from xnnfit.batch.jobs import BatchResult
+from xnnfit.core.files import write_file
 from xnnfit.kb.hazards import HAZARDS
-from xnnfit.version import __version__
+from xnnfit.core.version import __version__
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFO_URI = "https://github.com/xnnfit/xnnfit"  # shown by code-scanning UIs next to the rules

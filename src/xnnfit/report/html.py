@@ -13,15 +13,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from xnnfit import fmt, kb
-from xnnfit.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
-from xnnfit.files import write_file
-from xnnfit.fixing import FixResult
+from xnnfit.core import fmt
+
+from xnnfit import kb
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
+from xnnfit.core.files import write_file
+from xnnfit.rewrite.fix import FixResult
 from xnnfit.kb.advice import BY_ID
-from xnnfit.optimizing import OptimizeResult
+from xnnfit.choose.optimize import OptimizeResult
 from xnnfit.report import svg
-from xnnfit.sweep import QuantResult
-from xnnfit.verdicts import by_cause, cause_advice
+from xnnfit.choose.quant import QuantResult
+from xnnfit.explain.verdicts import by_cause, cause_advice
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 TOP_LAYERS = 15  # layer rows shown in the cost bars: the worst offenders, short enough to read

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from xnnfit.files import write_file
-from xnnfit.record import Record
+from xnnfit.core.files import write_file
+from xnnfit.core.record import Record
 
 
 def write_json(result: Record | dict[str, Any], path: str | Path, *, force: bool = False, flag: str = "--json") -> Path:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xnnfit.diagnosis import CheckResult
-from xnnfit.errors import XnnfitError
-from xnnfit.files import read_json
-from xnnfit.fixing import FixResult
-from xnnfit.optimizing import OptimizeResult
-from xnnfit.profiling import ProfileResult
-from xnnfit.record import SCHEMA_VERSION
-from xnnfit.sweep import QuantResult
+from xnnfit.explain.diagnosis import CheckResult
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.files import read_json
+from xnnfit.rewrite.fix import FixResult
+from xnnfit.choose.optimize import OptimizeResult
+from xnnfit.measure.profile import ProfileResult
+from xnnfit.core.record import SCHEMA_VERSION
+from xnnfit.choose.quant import QuantResult
 
 KINDS = {cls.RESULT: cls for cls in (CheckResult, ProfileResult, FixResult, QuantResult, OptimizeResult)}
 

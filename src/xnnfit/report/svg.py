@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from html import escape
 
-from xnnfit import fmt
-from xnnfit.diagnosis import Diagnosis
-from xnnfit.verdicts import NodeVerdict
+from xnnfit.core import fmt
+from xnnfit.explain.diagnosis import Diagnosis
+from xnnfit.explain.verdicts import NodeVerdict
 
 WIDTH = 1100  # drawing width in px: the page's content width at 100% zoom
 MARK_H = 26  # strip height: a node's mark

@@ -12,19 +12,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from xnnfit import kb
-from xnnfit.benchmark import COMPILED, BenchResult, BenchRun, CompareResult
-from xnnfit.costs import Profile
-from xnnfit.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
-from xnnfit.fixing import FixResult
+from xnnfit.measure.bench import COMPILED, BenchResult, BenchRun, CompareResult
+from xnnfit.explain.costs import Profile
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
+from xnnfit.rewrite.fix import FixResult
 from xnnfit.kb.advice import BY_ID, Advice, general
-from xnnfit.kb.explanation import CauseDoc, Explanation
+from xnnfit.ids import CauseDoc, Explanation
 from xnnfit.kb.versions import TARGET_CAUSES
-from xnnfit.optimizing import OptimizeResult
+from xnnfit.choose.optimize import OptimizeResult
 from xnnfit.rewrite.rules import RULES
-from xnnfit import fmt
-from xnnfit.specs import InputSpec
-from xnnfit.sweep import QuantResult
-from xnnfit.verdicts import by_cause, cause_advice
+from xnnfit.core import fmt
+from xnnfit.model.specs import InputSpec
+from xnnfit.choose.quant import QuantResult
+from xnnfit.explain.verdicts import by_cause, cause_advice
 
 
 def headline(d: Diagnosis) -> str:

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from xnnfit.diagnosis import CheckResult, Diagnosis
-from xnnfit.errors import XnnfitError
-from xnnfit.files import write_file
-from xnnfit.fixing import FixResult
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.files import write_file
+from xnnfit.rewrite.fix import FixResult
 
 TRACKS = {"xnnpack": (1, "XNNPACK"), "cpu": (2, "CPU kernels")}
 

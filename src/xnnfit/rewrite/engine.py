@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from xnnfit.artifact import Artifact
-from xnnfit.errors import XnnfitError
-from xnnfit.inputs import random_inputs
-from xnnfit.policy import BENCH_RUNS, DEFAULT_POLICY, VerifyPolicy
-from xnnfit.record import NOT_IN_DICT, Record
+from xnnfit.model.artifact import Artifact
+from xnnfit.core.errors import XnnfitError
+from xnnfit.model.inputs import random_inputs
+from xnnfit.core.policy import BENCH_RUNS, DEFAULT_POLICY, VerifyPolicy
+from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext, Rule
 from xnnfit.rewrite.rules import RULES

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from xnnfit.errors import XnnfitError
+from xnnfit.core.errors import XnnfitError
 from xnnfit.rewrite.graph import Graph
-from xnnfit.runtime import build_interpreter, feed_values, invoke
+from xnnfit.runtime.interpreter import build_interpreter, feed_values, invoke
 from xnnfit.tflite import build
 from xnnfit.tflite.schema import fb
 from xnnfit.tflite.writer import parse, serialize

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Callable
 
 from xnnfit.rewrite.graph import Graph
-from xnnfit.specs import InputSpec
+from xnnfit.model.specs import InputSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,15 +13,15 @@ from typing import Sequence
 
 import numpy as np
 
-from xnnfit import fmt
-from xnnfit.delegation import observe
-from xnnfit.errors import XnnfitError
-from xnnfit.policy import VerifyPolicy
-from xnnfit.record import Record
+from xnnfit.core import fmt
+from xnnfit.observe.delegation import observe
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.policy import VerifyPolicy
+from xnnfit.core.record import Record
 from xnnfit.rewrite.rule import Rule
-from xnnfit.runtime import build_interpreter, feed, invoke, outputs
-from xnnfit.specs import InputSpec
-from xnnfit.timing import Stats, race
+from xnnfit.runtime.interpreter import build_interpreter, feed, invoke, outputs
+from xnnfit.model.specs import InputSpec
+from xnnfit.runtime.timing import Stats, race
 
 Outputs = list[list[np.ndarray]]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xnnfit.errors import SourceError
+from xnnfit.core.errors import SourceError
 from xnnfit.tflite.schema import fb, op_name, type_defined, type_name
 
 TFLITE_IDENTIFIER = b"TFL3"

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from xnnfit.errors import XnnfitError
-from xnnfit.policy import FOLD_BYTES
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.policy import FOLD_BYTES
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
-from xnnfit.runtime import tensor_values
+from xnnfit.runtime.interpreter import tensor_values
 from xnnfit.tflite.schema import fb
 
 _NEVER_FOLD = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "WHILE", "IF", "CALL_ONCE", "CUSTOM", "RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL", "DEQUANTIZE", "DENSIFY"}

@@ -1,0 +1,1 @@
+"""Many models at once: jobs in parallel, cached results, baselines."""

@@ -1,0 +1,1 @@
+"""Choosing a model: the recipe sweep (quant) and optimize, with the rule that picks one."""

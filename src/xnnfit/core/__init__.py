@@ -1,0 +1,1 @@
+"""Foundations every stage uses: errors, the output policy, child processes, thresholds, results as data."""

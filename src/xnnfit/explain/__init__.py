@@ -1,0 +1,1 @@
+"""Why: a verdict with its knowledge-base causes for every node, gathered into a Diagnosis."""

@@ -1,0 +1,1 @@
+"""Numbers: whole-model latency and memory, per-piece profiles, output error."""

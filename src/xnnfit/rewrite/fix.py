@@ -1,0 +1,89 @@
+"""The fix's result: the rewrite and its evidence, the Keras layers still falling back, what a quantized model is judged against.
+
+A quantized Keras source is judged against its fp32 conversion (the float reference); a
+quantized .tflite alone against the float model rebuilt from its own weights (float_twin).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar
+
+from xnnfit.model.artifact import Artifact
+from xnnfit.explain.diagnosis import Diagnosis, diagnose
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.files import check_output_path, write_file
+from xnnfit.core.record import Record
+from xnnfit.rewrite.engine import RewriteResult
+from xnnfit.model.specs import InputSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasHint(Record):
+    """A Keras layer whose nodes fall back in the conversion, and the causes: worth fixing in the source too."""
+
+    layer: str
+    causes: tuple[str, ...]
+    fixed: bool = False  # the rewrite removed these fallbacks from the fixed model
+    advice: tuple[str, ...] = ()  # advice ids (kb/advice.py) for these nodes in their context
+
+
+@dataclasses.dataclass(frozen=True)
+class FixResult(Record):
+    """fix() of one model: the rewrite and its evidence, where it was written, what to change in the Keras source."""
+
+    RESULT: ClassVar[str] = "fix"
+
+    model: str
+    model_kind: str
+    recipe: str
+    rewrite: RewriteResult
+    inputs: tuple[InputSpec, ...] = ()
+    output: str | None = None  # where the fixed model was written
+    dry_run: bool = False
+    keras_hints: tuple[KerasHint, ...] = ()
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    sides: tuple[Diagnosis, ...] = ()  # (before, after), profiled, when asked for (the HTML report and the trace draw them)
+
+    @property
+    def content(self) -> bytes:
+        """The fixed model (empty for a result read back from JSON)."""
+        return self.rewrite.content
+
+    @property
+    def changed(self) -> bool:
+        """True when at least one rule was kept."""
+        return bool(self.rewrite.applied)
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the fixed model atomically; an existing file only with `force`."""
+        if not self.content:
+            raise XnnfitError("this fix result holds no model (it was read back from JSON or is a dry run). Run fix again to get one.")
+        return write_file(check_output_path(path, force=force), self.content, force=force)
+
+    def _extra(self) -> dict:
+        return {"changed": self.changed, "applied": [{"rule": o.rule, "count": o.count, "where": list(o.where)} for o in self.rewrite.applied]}
+
+
+TWIN_REFERENCE = "the float model rebuilt from the file's dequantized weights"
+FP32_REFERENCE = "the fp32 conversion"
+
+
+def _fallback_layers(artifact: Artifact) -> dict[str, tuple[set[str], dict[str, None]]]:
+    out: dict[str, tuple[set[str], dict[str, None]]] = {}
+    for n in diagnose(artifact).observed:
+        if not n.delegated and n.layer:
+            causes, advice = out.setdefault(n.layer, (set(), {}))
+            causes.update(n.causes)
+            advice.update(dict.fromkeys(n.advice))
+    return out
+
+
+def keras_hints(artifact: Artifact, fixed: bytes | None) -> tuple[KerasHint, ...]:
+    """The layers that fall back in the conversion, each marked fixed when the fixed model no longer has them on CPU."""
+    before = _fallback_layers(artifact)
+    after = _fallback_layers(dataclasses.replace(artifact, content=fixed)) if fixed is not None else before
+    return tuple(KerasHint(layer, tuple(sorted(c)), layer not in after, tuple(a)) for layer, (c, a) in before.items())
+
+
