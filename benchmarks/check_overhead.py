@@ -142,7 +142,9 @@ def main() -> None:
     print(f"MobileNetV2 (weights=None), {args.repeat} interleaved runs, median wall seconds")
     for k, v in times.items():
         print(f"  {k:14s} {med[k]:6.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)})")
-    print(f"  ratio check .keras / bare conversion+interpreter: {med['check .keras'] / med['bare']:.2f}x (target <= 1.5x)")
+    print(
+        f"  ratio check .keras / bare conversion+interpreter: {med['check .keras'] / med['bare']:.2f}x (target <= 1.5x)"
+    )
     print(f"  check .tflite: {med['check .tflite']:.2f} s (target < 2 s)")
     res = subprocess.run([sys.executable, "-c", NO_TF, str(tflite_path)], capture_output=True, text=True)
     print(f"  {res.stdout.strip() or res.stderr.strip()[-300:]}")

@@ -28,10 +28,10 @@ def main() -> None:
 
     import keras
 
-    from xnnfit.model.convert import ConvertOptions, convert_model
     from xnnfit.explain.diagnosis import diagnose
-    from xnnfit.model.inputs import random_inputs
     from xnnfit.measure.profile import profile_content
+    from xnnfit.model.convert import ConvertOptions, convert_model
+    from xnnfit.model.inputs import random_inputs
     from xnnfit.model.recipes import RECIPES
     from xnnfit.model.specs import ShapeRequest
     from xnnfit.runtime.timing import race
@@ -49,7 +49,8 @@ def main() -> None:
         prof = profile_content(conv.content, conv.specs, diag.nodes, diag.partitions, sample, runs=args.runs // 2)
         print(
             f"  {name:28s} whole {prof.total.median_ms:7.3f} ms, pieces sum {prof.sum_ratio:.2f}x "
-            f"({prof.adjusted_sum_ratio:.2f}x without {len(prof.pieces) - 1} extra invokes), CPU share {prof.cpu_share:.0%}"
+            f"({prof.adjusted_sum_ratio:.2f}x without {len(prof.pieces) - 1} extra invokes), CPU "
+            f"share {prof.cpu_share:.0%}"
         )
         return prof
 
@@ -61,8 +62,10 @@ def main() -> None:
         a, b = timed_pair(orig, twin)
         so, st = orig_d.summary(), twin_d.summary()
         print(
-            f"  {recipe:5s} original {a.median_ms:.3f} ms ({so['cpu_nodes']} of {so['nodes']} nodes on CPU, {so['partitions']} partitions) | "
-            f"twin {b.median_ms:.3f} ms ({st['cpu_nodes']} of {st['nodes']} on CPU) | original/twin {a.median_ms / b.median_ms:.2f}x"
+            f"  {recipe:5s} original {a.median_ms:.3f} ms ({so['cpu_nodes']} of {so['nodes']} nodes "
+            f"on CPU, {so['partitions']} partitions) | "
+            f"twin {b.median_ms:.3f} ms ({st['cpu_nodes']} of {st['nodes']} on CPU) | original/twin "
+            f"{a.median_ms / b.median_ms:.2f}x"
         )
 
     print("2. transformer block, full int8")
@@ -80,7 +83,8 @@ def main() -> None:
     dyn, dyn_d = converted(mnv2, "dynamic-int8")
     a, b = timed_pair(dyn, fp32)
     print(
-        f"  dynamic-int8 {a.median_ms:.2f} ms ({dyn_d.summary()['cpu_nodes']} depthwise convs on CPU) | fp32 {b.median_ms:.2f} ms | "
+        f"  dynamic-int8 {a.median_ms:.2f} ms ({dyn_d.summary()['cpu_nodes']} depthwise convs on "
+        f"CPU) | fp32 {b.median_ms:.2f} ms | "
         f"dynamic-int8/fp32 {a.median_ms / b.median_ms:.2f}x"
     )
 
@@ -92,7 +96,9 @@ def main() -> None:
     profile_line("MobileNetV2 dynamic-int8", dyn, dyn_d)
     import keras_hub
 
-    bert = keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=64)
+    bert = keras_hub.models.BertBackbone(
+        vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=64
+    )
     shapes = tuple((k, (1, 64)) for k in ("token_ids", "segment_ids", "padding_mask"))
     profile_line("keras-hub BERT fp32", *converted(bert, "fp32", ConvertOptions(ShapeRequest(input_shapes=shapes))))
 

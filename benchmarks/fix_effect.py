@@ -30,15 +30,18 @@ def main() -> None:
     from xnnfit.model.convert import ConvertOptions, convert_model
     from xnnfit.model.inputs import random_inputs
     from xnnfit.model.recipes import RECIPES
-    from xnnfit.rewrite.engine import fix_content
     from xnnfit.model.specs import ShapeRequest
+    from xnnfit.rewrite.engine import fix_content
     from xnnfit.runtime.timing import race as race_all
 
     def race(a: bytes, b: bytes, sample, runs: int):
         stats = race_all({"a": a, "b": b}, sample, runs)
         return stats["a"], stats["b"]
 
-    print(f"{'model':34s} {'recipe':13s} {'CPU nodes':>10s} {'partitions':>11s} {'error vs float ref':>22s} {'before ms':>10s} {'after ms':>9s} {'speedup':>8s}  rules")
+    print(
+        f"{'model':34s} {'recipe':13s} {'CPU nodes':>10s} {'partitions':>11s} "
+        f"{'error vs float ref':>22s} {'before ms':>10s} {'after ms':>9s} {'speedup':>8s}  rules"
+    )
 
     def row(name, model, recipe, options=ConvertOptions(), twin=None):
         conv = convert_model(model, RECIPES[recipe], options)
@@ -51,8 +54,10 @@ def main() -> None:
         else:
             err = f"0 -> {res.numerics.max_rel_error:.2g}"
         print(
-            f"{name:34s} {recipe:13s} {res.before.cpu_nodes:>4d} -> {res.after.cpu_nodes:<3d} {res.before.partitions:>4d} -> {res.after.partitions:<4d} "
-            f"{err:>22s} {res.before.median_ms:10.4f} {res.after.median_ms:9.4f} {res.before.median_ms / res.after.median_ms:7.2f}x  {applied}"
+            f"{name:34s} {recipe:13s} {res.before.cpu_nodes:>4d} -> {res.after.cpu_nodes:<3d} "
+            f"{res.before.partitions:>4d} -> {res.after.partitions:<4d} "
+            f"{err:>22s} {res.before.median_ms:10.4f} {res.after.median_ms:9.4f} "
+            f"{res.before.median_ms / res.after.median_ms:7.2f}x  {applied}"
         )
         for r in rolled:
             print(f"{'':34s} {r}")
@@ -60,7 +65,10 @@ def main() -> None:
             tconv = convert_model(twin, RECIPES[recipe], options)
             sample = random_inputs(conv.specs, 1)[0]
             fixed, hand = race(res.content, tconv.content, sample, args.runs)
-            print(f"{'':34s} fixed vs hand-written twin: {fixed.median_ms:.4f} vs {hand.median_ms:.4f} ms ({fixed.median_ms / hand.median_ms:.2f}x)")
+            print(
+                f"{'':34s} fixed vs hand-written twin: {fixed.median_ms:.4f} vs {hand.median_ms:.4f} ms "
+                f"({fixed.median_ms / hand.median_ms:.2f}x)"
+            )
         return res
 
     cnn = example("where_cnn")
@@ -68,7 +76,12 @@ def main() -> None:
         row("where_activation", example("where_activation").build(), recipe)
         row("where_cnn", cnn.build(), recipe, twin=cnn.build_twin())
         row("upsampling_decoder", example("upsampling_decoder").build(), recipe)
-    row("dynamic_reshape (--dynamic-batch)", example("dynamic_reshape").build(), "fp32", ConvertOptions(ShapeRequest(dynamic_batch=True)))
+    row(
+        "dynamic_reshape (--dynamic-batch)",
+        example("dynamic_reshape").build(),
+        "fp32",
+        ConvertOptions(ShapeRequest(dynamic_batch=True)),
+    )
     row("transformer_block", example("transformer_block").build(), "int8")
     if args.quick:
         return
@@ -80,12 +93,25 @@ def main() -> None:
     fp32 = convert_model(mnv2, RECIPES["fp32"])
     sample = random_inputs(fp32.specs, 1)[0]
     fixed, plain = race(res.content, fp32.content, sample, args.runs)
-    print(f"{'':34s} fixed dynamic-int8 vs fp32 conversion: {fixed.median_ms:.3f} vs {plain.median_ms:.3f} ms ({fixed.median_ms / plain.median_ms:.2f}x)")
+    print(
+        f"{'':34s} fixed dynamic-int8 vs fp32 conversion: {fixed.median_ms:.3f} vs "
+        f"{plain.median_ms:.3f} ms ({fixed.median_ms / plain.median_ms:.2f}x)"
+    )
     row("NASNetMobile", keras.applications.NASNetMobile(weights=None), "fp32")
     keras.utils.set_random_seed(0)
-    row("EfficientNetB0 (logits)", keras.applications.EfficientNetB0(weights=None, classifier_activation=None), "dynamic-int8")
-    row("MobileNetV3Large (logits)", keras.applications.MobileNetV3Large(weights=None, classifier_activation=None), "dynamic-int8")
-    bert = keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=64)
+    row(
+        "EfficientNetB0 (logits)",
+        keras.applications.EfficientNetB0(weights=None, classifier_activation=None),
+        "dynamic-int8",
+    )
+    row(
+        "MobileNetV3Large (logits)",
+        keras.applications.MobileNetV3Large(weights=None, classifier_activation=None),
+        "dynamic-int8",
+    )
+    bert = keras_hub.models.BertBackbone(
+        vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=64
+    )
     shapes = tuple((k, (1, 64)) for k in ("token_ids", "segment_ids", "padding_mask"))
     row("keras-hub BERT", bert, "fp32", ConvertOptions(ShapeRequest(input_shapes=shapes)))
 

@@ -60,16 +60,28 @@ def line(name: str, result) -> None:
     if best is None:
         print(f"  {name:30s} nothing chosen: {result.reason}")
         return
-    float_best = max((c for c in result.candidates if c.status == "ok" and c.recipe in ("fp32", "fp16")), key=lambda c: -c.median_ms, default=None)
+    float_best = max(
+        (c for c in result.candidates if c.status == "ok" and c.recipe in ("fp32", "fp16")),
+        key=lambda c: -c.median_ms,
+        default=None,
+    )
     print(
         f"  {name:30s} chosen {best.recipe:22s} {result.baseline_ms / best.median_ms:5.2f}x plain fp32 "
-        f"({best.median_ms:.3g} vs {result.baseline_ms:.3g} ms), error {best.rel_error:.2%}, CPU nodes {best.cpu_nodes}, "
+        f"({best.median_ms:.3g} vs {result.baseline_ms:.3g} ms), error {best.rel_error:.2%}, CPU "
+        f"nodes {best.cpu_nodes}, "
         f"{'fixed ' + ', '.join(best.rules) if best.rules else 'not fixed'}"
     )
     if float_best is not None and best.recipe not in ("fp32", "fp16"):
-        print(f"  {'':30s} vs the fastest fixed float candidate ({float_best.recipe}): {float_best.median_ms / best.median_ms:.2f}x")
+        print(
+            f"  {'':30s} vs the fastest fixed float candidate ({float_best.recipe}): "
+            f"{float_best.median_ms / best.median_ms:.2f}x"
+        )
     for c in result.candidates:
-        state = f"{c.median_ms:8.3g} ms  error {c.rel_error:8.2%}  CPU {c.cpu_nodes_before:>3d} -> {c.cpu_nodes:<3d}" if c.status == "ok" else f"failed: {c.error[:90]}"
+        state = (
+            f"{c.median_ms:8.3g} ms  error {c.rel_error:8.2%}  CPU {c.cpu_nodes_before:>3d} -> {c.cpu_nodes:<3d}"
+            if c.status == "ok"
+            else f"failed: {c.error[:90]}"
+        )
         print(f"      {c.recipe:22s} {state}")
 
 
@@ -94,7 +106,9 @@ def main() -> None:
 
     print("optimize: chosen candidate per model (1 thread)")
     line("where_cnn (bundled)", xnnfit.optimize(f"{ROOT}/examples/where_cnn.py:build", runs=args.runs))
-    trained = xnnfit.optimize(f"{tmp}/trained.py:build", calibration=str(tmp / "calib.npz"), eval_data=str(tmp / "eval.npz"), runs=args.runs)
+    trained = xnnfit.optimize(
+        f"{tmp}/trained.py:build", calibration=str(tmp / "calib.npz"), eval_data=str(tmp / "eval.npz"), runs=args.runs
+    )
     line("small CNN, trained", trained)
     if not args.quick:
         for fn in ("mobilenet_v2", "efficientnet_b0"):
@@ -111,7 +125,10 @@ def main() -> None:
         if row.status == "ok":
             xnnfit.fix(model, recipe=row.recipe, runs=args.runs)
     t_sep = time.perf_counter() - start
-    print(f"  optimize {t_opt:.1f} s | quant + {sum(r.status == 'ok' for r in sweep.rows)} fixes {t_sep:.1f} s | ratio {t_opt / t_sep:.2f}x (target <= 1)")
+    print(
+        f"  optimize {t_opt:.1f} s | quant + {sum(r.status == 'ok' for r in sweep.rows)} fixes "
+        f"{t_sep:.1f} s | ratio {t_opt / t_sep:.2f}x (target <= 1)"
+    )
 
 
 if __name__ == "__main__":

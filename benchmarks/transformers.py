@@ -25,14 +25,34 @@ def backbones(quick: bool) -> list[tuple[str, object, int]]:
     out = [
         ("BERT tiny", lambda: keras_hub.models.BertBackbone(num_heads=2, max_sequence_length=32, **tiny), 32),
         ("GPT-2 tiny", lambda: keras_hub.models.GPT2Backbone(num_heads=2, max_sequence_length=32, **tiny), 32),
-        ("Llama tiny (GQA)", lambda: keras_hub.models.LlamaBackbone(num_query_heads=4, num_key_value_heads=2, **tiny), 32),
-        ("Gemma tiny", lambda: keras_hub.models.GemmaBackbone(num_query_heads=2, num_key_value_heads=1, head_dim=32, **tiny), 32),
+        (
+            "Llama tiny (GQA)",
+            lambda: keras_hub.models.LlamaBackbone(num_query_heads=4, num_key_value_heads=2, **tiny),
+            32,
+        ),
+        (
+            "Gemma tiny",
+            lambda: keras_hub.models.GemmaBackbone(num_query_heads=2, num_key_value_heads=1, head_dim=32, **tiny),
+            32,
+        ),
     ]
     if not quick:
         out += [
-            ("BERT 4x256, seq 128", lambda: keras_hub.models.BertBackbone(num_heads=4, max_sequence_length=128, **mid), 128),
-            ("GPT-2 4x256, seq 128", lambda: keras_hub.models.GPT2Backbone(num_heads=4, max_sequence_length=128, **mid), 128),
-            ("Llama 4x256 (GQA), seq 128", lambda: keras_hub.models.LlamaBackbone(num_query_heads=4, num_key_value_heads=2, **mid), 128),
+            (
+                "BERT 4x256, seq 128",
+                lambda: keras_hub.models.BertBackbone(num_heads=4, max_sequence_length=128, **mid),
+                128,
+            ),
+            (
+                "GPT-2 4x256, seq 128",
+                lambda: keras_hub.models.GPT2Backbone(num_heads=4, max_sequence_length=128, **mid),
+                128,
+            ),
+            (
+                "Llama 4x256 (GQA), seq 128",
+                lambda: keras_hub.models.LlamaBackbone(num_query_heads=4, num_key_value_heads=2, **mid),
+                128,
+            ),
         ]
     return out
 
@@ -47,16 +67,20 @@ def main() -> None:
 
     import keras
 
-    from xnnfit.model.convert import ConvertOptions, convert_model
     from xnnfit.explain.diagnosis import diagnose
-    from xnnfit.model.inputs import random_inputs
     from xnnfit.measure.profile import profile_content
+    from xnnfit.model.convert import ConvertOptions, convert_model
+    from xnnfit.model.inputs import random_inputs
     from xnnfit.model.recipes import RECIPES
-    from xnnfit.rewrite.engine import fix_content
     from xnnfit.model.specs import ShapeRequest
+    from xnnfit.rewrite.engine import fix_content
     from xnnfit.runtime.timing import race
 
-    print(f"{'model':28s} {'recipe':13s} {'CPU nodes':>10s} {'partitions':>11s} {'CPU time':>9s}  " + "  ".join(f"{n} thr ms before->after" for n in threads) + "  rules")
+    print(
+        f"{'model':28s} {'recipe':13s} {'CPU nodes':>10s} {'partitions':>11s} {'CPU time':>9s}  "
+        + "  ".join(f"{n} thr ms before->after" for n in threads)
+        + "  rules"
+    )
     for name, build, seq in backbones(args.quick):
         for recipe in ("fp32", "dynamic-int8"):
             keras.utils.set_random_seed(0)
@@ -66,16 +90,21 @@ def main() -> None:
             ref = convert_model(model, RECIPES["fp32"], options).content if recipe != "fp32" else None
             before = diagnose(conv)
             sample = random_inputs(conv.specs, 1)[0]
-            prof = profile_content(conv.content, conv.specs, before.nodes, before.partitions, sample, runs=max(5, args.runs // 3))
+            prof = profile_content(
+                conv.content, conv.specs, before.nodes, before.partitions, sample, runs=max(5, args.runs // 3)
+            )
             res = fix_content(conv, reference=ref, reference_name="the fp32 conversion", runs=args.runs)
             times = []
             for n in threads:
-                stats = race({"before": conv.content, "after": res.content}, sample, args.runs, specs=conv.specs, threads=n)
+                stats = race(
+                    {"before": conv.content, "after": res.content}, sample, args.runs, specs=conv.specs, threads=n
+                )
                 b, a = stats["before"].median_ms, stats["after"].median_ms
                 times.append(f"{b:7.3g} -> {a:<7.3g} ({b / a:4.2f}x)")
             rules = ", ".join(f"{o.rule}×{o.count}" for o in res.applied) or "none"
             print(
-                f"{name:28s} {recipe:13s} {res.before.cpu_nodes:>4d} -> {res.after.cpu_nodes:<3d} {res.before.partitions:>4d} -> {res.after.partitions:<4d} "
+                f"{name:28s} {recipe:13s} {res.before.cpu_nodes:>4d} -> {res.after.cpu_nodes:<3d} "
+                f"{res.before.partitions:>4d} -> {res.after.partitions:<4d} "
                 f"{prof.cpu_share:8.0%}  " + "  ".join(times) + f"  {rules}",
                 flush=True,
             )

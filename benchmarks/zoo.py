@@ -19,8 +19,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ["sin_cos_lambda", "where_activation", "dynamic_reshape", "where_cnn", "transformer_block", "upsampling_decoder"]
-GENERATED = '''import keras
+EXAMPLES = [
+    "sin_cos_lambda",
+    "where_activation",
+    "dynamic_reshape",
+    "where_cnn",
+    "transformer_block",
+    "upsampling_decoder",
+]
+GENERATED = """import keras
 
 
 def build():
@@ -32,20 +39,43 @@ def build():
         x = keras.layers.Conv2D({width}, 1, activation="{act}")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inp, keras.layers.Dense(10)(x))
-'''
+"""
 
 
 def zoo(folder: Path, count: int) -> list[str]:
     models = [f"{ROOT / 'examples' / name}.py:build" for name in EXAMPLES][:count]
     for k in range(count - len(models)):
         path = folder / f"gen_{k}.py"
-        path.write_text(GENERATED.format(seed=k, side=16 + 8 * (k % 3), width=8 + 4 * (k % 4), depth=1 + k % 3, act=("relu", "hard_swish", "sigmoid")[k % 3]))
+        path.write_text(
+            GENERATED.format(
+                seed=k,
+                side=16 + 8 * (k % 3),
+                width=8 + 4 * (k % 4),
+                depth=1 + k % 3,
+                act=("relu", "hard_swish", "sigmoid")[k % 3],
+            )
+        )
         models.append(f"{path}:build")
     return models
 
 
-def run(models: list[str], recipes: str, jobs: int, cache: str | None, backend: str = "local") -> tuple[float, float, int]:
-    args = [sys.executable, "-m", "xnnfit", "check", *models, "--recipe", recipes, "--jobs", str(jobs), "--backend", backend, "-q"]
+def run(
+    models: list[str], recipes: str, jobs: int, cache: str | None, backend: str = "local"
+) -> tuple[float, float, int]:
+    args = [
+        sys.executable,
+        "-m",
+        "xnnfit",
+        "check",
+        *models,
+        "--recipe",
+        recipes,
+        "--jobs",
+        str(jobs),
+        "--backend",
+        backend,
+        "-q",
+    ]
     args += ["--cache-dir", cache] if cache else ["--no-cache"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
@@ -70,12 +100,23 @@ def main() -> None:
         print(f"--jobs 1               {serial:7.1f} s   peak child RSS {peak1:6.0f} MB   exit {rc1}", flush=True)
         cache = str(Path(tmp) / "cache")
         parallel, peak2, rc2 = run(models, args.recipes, args.jobs, cache)
-        print(f"--jobs {args.jobs} (filling cache) {parallel:5.1f} s   peak child RSS {peak2:6.0f} MB   exit {rc2}   {serial / parallel:.2f}x vs --jobs 1", flush=True)
+        print(
+            f"--jobs {args.jobs} (filling cache) {parallel:5.1f} s   peak child RSS {peak2:6.0f} MB   "
+            f"exit {rc2}   {serial / parallel:.2f}x vs --jobs 1",
+            flush=True,
+        )
         cached, _, rc3 = run(models, args.recipes, args.jobs, cache)
-        print(f"--jobs {args.jobs} cached rerun    {cached:5.1f} s   {cached / parallel:.1%} of the first run   exit {rc3}", flush=True)
+        print(
+            f"--jobs {args.jobs} cached rerun    {cached:5.1f} s   {cached / parallel:.1%} of the "
+            f"first run   exit {rc3}",
+            flush=True,
+        )
         if not args.no_ray:
             ray_s, peak4, rc4 = run(models, args.recipes, args.jobs, None, backend="ray")
-            print(f"--backend ray (local)  {ray_s:7.1f} s   peak child RSS {peak4:6.0f} MB   exit {rc4}   {serial / ray_s:.2f}x vs --jobs 1 (cluster start included)")
+            print(
+                f"--backend ray (local)  {ray_s:7.1f} s   peak child RSS {peak4:6.0f} MB   exit {rc4}   "
+                f"{serial / ray_s:.2f}x vs --jobs 1 (cluster start included)"
+            )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Runtime-target venvs (--runtime) are built once per checkout and reused by every later run.
-os.environ.setdefault("XNNFIT_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "xnnfit"))
+os.environ.setdefault(
+    "XNNFIT_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "xnnfit")
+)
 
 # --- begin: tests/ on sys.path (fixtures_models, isolate_targets) ----------------------
 # pytest's default "prepend" import mode already puts tests/ (this file's directory) on

@@ -37,8 +37,8 @@ def convert(model: Any, recipe: str = "fp32", *, dynamic_batch: bool = False):
 
 def diagnose(model: Any, recipe: str = "fp32"):
     """xnnfit's diagnosis of an Artifact, or of bare .tflite bytes (specs read from the file), in this process."""
-    from xnnfit.model.artifact import Artifact
     from xnnfit.explain.diagnosis import diagnose as run
+    from xnnfit.model.artifact import Artifact
     from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
     from xnnfit.tflite.graph import read_model
 
@@ -75,8 +75,11 @@ def assert_predicted(content: bytes, observed) -> None:
             op = graph.primary.ops[i]
             ctx = NodeContext(graph.primary, op, predicted)
             why = [c.id for c in CAUSES.values() if c.applies(ctx)]
-            bad.append(f"node {i} {op.label}: runtime {'XNNPACK' if got else 'CPU'}, predicted {'XNNPACK' if predicted[i] else 'CPU'}"
-                       + (f" (KB entries {', '.join(why)} refuse it)" if why else " (no KB entry refuses it)"))
+            bad.append(
+                f"node {i} {op.label}: runtime {'XNNPACK' if got else 'CPU'}, predicted "
+                f"{'XNNPACK' if predicted[i] else 'CPU'}"
+                + (f" (KB entries {', '.join(why)} refuse it)" if why else " (no KB entry refuses it)")
+            )
     assert not bad, "prediction differs from the runtime:\n" + "\n".join(bad)
 
 
@@ -196,5 +199,7 @@ def dynamic_audio_tflite() -> bytes:
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     model = keras.Model(inp, keras.layers.Dense(2, name="head")(x))
     fn = tf.function(lambda a: model(a))
-    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(tf.TensorSpec([None, None], tf.float32, name="audio")))
+    frozen = convert_variables_to_constants_v2(
+        fn.get_concrete_function(tf.TensorSpec([None, None], tf.float32, name="audio"))
+    )
     return bytes(tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert())

@@ -10,7 +10,21 @@ import fixtures_models
 import xnnfit
 
 WHERE = str(fixtures_models.EXAMPLES_DIR / "where_activation.py") + ":build"
-TIMED = ("ms", "_ms", "stats", "rss_delta_bytes", "cpu_share", "sum_ratio", "invoke_overhead", "runs", "warnings", "reason", "recommended", "pareto", "speedup_vs_first")  # measured or decided from measurements
+TIMED = (
+    "ms",
+    "_ms",
+    "stats",
+    "rss_delta_bytes",
+    "cpu_share",
+    "sum_ratio",
+    "invoke_overhead",
+    "runs",
+    "warnings",
+    "reason",
+    "recommended",
+    "pareto",
+    "speedup_vs_first",
+)  # measured or decided from measurements
 
 
 def _untimed(doc):
@@ -61,7 +75,11 @@ def test_every_function_twice_in_one_process(name, twice):
     assert type(first) is type(second)
     assert _untimed(first.to_dict()) == _untimed(second.to_dict())
     doc = json.loads(json.dumps(first.to_dict()))  # JSON-ready
-    assert doc["schema_version"] == 2 and doc["result"] == type(first).RESULT and doc["versions"]["xnnfit"] == xnnfit.__version__
+    assert (
+        doc["schema_version"] == 2
+        and doc["result"] == type(first).RESULT
+        and doc["versions"]["xnnfit"] == xnnfit.__version__
+    )
     assert type(first).from_dict(doc) == first  # round trip
 
 

@@ -16,7 +16,14 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 def lint(src: Path, config: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    return subprocess.run([str(LINT), "--config", str(config), "--no-cache"], capture_output=True, text=True, env=env, cwd=config.parent, timeout=300)
+    return subprocess.run(
+        [str(LINT), "--config", str(config), "--no-cache"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=config.parent,
+        timeout=300,
+    )
 
 
 def test_contracts_hold_on_the_package():

@@ -9,7 +9,9 @@ import pytest
 from xnnfit.batch.baseline import compare
 from xnnfit.batch.jobs import BatchResult, JobRow
 
-OLD = JobRow("zoo/m.tflite", "fp32", "ok", 10, 2, 3, 0, ("XNN001",), content_hash="h1", median_ms=1.0, p10_ms=0.95, p90_ms=1.05)
+OLD = JobRow(
+    "zoo/m.tflite", "fp32", "ok", 10, 2, 3, 0, ("XNN001",), content_hash="h1", median_ms=1.0, p10_ms=0.95, p90_ms=1.05
+)
 
 
 @pytest.mark.parametrize(
@@ -32,7 +34,7 @@ def test_each_change_is_named(change, kind, what):
 
 def test_noise_and_unchanged_are_not_changes():
     noisy = dataclasses.replace(OLD, median_ms=1.04, p10_ms=0.9, p90_ms=1.2)  # within the spread
-    assert compare(BatchResult((), (noisy, )), [OLD]).changes == ()
+    assert compare(BatchResult((), (noisy,)), [OLD]).changes == ()
     assert compare(BatchResult((), (OLD,)), [OLD]).changes == ()
 
 

@@ -24,7 +24,9 @@ HANG = "import time\n\ndef build():\n    time.sleep(3600)\n"
 
 def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +52,54 @@ def zoo(tmp_path_factory):
 def test_a_folder_batch_reports_every_model_despite_a_crash_and_a_hang(zoo, tmp_path):
     d, bad = zoo
     out = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "sarif", "md")}
-    res = run("check", str(d), f"{bad / 'crash.py'}:build", f"{bad / 'hang.py'}:build", "--jobs", "2", "--timeout", "20",
-              "--cache-dir", str(tmp_path / "cache"), "--json", str(out["json"]), "--junit", str(out["xml"]), "--sarif", str(out["sarif"]),
-              "--markdown", str(out["md"]), "-q")
+    res = run(
+        "check",
+        str(d),
+        f"{bad / 'crash.py'}:build",
+        f"{bad / 'hang.py'}:build",
+        "--jobs",
+        "2",
+        "--timeout",
+        "20",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+        str(out["json"]),
+        "--junit",
+        str(out["xml"]),
+        "--sarif",
+        str(out["sarif"]),
+        "--markdown",
+        str(out["md"]),
+        "-q",
+    )
     assert res.returncode == 2, res.stderr  # job errors are errors
     doc = json.loads(out["json"].read_text())
     assert doc["result"] == "batch" and doc["schema_version"] == 2 and not doc["incomplete"]
     rows = {Path(r["model"].split(":")[0]).name: r for r in doc["rows"]}
-    assert set(rows) == {"add.tflite", "softmax.tflite", "conv_2d.tflite", "where.tflite", "sdpa.tflite", "crash.py", "hang.py"}
+    assert set(rows) == {
+        "add.tflite",
+        "softmax.tflite",
+        "conv_2d.tflite",
+        "where.tflite",
+        "sdpa.tflite",
+        "crash.py",
+        "hang.py",
+    }
     assert rows["crash.py"]["status"] == "error" and "crashed" in rows["crash.py"]["failures"][0]
     assert rows["hang.py"]["status"] == "error" and "did not finish within 20 s" in rows["hang.py"]["failures"][0]
     assert rows["where.tflite"]["cpu_nodes"] == 2 and rows["where.tflite"]["causes"] == ["XNN001"]
     assert rows["sdpa.tflite"]["status"] == "gate"  # an error-level hazard always fails
     assert rows["add.tflite"]["status"] == "ok" and rows["add.tflite"]["cpu_nodes"] == 0
-    assert doc["summary"] == {"models": 7, "jobs": 7, "ok": 4, "gate_failures": 1, "errors": 2, "cached": 0, "cpu_nodes": 2}
+    assert doc["summary"] == {
+        "models": 7,
+        "jobs": 7,
+        "ok": 4,
+        "gate_failures": 1,
+        "errors": 2,
+        "cached": 0,
+        "cpu_nodes": 2,
+    }
     assert [m["model"] for m in doc["models"]] and all(m["result"] == "check" for m in doc["models"])
     # the summary table, worst first
     lines = [line for line in res.stdout.splitlines() if ".tflite" in line or ".py" in line]
@@ -86,7 +122,9 @@ def test_a_folder_batch_reports_every_model_despite_a_crash_and_a_hang(zoo, tmp_
     where = [r for r in run0["results"] if r["ruleId"] == "XNN001"]
     loc = where[0]["locations"][0]["physicalLocation"]
     assert where[0]["level"] == "warning"
-    assert loc["artifactLocation"]["uri"] == "examples/where_activation.py" and loc["region"]["startLine"] > 0  # the Keras source line
+    assert (
+        loc["artifactLocation"]["uri"] == "examples/where_activation.py" and loc["region"]["startLine"] > 0
+    )  # the Keras source line
     assert [r["level"] for r in run0["results"] if r["ruleId"] == "XNN040"] == ["error"]
     md = out["md"].read_text()
     assert md.count("\n| `") == 7 and "over budget" in md
@@ -117,7 +155,17 @@ def test_baseline_unchanged_swapped_and_renamed(zoo, tmp_path):
 def test_cached_rerun_costs_nothing_and_a_corrupt_entry_is_rewritten(zoo, tmp_path):
     d, _ = zoo
     cache = tmp_path / "cache"
-    args = ["check", str(d / "nested" / "where.tflite"), str(d / "add.tflite"), "--cache-dir", str(cache), "--force", "--json", str(tmp_path / "r.json"), "-q"]
+    args = [
+        "check",
+        str(d / "nested" / "where.tflite"),
+        str(d / "add.tflite"),
+        "--cache-dir",
+        str(cache),
+        "--force",
+        "--json",
+        str(tmp_path / "r.json"),
+        "-q",
+    ]
     assert run(*args).returncode == 0
     entries = sorted((cache / "results").rglob("*.json"))  # --cache-dir moves the result cache (and the runtime venvs)
     assert len(entries) == 2
@@ -136,14 +184,26 @@ def test_manifest_sets_recipes_and_budgets_per_model(zoo, tmp_path):
     d, _ = zoo
     manifest = tmp_path / "zoo.toml"
     manifest.write_text(
-        f'[defaults]\nmax_partitions = 5\n\n[[model]]\npath = "{d / "nested" / "where.tflite"}"\nfail_on_fallback = true\n\n'
+        "[defaults]\nmax_partitions = 5\n\n[[model]]\npath = "
+        f'"{d / "nested" / "where.tflite"}"\nfail_on_fallback = true\n\n'
         f'[[model]]\npath = "{WHERE}:build"\nrecipes = ["fp32", "fp16"]\n'
     )
-    res = run("check", "--manifest", str(manifest), "--cache-dir", str(tmp_path / "cache"), "--json", str(tmp_path / "r.json"), "-q")
+    res = run(
+        "check",
+        "--manifest",
+        str(manifest),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+        str(tmp_path / "r.json"),
+        "-q",
+    )
     assert res.returncode == 1  # where.tflite falls back under fail_on_fallback
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert sorted((Path(r["model"]).name, r["recipe"], r["status"]) for r in rows) == [
-        ("where.tflite", "as-given", "gate"), ("where_activation.py:build", "fp16", "ok"), ("where_activation.py:build", "fp32", "ok")
+        ("where.tflite", "as-given", "gate"),
+        ("where_activation.py:build", "fp16", "ok"),
+        ("where_activation.py:build", "fp32", "ok"),
     ]
     manifest.write_text('[[model]]\npath = "x.tflite"\ncolour = "red"\n')
     res = run("check", "--manifest", str(manifest))
@@ -170,8 +230,26 @@ def test_ctrl_c_kills_every_child_and_keeps_what_finished(zoo, tmp_path):
     out = tmp_path / "partial.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xnnfit", "check", str(d / "add.tflite"), f"{bad / 'hang.py'}:build", "--jobs", "2", "--json", str(out),
-         "--cache-dir", str(tmp_path / "cache"), "-q"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "xnnfit",
+            "check",
+            str(d / "add.tflite"),
+            f"{bad / 'hang.py'}:build",
+            "--jobs",
+            "2",
+            "--json",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "-q",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "cache").rglob("*.json")):
@@ -193,9 +271,15 @@ def test_fix_over_a_folder_writes_each_fixed_model_into_the_output_folder(zoo, t
     out = tmp_path / "fixed"
     res = run("fix", str(d / "nested"), "-o", str(out), "--runs", "5", "--json", str(tmp_path / "f.json"), "-q")
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["sdpa_fixed.tflite", "where_fixed.tflite"]  # both had something to fix
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sdpa_fixed.tflite",
+        "where_fixed.tflite",
+    ]  # both had something to fix
     doc = json.loads((tmp_path / "f.json").read_text())
-    assert doc["result"] == "fix-batch" and {Path(m["model"]).name for m in doc["models"]} == {"sdpa.tflite", "where.tflite"}
+    assert doc["result"] == "fix-batch" and {Path(m["model"]).name for m in doc["models"]} == {
+        "sdpa.tflite",
+        "where.tflite",
+    }
     assert all(m["changed"] for m in doc["models"])
     res = run("fix", str(d / "nested"), "-o", str(d / "add.tflite"), "-q")
     assert res.returncode == 2 and "is a file" in res.stderr

@@ -17,7 +17,7 @@ from xnnfit.kb.oneop import one_op_model
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-SLOW_ONCE = '''import time
+SLOW_ONCE = """import time
 from pathlib import Path
 
 import keras
@@ -31,7 +31,7 @@ def build():
         time.sleep(40)  # the first attempt is slow: the test kills its Ray worker meanwhile
     inp = keras.Input((8,), name="x")
     return keras.Model(inp, keras.layers.Dense(4, name="head")(inp))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,11 @@ def _verdicts(result):
 def test_ray_gives_the_local_results(cluster, tmp_path):
     (tmp_path / "add.tflite").write_bytes(one_op_model("ADD"))
     (tmp_path / "pack.tflite").write_bytes(one_op_model("SOFTMAX"))
-    specs = [ModelSpec(str(tmp_path / "add.tflite")), ModelSpec(str(tmp_path / "pack.tflite")),
-             ModelSpec(f"{ROOT / 'examples' / 'where_activation.py'}:build", ("fp32", "fp16"))]
+    specs = [
+        ModelSpec(str(tmp_path / "add.tflite")),
+        ModelSpec(str(tmp_path / "pack.tflite")),
+        ModelSpec(f"{ROOT / 'examples' / 'where_activation.py'}:build", ("fp32", "fp16")),
+    ]
     local = run_batch(specs, jobs=2)
     remote = run_batch(specs, jobs=2, backend="ray")
     assert _verdicts(remote) == _verdicts(local)
@@ -81,7 +84,9 @@ def test_a_killed_worker_is_retried_once(cluster, tmp_path):
             time.sleep(0.5)
 
     # the model is shipped as bytes into the worker's temp folder, so the marker lives there; count attempts through ps instead
-    src.write_text(SLOW_ONCE.replace('Path(__file__).with_suffix(".attempts")', f'Path({str(tmp_path / "slow_once.attempts")!r})'))
+    src.write_text(
+        SLOW_ONCE.replace('Path(__file__).with_suffix(".attempts")', f"Path({str(tmp_path / 'slow_once.attempts')!r})")
+    )
     t = threading.Thread(target=killer, daemon=True)
     t.start()
     result = run_batch([ModelSpec(f"{src}:build")], backend="ray", options={"timeout": 300})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from xnnfit.runtime import targets
 from xnnfit.batch.cache import ResultCache, code_digest, default_dir, key
 from xnnfit.core.files import CACHE_ENV, cache_root
+from xnnfit.runtime import targets
 
 
 def test_one_setting_moves_every_cache(tmp_path, monkeypatch):

@@ -17,7 +17,9 @@ EXAMPLES = ROOT / "examples"
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +98,17 @@ def test_tflite_report_json_and_gates(files, tmp_path):
     assert doc["schema_version"] == 2 and doc["result"] == "check"
     assert {"xnnfit", "ai-edge-litert"} <= set(doc["versions"])
     (rec,) = doc["recipes"]
-    assert [(i["name"], i["signature"], i["shape"], i["pins"]) for i in rec["inputs"]] == [("features", [1, 10], [1, 10], [])]
-    assert rec["summary"] == {"nodes": 7, "delegated": 5, "cpu_nodes": 2, "partitions": 3, "delegate_partitions": 2, "unexplained": 0}
+    assert [(i["name"], i["signature"], i["shape"], i["pins"]) for i in rec["inputs"]] == [
+        ("features", [1, 10], [1, 10], [])
+    ]
+    assert rec["summary"] == {
+        "nodes": 7,
+        "delegated": 5,
+        "cpu_nodes": 2,
+        "partitions": 3,
+        "delegate_partitions": 2,
+        "unexplained": 0,
+    }
     cpu = [n for n in rec["nodes"] if not n["delegated"]]
     assert {n["op"] for n in cpu} == {"LESS", "SELECT"}
     assert all(n["causes"] == ["XNN001"] for n in cpu)
@@ -118,7 +129,9 @@ def test_tflite_check_does_not_import_tensorflow(files):
         "assert r.recipes[0].summary()['cpu_nodes'] == 2;"
         "print('tensorflow' in sys.modules)"
     )
-    res = subprocess.run([sys.executable, "-c", code, str(files / "where.tflite")], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(files / "where.tflite")], capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
 
@@ -126,7 +139,9 @@ def test_tflite_check_does_not_import_tensorflow(files):
 def test_usage_errors_exit_2(files):
     assert run("check", str(files / "where.tflite"), "--recipe", "int4").returncode == 2
     assert run("check", str(files / "where.tflite"), "--min-delegated", "1.5").returncode == 2
-    assert run("check", str(files / "where.tflite"), str(files / "where.tflite"), "--html", "x.html").returncode == 2  # one model only
+    assert (
+        run("check", str(files / "where.tflite"), str(files / "where.tflite"), "--html", "x.html").returncode == 2
+    )  # one model only
     assert run("check", str(files / "nothing-*.tflite")).returncode == 2
     assert run("explain", "XNN999").returncode == 2
 
@@ -200,7 +215,8 @@ def test_a_warning_shared_by_recipes_is_said_once_and_long_tables_are_cut(tmp_pa
         "    x = keras.Input((None, 4), name='seq')\n"
         "    h = x\n"
         "    for i in range(12):\n"
-        "        h = keras.layers.Lambda(lambda t: tf.where(t > 0, t, 0.5 * t), name=f'act{i}')(keras.layers.Dense(4)(h))\n"
+        "        h = keras.layers.Lambda(lambda t: tf.where(t > 0, t, 0.5 * t), "
+        "name=f'act{i}')(keras.layers.Dense(4)(h))\n"
         "    return keras.Model(x, h)\n"
     )
     res = run("check", f"{src}:build", "-r", "fp32,fp16", "-q")
@@ -224,7 +240,9 @@ def test_check_refuses_a_timing_option_without_profile(files, tmp_path, option, 
     res = run("check", str(files / "where.tflite"), option, value, "-q", cwd=tmp_path)
     assert res.returncode == 2
     lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and f"{option} is used only when timing" in lines[0] and "Add --profile" in lines[0], res.stderr
+    assert len(lines) == 1 and f"{option} is used only when timing" in lines[0] and "Add --profile" in lines[0], (
+        res.stderr
+    )
 
 
 def test_more_threads_than_cores_are_warned_about(files):

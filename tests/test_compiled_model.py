@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import fixtures_models
-from xnnfit.stages import check_stage
 from xnnfit.rewrite.engine import rewrite_only
 from xnnfit.runtime.interpreter import compiled_fully_accelerated
+from xnnfit.stages import check_stage
 
 
 @pytest.mark.parametrize("recipe", ["fp32", "int8"])

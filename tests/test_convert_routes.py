@@ -22,7 +22,15 @@ def _view(artifact):
     return d.summary(), cpu, [(s.name, s.shape, s.high) for s in artifact.specs]
 
 
-@pytest.mark.parametrize(("name", "recipe"), [("where_cnn", "fp32"), ("where_cnn", "int8"), ("transformer_block", "int8+float-ops"), ("sin_cos_lambda", "dynamic-int8")])
+@pytest.mark.parametrize(
+    ("name", "recipe"),
+    [
+        ("where_cnn", "fp32"),
+        ("where_cnn", "int8"),
+        ("transformer_block", "int8+float-ops"),
+        ("sin_cos_lambda", "dynamic-int8"),
+    ],
+)
 def test_routes_agree_on_examples(name, recipe):
     model = fixtures_models.load_example(name).build()
     by_function = convert_model(model, ALL[recipe], ConvertOptions(route="function"))
@@ -34,7 +42,9 @@ def test_routes_agree_on_examples(name, recipe):
 def test_routes_agree_on_a_keras_hub_backbone_with_dict_inputs():
     import keras_hub
 
-    bert = keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=32)
+    bert = keras_hub.models.BertBackbone(
+        vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=32
+    )
     shapes = ShapeRequest(input_shapes=(("token_ids", (1, 16)),))
     a = convert_model(bert, ALL["int8"], ConvertOptions(shapes, route="function"))
     b = convert_model(bert, ALL["int8"], ConvertOptions(shapes, route="savedmodel"))

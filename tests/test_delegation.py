@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 import fixtures_models
-from xnnfit.observe.delegation import Delegation, delegate_members, observe, observe_node_per_delegate
 from xnnfit.explain.verdicts import causes_for
+from xnnfit.observe.delegation import Delegation, delegate_members, observe, observe_node_per_delegate
 from xnnfit.runtime.interpreter import build_interpreter
 from xnnfit.tflite import read_model
 

@@ -8,8 +8,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 import fixtures_models
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import write_file
@@ -60,7 +58,9 @@ def test_two_fix_runs_on_one_output_never_both_write(tmp_path):
     out = tmp_path / "fixed.tflite"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "xnnfit", "fix", str(src), "-o", str(out), "--runs", "5", "--force-write", "-q"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     done = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
     codes = sorted(rc for _, _, rc in done)
     assert codes == [0, 2], done

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xnnfit.model import footprint
 from xnnfit.core.errors import InputDataError
+from xnnfit.model import footprint
 from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite.build import add_tensor, make_op, new_model, new_subgraph
 from xnnfit.tflite.graph import read_model
@@ -58,7 +58,17 @@ def test_the_estimate_follows_the_pinned_shapes_of_a_dynamic_input():
     assert footprint.estimate(sub, specs).resizable
 
 
-@pytest.mark.parametrize(("text", "value"), [("8G", 8 * 10**9), ("512M", 512 * 10**6), ("1.5GB", 15 * 10**8), ("1000", 1000), ("2GiB", 2 * 2**30), ("64 MiB", 64 * 2**20)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("8G", 8 * 10**9),
+        ("512M", 512 * 10**6),
+        ("1.5GB", 15 * 10**8),
+        ("1000", 1000),
+        ("2GiB", 2 * 2**30),
+        ("64 MiB", 64 * 2**20),
+    ],
+)
 def test_sizes(text, value):
     assert footprint.parse_size(text) == value
 
@@ -82,8 +92,14 @@ def test_over_the_limit_names_the_input_its_shape_and_the_way_out(monkeypatch):
     with pytest.raises(InputDataError) as info:
         footprint.refuse_if_too_large(sub, specs, "m.tflite")
     text = str(info.value)
-    assert "image float32 [1, 300, 300, 3]" in text and "export the model at a smaller input shape" in text and "--max-memory" in text
-    sub, specs = _specs(_image_model((1, 300, 300, 3), dynamic=True), ShapeRequest(input_shapes={"image": (1, 300, 300, 3)}))
+    assert (
+        "image float32 [1, 300, 300, 3]" in text
+        and "export the model at a smaller input shape" in text
+        and "--max-memory" in text
+    )
+    sub, specs = _specs(
+        _image_model((1, 300, 300, 3), dynamic=True), ShapeRequest(input_shapes={"image": (1, 300, 300, 3)})
+    )
     with pytest.raises(InputDataError, match=r"--input-shape image="):
         footprint.refuse_if_too_large(sub, specs, "m.tflite")
 
@@ -98,12 +114,21 @@ def huge(tmp_path_factory) -> Path:
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop(footprint.MEMORY_ENV, None)
-    return subprocess.run([sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
 
 
 @pytest.mark.parametrize(
     "command",
-    [["bench"], ["profile"], ["fix", "-o", "out.tflite"], ["optimize", "-o", "out.tflite"], ["check"], ["bench", "--max-memory", "1G"]],
+    [
+        ["bench"],
+        ["profile"],
+        ["fix", "-o", "out.tflite"],
+        ["optimize", "-o", "out.tflite"],
+        ["check"],
+        ["bench", "--max-memory", "1G"],
+    ],
     ids=" ".join,
 )
 def test_a_20000_pixel_image_is_refused_by_every_command_that_runs_it(huge, command):
@@ -111,7 +136,11 @@ def test_a_20000_pixel_image_is_refused_by_every_command_that_runs_it(huge, comm
     res = _run(command[0], str(huge), *command[1:], "-q", cwd=huge.parent)
     assert res.returncode == 2, res.stdout + res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "needs at least 14.4 GB to run" in lines[0] and "input image float32 [1, 20000, 20000, 3]" in lines[0], lines
+    assert (
+        len(lines) == 1
+        and "needs at least 14.4 GB to run" in lines[0]
+        and "input image float32 [1, 20000, 20000, 3]" in lines[0]
+    ), lines
     assert time.monotonic() - started < 60  # refused from the flatbuffer: nothing was allocated, nothing grew
     assert not (huge.parent / "out.tflite").exists()
 
@@ -144,7 +173,8 @@ def test_random_calibration_data_for_a_huge_keras_input_is_refused_before_it_is_
 
 def test_a_huge_intermediate_shape_is_blamed_on_the_file_not_the_input(monkeypatch):
     """A damaged file declaring [2**30, 2**30, 2] for an inner tensor: the message names that tensor and says to re-export."""
-    from xnnfit.tflite.writer import parse, serialize as write
+    from xnnfit.tflite.writer import parse
+    from xnnfit.tflite.writer import serialize as write
 
     model = parse(_image_model((1, 8, 8, 3)))
     model.subgraphs[0].tensors[1].shape = [2**30, 2**30, 2]  # the RELU's output
@@ -154,7 +184,9 @@ def test_a_huge_intermediate_shape_is_blamed_on_the_file_not_the_input(monkeypat
         footprint.refuse_if_too_large(sub, specs, "m.tflite")
     text = str(info.value)
     assert "declares tensor relu float32 [1073741824, 1073741824, 2], written by node 0 RELU" in text
-    assert "re-export the model" in text and "--input-shape" not in text and "input image float32 [1, 8, 8, 3]" not in text
+    assert (
+        "re-export the model" in text and "--input-shape" not in text and "input image float32 [1, 8, 8, 3]" not in text
+    )
 
 
 def test_sizes_too_large_for_a_float_are_printed():

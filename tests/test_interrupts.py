@@ -70,7 +70,14 @@ def _start(args: list[str], tmp: Path, env: dict[str, str] | None = None) -> sub
     scratch = tmp / "tmpdir"
     scratch.mkdir(exist_ok=True)
     full_env = {**os.environ, "TMPDIR": str(scratch), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "xnnfit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=tmp)
+    return subprocess.Popen(
+        [sys.executable, "-m", "xnnfit", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        cwd=tmp,
+    )
 
 
 def _wait_for(proc: subprocess.Popen, what: str, test, timeout: float = 240.0) -> set[int]:
@@ -130,7 +137,9 @@ def test_sigterm_stops_optimize_at_any_moment(tmp_path, moment):
 
     def reached(tree: set[int]) -> bool:
         seen.update(_stage_children(tree))
-        return bool(seen) if moment == "converting" else len(seen) >= 3  # fp32 converted, the others converting or fixing
+        return (
+            bool(seen) if moment == "converting" else len(seen) >= 3
+        )  # fp32 converted, the others converting or fixing
 
     _wait_for(proc, f"a child {moment}", reached)
     line = _stopped(proc, signal.SIGTERM, seen, tmp_path)

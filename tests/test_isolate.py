@@ -134,7 +134,14 @@ def test_a_crash_in_the_users_builder_is_blamed_on_the_builder(tmp_path, kind, h
 
     (tmp_path / "crashing.py").write_text(BUILDERS[kind])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    res = subprocess.run([sys.executable, "-m", "xnnfit", "check", "crashing.py:build", "-q"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "xnnfit", "check", "crashing.py:build", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert res.returncode == 2, res.stderr
     errors_ = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors_) == 1, res.stderr
@@ -143,7 +150,9 @@ def test_a_crash_in_the_users_builder_is_blamed_on_the_builder(tmp_path, kind, h
 
 
 def test_a_crash_outside_user_code_still_names_the_runtime():
-    with pytest.raises(IsolationError, match=r"crashed the child process \(signal SIGABRT\): a bug in TensorFlow or LiteRT"):
+    with pytest.raises(
+        IsolationError, match=r"crashed the child process \(signal SIGABRT\): a bug in TensorFlow or LiteRT"
+    ):
         run_isolated(isolate_targets.abort, what="aborting")
 
 

@@ -16,17 +16,19 @@ import textwrap
 import numpy as np
 import pytest
 
-from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.core.errors import ConversionError
 from xnnfit.core.policy import DEFAULT_DIM
+from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.recipes import RECIPES
-from xnnfit.runtime.interpreter import build_interpreter
 from xnnfit.model.specs import Pin, ShapeRequest
+from xnnfit.runtime.interpreter import build_interpreter
 
 keras_hub = pytest.importorskip("keras_hub")
 
 MAX_LEN = 32  # below DEFAULT_DIM: pinning to the default would overrun the position table
-TINY = dict(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=MAX_LEN)
+TINY = dict(
+    vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=MAX_LEN
+)
 BUILD = f"""
 import keras_hub
 
@@ -62,17 +64,27 @@ def _runs(artifact) -> bool:
 
 def test_bert_with_no_input_shape_is_pinned_to_its_max_sequence_length(bert):
     artifact = _convert(bert)
-    assert {s.name: s.shape for s in artifact.specs} == {"token_ids": (1, MAX_LEN), "segment_ids": (1, MAX_LEN), "padding_mask": (1, MAX_LEN)}
+    assert {s.name: s.shape for s in artifact.specs} == {
+        "token_ids": (1, MAX_LEN),
+        "segment_ids": (1, MAX_LEN),
+        "padding_mask": (1, MAX_LEN),
+    }
     assert all(s.pins[1] == Pin(1, MAX_LEN, "max_sequence_length") for s in artifact.specs)
     (warning,) = artifact.warnings  # one for the three inputs that share the shape
-    assert re.search(rf"pinned to {MAX_LEN}, the max_sequence_length of 'bert_backbone(_\d+)?'", warning), warning  # Keras numbers repeated names
+    assert re.search(rf"pinned to {MAX_LEN}, the max_sequence_length of 'bert_backbone(_\d+)?'", warning), (
+        warning
+    )  # Keras numbers repeated names
     assert all(f"'{name}'" in warning for name in ("token_ids", "segment_ids", "padding_mask"))
     assert _runs(artifact)
 
 
 def test_bert_pinning_token_ids_pins_the_inputs_that_share_its_shape(bert):
     artifact = _convert(bert, token_ids=(1, 16))
-    assert {s.name: s.shape for s in artifact.specs} == {"token_ids": (1, 16), "segment_ids": (1, 16), "padding_mask": (1, 16)}
+    assert {s.name: s.shape for s in artifact.specs} == {
+        "token_ids": (1, 16),
+        "segment_ids": (1, 16),
+        "padding_mask": (1, 16),
+    }
     assert {s.name: s.pins[1].by for s in artifact.specs} == {
         "token_ids": "--input-shape",
         "segment_ids": "same as token_ids",
@@ -90,7 +102,9 @@ def test_bert_conversion_failing_at_the_pinned_length_names_every_pin_and_what_t
     assert "'tf.Slice' op requires" in message  # the converter's own complaint
     assert "token_ids int32 [-1, -1] -> [1, 64] (axis 0 --input-shape, axis 1 --input-shape)" in message
     assert "padding_mask int32 [-1, -1] -> [1, 64] (axis 0 same as token_ids, axis 1 same as token_ids)" in message
-    assert "--input-shape token_ids=1,N (padding_mask, segment_ids follow: same declared shape)" in message  # specs in tf.nest order
+    assert (
+        "--input-shape token_ids=1,N (padding_mask, segment_ids follow: same declared shape)" in message
+    )  # specs in tf.nest order
 
 
 def test_bert_traced_at_inconsistent_pins_names_the_layer_and_the_pins(bert):
@@ -98,7 +112,9 @@ def test_bert_traced_at_inconsistent_pins_names_the_layer_and_the_pins(bert):
         _convert(bert, token_ids=(1, 16), padding_mask=(1, 8), segment_ids=(1, 16))
     message = str(info.value)
     assert message.startswith("cannot trace the model at the pinned input shapes: ") and "\n" not in message
-    assert re.search(r"layer 'softmax(_\d+)?' raised ValueError: The `mask` must be broadcastable", message), message  # where the 8 met the 16
+    assert re.search(r"layer 'softmax(_\d+)?' raised ValueError: The `mask` must be broadcastable", message), (
+        message
+    )  # where the 8 met the 16
     assert "padding_mask int32 [-1, -1] -> [1, 8] (axis 0 --input-shape, axis 1 --input-shape)" in message
     assert "--input-shape token_ids=1,N" in message and "--input-shape padding_mask=1,N" in message
 
@@ -120,9 +136,13 @@ def _with_position_table(rows: int):
 
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     positions = keras.layers.Lambda(
-        lambda t: ops.zeros_like(t) + ops.arange(ops.shape(t)[1], dtype="int32")[None], output_shape=(None,), name="positions"
+        lambda t: ops.zeros_like(t) + ops.arange(ops.shape(t)[1], dtype="int32")[None],
+        output_shape=(None,),
+        name="positions",
     )(tokens)
-    x = keras.layers.Embedding(100, 8, name="token_embedding")(tokens) + keras.layers.Embedding(rows, 8, name="position_embedding")(positions)
+    x = keras.layers.Embedding(100, 8, name="token_embedding")(tokens) + keras.layers.Embedding(
+        rows, 8, name="position_embedding"
+    )(positions)
     return keras.Model(tokens, keras.layers.Dense(2, name="head")(x))
 
 
@@ -139,7 +159,9 @@ def test_conversion_failing_at_a_guessed_size_says_it_was_guessed():
 
     window = np.zeros((1, 40), np.float32)  # a hidden limit no attribute declares
     signal = keras.Input((None,), name="signal")
-    out = keras.layers.Lambda(lambda x: x + tf.slice(window, [0, 0], tf.shape(x)), output_shape=(None,), name="window")(signal)
+    out = keras.layers.Lambda(lambda x: x + tf.slice(window, [0, 0], tf.shape(x)), output_shape=(None,), name="window")(
+        signal
+    )
     with pytest.raises(ConversionError) as info:
         _convert(keras.Model(signal, out))
     message = str(info.value)
@@ -149,7 +171,9 @@ def test_conversion_failing_at_a_guessed_size_says_it_was_guessed():
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "xnnfit", *args, "-q"], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "xnnfit", *args, "-q"], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +188,9 @@ def test_cli_checks_bert_with_no_input_shape_and_says_why(bert_source):
     res = _cli("check", bert_source)
     assert res.returncode == 0, res.stderr
     assert f"pinned to {MAX_LEN}, the max_sequence_length of 'bert_backbone'" in " ".join(res.stdout.split())
-    assert f"input token_ids int32 [-1, -1] -> [1, {MAX_LEN}] (axis 0 --batch, axis 1 max_sequence_length)" in res.stdout
+    assert (
+        f"input token_ids int32 [-1, -1] -> [1, {MAX_LEN}] (axis 0 --batch, axis 1 max_sequence_length)" in res.stdout
+    )
 
 
 @pytest.mark.slow

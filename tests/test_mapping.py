@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 import fixtures_models
-from xnnfit.model.artifact import Artifact
 from xnnfit.explain.diagnosis import Diagnosis, diagnose
+from xnnfit.model.artifact import Artifact
 from xnnfit.model.keras import LayerInfo, describe_layers
 from xnnfit.observe.mapping import NodeMapping, map_nodes
 from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
@@ -147,7 +147,15 @@ def test_sublayers_of_a_builtin_layer():
     diag = _analyze(fixtures_models.convert_example("transformer_block", "fp32"))
     fc = [n.layer for n in _nodes(diag, op="FULLY_CONNECTED")]
     assert sorted(fc) == sorted(
-        ["attention/key", "attention/query", "attention/value", "attention/attention_output", "mlp_up", "mlp_down", "classes"]
+        [
+            "attention/key",
+            "attention/query",
+            "attention/value",
+            "attention/attention_output",
+            "mlp_up",
+            "mlp_down",
+            "classes",
+        ]
     )
     assert {n.layer for n in _nodes(diag, op="GATHER")} == {"embed"}
     assert {n.layer for n in _nodes(diag, op="BATCH_MATMUL")} == {"attention"}
@@ -277,8 +285,12 @@ def test_check_where_layer_source_is_the_tf_where_line(checked_examples):
 LIB = "/venv/site-packages/blocks"  # a library outside Keras; the path need not exist
 TOP = LayerInfo("net", "Net", (), top=True, outputs=("head",))
 NORM = LayerInfo("ln", "LayerNormalization", ())
-BLOCK = LayerInfo("block", "Block", (), source=f"{LIB}/block.py:10", library=True, call_span=(f"{LIB}/block.py", 10, 20))
-DENSE = LayerInfo("dense", "Dense", ("block",), call_span=("/venv/site-packages/keras/src/layers/core/dense.py", 100, 120))
+BLOCK = LayerInfo(
+    "block", "Block", (), source=f"{LIB}/block.py:10", library=True, call_span=(f"{LIB}/block.py", 10, 20)
+)
+DENSE = LayerInfo(
+    "dense", "Dense", ("block",), call_span=("/venv/site-packages/keras/src/layers/core/dense.py", 100, 120)
+)
 HEAD = LayerInfo("head", "Activation", ())
 LAYERS = (TOP, NORM, BLOCK, DENSE, HEAD)
 LAYER_CALL = ("/venv/site-packages/keras/src/layers/layer.py", 900)  # Keras's Layer.__call__
@@ -321,7 +333,9 @@ def test_a_model_output_inside_a_block_takes_the_neighbour_within_the_block():
 
 def test_a_model_output_ignores_a_neighbour_outside_its_layer():
     top = dataclasses.replace(TOP, outputs=("block",))
-    _, add = _map([("MUL", "net_1/ln_1/mul"), ("ADD", "Identity")], outputs=(2,), layers=(top, NORM, BLOCK, DENSE, HEAD))
+    _, add = _map(
+        [("MUL", "net_1/ln_1/mul"), ("ADD", "Identity")], outputs=(2,), layers=(top, NORM, BLOCK, DENSE, HEAD)
+    )
     assert (add.layer, add.via) == ("block", "model-output")
 
 
@@ -331,7 +345,9 @@ def test_a_guess_from_neighbours_says_so():
 
 
 def test_dequantize_takes_the_layer_it_feeds():
-    _, dequantize, _ = _map([("MEAN", "net_1/ln_1/mean"), ("DEQUANTIZE", "tfl.dequantize"), ("MUL", "net_1/block_1/mul")])
+    _, dequantize, _ = _map(
+        [("MEAN", "net_1/ln_1/mean"), ("DEQUANTIZE", "tfl.dequantize"), ("MUL", "net_1/block_1/mul")]
+    )
     assert (dequantize.layer, dequantize.via) == ("block", "neighbour")
 
 
@@ -344,12 +360,17 @@ def test_a_fused_node_takes_the_layer_whose_op_it_became():
 def test_the_stack_picks_among_fused_names():
     ops = [("MUL", "net_1/ln_1/mul;net_1/block_1/mul")]
     (by_name,) = _map(ops)
-    (by_stack,) = _map(ops, debug={(0, 0): OpLocation(("net_1/ln_1/mul", "net_1/block_1/mul"), ((f"{LIB}/block.py", 12),))})
+    (by_stack,) = _map(
+        ops, debug={(0, 0): OpLocation(("net_1/ln_1/mul", "net_1/block_1/mul"), ((f"{LIB}/block.py", 12),))}
+    )
     assert (by_name.layer, by_stack.layer, by_stack.via) == ("ln", "block", "debug-metadata")
 
 
 def test_the_stack_alone_names_the_layer_whose_call_made_the_op():
-    (node,) = _map([("LOGISTIC", "Sigmoid")], debug={(0, 0): OpLocation(("Sigmoid",), ((f"{LIB}/util.py", 3), (f"{LIB}/block.py", 15)))})
+    (node,) = _map(
+        [("LOGISTIC", "Sigmoid")],
+        debug={(0, 0): OpLocation(("Sigmoid",), ((f"{LIB}/util.py", 3), (f"{LIB}/block.py", 15)))},
+    )
     assert (node.layer, node.class_name, node.via, node.source) == ("block", "Block", "call-stack", f"{LIB}/util.py:3")
 
 
@@ -372,7 +393,9 @@ def test_a_keras_layer_in_a_library_block_shows_the_blocks_code():
 
 
 def test_frames_outside_the_models_call_are_not_its_source():
-    loc = OpLocation(("net_1/ln_1/mean",), (LAYER_CALL, (f"{LIB}/block.py", 12)))  # the model is called from the library
+    loc = OpLocation(
+        ("net_1/ln_1/mean",), (LAYER_CALL, (f"{LIB}/block.py", 12))
+    )  # the model is called from the library
     (node,) = _map([("MEAN", "m")], debug={(0, 0): loc})
     assert (node.layer, node.source) == ("ln", None)
 
@@ -391,7 +414,12 @@ def _with_stack(conv) -> dict[tuple[int, int], NodeMapping]:
     """map_nodes given every node's whole OpLocation (names, callers, frames), as diagnose passes it."""
     graph = read_model(conv.content)
     table = read_debug_metadata(graph.metadata["debug_metadata"])
-    locs = {(s.index, op.index): table.location(s.index, op.debug_index) for s in graph.subgraphs for op in s.ops if op.debug_index is not None}
+    locs = {
+        (s.index, op.index): table.location(s.index, op.debug_index)
+        for s in graph.subgraphs
+        for op in s.ops
+        if op.debug_index is not None
+    }
     return map_nodes(graph, conv.layers, conv.framework, {k: v for k, v in locs.items() if v is not None})
 
 
@@ -480,8 +508,16 @@ def test_keras_layer_inside_a_custom_layer_shows_the_calling_line(scaled):
     mapping = _with_stack(scaled)
     (fc,) = _by_op(mapping, scaled, "FULLY_CONNECTED")
     (square,) = _by_op(mapping, scaled, "SQUARE")
-    assert (fc.layer, fc.class_name, fc.source) == ("scaled/proj", "Dense", f"{THIS_FILE}:{fixtures_models.line_of(Scaled.call, 'self.proj(x)')}")
-    assert (square.layer, square.class_name, square.source) == ("scaled", "Scaled", f"{THIS_FILE}:{fixtures_models.line_of(Scaled.call, 'tf.square(')}")
+    assert (fc.layer, fc.class_name, fc.source) == (
+        "scaled/proj",
+        "Dense",
+        f"{THIS_FILE}:{fixtures_models.line_of(Scaled.call, 'self.proj(x)')}",
+    )
+    assert (square.layer, square.class_name, square.source) == (
+        "scaled",
+        "Scaled",
+        f"{THIS_FILE}:{fixtures_models.line_of(Scaled.call, 'tf.square(')}",
+    )
 
 
 def test_diagnose_reads_the_whole_stack(scaled):

@@ -63,8 +63,16 @@ def _assert_every_node_on_a_known_layer(conv, diag) -> None:
 def bert_model():
     import keras_hub
 
-    return keras_hub.models.BertBackbone(  # named: Keras numbers auto names per process, and other tests build BERTs too
-        vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=32, name="bert_backbone"
+    return (
+        keras_hub.models.BertBackbone(  # named: Keras numbers auto names per process, and other tests build BERTs too
+            vocabulary_size=1000,
+            num_layers=2,
+            num_heads=2,
+            hidden_dim=64,
+            intermediate_dim=128,
+            max_sequence_length=32,
+            name="bert_backbone",
+        )
     )
 
 
@@ -76,7 +84,11 @@ def bert(bert_model):
 
 def _class_token_slice(conv) -> int:
     """Index of the STRIDED_SLICE that drops the sequence axis: x[:, 0] in BertBackbone.__init__."""
-    (index,) = [op.index for op in read_model(conv.content).primary.ops if op.op == "STRIDED_SLICE" and op.options.get("shrinkAxisMask")]
+    (index,) = [
+        op.index
+        for op in read_model(conv.content).primary.ops
+        if op.op == "STRIDED_SLICE" and op.options.get("shrinkAxisMask")
+    ]
     return index
 
 
@@ -137,7 +149,9 @@ def test_bert_int8_maps_without_debug_metadata(bert_model):
 def mobilenet_v3():
     import keras
 
-    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), alpha=0.75, include_preprocessing=False, classes=10)
+    model = keras.applications.MobileNetV3Small(
+        weights=None, input_shape=(32, 32, 3), alpha=0.75, include_preprocessing=False, classes=10
+    )
     return _convert(model, "int8")
 
 
@@ -161,7 +175,14 @@ def convnext():
     """The ConvNeXt of keras.applications at one block per stage and narrow widths (ConvNeXtTiny's code, ~1/1000 the size)."""
     from keras.src.applications.convnext import ConvNeXt
 
-    model = ConvNeXt(depths=[1, 1, 1, 1], projection_dims=[8, 16, 32, 64], weights=None, input_shape=(32, 32, 3), classes=10, name="convnext_mini")
+    model = ConvNeXt(
+        depths=[1, 1, 1, 1],
+        projection_dims=[8, 16, 32, 64],
+        weights=None,
+        input_shape=(32, 32, 3),
+        classes=10,
+        name="convnext_mini",
+    )
     return _convert(model, "fp32")
 
 
@@ -193,7 +214,12 @@ def llama():
     import keras_hub
 
     model = keras_hub.models.LlamaBackbone(
-        vocabulary_size=1000, num_layers=2, num_query_heads=2, num_key_value_heads=1, hidden_dim=64, intermediate_dim=128
+        vocabulary_size=1000,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=64,
+        intermediate_dim=128,
     )
     return _convert(model, "fp32", DECODER_INPUTS)
 
@@ -225,7 +251,9 @@ def test_llama_silu_maps_to_the_decoders_own_call(llama):
 
     _, diag = llama
     silu = [n for n in diag.nodes if n.op == "LOGISTIC"]
-    assert [(n.layer, n.layer_class) for n in silu] == [(f"transformer_layer_{k}", "LlamaTransformerDecoder") for k in (0, 1)]
+    assert [(n.layer, n.layer_class) for n in silu] == [
+        (f"transformer_layer_{k}", "LlamaTransformerDecoder") for k in (0, 1)
+    ]
     lines = _lines(LlamaTransformerDecoder.call, "self.activation(gate_output)")
     assert {_where(n.source) for n in silu} == {(_file(LlamaTransformerDecoder), line) for line in lines}
 
@@ -236,7 +264,11 @@ def test_llama_sources_lie_in_the_file_of_the_class_that_made_the_op(llama):
     from keras_hub.src.models.llama.llama_layernorm import LlamaLayerNorm
 
     _, diag = llama
-    files = {"LlamaRotaryEmbedding": _file(RotaryEmbedding), "LlamaAttention": _file(LlamaAttention), "LlamaLayerNorm": _file(LlamaLayerNorm)}
+    files = {
+        "LlamaRotaryEmbedding": _file(RotaryEmbedding),
+        "LlamaAttention": _file(LlamaAttention),
+        "LlamaLayerNorm": _file(LlamaLayerNorm),
+    }
     for n in diag.nodes:
         if n.layer_class in files:
             assert _where(n.source)[0] == files[n.layer_class], n

@@ -34,7 +34,11 @@ def _tiny_where() -> bytes:
     mask = add_tensor(model, sub, (1, 8), "bool", "mask")
     y = add_tensor(model, sub, (1, 8), "float32", "y")
     sub.inputs, sub.outputs = [x], [y]
-    sub.operators += [make_op(model, "NEG", [x], [neg]), make_op(model, "LESS", [x, zero], [mask]), make_op(model, "SELECT_V2", [mask, x, neg], [y])]
+    sub.operators += [
+        make_op(model, "NEG", [x], [neg]),
+        make_op(model, "LESS", [x, zero], [mask]),
+        make_op(model, "SELECT_V2", [mask, x, neg], [y]),
+    ]
     return serialize(model)
 
 
@@ -87,7 +91,12 @@ def _inputs_of(command: str) -> list[str]:
 
 
 def _argv(command: str, folder: Path, out: str, *extra: str) -> list[str]:
-    names = {"MODEL": str(folder / "m.tflite"), "RESULT": str(folder / "result.json"), "FIXED": str(folder / "fixed.tflite"), "OUT": out}
+    names = {
+        "MODEL": str(folder / "m.tflite"),
+        "RESULT": str(folder / "result.json"),
+        "FIXED": str(folder / "fixed.tflite"),
+        "OUT": out,
+    }
     return [names.get(a, a) for a in COMMANDS[command]] + list(extra)
 
 
@@ -131,7 +140,9 @@ def test_an_output_is_never_an_input(work, command, how):
 def test_special_files_are_refused_even_with_force(work, command, kind):
     target = work / "special"
     if kind == "character device":
-        os.mknod(target, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is, made here: the system's is never touched
+        os.mknod(
+            target, stat.S_IFCHR | 0o666, os.makedev(1, 3)
+        )  # what /dev/null is, made here: the system's is never touched
     elif kind == "FIFO":
         os.mkfifo(target)
     else:
@@ -191,7 +202,9 @@ def full_fs(tmp_path):
     """A 64 KB tmpfs the test mounts (and unmounts), filled to the last byte."""
     mount = tmp_path / "full"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode:
         pytest.skip(f"cannot mount a small file system here to fill it ({done.stderr.strip()}); needs root")
     try:
@@ -210,7 +223,13 @@ def full_fs(tmp_path):
 
 @pytest.mark.parametrize(
     ("command", "extra"),
-    [("check --json", ()), ("check --html", ()), ("fix -o", ("--force-write",)), ("optimize -o", ()), ("check --junit", ())],
+    [
+        ("check --json", ()),
+        ("check --html", ()),
+        ("fix -o", ("--force-write",)),
+        ("optimize -o", ()),
+        ("check --junit", ()),
+    ],
 )
 def test_a_full_disk_is_one_line_and_leaves_nothing(work, full_fs, command, extra):
     before = sorted(p.name for p in full_fs.iterdir())

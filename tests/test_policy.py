@@ -18,7 +18,9 @@ def test_every_threshold_states_why():
 def test_exactness_chooses_the_bound():
     assert DEFAULT_POLICY.bound("exact", None) == DEFAULT_POLICY.rounding_tolerance
     assert DEFAULT_POLICY.bound("tolerance", 0.05) == 0.05
-    assert DEFAULT_POLICY.internal_bound("exact", None) == max(DEFAULT_POLICY.rounding_tolerance, DEFAULT_POLICY.internal_floor)
+    assert DEFAULT_POLICY.internal_bound("exact", None) == max(
+        DEFAULT_POLICY.rounding_tolerance, DEFAULT_POLICY.internal_floor
+    )
     strict = dataclasses.replace(DEFAULT_POLICY, rounding_tolerance=0.0, internal_floor=0.0)
     assert strict.bound("exact", 1.0) == 0.0
 

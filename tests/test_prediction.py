@@ -33,8 +33,14 @@ def test_prediction_equals_the_runtime_on_every_example(name, recipe):
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xnnfit", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "xnnfit", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +50,9 @@ def flex_model(tmp_path_factory):
 
     @tf.function(input_signature=[tf.TensorSpec((1, 8, 8, 3), tf.float32)])
     def f(x):
-        patches = tf.image.extract_patches(x, sizes=[1, 2, 2, 1], strides=[1, 2, 2, 1], rates=[1, 1, 1, 1], padding="VALID")
+        patches = tf.image.extract_patches(
+            x, sizes=[1, 2, 2, 1], strides=[1, 2, 2, 1], rates=[1, 1, 1, 1], padding="VALID"
+        )
         return tf.nn.relu(patches * 2.0 + 1.0)
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
@@ -78,7 +86,13 @@ def custom_model(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize(("fixture", "op", "cause"), [("flex_model", "CUSTOM(FlexExtractImagePatches)", "XNN019"), ("custom_model", "CUSTOM(Landmarks2TransformMatrix)", "XNN018")])
+@pytest.mark.parametrize(
+    ("fixture", "op", "cause"),
+    [
+        ("flex_model", "CUSTOM(FlexExtractImagePatches)", "XNN019"),
+        ("custom_model", "CUSTOM(Landmarks2TransformMatrix)", "XNN018"),
+    ],
+)
 def test_a_model_the_runtime_cannot_load_gets_a_predicted_report(request, fixture, op, cause, tmp_path):
     path = request.getfixturevalue(fixture)
     out = tmp_path / "r.json"
@@ -107,12 +121,15 @@ def test_predict_flag_needs_no_interpreter_and_agrees(tmp_path):
     assert {n.index: n.delegated for n in predict(read_model(conv.content)).nodes if n.subgraph == 0} == observed
 
 
-@pytest.mark.parametrize(("text", "load"), [
-    ("Encountered unresolved custom op: Landmarks2TransformMatrix.", True),
-    ("Select TensorFlow op(s), included in the given model, is(are) not supported by this interpreter", True),
-    ("Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'", True),
-    ("tensor 3 has dims [1, -1]: cannot allocate", False),
-])
+@pytest.mark.parametrize(
+    ("text", "load"),
+    [
+        ("Encountered unresolved custom op: Landmarks2TransformMatrix.", True),
+        ("Select TensorFlow op(s), included in the given model, is(are) not supported by this interpreter", True),
+        ("Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'", True),
+        ("tensor 3 has dims [1, -1]: cannot allocate", False),
+    ],
+)
 def test_load_failures_are_told_apart(text, load):
     assert is_load_failure(text) is load
     assert np.bool_(True)  # keep numpy imported for the fixtures' arrays

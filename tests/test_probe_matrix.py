@@ -7,10 +7,9 @@ import functools
 import pytest
 
 from xnnfit import probe_matrix
-
-from xnnfit.runtime import targets
 from xnnfit.kb import oneop
 from xnnfit.kb.versions import CPU, DELEGATED, DIFFERS, HOLDS, NO_LOAD, knowledge, load
+from xnnfit.runtime import targets
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,9 @@ def test_the_installed_runtimes_row_agrees_with_the_kb_tables():
             got = row["ops"].get(f"{op}/{'int8' if form == oneop.INT8 else 'fp32'}")
             if got is None or want is None:
                 continue  # a form whose node carries the other side's dtype (DEQUANTIZE) is keyed by its node
-            assert (got == DELEGATED) == want, f"{op}/{form}: table {got}, kb/tables.py says {'delegated' if want else 'CPU'}"
+            assert (got == DELEGATED) == want, (
+                f"{op}/{form}: table {got}, kb/tables.py says {'delegated' if want else 'CPU'}"
+            )
     assert all(v != DIFFERS for k, v in row["causes"].items()), "a KB entry the installed runtime contradicts"
 
 
@@ -59,7 +60,11 @@ CHANGES = [
     ("tflite-runtime==2.14.0", "STABLEHLO_COMPOSITE/fp32", NO_LOAD),  # the SDPA composite does not load on 2.14
     ("tflite-runtime==2.14.0", "graph:dynamic-tensors/fp32", CPU),  # a dynamic tensor: no XNNPACK at all on 2.14 ...
     ("ai-edge-litert==1.0.1", "graph:dynamic-tensors/fp32", DELEGATED),  # ... partial delegation later
-    ("tflite-runtime==2.14.0", "graph:prepare-time-shape/fp32", DELEGATED),  # a shape known before allocation is not dynamic
+    (
+        "tflite-runtime==2.14.0",
+        "graph:prepare-time-shape/fp32",
+        DELEGATED,
+    ),  # a shape known before allocation is not dynamic
     ("tflite-runtime==2.14.0", "RESHAPE:prepare-time-shape/fp32", DELEGATED),  # ... and 2.14 even takes that reshape,
     ("ai-edge-litert==2.3.0", "RESHAPE:prepare-time-shape/fp32", CPU),  # which XNN020 refuses on the installed runtime
 ]

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import fixtures_models
-from xnnfit.model.artifact import Artifact
-from xnnfit.measure.bench import bench_stage, parse_threads
 from xnnfit.core.errors import InputDataError, RuntimeFailure
+from xnnfit.measure.bench import bench_stage, parse_threads
 from xnnfit.measure.profile import profile_stage
+from xnnfit.model.artifact import Artifact
 from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.tflite import read_model
 
@@ -35,7 +35,14 @@ def cnn_int8():
 
 @pytest.mark.parametrize(
     ("name", "recipe"),
-    [("where_cnn", "fp32"), ("where_cnn", "int8"), ("where_cnn", "fp16"), ("transformer_block", "int8"), ("transformer_block", "fp16"), ("sin_cos_lambda", "fp32")],
+    [
+        ("where_cnn", "fp32"),
+        ("where_cnn", "int8"),
+        ("where_cnn", "fp16"),
+        ("transformer_block", "int8"),
+        ("transformer_block", "fp16"),
+        ("sin_cos_lambda", "fp32"),
+    ],
 )
 def test_every_node_timed_once(name, recipe):
     diag, prof = _profiled(name, recipe)
@@ -114,7 +121,12 @@ def test_model_that_cannot_run_is_a_clear_error(tmp_path):
         bench_stage(Artifact("as-given", content, specs), runs=1, warmup=0)
     path = tmp_path / "custom.tflite"
     path.write_bytes(content)
-    res = subprocess.run([sys.executable, "-m", "xnnfit", "bench", str(path), "-q"], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    res = subprocess.run(
+        [sys.executable, "-m", "xnnfit", "bench", str(path), "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "Tan" in lines[0]
@@ -166,7 +178,11 @@ def test_bench_bad_input_exit_2(cnn_file, tmp_path, args, needle):
     np.savez(tmp_path / "shape.npz", image=np.zeros((2, 16, 16, 3), "float32"))
     np.savez(tmp_path / "nan.npz", image=np.full((2, 32, 32, 3), np.nan, "float32"))
     np.savez(tmp_path / "empty.npz")
-    subs = {"{npz_shape}": str(tmp_path / "shape.npz"), "{npz_nan}": str(tmp_path / "nan.npz"), "{npz_empty}": str(tmp_path / "empty.npz")}
+    subs = {
+        "{npz_shape}": str(tmp_path / "shape.npz"),
+        "{npz_nan}": str(tmp_path / "nan.npz"),
+        "{npz_empty}": str(tmp_path / "empty.npz"),
+    }
     res = _cli("bench", str(cnn_file), "-q", *[subs.get(a, a) for a in args])
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -220,7 +236,9 @@ def test_a_model_without_weights_is_one_clear_line_in_every_command(tmp_path):
         res = _cli(*command, str(path), "-q")
         assert res.returncode == 2, res.stderr
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-        assert len(lines) == 1 and "holds no weights" in lines[0] and "convert_variables_to_constants_v2" in lines[0], res.stderr
+        assert len(lines) == 1 and "holds no weights" in lines[0] and "convert_variables_to_constants_v2" in lines[0], (
+            res.stderr
+        )
     assert _cli("check", str(path), "-q").returncode == 0  # observing it needs no weights
 
 

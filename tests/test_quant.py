@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from xnnfit import check, quant
-from xnnfit.core.errors import InputDataError, XnnfitError
 from xnnfit.choose.quant import QuantRow, pareto, recommend
+from xnnfit.core.errors import InputDataError, XnnfitError
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = f"{ROOT}/examples/where_cnn.py:build"
@@ -93,7 +93,12 @@ def test_bad_calibration_data(tmp_path, arrays, needle):
     if "NaN" not in needle:
         return  # the command line turns every InputDataError into the same one line: one case shows it
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    res = subprocess.run([sys.executable, "-m", "xnnfit", "quant", CNN, "--recipes", "int8", "--calibration", str(path), "-q"], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "xnnfit", "quant", CNN, "--recipes", "int8", "--calibration", str(path), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0]
@@ -103,22 +108,61 @@ def test_cli_json_and_output_dir(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     doc_path, out_dir = tmp_path / "q.json", tmp_path / "models"
     res = subprocess.run(
-        [sys.executable, "-m", "xnnfit", "quant", f"{ROOT}/examples/where_activation.py:build", "--recipes", "fp32,dynamic-int8+float-dw",
-         "--runs", "5", "--json", str(doc_path), "-o", str(out_dir), "-q"],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "xnnfit",
+            "quant",
+            f"{ROOT}/examples/where_activation.py:build",
+            "--recipes",
+            "fp32,dynamic-int8+float-dw",
+            "--runs",
+            "5",
+            "--json",
+            str(doc_path),
+            "-o",
+            str(out_dir),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert res.returncode == 0, res.stderr
     assert "recommended:" in res.stdout
     doc = json.loads(doc_path.read_text())
     assert doc["recommended"] in {"fp32", "dynamic-int8+float-dw"}
     for row in doc["rows"]:
-        assert set(row) >= {"recipe", "status", "size_bytes", "delegated_fraction", "partitions", "median_ms", "cpu_share", "max_abs_error", "cosine"}
-    assert sorted(p.name for p in out_dir.iterdir()) == ["where_activation.dynamic-int8+float-dw.tflite", "where_activation.fp32.tflite"]
+        assert set(row) >= {
+            "recipe",
+            "status",
+            "size_bytes",
+            "delegated_fraction",
+            "partitions",
+            "median_ms",
+            "cpu_share",
+            "max_abs_error",
+            "cosine",
+        }
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "where_activation.dynamic-int8+float-dw.tflite",
+        "where_activation.fp32.tflite",
+    ]
 
 
 def test_latencies_within_noise_are_equal_and_fewer_partitions_win():
     def row(name, ms, parts, err=0.01, size=1):
-        return QuantRow(name, "ok", size_bytes=size, median_ms=ms, p10_ms=ms * 0.99, p90_ms=ms * 1.01, rel_error=err, partitions=parts, delegated_fraction=1.0)
+        return QuantRow(
+            name,
+            "ok",
+            size_bytes=size,
+            median_ms=ms,
+            p10_ms=ms * 0.99,
+            p90_ms=ms * 1.01,
+            rel_error=err,
+            partitions=parts,
+            delegated_fraction=1.0,
+        )
 
     rows = [row("fp32", 3.0, 1, 0.0, 4), row("int8+float-ops", 1.00, 49), row("dynamic-int8", 1.01, 1)]
     best, reason = recommend(rows, 0.05)
@@ -131,8 +175,8 @@ def test_latencies_within_noise_are_equal_and_fewer_partitions_win():
 def test_top1_only_for_class_scores_and_a_flat_output_agrees_with_nothing():
     import numpy as np
 
-    from xnnfit.choose.quant import accuracy, class_scores, reference_spread
     import fixtures_models
+    from xnnfit.choose.quant import accuracy, class_scores, reference_spread
 
     rng = np.random.default_rng(0)
     ref = [[rng.normal(size=(1, 10))] for _ in range(4)]
@@ -142,14 +186,20 @@ def test_top1_only_for_class_scores_and_a_flat_output_agrees_with_nothing():
     assert accuracy(ref, ref, classes=False)["top1"] is None
     assert class_scores(fixtures_models.convert_example("where_cnn", "fp32").content)  # (1, 10) logits from a Dense
     assert class_scores(fixtures_models.convert_example("transformer_block", "fp32").content)  # softmax over 4 classes
-    assert not class_scores(fixtures_models.convert_example("upsampling_decoder", "fp32").content)  # an image, not scores
-    assert reference_spread([[np.full((1, 10), 0.1)] for _ in range(4)]) == 0.0  # random-weight softmax: the same for every input
+    assert not class_scores(
+        fixtures_models.convert_example("upsampling_decoder", "fp32").content
+    )  # an image, not scores
+    assert (
+        reference_spread([[np.full((1, 10), 0.1)] for _ in range(4)]) == 0.0
+    )  # random-weight softmax: the same for every input
     assert reference_spread(ref) > 0.1
 
 
 def test_eval_on_calibration_data_is_flagged(tmp_path):
     np.savez(tmp_path / "calib.npz", features=np.random.default_rng(0).uniform(-1, 1, (8, 10)).astype("float32"))
-    report = quant(f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=3)
+    report = quant(
+        f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=3
+    )
     assert any("measured on the calibration data" in w for w in report.warnings)
     assert report.row("fp32").top1 is None  # a (1, 1) sigmoid: not class scores, so no top-1
 
@@ -159,14 +209,23 @@ TRANSFORMER = f"{ROOT}/examples/transformer_block.py:build"
 
 @pytest.mark.parametrize(
     ("command", "flag"),
-    [(["quant", TRANSFORMER, "--recipe", "fp32"], "--eval"), (["check", TRANSFORMER, "--recipe", "int8"], "--calibration"), (["bench", TRANSFORMER], "--data")],
+    [
+        (["quant", TRANSFORMER, "--recipe", "fp32"], "--eval"),
+        (["check", TRANSFORMER, "--recipe", "int8"], "--calibration"),
+        (["bench", TRANSFORMER], "--data"),
+    ],
 )
 def test_token_ids_outside_the_vocabulary_are_one_line_naming_the_value(tmp_path, command, flag):
     ids = np.zeros((4, 32), "int32")
     ids[1, 3] = 1500  # the embedding has 1000 rows
     np.savez(tmp_path / "ids.npz", tokens=ids)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    res = subprocess.run([sys.executable, "-m", "xnnfit", *command, flag, str(tmp_path / "ids.npz"), "-q"], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "xnnfit", *command, flag, str(tmp_path / "ids.npz"), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, res.stderr

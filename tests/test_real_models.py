@@ -6,9 +6,9 @@ import pytest
 
 from fixtures_models import diagnose as analyze
 from xnnfit.model.convert import ConvertOptions, convert_model
-from xnnfit.observe.delegation import observe_node_per_delegate
 from xnnfit.model.recipes import RECIPES
 from xnnfit.model.specs import ShapeRequest
+from xnnfit.observe.delegation import observe_node_per_delegate
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,9 @@ def _bert():
 def _vit():
     import keras_hub
 
-    return keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64)
+    return keras_hub.models.ViTBackbone(
+        image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64
+    )
 
 
 CASES = [
@@ -64,7 +66,17 @@ def built():
 @pytest.mark.parametrize(("name", "factory", "recipe", "min_cpu"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
 def test_real_model(built, name, factory, recipe, min_cpu):
     model = built(name, factory)
-    conv = convert_model(model, RECIPES[recipe], ConvertOptions(ShapeRequest(input_shapes=(("token_ids", (1, 32)), ("segment_ids", (1, 32)), ("padding_mask", (1, 32))) if name == "bert_backbone" else ())))
+    conv = convert_model(
+        model,
+        RECIPES[recipe],
+        ConvertOptions(
+            ShapeRequest(
+                input_shapes=(("token_ids", (1, 32)), ("segment_ids", (1, 32)), ("padding_mask", (1, 32)))
+                if name == "bert_backbone"
+                else ()
+            )
+        ),
+    )
     diag = analyze(conv)
     primary = diag.observed
     assert {n.index for n in primary if n.delegated} == observe_node_per_delegate(conv.content)

@@ -84,7 +84,9 @@ def test_a_cpp_lookup_failure_in_the_runtime_is_one_line(tmp_path):
         lines = done.stderr.strip().splitlines()
         assert "Traceback" not in done.stderr and done.returncode in (0, 2), done.stderr
         if done.returncode == 2:  # undefined behaviour: the runtime may also happen to run it; refused, it is one line
-            assert len(lines) == 1 and lines[0].startswith(("error: the LiteRT runtime cannot run", "error: ")), done.stderr
+            assert len(lines) == 1 and lines[0].startswith(("error: the LiteRT runtime cannot run", "error: ")), (
+                done.stderr
+            )
             assert "IndexError" not in lines[0] or "LiteRT" in lines[0]  # not "profiling ... failed: IndexError"
 
 

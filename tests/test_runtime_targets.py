@@ -15,15 +15,15 @@ from typer.testing import CliRunner
 
 import fixtures_models
 from xnnfit import api
-from xnnfit.runtime import targets
-from xnnfit.model.artifact import Artifact
 from xnnfit.cli import app
-from xnnfit.observe.delegation import observe
-from xnnfit.explain.diagnosis import diagnose
 from xnnfit.core.errors import RuntimeFailure
+from xnnfit.explain.diagnosis import diagnose
 from xnnfit.kb.versions import knowledge
-from xnnfit.observe.prediction import is_load_failure, predict
+from xnnfit.model.artifact import Artifact
 from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.observe.delegation import observe
+from xnnfit.observe.prediction import is_load_failure, predict
+from xnnfit.runtime import targets
 from xnnfit.tflite.graph import read_model
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,9 @@ def target(spec: str) -> targets.Target:
 @functools.cache
 def bert_content() -> bytes:
     keras_hub = pytest.importorskip("keras_hub")
-    model = keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, hidden_dim=64, intermediate_dim=128, num_heads=2, max_sequence_length=32)
+    model = keras_hub.models.BertBackbone(
+        vocabulary_size=1000, num_layers=2, hidden_dim=64, intermediate_dim=128, num_heads=2, max_sequence_length=32
+    )
     return fixtures_models.convert(model).content
 
 
@@ -54,15 +56,22 @@ def _artifact(content: bytes) -> Artifact:
 def _content(name: str, recipe: str) -> bytes:
     if name == "bert":
         return bert_content()
-    if recipe.endswith("+dynamic-batch"):  # dynamic tensors: what 2.14 treats differently (XNN051, a RESHAPE XNN020 refuses elsewhere)
-        return fixtures_models.convert(fixtures_models.load_example(name).build(), recipe.split("+")[0], dynamic_batch=True).content
+    if recipe.endswith(
+        "+dynamic-batch"
+    ):  # dynamic tensors: what 2.14 treats differently (XNN051, a RESHAPE XNN020 refuses elsewhere)
+        return fixtures_models.convert(
+            fixtures_models.load_example(name).build(), recipe.split("+")[0], dynamic_batch=True
+        ).content
     return fixtures_models.convert_example(name, recipe).content
 
 
 CASES = [
     pytest.param(spec, name, recipe, id=f"{spec}-{name}-{recipe}")
     for spec in CHILD_RUNTIMES
-    for name, recipes in [*((e, (*RECIPES, "fp32+dynamic-batch", "int8+dynamic-batch")) for e in fixtures_models.example_names()), ("bert", ("fp32",))]
+    for name, recipes in [
+        *((e, (*RECIPES, "fp32+dynamic-batch", "int8+dynamic-batch")) for e in fixtures_models.example_names()),
+        ("bert", ("fp32",)),
+    ]
     for recipe in recipes
 ]
 
@@ -77,14 +86,22 @@ def test_prediction_with_the_runtimes_table_equals_that_runtime_node_by_node(spe
     except RuntimeFailure as exc:
         assert is_load_failure(str(exc)), str(exc)
         d = diagnose(artifact, target=target(spec))
-        assert d.not_loaded and not d.observed and any("newer than" in w or "no kernel" in w for w in d.warnings), d.warnings
+        assert d.not_loaded and not d.observed and any("newer than" in w or "no kernel" in w for w in d.warnings), (
+            d.warnings
+        )
         return
     predicted = predict(graph, runtime=knowledge(spec))
-    bad = [f"node {o.index} {o.op}: {spec} {'XNNPACK' if o.delegated else 'CPU'}, predicted {'XNNPACK' if p.delegated else 'CPU'}"
-           for o, p in zip(observed.primary, predicted.primary) if o.delegated != p.delegated]
+    bad = [
+        f"node {o.index} {o.op}: {spec} {'XNNPACK' if o.delegated else 'CPU'}, predicted "
+        f"{'XNNPACK' if p.delegated else 'CPU'}"
+        for o, p in zip(observed.primary, predicted.primary)
+        if o.delegated != p.delegated
+    ]
     assert not bad, "\n".join(bad)
     d = diagnose(artifact, target=target(spec))
-    assert d.runtime == target(spec).label and d.summary()["unexplained"] == 0, [(n.index, n.op) for n in d.nodes if n.unexplained]
+    assert d.runtime == target(spec).label and d.summary()["unexplained"] == 0, [
+        (n.index, n.op) for n in d.nodes if n.unexplained
+    ]
 
 
 def test_a_full_int8_cnn_on_2_14_keeps_its_int8_compute_on_cpu_and_says_why():
@@ -119,7 +136,10 @@ def test_a_dynamic_int8_mobilenet_from_tf_2_21_does_not_load_on_2_14(tmp_path):
     path.write_bytes(content)
     result = CliRunner().invoke(app, ["check", str(path), "--runtime", OLD, "-q", "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 1, result.output
-    assert "cannot load this model" in result.output and "FULLY_CONNECTED version 12 is newer than pip tflite-runtime 2.14.0" in " ".join(result.output.split())
+    assert (
+        "cannot load this model" in result.output
+        and "FULLY_CONNECTED version 12 is newer than pip tflite-runtime 2.14.0" in " ".join(result.output.split())
+    )
     d = json.loads((tmp_path / "r.json").read_text())["recipes"][0]
     assert d["not_loaded"] and "version '12'" in d["not_loaded"]
 
@@ -129,11 +149,18 @@ def test_runtime_all_prints_the_matrix_and_the_nodes_that_change(tmp_path):
     path.write_bytes(fixtures_models.convert_example("where_cnn", "int8").content)
     result = CliRunner().invoke(app, ["check", str(path), "--runtime", "all", "-q", "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
-    for name in ("tflite-runtime 2.14.0", "ai-edge-litert 1.0.1", "ai-edge-litert 1.4.0", f"ai-edge-litert {targets.installed_version()}"):
+    for name in (
+        "tflite-runtime 2.14.0",
+        "ai-edge-litert 1.0.1",
+        "ai-edge-litert 1.4.0",
+        f"ai-edge-litert {targets.installed_version()}",
+    ):
         assert name in result.output
     assert "with a verdict that depends on the runtime" in result.output and "CONV_2D" in result.output
     data = json.loads((tmp_path / "r.json").read_text())
-    assert len(data["recipes"]) == 4 and {d["runtime"] for d in data["recipes"]} == {target(s).label if s != targets.MATRIX[-1] else targets.default().label for s in targets.MATRIX}
+    assert len(data["recipes"]) == 4 and {d["runtime"] for d in data["recipes"]} == {
+        target(s).label if s != targets.MATRIX[-1] else targets.default().label for s in targets.MATRIX
+    }
     changes = data["runtime_changes"]
     assert changes and all(c["cpu_on"] and c["delegated_on"] for c in changes)
 
@@ -175,7 +202,9 @@ def test_compiled_and_runtime_together_are_refused_with_what_to_do(tmp_path):
     assert result.exit_code == 2 and "Drop one of --api and --runtime" in result.output
 
 
-@pytest.mark.parametrize(("spec", "delegates"), [(OLD, False), ("ai-edge-litert==1.0.1", False), ("ai-edge-litert==1.4.0", True)])
+@pytest.mark.parametrize(
+    ("spec", "delegates"), [(OLD, False), ("ai-edge-litert==1.0.1", False), ("ai-edge-litert==1.4.0", True)]
+)
 def test_preserving_all_tensors_turns_xnnpack_off_on_old_runtimes(spec, delegates):
     """Why profile captures piece inputs on the installed runtime: the old ones would capture without XNNPACK at all."""
     content = fixtures_models.convert_example("where_cnn", "fp32").content
@@ -190,7 +219,10 @@ def test_an_op_code_the_runtime_does_not_know_is_named_with_its_nodes():
 
     d = diagnose(Artifact("as-given", oneop.one_op_model("STABLEHLO_COMPOSITE"), ()), target=target(OLD))
     assert d.not_loaded and "builtin_code out of range" in d.not_loaded
-    assert any(w.startswith("node(s) 0 STABLEHLO_COMPOSITE (builtin op code 206) is newer than pip tflite-runtime 2.14.0") for w in d.warnings), d.warnings
+    assert any(
+        w.startswith("node(s) 0 STABLEHLO_COMPOSITE (builtin op code 206) is newer than pip tflite-runtime 2.14.0")
+        for w in d.warnings
+    ), d.warnings
     from xnnfit.explain.diagnosis import Gates
 
     assert any("cannot load the model" in f for f in Gates().failures(d))
@@ -203,13 +235,17 @@ def test_the_html_report_says_the_runtime_and_what_blocks_loading(tmp_path):
     path = tmp_path / "sdpa.tflite"
     path.write_bytes(oneop.one_op_model("STABLEHLO_COMPOSITE"))
     page = render_html(api.check(str(path), runtime=f"{OLD},{targets.default().spec}"))
-    assert "recipe as-given · on tflite-runtime 2.14.0" in page and "tflite-runtime 2.14.0 cannot load this model" in page
+    assert (
+        "recipe as-given · on tflite-runtime 2.14.0" in page and "tflite-runtime 2.14.0 cannot load this model" in page
+    )
     assert "STABLEHLO_COMPOSITE (builtin op code 206)" in page and "--runtime all" in page
     assert page.count("<h2>recipe as-given") == 2
 
 
 def test_a_graph_with_a_dynamic_tensor_gets_no_xnnpack_on_2_14_and_says_why():
-    content = fixtures_models.convert(fixtures_models.load_example("dynamic_reshape").build(), "fp32", dynamic_batch=True).content
+    content = fixtures_models.convert(
+        fixtures_models.load_example("dynamic_reshape").build(), "fp32", dynamic_batch=True
+    ).content
     old = diagnose(_artifact(content), target=target(OLD))
     assert old.summary()["delegated"] == 0 and all("XNN051" in n.causes for n in old.observed)
     later = diagnose(_artifact(content), target=target("ai-edge-litert==1.0.1"))

@@ -21,10 +21,10 @@ import tensorflow as tf
 from keras import ops
 
 import fixtures_models
-from xnnfit.model.convert import framework_of
-from xnnfit.observe.delegation import observe
 from xnnfit.core.errors import SourceError
+from xnnfit.model.convert import framework_of
 from xnnfit.model.source import ModelSource
+from xnnfit.observe.delegation import observe
 
 
 def _one_line_error(fn, *args, **kwargs) -> str:
@@ -40,7 +40,13 @@ def _one_line_error(fn, *args, **kwargs) -> str:
 
 
 def test_parse_kinds(tmp_path):
-    for name, kind in [("m.keras", "keras"), ("m.h5", "h5"), ("m.HDF5", "h5"), ("m.tflite", "tflite"), ("m.lite", "tflite")]:
+    for name, kind in [
+        ("m.keras", "keras"),
+        ("m.h5", "h5"),
+        ("m.HDF5", "h5"),
+        ("m.tflite", "tflite"),
+        ("m.lite", "tflite"),
+    ]:
         (tmp_path / name).write_bytes(b"not empty")
         src = ModelSource.parse(str(tmp_path / name))
         assert (src.kind, src.path, src.function, src.trust) == (kind, tmp_path / name, None, False)
@@ -324,7 +330,9 @@ def test_cli_checks_a_trusted_lambda_file_and_refuses_an_untrusted_one(lambda_ki
     path = str(lambda_kinds[(kind, "keras")])
     res = _cli("check", path, "--trust-model", "-q")
     assert res.returncode == 0, res.stderr
-    assert f"{path} · fp32" in res.stdout and re.search(r"\n  \d+ nodes?[,:]", res.stdout), res.stdout  # the report's headline
+    assert f"{path} · fp32" in res.stdout and re.search(r"\n  \d+ nodes?[,:]", res.stdout), (
+        res.stdout
+    )  # the report's headline
     res = _cli("check", path, "-q")
     assert res.returncode == 2
     assert "--trust-model" in _error_line(res)
@@ -418,7 +426,11 @@ def test_tf_keras_file_loads_and_converts(tf_keras_files, fmt):
     assert type(model).__module__.startswith("tf_keras")
     conv = fixtures_models.convert(model)
     assert conv.framework == "tf_keras"
-    assert [(layer.name, layer.class_name) for layer in conv.layers] == [("k2", "Sequential"), ("d1", "Dense"), ("d2", "Dense")]  # the model itself first
+    assert [(layer.name, layer.class_name) for layer in conv.layers] == [
+        ("k2", "Sequential"),
+        ("d1", "Dense"),
+        ("d2", "Dense"),
+    ]  # the model itself first
     assert [n.op for n in observe(conv.content).primary] == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
 
 

@@ -61,7 +61,11 @@ def test_hint_names_the_pins_and_what_to_pass():
 
 # ----------------------------------------------------------------------------- same-shaped inputs, model limits
 
-BACKBONE = [("token_ids", (-1, -1), "int32", 1000), ("segment_ids", (-1, -1), "int32", 2), ("padding_mask", (-1, -1), "int32", 2)]
+BACKBONE = [
+    ("token_ids", (-1, -1), "int32", 1000),
+    ("segment_ids", (-1, -1), "int32", 2),
+    ("padding_mask", (-1, -1), "int32", 2),
+]
 SEQ_32 = (DimLimit(1, 32, "max_sequence_length", "bert_backbone"),)
 
 
@@ -116,7 +120,10 @@ def test_hint_names_one_input_per_group_and_says_the_others_follow():
     hint = dynamic_hint(specs)
     assert "segment_ids int32 [-1, -1] -> [1, 64] (axis 0 same as token_ids, axis 1 same as token_ids)" in hint
     assert "token_ids int32 [-1, -1] -> [1, 64] (axis 0 --input-shape, axis 1 --input-shape)" in hint
-    assert hint.endswith("Pass shapes the model accepts: --input-shape token_ids=1,N (segment_ids, padding_mask follow: same declared shape)")
+    assert hint.endswith(
+        "Pass shapes the model accepts: --input-shape token_ids=1,N (segment_ids, padding_mask "
+        "follow: same declared shape)"
+    )
     guessed, _ = ShapeRequest().pin_all(BACKBONE, limits=SEQ_32)
     assert "axis 1 max_sequence_length" in dynamic_hint(guessed)
     assert dynamic_hint(guessed).count("--input-shape ") == 1

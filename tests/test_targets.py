@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
 import pytest
 
 import fixtures_models
-from xnnfit.runtime import targets
-from xnnfit.observe.delegation import observe
 from xnnfit.core.errors import InputDataError, RuntimeFailure
-from xnnfit.kb.versions import CPU, DELEGATED, RuntimeKnowledge, knowledge, load
-from xnnfit.tflite.graph import read_model
 from xnnfit.explain.verdicts import NO_TABLE, node_verdicts
+from xnnfit.kb.versions import CPU, DELEGATED, RuntimeKnowledge, knowledge, load
+from xnnfit.observe.delegation import observe
+from xnnfit.runtime import targets
+from xnnfit.tflite.graph import read_model
 
 
 def test_the_installed_runtime_is_observed_in_process():
@@ -23,7 +22,9 @@ def test_the_installed_runtime_is_observed_in_process():
     assert targets.parse_many(None) == (targets.default(),)
 
 
-@pytest.mark.parametrize("spec", ["tflite-runtime==2.14.0", "ai-edge-litert==1.0.1", "ai_edge_litert==1.4.0", "ai-edge-litert-nightly"])
+@pytest.mark.parametrize(
+    "spec", ["tflite-runtime==2.14.0", "ai-edge-litert==1.0.1", "ai_edge_litert==1.4.0", "ai-edge-litert-nightly"]
+)
 def test_other_runtimes_need_a_venv(spec):
     t = targets.parse(spec)
     assert not t.in_process and t.python is None
@@ -37,7 +38,11 @@ def test_all_is_the_matrix_and_duplicates_go():
 
 @pytest.mark.parametrize(
     ("spec", "says"),
-    [("numpy==2.0", "is not a LiteRT/TFLite runtime wheel"), ("ai-edge-litert[extra]==1.0.1", "is not a LiteRT"), ("==1.0", "is not a pip requirement")],
+    [
+        ("numpy==2.0", "is not a LiteRT/TFLite runtime wheel"),
+        ("ai-edge-litert[extra]==1.0.1", "is not a LiteRT"),
+        ("==1.0", "is not a pip requirement"),
+    ],
 )
 def test_a_spec_that_is_not_a_runtime_is_refused_with_what_to_pass(spec, says):
     with pytest.raises(InputDataError, match=says) as info:
@@ -54,8 +59,12 @@ def _fake_python(tmp_path: Path, body: str) -> str:
 
 
 def test_a_runtime_that_crashes_natively_is_one_clear_error(tmp_path):
-    target = targets.Target("tflite-runtime==2.14.0", "tflite-runtime", "2.14.0", _fake_python(tmp_path, "kill -SEGV $$"))
-    with pytest.raises(RuntimeFailure, match=r"crashed \(SIGSEGV\) loading the model: that runtime cannot run this model"):
+    target = targets.Target(
+        "tflite-runtime==2.14.0", "tflite-runtime", "2.14.0", _fake_python(tmp_path, "kill -SEGV $$")
+    )
+    with pytest.raises(
+        RuntimeFailure, match=r"crashed \(SIGSEGV\) loading the model: that runtime cannot run this model"
+    ):
         targets.ops_details(target, b"not read", {})
 
 
@@ -66,13 +75,20 @@ def test_a_runtime_that_hangs_is_stopped(tmp_path):
 
 
 def test_a_runtime_that_fails_without_answering_says_its_last_line(tmp_path):
-    target = targets.Target("tflite-runtime==2.14.0", "tflite-runtime", "2.14.0", _fake_python(tmp_path, "echo 'ImportError: no tflite_runtime' >&2; exit 1"))
+    target = targets.Target(
+        "tflite-runtime==2.14.0",
+        "tflite-runtime",
+        "2.14.0",
+        _fake_python(tmp_path, "echo 'ImportError: no tflite_runtime' >&2; exit 1"),
+    )
     with pytest.raises(RuntimeFailure, match="ImportError: no tflite_runtime"):
         targets.ops_details(target, b"", {})
 
 
 def test_a_runtime_that_cannot_be_installed_leaves_nothing_behind(tmp_path):
-    with pytest.raises(RuntimeFailure, match=r"pip could not install ai-edge-litert==0\.0\.1 .*Check that the wheel exists"):
+    with pytest.raises(
+        RuntimeFailure, match=r"pip could not install ai-edge-litert==0\.0\.1 .*Check that the wheel exists"
+    ):
         targets.ensure(targets.parse("ai-edge-litert==0.0.1"), root=tmp_path)
     left = [p.name for p in (tmp_path / "runtimes").iterdir()]
     assert left == [targets.LOCK]
@@ -100,7 +116,9 @@ def test_a_runtime_without_a_table_explains_nothing(tmp_path):
     ours = node_verdicts(graph, observed, {})
     theirs = node_verdicts(graph, observed, {}, NO_TABLE)
     assert any(n.causes for n in ours), "the example should have explained CPU nodes on the installed runtime"
-    assert all(not n.causes for n in theirs) and sum(n.unexplained for n in theirs) == sum(n.delegated is False for n in ours)
+    assert all(not n.causes for n in theirs) and sum(n.unexplained for n in theirs) == sum(
+        n.delegated is False for n in ours
+    )
 
 
 def test_xnn050_is_never_given_on_the_installed_runtime():
@@ -110,15 +128,15 @@ def test_xnn050_is_never_given_on_the_installed_runtime():
 
 
 def test_a_killed_stage_takes_its_runtime_child_and_files_with_it(tmp_path):
-    import isolate_targets
     import subprocess
     import time
 
+    import isolate_targets
     from xnnfit.core.errors import IsolationError
     from xnnfit.core.isolate import run_isolated
 
     pid_file = tmp_path / "pid"
-    python = _fake_python(tmp_path, f"echo $$ > {pid_file}; echo \"$2\" > {tmp_path / 'request'}; exec sleep 60")
+    python = _fake_python(tmp_path, f'echo $$ > {pid_file}; echo "$2" > {tmp_path / "request"}; exec sleep 60')
     with pytest.raises(IsolationError, match="did not finish within 3 s"):
         run_isolated(isolate_targets.observe_on, python, what="checking on a hanging runtime", timeout=3)
     pid = int(pid_file.read_text())
@@ -136,5 +154,8 @@ def test_explain_says_on_which_runtimes_a_cause_holds():
     from xnnfit import api
 
     doc = api.explain("XNN035").causes[0]
-    assert dict(doc.runtimes)["tflite-runtime==2.14.0"] == "differs" and dict(doc.runtimes)["ai-edge-litert==1.0.1"] == "holds"
+    assert (
+        dict(doc.runtimes)["tflite-runtime==2.14.0"] == "differs"
+        and dict(doc.runtimes)["ai-edge-litert==1.0.1"] == "holds"
+    )
     assert dict(api.explain("XNN051").causes[0].runtimes)["tflite-runtime==2.14.0"] == "applies"

@@ -7,15 +7,15 @@ Keras model is converted.
 """
 
 from xnnfit.api import bench, check, compare, explain, fix, optimize, profile, quant
-from xnnfit.measure.bench import BenchResult, CompareResult
-from xnnfit.explain.diagnosis import CheckResult, Diagnosis
-from xnnfit.core.errors import XnnfitError
-from xnnfit.rewrite.fix import FixResult
-from xnnfit.ids import Explanation
 from xnnfit.choose.optimize import OptimizeResult
-from xnnfit.measure.profile import ProfileResult
 from xnnfit.choose.quant import QuantResult
+from xnnfit.core.errors import XnnfitError
 from xnnfit.core.version import __version__
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis
+from xnnfit.ids import Explanation
+from xnnfit.measure.bench import BenchResult, CompareResult
+from xnnfit.measure.profile import ProfileResult
+from xnnfit.rewrite.fix import FixResult
 
 __all__ = [
     "BenchResult",

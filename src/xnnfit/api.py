@@ -17,23 +17,16 @@ the caller. Every run on the LiteRT runtime happens in a child process.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from xnnfit import kb
-from xnnfit.measure.bench import APIS, COMPILED, INTERPRETER, BenchResult, BenchRun, CompareResult, bench_stage, compare_stage, parse_threads
-from xnnfit.model.convert import ConvertOptions
-from xnnfit.explain.diagnosis import CheckResult, Diagnosis
-from xnnfit.core.errors import XnnfitError
-from xnnfit.runtime import targets
-from xnnfit.core.files import check_output_path, write_file
-from xnnfit.rewrite.engine import select_rules
-from xnnfit.rewrite.fix import FixResult
-from xnnfit.stages import check_stage, check_targets_stage, fix_stage
-from xnnfit.ids import CauseDoc, Explanation
-from xnnfit.core.isolate import run_isolated
 from xnnfit.choose.optimize import OptimizeResult, run_optimize
-from xnnfit.runner import Progress, materialize, per_recipe, recipes_for
+from xnnfit.choose.quant import DEFAULT_RECIPES, QuantResult, run_sweep
+from xnnfit.core.errors import XnnfitError
+from xnnfit.core.files import check_output_path, write_file
+from xnnfit.core.isolate import run_isolated
 from xnnfit.core.policy import (
     BENCH_RUNS,
     BENCH_WARMUP,
@@ -44,13 +37,31 @@ from xnnfit.core.policy import (
     PROFILE_WARMUP,
     VerifyPolicy,
 )
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis
+from xnnfit.ids import CauseDoc, Explanation
+from xnnfit.measure.bench import (
+    APIS,
+    COMPILED,
+    INTERPRETER,
+    BenchResult,
+    BenchRun,
+    CompareResult,
+    bench_stage,
+    compare_stage,
+    parse_threads,
+)
 from xnnfit.measure.profile import ProfileResult, profile_stage
+from xnnfit.model.convert import ConvertOptions
 from xnnfit.model.recipes import FP32, ConversionRecipe, parse_recipes
-from xnnfit.runtime.interpreter import runtime_versions
 from xnnfit.model.source import ModelSource
 from xnnfit.model.specs import ShapeRequest, parse_input_shapes
+from xnnfit.rewrite.engine import select_rules
+from xnnfit.rewrite.fix import FixResult
+from xnnfit.runner import Progress, materialize, per_recipe, recipes_for
+from xnnfit.runtime import targets
+from xnnfit.runtime.interpreter import runtime_versions
 from xnnfit.runtime.targets import Target
-from xnnfit.choose.quant import DEFAULT_RECIPES, QuantResult, run_sweep
+from xnnfit.stages import check_stage, check_targets_stage, fix_stage
 
 RuntimeSpec = str | Sequence[str] | None
 Recipes = str | ConversionRecipe | Iterable[str | ConversionRecipe] | None
@@ -67,15 +78,35 @@ def _options(batch: int, dynamic_batch: bool, input_shape: InputShapes, calibrat
     return ConvertOptions(ShapeRequest(batch, dynamic_batch, parse_input_shapes(input_shape)), calibration)
 
 
-def _per_model(result_type, model: Any, recipe: Recipes, stage, failed, label: str, common: dict, run_model: bool = True, **stage_kwargs: Any):
+def _per_model(
+    result_type,
+    model: Any,
+    recipe: Recipes,
+    stage,
+    failed,
+    label: str,
+    common: dict,
+    run_model: bool = True,
+    **stage_kwargs: Any,
+):
     """Run `stage` for every recipe of `model` (pipeline.per_recipe) and wrap the results in `result_type`."""
     source = _source(model, common["trust_model"])
     options = _options(common["batch"], common["dynamic_batch"], common["input_shape"], common["calibration"])
     results = per_recipe(
-        source, parse_recipes(recipe), stage, failed, options=options, timeout=common["timeout"], label=label,
-        on_progress=common["on_progress"], run_model=run_model, **stage_kwargs,
+        source,
+        parse_recipes(recipe),
+        stage,
+        failed,
+        options=options,
+        timeout=common["timeout"],
+        label=label,
+        on_progress=common["on_progress"],
+        run_model=run_model,
+        **stage_kwargs,
     )
-    flat = tuple(r for item in results for r in (item if isinstance(item, tuple) else (item,)))  # one per runtime target
+    flat = tuple(
+        r for item in results for r in (item if isinstance(item, tuple) else (item,))
+    )  # one per runtime target
     return result_type(source.display, source.kind, flat, runtime_versions())
 
 
@@ -87,14 +118,24 @@ def runtime_targets(runtime: RuntimeSpec, on_progress: Progress | None = None) -
 def _one_target(runtime: RuntimeSpec, command: str, on_progress: Progress | None) -> Target | None:
     found = runtime_targets(runtime, on_progress) if runtime else ()
     if len(found) > 1:
-        raise XnnfitError(f"{command} times on one runtime, got --runtime {runtime!r}. Pass one, e.g. --runtime tflite-runtime==2.14.0 "
-                          f"(xnnfit check takes several).")
+        raise XnnfitError(
+            f"{command} times on one runtime, got --runtime {runtime!r}. Pass one, e.g. --runtime "
+            "tflite-runtime==2.14.0 "
+            f"(xnnfit check takes several)."
+        )
     return found[0] if found and not found[0].in_process else None
 
 
 def _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress) -> dict:
-    return {"batch": batch, "dynamic_batch": dynamic_batch, "input_shape": input_shape, "calibration": calibration,
-            "trust_model": trust_model, "timeout": timeout, "on_progress": on_progress}
+    return {
+        "batch": batch,
+        "dynamic_batch": dynamic_batch,
+        "input_shape": input_shape,
+        "calibration": calibration,
+        "trust_model": trust_model,
+        "timeout": timeout,
+        "on_progress": on_progress,
+    }
 
 
 def check(
@@ -123,10 +164,29 @@ def check(
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
     if runtime:
         found = runtime_targets(runtime, on_progress)
-        return _per_model(CheckResult, model, recipe, check_targets_stage, Diagnosis.failed, "running in LiteRT", common, run_model=not predict,
-                          predict_only=predict, targets=found)
-    return _per_model(CheckResult, model, recipe, check_stage, Diagnosis.failed, "running in LiteRT", common, run_model=not predict,
-                      predict_only=predict)
+        return _per_model(
+            CheckResult,
+            model,
+            recipe,
+            check_targets_stage,
+            Diagnosis.failed,
+            "running in LiteRT",
+            common,
+            run_model=not predict,
+            predict_only=predict,
+            targets=found,
+        )
+    return _per_model(
+        CheckResult,
+        model,
+        recipe,
+        check_stage,
+        Diagnosis.failed,
+        "running in LiteRT",
+        common,
+        run_model=not predict,
+        predict_only=predict,
+    )
 
 
 def profile(
@@ -149,11 +209,23 @@ def profile(
     """check() plus the time of every XNNPACK partition, every CPU node and every Keras layer's fallbacks (on `runtime`, if given)."""
     counts = parse_threads(threads)
     if len(counts) != 1:
-        raise XnnfitError(f"profile times at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 1.")
+        raise XnnfitError(
+            f"profile times at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 1."
+        )
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
     target = _one_target(runtime, "profile", on_progress)
     return _per_model(
-        ProfileResult, model, recipe, profile_stage, Diagnosis.failed, "profiling", common, threads=counts[0], runs=runs, warmup=warmup, data=data,
+        ProfileResult,
+        model,
+        recipe,
+        profile_stage,
+        Diagnosis.failed,
+        "profiling",
+        common,
+        threads=counts[0],
+        runs=runs,
+        warmup=warmup,
+        data=data,
         target=target,
     )
 
@@ -187,9 +259,25 @@ def bench(
     common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
     target = _one_target(runtime, "bench", on_progress)
     if target is not None and api == COMPILED:
-        raise XnnfitError(f"--api compiled times the installed ai-edge-litert's CompiledModel, not {target.spec}. Drop one of --api and --runtime.")
-    return _per_model(BenchResult, model, recipe, bench_stage, BenchRun.failed, "timing", common, threads=counts, runs=runs, warmup=warmup, data=data,
-                      target=target, compiled=api == COMPILED)
+        raise XnnfitError(
+            f"--api compiled times the installed ai-edge-litert's CompiledModel, not {target.spec}. "
+            "Drop one of --api and --runtime."
+        )
+    return _per_model(
+        BenchResult,
+        model,
+        recipe,
+        bench_stage,
+        BenchRun.failed,
+        "timing",
+        common,
+        threads=counts,
+        runs=runs,
+        warmup=warmup,
+        data=data,
+        target=target,
+        compiled=api == COMPILED,
+    )
 
 
 def compare(
@@ -225,7 +313,16 @@ def compare(
             artifacts.append((source.display, materialize(source, r, options, timeout=timeout)))
     if on_progress:
         on_progress(f"timing {len(artifacts)} models together")
-    result = run_isolated(compare_stage, tuple(artifacts), threads=counts, runs=runs, warmup=warmup, data=data, what="timing the models together", timeout=timeout)
+    result = run_isolated(
+        compare_stage,
+        tuple(artifacts),
+        threads=counts,
+        runs=runs,
+        warmup=warmup,
+        data=data,
+        what="timing the models together",
+        timeout=timeout,
+    )
     return dataclasses.replace(result, versions=runtime_versions())
 
 
@@ -263,9 +360,20 @@ def fix(
     if len(chosen) != 1:
         raise XnnfitError(f"fix takes one recipe, got {', '.join(r.name for r in chosen)}. Run it once per recipe.")
     return _run_fix(
-        _source(model, trust_model), output, recipe=chosen[0], options=_options(batch, dynamic_batch, input_shape, calibration),
-        rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs, policy=policy, timeout=timeout,
-        on_progress=on_progress, sides=sides,
+        _source(model, trust_model),
+        output,
+        recipe=chosen[0],
+        options=_options(batch, dynamic_batch, input_shape, calibration),
+        rules=rules,
+        exclude=exclude,
+        dry_run=dry_run,
+        force=force,
+        force_write=force_write,
+        runs=runs,
+        policy=policy,
+        timeout=timeout,
+        on_progress=on_progress,
+        sides=sides,
     )
 
 
@@ -293,8 +401,14 @@ def quant(
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
     source = _source(model, trust_model)
     result = run_sweep(
-        source, parse_recipes(recipe, default=DEFAULT_RECIPES), _options(batch, False, input_shape, calibration),
-        eval_data=eval_data, max_error=max_error, runs=runs, timeout=timeout, on_progress=on_progress,
+        source,
+        parse_recipes(recipe, default=DEFAULT_RECIPES),
+        _options(batch, False, input_shape, calibration),
+        eval_data=eval_data,
+        max_error=max_error,
+        runs=runs,
+        timeout=timeout,
+        on_progress=on_progress,
     )
     if output_dir is not None:
         result.save(output_dir, stem=source.path.stem if source.path is not None else "model", force=force)
@@ -329,11 +443,23 @@ def optimize(
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
     counts = parse_threads(threads)
     if len(counts) != 1:
-        raise XnnfitError(f"optimize races the candidates at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 4.")
+        raise XnnfitError(
+            f"optimize races the candidates at one thread count, got threads={threads!r}. Pass one "
+            "value, e.g. --threads 4."
+        )
     return run_optimize(
-        _source(model, trust_model), parse_recipes(recipe, default=DEFAULT_RECIPES), _options(batch, False, input_shape, calibration),
-        output=output, keep_all=keep_all, force=force, eval_data=eval_data, max_error=max_error, threads=counts[0], runs=runs,
-        timeout=timeout, on_progress=on_progress,
+        _source(model, trust_model),
+        parse_recipes(recipe, default=DEFAULT_RECIPES),
+        _options(batch, False, input_shape, calibration),
+        output=output,
+        keep_all=keep_all,
+        force=force,
+        eval_data=eval_data,
+        max_error=max_error,
+        threads=counts[0],
+        runs=runs,
+        timeout=timeout,
+        on_progress=on_progress,
     )
 
 
@@ -399,12 +525,29 @@ def _run_fix(
     if sides:
         step("rewriting, verifying and profiling before and after")
     done = run_isolated(
-        fix_stage, artifact, reference=reference, rules=chosen, dry_run=dry_run, runs=runs, policy=policy, sides=sides,
-        what=f"fixing {artifact.what}", timeout=timeout,
+        fix_stage,
+        artifact,
+        reference=reference,
+        rules=chosen,
+        dry_run=dry_run,
+        runs=runs,
+        policy=policy,
+        sides=sides,
+        what=f"fixing {artifact.what}",
+        timeout=timeout,
     )
     rewrite, hints = done[:2]
     result = FixResult(
-        source.display, source.kind, artifact.recipe, rewrite, artifact.specs, None, dry_run, hints, runtime_versions(), done[2] if sides else ()
+        source.display,
+        source.kind,
+        artifact.recipe,
+        rewrite,
+        artifact.specs,
+        None,
+        dry_run,
+        hints,
+        runtime_versions(),
+        done[2] if sides else (),
     )
     if path is not None and (result.changed or force_write):
         write_file(path, result.content, force=force, flag="-o")

@@ -10,56 +10,131 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Annotated, Callable, Iterable, Iterator, Optional
+from collections.abc import Callable, Iterable, Iterator
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from xnnfit import api
-from xnnfit.explain.diagnosis import Gates, short_runtime
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import CACHE_ENV, Output, check_outputs, run_scope
 from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT, PROFILE_RUNS
+from xnnfit.core.version import __version__
+from xnnfit.explain.diagnosis import Gates, short_runtime
 from xnnfit.report import terminal
 from xnnfit.report.json import write_json
-from xnnfit.core.version import __version__
 
 EXIT_GATE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `kill PID` (systemd, Kubernetes, CI runners), a closed terminal
+STOP_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+)  # Ctrl-C, `kill PID` (systemd, Kubernetes, CI runners), a closed terminal
 MODEL_HELP = ".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"
 
 # --- options shared by the commands (one declaration each) ----------------------------
 Model = Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP)]
-Recipe = Annotated[Optional[list[str]], typer.Option("--recipe", "-r", metavar="R", help="fp32, fp16, dynamic-int8, int8, int16x8, int8+float-ops, dynamic-int8+float-dw (comma-separated or repeated; 'all'). Ignored for a .tflite.")]
+Recipe = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--recipe",
+        "-r",
+        metavar="R",
+        help="fp32, fp16, dynamic-int8, int8, int16x8, int8+float-ops, dynamic-int8+float-dw "
+        "(comma-separated or repeated; 'all'). Ignored for a .tflite.",
+    ),
+]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Batch size a dynamic batch dimension is pinned to.")]
-DynamicBatch = Annotated[bool, typer.Option("--dynamic-batch", help="Keep the batch dimension dynamic, as many users ship it.")]
-InputShape = Annotated[Optional[list[str]], typer.Option("--input-shape", metavar="NAME=D,..", help="Pin an input's dynamic dimensions: NAME=1,128 (repeatable; .tflite files too).")]
-Calibration = Annotated[Optional[str], typer.Option("--calibration", metavar="FILE", help=".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0).")]
-Trust = Annotated[bool, typer.Option("--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers).")]
-Json = Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write the machine-readable result to FILE (atomically).")]
-Html = Annotated[Optional[str], typer.Option("--html", metavar="FILE", help="Write a self-contained HTML report to FILE (no network needed to view it).")]
-Trace = Annotated[Optional[str], typer.Option("--trace", metavar="FILE", help="Write a Chrome trace-event JSON (open it in ui.perfetto.dev).")]
-Explorer = Annotated[Optional[str], typer.Option("--model-explorer", metavar="FILE", help="Write Model Explorer node-data overlays (delegation; latency when profiled).")]
-Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds allowed per conversion or run before it is stopped.")]
+DynamicBatch = Annotated[
+    bool, typer.Option("--dynamic-batch", help="Keep the batch dimension dynamic, as many users ship it.")
+]
+InputShape = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input-shape",
+        metavar="NAME=D,..",
+        help="Pin an input's dynamic dimensions: NAME=1,128 (repeatable; .tflite files too).",
+    ),
+]
+Calibration = Annotated[
+    str | None,
+    typer.Option(
+        "--calibration",
+        metavar="FILE",
+        help=".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0).",
+    ),
+]
+Trust = Annotated[
+    bool, typer.Option("--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers).")
+]
+Json = Annotated[
+    str | None,
+    typer.Option("--json", metavar="FILE", help="Write the machine-readable result to FILE (atomically)."),
+]
+Html = Annotated[
+    str | None,
+    typer.Option(
+        "--html", metavar="FILE", help="Write a self-contained HTML report to FILE (no network needed to view it)."
+    ),
+]
+Trace = Annotated[
+    str | None,
+    typer.Option("--trace", metavar="FILE", help="Write a Chrome trace-event JSON (open it in ui.perfetto.dev)."),
+]
+Explorer = Annotated[
+    str | None,
+    typer.Option(
+        "--model-explorer",
+        metavar="FILE",
+        help="Write Model Explorer node-data overlays (delegation; latency when profiled).",
+    ),
+]
+Timeout = Annotated[
+    float, typer.Option("--timeout", min=1.0, help="Seconds allowed per conversion or run before it is stopped.")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime log and tracebacks on errors.")]
 Threads = Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread counts, comma-separated (e.g. 1,2,4).")]
 Runs = Annotated[int, typer.Option("--runs", min=1, help="Timed runs per measurement (interleaved).")]
 RuntimeOpt = Annotated[
-    Optional[str],
-    typer.Option("--runtime", metavar="SPEC", help="The runtime the app ships, as a pip requirement (tflite-runtime==2.14.0, ai-edge-litert==1.4.0): "
-                 "installed on first use into its own venv under the cache folder and observed there (default: the installed ai-edge-litert)."),
+    str | None,
+    typer.Option(
+        "--runtime",
+        metavar="SPEC",
+        help="The runtime the app ships, as a pip requirement (tflite-runtime==2.14.0, ai-edge-litert==1.4.0): "
+        "installed on first use into its own venv under the cache folder and observed there "
+        "(default: the installed ai-edge-litert).",
+    ),
 ]
 Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")]
-Data = Annotated[Optional[str], typer.Option("--data", metavar="FILE", help=".npz with one array per input (first sample is used); default: seeded random.")]
-MaxMemory = Annotated[
-    Optional[str],
-    typer.Option("--max-memory", metavar="SIZE", help="Memory a model's run may take (8G, 512M; default: a quarter of the free memory). Larger models are refused before anything is allocated."),
+Data = Annotated[
+    str | None,
+    typer.Option(
+        "--data", metavar="FILE", help=".npz with one array per input (first sample is used); default: seeded random."
+    ),
 ]
-Force = Annotated[bool, typer.Option("--force", help="Replace output files that exist (never an input, never a device, FIFO or socket).")]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        metavar="SIZE",
+        help="Memory a model's run may take (8G, 512M; default: a quarter of the free memory). Larger "
+        "models are refused before anything is allocated.",
+    ),
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Replace output files that exist (never an input, never a device, FIFO or socket)."),
+]
 CacheDir = Annotated[
-    Optional[str],
-    typer.Option("--cache-dir", metavar="DIR", help=f"Where xnnfit keeps its caches: batch results and --runtime venvs (default: ${CACHE_ENV}, else the user cache folder)."),
+    str | None,
+    typer.Option(
+        "--cache-dir",
+        metavar="DIR",
+        help="Where xnnfit keeps its caches: batch results and --runtime venvs (default: "
+        f"${CACHE_ENV}, else the user cache folder).",
+    ),
 ]
 
 app = typer.Typer(
@@ -113,7 +188,9 @@ def _on_second_signal(signum: int, frame: object) -> None:
 
 def _install_signal_handlers() -> None:
     for s in STOP_SIGNALS:
-        with contextlib.suppress(ValueError, OSError):  # not the main thread (an embedding app): leave its handlers alone
+        with contextlib.suppress(
+            ValueError, OSError
+        ):  # not the main thread (an embedding app): leave its handlers alone
             signal.signal(s, _on_stop_signal)
 
 
@@ -132,7 +209,10 @@ def _errors(debug: bool) -> Iterator[None]:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         name = signal.Signals(signum).name
         what = f" while {_doing['what']}" if _doing["what"] else ""
-        err.print(f"interrupted ({name}){what}: every child process was stopped and its temporary files removed; no output was written")
+        err.print(
+            f"interrupted ({name}){what}: every child process was stopped and its temporary files "
+            "removed; no output was written"
+        )
         raise typer.Exit(128 + signum) from None
 
 
@@ -172,7 +252,8 @@ def _warn_threads(counts: Iterable[int]) -> None:
     over = sorted({n for n in counts if n > cores})
     if over:
         err.print(
-            f"[yellow]warning[/]: --threads {','.join(map(str, over))} is more than this machine's {cores} cores: the threads wait for "
+            f"[yellow]warning[/]: --threads {','.join(map(str, over))} is more than this machine's "
+            f"{cores} cores: the threads wait for "
             f"each other and the timings oversubscribe. Pass at most {cores}, or time on the target device."
         )
 
@@ -200,8 +281,16 @@ def _progress(quiet: bool, title: str, total: int | None = None) -> Iterator[Cal
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task(title, total=total)
+
         def advance(step: str) -> None:
             _doing["what"] = f"{title}: {step}"
             bar.update(task, advance=1, description=f"{title}: {step}")
@@ -209,12 +298,25 @@ def _progress(quiet: bool, title: str, total: int | None = None) -> Iterator[Cal
         yield advance
 
 
-def _report_outputs(json_path: str | None, html: str | None = None, trace: str | None = None, explorer: str | None = None) -> list[Output]:
-    return [Output("--json", json_path), Output("--html", html), Output("--trace", trace), Output("--model-explorer", explorer)]
+def _report_outputs(
+    json_path: str | None, html: str | None = None, trace: str | None = None, explorer: str | None = None
+) -> list[Output]:
+    return [
+        Output("--json", json_path),
+        Output("--html", html),
+        Output("--trace", trace),
+        Output("--model-explorer", explorer),
+    ]
 
 
 def _write(
-    result, json_path: str | None, html: str | None = None, trace: str | None = None, explorer: str | None = None, *, force: bool = False
+    result,
+    json_path: str | None,
+    html: str | None = None,
+    trace: str | None = None,
+    explorer: str | None = None,
+    *,
+    force: bool = False,
 ) -> None:
     """Every file output the user asked for, each written atomically under the output policy."""
     if json_path:
@@ -234,8 +336,16 @@ def _write(
             terminal.render_written(err, path)
 
 
-def _shared(batch: int, input_shape: list[str] | None, calibration: str | None, trust_model: bool, timeout: float) -> dict:
-    return {"batch": batch, "input_shape": input_shape or [], "calibration": calibration, "trust_model": trust_model, "timeout": timeout}
+def _shared(
+    batch: int, input_shape: list[str] | None, calibration: str | None, trust_model: bool, timeout: float
+) -> dict:
+    return {
+        "batch": batch,
+        "input_shape": input_shape or [],
+        "calibration": calibration,
+        "trust_model": trust_model,
+        "timeout": timeout,
+    }
 
 
 def _version(value: bool) -> None:
@@ -246,7 +356,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """xnnfit: runtime-true XNNPACK delegation diagnosis for Keras and TFLite models."""
 
@@ -259,14 +371,40 @@ def main_options(
 )
 def optimize(
     model: Model,
-    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="OUT", help="Where to write the chosen .tflite (never the input).")] = None,
-    recipe: Annotated[Optional[list[str]], typer.Option("--recipe", "--recipes", "-r", metavar="R", help="Recipes to try (default: all, mixed ones included).")] = None,
-    keep_all: Annotated[Optional[str], typer.Option("--keep-all", metavar="DIR", help="Also write every candidate to DIR.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT, --json/--html and files in --keep-all if they exist (never an input, never a device).")] = False,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", metavar="OUT", help="Where to write the chosen .tflite (never the input)."),
+    ] = None,
+    recipe: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipe", "--recipes", "-r", metavar="R", help="Recipes to try (default: all, mixed ones included)."
+        ),
+    ] = None,
+    keep_all: Annotated[
+        str | None, typer.Option("--keep-all", metavar="DIR", help="Also write every candidate to DIR.")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace OUT, --json/--html and files in --keep-all if they exist (never an input, never a device).",
+        ),
+    ] = False,
     calibration: Calibration = None,
-    eval_data: Annotated[Optional[str], typer.Option("--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random).")] = None,
-    max_error: Annotated[float, typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%).")] = DEFAULT_MAX_ERROR,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="Thread count the candidates are raced at (the app's).")] = 1,
+    eval_data: Annotated[
+        str | None,
+        typer.Option(
+            "--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random)."
+        ),
+    ] = None,
+    max_error: Annotated[
+        float,
+        typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%)."),
+    ] = DEFAULT_MAX_ERROR,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="Thread count the candidates are raced at (the app's).")
+    ] = 1,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per comparison (interleaved).")] = BENCH_RUNS,
     batch: Batch = 1,
     input_shape: InputShape = None,
@@ -279,8 +417,8 @@ def optimize(
     debug: Debug = False,
 ) -> None:
     """The main job: convert with every recipe, fix each, race them, and write the fastest model within the error budget."""
-    from xnnfit.model.recipes import parse_recipes
     from xnnfit.choose.quant import DEFAULT_RECIPES
+    from xnnfit.model.recipes import parse_recipes
 
     with _errors(debug):
         _use_max_memory(max_memory)
@@ -294,15 +432,32 @@ def optimize(
         from xnnfit.model.artifact import AS_GIVEN
 
         stem = Path(_input_path(model)).stem
-        recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else list(dict.fromkeys(("fp32", *(r.name for r in chosen))))
+        recipes = (
+            [AS_GIVEN]
+            if model.endswith((".tflite", ".lite"))
+            else list(dict.fromkeys(("fp32", *(r.name for r in chosen))))
+        )
         kept = tuple(f"{stem}.{r}{fixed}.tflite" for r in recipes for fixed in ("", ".fixed"))
-        outputs = [Output("-o", output), Output("--keep-all", keep_all, folder=True, names=kept), *_report_outputs(json_path, html)]
+        outputs = [
+            Output("-o", output),
+            Output("--keep-all", keep_all, folder=True, names=kept),
+            *_report_outputs(json_path, html),
+        ]
         with _guarded(force, inputs, outputs):
             steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and fix each recipe, then one race
             with _progress(quiet, f"optimizing {model}", steps) as step:
                 result = api.optimize(
-                    model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data, max_error=max_error, threads=threads,
-                    runs=runs, on_progress=step, **_shared(batch, input_shape, calibration, trust_model, timeout),
+                    model,
+                    output,
+                    recipe=chosen,
+                    keep_all=keep_all,
+                    force=force,
+                    eval_data=eval_data,
+                    max_error=max_error,
+                    threads=threads,
+                    runs=runs,
+                    on_progress=step,
+                    **_shared(batch, input_shape, calibration, trust_model, timeout),
                 )
             terminal.render_optimize(out, result)
             _write(result, json_path, html, force=force)
@@ -324,7 +479,10 @@ def optimize(
   xnnfit check 'models/**/*.tflite' --write-baseline base.json --backend ray"""
 )
 def check(
-    models: Annotated[Optional[list[str]], typer.Argument(metavar="MODEL...", help=MODEL_HELP + "; folders (every model inside) and globs for a batch")] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="MODEL...", help=MODEL_HELP + "; folders (every model inside) and globs for a batch"),
+    ] = None,
     recipe: Recipe = None,
     batch: Batch = 1,
     dynamic_batch: DynamicBatch = False,
@@ -334,31 +492,102 @@ def check(
     json_path: Json = None,
     html: Html = None,
     explorer: Explorer = None,
-    fail_on_fallback: Annotated[bool, typer.Option("--fail-on-fallback", help="Exit 1 if any node runs on CPU kernels.")] = False,
-    max_partitions: Annotated[Optional[int], typer.Option("--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions.")] = None,
-    min_delegated: Annotated[Optional[float], typer.Option("--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK.")] = None,
+    fail_on_fallback: Annotated[
+        bool, typer.Option("--fail-on-fallback", help="Exit 1 if any node runs on CPU kernels.")
+    ] = False,
+    max_partitions: Annotated[
+        int | None, typer.Option("--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions.")
+    ] = None,
+    min_delegated: Annotated[
+        float | None,
+        typer.Option("--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK."),
+    ] = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     max_memory: MaxMemory = None,
     all_nodes: Annotated[bool, typer.Option("--all-nodes", help="Also list every node with its verdict.")] = False,
-    profile: Annotated[bool, typer.Option("--profile", help="Also time every partition and CPU node (see `xnnfit profile`).")] = False,
-    runs: Annotated[Optional[int], typer.Option("--runs", min=1, help=f"Timed runs per piece with --profile (default {PROFILE_RUNS}).")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", metavar="FILE", help=".npz with one array per input, fed when timing with --profile (default: seeded random).")] = None,
-    predict: Annotated[bool, typer.Option("--predict", help="Verdicts from the knowledge base, without building an interpreter (automatic when the runtime cannot load the model).")] = False,
-    runtime: Annotated[Optional[str], typer.Option("--runtime", metavar="SPEC", help="The runtime(s) the app ships: a pip requirement (tflite-runtime==2.14.0), several comma-separated, or 'all' for the matrix; each installed on first use into its own venv under the cache folder.")] = None,
-    manifest: Annotated[Optional[str], typer.Option("--manifest", metavar="FILE", help="TOML: per model its recipes, input shapes, calibration and budgets.")] = None,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="(model, recipe) jobs run at once in a batch (default: CPU cores).")] = None,
-    junit: Annotated[Optional[str], typer.Option("--junit", metavar="FILE", help="JUnit XML: a testcase per model x recipe.")] = None,
-    sarif: Annotated[Optional[str], typer.Option("--sarif", metavar="FILE", help="SARIF 2.1.0 for code-scanning UIs.")] = None,
-    markdown: Annotated[Optional[str], typer.Option("--markdown", metavar="FILE", help="A Markdown table for a merge-request comment.")] = None,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", metavar="FILE", help="Compare with an earlier --write-baseline: regressions exit 1.")] = None,
-    write_baseline: Annotated[Optional[str], typer.Option("--write-baseline", metavar="FILE", help="Store this batch as the baseline.")] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Also time every partition and CPU node (see `xnnfit profile`).")
+    ] = False,
+    runs: Annotated[
+        int | None,
+        typer.Option("--runs", min=1, help=f"Timed runs per piece with --profile (default {PROFILE_RUNS})."),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help=".npz with one array per input, fed when timing with --profile (default: seeded random).",
+        ),
+    ] = None,
+    predict: Annotated[
+        bool,
+        typer.Option(
+            "--predict",
+            help="Verdicts from the knowledge base, without building an interpreter (automatic when the "
+            "runtime cannot load the model).",
+        ),
+    ] = False,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            metavar="SPEC",
+            help="The runtime(s) the app ships: a pip requirement (tflite-runtime==2.14.0), several "
+            "comma-separated, or 'all' for the matrix; each installed on first use into its own venv "
+            "under the cache folder.",
+        ),
+    ] = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            "--manifest", metavar="FILE", help="TOML: per model its recipes, input shapes, calibration and budgets."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="(model, recipe) jobs run at once in a batch (default: CPU cores)."),
+    ] = None,
+    junit: Annotated[
+        str | None, typer.Option("--junit", metavar="FILE", help="JUnit XML: a testcase per model x recipe.")
+    ] = None,
+    sarif: Annotated[
+        str | None, typer.Option("--sarif", metavar="FILE", help="SARIF 2.1.0 for code-scanning UIs.")
+    ] = None,
+    markdown: Annotated[
+        str | None, typer.Option("--markdown", metavar="FILE", help="A Markdown table for a merge-request comment.")
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline", metavar="FILE", help="Compare with an earlier --write-baseline: regressions exit 1."
+        ),
+    ] = None,
+    write_baseline: Annotated[
+        str | None, typer.Option("--write-baseline", metavar="FILE", help="Store this batch as the baseline.")
+    ] = None,
     cache_dir: CacheDir = None,
     force: Force = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every job of a batch.")] = False,
-    details: Annotated[bool, typer.Option("--details", help="In a batch, also print each model's full report.")] = False,
-    bench: Annotated[bool, typer.Option("--bench", help="In a batch, also time each job (one at a time) so --baseline catches slowdowns.")] = False,
-    backend: Annotated[str, typer.Option("--backend", metavar="local|ray", help="Where batch jobs run: local child processes, or Ray tasks (extra xnnfit[ray]).")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", metavar="ADDR", help="An existing Ray cluster (default: start a local one).")] = None,
+    details: Annotated[
+        bool, typer.Option("--details", help="In a batch, also print each model's full report.")
+    ] = False,
+    bench: Annotated[
+        bool,
+        typer.Option("--bench", help="In a batch, also time each job (one at a time) so --baseline catches slowdowns."),
+    ] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="local|ray",
+            help="Where batch jobs run: local child processes, or Ray tasks (extra xnnfit[ray]).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", metavar="ADDR", help="An existing Ray cluster (default: start a local one)."),
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -373,25 +602,63 @@ def check(
         if not profile:
             for flag, value in (("--data", data), ("--runs", runs)):
                 if value is not None:
-                    raise XnnfitError(f"{flag} is used only when timing: check without --profile runs no data and times nothing. Add --profile, or drop {flag}.")
+                    raise XnnfitError(
+                        f"{flag} is used only when timing: check without --profile runs no data and times "
+                        f"nothing. Add --profile, or drop {flag}."
+                    )
         names = batches.expand(models or []) if models else []
         if not names and not manifest:
             raise XnnfitError("no model. Pass MODEL..., a folder or glob, or --manifest FILE.")
-        batch_mode = bool(manifest or jobs or junit or sarif or markdown or baseline or write_baseline or bench or backend != "local") or len(names) != len(models or []) or len(names) > 1
+        batch_mode = (
+            bool(
+                manifest
+                or jobs
+                or junit
+                or sarif
+                or markdown
+                or baseline
+                or write_baseline
+                or bench
+                or backend != "local"
+            )
+            or len(names) != len(models or [])
+            or len(names) > 1
+        )
         if runtime:
             from xnnfit.runtime import targets as runtime_targets
 
             if batch_mode and len(runtime_targets.parse_many(runtime)) > 1:
-                raise XnnfitError(f"a batch is checked on one runtime, got --runtime {runtime!r}. Pass one SPEC, or check one model with --runtime all.")
+                raise XnnfitError(
+                    f"a batch is checked on one runtime, got --runtime {runtime!r}. Pass one SPEC, or check "
+                    "one model with --runtime all."
+                )
         if batch_mode:
             for flag, value in (("--html", html), ("--model-explorer", explorer), ("--profile", profile)):
                 if value:
                     raise XnnfitError(f"{flag} takes one model, got a batch. Run xnnfit check once per model for it.")
             code = _check_batch(
-                names, manifest, recipe, gates, jobs,
-                _shared(batch, input_shape, calibration, trust_model, timeout) | {"dynamic_batch": dynamic_batch, "predict": predict} | ({"runtime": runtime} if runtime else {}),
-                json_path, junit, sarif, markdown, baseline, write_baseline, None if no_cache else cache_dir or "", details, quiet, debug,
-                backend, ray_address, BENCH_RUNS if bench else 0, force,
+                names,
+                manifest,
+                recipe,
+                gates,
+                jobs,
+                _shared(batch, input_shape, calibration, trust_model, timeout)
+                | {"dynamic_batch": dynamic_batch, "predict": predict}
+                | ({"runtime": runtime} if runtime else {}),
+                json_path,
+                junit,
+                sarif,
+                markdown,
+                baseline,
+                write_baseline,
+                None if no_cache else cache_dir or "",
+                details,
+                quiet,
+                debug,
+                backend,
+                ray_address,
+                BENCH_RUNS if bench else 0,
+                force,
             )
             if code:
                 raise typer.Exit(code)
@@ -400,10 +667,16 @@ def check(
         guard = _guarded(force, inputs, _report_outputs(json_path, html, None, explorer))
         with guard:
             model = names[0]
-            options = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "dynamic_batch": dynamic_batch}
+            options = {
+                **_shared(batch, input_shape, calibration, trust_model, timeout),
+                "recipe": recipe,
+                "dynamic_batch": dynamic_batch,
+            }
             with _progress(quiet, f"checking {model}") as step:
                 if profile:
-                    result = api.profile(model, runs=runs or PROFILE_RUNS, data=data, on_progress=step, runtime=runtime, **options)
+                    result = api.profile(
+                        model, runs=runs or PROFILE_RUNS, data=data, on_progress=step, runtime=runtime, **options
+                    )
                 else:
                     result = api.check(model, on_progress=step, predict=predict, runtime=runtime, **options)
             terminal.render_check(out, result, all_nodes=all_nodes, details=details)
@@ -422,8 +695,26 @@ def check(
 
 
 def _check_batch(
-    names, manifest, recipe, gates, jobs, options, json_path, junit, sarif, markdown, baseline, write_baseline, cache_dir, details, quiet, debug,
-    backend="local", ray_address=None, bench_runs=0, force=False,
+    names,
+    manifest,
+    recipe,
+    gates,
+    jobs,
+    options,
+    json_path,
+    junit,
+    sarif,
+    markdown,
+    baseline,
+    write_baseline,
+    cache_dir,
+    details,
+    quiet,
+    debug,
+    backend="local",
+    ray_address=None,
+    bench_runs=0,
+    force=False,
 ) -> int:
     """A batch: every (model, recipe) in parallel, one progress bar, the summary worst first, CI files; the exit code."""
     from xnnfit.batch import jobs as batches
@@ -435,17 +726,35 @@ def _check_batch(
     recipes = tuple(r.name for r in parse_recipes(recipe)) if recipe else ("fp32",)
     specs = batches.read_manifest(manifest) if manifest else []
     specs += [batches.ModelSpec(n, recipes, (), None, gates) for n in names]
-    inputs = [*_models(s.path for s in specs), ("the --manifest file", manifest), ("the --baseline file", baseline),
-              *(("a --calibration file", s.calibration) for s in specs), ("the --calibration file", options.get("calibration"))]
-    outputs = [Output("--json", json_path), Output("--write-baseline", write_baseline), Output("--junit", junit), Output("--sarif", sarif),
-               Output("--markdown", markdown)]
+    inputs = [
+        *_models(s.path for s in specs),
+        ("the --manifest file", manifest),
+        ("the --baseline file", baseline),
+        *(("a --calibration file", s.calibration) for s in specs),
+        ("the --calibration file", options.get("calibration")),
+    ]
+    outputs = [
+        Output("--json", json_path),
+        Output("--write-baseline", write_baseline),
+        Output("--junit", junit),
+        Output("--sarif", sarif),
+        Output("--markdown", markdown),
+    ]
     with _guarded(force, inputs, outputs):
-        cache = ResultCache(default_dir()) if cache_dir is not None else None  # default_dir follows --cache-dir (_use_cache_dir)
+        cache = (
+            ResultCache(default_dir()) if cache_dir is not None else None
+        )  # default_dir follows --cache-dir (_use_cache_dir)
         previous = load_rows(baseline) if baseline else None  # read first: a bad baseline fails before the work
         total = sum(len(s.recipes) for s in specs)
         with _progress(quiet, f"checking {len(specs)} model(s)", total) as step:
             result = batches.run_batch(
-                specs, jobs=jobs, cache=cache, options=options, backend=backend, ray_address=ray_address, bench_runs=bench_runs,
+                specs,
+                jobs=jobs,
+                cache=cache,
+                options=options,
+                backend=backend,
+                ray_address=ray_address,
+                bench_runs=bench_runs,
                 on_progress=lambda d, t, f, last: step(f"{last}, {f} failed" if f else last),
             )
         if details:
@@ -465,13 +774,18 @@ def _check_batch(
             terminal.render_written(err, ci.write_sarif(result, sarif, force=force))
         if markdown:
             regressions = [f"{c.model} ({c.recipe}): {c.what}" for c in diff.regressions] if diff else None
-            terminal.render_written(err, ci.write(markdown, ci.markdown(result, regressions), force=force, flag="--markdown"))
+            terminal.render_written(
+                err, ci.write(markdown, ci.markdown(result, regressions), force=force, flag="--markdown")
+            )
     for r in result.rows:
         if r.status == "error":
             terminal.render_error(err, f"{r.model} ({r.recipe}): {r.failures[0] if r.failures else 'failed'}")
     if result.incomplete:
         name = signal.Signals(_doing["signum"] or signal.SIGINT).name
-        err.print(f"interrupted ({name}): the results above are the jobs that finished (marked incomplete in the files); the next run resumes from the cache")
+        err.print(
+            f"interrupted ({name}): the results above are the jobs that finished (marked incomplete "
+            "in the files); the next run resumes from the cache"
+        )
         return 128 + (_doing["signum"] or signal.SIGINT)
     if any(r.status == "error" for r in result.rows):
         return EXIT_USAGE
@@ -497,9 +811,20 @@ def bench(
     runs: Runs = BENCH_RUNS,
     warmup: Warmup = BENCH_WARMUP,
     data: Data = None,
-    compare: Annotated[bool, typer.Option("--compare", help="Race every model and recipe against each other (implied by several models).")] = False,
+    compare: Annotated[
+        bool,
+        typer.Option("--compare", help="Race every model and recipe against each other (implied by several models)."),
+    ] = False,
     runtime: RuntimeOpt = None,
-    api_name: Annotated[str, typer.Option("--api", metavar="interpreter|compiled", help="Also time LiteRT 2's CompiledModel (CpuOptions: threads, XNNPACK weight cache) next to the Interpreter.")] = "interpreter",
+    api_name: Annotated[
+        str,
+        typer.Option(
+            "--api",
+            metavar="interpreter|compiled",
+            help="Also time LiteRT 2's CompiledModel (CpuOptions: threads, XNNPACK weight cache) next to "
+            "the Interpreter.",
+        ),
+    ] = "interpreter",
     batch: Batch = 1,
     dynamic_batch: DynamicBatch = False,
     input_shape: InputShape = None,
@@ -515,17 +840,34 @@ def bench(
 ) -> None:
     """Whole-model latency with XNNPACK and with the built-in kernels only, and memory; or several models raced together."""
     failed = 0
-    with _errors(debug), _guarded(force, [*_models(models), ("the --data file", data), ("the --calibration file", calibration)], _report_outputs(json_path)):
+    with (
+        _errors(debug),
+        _guarded(
+            force,
+            [*_models(models), ("the --data file", data), ("the --calibration file", calibration)],
+            _report_outputs(json_path),
+        ),
+    ):
         _use_max_memory(max_memory)
         from xnnfit.measure.bench import parse_threads
 
         _use_cache_dir(cache_dir)
         _warn_threads(parse_threads(threads))
-        shared = {**_shared(batch, input_shape, calibration, trust_model, timeout), "recipe": recipe, "threads": threads, "runs": runs,
-                  "warmup": warmup, "data": data, "dynamic_batch": dynamic_batch}
+        shared = {
+            **_shared(batch, input_shape, calibration, trust_model, timeout),
+            "recipe": recipe,
+            "threads": threads,
+            "runs": runs,
+            "warmup": warmup,
+            "data": data,
+            "dynamic_batch": dynamic_batch,
+        }
         if compare or len(models) > 1:
             if runtime or api_name != "interpreter":
-                raise XnnfitError("--runtime and --api time one model. Race models on the installed runtime, or bench each one with --runtime.")
+                raise XnnfitError(
+                    "--runtime and --api time one model. Race models on the installed runtime, or bench each "
+                    "one with --runtime."
+                )
             with _progress(quiet, "racing the models") as step:
                 result = api.compare(*models, on_progress=step, **shared)
             terminal.render_compare(out, result)
@@ -549,7 +891,9 @@ def bench(
 def profile(
     model: Model,
     recipe: Recipe = None,
-    threads: Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread count for timing (one value).")] = "1",
+    threads: Annotated[
+        str, typer.Option("--threads", metavar="N,..", help="Thread count for timing (one value).")
+    ] = "1",
     runs: Runs = PROFILE_RUNS,
     data: Data = None,
     batch: Batch = 1,
@@ -579,7 +923,14 @@ def profile(
         _warn_threads(parse_threads(threads))
         with _progress(quiet, f"profiling {model}") as step:
             result = api.profile(
-                model, recipe=recipe, threads=threads, runs=runs, data=data, dynamic_batch=dynamic_batch, on_progress=step, runtime=runtime,
+                model,
+                recipe=recipe,
+                threads=threads,
+                runs=runs,
+                data=data,
+                dynamic_batch=dynamic_batch,
+                on_progress=step,
+                runtime=runtime,
                 **_shared(batch, input_shape, calibration, trust_model, timeout),
             )
         terminal.render_profile_result(out, result)
@@ -599,14 +950,48 @@ def profile(
   xnnfit fix models/ -o fixed/                       [dim]# each model of a folder into fixed/[/]"""
 )
 def fix(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help=".tflite (any converter), or a Keras source converted with --recipe; a folder or glob fixes each model into -o DIR")],
-    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="OUT", help="Where to write the fixed .tflite (never the input); a folder for a folder or glob.")] = None,
-    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="R", help="Recipe for Keras sources (one); quantized fixes are judged against the fp32 model.")] = "fp32",
-    rules: Annotated[Optional[str], typer.Option("--rules", metavar="XR0xx,..", help="Only these rules, e.g. XR001,XR003.")] = None,
-    exclude: Annotated[Optional[str], typer.Option("--exclude", metavar="XR0xx,..", help="Skip these rules.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show which rules match; apply, verify and write nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT and the report files if they exist (never the input, never a device).")] = False,
-    force_write: Annotated[bool, typer.Option("--force-write", help="Write OUT even when no rewrite was kept (an unchanged copy).")] = False,
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL",
+            help=".tflite (any converter), or a Keras source converted with --recipe; a folder or glob "
+            "fixes each model into -o DIR",
+        ),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="OUT",
+            help="Where to write the fixed .tflite (never the input); a folder for a folder or glob.",
+        ),
+    ] = None,
+    recipe: Annotated[
+        str,
+        typer.Option(
+            "--recipe",
+            "-r",
+            metavar="R",
+            help="Recipe for Keras sources (one); quantized fixes are judged against the fp32 model.",
+        ),
+    ] = "fp32",
+    rules: Annotated[
+        str | None, typer.Option("--rules", metavar="XR0xx,..", help="Only these rules, e.g. XR001,XR003.")
+    ] = None,
+    exclude: Annotated[str | None, typer.Option("--exclude", metavar="XR0xx,..", help="Skip these rules.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show which rules match; apply, verify and write nothing.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace OUT and the report files if they exist (never the input, never a device)."
+        ),
+    ] = False,
+    force_write: Annotated[
+        bool, typer.Option("--force-write", help="Write OUT even when no rewrite was kept (an unchanged copy).")
+    ] = False,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per latency comparison.")] = BENCH_RUNS,
     batch: Batch = 1,
     dynamic_batch: DynamicBatch = False,
@@ -633,25 +1018,63 @@ def fix(
         inputs = [*_models(names), ("the --calibration file", calibration)]
         if names != [model]:  # a folder or glob: each model into -o DIR
             if html or trace or explorer:
-                raise XnnfitError("--html, --trace and --model-explorer take one model. Fix the models one by one for them.")
+                raise XnnfitError(
+                    "--html, --trace and --model-explorer take one model. Fix the models one by one for them."
+                )
             with _guarded(force, inputs, []):
-                code = _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet,
-                                 _shared(batch, input_shape, calibration, trust_model, timeout))
+                code = _fix_many(
+                    names,
+                    output,
+                    recipe,
+                    rules,
+                    exclude,
+                    dry_run,
+                    force,
+                    force_write,
+                    runs,
+                    dynamic_batch,
+                    json_path,
+                    quiet,
+                    _shared(batch, input_shape, calibration, trust_model, timeout),
+                )
             if code:
                 raise typer.Exit(code)
             return
-        with _guarded(force, inputs, [Output("-o", None if dry_run else output), *_report_outputs(json_path, html, trace, explorer)]):
+        with _guarded(
+            force,
+            inputs,
+            [Output("-o", None if dry_run else output), *_report_outputs(json_path, html, trace, explorer)],
+        ):
             with _progress(quiet, f"fixing {model}") as step:
                 result = api.fix(
-                    model, output, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write, runs=runs,
-                    dynamic_batch=dynamic_batch, sides=bool(html or trace or explorer) and not dry_run, on_progress=step,
+                    model,
+                    output,
+                    recipe=recipe,
+                    rules=rules,
+                    exclude=exclude,
+                    dry_run=dry_run,
+                    force=force,
+                    force_write=force_write,
+                    runs=runs,
+                    dynamic_batch=dynamic_batch,
+                    sides=bool(html or trace or explorer) and not dry_run,
+                    on_progress=step,
                     **_shared(batch, input_shape, calibration, trust_model, timeout),
                 )
             terminal.render_fix(out, result)
-            _write(result, json_path, html, trace if result.sides else None, explorer if result.sides else None, force=force)
+            _write(
+                result,
+                json_path,
+                html,
+                trace if result.sides else None,
+                explorer if result.sides else None,
+                force=force,
+            )
 
 
-def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet, shared) -> int:
+def _fix_many(
+    names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet, shared
+) -> int:
     """Fix every model of a folder or glob into -o DIR, one after another (fix races latencies: parallel runs would skew them)."""
     from pathlib import Path
 
@@ -661,8 +1084,17 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
     stems = [Path(n.rsplit(":", 1)[0] if ".py:" in n else n).stem for n in names]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
-        raise XnnfitError(f"several models are named {', '.join(dupes)}: their fixed files would collide in {output}. Fix those folders separately.")
-    check_outputs([Output("-o", folder, folder=True, names=tuple(f"{stem}_fixed.tflite" for stem in stems)), Output("--json", json_path)], force=force)
+        raise XnnfitError(
+            f"several models are named {', '.join(dupes)}: their fixed files would collide in "
+            f"{output}. Fix those folders separately."
+        )
+    check_outputs(
+        [
+            Output("-o", folder, folder=True, names=tuple(f"{stem}_fixed.tflite" for stem in stems)),
+            Output("--json", json_path),
+        ],
+        force=force,
+    )
     made = folder is not None and not folder.exists()
     if folder is not None:
         try:
@@ -679,8 +1111,19 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
         for name, stem in zip(names, stems):
             target = folder / f"{stem}_fixed.tflite" if folder is not None else None
             try:
-                r = api.fix(name, target, recipe=recipe, rules=rules, exclude=exclude, dry_run=dry_run, force=force, force_write=force_write,
-                            runs=runs, dynamic_batch=dynamic_batch, **shared)
+                r = api.fix(
+                    name,
+                    target,
+                    recipe=recipe,
+                    rules=rules,
+                    exclude=exclude,
+                    dry_run=dry_run,
+                    force=force,
+                    force_write=force_write,
+                    runs=runs,
+                    dynamic_batch=dynamic_batch,
+                    **shared,
+                )
             except XnnfitError as exc:
                 errors += 1
                 terminal.render_error(err, f"{name}: {exc}")
@@ -689,7 +1132,13 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
                 continue
             b, a = r.rewrite.before, r.rewrite.after
             kept = ", ".join(f"{o.rule}×{o.count}" for o in r.rewrite.applied) or "none"
-            table.add_row(name, kept, f"{b.cpu_nodes} -> {a.cpu_nodes}" if b and a else "", f"{b.partitions} -> {a.partitions}" if b and a else "", r.output or "-")
+            table.add_row(
+                name,
+                kept,
+                f"{b.cpu_nodes} -> {a.cpu_nodes}" if b and a else "",
+                f"{b.partitions} -> {a.partitions}" if b and a else "",
+                r.output or "-",
+            )
             docs.append(r.to_dict())
             step(name)
     out.print(table)
@@ -698,7 +1147,12 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
     if json_path:
         from xnnfit.core.record import SCHEMA_VERSION
 
-        doc = {"schema_version": SCHEMA_VERSION, "result": "fix-batch", "versions": docs[0]["versions"] if docs else {}, "models": docs}
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "result": "fix-batch",
+            "versions": docs[0]["versions"] if docs else {},
+            "models": docs,
+        }
         terminal.render_written(err, write_json(doc, json_path, force=force))
     return EXIT_USAGE if errors else 0
 
@@ -710,19 +1164,47 @@ def _fix_many(names, output, recipe, rules, exclude, dry_run, force, force_write
   xnnfit quant model.keras --max-error 0.02 -o converted/ --json quant.json"""
 )
 def quant(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel dir, or path/to/file.py:function (not .tflite)")],
-    recipe: Annotated[Optional[list[str]], typer.Option("--recipe", "--recipes", "-r", metavar="R", help="Recipes to try, comma-separated or repeated (default: all, mixed ones included).")] = None,
+    model: Annotated[
+        str,
+        typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel dir, or path/to/file.py:function (not .tflite)"),
+    ],
+    recipe: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipe",
+            "--recipes",
+            "-r",
+            metavar="R",
+            help="Recipes to try, comma-separated or repeated (default: all, mixed ones included).",
+        ),
+    ] = None,
     calibration: Calibration = None,
-    eval_data: Annotated[Optional[str], typer.Option("--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random).")] = None,
-    max_error: Annotated[float, typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |float output| (default 5%).")] = DEFAULT_MAX_ERROR,
+    eval_data: Annotated[
+        str | None,
+        typer.Option(
+            "--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random)."
+        ),
+    ] = None,
+    max_error: Annotated[
+        float,
+        typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |float output| (default 5%)."),
+    ] = DEFAULT_MAX_ERROR,
     runs: Annotated[int, typer.Option("--runs", min=3, help="Timed runs per recipe (interleaved).")] = BENCH_RUNS,
-    output_dir: Annotated[Optional[str], typer.Option("-o", "--output-dir", metavar="DIR", help="Write each converted model to DIR.")] = None,
+    output_dir: Annotated[
+        str | None, typer.Option("-o", "--output-dir", metavar="DIR", help="Write each converted model to DIR.")
+    ] = None,
     batch: Batch = 1,
     input_shape: InputShape = None,
     trust_model: Trust = False,
     json_path: Json = None,
     html: Html = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace the files in -o DIR and the report files if they exist (never an input, never a device).")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace the files in -o DIR and the report files if they exist (never an input, never a device).",
+        ),
+    ] = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
     max_memory: MaxMemory = None,
     quiet: Quiet = False,
@@ -731,8 +1213,8 @@ def quant(
     """Convert with every recipe and pick one: size, delegation, latency, CPU time, accuracy."""
     from pathlib import Path
 
-    from xnnfit.model.recipes import parse_recipes
     from xnnfit.choose.quant import DEFAULT_RECIPES
+    from xnnfit.model.recipes import parse_recipes
 
     with _errors(debug):
         _use_max_memory(max_memory)
@@ -740,20 +1222,31 @@ def quant(
         stem = Path(_input_path(model)).stem
         names = tuple(f"{stem}.{r}.tflite" for r in dict.fromkeys(("fp32", *(r.name for r in chosen))))
         inputs = [*_models([model]), ("the --calibration file", calibration), ("the --eval file", eval_data)]
-        with _guarded(force, inputs, [Output("-o", output_dir, folder=True, names=names), *_report_outputs(json_path, html)]):
+        with _guarded(
+            force, inputs, [Output("-o", output_dir, folder=True, names=names), *_report_outputs(json_path, html)]
+        ):
             steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and measure each recipe, then one race
             with _progress(quiet, f"quantization sweep of {model}", steps) as step:
                 result = api.quant(
-                    model, recipe=chosen, eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir, force=force, on_progress=step,
+                    model,
+                    recipe=chosen,
+                    eval_data=eval_data,
+                    max_error=max_error,
+                    runs=runs,
+                    output_dir=output_dir,
+                    force=force,
+                    on_progress=step,
                     **_shared(batch, input_shape, calibration, trust_model, timeout),
                 )
             terminal.render_quant(out, result)
             _write(result, json_path, html, force=force)
 
 
-@app.command(epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001")
+@app.command(
+    epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every cause[/]\n\n  xnnfit explain XNN001"
+)
 def explain(
-    cause_id: Annotated[Optional[str], typer.Argument(metavar="[XNN0xx]", help="A cause id from a check report.")] = None,
+    cause_id: Annotated[str | None, typer.Argument(metavar="[XNN0xx]", help="A cause id from a check report.")] = None,
     json_path: Json = None,
     force: Force = False,
 ) -> None:
@@ -770,7 +1263,12 @@ def explain(
   xnnfit report profile.json --trace t.json --model-explorer me.json"""
 )
 def report(
-    result_json: Annotated[str, typer.Argument(metavar="RESULT.json", help="A result written with --json by check, profile, fix, quant or optimize.")],
+    result_json: Annotated[
+        str,
+        typer.Argument(
+            metavar="RESULT.json", help="A result written with --json by check, profile, fix, quant or optimize."
+        ),
+    ],
     html: Html = None,
     trace: Trace = None,
     explorer: Explorer = None,
@@ -794,8 +1292,12 @@ def report(
 )
 def explore(
     model: Model,
-    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="R", help="Recipe for Keras sources (one).")] = "fp32",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for Model Explorer's local server.")] = 8080,
+    recipe: Annotated[
+        str, typer.Option("--recipe", "-r", metavar="R", help="Recipe for Keras sources (one).")
+    ] = "fp32",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port for Model Explorer's local server.")
+    ] = 8080,
     no_open: Annotated[bool, typer.Option("--no-open", help="Print the URL instead of opening a browser.")] = False,
     batch: Batch = 1,
     input_shape: InputShape = None,
@@ -812,7 +1314,12 @@ def explore(
     with _errors(debug):
         _use_max_memory(max_memory)
         run_explore(
-            model, recipe=recipe, port=port, open_browser=not no_open, quiet=quiet, err=err,
+            model,
+            recipe=recipe,
+            port=port,
+            open_browser=not no_open,
+            quiet=quiet,
+            err=err,
             **_shared(batch, input_shape, calibration, trust_model, timeout),
         )
 

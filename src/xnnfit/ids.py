@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from xnnfit.core.record import Record
 from xnnfit.kb import versions
 from xnnfit.kb.cause import Cause
-from xnnfit.core.record import Record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,11 +26,21 @@ class CauseDoc(Record):
     runtimes: tuple[tuple[str, str], ...] = ()  # (runtime spec, what kb/versions.json says of the cause there)
 
     @classmethod
-    def of(cls, cause: Cause) -> "CauseDoc":
+    def of(cls, cause: Cause) -> CauseDoc:
         """The doc of a KB entry."""
         probes = tuple(f"{p.expect} {p.op} ({p.recipe})" for p in cause.probes)
-        return cls(cause.id, cause.title, cause.ops, cause.condition.describe(), cause.why, cause.fix, cause.example, cause.rewrites, probes,
-                   _on_runtimes(cause.id))
+        return cls(
+            cause.id,
+            cause.title,
+            cause.ops,
+            cause.condition.describe(),
+            cause.why,
+            cause.fix,
+            cause.example,
+            cause.rewrites,
+            probes,
+            _on_runtimes(cause.id),
+        )
 
 
 def _on_runtimes(cause_id: str) -> tuple[tuple[str, str], ...]:
@@ -46,7 +56,14 @@ def _on_runtimes(cause_id: str) -> tuple[tuple[str, str], ...]:
             refused = sum(1 for k, v in ops.items() if v == versions.CPU and installed.get(k) == versions.DELEGATED)
             out.append((spec, f"{refused} op forms the installed runtime delegates are refused"))
         elif cause_id == "XNN051":
-            out.append((spec, "applies" if ops.get("graph:dynamic-tensors/fp32") == versions.CPU else "never (partial delegation)"))
+            out.append(
+                (
+                    spec,
+                    "applies"
+                    if ops.get("graph:dynamic-tensors/fp32") == versions.CPU
+                    else "never (partial delegation)",
+                )
+            )
         else:
             out.append((spec, entry.get("causes", {}).get(cause_id, "unproven")))
     return tuple(out)

@@ -17,20 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-from xnnfit.model.convert import ConvertOptions, convert_model
-from xnnfit.observe.delegation import from_details, observe
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import write_file
 from xnnfit.kb import CAUSES, oneop
-from xnnfit.kb.shapes import GRAPH_DYNAMIC, GRAPH_PREPARE_TIME
 from xnnfit.kb.probes import lam
+from xnnfit.kb.shapes import GRAPH_DYNAMIC, GRAPH_PREPARE_TIME
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED
 from xnnfit.kb.versions import CPU, DELEGATED, DIFFERS, HOLDS, NO_LOAD, TABLE, form_of
+from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.recipes import RECIPES
-from xnnfit.runtime.interpreter import runtime_versions
 from xnnfit.model.specs import ShapeRequest
+from xnnfit.observe.delegation import from_details, observe
+from xnnfit.runtime.interpreter import runtime_versions
 from xnnfit.runtime.targets import MATRIX, Target, ensure, ops_details_many, parse
 from xnnfit.tflite.graph import read_model
 
@@ -57,19 +57,33 @@ def cause_probes() -> list[tuple[str, str, bytes]]:
 
 def table_probes() -> list[tuple[str, str, bytes]]:
     """(op, table key, .tflite) for every one-op probe of the delegate's tables and their variants, float and int8 (each with oneop's companion)."""
-    plain = [(op, op, oneop.one_op_model(op, form == oneop.INT8)) for op in sorted(IMPLEMENTED | FLOAT_ONLY | set(oneop.OUTSIDE)) for form in oneop.forms(op)]
-    variants = [(op, f"{op}:{v}", oneop.variant_model(op, v, form == oneop.INT8)) for op, v in oneop.VARIANTS for form in oneop.forms(op)]
+    plain = [
+        (op, op, oneop.one_op_model(op, form == oneop.INT8))
+        for op in sorted(IMPLEMENTED | FLOAT_ONLY | set(oneop.OUTSIDE))
+        for form in oneop.forms(op)
+    ]
+    variants = [
+        (op, f"{op}:{v}", oneop.variant_model(op, v, form == oneop.INT8))
+        for op, v in oneop.VARIANTS
+        for form in oneop.forms(op)
+    ]
     return [(op, key, oneop.with_companion(content)) for op, key, content in plain + variants]
 
 
 def graph_probes() -> list[tuple[str, str, bytes]]:
     """(op, table key, .tflite) for properties of a whole graph some runtimes act on: a delegatable MUL beside a dynamic tensor or one known
     before allocation, and the reshape of the latter (oneop.VOIDED_CAUSES)."""
-    dynamic = lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)) * 2.0, shape=(4, 4))  # GATHER of SHAPE: the output is dynamic
-    known = lam(lambda tf, x: tf.reshape(x, tf.concat([tf.shape(x)[:1], [16]], 0)) * 2.0, shape=(4, 4))  # static before allocation
+    dynamic = lam(
+        lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)) * 2.0, shape=(4, 4)
+    )  # GATHER of SHAPE: the output is dynamic
+    known = lam(
+        lambda tf, x: tf.reshape(x, tf.concat([tf.shape(x)[:1], [16]], 0)) * 2.0, shape=(4, 4)
+    )  # static before allocation
     options = ConvertOptions(ShapeRequest(1, True))
     dynamic_content, known_content = (convert_model(b(), RECIPES["fp32"], options).content for b in (dynamic, known))
-    voided = [(op, f"{op}:{variant}", known_content) for (op, variant) in oneop.VOIDED_CAUSES]  # the reshape itself, in the same probe
+    voided = [
+        (op, f"{op}:{variant}", known_content) for (op, variant) in oneop.VOIDED_CAUSES
+    ]  # the reshape itself, in the same probe
     return [("MUL", GRAPH_DYNAMIC, dynamic_content), ("MUL", GRAPH_PREPARE_TIME, known_content), *voided]
 
 
@@ -84,7 +98,10 @@ def _verdicts(target: Target, contents: list[bytes]) -> list[dict[int, bool] | N
                 out.append(None)
         return out
     answers = ops_details_many(target, contents)
-    return [None if isinstance(a, str) else {n.index: bool(n.delegated) for n in from_details(read_model(c), a).primary} for c, a in zip(contents, answers)]
+    return [
+        None if isinstance(a, str) else {n.index: bool(n.delegated) for n in from_details(read_model(c), a).primary}
+        for c, a in zip(contents, answers)
+    ]
 
 
 def runtime_entry(target: Target, causes: list[tuple[str, str, bytes]], tables: list[tuple[str, str, bytes]]) -> dict:
@@ -119,7 +136,10 @@ def derive(specs: tuple[str, ...] = MATRIX, on_progress: Progress | None = None)
         say(f"observing {len(causes) + len(tables)} probes on {target.label}")
         runtimes[spec] = runtime_entry(target, causes, tables)
     versions = runtime_versions()
-    return {"generated_with": {k: versions[k] for k in ("tensorflow-cpu", "ai-edge-litert") if k in versions}, "runtimes": runtimes}
+    return {
+        "generated_with": {k: versions[k] for k in ("tensorflow-cpu", "ai-edge-litert") if k in versions},
+        "runtimes": runtimes,
+    }
 
 
 def changes(old: dict, new: dict) -> list[str]:
@@ -139,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate the table; print the changes; store it with --write."""
     parser = argparse.ArgumentParser(prog="python -m xnnfit.probe_matrix", description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"store the table in {TABLE.name}")
-    parser.add_argument("--runtime", action="append", help="only these runtimes, e.g. a nightly (default: the matrix); other entries are kept")
+    parser.add_argument(
+        "--runtime",
+        action="append",
+        help="only these runtimes, e.g. a nightly (default: the matrix); other entries are kept",
+    )
     args = parser.parse_args(argv)
     table = derive(tuple(args.runtime or MATRIX), on_progress=lambda m: print(m, file=sys.stderr))
     try:

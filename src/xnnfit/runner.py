@@ -11,21 +11,22 @@ command: an unusable source or input data is raised, a recipe that fails is reco
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
-from xnnfit.model.artifact import AS_GIVEN, Artifact
-from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.core.errors import InputDataError, SourceError, XnnfitError
-from xnnfit.model.footprint import refuse_if_too_large
-from xnnfit.model.inputs import positional_notes
 from xnnfit.core.isolate import USER_CODE, phase, run_isolated
 from xnnfit.core.policy import DEFAULT_TIMEOUT
+from xnnfit.model.artifact import AS_GIVEN, Artifact
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.model.footprint import refuse_if_too_large
+from xnnfit.model.inputs import positional_notes
 from xnnfit.model.recipes import ALL, ConversionRecipe
-from xnnfit.rewrite.engine import rewrite_only
-from xnnfit.rewrite.rule import RewriteContext
 from xnnfit.model.source import ModelSource
 from xnnfit.model.specs import tflite_declared_inputs, with_table_bounds
+from xnnfit.rewrite.engine import rewrite_only
+from xnnfit.rewrite.rule import RewriteContext
 from xnnfit.tflite.graph import read_model
 
 T = TypeVar("T")
@@ -45,7 +46,11 @@ def _convert_child(source: ModelSource, recipe: ConversionRecipe, options: Conve
 
 
 def materialize(
-    source: ModelSource, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, timeout: float = DEFAULT_TIMEOUT,
+    source: ModelSource,
+    recipe: ConversionRecipe,
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
     runs: bool = True,
 ) -> Artifact:
     """The Artifact to measure: converted with `recipe` for Keras sources, the model itself for a .tflite.
@@ -66,14 +71,23 @@ def materialize(
     if source.model is not None:  # a Keras object in the caller's process: TensorFlow is loaded already
         artifact = convert_model(source.model, recipe, options, display=source.display)
     else:
-        artifact = run_isolated(_convert_child, source, recipe, options, what=f"converting {source.display} ({recipe.name})", timeout=timeout)
+        artifact = run_isolated(
+            _convert_child,
+            source,
+            recipe,
+            options,
+            what=f"converting {source.display} ({recipe.name})",
+            timeout=timeout,
+        )
     # token-id ranges from the tables the converted graph really indexes (conversion only knew the smallest Embedding)
     graph = read_model(artifact.content, artifact.what)
     artifact = replace(artifact, specs=with_table_bounds(artifact.specs, graph))
     if runs:
         refuse_if_too_large(graph.primary, artifact.specs, f"{source.display} ({recipe.name})")
     if recipe.rewrites:
-        artifact = replace(artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs)))
+        artifact = replace(
+            artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs))
+        )
     if options.calibration and not recipe.calibrate:
         unused = f"--calibration is not used by {recipe.name}: only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
         artifact = replace(artifact, warnings=(*artifact.warnings, unused))

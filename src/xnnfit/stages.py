@@ -30,7 +30,9 @@ def check_stage(artifact: Artifact, predict_only: bool = False, target: Target |
     return check_targets_stage(artifact, predict_only, (target,))[0]
 
 
-def check_targets_stage(artifact: Artifact, predict_only: bool = False, targets: tuple[Target | None, ...] = ()) -> tuple[Diagnosis, ...]:
+def check_targets_stage(
+    artifact: Artifact, predict_only: bool = False, targets: tuple[Target | None, ...] = ()
+) -> tuple[Diagnosis, ...]:
     """check_stage() of one artifact on every target runtime: one Diagnosis per runtime, the fix rules matched once for all."""
     candidate: list[tuple[bytes, list]] = []  # the dry-matched rewrite, made when the first runtime has CPU nodes
 
@@ -55,7 +57,9 @@ def check_targets_stage(artifact: Artifact, predict_only: bool = False, targets:
             after = diag.summary()["cpu_nodes"]
             if rules:
                 try:
-                    after = observe(content, specs=artifact.specs, target=target).cpu_nodes  # what the rules would leave on this runtime
+                    after = observe(
+                        content, specs=artifact.specs, target=target
+                    ).cpu_nodes  # what the rules would leave on this runtime
                 except XnnfitError:
                     rules = []  # the unverified rewrite does not even load: promise nothing
             diag = dataclasses.replace(diag, fix_preview=FixPreview(tuple(rules), after))
@@ -71,8 +75,10 @@ def _cross_check(diag: Diagnosis, artifact: Artifact) -> Diagnosis:
     ours = diag.summary()["cpu_nodes"] == 0
     diag = dataclasses.replace(diag, compiled_fully_accelerated=fully)
     if fully is not None and fully != ours:
-        text = (f"LiteRT's CompiledModel says fully accelerated = {fully}, the Interpreter's delegation says "
-                f"{diag.summary()['cpu_nodes']} CPU node(s): the two runtime APIs disagree on this model")
+        text = (
+            f"LiteRT's CompiledModel says fully accelerated = {fully}, the Interpreter's delegation says "
+            f"{diag.summary()['cpu_nodes']} CPU node(s): the two runtime APIs disagree on this model"
+        )
         diag = dataclasses.replace(diag, warnings=(*diag.warnings, text))
     return diag
 
@@ -96,11 +102,11 @@ def fix_stage(
     name = FP32_REFERENCE
     if reference is None and not dry_run and is_quantized(artifact.content):
         reference, name = float_twin(artifact.content), TWIN_REFERENCE
-    result = fix_content(artifact, rules=rules, reference=reference, reference_name=name, dry_run=dry_run, runs=runs, policy=policy)
+    result = fix_content(
+        artifact, rules=rules, reference=reference, reference_name=name, dry_run=dry_run, runs=runs, policy=policy
+    )
     hints = keras_hints(artifact, result.content if result.applied else None) if artifact.layers else ()
     if not sides:
         return result, hints
     fixed = dataclasses.replace(artifact, content=result.content)
     return result, hints, tuple(profile_stage(a, runs=runs) for a in (artifact, fixed))
-
-

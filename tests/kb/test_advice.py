@@ -13,19 +13,19 @@ import numpy as np
 import pytest
 
 from xnnfit import kb
-from xnnfit.model.convert import ConvertOptions, convert_model
-from xnnfit.observe.delegation import observe
-from xnnfit.explain.diagnosis import diagnose
 from xnnfit.core.errors import ConversionError, XnnfitError
-from xnnfit.model.inputs import random_inputs
+from xnnfit.explain.diagnosis import diagnose
 from xnnfit.kb import advice as kb_advice
 from xnnfit.kb.advice import Advice, Demo, When, advise
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.probes import snippet
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.model.inputs import random_inputs
 from xnnfit.model.recipes import ALL
+from xnnfit.model.specs import ShapeRequest
+from xnnfit.observe.delegation import observe
 from xnnfit.rewrite.rules import RULES
 from xnnfit.runtime.interpreter import outputs
-from xnnfit.model.specs import ShapeRequest
 from xnnfit.tflite import read_model
 
 SAMPLES = 4  # seeded random samples per output comparison
@@ -57,7 +57,14 @@ def fallback(demo: Demo, recipe: str | None = None):
 def instead(advice: Advice, recipe: str | None = None):
     demo = advice.demo
     code = advice.code or demo.fallback
-    return converted(code, demo.instead_inputs or demo.inputs, demo.setup, demo.after, recipe or demo.instead_recipe or demo.recipe, demo.dynamic_batch)
+    return converted(
+        code,
+        demo.instead_inputs or demo.inputs,
+        demo.setup,
+        demo.after,
+        recipe or demo.instead_recipe or demo.recipe,
+        demo.dynamic_batch,
+    )
 
 
 @functools.cache
@@ -87,7 +94,10 @@ def output_change(advice: Advice) -> tuple[float, float]:
     """(largest absolute output difference, largest output magnitude) of the float32 fallback and advised models."""
     demo = advice.demo
     ref, new = fallback(demo, "fp32"), instead(advice, "fp32")
-    specs = tuple(dataclasses.replace(s, high=demo.high) if demo.high and not s.dtype.startswith("float") else s for s in ref.specs)
+    specs = tuple(
+        dataclasses.replace(s, high=demo.high) if demo.high and not s.dtype.startswith("float") else s
+        for s in ref.specs
+    )
     samples = random_inputs(specs, SAMPLES, seed=SEED)
     for sample in samples:
         for name in demo.binary:
@@ -107,7 +117,9 @@ def check(advice: Advice) -> None:
             fallback(demo)
     else:
         nodes = explained(advice)
-        assert nodes, f"no CPU node of {demo.ops} explained by {advice.cause}: {[(v.op, v.causes) for v, _ in cpu_nodes(demo)]}"
+        assert nodes, (
+            f"no CPU node of {demo.ops} explained by {advice.cause}: {[(v.op, v.causes) for v, _ in cpu_nodes(demo)]}"
+        )
         for v, ctx in nodes:
             got = advise(advice.cause, ctx, v.layer_class)
             assert got.id == advice.id, f"{v.op} node {v.index} (layer {v.layer_class}) got {got.id}"
@@ -142,11 +154,15 @@ def test_the_check_catches_wrong_advice():
         check(floor)
     summed = dataclasses.replace(
         kb_advice.general("XNN006"),
-        code="y = x - keras.ops.max(x, -1, keepdims=True)\ny = y - keras.ops.log(keras.ops.sum(keras.ops.exp(y), -1, keepdims=True))",
+        code="y = x - keras.ops.max(x, -1, keepdims=True)\ny = y - "
+        "keras.ops.log(keras.ops.sum(keras.ops.exp(y), -1, keepdims=True))",
     )
     with pytest.raises(AssertionError, match="LOG_SOFTMAX"):
         check(summed)
-    mixed = dataclasses.replace(kb_advice.general("XNN034"), demo=dataclasses.replace(kb_advice.general("XNN034").demo, instead_recipe="int8+float-ops"))
+    mixed = dataclasses.replace(
+        kb_advice.general("XNN034"),
+        demo=dataclasses.replace(kb_advice.general("XNN034").demo, instead_recipe="int8+float-ops"),
+    )
     with pytest.raises(AssertionError, match="ADD"):
         check(mixed)  # what XNN034 used to advise
 
@@ -158,9 +174,13 @@ def test_what_the_texts_say_does_not_help_does_not():
     assert "ADD" in cpu_ops(fallback(epsilon, "int8+float-ops").content)
     # Keras's own approximate GELU and a hand-written hard-swish in the usual order convert to the fused op again
     gelu = kb_advice.BY_ID["XNN028.gelu"].demo
-    assert "GELU" in cpu_ops(converted("y = keras.activations.gelu(x, approximate=True)", gelu.inputs, gelu.setup, "", "int8", False).content)
+    assert "GELU" in cpu_ops(
+        converted("y = keras.activations.gelu(x, approximate=True)", gelu.inputs, gelu.setup, "", "int8", False).content
+    )
     swish = kb_advice.BY_ID["XNN028.hard-swish"].demo
-    assert "HARD_SWISH" in cpu_ops(converted("y = x * keras.ops.relu6(x + 3.0) / 6.0", swish.inputs, swish.setup, "", "int8", False).content)
+    assert "HARD_SWISH" in cpu_ops(
+        converted("y = x * keras.ops.relu6(x + 3.0) / 6.0", swish.inputs, swish.setup, "", "int8", False).content
+    )
     # the l2-norm and log-softmax formulas written out with SUM are fused back too
     l2 = kb_advice.general("XNN010").demo
     sumsq = "y = x * keras.ops.rsqrt(keras.ops.sum(keras.ops.square(x), -1, keepdims=True) + 1e-6)"
@@ -193,14 +213,23 @@ def test_embedding_index_wrap_and_lookup_by_pattern_alone():
 
 
 def test_masked_softmax_attention_and_activation_by_pattern_alone():
-    assert picked("XNN001.masked-softmax") == {"GREATER/XNN001": {"XNN001.masked-softmax"}, "SELECT_V2/XNN001": {"XNN001.masked-softmax"}}
+    assert picked("XNN001.masked-softmax") == {
+        "GREATER/XNN001": {"XNN001.masked-softmax"},
+        "SELECT_V2/XNN001": {"XNN001.masked-softmax"},
+    }
     assert picked("XNN001.causal-attention") == {"SELECT_V2/XNN001": {"XNN001.causal-attention"}}
-    assert picked("XNN001.where-activation") == {"LESS/XNN001": {"XNN001.where-activation"}, "SELECT/XNN001": {"XNN001.where-activation"}}
+    assert picked("XNN001.where-activation") == {
+        "LESS/XNN001": {"XNN001.where-activation"},
+        "SELECT/XNN001": {"XNN001.where-activation"},
+    }
     assert picked("XNN001.general") == {"GREATER/XNN001": {"XNN001.general"}, "SELECT/XNN001": {"XNN001.general"}}
 
 
 def test_layer_norm_parts_by_pattern_alone():
-    assert picked("XNN028.layer-norm") == {"RSQRT/XNN028": {"XNN028.layer-norm"}, "SQUARED_DIFFERENCE/XNN028": {"XNN028.layer-norm"}}
+    assert picked("XNN028.layer-norm") == {
+        "RSQRT/XNN028": {"XNN028.layer-norm"},
+        "SQUARED_DIFFERENCE/XNN028": {"XNN028.layer-norm"},
+    }
     assert picked("XNN034.layer-norm-epsilon") == {"ADD/XNN034": {"XNN034.layer-norm-epsilon"}}
     assert picked("XNN034.general") == {"ADD/XNN034": {"XNN034.general"}}  # a tiny constant added, no normalization
 
@@ -242,7 +271,9 @@ def test_every_cause_has_one_general_advice_last_and_it_is_its_fix():
     for cid, entries in kb_advice.BY_CAUSE.items():
         assert [a.general for a in entries].count(True) == 1 and entries[-1].general, cid
         assert entries[-1].id == f"{cid}.general"
-        assert kb.CAUSES[cid].fix == entries[-1].render(), f"{cid}: fix= in its family file is not the rendering of {cid}.general"
+        assert kb.CAUSES[cid].fix == entries[-1].render(), (
+            f"{cid}: fix= in its family file is not the rendering of {cid}.general"
+        )
 
 
 def test_ids_are_stable_unique_and_name_their_cause():

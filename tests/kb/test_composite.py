@@ -21,11 +21,19 @@ def _reference(q, k, v, scale, mask=None):
     return out
 
 
-@pytest.mark.parametrize(("heads", "kv_heads", "mask", "scale"), [(2, 2, False, None), (4, 2, True, 0.3), (4, 1, False, 0.125)])
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "mask", "scale"), [(2, 2, False, None), (4, 2, True, 0.3), (4, 1, False, 0.125)]
+)
 def test_decomposition_is_scaled_dot_product_attention(heads, kv_heads, mask, scale):
-    content = composite.attention_model(batch=2, t=6, s=10, heads=heads, kv_heads=kv_heads, head_dim=4, scale=scale, byte_width=4, mask=mask)
+    content = composite.attention_model(
+        batch=2, t=6, s=10, heads=heads, kv_heads=kv_heads, head_dim=4, scale=scale, byte_width=4, mask=mask
+    )
     rng = np.random.default_rng(0)
-    sample = {"q": rng.normal(size=(2, 6, heads, 4)), "k": rng.normal(size=(2, 10, kv_heads, 4)), "v": rng.normal(size=(2, 10, kv_heads, 4))}
+    sample = {
+        "q": rng.normal(size=(2, 6, heads, 4)),
+        "k": rng.normal(size=(2, 10, kv_heads, 4)),
+        "v": rng.normal(size=(2, 10, kv_heads, 4)),
+    }
     if mask:
         sample["mask"] = np.where(rng.uniform(size=(1, 1, 6, 10)) < 0.3, -1e9, 0.0)
     sample = {k: v.astype(np.float32) for k, v in sample.items()}

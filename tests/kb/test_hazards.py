@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from xnnfit.observe.delegation import observe
 from xnnfit.kb.hazards import ERROR, HAZARDS, PROBE_ERROR, detect
-from xnnfit.measure.accuracy import xnnpack_error as probe_error
 from xnnfit.kb.oneop import one_op_model
+from xnnfit.measure.accuracy import xnnpack_error as probe_error
+from xnnfit.observe.delegation import observe
 from xnnfit.tflite.graph import read_model
 
 PROBES = [(h.id, k) for h in HAZARDS.values() for k in range(len(h.probes))]
@@ -22,7 +22,9 @@ def test_probe_is_delegated_and_wrong_exactly_when_the_hazard_holds(hazard, k):
     err = probe_error(content)
     if probe.holds:
         assert hazard in found
-        assert err > PROBE_ERROR, f"{hazard}: the runtime now computes the probe right ({err:.3g}); retire or revise the hazard"
+        assert err > PROBE_ERROR, (
+            f"{hazard}: the runtime now computes the probe right ({err:.3g}); retire or revise the hazard"
+        )
     else:
         assert hazard not in found
         assert err < 1e-5, f"{hazard} control is wrong too ({err:.3g}): the hazard's test is too narrow"

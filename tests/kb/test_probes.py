@@ -6,11 +6,11 @@ import pytest
 
 import fixtures_models
 from xnnfit import kb
-from xnnfit.model.convert import ConvertOptions, convert_model
-from xnnfit.observe.delegation import observe
 from xnnfit.core.errors import ConversionError
 from xnnfit.explain.verdicts import causes_for
+from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.recipes import RECIPES
+from xnnfit.observe.delegation import observe
 from xnnfit.tflite import read_model
 
 PROBES = [
@@ -21,7 +21,9 @@ PROBES = [
 
 
 def test_every_cause_has_a_rejected_probe_or_a_reason():
-    without = {c.id for c in kb.CAUSES.values() if not any(p.expect in ("rejected", "conversion-error") for p in c.probes)}
+    without = {
+        c.id for c in kb.CAUSES.values() if not any(p.expect in ("rejected", "conversion-error") for p in c.probes)
+    }
     # XNN018 (custom ops) and XNN031 (fp16 activations) cannot be produced by the pinned converter/runtime pair;
     # XNN050 and XNN051 hold only on older --runtime targets (proven by tests/test_probe_matrix.py)
     assert without == {"XNN018", "XNN031", "XNN050", "XNN051"}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 import fixtures_models
-
 from xnnfit import kb
-from xnnfit.observe.delegation import observe
 from xnnfit.core.errors import RuntimeFailure
 from xnnfit.kb import oneop
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.tables import FLOAT_ONLY, IMPLEMENTED
+from xnnfit.observe.delegation import observe
 from xnnfit.tflite.graph import read_model
 
 
@@ -70,7 +69,9 @@ def test_row_matches_runtime(op, form):
         verdicts = _verdicts(content)
         fixtures_models.assert_predicted(content, observe(content))
         got = {i: verdicts[i] for i in nodes}
-        assert set(got.values()) == {want.delegated}, f"runtime: {op} {form} delegated={got}; expected {want.delegated} ({want.reason})"
+        assert set(got.values()) == {want.delegated}, (
+            f"runtime: {op} {form} delegated={got}; expected {want.delegated} ({want.reason})"
+        )
     explained = kb.CAUSES["XNN028"]
     for i in nodes:
         ctx = NodeContext(sub, sub.ops[i], verdicts)

@@ -37,7 +37,18 @@ def hazard_check(tmp_path_factory):
 
 def chromium() -> str | None:
     """The system Chromium .ci/run installs (Playwright drives it; no browser download)."""
-    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-headless-shell"), shutil.which("chromium-browser")) if p), None)
+    return next(
+        (
+            p
+            for p in (
+                shutil.which("chromium"),
+                shutil.which("chromium-headless-shell"),
+                shutil.which("chromium-browser"),
+            )
+            if p
+        ),
+        None,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,9 @@ def _adapter_ops(path) -> tuple[str, set[str]]:
     from model_explorer.builtin_tflite_flatbuffer_adapter import BuiltinTfliteFlatbufferAdapter
 
     graph = BuiltinTfliteFlatbufferAdapter().convert(str(path), {})["graphCollections"][0].graphs[0]
-    return graph["id"], {n["id"] for n in graph["nodes"] if n["label"] not in ("GraphInputs", "GraphOutputs", "pseudo_const")}
+    return graph["id"], {
+        n["id"] for n in graph["nodes"] if n["label"] not in ("GraphInputs", "GraphOutputs", "pseudo_const")
+    }
 
 
 def test_overlays_cover_every_node_with_the_adapters_ids(fixed, tmp_path):
@@ -26,11 +28,13 @@ def test_overlays_cover_every_node_with_the_adapters_ids(fixed, tmp_path):
     after = fixed.sides[1]
     assert gid == after.graph_name
     for name, data in overlays(fixed).items():
-        (graph_id, graph), = data.items()
+        ((graph_id, graph),) = data.items()
         assert graph_id == gid
         if "after" in name:
             assert set(graph["results"]) == ops == {str(n.index) for n in after.observed}
-        node_data = GraphNodeData(results={k: NodeDataResult(**v) for k, v in graph["results"].items()}, gradient=graph.get("gradient", []))
+        node_data = GraphNodeData(
+            results={k: NodeDataResult(**v) for k, v in graph["results"].items()}, gradient=graph.get("gradient", [])
+        )
         assert len(node_data.results) == len(graph["results"])
 
 

@@ -56,7 +56,11 @@ def test_fix_page_draws_before_and_after_on_one_axis(browser, tmp_path, fixed):
     assert strips.nth(0).locator(".node").count() == len(before.observed)
     assert strips.nth(1).locator(".node.cpu").count() == after.summary()["cpu_nodes"]
     # one time axis: the after strip is narrower by its saved time
-    ends = pg.eval_on_selector_all("svg.strip", "svgs => svgs.map(s => Math.max(...[...s.querySelectorAll('.node')].map(r => +r.getAttribute('x') + +r.getAttribute('width'))))")
+    ends = pg.eval_on_selector_all(
+        "svg.strip",
+        "svgs => svgs.map(s => Math.max(...[...s.querySelectorAll('.node')].map(r => "
+        "+r.getAttribute('x') + +r.getAttribute('width'))))",
+    )
     total = [sum(p.stats.median_ms for p in s.profile.pieces) for s in (before, after)]
     assert ends[1] / ends[0] == pytest.approx(total[1] / total[0], rel=1e-3)
     text = pg.inner_text("body")
@@ -74,7 +78,9 @@ def test_page_is_self_contained_and_carries_its_data(profiled):
     html = page(profiled)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # no external resources
     assert "Content-Security-Policy" in html
-    data = json.loads(re.search(r'<script type="application/json" id="xnnfit-result">(.*?)</script>', html, re.S).group(1))
+    data = json.loads(
+        re.search(r'<script type="application/json" id="xnnfit-result">(.*?)</script>', html, re.S).group(1)
+    )
     assert data["result"] == "profile" and data["recipes"][0]["summary"] == profiled.recipes[0].summary()
 
 
@@ -83,11 +89,15 @@ def test_quant_and_optimize_pages_mark_the_choice(tmp_path):
 
     cands = (
         Candidate("fp32", "ok", median_ms=2.0, rel_error=0.0, pareto=True, size_bytes=1000),
-        Candidate("int8", "ok", median_ms=1.0, rel_error=0.02, pareto=True, size_bytes=300, fixed=True, rules=("XR001 ×2",)),
+        Candidate(
+            "int8", "ok", median_ms=1.0, rel_error=0.02, pareto=True, size_bytes=300, fixed=True, rules=("XR001 ×2",)
+        ),
         Candidate("fp16", "ok", median_ms=2.5, rel_error=0.001, pareto=False, size_bytes=500),
         Candidate("int16x8", "failed", error="the converter refused it"),
     )
-    r = OptimizeResult("m.keras", "int8", "fastest within budget", cands, "the fp32 conversion", "the fp32 conversion", 2.0, 0.05)
+    r = OptimizeResult(
+        "m.keras", "int8", "fastest within budget", cands, "the fp32 conversion", "the fp32 conversion", 2.0, 0.05
+    )
     html = page(r)
     assert html.count('class="point') == 3 and html.count('class="point chosen"') == 1
     assert 'data-recipe="int8"' in html.split('class="point chosen"')[1][:200]
@@ -102,9 +112,8 @@ SCREENSHOT_BYTES = 300 * 1024  # the README's picture stays light
 
 def test_readme_screenshot_is_this_report(browser, tmp_path, profiled):
     """docs/report.png is made here: XNNFIT_UPDATE_SCREENSHOT=1 rewrites it from the current page."""
-    import os
-
     import dataclasses
+    import os
 
     pg, _, _ = _open(browser, tmp_path, dataclasses.replace(profiled, model="examples/where_cnn.py:build"))
     pg.set_viewport_size({"width": 1100, "height": 760})

@@ -21,10 +21,15 @@ def test_profile_trace_nests_nodes_in_pieces_and_adds_up(profiled, tmp_path):
     assert (1, "XNNPACK") in names and (2, "CPU kernels") in names
     pieces = [e for e in _slices(doc, 1) if e["cat"] != "node"]
     nodes = [e for e in _slices(doc, 1) if e["cat"] == "node"]
-    assert sum(e["dur"] for e in pieces) == pytest.approx(1000 * sum(p.stats.median_ms for p in d.profile.pieces), rel=1e-4)
+    assert sum(e["dur"] for e in pieces) == pytest.approx(
+        1000 * sum(p.stats.median_ms for p in d.profile.pieces), rel=1e-4
+    )
     assert sorted(e["args"]["node"] for e in nodes) == sorted(i for p in d.profile.pieces for i in p.nodes)
     for n in nodes:  # every node slice sits inside one piece slice on its track
-        assert any(p["tid"] == n["tid"] and p["ts"] - 1e-3 <= n["ts"] and n["ts"] + n["dur"] <= p["ts"] + p["dur"] + 1e-3 for p in pieces)
+        assert any(
+            p["tid"] == n["tid"] and p["ts"] - 1e-3 <= n["ts"] and n["ts"] + n["dur"] <= p["ts"] + p["dur"] + 1e-3
+            for p in pieces
+        )
     for a, b in zip(pieces, pieces[1:]):  # pieces run one after another
         assert b["ts"] >= a["ts"] + a["dur"] - 1e-3
     cpu = [e for e in nodes if e["tid"] == 2]
@@ -55,9 +60,16 @@ def test_slices_nest_and_abut_whatever_the_medians(profiled):
     rng = random.Random(0)
     for _ in range(200):
         pieces = tuple(dataclasses.replace(p, stats=Stats(*(rng.uniform(1e-4, 3.0),) * 4, 5)) for p in d.profile.pieces)
-        evs = [e for e in events(dataclasses.replace(d, profile=dataclasses.replace(d.profile, pieces=pieces)), 1, "x") if e["ph"] == "X"]
+        evs = [
+            e
+            for e in events(dataclasses.replace(d, profile=dataclasses.replace(d.profile, pieces=pieces)), 1, "x")
+            if e["ph"] == "X"
+        ]
         spans = [e for e in evs if e["cat"] != "node"]
         for a, b in zip(spans, spans[1:]):
             assert b["ts"] == pytest.approx(a["ts"] + a["dur"], abs=1e-9)
         for n in (e for e in evs if e["cat"] == "node"):
-            assert any(p["tid"] == n["tid"] and p["ts"] - 1e-9 <= n["ts"] and n["ts"] + n["dur"] <= p["ts"] + p["dur"] + 1e-9 for p in spans)
+            assert any(
+                p["tid"] == n["tid"] and p["ts"] - 1e-9 <= n["ts"] and n["ts"] + n["dur"] <= p["ts"] + p["dur"] + 1e-9
+                for p in spans
+            )

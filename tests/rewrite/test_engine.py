@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xnnfit.core.errors import XnnfitError
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.convert import convert_model
-from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.model.recipes import RECIPES
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.rewrite.engine import fix_content, select_rules
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.rules.xr001_where_activation import WhereActivation
-from xnnfit.core.errors import XnnfitError
 from xnnfit.tflite import read_model
 
 
@@ -58,16 +58,34 @@ class Slower(WhereActivation):
             ops.append(g.make_op("BATCH_MATMUL", [current, big], [nxt], fb.BatchMatMulOptionsT(), "BatchMatMulOptions"))
             current = nxt
         zero = g.add_tensor((1, 1), "float32", "zero")
-        ops.append(g.make_op("MEAN", [current, g.add_const(np.asarray([1], np.int32), "axis")], [zero], fb.ReducerOptionsT(), "ReducerOptions"))
+        ops.append(
+            g.make_op(
+                "MEAN",
+                [current, g.add_const(np.asarray([1], np.int32), "axis")],
+                [zero],
+                fb.ReducerOptionsT(),
+                "ReducerOptions",
+            )
+        )
         scaled = g.add_tensor((1, 1), "float32", "zero_scaled")
-        ops.append(g.make_op("MUL", [zero, g.add_const(np.asarray(0.0, np.float32), "nothing")], [scaled], fb.MulOptionsT(), "MulOptions"))
+        ops.append(
+            g.make_op(
+                "MUL",
+                [zero, g.add_const(np.asarray(0.0, np.float32), "nothing")],
+                [scaled],
+                fb.MulOptionsT(),
+                "MulOptions",
+            )
+        )
         final = g.add_tensor(shape, "float32", "final")
         ops.append(g.make_op("ADD", [out, scaled], [final], fb.AddOptionsT(), "AddOptions"))
         g.sub.operators.extend(ops)
         g.sub.outputs = [final if int(t) == out else int(t) for t in g.sub.outputs]
 
 
-@pytest.mark.parametrize(("rule", "reason"), [(WrongConstant(), "outside tolerance"), (Crashing(), "apply failed"), (Slower(), "slower")])
+@pytest.mark.parametrize(
+    ("rule", "reason"), [(WrongConstant(), "outside tolerance"), (Crashing(), "apply failed"), (Slower(), "slower")]
+)
 def test_bad_rewrites_are_rolled_back(where_model, rule, reason):
     result = fix_content(where_model, rules=[rule], runs=15)
     (outcome,) = result.outcomes
@@ -94,7 +112,11 @@ def test_untouched_parts_survive(tmp_path):
     assert after.signature_keys == before.signature_keys == ("serving_default",)
     assert set(after.metadata) == set(before.metadata)
     const_before = sorted(t.name for t in before.primary.tensors if t.constant and "where" not in t.name)
-    const_after = sorted(t.name for t in after.primary.tensors if t.constant and not t.name.startswith("xnnfit:") and "where" not in t.name)
+    const_after = sorted(
+        t.name
+        for t in after.primary.tensors
+        if t.constant and not t.name.startswith("xnnfit:") and "where" not in t.name
+    )
     assert const_before == const_after
     from ai_edge_litert.interpreter import Interpreter
 

@@ -17,7 +17,9 @@ import fixtures_models
 
 def run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "xnnfit", "fix", *args, "-q"], capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "xnnfit", "fix", *args, "-q"], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +42,17 @@ def test_fix_writes_a_fully_delegated_model_and_json(where_tflite, tmp_path):
     doc = json.loads(doc_path.read_text())
     assert doc["applied"] == [{"rule": "XR001", "count": 10, "where": doc["applied"][0]["where"]}]
     rewrite = doc["rewrite"]
-    assert rewrite["before"]["cpu_nodes"] == 20 and rewrite["after"] == {**rewrite["after"], "cpu_nodes": 0, "partitions": 1}
+    assert rewrite["before"]["cpu_nodes"] == 20 and rewrite["after"] == {
+        **rewrite["after"],
+        "cpu_nodes": 0,
+        "partitions": 1,
+    }
     assert rewrite["numerics"]["max_abs_error"] == 0.0 and doc["output"] == str(out) and doc["changed"] is True
     assert doc["schema_version"] == 2 and doc["result"] == "fix" and doc["versions"]["xnnfit"]
     assert _digest(where_tflite) == before
-    check = subprocess.run([sys.executable, "-m", "xnnfit", "check", str(out), "--fail-on-fallback", "-q"], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "xnnfit", "check", str(out), "--fail-on-fallback", "-q"], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 

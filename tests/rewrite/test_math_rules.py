@@ -9,29 +9,27 @@ import functools
 import numpy as np
 import pytest
 
-from xnnfit.runtime.interpreter import feed
 from fixtures_models import diagnose as analyze
-from xnnfit.model.convert import convert_model
 from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.model.convert import convert_model
 from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.rules.xr006_pow_sign import _POW
 from xnnfit.rewrite.verify import compare
-from xnnfit.runtime.interpreter import outputs
-from xnnfit.runtime.interpreter import build_interpreter
+from xnnfit.runtime.interpreter import build_interpreter, feed, outputs
 
 FLT_MIN = np.finfo(np.float32).tiny  # smallest normal float32
 FLT_MAX = np.finfo(np.float32).max
 
 
 @functools.cache
-
 def _bound(rule_id: str) -> float:
     """The output error the policy allows the rule (float rounding for exact rules)."""
     rule = RULES[rule_id]
     return DEFAULT_POLICY.bound(rule.exactness, rule.tolerance)
+
 
 def _converted(kind: str, shape: tuple, case: str | None = None, recipe: str = "fp32"):
     import keras
@@ -124,13 +122,33 @@ def test_xr006_sign_is_exact():
     original = _converted("sign", (16,)).content
     fixed = _rewrite(original, "XR006")
     _all_delegated(fixed, {"SIGN"})
-    edges = [0.0, -0.0, FLT_MIN, -FLT_MIN, 1e-30, -1e-30, 0.5, -0.5, 1.0, -1.0, 1e30, -1e30, FLT_MAX, -FLT_MAX, np.inf, -np.inf]
+    edges = [
+        0.0,
+        -0.0,
+        FLT_MIN,
+        -FLT_MIN,
+        1e-30,
+        -1e-30,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        1e30,
+        -1e30,
+        FLT_MAX,
+        -FLT_MAX,
+        np.inf,
+        -np.inf,
+    ]
     x = np.array([edges], np.float32)
     want = np.sign(x.astype(np.float64))
     assert np.array_equal(_run(original, x), want)
     assert np.array_equal(_run(fixed, x), want)  # exact, not within a tolerance
     rng = np.random.default_rng(1)
-    samples = [{"x": (rng.standard_normal((1, 16)) * 10.0 ** rng.integers(-30, 30, (1, 16))).astype(np.float32)} for _ in range(8)]
+    samples = [
+        {"x": (rng.standard_normal((1, 16)) * 10.0 ** rng.integers(-30, 30, (1, 16))).astype(np.float32)}
+        for _ in range(8)
+    ]
     assert compare(outputs(original, samples), outputs(fixed, samples)).max_abs_error == 0.0
     # subnormals: XNNPACK flushes them to zero (any delegated op reads them as 0); on CPU kernels
     # the rewrite still matches SIGN there

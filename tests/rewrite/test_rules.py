@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import pytest
 
-from xnnfit import kb
 from fixtures_models import diagnose as analyze
-from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit import kb
 from xnnfit.core.policy import DEFAULT_POLICY
-from xnnfit.model.recipes import RECIPES
-from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
-from xnnfit.tflite.graph import read_model
-from xnnfit.model.artifact import Artifact
-from xnnfit.rewrite.engine import fix_content
 from xnnfit.kb.hazards import HAZARDS, PROBE_ERROR
 from xnnfit.measure.accuracy import xnnpack_error as probe_error
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.convert import ConvertOptions, convert_model
+from xnnfit.model.recipes import RECIPES
+from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
+from xnnfit.rewrite.engine import fix_content
 from xnnfit.rewrite.rules import RULES
+from xnnfit.tflite.graph import read_model
 
 
 @functools.cache
@@ -90,7 +89,9 @@ def test_where_int8_fix_is_fully_delegated_and_no_worse_than_quantization():
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("where_activation", Path(__file__).resolve().parents[2] / "examples" / "where_activation.py")
+    spec = importlib.util.spec_from_file_location(
+        "where_activation", Path(__file__).resolve().parents[2] / "examples" / "where_activation.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     model = mod.build()

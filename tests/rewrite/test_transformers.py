@@ -8,11 +8,11 @@ import functools
 import pytest
 
 from fixtures_models import diagnose as analyze
-from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.recipes import RECIPES
-from xnnfit.rewrite.engine import fix_content
 from xnnfit.model.specs import ShapeRequest
+from xnnfit.rewrite.engine import fix_content
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -28,14 +28,25 @@ BACKBONES = {
     "whisper": lambda: keras_hub.models.WhisperBackbone(
         num_heads=2, num_mels=16, max_encoder_sequence_length=64, max_decoder_sequence_length=32, **TEXT
     ),
-    "vit": lambda: keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128),
+    "vit": lambda: keras_hub.models.ViTBackbone(
+        image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128
+    ),
     "mit": lambda: keras_hub.models.MiTBackbone(
-        layerwise_depths=[1, 1], num_layers=2, layerwise_num_heads=[1, 2], layerwise_sr_ratios=[2, 1], max_drop_path_rate=0.0,
-        hidden_dims=[16, 32], layerwise_patch_sizes=[7, 3], layerwise_strides=[4, 2], image_shape=(64, 64, 3),
+        layerwise_depths=[1, 1],
+        num_layers=2,
+        layerwise_num_heads=[1, 2],
+        layerwise_sr_ratios=[2, 1],
+        max_drop_path_rate=0.0,
+        hidden_dims=[16, 32],
+        layerwise_patch_sizes=[7, 3],
+        layerwise_strides=[4, 2],
+        image_shape=(64, 64, 3),
     ),
 }
 PINNED = {"bert_seq16": ("bert", 16)}  # a dynamic sequence length pinned by --input-shape
-NO_TIMING = dataclasses.replace(DEFAULT_POLICY, slower_margin=float("inf"))  # timing is asserted in benchmarks/, not here
+NO_TIMING = dataclasses.replace(
+    DEFAULT_POLICY, slower_margin=float("inf")
+)  # timing is asserted in benchmarks/, not here
 
 
 @functools.cache
@@ -72,4 +83,7 @@ def test_backbone_runs_as_one_partition_plus_a_cpu_prologue(case, recipe):
     if recipe == "fp32":
         assert result.numerics.max_rel_error <= 1e-5, result.numerics
     else:
-        assert result.reference_after.max_rel_error <= result.reference_before.max_rel_error * DEFAULT_POLICY.quantized_margin + 1e-6
+        assert (
+            result.reference_after.max_rel_error
+            <= result.reference_before.max_rel_error * DEFAULT_POLICY.quantized_margin + 1e-6
+        )

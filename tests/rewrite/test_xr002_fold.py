@@ -14,8 +14,7 @@ from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.engine import apply_to_fixpoint
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import RewriteContext
-from xnnfit.rewrite.rules import RULES
-from xnnfit.rewrite.rules import xr002_fold_shapes
+from xnnfit.rewrite.rules import RULES, xr002_fold_shapes
 from xnnfit.rewrite.verify import compare
 from xnnfit.runtime.interpreter import outputs
 
@@ -69,7 +68,11 @@ def test_a_tensor_beyond_the_cap_is_cut_at_its_smaller_inputs(monkeypatch):
     g = Graph.from_bytes(fixed)
     (gather,) = [i for i in range(len(g.ops)) if g.op(i) == "GATHER"]
     assert g.value(g.inputs(gather)[1]) is not None  # the GATHER stays, on constant bucket ids
-    assert all(v.nbytes <= T * T * 4 for t in range(len(g.sub.tensors)) if "XR002" in g.name(t) and (v := g.value(t)) is not None)
+    assert all(
+        v.nbytes <= T * T * 4
+        for t in range(len(g.sub.tensors))
+        if "XR002" in g.name(t) and (v := g.value(t)) is not None
+    )
     cpu = {n.op for n in analyze(fixed, "fp32").observed if not n.delegated}
     assert cpu == {"GATHER"}, cpu
     _same_outputs(conv, fixed)

@@ -7,10 +7,10 @@ import functools
 import pytest
 
 from xnnfit.model.convert import ConvertOptions, convert_model
-from xnnfit.observe.delegation import observe
 from xnnfit.model.inputs import random_inputs
 from xnnfit.model.recipes import RECIPES
 from xnnfit.model.specs import ShapeRequest
+from xnnfit.observe.delegation import observe
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
@@ -45,13 +45,22 @@ def _patterns():
     }
 
 
-REFUSED = {"split_v": "SPLIT_V", "split_v_inferred": "SPLIT_V", "split_8": "SPLIT", "split_1": "SPLIT", "concat_7": "CONCATENATION", "concat_26": "CONCATENATION"}
+REFUSED = {
+    "split_v": "SPLIT_V",
+    "split_v_inferred": "SPLIT_V",
+    "split_8": "SPLIT",
+    "split_1": "SPLIT",
+    "concat_7": "CONCATENATION",
+    "concat_26": "CONCATENATION",
+}
 
 
 @functools.cache
 def _converted(pattern: str, recipe: str, dynamic_batch: bool = False):
     fn, shape = _patterns()[pattern]
-    return convert_model(_lambda_model(fn, shape), RECIPES[recipe], ConvertOptions(ShapeRequest(dynamic_batch=dynamic_batch)))
+    return convert_model(
+        _lambda_model(fn, shape), RECIPES[recipe], ConvertOptions(ShapeRequest(dynamic_batch=dynamic_batch))
+    )
 
 
 def _rewrite(content: bytes) -> tuple[bytes, int]:
@@ -68,7 +77,11 @@ def _refused_left(g: Graph) -> list[str]:
     left = []
     for i in range(len(g.ops)):
         op = g.op(i)
-        if op == "SPLIT_V" or (op == "SPLIT" and not 2 <= len(g.outputs(i)) <= 4) or (op == "CONCATENATION" and len(g.inputs(i)) > 5):
+        if (
+            op == "SPLIT_V"
+            or (op == "SPLIT" and not 2 <= len(g.outputs(i)) <= 4)
+            or (op == "CONCATENATION" and len(g.inputs(i)) > 5)
+        ):
             left.append(op)
     return left
 
@@ -78,7 +91,9 @@ def _refused_left(g: Graph) -> list[str]:
 def test_pattern_is_rewritten_exactly_and_fully_delegated(pattern, recipe):
     conv = _converted(pattern, recipe)
     before = observe(conv.content)
-    assert REFUSED[pattern] in {n.op for n in before.primary if not n.delegated}, "the pattern is not refused to begin with"
+    assert REFUSED[pattern] in {n.op for n in before.primary if not n.delegated}, (
+        "the pattern is not refused to begin with"
+    )
 
     fixed, count = _rewrite(conv.content)
     assert count >= 1
@@ -106,7 +121,11 @@ def test_pattern_is_rewritten_exactly_and_fully_delegated(pattern, recipe):
 def test_split_v_slices_cover_the_input():
     conv = _converted("split_v_inferred", "fp32")
     g = Graph.from_bytes(_rewrite(conv.content)[0])
-    slices = [(g.value(g.inputs(i)[1]).tolist(), g.value(g.inputs(i)[2]).tolist()) for i in range(len(g.ops)) if g.op(i) == "SLICE"]
+    slices = [
+        (g.value(g.inputs(i)[1]).tolist(), g.value(g.inputs(i)[2]).tolist())
+        for i in range(len(g.ops))
+        if g.op(i) == "SLICE"
+    ]
     assert slices == [([0, 0, 0, 0], [1, 4, 4, 1]), ([0, 0, 0, 1], [1, 4, 4, 2]), ([0, 0, 0, 3], [1, 4, 4, 3])]
 
 

@@ -44,9 +44,18 @@ CASES = {
     "stride_odd_crop": (lambda: _lam(lambda t: t[:, 0:5:2, 1:4:2] + 1.0, (7, 5, 3)), "STRIDED_SLICE"),
     "stride_odd_pad": (lambda: _lam(lambda t: t[:, 1::2, ::3] + 1.0, (7, 5, 3)), "STRIDED_SLICE"),
     "stride_and_shrink": (lambda: _lam(lambda t: t[:, 1, ::2, 0] + 1.0, (4, 6, 3)), "STRIDED_SLICE"),
-    "avgpool_valid": (lambda: _layer(lambda k: k.layers.AveragePooling2D(pool_size=1, strides=2), (8, 8, 4)), "AVERAGE_POOL_2D"),
-    "avgpool_uneven_strides": (lambda: _layer(lambda k: k.layers.AveragePooling2D(pool_size=1, strides=(3, 2)), (7, 9, 3)), "AVERAGE_POOL_2D"),
-    "maxpool_same_odd": (lambda: _layer(lambda k: k.layers.MaxPooling2D(pool_size=1, strides=2, padding="same"), (7, 9, 3)), "MAX_POOL_2D"),
+    "avgpool_valid": (
+        lambda: _layer(lambda k: k.layers.AveragePooling2D(pool_size=1, strides=2), (8, 8, 4)),
+        "AVERAGE_POOL_2D",
+    ),
+    "avgpool_uneven_strides": (
+        lambda: _layer(lambda k: k.layers.AveragePooling2D(pool_size=1, strides=(3, 2)), (7, 9, 3)),
+        "AVERAGE_POOL_2D",
+    ),
+    "maxpool_same_odd": (
+        lambda: _layer(lambda k: k.layers.MaxPooling2D(pool_size=1, strides=2, padding="same"), (7, 9, 3)),
+        "MAX_POOL_2D",
+    ),
 }
 
 
@@ -161,7 +170,9 @@ def test_refusals_say_why(fn, reason):
 
 
 def test_dynamic_batch_is_refused_with_a_reason():
-    conv = convert_model(_lam(lambda t: t[:, ::2] + 1.0, (8, 4)), RECIPES["fp32"], ConvertOptions(ShapeRequest(dynamic_batch=True)))
+    conv = convert_model(
+        _lam(lambda t: t[:, ::2] + 1.0, (8, 4)), RECIPES["fp32"], ConvertOptions(ShapeRequest(dynamic_batch=True))
+    )
     result = RULE.match(Graph.from_bytes(conv.content), RewriteContext())
     assert isinstance(result, NoMatch) and "dynamic" in result.reason, result
 

@@ -19,7 +19,19 @@ from xnnfit.runtime.interpreter import outputs
 
 RULE = RULES["XR013"]
 T = 8  # sequence length of the examples
-MASK_OPS = {"SELECT", "SELECT_V2", "LESS", "GREATER", "EQUAL", "NOT_EQUAL", "LOGICAL_AND", "LOGICAL_OR", "REDUCE_ALL", "REDUCE_ANY", "MINIMUM"}
+MASK_OPS = {
+    "SELECT",
+    "SELECT_V2",
+    "LESS",
+    "GREATER",
+    "EQUAL",
+    "NOT_EQUAL",
+    "LOGICAL_AND",
+    "LOGICAL_OR",
+    "REDUCE_ALL",
+    "REDUCE_ANY",
+    "MINIMUM",
+}
 
 
 def _softmax(mask_dtype: str):

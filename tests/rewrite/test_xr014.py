@@ -39,8 +39,12 @@ def _rope(t):
 CASES = {
     "rope_last_axis": lambda: _lam(_rope, (6, 2, 8)),
     "stack_axis1_three": lambda: _lam(lambda t: __import__("keras").ops.stack([t, 2.0 * t, t + 1.0], axis=1), (5, 4)),
-    "stack_seven_in_steps": lambda: _lam(lambda t: __import__("keras").ops.stack([t * float(k + 1) for k in range(7)], axis=-1), (3, 4)),
-    "unstack": lambda: _lam(lambda t: sum(a * float(k + 1) for k, a in enumerate(__import__("keras").ops.unstack(t, axis=1))), (3, 4)),
+    "stack_seven_in_steps": lambda: _lam(
+        lambda t: __import__("keras").ops.stack([t * float(k + 1) for k in range(7)], axis=-1), (3, 4)
+    ),
+    "unstack": lambda: _lam(
+        lambda t: sum(a * float(k + 1) for k, a in enumerate(__import__("keras").ops.unstack(t, axis=1))), (3, 4)
+    ),
 }
 
 

@@ -234,7 +234,12 @@ def test_inlined_op_keeps_its_callers_name():
     # 1 the op inside the function body, 2 the call op in the model (with a frame), 3 CallSite(1, 2)
     table = read_debug_metadata(
         _metadata(
-            [("name", "convolution", 0), ("name", "model_1/conv_1/StatefulPartitionedCall", 4), ("call", 1, 2), ("file", "/user/model.py", 7)],
+            [
+                ("name", "convolution", 0),
+                ("name", "model_1/conv_1/StatefulPartitionedCall", 4),
+                ("call", 1, 2),
+                ("file", "/user/model.py", 7),
+            ],
             op_attr=3,
         )
     )
@@ -245,7 +250,15 @@ def test_inlined_op_keeps_its_callers_name():
 def test_a_stack_trace_is_not_a_caller():
     # the importer's trace: NameLoc(name, outermost frame) called from a chain of frames
     table = read_debug_metadata(
-        _metadata([("file", "/user/outer.py", 1), ("file", "/user/inner.py", 2), ("name", "model_1/dense_1/MatMul", 1), ("call", 3, 2)], op_attr=4)
+        _metadata(
+            [
+                ("file", "/user/outer.py", 1),
+                ("file", "/user/inner.py", 2),
+                ("name", "model_1/dense_1/MatMul", 1),
+                ("call", 3, 2),
+            ],
+            op_attr=4,
+        )
     )
     loc = table.location(0, 0)
     assert loc == OpLocation(("model_1/dense_1/MatMul",), (("/user/inner.py", 2), ("/user/outer.py", 1)), ())

@@ -49,7 +49,11 @@ def load_rows(path: str | Path) -> list[JobRow]:
     p = Path(path)
     data = read_json(p, "Pass a baseline written with --write-baseline FILE.")
     if not isinstance(data, dict) or data.get("result") != "batch" or "rows" not in data:
-        raise XnnfitError(f"{str(p)!r} is not a batch baseline (result={data.get('result') if isinstance(data, dict) else None!r}). Write one with --write-baseline FILE.")
+        raise XnnfitError(
+            f"{str(p)!r} is not a batch baseline "
+            f"(result={data.get('result') if isinstance(data, dict) else None!r}). Write one with "
+            "--write-baseline FILE."
+        )
     return [JobRow.from_dict(r) for r in data["rows"]]
 
 
@@ -82,9 +86,19 @@ def _changes(old: JobRow, new: JobRow) -> list[tuple[str, str]]:
     if new.status == "error":
         return []
     if new.cpu_nodes != old.cpu_nodes:
-        out.append(("regression" if new.cpu_nodes > old.cpu_nodes else "improvement", f"CPU nodes {old.cpu_nodes} -> {new.cpu_nodes}"))
+        out.append(
+            (
+                "regression" if new.cpu_nodes > old.cpu_nodes else "improvement",
+                f"CPU nodes {old.cpu_nodes} -> {new.cpu_nodes}",
+            )
+        )
     if new.partitions != old.partitions:
-        out.append(("regression" if new.partitions > old.partitions else "improvement", f"partitions {old.partitions} -> {new.partitions}"))
+        out.append(
+            (
+                "regression" if new.partitions > old.partitions else "improvement",
+                f"partitions {old.partitions} -> {new.partitions}",
+            )
+        )
     added, removed = set(new.causes) - set(old.causes), set(old.causes) - set(new.causes)
     if added:
         out.append(("regression", f"new causes {', '.join(sorted(added))}"))
@@ -93,7 +107,9 @@ def _changes(old: JobRow, new: JobRow) -> list[tuple[str, str]]:
     if None not in (old.median_ms, new.median_ms, old.p10_ms, old.p90_ms, new.p10_ms, new.p90_ms):
         margin = DEFAULT_POLICY.slower_margin
         if new.median_ms > old.median_ms * margin and new.p10_ms > old.p90_ms:
-            out.append(("regression", f"slower {old.median_ms:.3g} -> {new.median_ms:.3g} ms (beyond the measured spread)"))
+            out.append(
+                ("regression", f"slower {old.median_ms:.3g} -> {new.median_ms:.3g} ms (beyond the measured spread)")
+            )
         elif old.median_ms > new.median_ms * margin and old.p10_ms > new.p90_ms:
             out.append(("improvement", f"faster {old.median_ms:.3g} -> {new.median_ms:.3g} ms"))
     return out

@@ -14,19 +14,25 @@ import glob
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from xnnfit import api
-
-from xnnfit.core import isolate
 from xnnfit.batch.cache import ResultCache, key
-from xnnfit.explain.diagnosis import CheckResult, Diagnosis, Gates
+from xnnfit.core import isolate
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.record import Record
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis, Gates
 from xnnfit.runtime.interpreter import runtime_versions
 
-MODEL_SUFFIXES = (".tflite", ".lite", ".keras", ".h5", ".hdf5")  # what a folder is searched for (and SavedModel folders)
+MODEL_SUFFIXES = (
+    ".tflite",
+    ".lite",
+    ".keras",
+    ".h5",
+    ".hdf5",
+)  # what a folder is searched for (and SavedModel folders)
 Progress = Callable[[int, int, int, str], None]  # (done, total, failed, last job)
 
 
@@ -88,7 +94,10 @@ class BatchResult(Record):
     def worst_first(self) -> list[JobRow]:
         """Rows sorted errors first, then gate failures, then most CPU nodes, unexplained and partitions."""
         rank = {"error": 0, "gate": 1, "ok": 2}
-        return sorted(self.rows, key=lambda r: (rank.get(r.status, 3), -r.unexplained, -r.cpu_nodes, -r.partitions, r.model, r.recipe))
+        return sorted(
+            self.rows,
+            key=lambda r: (rank.get(r.status, 3), -r.unexplained, -r.cpu_nodes, -r.partitions, r.model, r.recipe),
+        )
 
     def _extra(self) -> dict:
         return {"summary": self.summary()}
@@ -103,14 +112,19 @@ def expand(paths: list[str]) -> list[str]:
             continue
         matches = sorted(glob.glob(text, recursive=True)) if glob.has_magic(text) else [text]
         if not matches:
-            raise XnnfitError(f"{text!r} matches no file. Check the pattern (quote it so the shell does not expand it).")
+            raise XnnfitError(
+                f"{text!r} matches no file. Check the pattern (quote it so the shell does not expand it)."
+            )
         for m in matches:
             p = Path(m)
             if p.is_dir() and not (p / "saved_model.pb").exists():
                 found = [str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in MODEL_SUFFIXES and f.is_file()]
                 found += [str(f.parent) for f in sorted(p.rglob("saved_model.pb"))]
                 if not found:
-                    raise XnnfitError(f"folder {m!r} holds no model ({', '.join(MODEL_SUFFIXES)} or a SavedModel). Pass a folder of models.")
+                    raise XnnfitError(
+                        f"folder {m!r} holds no model ({', '.join(MODEL_SUFFIXES)} or a SavedModel). Pass a "
+                        "folder of models."
+                    )
                 out.extend(sorted(found))
             else:
                 out.append(m)
@@ -127,7 +141,9 @@ def read_manifest(path: str | Path) -> list[ModelSpec]:
     except FileNotFoundError:
         raise XnnfitError(f"cannot read manifest {str(p)!r}: no such file. Check the path.") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise XnnfitError(f"cannot read manifest {str(p)!r}: {exc}. Write it as TOML: [[model]] path = \"m.tflite\".") from None
+        raise XnnfitError(
+            f'cannot read manifest {str(p)!r}: {exc}. Write it as TOML: [[model]] path = "m.tflite".'
+        ) from None
     defaults = data.get("defaults", {})
     models = data.get("model", [])
     if not isinstance(models, list) or not models:
@@ -138,15 +154,29 @@ def read_manifest(path: str | Path) -> list[ModelSpec]:
         entry = {**defaults, **m}
         unknown = set(entry) - allowed
         if unknown or "path" not in m:
-            raise XnnfitError(f"manifest {str(p)!r}, model {k + 1}: {'unknown keys ' + ', '.join(sorted(unknown)) if unknown else 'no path'}. Keys: {', '.join(sorted(allowed))}.")
+            raise XnnfitError(
+                f"manifest {str(p)!r}, model {k + 1}: "
+                f"{'unknown keys ' + ', '.join(sorted(unknown)) if unknown else 'no path'}. Keys: "
+                f"{', '.join(sorted(allowed))}."
+            )
         target = m["path"]
         resolved = target if ".py:" in target or Path(target).is_absolute() else str(p.parent / target)
         calibration = entry.get("calibration")
         if calibration and not Path(calibration).is_absolute():
             calibration = str(p.parent / calibration)
-        gates = Gates(bool(entry.get("fail_on_fallback", False)), entry.get("max_partitions"), entry.get("min_delegated"))
+        gates = Gates(
+            bool(entry.get("fail_on_fallback", False)), entry.get("max_partitions"), entry.get("min_delegated")
+        )
         recipes = entry.get("recipes", ["fp32"])
-        out.append(ModelSpec(resolved, tuple([recipes] if isinstance(recipes, str) else recipes), tuple(entry.get("input_shape", ())), calibration, gates))
+        out.append(
+            ModelSpec(
+                resolved,
+                tuple([recipes] if isinstance(recipes, str) else recipes),
+                tuple(entry.get("input_shape", ())),
+                calibration,
+                gates,
+            )
+        )
     return out
 
 
@@ -169,13 +199,31 @@ def fingerprint(model: str) -> str:
 
 def _row(spec: ModelSpec, d: Diagnosis, digest: str, cached: bool, seconds: float) -> JobRow:
     if not d.ok:
-        return JobRow(spec.path, d.recipe, "error", failures=(d.error or "failed",), content_hash=digest, cached=cached, seconds=seconds)
+        return JobRow(
+            spec.path,
+            d.recipe,
+            "error",
+            failures=(d.error or "failed",),
+            content_hash=digest,
+            cached=cached,
+            seconds=seconds,
+        )
     s = d.summary()
     failures = tuple(spec.gates.failures(d))
     causes = tuple(sorted({c for n in d.observed if not n.delegated for c in n.causes}))
     return JobRow(
-        spec.path, d.recipe, "gate" if failures else "ok", s["nodes"], s["cpu_nodes"], s["partitions"], s["unexplained"], causes,
-        failures, digest, cached, seconds,
+        spec.path,
+        d.recipe,
+        "gate" if failures else "ok",
+        s["nodes"],
+        s["cpu_nodes"],
+        s["partitions"],
+        s["unexplained"],
+        causes,
+        failures,
+        digest,
+        cached,
+        seconds,
     )
 
 
@@ -233,7 +281,9 @@ def run_batch(
         if on_progress is not None:
             on_progress(len(done), len(work), failed, f"{work[i][0].path} ({work[i][1]}, cached)")
     run = _run_ray if backend == "ray" else _run_local
-    incomplete = run([(i, work[i][0], work[i][1], _job_options(work[i][0], options)) for i in todo], jobs, finished, ray_address)
+    incomplete = run(
+        [(i, work[i][0], work[i][1], _job_options(work[i][0], options)) for i in todo], jobs, finished, ray_address
+    )
     timings = _bench(work, done, options, bench_runs) if bench_runs and not incomplete else {}
     models, rows = [], []
     for spec in specs:
@@ -244,7 +294,9 @@ def run_batch(
                 diags.append(d)
                 row = _row(spec, d, digests[spec.path], cached, seconds)
                 if i in timings:
-                    row = dataclasses.replace(row, median_ms=timings[i].median_ms, p10_ms=timings[i].p10_ms, p90_ms=timings[i].p90_ms)
+                    row = dataclasses.replace(
+                        row, median_ms=timings[i].median_ms, p10_ms=timings[i].p10_ms, p90_ms=timings[i].p90_ms
+                    )
                 rows.append(row)
         if diags:
             models.append(CheckResult(spec.path, _kind(spec.path), tuple(diags), versions))
@@ -280,7 +332,11 @@ def _digest(path: str) -> str:
 
 
 def _job_options(spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
-    return {**options, "input_shape": list(spec.input_shape) or options.get("input_shape") or [], "calibration": spec.calibration or options.get("calibration")}
+    return {
+        **options,
+        "input_shape": list(spec.input_shape) or options.get("input_shape") or [],
+        "calibration": spec.calibration or options.get("calibration"),
+    }
 
 
 def _check_one(path: str, recipe: str, opts: dict[str, Any]) -> Diagnosis:
@@ -319,7 +375,9 @@ def _files_of(path: str) -> tuple[str, dict[str, bytes]]:
     p = Path(target)
     suffix = ":" + path.rsplit(":", 1)[1] if ".py:" in path else ""
     if p.is_dir():
-        return p.name + suffix, {str(Path(p.name) / f.relative_to(p)): f.read_bytes() for f in p.rglob("*") if f.is_file()}
+        return p.name + suffix, {
+            str(Path(p.name) / f.relative_to(p)): f.read_bytes() for f in p.rglob("*") if f.is_file()
+        }
     return p.name + suffix, {p.name: p.read_bytes()}
 
 
@@ -334,7 +392,8 @@ def _ray_job(ref: str, files: dict[str, bytes], recipe: str, opts: dict[str, Any
             target.write_bytes(data)
         d = _check_one(str(Path(tmp) / ref), recipe, opts)
     nodes = tuple(
-        dataclasses.replace(n, source=home + n.source[len(tmp):]) if n.source and n.source.startswith(tmp) else n for n in d.nodes
+        dataclasses.replace(n, source=home + n.source[len(tmp) :]) if n.source and n.source.startswith(tmp) else n
+        for n in d.nodes
     )
     return dataclasses.replace(d, nodes=nodes)
 
@@ -344,13 +403,21 @@ def _run_ray(todo: list, jobs: int | None, finished: Callable, ray_address: str 
     try:
         import ray
     except ImportError:
-        raise XnnfitError("the Ray backend needs Ray. Install the extra: pip install 'xnnfit[ray]', or use the default --backend local.") from None
+        raise XnnfitError(
+            "the Ray backend needs Ray. Install the extra: pip install 'xnnfit[ray]', or use the "
+            "default --backend local."
+        ) from None
     started = not ray.is_initialized()
     if started:
         if ray_address:
             ray.init(address=ray_address, log_to_driver=False)
         else:  # a local cluster on the loopback interface only
-            ray.init(num_cpus=jobs or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+            ray.init(
+                num_cpus=jobs or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
     task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, num_cpus=1)(_ray_job)
     refs, starts, recipe_of = {}, {}, {i: recipe for i, _, recipe, _ in todo}
     try:
@@ -368,7 +435,9 @@ def _run_ray(todo: list, jobs: int | None, finished: Callable, ray_address: str 
                     d = ray.get(r)
                 except ray.exceptions.RayError as exc:
                     reason = str(exc).strip().splitlines()[0][:300]
-                    d = Diagnosis.failed(recipe_of[i], XnnfitError(f"the Ray task failed after {RAY_RETRIES} retry: {reason}"))
+                    d = Diagnosis.failed(
+                        recipe_of[i], XnnfitError(f"the Ray task failed after {RAY_RETRIES} retry: {reason}")
+                    )
                 finished(i, d, time.perf_counter() - starts[i])
     except KeyboardInterrupt:
         for r in refs:
@@ -384,4 +453,10 @@ def _kind(path: str) -> str:
     if ".py:" in path:
         return "python"
     p = Path(path)
-    return "savedmodel" if p.is_dir() else {".tflite": "tflite", ".lite": "tflite", ".keras": "keras", ".h5": "h5", ".hdf5": "h5"}.get(p.suffix.lower(), "")
+    return (
+        "savedmodel"
+        if p.is_dir()
+        else {".tflite": "tflite", ".lite": "tflite", ".keras": "keras", ".h5": "h5", ".hdf5": "h5"}.get(
+            p.suffix.lower(), ""
+        )
+    )

@@ -17,23 +17,23 @@ from typing import ClassVar
 
 import numpy as np
 
+from xnnfit.choose.quant import accuracy, class_scores, eval_samples, judge_reference, materialize_all, pareto, pick
 from xnnfit.core import fmt
-from xnnfit.model.artifact import Artifact
-from xnnfit.model.convert import ConvertOptions
-from xnnfit.explain.diagnosis import diagnose
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
-from xnnfit.rewrite.fix import FP32_REFERENCE, TWIN_REFERENCE, KerasHint, keras_hints
 from xnnfit.core.isolate import run_isolated
-from xnnfit.runner import Progress, materialize
 from xnnfit.core.policy import BENCH_RUNS, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT
-from xnnfit.model.recipes import ALL, FP32, ConversionRecipe
 from xnnfit.core.record import NOT_IN_DICT, Record
-from xnnfit.rewrite.engine import fix_content
-from xnnfit.rewrite.float_twin import float_twin, is_quantized
-from xnnfit.runtime.interpreter import outputs, runtime_versions
+from xnnfit.explain.diagnosis import diagnose
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.convert import ConvertOptions
+from xnnfit.model.recipes import ALL, FP32, ConversionRecipe
 from xnnfit.model.source import ModelSource
-from xnnfit.choose.quant import accuracy, class_scores, eval_samples, judge_reference, materialize_all, pareto, pick
+from xnnfit.rewrite.engine import fix_content
+from xnnfit.rewrite.fix import FP32_REFERENCE, TWIN_REFERENCE, KerasHint, keras_hints
+from xnnfit.rewrite.float_twin import float_twin, is_quantized
+from xnnfit.runner import Progress, materialize
+from xnnfit.runtime.interpreter import outputs, runtime_versions
 from xnnfit.runtime.timing import Stats, race
 
 BASELINE = "baseline"  # race key of what every speed-up is measured against
@@ -101,11 +101,15 @@ class OptimizeResult(Record):
         """Write the chosen model atomically."""
         best = self.best
         if best is None or not best.content:
-            raise XnnfitError("this result holds no chosen model (none was within the budget, or it was read back from JSON).")
+            raise XnnfitError(
+                "this result holds no chosen model (none was within the budget, or it was read back from JSON)."
+            )
         return write_file(check_output_path(path, force=force), best.content, force=force)
 
 
-def candidate_stage(artifact: Artifact, *, reference: bytes | None, reference_name: str, samples: list[dict], runs: int) -> dict:
+def candidate_stage(
+    artifact: Artifact, *, reference: bytes | None, reference_name: str, samples: list[dict], runs: int
+) -> dict:
     """Fix `artifact` (verified as `xnnfit fix` does), then its delegation and outputs (run it in a TensorFlow-free child)."""
     result = fix_content(artifact, reference=reference, reference_name=reference_name, runs=runs)
     fixed = dataclasses.replace(artifact, content=result.content)
@@ -155,7 +159,9 @@ def run_optimize(
         reference = float_twin(artifact.content) if is_quantized(artifact.content) else artifact.content
         reference_name = TWIN_REFERENCE if is_quantized(artifact.content) else "the model as given"
         baseline, baseline_name = artifact.content, "the model as given"
-        warnings.append("a .tflite alone can only be fixed: converting with other recipes needs the Keras model it came from")
+        warnings.append(
+            "a .tflite alone can only be fixed: converting with other recipes needs the Keras model it came from"
+        )
     else:
         artifacts, failed = materialize_all(source, tuple(dict.fromkeys((FP32, *recipes))), options, timeout, step)
         reference, reference_name = artifacts["fp32"].content, FP32_REFERENCE
@@ -172,8 +178,14 @@ def run_optimize(
         quantized = name != "fp32" or source.is_tflite
         try:
             measured[name] = run_isolated(
-                candidate_stage, artifact, reference=reference if quantized and reference != artifact.content else None,
-                reference_name=reference_name, samples=samples, runs=runs, what=f"fixing {artifact.what}", timeout=timeout,
+                candidate_stage,
+                artifact,
+                reference=reference if quantized and reference != artifact.content else None,
+                reference_name=reference_name,
+                samples=samples,
+                runs=runs,
+                what=f"fixing {artifact.what}",
+                timeout=timeout,
             )
         except XnnfitError as exc:
             failed[name] = str(exc)
@@ -181,7 +193,9 @@ def run_optimize(
         raise XnnfitError(f"no candidate could be fixed and measured: {next(iter(failed.values()), 'unknown error')}")
     step("timing all candidates together")
     contents = {BASELINE: baseline, **{n: m["content"] for n, m in measured.items()}}
-    latency = run_isolated(_race, contents, samples[0], specs, runs, threads, what="timing the candidates", timeout=timeout)
+    latency = run_isolated(
+        _race, contents, samples[0], specs, runs, threads, what="timing the candidates", timeout=timeout
+    )
     classes = class_scores(reference)
     candidates = []
     for name in order:
@@ -191,9 +205,24 @@ def run_optimize(
         m, s, t = measured[name], measured[name]["summary"], latency[name]
         candidates.append(
             Candidate(
-                name, "ok", None, bool(m["applied"]), m["applied"], m["rolled_back"], m["cpu_before"], s["cpu_nodes"], s["nodes"],
-                s["partitions"], m["fraction"], t.median_ms, t.p10_ms, t.p90_ms, len(m["content"]),
-                **accuracy(ref_out, m["outputs"], classes), keras_hints=m["hints"], content=m["content"],
+                name,
+                "ok",
+                None,
+                bool(m["applied"]),
+                m["applied"],
+                m["rolled_back"],
+                m["cpu_before"],
+                s["cpu_nodes"],
+                s["nodes"],
+                s["partitions"],
+                m["fraction"],
+                t.median_ms,
+                t.p10_ms,
+                t.p90_ms,
+                len(m["content"]),
+                **accuracy(ref_out, m["outputs"], classes),
+                keras_hints=m["hints"],
+                content=m["content"],
             )
         )
     front = pareto(candidates)
@@ -202,8 +231,19 @@ def run_optimize(
     base_ms = latency[BASELINE].median_ms
     reason = _reason(best, fastest, candidates, base_ms, baseline_name, max_error, judged, reference_name)
     result = OptimizeResult(
-        source.display, best.recipe if best else None, reason, tuple(candidates), reference_name, baseline_name, base_ms, max_error,
-        threads, None, judged, tuple(warnings), runtime_versions(),
+        source.display,
+        best.recipe if best else None,
+        reason,
+        tuple(candidates),
+        reference_name,
+        baseline_name,
+        base_ms,
+        max_error,
+        threads,
+        None,
+        judged,
+        tuple(warnings),
+        runtime_versions(),
     )
     if keep_all is not None:
         _write_all(keep_all, source, result, force)
@@ -219,15 +259,27 @@ def outputs_isolated(content: bytes, samples: list[dict], specs, timeout: float)
 
 
 def _reason(
-    best: Candidate | None, fastest: Candidate | None, candidates, base_ms: float, baseline: str, max_error: float, judged: bool, reference: str
+    best: Candidate | None,
+    fastest: Candidate | None,
+    candidates,
+    base_ms: float,
+    baseline: str,
+    max_error: float,
+    judged: bool,
+    reference: str,
 ) -> str:
     if best is None:
         worst = min((c.rel_error for c in candidates if c.status == "ok"), default=0.0)
         return (
-            f"no candidate stays within the error budget ({fmt.pct(max_error)} of the output scale; the closest is {fmt.rel(worst)}); "
+            f"no candidate stays within the error budget ({fmt.pct(max_error)} of the output scale; "
+            f"the closest is {fmt.rel(worst)}); "
             "relax --max-error or pass real --calibration data"
         )
-    whole = "100% on XNNPACK" if best.cpu_nodes == 0 else f"{fmt.pct(best.delegated_fraction)} on XNNPACK ({fmt.plural(best.cpu_nodes, 'CPU node')} left)"
+    whole = (
+        "100% on XNNPACK"
+        if best.cpu_nodes == 0
+        else f"{fmt.pct(best.delegated_fraction)} on XNNPACK ({fmt.plural(best.cpu_nodes, 'CPU node')} left)"
+    )
     fixed = f", fixed by {', '.join(best.rules)}" if best.rules else ""
     text = (
         f"fastest within the error budget: {base_ms / best.median_ms:.2f}x the speed of {baseline}, "
@@ -243,7 +295,11 @@ def _reason(
 def _write_all(folder: str | Path, source: ModelSource, result: OptimizeResult, force: bool) -> None:
     out = Path(folder)
     stem = source.path.stem if source.path is not None else "model"
-    files = [(out / f"{stem}.{c.recipe}{'.fixed' if c.fixed else ''}.tflite", c.content) for c in result.candidates if c.content]
+    files = [
+        (out / f"{stem}.{c.recipe}{'.fixed' if c.fixed else ''}.tflite", c.content)
+        for c in result.candidates
+        if c.content
+    ]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -16,15 +16,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xnnfit.model.artifact import Artifact
-from xnnfit.model.convert import ConvertOptions
-from xnnfit.explain.diagnosis import diagnose
-from xnnfit.core.errors import InputDataError, RuntimeFailure, SourceError, XnnfitError
 from xnnfit.core import fmt
+from xnnfit.core.errors import InputDataError, RuntimeFailure, SourceError, XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
-from xnnfit.model.inputs import load_npz, random_inputs
 from xnnfit.core.isolate import run_isolated
-from xnnfit.runner import Progress, materialize
 from xnnfit.core.policy import (
     BENCH_RUNS,
     DEFAULT_MAX_ERROR,
@@ -35,11 +30,16 @@ from xnnfit.core.policy import (
     SWEEP_PROFILE_DIVISOR,
     VerifyPolicy,
 )
-from xnnfit.measure.profile import profile_content
-from xnnfit.model.recipes import ALL, FP32, ConversionRecipe
 from xnnfit.core.record import NOT_IN_DICT, Record
-from xnnfit.runtime.interpreter import outputs, runtime_versions
+from xnnfit.explain.diagnosis import diagnose
+from xnnfit.measure.profile import profile_content
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.convert import ConvertOptions
+from xnnfit.model.inputs import load_npz, random_inputs
+from xnnfit.model.recipes import ALL, FP32, ConversionRecipe
 from xnnfit.model.source import ModelSource
+from xnnfit.runner import Progress, materialize
+from xnnfit.runtime.interpreter import outputs, runtime_versions
 from xnnfit.runtime.timing import Stats, race
 from xnnfit.tflite.graph import read_model
 
@@ -64,7 +64,9 @@ class QuantRow(Record):
     rel_error: float = 0.0  # max abs error / max |float output|
     mean_rel_error: float = 0.0
     cosine: float = 1.0
-    top1: float | None = None  # share of samples whose top class agrees with the float model; None unless the output is class scores
+    top1: float | None = (
+        None  # share of samples whose top class agrees with the float model; None unless the output is class scores
+    )
     p10_ms: float = 0.0
     p90_ms: float = 0.0
     pareto: bool = False
@@ -114,13 +116,21 @@ def _measure(artifact: Artifact, samples: list[dict], runs: int) -> dict:
     """Delegation, CPU share and outputs of one converted model (run it in a child)."""
     diag = diagnose(artifact)
     try:
-        prof = profile_content(artifact.content, artifact.specs, diag.nodes, diag.partitions, samples[0], runs=runs, warmup=2)
+        prof = profile_content(
+            artifact.content, artifact.specs, diag.nodes, diag.partitions, samples[0], runs=runs, warmup=2
+        )
     except XnnfitError as exc:
         raise RuntimeFailure(
-            f"the LiteRT runtime loads the {artifact.recipe} model but fails to run it with XNNPACK ({' '.join(str(exc).split())[:160]}); "
+            f"the LiteRT runtime loads the {artifact.recipe} model but fails to run it with XNNPACK "
+            f"({' '.join(str(exc).split())[:160]}); "
             "this recipe cannot be used with this runtime"
         ) from exc
-    return {"summary": diag.summary(), "fraction": diag.delegated_fraction, "cpu_share": prof.cpu_share, "outputs": outputs(artifact.content, samples, artifact.specs)}
+    return {
+        "summary": diag.summary(),
+        "fraction": diag.delegated_fraction,
+        "cpu_share": prof.cpu_share,
+        "outputs": outputs(artifact.content, samples, artifact.specs),
+    }
 
 
 def _race(contents: dict[str, bytes], sample: dict, specs, runs: int) -> dict[str, Stats]:
@@ -220,13 +230,27 @@ def recommend(rows: list[QuantRow], max_error: float, *, judged: bool = True) ->
     ok = [r for r in rows if r.status == "ok"]
     best, fastest = pick(rows, max_error)
     if best is None:
-        return None, f"no recipe stays within the error budget ({max_error:.1%} of the output scale); relax --max-error or check the calibration data"
+        return (
+            None,
+            f"no recipe stays within the error budget ({max_error:.1%} of the output scale); relax "
+            "--max-error or check the calibration data",
+        )
     fp32 = next((r for r in ok if r.recipe == "fp32"), None)
-    versus = f", {fp32.median_ms / best.median_ms:.2f}x the speed of fp32 at {fmt.pct(best.size_bytes / max(fp32.size_bytes, 1))} of its size" if fp32 and best is not fp32 else ""
+    versus = (
+        f", {fp32.median_ms / best.median_ms:.2f}x the speed of fp32 at "
+        f"{fmt.pct(best.size_bytes / max(fp32.size_bytes, 1))} of its size"
+        if fp32 and best is not fp32
+        else ""
+    )
     tie = ""
     if best is not fastest:
         tie = f"; as fast as {fastest.recipe} within the measured noise ({fastest.median_ms:.3g} vs {best.median_ms:.3g} ms) with fewer partitions, less error or a smaller size"
-    caveat = "" if judged else "; accuracy could not be judged on this float reference, so this is a choice on speed: check it on real --eval data"
+    caveat = (
+        ""
+        if judged
+        else "; accuracy could not be judged on this float reference, so this is a choice on speed: "
+        "check it on real --eval data"
+    )
     return best.recipe, (
         f"fastest within the error budget (error {best.rel_error:.2%} <= {max_error:.1%}, "
         f"{fmt.pct(best.delegated_fraction)} of nodes on XNNPACK{versus}){tie}{caveat}"
@@ -240,12 +264,19 @@ def _warnings(row: QuantRow, fp32: QuantRow | None) -> tuple[str, ...]:
     if row.nodes and row.delegated_fraction == 0:
         out.append(f"{row.recipe} runs nothing on XNNPACK: every node is on the built-in CPU kernels")
     elif fp32 and row.cpu_nodes > fp32.cpu_nodes:
-        slower = f", {row.median_ms / fp32.median_ms:.2f}x the latency of fp32" if row.median_ms > fp32.median_ms else ""
-        out.append(f"{row.recipe} leaves {row.cpu_nodes - fp32.cpu_nodes} more node(s) on CPU kernels than fp32 ({fmt.pct(row.cpu_share)} of its time){slower}")
+        slower = (
+            f", {row.median_ms / fp32.median_ms:.2f}x the latency of fp32" if row.median_ms > fp32.median_ms else ""
+        )
+        out.append(
+            f"{row.recipe} leaves {row.cpu_nodes - fp32.cpu_nodes} more node(s) on CPU kernels than "
+            f"fp32 ({fmt.pct(row.cpu_share)} of its time){slower}"
+        )
     return tuple(out)
 
 
-def materialize_all(source: ModelSource, recipes: tuple[ConversionRecipe, ...], options: ConvertOptions, timeout: float, step: Progress) -> tuple[dict[str, Artifact], dict[str, str]]:
+def materialize_all(
+    source: ModelSource, recipes: tuple[ConversionRecipe, ...], options: ConvertOptions, timeout: float, step: Progress
+) -> tuple[dict[str, Artifact], dict[str, str]]:
     """Every recipe converted (fp32 first: the float reference); recipes that fail are returned with their error."""
     artifacts: dict[str, Artifact] = {}
     failed: dict[str, str] = {}
@@ -258,7 +289,9 @@ def materialize_all(source: ModelSource, recipes: tuple[ConversionRecipe, ...], 
         except XnnfitError as exc:
             failed[recipe.name] = str(exc)
         if recipe is FP32 and recipe.name in artifacts and options.calibration:
-            load_npz(options.calibration, artifacts[recipe.name].specs)  # bad data fails now, before any calibrated conversion
+            load_npz(
+                options.calibration, artifacts[recipe.name].specs
+            )  # bad data fails now, before any calibrated conversion
     if "fp32" not in artifacts:
         raise XnnfitError(f"the fp32 conversion failed, so there is no float reference: {failed.get('fp32')}")
     return artifacts, failed
@@ -276,7 +309,9 @@ def eval_samples(specs, eval_data: str | None, options: ConvertOptions) -> tuple
             )
     else:
         samples = random_inputs(specs, EVAL_SAMPLES, seed=options.seed + 1)
-        warnings.append("no --eval or --calibration data: accuracy measured on seeded random inputs, so it is only indicative")
+        warnings.append(
+            "no --eval or --calibration data: accuracy measured on seeded random inputs, so it is only indicative"
+        )
     return samples, warnings
 
 
@@ -286,8 +321,10 @@ def judge_reference(reference: list[list[np.ndarray]]) -> tuple[bool, list[str]]
     if spread >= DEGENERATE_SPREAD:
         return True, []
     return False, [
-        f"the float model gives nearly the same output for every eval input (it moves by {spread:.2g} of its scale; random "
-        "weights do this): accuracy cannot be judged on it, so the error columns say little; use trained weights or real --eval data"
+        "the float model gives nearly the same output for every eval input (it moves by "
+        f"{spread:.2g} of its scale; random "
+        "weights do this): accuracy cannot be judged on it, so the error columns say little; use "
+        "trained weights or real --eval data"
     ]
 
 
@@ -319,7 +356,9 @@ def run_sweep(
     for name, artifact in artifacts.items():
         step(f"measuring ({name})")
         try:
-            measured[name] = run_isolated(_measure, artifact, samples, profile_runs, what=f"measuring {artifact.what}", timeout=timeout)
+            measured[name] = run_isolated(
+                _measure, artifact, samples, profile_runs, what=f"measuring {artifact.what}", timeout=timeout
+            )
         except XnnfitError as exc:
             failed[name] = str(exc)
     if "fp32" not in measured:
@@ -340,16 +379,29 @@ def run_sweep(
         m, s = measured[name], measured[name]["summary"]
         rows.append(
             QuantRow(
-                name, "ok", None, artifacts[name].size_bytes, s["nodes"], s["cpu_nodes"], m["fraction"], s["partitions"],
-                latency[name].median_ms, m["cpu_share"], **accuracy(reference, m["outputs"], classes),
-                p10_ms=latency[name].p10_ms, p90_ms=latency[name].p90_ms, content=artifacts[name].content,
+                name,
+                "ok",
+                None,
+                artifacts[name].size_bytes,
+                s["nodes"],
+                s["cpu_nodes"],
+                m["fraction"],
+                s["partitions"],
+                latency[name].median_ms,
+                m["cpu_share"],
+                **accuracy(reference, m["outputs"], classes),
+                p10_ms=latency[name].p10_ms,
+                p90_ms=latency[name].p90_ms,
+                content=artifacts[name].content,
             )
         )
     front = pareto(rows)
     fp32_row = next(r for r in rows if r.recipe == "fp32")
     rows = [dataclasses.replace(r, pareto=r.recipe in front, warnings=_warnings(r, fp32_row)) for r in rows]
     best, reason = recommend(rows, max_error, judged=judged)
-    return QuantResult(source.display, tuple(rows), best, reason, max_error, tuple(warnings), runtime_versions(), judged)
+    return QuantResult(
+        source.display, tuple(rows), best, reason, max_error, tuple(warnings), runtime_versions(), judged
+    )
 
 
 def _same_file(a: str, b: str) -> bool:

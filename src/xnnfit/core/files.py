@@ -26,14 +26,19 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from xnnfit.core.errors import XnnfitError
 
 RENAME_NOREPLACE = 1  # linux/fs.h: renameat2 fails with EEXIST instead of replacing
 AT_FDCWD = -100  # linux/fcntl.h: paths relative to the working folder
-_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)  # file systems without hard links say one of these
+_NO_LINKS = (
+    errno.EPERM,
+    errno.EOPNOTSUPP,
+    errno.EXDEV,
+    errno.EMLINK,
+)  # file systems without hard links say one of these
 _WHAT_WENT_WRONG = {
     errno.ENOSPC: ("no space left on the device", "Free some space or write to another folder"),
     errno.EDQUOT: ("the disk quota is exceeded", "Free some space or write to another folder"),
@@ -48,8 +53,16 @@ _WHAT_WENT_WRONG = {
 }
 
 
-_EXAMPLE_NAMES = {"--json": "result.json", "--html": "report.html", "--trace": "trace.json", "--model-explorer": "overlay.json",
-                  "--junit": "junit.xml", "--sarif": "results.sarif", "--markdown": "summary.md", "--write-baseline": "baseline.json"}
+_EXAMPLE_NAMES = {
+    "--json": "result.json",
+    "--html": "report.html",
+    "--trace": "trace.json",
+    "--model-explorer": "overlay.json",
+    "--junit": "junit.xml",
+    "--sarif": "results.sarif",
+    "--markdown": "summary.md",
+    "--write-baseline": "baseline.json",
+}
 
 
 def _umask() -> int:
@@ -137,7 +150,10 @@ def _refuse_input(path: Path, flag: str, inputs: list[_Input]) -> None:
     if st is not None:
         for i in inputs:
             if (st.st_dev, st.st_ino) == (i.dev, i.ino):
-                raise XnnfitError(f"{flag} {str(path)!r} is {i.label} ({str(i.path)!r}); xnnfit never overwrites what it reads. Pick another path.")
+                raise XnnfitError(
+                    f"{flag} {str(path)!r} is {i.label} ({str(i.path)!r}); xnnfit never overwrites what it "
+                    "reads. Pick another path."
+                )
     folder = path.parent if str(path.parent) else Path(".")
     try:
         chain = [os.stat(p) for p in (folder.resolve(), *folder.resolve().parents)]
@@ -145,7 +161,10 @@ def _refuse_input(path: Path, flag: str, inputs: list[_Input]) -> None:
         return
     for i in inputs:
         if i.folder and any((s.st_dev, s.st_ino) == (i.dev, i.ino) for s in chain):
-            raise XnnfitError(f"{flag} {str(path)!r} is inside {i.label} ({str(i.path)!r}); xnnfit never writes into what it reads. Pick another folder.")
+            raise XnnfitError(
+                f"{flag} {str(path)!r} is inside {i.label} ({str(i.path)!r}); xnnfit never writes into "
+                "what it reads. Pick another folder."
+            )
 
 
 def check_output_path(
@@ -166,19 +185,29 @@ def check_output_path(
     if st is not None:
         special = _kind(st.st_mode)
         if special:
-            raise XnnfitError(f"{flag} {str(output)!r} is {special}, not a regular file; xnnfit writes only regular files, even with --force. Pick a file path.")
+            raise XnnfitError(
+                f"{flag} {str(output)!r} is {special}, not a regular file; xnnfit writes only regular "
+                "files, even with --force. Pick a file path."
+            )
         if stat.S_ISDIR(st.st_mode):
             if folder_ok:
                 _writable(path, output)
                 return path
             example = _EXAMPLE_NAMES.get(flag, "model_fixed.tflite")
-            raise XnnfitError(f"{flag} {str(output)!r} is a directory. Pass a file path such as {str(path / example)!r}.")
+            raise XnnfitError(
+                f"{flag} {str(output)!r} is a directory. Pass a file path such as {str(path / example)!r}."
+            )
         if folder_ok:
             raise XnnfitError(f"{flag} {str(output)!r} is a file; it names a folder to write into. Pass a folder path.")
         if not force:
-            raise XnnfitError(f"{flag} {str(output)!r} already exists. Pass --force to replace it, or pick another path.")
+            raise XnnfitError(
+                f"{flag} {str(output)!r} already exists. Pass --force to replace it, or pick another path."
+            )
     elif os.path.islink(path) and not force:
-        raise XnnfitError(f"{flag} {str(output)!r} already exists (a symlink to nowhere). Pass --force to replace it, or pick another path.")
+        raise XnnfitError(
+            f"{flag} {str(output)!r} already exists (a symlink to nowhere). Pass --force to replace "
+            "it, or pick another path."
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if folder_ok:  # a folder made when the first file is written: its nearest existing ancestor must be writable
         while not parent.exists() and parent != parent.parent:
@@ -222,7 +251,8 @@ def check_outputs(outputs: Iterable[Output], *, force: bool) -> None:
             key = _identity(target)
             if key in seen:
                 raise XnnfitError(
-                    f"{out.flag} {str(out.path)!r} is also the {seen[key]} output of this run: each output needs a path of its own. Pick another path."
+                    f"{out.flag} {str(out.path)!r} is also the {seen[key]} output of this run: each output "
+                    "needs a path of its own. Pick another path."
                 )
             seen[key] = out.flag
         if out.folder:
@@ -235,7 +265,13 @@ def _identity(path: Path) -> str:
 
 
 def write_file(
-    path: str | Path, content: bytes | str, *, force: bool = False, flag: str = "", inputs: tuple[Path, ...] = (), track: bool = True
+    path: str | Path,
+    content: bytes | str,
+    *,
+    force: bool = False,
+    flag: str = "",
+    inputs: tuple[Path, ...] = (),
+    track: bool = True,
 ) -> Path:
     """Write `content` to `path` atomically under the output policy; XnnfitError (one line) when refused or failed.
 
@@ -247,7 +283,10 @@ def write_file(
     run = _current.get()
     key = _identity(path)
     if track and run is not None and key in run.written:
-        raise XnnfitError(f"{label}{str(path)!r} was already written by this run: each output needs a path of its own. Pick another path.")
+        raise XnnfitError(
+            f"{label}{str(path)!r} was already written by this run: each output needs a path of its "
+            "own. Pick another path."
+        )
     data = content.encode() if isinstance(content, str) else content
     folder = path.parent if str(path.parent) else Path(".")
     try:
@@ -281,7 +320,9 @@ def _publish_new(tmp: str, path: Path) -> None:
         os.link(tmp, path)
         return
     except FileExistsError:
-        raise XnnfitError(f"{str(path)!r} already exists (written by another run meanwhile?). Pass --force to replace it.") from None
+        raise XnnfitError(
+            f"{str(path)!r} already exists (written by another run meanwhile?). Pass --force to replace it."
+        ) from None
     except OSError as exc:
         if exc.errno not in _NO_LINKS:
             raise
@@ -305,7 +346,9 @@ def _rename_noreplace(tmp: str, path: Path) -> bool:
         return True
     code = ctypes.get_errno()
     if code == errno.EEXIST:
-        raise XnnfitError(f"{str(path)!r} already exists (written by another run meanwhile?). Pass --force to replace it.")
+        raise XnnfitError(
+            f"{str(path)!r} already exists (written by another run meanwhile?). Pass --force to replace it."
+        )
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(path))

@@ -27,7 +27,8 @@ import tempfile
 import threading
 import time
 import traceback
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from xnnfit.core import errors, lifeline
 from xnnfit.core.errors import IsolationError, XnnfitError
@@ -38,7 +39,9 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", "PYTHON
 SCRATCH_ENV = "XNNFIT_CHILD_SCRATCH"  # a folder the parent removes when the child ends, however it ends
 PHASE_FILE = "phase"  # what the child was doing, written by phase(): a crash is blamed on the right party
 RUN_PREFIX = "xnnfit-run-"  # this process's temporary folder in the system temp dir
-OWNER = ".owner"  # held locked by the process that owns a run folder: a folder whose lock can be taken has no owner left
+OWNER = (
+    ".owner"  # held locked by the process that owns a run folder: a folder whose lock can be taken has no owner left
+)
 YOUNG = 3600.0  # seconds a run folder without an owner file is left alone (being created right now by another run)
 _live: set[subprocess.Popen] = set()  # children running now, from any thread (a batch runs several at once)
 _live_lock = threading.Lock()
@@ -95,7 +98,9 @@ def reap(proc: subprocess.Popen) -> None:
         _live.discard(proc)
 
 
-def run_command(argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+def run_command(
+    argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: str | None = None
+) -> subprocess.CompletedProcess:
     """subprocess.run() for a child that must not outlive this process: its whole group is killed on a timeout or an interrupt."""
     proc = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     try:
@@ -216,9 +221,17 @@ def run_isolated(fn: Callable, *args: Any, what: str, timeout: float = DEFAULT_T
         try:
             payload = pickle.dumps((fn, args, kwargs))
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            raise XnnfitError(f"{what}: cannot hand the work to a child process ({exc}). This is a bug in xnnfit; please report it.") from exc
+            raise XnnfitError(
+                f"{what}: cannot hand the work to a child process ({exc}). This is a bug in xnnfit; please report it."
+            ) from exc
         with open(log_path, "wb") as log:
-            proc = spawn([sys.executable, "-m", "xnnfit.core.isolate", result_path], stdin=subprocess.PIPE, stdout=log, stderr=log, env=env)
+            proc = spawn(
+                [sys.executable, "-m", "xnnfit.core.isolate", result_path],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
             try:
                 proc.communicate(payload, timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -236,7 +249,9 @@ def run_isolated(fn: Callable, *args: Any, what: str, timeout: float = DEFAULT_T
         if _stopping.is_set():
             raise KeyboardInterrupt
         if not os.path.exists(result_path):
-            raise IsolationError(_crash_message(what, proc.returncode, _read(os.path.join(tmp, PHASE_FILE))), detail=_tail(log_path))
+            raise IsolationError(
+                _crash_message(what, proc.returncode, _read(os.path.join(tmp, PHASE_FILE))), detail=_tail(log_path)
+            )
         with open(result_path, "rb") as f:
             status, value = pickle.load(f)
     if status == "ok":
@@ -262,18 +277,23 @@ def _crash_message(what: str, code: int | None, doing: str) -> str:
     if doing.startswith(USER_CODE):
         where = doing[len(USER_CODE) :].strip(": ") or "the model's own code"
         return (
-            f"{what} crashed the child process ({how}) while running {where}: the crash is in that code or a library it calls, "
-            "not in xnnfit, TensorFlow or LiteRT. Run it on its own to see the error, or pass --debug for the child's log."
+            f"{what} crashed the child process ({how}) while running {where}: the crash is in that "
+            "code or a library it calls, "
+            "not in xnnfit, TensorFlow or LiteRT. Run it on its own to see the error, or pass "
+            "--debug for the child's log."
         )
     return (
-        f"{what} crashed the child process ({how}){' while ' + doing if doing else ''}: a bug in TensorFlow or LiteRT, not in your "
+        f"{what} crashed the child process ({how}){' while ' + doing if doing else ''}: a bug in "
+        "TensorFlow or LiteRT, not in your "
         "model file. Try another recipe, or run with --debug to see the native log."
     )
 
 
 def _child(result_path: str) -> int:
     """Child side: read the call from stdin, run it, pickle ("ok", result) or ("error", info)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent decides when a child stops: no half-written result on Ctrl-C
+    signal.signal(
+        signal.SIGINT, signal.SIG_DFL
+    )  # the parent decides when a child stops: no half-written result on Ctrl-C
     try:
         fn, args, kwargs = pickle.loads(sys.stdin.buffer.read())
         outcome: tuple = ("ok", fn(*args, **kwargs))

@@ -15,10 +15,13 @@ def _why(default, reason: str):
 class VerifyPolicy(Record):
     """When `xnnfit fix` keeps a rewrite (rewrite/verify.py applies it)."""
 
-    samples: int = _why(4, "seeded inputs every candidate runs on: enough to catch a wrong branch of a select, cheap on big models")
+    samples: int = _why(
+        4, "seeded inputs every candidate runs on: enough to catch a wrong branch of a select, cheap on big models"
+    )
     rounding_tolerance: float = _why(
         1e-5,
-        "exact rules change only which kernels run (XNNPACK vs built-in reassociate sums): float32 rounding over a deep "
+        "exact rules change only which kernels run (XNNPACK vs built-in reassociate sums): "
+        "float32 rounding over a deep "
         "graph stays well below 1e-5 of the output scale, a wrong rewrite does not",
     )
     quantized_margin: float = _why(
@@ -27,14 +30,19 @@ class VerifyPolicy(Record):
         "1.5x of the original's error keeps rewrites that are as faithful, refuses ones that add real error",
     )
     quantized_floor: float = _why(
-        1e-6, "share of the output scale added to the quantized bound, so an original with ~0 error does not refuse float rounding"
+        1e-6,
+        "share of the output scale added to the quantized bound, so an original with ~0 error "
+        "does not refuse float rounding",
     )
     internal_floor: float = _why(
         1e-4,
-        "shared intermediate tensors are compared relative to their own scale; below 1e-4 the difference is kernel rounding "
+        "shared intermediate tensors are compared relative to their own scale; below 1e-4 the "
+        "difference is kernel rounding "
         "(XNNPACK vs built-in), above it the rewrite changed what the tensor holds",
     )
-    slower_margin: float = _why(1.05, "a candidate is slower only when its median is >5% above and its p10 above the original's p90")
+    slower_margin: float = _why(
+        1.05, "a candidate is slower only when its median is >5% above and its p10 above the original's p90"
+    )
     min_runs: int = _why(5, "fewest timed runs for any latency comparison: fewer and the median is one noisy sample")
 
     def bound(self, exactness: str, tolerance: float) -> float:
@@ -49,11 +57,17 @@ class VerifyPolicy(Record):
 DEFAULT_POLICY = VerifyPolicy()
 
 # Sample data and conversions.
-CALIBRATION_SAMPLES = 8  # random calibration samples when no --calibration: enough for ranges to settle on a toy, fast to convert
+CALIBRATION_SAMPLES = (
+    8  # random calibration samples when no --calibration: enough for ranges to settle on a toy, fast to convert
+)
 EVAL_SAMPLES = 16  # samples accuracy is measured on: top-1 agreement in steps of 1/16, error maxima stable on real data
-DEGENERATE_SPREAD = 1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
+DEGENERATE_SPREAD = (
+    1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
+)
 LATENCY_TIE = 0.05  # latencies closer than 5% (or the fastest's own p10-p90 spread) are equal when choosing a recipe
-DEFAULT_MAX_ERROR = 0.05  # quant budget: max abs error / max |float output|; 5% keeps the top classes of a classifier in place
+DEFAULT_MAX_ERROR = (
+    0.05  # quant budget: max abs error / max |float output|; 5% keeps the top classes of a classifier in place
+)
 FOLD_BYTES = 4 * 2**20  # XR002 stores a data-independent tensor as a constant up to this size: a causal mask or a
 # relative-position bias at 1024 tokens (1024² float32) fits; anything larger grows the file more than the CPU time it saves,
 # so the fold stops one step earlier (at that tensor's smaller inputs) and the op computing it stays

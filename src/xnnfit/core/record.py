@@ -83,7 +83,9 @@ class Record:
     def from_dict(cls, data: dict[str, Any]):
         """The record `to_dict()` described (fields outside the dict get their defaults)."""
         if not isinstance(data, dict):
-            raise XnnfitError(f"cannot read a {cls.__name__} from {type(data).__name__}. Pass the dict to_dict() wrote.")
+            raise XnnfitError(
+                f"cannot read a {cls.__name__} from {type(data).__name__}. Pass the dict to_dict() wrote."
+            )
         if cls.RESULT:
             version, kind = data.get("schema_version"), data.get("result")
             if version != SCHEMA_VERSION or kind != cls.RESULT:

@@ -9,22 +9,23 @@ import dataclasses
 from typing import ClassVar
 
 from xnnfit.core import fmt
-from xnnfit.model.artifact import Artifact
-from xnnfit.explain.costs import Profile
-from xnnfit.observe.delegation import Partition, observe, observe_nothing
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
+from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.explain.costs import Profile
+from xnnfit.explain.verdicts import NO_TABLE, NodeVerdict, node_verdicts
 from xnnfit.kb import versions
 from xnnfit.kb.hazards import ERROR, Finding, detect
 from xnnfit.kb.versions import RuntimeKnowledge
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.specs import InputSpec
+from xnnfit.observe.delegation import Partition, observe, observe_nothing
 from xnnfit.observe.mapping import map_nodes
 from xnnfit.observe.prediction import is_load_failure, load_blockers, predict
-from xnnfit.core.record import NOT_IN_DICT, Record
-from xnnfit.model.specs import InputSpec
-from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
-from xnnfit.tflite.graph import ModelGraph, read_model
 from xnnfit.runtime.targets import MATRIX, Target
 from xnnfit.runtime.targets import default as default_target
-from xnnfit.explain.verdicts import NO_TABLE, NodeVerdict, node_verdicts
+from xnnfit.tflite.debug_metadata import OpLocation, read_debug_metadata
+from xnnfit.tflite.graph import ModelGraph, read_model
+
 
 @dataclasses.dataclass(frozen=True)
 class FixPreview(Record):
@@ -53,12 +54,14 @@ class Diagnosis(Record):
     findings: tuple[Finding, ...] = ()  # delegated nodes XNNPACK computes wrong (kb/hazards.py)
     graph_name: str = "main"  # subgraph 0 as graph viewers name it (Model Explorer's graph id)
     predicted: str | None = None  # why the verdicts are predicted from the KB instead of observed (None: observed)
-    compiled_fully_accelerated: bool | None = None  # LiteRT 2's CompiledModel.is_fully_accelerated() (check only; None: not asked)
+    compiled_fully_accelerated: bool | None = (
+        None  # LiteRT 2's CompiledModel.is_fully_accelerated() (check only; None: not asked)
+    )
     runtime: str = ""  # what the verdicts were observed on: 'pip ai-edge-litert 2.3.0 (x86_64 Linux)'
     not_loaded: str | None = None  # a --runtime target could not load the model: its reason (no verdicts then)
 
     @classmethod
-    def failed(cls, recipe: str, exc: XnnfitError) -> "Diagnosis":
+    def failed(cls, recipe: str, exc: XnnfitError) -> Diagnosis:
         """The entry for a recipe that could not be diagnosed."""
         return cls(recipe=recipe, error=str(exc), error_detail=exc.detail)
 
@@ -128,8 +131,13 @@ def _not_loaded(artifact: Artifact, graph: ModelGraph, target: Target, exc: Runt
     reason = _reason(exc)
     blockers = load_blockers(graph, str(exc), runtime=target.label)
     return Diagnosis(
-        recipe=artifact.recipe, inputs=artifact.specs, size_bytes=artifact.size_bytes, graph_name=graph.primary_name,
-        warnings=(*artifact.warnings, *blockers), runtime=target.label, not_loaded=reason,
+        recipe=artifact.recipe,
+        inputs=artifact.specs,
+        size_bytes=artifact.size_bytes,
+        graph_name=graph.primary_name,
+        warnings=(*artifact.warnings, *blockers),
+        runtime=target.label,
+        not_loaded=reason,
         nodes=node_verdicts(graph, observe_nothing(graph), {}),
     )
 
@@ -150,9 +158,13 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target |
     if not target.in_process:
         knowledge = versions.knowledge(target.spec) or NO_TABLE
         if knowledge == NO_TABLE:
-            warnings.append(f"no probe table for {target.spec} (kb/versions.json covers {', '.join(MATRIX)}): its CPU nodes are left "
-                            f"unexplained rather than given the installed runtime's reasons; python -m xnnfit.probe_matrix --runtime "
-                            f"'{target.spec}' --write derives one")
+            warnings.append(
+                f"no probe table for {target.spec} (kb/versions.json covers {', '.join(MATRIX)}): its CPU "
+                "nodes are left "
+                "unexplained rather than given the installed runtime's reasons; python -m "
+                "xnnfit.probe_matrix --runtime "
+                f"'{target.spec}' --write derives one"
+            )
     if predict_only:
         delegation, predicted = predict(graph, note=""), PREDICT_ASKED
     else:
@@ -221,11 +233,16 @@ def runtime_changes(diagnoses: tuple[Diagnosis, ...]) -> tuple[VerdictChange, ..
             if len({n.delegated for _, n in seen if n is not None}) < 2:
                 continue
             first = next(n for _, n in seen if n is not None)
-            out.append(VerdictChange(
-                recipe, index, first.op, first.layer,
-                tuple(rt for rt, n in seen if n is not None and n.delegated),
-                tuple((rt, n.causes) for rt, n in seen if n is not None and not n.delegated),
-            ))
+            out.append(
+                VerdictChange(
+                    recipe,
+                    index,
+                    first.op,
+                    first.layer,
+                    tuple(rt for rt, n in seen if n is not None and n.delegated),
+                    tuple((rt, n.causes) for rt, n in seen if n is not None and not n.delegated),
+                )
+            )
     return tuple(out)
 
 
@@ -266,7 +283,11 @@ class Gates(Record):
     def failures(self, d: Diagnosis) -> list[str]:
         """One line per gate the diagnosis violates."""
         s = d.summary()
-        out = [f"{f.hazard} on node {f.node} ({f.op}): XNNPACK computes it wrong" for f in d.findings if f.severity == ERROR]
+        out = [
+            f"{f.hazard} on node {f.node} ({f.op}): XNNPACK computes it wrong"
+            for f in d.findings
+            if f.severity == ERROR
+        ]
         if self.fail_on_fallback and s["cpu_nodes"]:
             out.append(f"{s['cpu_nodes']} node(s) on CPU kernels (--fail-on-fallback)")
         if self.max_partitions is not None and s["partitions"] > self.max_partitions:

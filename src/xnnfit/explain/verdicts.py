@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from xnnfit.observe.delegation import Delegation
+from xnnfit.core.record import Record
 from xnnfit.kb import CAUSES, NodeContext
 from xnnfit.kb.advice import BY_ID, Advice, advise, general
 from xnnfit.kb.versions import TARGET_CAUSES, RuntimeKnowledge
+from xnnfit.observe.delegation import Delegation
 from xnnfit.observe.mapping import NodeMapping
-from xnnfit.core.record import Record
 from xnnfit.tflite.graph import ModelGraph
 
 
@@ -41,7 +41,9 @@ class NodeVerdict(Record):
 NO_TABLE = "no-table"
 
 
-def _context(graph: ModelGraph, delegation: Delegation, subgraph: int, index: int, runtime: RuntimeKnowledge | None = None) -> NodeContext:
+def _context(
+    graph: ModelGraph, delegation: Delegation, subgraph: int, index: int, runtime: RuntimeKnowledge | None = None
+) -> NodeContext:
     sub = graph.subgraphs[subgraph]
     verdicts = {n.index: n.delegated for n in delegation.nodes if n.subgraph == subgraph}
     return NodeContext(sub, sub.ops[index], verdicts, runtime)
@@ -60,12 +62,19 @@ def causes_for(
 ) -> tuple[str, ...]:
     """KB ids whose condition holds for a node the runtime left on CPU (on a target: those its probe table proves there)."""
     ctx = _context(graph, delegation, subgraph, index, runtime if isinstance(runtime, RuntimeKnowledge) else None)
-    voided = (lambda cid: runtime.voids(cid, ctx.sub, ctx.op)) if isinstance(runtime, RuntimeKnowledge) else (lambda cid: False)
+    voided = (
+        (lambda cid: runtime.voids(cid, ctx.sub, ctx.op))
+        if isinstance(runtime, RuntimeKnowledge)
+        else (lambda cid: False)
+    )
     return tuple(c.id for c in CAUSES.values() if _valid(c.id, runtime) and c.applies(ctx) and not voided(c.id))
 
 
 def node_verdicts(
-    graph: ModelGraph, delegation: Delegation, mapping: dict[tuple[int, int], NodeMapping], runtime: RuntimeKnowledge | str | None = None
+    graph: ModelGraph,
+    delegation: Delegation,
+    mapping: dict[tuple[int, int], NodeMapping],
+    runtime: RuntimeKnowledge | str | None = None,
 ) -> tuple[NodeVerdict, ...]:
     """One NodeVerdict per node of every subgraph; `runtime` is a target's knowledge (see NO_TABLE)."""
     out = []
@@ -74,7 +83,9 @@ def node_verdicts(
         causes: tuple[str, ...] = ()
         advice: tuple[str, ...] = ()
         if n.delegated is False:
-            ctx = _context(graph, delegation, n.subgraph, n.index, runtime if isinstance(runtime, RuntimeKnowledge) else None)
+            ctx = _context(
+                graph, delegation, n.subgraph, n.index, runtime if isinstance(runtime, RuntimeKnowledge) else None
+            )
             causes = causes_for(graph, delegation, n.subgraph, n.index, runtime)
             advice = tuple(advise(c, ctx, m.class_name).id for c in causes)
         out.append(

@@ -92,8 +92,16 @@ def four_byte(data: bytes | list[int]) -> bytes | None:
 
 
 def attention_model(
-    *, batch: int = 1, t: int = 8, s: int = 8, heads: int = 2, kv_heads: int = 2, head_dim: int = 8,
-    scale: float | None = None, byte_width: int = 0, mask: bool = False,
+    *,
+    batch: int = 1,
+    t: int = 8,
+    s: int = 8,
+    heads: int = 2,
+    kv_heads: int = 2,
+    head_dim: int = 8,
+    scale: float | None = None,
+    byte_width: int = 0,
+    mask: bool = False,
 ) -> bytes:
     """A model of one attention composite whose decomposition computes the same attention in plain ops.
 
@@ -111,7 +119,9 @@ def attention_model(
     opts = fb.StableHLOCompositeOptionsT()
     opts.name = SDPA
     opts.decompositionSubgraphIndex = 1
-    opts.compositeAttributes = list(attributes({"scale": scale} if scale is not None else {}, byte_width))  # required, even empty
+    opts.compositeAttributes = list(
+        attributes({"scale": scale} if scale is not None else {}, byte_width)
+    )  # required, even empty
     opts.compositeAttributesFormat = fb.CustomOptionsFormat.FLEXBUFFERS
     opts.version = 0
     main.operators.append(build.make_op(model, "STABLEHLO_COMPOSITE", ins, [out], opts, "StableHLOCompositeOptions"))
@@ -127,7 +137,9 @@ def _decomposition(model: Any, shapes: list, names: list, q_shape: tuple, kv_hea
     group = n // kv_heads
 
     def tensor(shape, name, value=None):
-        return build.add_tensor(model, sub, shape, value.dtype.name if value is not None else "float32", name, None, value)
+        return build.add_tensor(
+            model, sub, shape, value.dtype.name if value is not None else "float32", name, None, value
+        )
 
     def op(name, inputs, outputs, options=None, kind=None):
         sub.operators.append(build.make_op(model, name, inputs, outputs, options, kind))

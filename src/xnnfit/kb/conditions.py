@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-
 from typing import ClassVar
 
 from xnnfit.kb.cause import NodeContext
-from xnnfit.kb.tables import IMPLEMENTED, PARAM_INPUTS, QUANTIZED, STATIC_INPUTS
 from xnnfit.kb.shapes import GRAPH_DYNAMIC, has_dynamic_tensor
+from xnnfit.kb.tables import IMPLEMENTED, PARAM_INPUTS, QUANTIZED, STATIC_INPUTS
 from xnnfit.kb.versions import form_of
 
 
@@ -89,7 +88,11 @@ class DataDtype(OpCondition):
         if ctx.op.op not in IMPLEMENTED:
             return False
         params = PARAM_INPUTS.get(ctx.op.op, ())
-        tensors = [t for i, t in enumerate(ctx.sub.tensors[x] if x >= 0 else None for x in ctx.op.inputs) if t is not None and i not in params]
+        tensors = [
+            t
+            for i, t in enumerate(ctx.sub.tensors[x] if x >= 0 else None for x in ctx.op.inputs)
+            if t is not None and i not in params
+        ]
         tensors += ctx.outputs
         # a quantized int32 bias of conv/FC is fine
         return any(t.dtype in self.dtypes and not (t.dtype == "int32" and t.quantized) for t in tensors)
@@ -280,7 +283,13 @@ class CustomOp(OpCondition):
     ops: ClassVar[frozenset[str]] = frozenset({"CUSTOM"})
     flex: bool
     delegate_implements: frozenset[str] = frozenset(
-        {"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "odml.scaled_dot_product_attention", "moe"}
+        {
+            "Convolution2DTransposeBias",
+            "MaxPoolingWithArgmax2D",
+            "MaxUnpooling2D",
+            "odml.scaled_dot_product_attention",
+            "moe",
+        }
     )
 
     def holds(self, ctx: NodeContext) -> bool:
@@ -354,7 +363,9 @@ class RuntimeSkipsDynamicGraph(OpCondition):
     """A --runtime target that applies no XNNPACK at all to a graph with a dynamic tensor (its probe table says so), and this graph has one."""
 
     def holds(self, ctx: NodeContext) -> bool:
-        return ctx.runtime is not None and bool(ctx.runtime.refuses(GRAPH_DYNAMIC, "fp32")) and has_dynamic_tensor(ctx.sub)
+        return (
+            ctx.runtime is not None and bool(ctx.runtime.refuses(GRAPH_DYNAMIC, "fp32")) and has_dynamic_tensor(ctx.sub)
+        )
 
     def describe(self) -> str:
         return "the target runtime skips XNNPACK for graphs with dynamic tensors, and this graph has one"

@@ -10,19 +10,20 @@ PROBE_ERROR) and its control (same model without the hazard: outputs equal).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from xnnfit.kb import composite
 from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.kb import composite
 from xnnfit.tflite.graph import ModelGraph, OpInfo, SubgraphInfo
 
 if TYPE_CHECKING:
     from xnnfit.model.specs import InputSpec
 
 ERROR = "error"
-PROBE_ERROR = 0.05  # a probe's XNNPACK outputs must be off the built-in kernels' by more than this share of the output scale
+PROBE_ERROR = (
+    0.05  # a probe's XNNPACK outputs must be off the built-in kernels' by more than this share of the output scale
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,14 +55,18 @@ class Hazard:
     why: str
     fix: str
     rewrites: tuple[str, ...]
-    test: Callable[[SubgraphInfo, OpInfo, Sequence[InputSpec]], str | None] = dataclasses.field(compare=False, metadata=NOT_IN_DICT)
+    test: Callable[[SubgraphInfo, OpInfo, Sequence[InputSpec]], str | None] = dataclasses.field(
+        compare=False, metadata=NOT_IN_DICT
+    )
     probes: tuple[HazardProbe, ...] = ()
     severity: str = ERROR
 
 
 def _sdpa(op: OpInfo) -> bool:
     name = op.options.get("name", b"")
-    return op.op == "STABLEHLO_COMPOSITE" and (name.decode() if isinstance(name, bytes) else str(name)) == composite.SDPA
+    return (
+        op.op == "STABLEHLO_COMPOSITE" and (name.decode() if isinstance(name, bytes) else str(name)) == composite.SDPA
+    )
 
 
 def _wide_scale(sub: SubgraphInfo, op: OpInfo, specs: Sequence[InputSpec]) -> str | None:
@@ -76,8 +81,10 @@ def _wide_scale(sub: SubgraphInfo, op: OpInfo, specs: Sequence[InputSpec]) -> st
         return None
     shown = ", ".join(f"{k}={v:g}" for k, v in sorted(floats.items()))
     return (
-        f"its attributes ({shown}) sit in {width}-byte flexbuffer slots; XNNPACK reads a 4-byte float there, so the delegated "
-        f"attention computes with another {'/'.join(sorted(floats))} and its outputs are wrong (the built-in kernel is right)"
+        f"its attributes ({shown}) sit in {width}-byte flexbuffer slots; XNNPACK reads a 4-byte "
+        "float there, so the delegated "
+        f"attention computes with another {'/'.join(sorted(floats))} and its outputs are wrong "
+        "(the built-in kernel is right)"
     )
 
 
@@ -91,7 +98,8 @@ def _mqa_batch(sub: SubgraphInfo, op: OpInfo, specs: Sequence[InputSpec]) -> str
     if k.shape[2] != 1 or batch <= 1:
         return None
     return (
-        f"k/v have one head (q has {q.shape[2]}) at batch {batch}: XNNPACK takes the attention and computes every batch "
+        f"k/v have one head (q has {q.shape[2]}) at batch {batch}: XNNPACK takes the attention "
+        "and computes every batch "
         f"element wrong (batch 1, or k/v with 2 or more heads, is right)"
     )
 
@@ -109,8 +117,10 @@ HAZARDS: dict[str, Hazard] = {
         Hazard(
             id="XNN040",
             title="attention composite attributes in 8-byte slots",
-            why="The fused attention reads `scale` and `logit_cap` as 4-byte floats; a flexbuffer map with any 8-byte value "
-            "(Python's flexbuffers writes one for every float float32 cannot hold exactly, e.g. 0.1) stores all of them in 8 bytes.",
+            why="The fused attention reads `scale` and `logit_cap` as 4-byte floats; a flexbuffer map "
+            "with any 8-byte value "
+            "(Python's flexbuffers writes one for every float float32 cannot hold exactly, e.g. 0.1) "
+            "stores all of them in 8 bytes.",
             fix="`xnnfit fix` (XR015) rewrites the attributes into 4-byte slots; when writing them, use "
             "flexbuffers Builder.Float(value, byte_width=4).",
             rewrites=("XR015",),
@@ -123,8 +133,10 @@ HAZARDS: dict[str, Hazard] = {
         Hazard(
             id="XNN041",
             title="single-head k/v attention at batch > 1",
-            why="The fused attention mis-strides k/v with one head (multi-query attention) when the batch is larger than 1.",
-            fix="Run the model at batch 1 (loop over the batch in the app), or give k/v at least 2 heads. No rewrite rule does this yet.",
+            why="The fused attention mis-strides k/v with one head (multi-query attention) when the "
+            "batch is larger than 1.",
+            fix="Run the model at batch 1 (loop over the batch in the app), or give k/v at least 2 "
+            "heads. No rewrite rule does this yet.",
             rewrites=(),
             test=_mqa_batch,
             probes=(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,11 @@ _POOL = opt("Pool2DOptions", padding=_VALID, strideW=2, strideH=2, filterWidth=2
 # op -> what its one-op probe is made of. Shapes and constants are chosen so that the op is
 # valid for the built-in kernels and has nothing XNNPACK refuses besides what is tested.
 SPECS: dict[str, OpSpec] = {
-    **{op: _unary() for op in "ABS CEIL COS EXP FLOOR HARD_SWISH LOG NEG RELU RELU6 RELU_N1_TO_1 ROUND RSQRT SIN SQRT SQUARE ELU".split()},
+    **{
+        op: _unary()
+        for op in "ABS CEIL COS EXP FLOOR HARD_SWISH LOG NEG RELU RELU6 RELU_N1_TO_1 ROUND RSQRT SIN SQRT "
+        "SQUARE ELU".split()
+    },
     "LOGISTIC": _unary(output_quant=(1.0 / 256, -128)),  # the int8 CPU kernel's fixed output range [0, 1)
     "TANH": _unary(output_quant=(1.0 / 128, 0)),  # the int8 CPU kernel's fixed output range [-1, 1)
     "GELU": _unary(opt("GeluOptions", approximate=False)),
@@ -151,13 +156,23 @@ SPECS: dict[str, OpSpec] = {
     ),
     "DEPTHWISE_CONV_2D": OpSpec(
         (act(1, 8, 8, 4), Operand(WEIGHT, (1, 3, 3, 4)), Operand(BIAS, (4,))),
-        opt("DepthwiseConv2DOptions", padding=_SAME, strideW=1, strideH=1, depthMultiplier=1, dilationWFactor=1, dilationHFactor=1),
+        opt(
+            "DepthwiseConv2DOptions",
+            padding=_SAME,
+            strideW=1,
+            strideH=1,
+            depthMultiplier=1,
+            dilationWFactor=1,
+            dilationHFactor=1,
+        ),
     ),
     "TRANSPOSE_CONV": OpSpec(  # output shape first; the delegate needs it constant
         (param((4,), 1, 8, 8, 4), Operand(WEIGHT, (4, 3, 3, 8)), act(), Operand(BIAS, (4,))),
         opt("TransposeConvOptions", padding=_SAME, strideW=2, strideH=2),
     ),
-    "FULLY_CONNECTED": OpSpec((act(1, 16), Operand(WEIGHT, (8, 16)), Operand(BIAS, (8,))), opt("FullyConnectedOptions")),
+    "FULLY_CONNECTED": OpSpec(
+        (act(1, 16), Operand(WEIGHT, (8, 16)), Operand(BIAS, (8,))), opt("FullyConnectedOptions")
+    ),
     "BATCH_MATMUL": OpSpec((act(1, 4, 8), act(1, 8, 4)), opt("BatchMatMulOptions")),
     "AVERAGE_POOL_2D": OpSpec((act(1, 8, 8, 4),), _POOL),
     "MAX_POOL_2D": OpSpec((act(1, 8, 8, 4),), _POOL),
@@ -183,7 +198,8 @@ SPECS: dict[str, OpSpec] = {
 
 # Ops of the delegate's VisitNode switch (HEAD and v2.2.0 source) kept out of IMPLEMENTED, and why.
 OUTSIDE: dict[str, str] = {
-    "EXPAND_DIMS": "its case calls VisitExpandDimsNode, which returns kTfLiteError before any check (disabled by a revert)",
+    "EXPAND_DIMS": "its case calls VisitExpandDimsNode, which returns kTfLiteError before any check "
+    "(disabled by a revert)",
 }
 
 # int8 forms of FLOAT_ONLY ops that the built-in kernels cannot run either: the node fails to
@@ -195,7 +211,9 @@ _NO_INT8_CPU_KERNEL = ("CEIL", "COS", "FLOOR", "ROUND", "SIN", "SQUARE")
 VERDICTS: dict[tuple[str, str], Verdict] = {
     **{(op, FP32): Verdict(False, reason) for op, reason in OUTSIDE.items()},
     **{
-        (op, INT8): Verdict(None, "XNNPACK refuses it (float only) and the built-in kernel has no int8 version: the model cannot run")
+        (op, INT8): Verdict(
+            None, "XNNPACK refuses it (float only) and the built-in kernel has no int8 version: the model cannot run"
+        )
         for op in _NO_INT8_CPU_KERNEL
     },
 }
@@ -207,7 +225,7 @@ class _Model:
     def __init__(self) -> None:
         self.model = build.new_model("xnnfit one-op probe")
 
-    def subgraph(self, name: str) -> "_Subgraph":
+    def subgraph(self, name: str) -> _Subgraph:
         """A new, empty subgraph appended to the model."""
         return _Subgraph(self.model, build.new_subgraph(self.model, name))
 
@@ -221,7 +239,9 @@ class _Subgraph:
     model: Any
     sub: Any
 
-    def tensor(self, shape: tuple[int, ...], dtype: str, name: str, quant: Any = None, data: np.ndarray | None = None) -> int:
+    def tensor(
+        self, shape: tuple[int, ...], dtype: str, name: str, quant: Any = None, data: np.ndarray | None = None
+    ) -> int:
         """A new tensor (a constant when `data` is given); returns its index."""
         values = None if data is None else np.asarray(data, dtype=_NP[dtype])
         return build.add_tensor(self.model, self.sub, shape, dtype, name, quant, values)
@@ -229,7 +249,9 @@ class _Subgraph:
     def op(self, name: str, inputs: list[int], outputs: list[int], options: Options | None = None) -> None:
         """Append builtin op `name`."""
         built = options.build() if options is not None else None
-        self.sub.operators.append(build.make_op(self.model, name, inputs, outputs, built, options.name if options else None))
+        self.sub.operators.append(
+            build.make_op(self.model, name, inputs, outputs, built, options.name if options else None)
+        )
 
 
 def _operand(g: _Subgraph, spec: OpSpec, i: int, quantized: bool, rng: np.random.Generator) -> int:
@@ -243,7 +265,13 @@ def _operand(g: _Subgraph, spec: OpSpec, i: int, quantized: bool, rng: np.random
         if not quantized:
             return g.tensor(shape, "float32", name, data=real)
         if operand.kind == WEIGHT:
-            return g.tensor(shape, "int8", name, build.per_tensor_quant(WEIGHT_SCALE, 0), np.round(real / WEIGHT_SCALE).clip(-127, 127))
+            return g.tensor(
+                shape,
+                "int8",
+                name,
+                build.per_tensor_quant(WEIGHT_SCALE, 0),
+                np.round(real / WEIGHT_SCALE).clip(-127, 127),
+            )
         bias_scale = ACT_SCALE * WEIGHT_SCALE
         return g.tensor(shape, "int32", name, build.per_tensor_quant(bias_scale, 0), np.round(real / bias_scale))
     int8 = operand.kind == QACT or quantized
@@ -270,7 +298,9 @@ def reference_run(content: bytes) -> tuple[tuple[int, ...], ...]:
     """Run `content` once on the built-in kernels (no delegate); the output shapes it produced."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = Interpreter(
+        model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     interp.allocate_tensors()
     for d in interp.get_input_details():
         interp.set_tensor(d["index"], np.ones(d["shape"], dtype=d["dtype"]))
@@ -294,9 +324,16 @@ REDUCERS = frozenset({"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"})
 CONCAT_COUNTS = (3, 4, 5)  # input counts XNNPACK versions moved their limit through (the plain probe has 2)
 VARIANTS: dict[tuple[str, str], OpSpec] = {
     ("GELU", "approximate"): _unary(opt("GeluOptions", approximate=True)),  # tanh form: keras-hub BERT's gelu
-    **{(op, "inner-axis"): OpSpec(**_INNER) for op in sorted(REDUCERS)},  # over the channels of a rank-3 tensor: LayerNorm's mean
-    **{("CONCATENATION", f"{n}-inputs"): OpSpec((act(),) * n, opt("ConcatenationOptions", axis=3)) for n in CONCAT_COUNTS},
-    ("SLICE", "size-minus-1"): OpSpec((act(), param((4,), 0, 1, 1, 0), param((4,), 1, 2, 2, -1)), output_shape=(1, 2, 2, 8)),  # "to the end"
+    **{
+        (op, "inner-axis"): OpSpec(**_INNER) for op in sorted(REDUCERS)
+    },  # over the channels of a rank-3 tensor: LayerNorm's mean
+    **{
+        ("CONCATENATION", f"{n}-inputs"): OpSpec((act(),) * n, opt("ConcatenationOptions", axis=3))
+        for n in CONCAT_COUNTS
+    },
+    ("SLICE", "size-minus-1"): OpSpec(
+        (act(), param((4,), 0, 1, 1, 0), param((4,), 1, 2, 2, -1)), output_shape=(1, 2, 2, 8)
+    ),  # "to the end"
 }
 SPATIAL_AXES = frozenset({1, 2})  # a reduction over H and W of an NHWC tensor: what every runtime's XNNPACK takes
 
@@ -310,7 +347,10 @@ def variant_model(op: str, variant: str, quantized: bool = False) -> bytes:
 # whose table records the variant delegated, that cause does not hold for nodes of that variant (kb/versions.py).
 # Its probe is a graph probe (probe_matrix.graph_probes): the shape needs a producer, which a one-op model lacks.
 VOIDED_CAUSES: dict[tuple[str, str], str] = {
-    ("RESHAPE", "prepare-time-shape"): "XNN020",  # tflite-runtime 2.14 reshapes to a shape computed from SHAPE before allocation
+    (
+        "RESHAPE",
+        "prepare-time-shape",
+    ): "XNN020",  # tflite-runtime 2.14 reshapes to a shape computed from SHAPE before allocation
 }
 
 
@@ -321,7 +361,12 @@ def variant_of(sub: Any, node: Any) -> str | None:
     if node.op == "CONCATENATION":
         n = sum(1 for t in node.inputs if t >= 0)
         return f"{n}-inputs" if n in CONCAT_COUNTS else None
-    if node.op == "RESHAPE" and len(node.inputs) > 1 and node.inputs[1] >= 0 and not sub.tensors[node.inputs[1]].constant:
+    if (
+        node.op == "RESHAPE"
+        and len(node.inputs) > 1
+        and node.inputs[1] >= 0
+        and not sub.tensors[node.inputs[1]].constant
+    ):
         from xnnfit.kb.shapes import known_before_allocation
 
         return "prepare-time-shape" if known_before_allocation(sub, node.inputs[1]) else None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def lam(fn: Callable[[Any, Any], Any], shape: tuple = (16,), dtype: str = "float32", name: str = "probe") -> Callable[[], Any]:
+def lam(
+    fn: Callable[[Any, Any], Any], shape: tuple = (16,), dtype: str = "float32", name: str = "probe"
+) -> Callable[[], Any]:
     """A builder: Input(shape) -> Lambda(fn(tf, x)) as a Keras 3 model."""
 
     def build() -> Any:
@@ -53,7 +56,9 @@ def unfrozen_conv() -> bytes:
 SNIPPET_SEED = 0
 
 
-def snippet(code: str, inputs: tuple[tuple[str, tuple, str], ...], setup: str = "", after: str = "") -> Callable[[], Any]:
+def snippet(
+    code: str, inputs: tuple[tuple[str, tuple, str], ...], setup: str = "", after: str = ""
+) -> Callable[[], Any]:
     """A builder: Keras Inputs (name, shape, dtype), then `setup`, `code`, `after` run as Python; the model outputs `y`.
 
     The code runs with `keras`, `tf`, `np` and the input tensors bound, exactly as an

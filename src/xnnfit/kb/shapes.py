@@ -6,14 +6,26 @@ from typing import Any
 
 # Inputs that decide an op's output shape: computed at run time, they make the output a dynamic tensor.
 SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
-    "RESHAPE": (1,), "SLICE": (1, 2), "STRIDED_SLICE": (1, 2, 3), "PAD": (1,), "PADV2": (1,), "MIRROR_PAD": (1,), "TILE": (1,),
-    "BROADCAST_TO": (1,), "FILL": (0,), "RANGE": (0, 1, 2), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,),
+    "RESHAPE": (1,),
+    "SLICE": (1, 2),
+    "STRIDED_SLICE": (1, 2, 3),
+    "PAD": (1,),
+    "PADV2": (1,),
+    "MIRROR_PAD": (1,),
+    "TILE": (1,),
+    "BROADCAST_TO": (1,),
+    "FILL": (0,),
+    "RANGE": (0, 1, 2),
+    "RESIZE_BILINEAR": (1,),
+    "RESIZE_NEAREST_NEIGHBOR": (1,),
 }
 # Ops whose output TFLite knows before allocation when their inputs are known (constants, or SHAPE of a tensor):
 # measured on tflite-runtime 2.14 (kb/versions.json key graph:prepare-time-shape), a reshape to
 # concat([tf.shape(x)[:1], [16]]) stays static there, one through GATHER, REDUCE_PROD or PACK of a shape does not.
 PREPARE_TIME_OPS = frozenset({"SHAPE", "STRIDED_SLICE", "CONCATENATION"})
-_DYNAMIC: dict[int, tuple[object, bool]] = {}  # id(subgraph) -> (subgraph, has a dynamic tensor); the reference keeps the id unique
+_DYNAMIC: dict[
+    int, tuple[object, bool]
+] = {}  # id(subgraph) -> (subgraph, has a dynamic tensor); the reference keeps the id unique
 GRAPH_DYNAMIC = "graph:dynamic-tensors"  # kb/versions.json key: a delegatable op in a graph with a dynamic tensor
 GRAPH_PREPARE_TIME = "graph:prepare-time-shape"  # the same op beside a reshape whose shape is known before allocation
 
@@ -30,7 +42,9 @@ def known_before_allocation(sub: Any, tensor: int, _memo: tuple[dict, dict] | No
     if tensor not in known:
         known[tensor] = False  # a cycle guard; set for real below
         op = writer[tensor]
-        known[tensor] = op.op in PREPARE_TIME_OPS and (op.op == "SHAPE" or all(known_before_allocation(sub, i, (writer, known)) for i in op.inputs))
+        known[tensor] = op.op in PREPARE_TIME_OPS and (
+            op.op == "SHAPE" or all(known_before_allocation(sub, i, (writer, known)) for i in op.inputs)
+        )
     return known[tensor]
 
 
@@ -39,10 +53,13 @@ def has_dynamic_tensor(sub: Any) -> bool:
     hit = _DYNAMIC.get(id(sub))
     if hit is None or hit[0] is not sub:
         memo = _known(sub)
-        found = any(not known_before_allocation(sub, op.inputs[p], memo) for op in sub.ops for p in SHAPE_INPUTS.get(op.op, ()) if p < len(op.inputs))
+        found = any(
+            not known_before_allocation(sub, op.inputs[p], memo)
+            for op in sub.ops
+            for p in SHAPE_INPUTS.get(op.op, ())
+            if p < len(op.inputs)
+        )
         if len(_DYNAMIC) > 64:
             _DYNAMIC.clear()
         hit = _DYNAMIC[id(sub)] = (sub, found)
     return bool(hit[1])
-
-

@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 TABLE = Path(__file__).with_name("versions.json")
 HOLDS, DIFFERS, NO_LOAD = "holds", "differs", "does-not-load"  # a cause on one runtime
@@ -59,10 +60,14 @@ class RuntimeKnowledge:
         form = form_of(tuple(sub.tensors[t].dtype for t in (*node.inputs, *node.outputs) if t >= 0))
         return self.ops.get(f"{node.op}:{variant}/{form}") == DELEGATED
 
-    def changed_ops(self, reference: "RuntimeKnowledge") -> dict[str, tuple[str, str]]:
+    def changed_ops(self, reference: RuntimeKnowledge) -> dict[str, tuple[str, str]]:
         """'OP/form' -> (reference verdict, this runtime's) where the two differ."""
         keys = sorted(set(self.ops) | set(reference.ops))
-        return {k: (reference.ops.get(k, "?"), self.ops.get(k, "?")) for k in keys if self.ops.get(k) != reference.ops.get(k)}
+        return {
+            k: (reference.ops.get(k, "?"), self.ops.get(k, "?"))
+            for k in keys
+            if self.ops.get(k) != reference.ops.get(k)
+        }
 
 
 def form_of(dtypes: tuple[str, ...]) -> str:

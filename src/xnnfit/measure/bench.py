@@ -6,17 +6,16 @@ import dataclasses
 import tempfile
 from typing import Any, ClassVar
 
-from xnnfit.model.artifact import Artifact
 from xnnfit.core.errors import InputDataError, XnnfitError
-from xnnfit.model.inputs import samples_for
 from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, WIDE_SPREAD
 from xnnfit.core.record import NOT_IN_DICT, Record
-from xnnfit.runtime.interpreter import build_interpreter, compiled_runner, feed, invoke
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.inputs import samples_for
 from xnnfit.model.specs import InputSpec
+from xnnfit.runtime.interpreter import build_interpreter, compiled_runner, feed, invoke
 from xnnfit.runtime.targets import Target, inputs_in_order, time_configs
 from xnnfit.runtime.targets import default as default_target
 from xnnfit.runtime.timing import Stats, interleaved, rss_bytes
-
 
 INTERPRETER, COMPILED = "interpreter", "compiled"  # the runtime API a configuration is timed through
 APIS = (INTERPRETER, COMPILED)
@@ -50,7 +49,7 @@ class BenchRun(Record):
     error_detail: str | None = dataclasses.field(default=None, repr=False, compare=False, metadata=NOT_IN_DICT)
 
     @classmethod
-    def failed(cls, recipe: str, exc: XnnfitError) -> "BenchRun":
+    def failed(cls, recipe: str, exc: XnnfitError) -> BenchRun:
         """The entry for a recipe that could not be measured."""
         return cls(recipe=recipe, error=str(exc), error_detail=exc.detail)
 
@@ -107,10 +106,14 @@ def bench_stage(
     timed in the same interleaved rounds as the Interpreter.
     """
     sample = samples_for(artifact.specs, data, 1, seed)[0]
-    keys = [(x, n, INTERPRETER) for n in threads for x in (True, False)] + [(True, n, COMPILED) for n in threads if compiled]
+    keys = [(x, n, INTERPRETER) for n in threads for x in (True, False)] + [
+        (True, n, COMPILED) for n in threads if compiled
+    ]
     if target is not None and not target.in_process:
         values = inputs_in_order(artifact.content, sample)
-        samples, rss_list = time_configs(target, [(artifact.content, values, x, n) for x, n, _ in keys], runs, warmup, f"timing {artifact.what}")
+        samples, rss_list = time_configs(
+            target, [(artifact.content, values, x, n) for x, n, _ in keys], runs, warmup, f"timing {artifact.what}"
+        )
         stats = {k: Stats.of(v) for k, v in zip(keys, samples)}
         rss = dict(zip(keys, rss_list))
         label = target.label
@@ -122,9 +125,13 @@ def bench_stage(
                 xnnpack, n, api = key
                 before = rss_bytes()
                 if api == COMPILED:
-                    runners[key] = compiled_runner(artifact.content, artifact.specs, sample, n, cache_dir, artifact.what)
+                    runners[key] = compiled_runner(
+                        artifact.content, artifact.specs, sample, n, cache_dir, artifact.what
+                    )
                 else:
-                    it = build_interpreter(artifact.content, specs=artifact.specs, xnnpack=xnnpack, threads=n, what=artifact.what)
+                    it = build_interpreter(
+                        artifact.content, specs=artifact.specs, xnnpack=xnnpack, threads=n, what=artifact.what
+                    )
                     feed(it, sample)
                     invoke(it, f"{artifact.what} with {'XNNPACK' if xnnpack else 'CPU kernels'}", artifact.specs)
                     runners[key] = it.invoke
@@ -132,12 +139,15 @@ def bench_stage(
             stats = interleaved(runners, runs, warmup)
         label = default_target().label
     configs = tuple(ConfigTiming(x, n, stats[(x, n, api)], rss[(x, n, api)], api) for (x, n, api) in keys)
-    warnings = (*artifact.warnings, *(
-        f"{_config_name(c)}, {c.threads} thread(s): spread p10-p90 is {c.stats.spread:.0%} of the median; "
-        "the machine is noisy, use more --runs or a quieter machine"
-        for c in configs
-        if c.stats.spread > WIDE_SPREAD
-    ))
+    warnings = (
+        *artifact.warnings,
+        *(
+            f"{_config_name(c)}, {c.threads} thread(s): spread p10-p90 is {c.stats.spread:.0%} of the median; "
+            "the machine is noisy, use more --runs or a quieter machine"
+            for c in configs
+            if c.stats.spread > WIDE_SPREAD
+        ),
+    )
     return BenchRun(artifact.recipe, artifact.specs, artifact.size_bytes, configs, warnings, runtime=label)
 
 
@@ -189,7 +199,9 @@ class CompareResult(Record):
         return self.entries[0].median(threads) / self.entries[index].median(threads)
 
     def _extra(self) -> dict:
-        return {"speedup_vs_first": {str(n): [self.ratio(i, n) for i in range(len(self.entries))] for n in self.threads}}
+        return {
+            "speedup_vs_first": {str(n): [self.ratio(i, n) for i in range(len(self.entries))] for n in self.threads}
+        }
 
 
 def compare_stage(
@@ -215,6 +227,11 @@ def compare_stage(
         for i, st in stats.items():
             configs[i].append(ConfigTiming(True, n, st, 0))
             if st.spread > WIDE_SPREAD:
-                warnings.append(f"{artifacts[i][0]} at {n} thread(s): spread p10-p90 is {st.spread:.0%} of the median; use more --runs")
-    entries = tuple(CompareEntry(name, a.recipe, a.size_bytes, tuple(configs[i])) for i, (name, a) in enumerate(artifacts))
+                warnings.append(
+                    f"{artifacts[i][0]} at {n} thread(s): spread p10-p90 is {st.spread:.0%} of the median; "
+                    "use more --runs"
+                )
+    entries = tuple(
+        CompareEntry(name, a.recipe, a.size_bytes, tuple(configs[i])) for i, (name, a) in enumerate(artifacts)
+    )
     return CompareResult(entries, threads, tuple(warnings))

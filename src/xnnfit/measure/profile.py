@@ -14,20 +14,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xnnfit.model.artifact import Artifact
-from xnnfit.explain.costs import LayerCost, PieceTiming, Profile
-from xnnfit.observe.delegation import Partition
-from xnnfit.explain.diagnosis import CheckResult, Diagnosis, diagnose
-from xnnfit.model.inputs import samples_for
 from xnnfit.core.policy import PROFILE_RUNS, PROFILE_WARMUP, SUM_TOLERANCE
-from xnnfit.runtime.interpreter import build_interpreter, capture, feed, feed_values, invoke, tensor_value
+from xnnfit.explain.costs import LayerCost, PieceTiming, Profile
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis, diagnose
+from xnnfit.explain.verdicts import NodeVerdict
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.inputs import samples_for
 from xnnfit.model.specs import InputSpec
+from xnnfit.observe.delegation import Partition
+from xnnfit.runtime.interpreter import build_interpreter, capture, feed, feed_values, invoke, tensor_value
 from xnnfit.runtime.targets import Target, inputs_in_order, time_configs
 from xnnfit.runtime.timing import NOT_TIMED, Stats, interleaved
 from xnnfit.tflite.graph import ModelGraph, read_model
 from xnnfit.tflite.writer import cut, parse
-from xnnfit.explain.verdicts import NodeVerdict
-
 
 CONTROL_FLOW = frozenset({"WHILE", "IF", "CALL_ONCE"})
 # A piece is fed the values its tensors held in a run of the whole model: when the runtime refuses them, the file
@@ -48,14 +47,22 @@ def _piece_runner(content: bytes, values: list[np.ndarray], threads: int, xnnpac
     # claim a node it refused in context (a weight DEQUANTIZE whose consumer is on CPU).
     # A control-flow node is the exception: XNNPACK never takes the node itself but does
     # take its body subgraphs, which the piece carries, so it runs with XNNPACK as in the model.
-    it = build_interpreter(content, shapes=[v.shape for v in values], xnnpack=xnnpack, threads=threads, what="a profile piece")
+    it = build_interpreter(
+        content, shapes=[v.shape for v in values], xnnpack=xnnpack, threads=threads, what="a profile piece"
+    )
     feed_values(it, values, "a profile piece", _PIECE_HINT)
     invoke(it, "a profile piece")
     return it
 
 
 def profile_stage(
-    artifact: Artifact, *, threads: int = 1, runs: int = PROFILE_RUNS, warmup: int = PROFILE_WARMUP, data: str | None = None, seed: int = 0,
+    artifact: Artifact,
+    *,
+    threads: int = 1,
+    runs: int = PROFILE_RUNS,
+    warmup: int = PROFILE_WARMUP,
+    data: str | None = None,
+    seed: int = 0,
     target: Target | None = None,
 ) -> Diagnosis:
     """diagnose() plus the time of every partition and CPU node (call it in a TensorFlow-free child), on `target` if given."""
@@ -63,7 +70,9 @@ def profile_stage(
     diag = diagnose(artifact, target=target)
     if diag.not_loaded:
         return diag
-    profile = profile_content(artifact.content, artifact.specs, diag.nodes, diag.partitions, sample, threads, runs, warmup, target)
+    profile = profile_content(
+        artifact.content, artifact.specs, diag.nodes, diag.partitions, sample, threads, runs, warmup, target
+    )
     return dataclasses.replace(diag, profile=profile)
 
 
@@ -100,9 +109,15 @@ def profile_content(
             weights_only.add(key)  # XNNPACK unpacks these weights once, at load time: no per-run cost
             continue
         piece = cut(model, members)
-        jobs[key] = (piece.content, [tensor_value(reference, t) for t in piece.inputs], piece_backend(kind, [label.get(i, "") for i in members]))
+        jobs[key] = (
+            piece.content,
+            [tensor_value(reference, t) for t in piece.inputs],
+            piece_backend(kind, [label.get(i, "") for i in members]),
+        )
     if target is not None and not target.in_process:
-        samples, _ = time_configs(target, [(c, v, x, threads) for c, v, x in jobs.values()], runs, warmup, "timing the profile pieces")
+        samples, _ = time_configs(
+            target, [(c, v, x, threads) for c, v, x in jobs.values()], runs, warmup, "timing the profile pieces"
+        )
         stats = {k: Stats.of(v) for k, v in zip(jobs, samples)}
     else:
         whole = build_interpreter(content, specs=specs, xnnpack=True, threads=threads)
@@ -112,14 +127,21 @@ def profile_content(
         runners.update({k: _piece_runner(c, v, threads, x).invoke for k, (c, v, x) in jobs.items() if k != "whole"})
         stats = interleaved(runners, runs, warmup)
     pieces = tuple(
-        PieceTiming(kind, part, members, tuple(label.get(i, "?") for i in members), NOT_TIMED if key in weights_only else stats[key])
+        PieceTiming(
+            kind,
+            part,
+            members,
+            tuple(label.get(i, "?") for i in members),
+            NOT_TIMED if key in weights_only else stats[key],
+        )
         for key, (kind, part, members) in enumerate(plans)
     )
     result = Profile(stats["whole"], pieces, _layer_costs(pieces, nodes), threads)
     warnings = []
     if abs(result.sum_ratio - 1.0) > SUM_TOLERANCE and abs(result.adjusted_sum_ratio - 1.0) > SUM_TOLERANCE:
         warnings.append(
-            f"the pieces, timed alone, add up to {result.sum_ratio:.2f}x the whole model ({result.adjusted_sum_ratio:.2f}x without "
+            f"the pieces, timed alone, add up to {result.sum_ratio:.2f}x the whole model "
+            f"({result.adjusted_sum_ratio:.2f}x without "
             f"the extra invokes): per-piece shares are approximate; use more --runs on a quieter machine"
         )
 

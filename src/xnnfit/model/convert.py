@@ -13,16 +13,17 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from xnnfit.model.artifact import Artifact
 from xnnfit.core.errors import ConversionError, XnnfitError
+from xnnfit.core.policy import CALIBRATION_SAMPLES, SAVEDMODEL_ROUTE_BYTES
+from xnnfit.model.artifact import Artifact
 from xnnfit.model.footprint import refuse_samples
 from xnnfit.model.inputs import load_npz, random_inputs
-from xnnfit.model.keras import LayerInfo, describe_layers, layer_for_scope
-from xnnfit.core.policy import CALIBRATION_SAMPLES, SAVEDMODEL_ROUTE_BYTES
+from xnnfit.model.keras import describe_layers, layer_for_scope
 from xnnfit.model.recipes import ConversionRecipe
 from xnnfit.model.source import code_fix, describe_failure, error_text, root_cause
 from xnnfit.model.specs import DimLimit, InputSpec, ShapeRequest, dynamic_hint
@@ -55,7 +56,9 @@ def framework_of(model: Any) -> str:
     return "keras3" if hasattr(model, "layers") and hasattr(model, "inputs") else "savedmodel"
 
 
-def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model") -> Artifact:
+def convert_model(
+    model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model"
+) -> Artifact:
     """Convert an in-memory Keras model (or TF SavedModel object) with `recipe`, in this process."""
     framework = framework_of(model)
     warnings: list[str] = []
@@ -71,8 +74,16 @@ def convert_model(model: Any, recipe: ConversionRecipe, options: ConvertOptions 
             converter = _from_saved_model(model, framework, struct[0], specs, folder)
         else:
             converter = _from_function(concrete)
-        content = _run_converter(converter, recipe, specs, options, warnings, by_name=route == "savedmodel", display=display,
-                                 on_error=lambda exc: _conversion_error(exc, concrete, layers, framework, recipe, display, specs, warnings))
+        content = _run_converter(
+            converter,
+            recipe,
+            specs,
+            options,
+            warnings,
+            by_name=route == "savedmodel",
+            display=display,
+            on_error=lambda exc: _conversion_error(exc, concrete, layers, framework, recipe, display, specs, warnings),
+        )
     return Artifact(recipe.name, content, specs, layers, framework, tuple(warnings), f"{display} ({recipe.name})")
 
 
@@ -122,7 +133,17 @@ def _from_saved_model(model: Any, framework: str, structure: Any, specs: tuple[I
     return tf.lite.TFLiteConverter.from_saved_model(folder)
 
 
-def _run_converter(converter: Any, recipe: ConversionRecipe, specs, options: ConvertOptions, warnings: list[str], *, by_name: bool, display: str, on_error) -> bytes:
+def _run_converter(
+    converter: Any,
+    recipe: ConversionRecipe,
+    specs,
+    options: ConvertOptions,
+    warnings: list[str],
+    *,
+    by_name: bool,
+    display: str,
+    on_error,
+) -> bytes:
     """Configure the converter for `recipe` (calibration data by input name for a SavedModel) and convert."""
     import tensorflow as tf
 
@@ -143,7 +164,11 @@ def _run_converter(converter: Any, recipe: ConversionRecipe, specs, options: Con
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
     try:
-        content = _selective(converter, recipe, _dataset(samples, order, by_name)) if recipe.float_ops else converter.convert()
+        content = (
+            _selective(converter, recipe, _dataset(samples, order, by_name))
+            if recipe.float_ops
+            else converter.convert()
+        )
     except Exception as exc:  # noqa: BLE001 - ConverterError and friends
         raise on_error(exc) from exc
     return bytes(content)
@@ -207,8 +232,16 @@ def model_limits(model: Any, input_names: dict[int, str] | None = None) -> tuple
 
 def _limits_of(layer: Any, inputs: tuple[str, ...]) -> list[DimLimit]:
     name = str(getattr(layer, "name", "") or "")
-    out = [DimLimit(SEQUENCE_AXIS, size, attr, name, inputs) for attr in LIMIT_ATTRIBUTES if (size := _int_attribute(layer, attr))]
-    if type(layer).__name__ == "Embedding" and POSITION_TABLE in name.lower() and (size := _int_attribute(layer, "input_dim")):
+    out = [
+        DimLimit(SEQUENCE_AXIS, size, attr, name, inputs)
+        for attr in LIMIT_ATTRIBUTES
+        if (size := _int_attribute(layer, attr))
+    ]
+    if (
+        type(layer).__name__ == "Embedding"
+        and POSITION_TABLE in name.lower()
+        and (size := _int_attribute(layer, "input_dim"))
+    ):
         out.append(DimLimit(SEQUENCE_AXIS, size, "input_dim", name, inputs))
     return out
 
@@ -303,7 +336,9 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
     vocabularies = _input_vocabularies(model) if framework != "savedmodel" else {}
     limits_of = (lambda names: model_limits(model, names)) if framework != "savedmodel" else (lambda names: ())
 
-    def declared(name: str, shape: tuple, dtype: Any, tensor: Any = None) -> tuple[str, tuple[int, ...], str, int | None]:
+    def declared(
+        name: str, shape: tuple, dtype: Any, tensor: Any = None
+    ) -> tuple[str, tuple[int, ...], str, int | None]:
         dtype_name = tf.as_dtype(dtype).name
         high = vocabularies.get(id(tensor)) if dtype_name.startswith(("int", "uint")) else None
         return name, tuple(-1 if d is None else int(d) for d in shape), dtype_name, high
@@ -332,7 +367,9 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
         inputs = getattr(model, "inputs", None) or None
         struct = inputs[0] if inputs and len(inputs) == 1 else inputs
     if struct is None:
-        raise XnnfitError("the model has no defined inputs. Build it (call it once or give it an Input) before checking.")
+        raise XnnfitError(
+            "the model has no defined inputs. Build it (call it once or give it an Input) before checking."
+        )
 
     def name_of(t: Any, i: int) -> str:
         return str(getattr(t, "name", None) or f"input_{i}").split(":")[0]
@@ -403,7 +440,11 @@ def _conversion_error(
         for op in convert_variables_to_constants_v2(concrete).graph.get_operations():  # inlined: every op, every layer
             if op.type in flex:
                 layer = layer_for_scope(op.name, layers, framework)
-                label = f"layer {layer.name!r} ({layer.class_name}{', ' + layer.source if layer.source else ''})" if layer else f"scope {op.name.rsplit('/', 1)[0]!r}"
+                label = (
+                    f"layer {layer.name!r} ({layer.class_name}{', ' + layer.source if layer.source else ''})"
+                    if layer
+                    else f"scope {op.name.rsplit('/', 1)[0]!r}"
+                )
                 where.append(f"tf.{op.type} in {label}")
         where_text = "; ".join(dict.fromkeys(where)) or ", ".join(f"tf.{o}" for o in flex)
         return ConversionError(
@@ -420,7 +461,9 @@ def _conversion_error(
     else:
         hint = "run with --debug for the converter's full message"
     detail = "\n".join([*warnings, text])
-    return ConversionError(f"the TFLite converter refused {display} ({recipe.name}): {first[:_FIRST_LIMIT]}. {hint}.", detail=detail)
+    return ConversionError(
+        f"the TFLite converter refused {display} ({recipe.name}): {first[:_FIRST_LIMIT]}. {hint}.", detail=detail
+    )
 
 
 _FIRST_LIMIT = 300  # characters of the converter's first error line kept: the op and its complaint

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,7 +23,17 @@ from xnnfit.model.specs import InputSpec, input_name
 from xnnfit.tflite.graph import SubgraphInfo
 
 MEMORY_ENV = "XNNFIT_MAX_MEMORY"  # bytes (or 8G, 512M) a model's tensors may take; --max-memory sets it for the run
-_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}  # as fmt.size prints
+_UNITS = {
+    "": 1,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "KI": 2**10,
+    "MI": 2**20,
+    "GI": 2**30,
+    "TI": 2**40,
+}  # as fmt.size prints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +44,9 @@ class Footprint:
     inputs: int  # the inputs at their run shapes (a sample the caller holds as well)
     largest_input: str  # 'x float32 [1, 20000, 20000, 3]'
     resizable: bool = False  # the largest input has a dynamic dimension --input-shape can pin smaller
-    largest_tensor: str = ""  # the largest tensor that is not an input, when it outweighs every input: 'dense/MatMul float32 [..]'
+    largest_tensor: str = (
+        ""  # the largest tensor that is not an input, when it outweighs every input: 'dense/MatMul float32 [..]'
+    )
 
     @property
     def total(self) -> int:
@@ -79,7 +91,10 @@ def estimate(sub: SubgraphInfo, specs: Sequence[InputSpec]) -> Footprint:
         for t, size in sizes.items():
             if size > inner_bytes and t not in sub.inputs:
                 tensor = sub.tensors[t]
-                inner, inner_bytes = f"{tensor.name or f'#{t}'} {tensor.dtype} {list(shapes[t])}, written by node {op.index} {op.op}", size
+                inner, inner_bytes = (
+                    f"{tensor.name or f'#{t}'} {tensor.dtype} {list(shapes[t])}, written by node {op.index} {op.op}",
+                    size,
+                )
     return Footprint(arena, inputs, largest, resizable, inner)
 
 
@@ -106,8 +121,10 @@ def available() -> int:
             free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             free = 2**63
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         try:
             with open(limit_file, encoding="ascii") as f:
                 text = f.read().strip()
@@ -136,14 +153,21 @@ def refuse_if_too_large(sub: SubgraphInfo, specs: Sequence[InputSpec], what: str
     if found.total > cap:
         if found.largest_tensor:  # an intermediate shape the file declares, not one an input pins
             raise InputDataError(
-                f"{what} needs at least {fmt.size(found.total)} to run: it declares tensor {found.largest_tensor}, larger than any input "
-                f"({found.largest_input}), over the limit of {fmt.size(cap)} ({source}). A damaged or mis-exported file declares such "
+                f"{what} needs at least {fmt.size(found.total)} to run: it declares tensor "
+                f"{found.largest_tensor}, larger than any input "
+                f"({found.largest_input}), over the limit of {fmt.size(cap)} ({source}). A damaged or "
+                "mis-exported file declares such "
                 "shapes: re-export the model, or raise the limit with --max-memory SIZE if the shape is meant."
             )
         name = found.largest_input.split(" ", 1)[0]
-        todo = f"pin a smaller shape (--input-shape {name}=...)" if found.resizable else "export the model at a smaller input shape"
+        todo = (
+            f"pin a smaller shape (--input-shape {name}=...)"
+            if found.resizable
+            else "export the model at a smaller input shape"
+        )
         raise InputDataError(
-            f"{what} needs at least {fmt.size(found.total)} to run at its input shapes (input {found.largest_input}), over the limit of "
+            f"{what} needs at least {fmt.size(found.total)} to run at its input shapes (input "
+            f"{found.largest_input}), over the limit of "
             f"{fmt.size(cap)} ({source}). To measure it here, {todo}, or raise the limit with --max-memory SIZE."
         )
     return found
@@ -156,6 +180,8 @@ def refuse_samples(specs: Sequence[InputSpec], count: int, what: str) -> None:
     if need > cap:
         largest = max(specs, key=lambda s: _bytes(s.run_shape, s.dtype))
         raise InputDataError(
-            f"{what} needs {fmt.size(need)} of sample data ({count} samples of input {largest.name} {largest.dtype} {list(largest.run_shape)}), "
-            f"over the limit of {fmt.size(cap)} ({source}). Pin a smaller shape with --input-shape, or raise the limit with --max-memory SIZE."
+            f"{what} needs {fmt.size(need)} of sample data ({count} samples of input {largest.name} "
+            f"{largest.dtype} {list(largest.run_shape)}), "
+            f"over the limit of {fmt.size(cap)} ({source}). Pin a smaller shape with --input-shape, "
+            "or raise the limit with --max-memory SIZE."
         )

@@ -58,7 +58,9 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError) as exc:
         reason = str(exc).rstrip(".")
-        raise InputDataError(f"cannot read {str(path)!r} as .npz: {reason}. Save it with numpy.savez(path, name=array).") from exc
+        raise InputDataError(
+            f"cannot read {str(path)!r} as .npz: {reason}. Save it with numpy.savez(path, name=array)."
+        ) from exc
     if not arrays:
         raise InputDataError(f"{str(path)!r} holds no arrays. Save one array per model input, first axis = samples.")
     picked = {}
@@ -67,21 +69,31 @@ def load_npz(path: str | Path, specs: tuple[InputSpec, ...]) -> list[dict[str, n
         if key is None and len(specs) == 1 and len(arrays) == 1:
             key = next(iter(arrays))
         if key is None:
-            raise InputDataError(f"{str(path)!r} has no array for input {s.name!r} (it has {', '.join(arrays)}). Name arrays after the inputs.")
+            raise InputDataError(
+                f"{str(path)!r} has no array for input {s.name!r} (it has {', '.join(arrays)}). Name "
+                "arrays after the inputs."
+            )
         arr = arrays[key]
         want = s.run_shape[1:]
         if arr.ndim != len(s.shape) or (want and tuple(arr.shape[1:]) != want):
             raise InputDataError(
-                f"array {key!r} in {str(path)!r} has shape {arr.shape}; input {s.name!r} needs (samples, {', '.join(map(str, want))}). "
+                f"array {key!r} in {str(path)!r} has shape {arr.shape}; input {s.name!r} needs (samples, "
+                f"{', '.join(map(str, want))}). "
                 "Stack samples on the first axis."
             )
         if arr.shape[0] == 0:
-            raise InputDataError(f"array {key!r} in {str(path)!r} holds no samples. Put at least one sample on the first axis.")
+            raise InputDataError(
+                f"array {key!r} in {str(path)!r} holds no samples. Put at least one sample on the first axis."
+            )
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise InputDataError(f"array {key!r} in {str(path)!r} contains NaN or infinite values. Clean the data first.")
+            raise InputDataError(
+                f"array {key!r} in {str(path)!r} contains NaN or infinite values. Clean the data first."
+            )
         _check_range(arr, s, f"array {key!r} in {str(path)!r}")
         if sample_dtype(s).kind != arr.dtype.kind and not (arr.dtype.kind in "iu" and sample_dtype(s).kind in "iu"):
-            raise InputDataError(f"array {key!r} in {str(path)!r} has dtype {arr.dtype}; input {s.name!r} needs {s.dtype}. Cast it.")
+            raise InputDataError(
+                f"array {key!r} in {str(path)!r} has dtype {arr.dtype}; input {s.name!r} needs {s.dtype}. Cast it."
+            )
         picked[s.name] = arr.astype(s.dtype)
     n = min(a.shape[0] for a in picked.values())
     batch = specs[0].run_shape[0] if specs and specs[0].shape else 1
@@ -92,10 +104,15 @@ def check_sample(sample: dict[str, np.ndarray], specs: tuple[InputSpec, ...]) ->
     """InputDataError unless `sample` has every input with a compatible shape and finite values."""
     for s in specs:
         if s.name not in sample:
-            raise InputDataError(f"input data has no array for {s.name!r} (it has {', '.join(sample)}). Name arrays after the model inputs.")
+            raise InputDataError(
+                f"input data has no array for {s.name!r} (it has {', '.join(sample)}). Name arrays after "
+                "the model inputs."
+            )
         v = sample[s.name]
         if len(v.shape) != len(s.shape) or any(d >= 0 and d != vd for d, vd in zip(s.shape, v.shape)):
-            raise InputDataError(f"input {s.name!r} needs shape {tuple(s.shape)}, the data has {v.shape}. Reshape the data.")
+            raise InputDataError(
+                f"input {s.name!r} needs shape {tuple(s.shape)}, the data has {v.shape}. Reshape the data."
+            )
         if v.dtype.kind == "f" and not np.isfinite(v).all():
             raise InputDataError(f"input {s.name!r} has NaN or infinite values. Clean the data first.")
         _check_range(v, s, f"input {s.name!r}")
@@ -109,12 +126,16 @@ def _check_range(values: np.ndarray, spec: InputSpec, what: str) -> None:
     if bad.size:
         at = tuple(int(i) for i in np.unravel_index(bad[0], values.shape))
         raise InputDataError(
-            f"{what} holds {int(values.reshape(-1)[bad[0]])} at index {list(at)} ({bad.size} value(s) out of range); input {spec.name!r} "
-            f"indexes a table of {spec.high} rows, so valid values are 0..{spec.high - 1}. Fix the ids or the vocabulary."
+            f"{what} holds {int(values.reshape(-1)[bad[0]])} at index {list(at)} ({bad.size} value(s) "
+            f"out of range); input {spec.name!r} "
+            f"indexes a table of {spec.high} rows, so valid values are 0..{spec.high - 1}. Fix the "
+            "ids or the vocabulary."
         )
 
 
-def samples_for(specs: tuple[InputSpec, ...], data: str | None, count: int = 1, seed: int = 0) -> list[dict[str, np.ndarray]]:
+def samples_for(
+    specs: tuple[InputSpec, ...], data: str | None, count: int = 1, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
     """Up to `count` samples from an --data .npz (checked), or `count` seeded random ones."""
     if not data:
         return random_inputs(specs, count, seed)
@@ -137,5 +158,8 @@ def positional_notes(path: str | Path, specs: tuple[InputSpec, ...], flag: str =
             continue
         key = f"arr_{i}" if f"arr_{i}" in keys else (keys[0] if len(specs) == 1 and len(keys) == 1 else None)
         if key is not None:
-            notes.append(f"{flag} {str(path)!r}: array {key!r} was fed to input {s.name!r} by position; name it {s.name!r} to be sure")
+            notes.append(
+                f"{flag} {str(path)!r}: array {key!r} was fed to input {s.name!r} by position; name it "
+                f"{s.name!r} to be sure"
+            )
     return notes

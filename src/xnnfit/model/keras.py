@@ -15,7 +15,10 @@ _SEP = os.sep
 # Classes defined here are Keras itself: their file:line says nothing about the user's model.
 _KERAS_DIRS = (f"{_SEP}keras{_SEP}", f"{_SEP}tf_keras{_SEP}", f"{_SEP}tensorflow{_SEP}")
 # ...except the model zoos shipped inside Keras: their blocks are library code a user reads.
-_KERAS_LIBRARY_DIRS = (f"{_SEP}keras{_SEP}src{_SEP}applications{_SEP}", f"{_SEP}tf_keras{_SEP}src{_SEP}applications{_SEP}")
+_KERAS_LIBRARY_DIRS = (
+    f"{_SEP}keras{_SEP}src{_SEP}applications{_SEP}",
+    f"{_SEP}tf_keras{_SEP}src{_SEP}applications{_SEP}",
+)
 # Installed packages other than Keras (keras-hub, ...); keras_hub is named too for editable installs.
 _LIBRARY_DIRS = (f"{_SEP}site-packages{_SEP}", f"{_SEP}dist-packages{_SEP}", f"{_SEP}keras_hub{_SEP}")
 
@@ -27,7 +30,9 @@ class LayerInfo(Record):
     name: str
     class_name: str
     path: tuple[str, ...]  # names of the enclosing models/layers, outermost first (the top model excluded)
-    source: str | None = None  # 'file.py:line': the Lambda function, a custom or library layer's call, a library model's __init__
+    source: str | None = (
+        None  # 'file.py:line': the Lambda function, a custom or library layer's call, a library model's __init__
+    )
     custom: bool = False  # a Lambda or a class defined outside Keras and installed libraries
     library: bool = False  # a class from an installed library (keras-hub, keras.applications blocks)
     call_span: tuple[str, int, int] | None = None  # (real path, first line, last line) of the class's call method
@@ -224,7 +229,9 @@ class LayerIndex:
         best = None
         for i, comp in enumerate(scopes):
             variants = _variants(comp, self.framework)
-            if i == 0 and self.top is not None and self.top.name in variants:  # every name in the model's call starts so
+            if (
+                i == 0 and self.top is not None and self.top.name in variants
+            ):  # every name in the model's call starts so
                 best = self.top
                 continue
             for cand in variants:

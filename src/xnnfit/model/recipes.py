@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from collections.abc import Iterable
 
 from xnnfit import kb
 from xnnfit.core.errors import XnnfitError
@@ -33,9 +33,7 @@ DYNAMIC_INT8 = ConversionRecipe(
     "dynamic-int8", "int8 weights, float activations (dynamic-range quantization)", optimize=True
 )
 INT8 = ConversionRecipe("int8", "full integer: int8 weights and activations", optimize=True, calibrate=True, ops="int8")
-INT16X8 = ConversionRecipe(
-    "int16x8", "int16 activations, int8 weights", optimize=True, calibrate=True, ops="int16x8"
-)
+INT16X8 = ConversionRecipe("int16x8", "int16 activations, int8 weights", optimize=True, calibrate=True, ops="int16x8")
 
 RECIPES: dict[str, ConversionRecipe] = {r.name: r for r in (FP32, FP16, DYNAMIC_INT8, INT8, INT16X8)}
 
@@ -68,7 +66,9 @@ ALL: dict[str, ConversionRecipe] = {**RECIPES, **MIXED}
 
 
 def parse_recipes(
-    value: str | ConversionRecipe | Iterable[str | ConversionRecipe] | None, *, default: tuple[ConversionRecipe, ...] = (FP32,)
+    value: str | ConversionRecipe | Iterable[str | ConversionRecipe] | None,
+    *,
+    default: tuple[ConversionRecipe, ...] = (FP32,),
 ) -> tuple[ConversionRecipe, ...]:
     """Recipes from 'fp32,int8', ['fp32', 'int8'] or ConversionRecipe objects ('all': every recipe); XnnfitError names the valid ones."""
     if not value:
@@ -76,7 +76,12 @@ def parse_recipes(
     items = [value] if isinstance(value, (str, ConversionRecipe)) else list(value)
     if all(isinstance(i, ConversionRecipe) for i in items):
         return tuple(dict.fromkeys(items))  # type: ignore[arg-type]
-    names = [n.strip() for item in items for n in (item.name if isinstance(item, ConversionRecipe) else item).split(",") if n.strip()]
+    names = [
+        n.strip()
+        for item in items
+        for n in (item.name if isinstance(item, ConversionRecipe) else item).split(",")
+        if n.strip()
+    ]
     if "all" in names:
         return tuple(ALL.values())
     unknown = [n for n in names if n not in ALL]

@@ -12,8 +12,9 @@ import importlib.util
 import re
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from xnnfit.core.errors import SourceError
 
@@ -26,7 +27,9 @@ ACCEPTED = "a .keras or .h5 file, a SavedModel directory, a .tflite file, or pat
 # one sees these and nothing else.
 LAMBDA_NAMES = {"tf": "tensorflow", "keras": "keras", "ops": "keras.ops", "np": "numpy"}
 _MESSAGE_LIMIT = 300  # characters of an error's own text kept in the one-line message: the gist, not a log
-_KERAS_WRAPPER = re.compile(r"Exception encountered when calling [\w.]+\(\)\.\s*(.*?)\s*(Arguments received by|$)", re.S)
+_KERAS_WRAPPER = re.compile(
+    r"Exception encountered when calling [\w.]+\(\)\.\s*(.*?)\s*(Arguments received by|$)", re.S
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +57,7 @@ class ModelSource:
         return self.kind == "tflite"
 
     @classmethod
-    def of(cls, model: Any, *, trust: bool = False) -> "ModelSource":
+    def of(cls, model: Any, *, trust: bool = False) -> ModelSource:
         """A source from what API users pass: a path (str or Path), TFLite bytes, or a Keras model object."""
         if isinstance(model, ModelSource):
             return model
@@ -63,23 +66,35 @@ class ModelSource:
         if isinstance(model, (bytes, bytearray, memoryview)):
             return cls(path=None, kind="tflite", content=bytes(model), name="<tflite bytes>")
         if hasattr(model, "layers") and callable(model):
-            return cls(path=None, kind="object", model=model, trust=True, name=f"<keras model {getattr(model, 'name', '')}>".replace(" >", ">"))
-        raise SourceError(f"cannot use a {type(model).__name__} as a model. Pass a path, TFLite bytes, or a Keras model.")
+            return cls(
+                path=None,
+                kind="object",
+                model=model,
+                trust=True,
+                name=f"<keras model {getattr(model, 'name', '')}>".replace(" >", ">"),
+            )
+        raise SourceError(
+            f"cannot use a {type(model).__name__} as a model. Pass a path, TFLite bytes, or a Keras model."
+        )
 
     @classmethod
-    def parse(cls, text: str, *, trust: bool = False) -> "ModelSource":
+    def parse(cls, text: str, *, trust: bool = False) -> ModelSource:
         """Classify `text`; SourceError says what was received and what is accepted."""
         function = None
         if ".py:" in text:
             file_part, function = text.rsplit(":", 1)
             if not function.isidentifier():
-                raise SourceError(f"cannot use {text!r}: {function!r} is not a Python function name. Write file.py:build_model.")
+                raise SourceError(
+                    f"cannot use {text!r}: {function!r} is not a Python function name. Write file.py:build_model."
+                )
             path = Path(file_part)
             kind = "python"
         else:
             path = Path(text)
             if path.suffix == ".py":
-                raise SourceError(f"cannot use {text!r}: name the function that returns the model, e.g. {text}:build_model.")
+                raise SourceError(
+                    f"cannot use {text!r}: name the function that returns the model, e.g. {text}:build_model."
+                )
             kind = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".tflite": "tflite", ".lite": "tflite"}.get(
                 path.suffix.lower(), ""
             )
@@ -87,7 +102,9 @@ class ModelSource:
             raise SourceError(f"cannot read {str(path)!r}: no such file or directory. Check the path.")
         if path.is_dir():
             if not (path / "saved_model.pb").exists():
-                raise SourceError(f"cannot read {str(path)!r}: a directory but not a SavedModel (no saved_model.pb). Pass {ACCEPTED}.")
+                raise SourceError(
+                    f"cannot read {str(path)!r}: a directory but not a SavedModel (no saved_model.pb). Pass {ACCEPTED}."
+                )
             kind = "savedmodel"
         elif not kind:
             raise SourceError(f"cannot tell what {str(path)!r} is from its extension. Pass {ACCEPTED}.")
@@ -119,13 +136,16 @@ class ModelSource:
             return _load_keras_file(self)
         if self.kind == "savedmodel":
             return _load_savedmodel(self)
-        raise SourceError(f"{self.display!r} is a .tflite: it has no Keras model to load. Pass the Keras model to convert it again.")
+        raise SourceError(
+            f"{self.display!r} is a .tflite: it has no Keras model to load. Pass the Keras model to convert it again."
+        )
 
 
 def _trust_hint(src: ModelSource) -> str:
     return (
         f"loading {str(src.path)!r} would run Python code stored in the file (a Lambda layer); "
-        "Keras safe mode refused it. If you trust the file, pass --trust-model; or pass file.py:function that builds the model."
+        "Keras safe mode refused it. If you trust the file, pass --trust-model; or pass "
+        "file.py:function that builds the model."
     )
 
 
@@ -140,12 +160,19 @@ def _load_python(src: ModelSource) -> Any:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise SourceError(f"importing {str(src.path)!r} failed: {type(exc).__name__}: {error_text(exc)}. Fix the file and retry.") from exc
+        raise SourceError(
+            f"importing {str(src.path)!r} failed: {type(exc).__name__}: {error_text(exc)}. Fix the file and retry."
+        ) from exc
     fn = getattr(module, src.function or "", None)
     if not callable(fn):
-        found = [k for k, v in vars(module).items() if callable(v) and not k.startswith("_") and getattr(v, "__module__", "") == name]
+        found = [
+            k
+            for k, v in vars(module).items()
+            if callable(v) and not k.startswith("_") and getattr(v, "__module__", "") == name
+        ]
         raise SourceError(
-            f"{str(src.path)!r} has no function {src.function!r}. Functions defined there: {', '.join(found) or 'none'}."
+            f"{str(src.path)!r} has no function {src.function!r}. Functions defined there: "
+            f"{', '.join(found) or 'none'}."
         )
     try:
         # Seed Keras/TF/NumPy so every child process that builds this model gets the same
@@ -155,7 +182,11 @@ def _load_python(src: ModelSource) -> Any:
         keras.utils.set_random_seed(0)
         model = fn()
     except Exception as exc:
-        what = f": {describe_failure(exc)}" if raising_layer(exc) is not None else f" raised {type(exc).__name__}: {error_text(exc)}"
+        what = (
+            f": {describe_failure(exc)}"
+            if raising_layer(exc) is not None
+            else f" raised {type(exc).__name__}: {error_text(exc)}"
+        )
         raise SourceError(f"{src.display}{what}. Fix the function and retry.") from exc
     if not hasattr(model, "layers") or not callable(model):
         raise SourceError(f"{src.display} returned {type(model).__name__}, not a Keras model. Return a keras.Model.")
@@ -198,13 +229,17 @@ def _load_error(src: ModelSource, failures: list[Exception]) -> SourceError:
     """
     raised = next((exc for exc in failures if raising_layer(exc) is not None), None)
     if raised is not None:
-        return SourceError(f"cannot load {str(src.path)!r}: while Keras rebuilt the model, {describe_failure(raised)}. {code_fix(raised)}")
+        return SourceError(
+            f"cannot load {str(src.path)!r}: while Keras rebuilt the model, "
+            f"{describe_failure(raised)}. {code_fix(raised)}"
+        )
     first = failures[0]
     full = " ".join(_ANSI.sub("", str(first)).split())
     missing = _MISSING_CLASS.search(full)
     if missing:
         return SourceError(
-            f"cannot load {str(src.path)!r}: it uses custom class {missing.group(1)!r}, which Keras cannot find without its code. "
+            f"cannot load {str(src.path)!r}: it uses custom class {missing.group(1)!r}, which Keras "
+            "cannot find without its code. "
             "Pass path/to/file.py:function that builds the model instead."
         )
     if "Lambda" in full:
@@ -212,7 +247,10 @@ def _load_error(src: ModelSource, failures: list[Exception]) -> SourceError:
             f"cannot load {str(src.path)!r}: Keras failed to rebuild a Lambda layer ({error_text(first)}). "
             "Pass path/to/file.py:function that builds the model instead."
         )
-    return SourceError(f"cannot load {str(src.path)!r} as a Keras model: {full[:_MESSAGE_LIMIT]}. Check that the file is a complete Keras save.")
+    return SourceError(
+        f"cannot load {str(src.path)!r} as a Keras model: {full[:_MESSAGE_LIMIT]}. Check that the "
+        "file is a complete Keras save."
+    )
 
 
 def _try_import_tf_keras() -> Any:
@@ -237,7 +275,9 @@ def _load_savedmodel(src: ModelSource) -> Any:
         return tf.saved_model.load(str(src.path))
     except Exception as exc:  # noqa: BLE001
         text = " ".join(str(exc).split())[:300]
-        raise SourceError(f"cannot load SavedModel {str(src.path)!r}: {text}. Re-export it with tf.saved_model.save.") from exc
+        raise SourceError(
+            f"cannot load SavedModel {str(src.path)!r}: {text}. Re-export it with tf.saved_model.save."
+        ) from exc
 
 
 def lambda_globals(keras_module: Any) -> dict[str, Any]:

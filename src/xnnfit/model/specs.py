@@ -12,7 +12,8 @@ and every command then runs the model at these shapes.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from xnnfit.core.errors import InputDataError
 from xnnfit.core.policy import DEFAULT_DIM
@@ -109,7 +110,8 @@ class ShapeRequest(Record):
         unknown = [n for n in overrides if n not in names]
         if unknown:
             raise InputDataError(
-                f"--input-shape names no model input: {', '.join(unknown)}. The inputs are: {', '.join(names) or 'none'}."
+                f"--input-shape names no model input: {', '.join(unknown)}. The inputs are: "
+                f"{', '.join(names) or 'none'}."
             )
         specs: dict[str, InputSpec] = {}
         warnings = []
@@ -130,7 +132,9 @@ class ShapeRequest(Record):
                 warnings.append(warning)
         return tuple(specs[n] for n in names), tuple(warnings)
 
-    def _pin(self, name: str, signature: tuple[int, ...], dtype: str, high: int | None, bounds: dict[int, DimLimit]) -> InputSpec:
+    def _pin(
+        self, name: str, signature: tuple[int, ...], dtype: str, high: int | None, bounds: dict[int, DimLimit]
+    ) -> InputSpec:
         shape, pins = [], []
         for i, d in enumerate(signature):
             if d >= 0:
@@ -149,7 +153,9 @@ class ShapeRequest(Record):
         return InputSpec(name, dtype, signature, tuple(shape), tuple(pins), high)
 
 
-def _pin_given(name: str, signature: tuple[int, ...], dtype: str, high: int | None, override: tuple[int, ...]) -> InputSpec:
+def _pin_given(
+    name: str, signature: tuple[int, ...], dtype: str, high: int | None, override: tuple[int, ...]
+) -> InputSpec:
     """The spec of an input the user gave --input-shape for; InputDataError when it does not fit the declared shape."""
     if len(override) != len(signature):
         raise InputDataError(
@@ -172,7 +178,9 @@ def _follow(name: str, signature: tuple[int, ...], dtype: str, high: int | None,
     return InputSpec(name, dtype, signature, leader.shape, pins, high)
 
 
-def _groups(declared: list[tuple[str, tuple[int, ...], str, int | None]]) -> list[list[tuple[str, tuple[int, ...], str, int | None]]]:
+def _groups(
+    declared: list[tuple[str, tuple[int, ...], str, int | None]],
+) -> list[list[tuple[str, tuple[int, ...], str, int | None]]]:
     """Inputs grouped by declared shape, in declaration order; inputs with no dynamic dimension stay alone."""
     groups: dict[tuple, list] = {}
     for item in declared:
@@ -238,7 +246,9 @@ def parse_input_shapes(items: Iterable[str] | dict | None) -> tuple[tuple[str, t
         except ValueError:
             shape = ()
         if not sep or not name.strip() or not shape or any(d < 1 for d in shape):
-            raise InputDataError(f"cannot read --input-shape {item!r}. Write NAME=D1,D2,... with positive sizes, e.g. tokens=1,128.")
+            raise InputDataError(
+                f"cannot read --input-shape {item!r}. Write NAME=D1,D2,... with positive sizes, e.g. tokens=1,128."
+            )
         out[name.strip()] = shape
     return tuple(out.items())
 
@@ -246,12 +256,29 @@ def parse_input_shapes(items: Iterable[str] | dict | None) -> tuple[tuple[str, t
 def input_name(tensor_name: str) -> str:
     """'tokens' for 'serving_default_tokens:0'; the name users see in npz keys and --input-shape."""
     name = tensor_name.split(":")[0]
-    return name[len("serving_default_"):] if name.startswith("serving_default_") else name
+    return name[len("serving_default_") :] if name.startswith("serving_default_") else name
 
 
 # Ops an index passes through on its way to a table lookup: casts, reshapes, slices, and the
 # Embedding layer's wrap of negative ids (where(ids < 0, ids + vocab, ids)).
-_INDEX_PATH = frozenset({"CAST", "RESHAPE", "EXPAND_DIMS", "SQUEEZE", "STRIDED_SLICE", "SLICE", "TRANSPOSE", "SELECT", "SELECT_V2", "ADD", "LESS", "GREATER_EQUAL", "MAXIMUM", "MINIMUM"})
+_INDEX_PATH = frozenset(
+    {
+        "CAST",
+        "RESHAPE",
+        "EXPAND_DIMS",
+        "SQUEEZE",
+        "STRIDED_SLICE",
+        "SLICE",
+        "TRANSPOSE",
+        "SELECT",
+        "SELECT_V2",
+        "ADD",
+        "LESS",
+        "GREATER_EQUAL",
+        "MAXIMUM",
+        "MINIMUM",
+    }
+)
 _LOOKUPS = ("GATHER", "EMBEDDING_LOOKUP")
 
 
@@ -306,7 +333,11 @@ def dynamic_hint(specs: tuple[InputSpec, ...]) -> str:
     leaders = _leaders(pinned)
     example = " ".join(f"--input-shape {s.name}={','.join(_placeholders(s))}" for s in leaders)
     followers = [s.name for s in pinned if s not in leaders]
-    follow = f" ({', '.join(followers)} follow{'s' if len(followers) == 1 else ''}: same declared shape)" if followers else ""
+    follow = (
+        f" ({', '.join(followers)} follow{'s' if len(followers) == 1 else ''}: same declared shape)"
+        if followers
+        else ""
+    )
     return f"Inputs with dynamic dimensions were pinned: {what}. Pass shapes the model accepts: {example}{follow}"
 
 

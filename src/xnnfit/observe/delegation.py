@@ -10,12 +10,12 @@ the delegated epochs are checked against the DELEGATE nodes the runtime made.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from xnnfit.core.errors import RuntimeFailure
 from xnnfit.core.record import Record
-from xnnfit.runtime.interpreter import build_interpreter
 from xnnfit.model.specs import InputSpec, input_name
+from xnnfit.runtime.interpreter import build_interpreter
 from xnnfit.runtime.targets import Target, ops_details
 from xnnfit.tflite.graph import ModelGraph, SubgraphInfo, read_model
 
@@ -96,12 +96,18 @@ def _silent_members(sub: SubgraphInfo, ops_details: list[dict], num_original: in
             continue
         reads = {int(t) for t in d["inputs"] if t >= 0}
         out.append(
-            {op.index for op in silent if any(consumers.get(t) == [op.index] and not sub.tensors[t].constant and t in reads for t in op.inputs)}
+            {
+                op.index
+                for op in silent
+                if any(consumers.get(t) == [op.index] and not sub.tensors[t].constant and t in reads for t in op.inputs)
+            }
         )
     return out
 
 
-def delegate_members(ops_details: list[dict], num_original: int, producers: dict[int, int], sub: SubgraphInfo | None = None) -> list[set[int]]:
+def delegate_members(
+    ops_details: list[dict], num_original: int, producers: dict[int, int], sub: SubgraphInfo | None = None
+) -> list[set[int]]:
     """For each DELEGATE node after the original ones, the original nodes it replaced."""
     members = []
     for d in ops_details[num_original:]:
@@ -195,11 +201,18 @@ def input_shapes(graph: ModelGraph, specs: Sequence[InputSpec]) -> dict[int, tup
     """The pinned run shape of each input tensor of subgraph 0, by tensor index."""
     sub = graph.primary
     by_name = {s.name: tuple(s.run_shape) for s in specs}
-    return {t: by_name[input_name(sub.tensors[t].name)] for t in sub.inputs if input_name(sub.tensors[t].name) in by_name}
+    return {
+        t: by_name[input_name(sub.tensors[t].name)] for t in sub.inputs if input_name(sub.tensors[t].name) in by_name
+    }
 
 
 def observe(
-    content: bytes, graph: ModelGraph | None = None, *, specs: Sequence[InputSpec] = (), what: str = "the model", target: Target | None = None
+    content: bytes,
+    graph: ModelGraph | None = None,
+    *,
+    specs: Sequence[InputSpec] = (),
+    what: str = "the model",
+    target: Target | None = None,
 ) -> Delegation:
     """Build the real interpreter with its default XNNPACK delegate at the specs' shapes and record what it did.
 
@@ -224,13 +237,21 @@ def observe(
     return from_details(graph, details, needs_xnnpack, notes, what)
 
 
-def from_details(graph: ModelGraph, details: list[dict], needs_xnnpack: bool = False, notes: Sequence[str] = (), what: str = "the model") -> Delegation:
+def from_details(
+    graph: ModelGraph,
+    details: list[dict],
+    needs_xnnpack: bool = False,
+    notes: Sequence[str] = (),
+    what: str = "the model",
+) -> Delegation:
     """The Delegation a runtime's node list (`_get_ops_details()`: the original nodes, then its DELEGATE nodes) describes."""
     sub = graph.primary
     notes = list(notes)
     n = len(sub.ops)
     if len(details) < n:
-        raise RuntimeFailure(f"the runtime lists {len(details)} nodes for {what}, the file has {n}. Re-export the model.")
+        raise RuntimeFailure(
+            f"the runtime lists {len(details)} nodes for {what}, the file has {n}. Re-export the model."
+        )
     producers = sub.producers()
     members = delegate_members(details, n, producers, sub)
     delegated = set().union(*members) if members else set()
@@ -248,7 +269,8 @@ def from_details(graph: ModelGraph, details: list[dict], needs_xnnpack: bool = F
         nodes.extend(node_observation(other, i, None, None) for i in range(len(other.ops)))
     if len(graph.subgraphs) > 1:
         notes.append(
-            f"{len(graph.subgraphs) - 1} other subgraph(s) (control-flow bodies, composite decompositions) are listed but not observed: "
+            f"{len(graph.subgraphs) - 1} other subgraph(s) (control-flow bodies, composite "
+            "decompositions) are listed but not observed: "
             "the Python runtime API reports nodes of the primary subgraph only"
         )
     parts = tuple(Partition(i, kind, tuple(ns)) for i, (kind, ns) in enumerate(epochs))

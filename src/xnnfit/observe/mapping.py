@@ -28,7 +28,7 @@ import os
 import re
 from collections.abc import Callable
 
-from xnnfit.model.keras import LayerInfo, library_root, LayerIndex
+from xnnfit.model.keras import LayerIndex, LayerInfo, library_root
 from xnnfit.tflite.debug_metadata import OpLocation, user_frame
 from xnnfit.tflite.graph import ModelGraph, OpInfo, SubgraphInfo
 
@@ -81,7 +81,9 @@ LegacyLocation = tuple[tuple[str, ...], tuple[str, int] | None]  # (TF op names,
 class NodeMapping:
     """Where one TFLite node comes from."""
 
-    layer: str | None  # 'inner/dense' (Keras qualname), the model's name for its own ops, or a TF name scope for bare .tflite
+    layer: (
+        str | None
+    )  # 'inner/dense' (Keras qualname), the model's name for its own ops, or a TF name scope for bare .tflite
     class_name: str | None
     source: str | None  # 'file.py:line' of the user or library code that made the op (None for Keras's own layers)
     via: str  # 'debug-metadata', 'call-stack', 'tensor-name', 'constant-name', 'model-output', 'neighbour', 'scope', 'none'
@@ -200,7 +202,11 @@ def map_nodes(
     debug_locations = debug_locations or {}
     locs = {key: _as_loc(raw) for key, raw in debug_locations.items()}
     if not layers:
-        return {(sub.index, op.index): _scope_mapping(sub, op, locs.get((sub.index, op.index), _Loc())) for sub in graph.subgraphs for op in sub.ops}
+        return {
+            (sub.index, op.index): _scope_mapping(sub, op, locs.get((sub.index, op.index), _Loc()))
+            for sub in graph.subgraphs
+            for op in sub.ops
+        }
     mapper = _Mapper(layers, framework)
     out: dict[tuple[int, int], NodeMapping] = {}
     for sub in graph.subgraphs:
@@ -228,13 +234,20 @@ class _Mapper:
         for op in sub.ops:
             layer, via = layers.get(op.index, (None, "none"))
             source = self._source(layer, locs.get(op.index, _Loc())) if layer else None
-            out[op.index] = NodeMapping(layer.qualname if layer else None, layer.class_name if layer else None, source, via)
+            out[op.index] = NodeMapping(
+                layer.qualname if layer else None, layer.class_name if layer else None, source, via
+            )
         return out
 
     def _evidence(self, sub: SubgraphInfo, op: OpInfo, loc: _Loc) -> _Found | None:
         owner = self.spans.owner(loc.frames)
         outputs, constants = _tensor_names(sub, op)
-        for via, names in (("debug-metadata", loc.names), ("debug-metadata", loc.callers), ("tensor-name", outputs), ("constant-name", constants)):
+        for via, names in (
+            ("debug-metadata", loc.names),
+            ("debug-metadata", loc.callers),
+            ("tensor-name", outputs),
+            ("constant-name", constants),
+        ):
             layer = self._pick(op.op, names, owner)
             if layer is not None:
                 return _Found((layer,), via, own=True)
@@ -311,7 +324,9 @@ def _stem(name: str) -> str:
     return _TRAILING_COUNTER.sub("", name).replace("_", "").lower()
 
 
-def _settle(sub: SubgraphInfo, found: dict[int, _Found | None], enclosing: Callable[[tuple[LayerInfo, ...]], LayerInfo]) -> dict[int, tuple[LayerInfo, str]]:
+def _settle(
+    sub: SubgraphInfo, found: dict[int, _Found | None], enclosing: Callable[[tuple[LayerInfo, ...]], LayerInfo]
+) -> dict[int, tuple[LayerInfo, str]]:
     """One layer per node: exact evidence as is, the rest from neighbours within what the evidence allows."""
     done = {i: (f.layers[0], f.via) for i, f in found.items() if f is not None and f.exact}
     near = _neighbours(sub)
@@ -324,7 +339,12 @@ def _settle(sub: SubgraphInfo, found: dict[int, _Found | None], enclosing: Calla
             done[i] = (enclosing(f.layers), f.via)
 
 
-def _propagate(sub: SubgraphInfo, found: dict[int, _Found | None], done: dict[int, tuple[LayerInfo, str]], near: dict[int, list[int]]) -> None:
+def _propagate(
+    sub: SubgraphInfo,
+    found: dict[int, _Found | None],
+    done: dict[int, tuple[LayerInfo, str]],
+    near: dict[int, list[int]],
+) -> None:
     changed = True
     while changed:
         changed = False
@@ -373,7 +393,9 @@ def _scope_mapping(sub: SubgraphInfo, op: OpInfo, loc: _Loc) -> NodeMapping:
 def _tensor_names(sub: SubgraphInfo, op: OpInfo) -> tuple[list[str], list[str]]:
     """The names of the node's output tensors and of its constant inputs (a fused tensor's joined by ';')."""
     outputs = [n for t in op.outputs if t >= 0 for n in sub.tensors[t].name.split(";") if n]
-    constants = [n for t in op.inputs if t >= 0 and sub.tensors[t].constant for n in sub.tensors[t].name.split(";") if n]
+    constants = [
+        n for t in op.inputs if t >= 0 and sub.tensors[t].constant for n in sub.tensors[t].name.split(";") if n
+    ]
     return outputs, constants
 
 

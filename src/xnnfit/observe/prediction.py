@@ -12,19 +12,31 @@ from __future__ import annotations
 
 import re
 
-from xnnfit.observe.delegation import Delegation, Partition, node_observation, partition
 from xnnfit.kb import CAUSES
 from xnnfit.kb.cause import NodeContext
 from xnnfit.kb.versions import TARGET_CAUSES, RuntimeKnowledge
+from xnnfit.observe.delegation import Delegation, Partition, node_observation, partition
 from xnnfit.tflite.graph import ModelGraph
 from xnnfit.tflite.schema import op_name
 
-MAX_ROUNDS = 20  # verdicts settle in 2-3 rounds (a refusal reaches a neighbour's condition); the cap only guards a cycle
+MAX_ROUNDS = (
+    20  # verdicts settle in 2-3 rounds (a refusal reaches a neighbour's condition); the cap only guards a cycle
+)
 # What the runtime says when it cannot load a model (the cases prediction stands in for).
-LOAD_FAILURES = ("unresolved custom op", "select tensorflow op", "didn't find op for builtin opcode", "flex", "op builtin_code out of range")
+LOAD_FAILURES = (
+    "unresolved custom op",
+    "select tensorflow op",
+    "didn't find op for builtin opcode",
+    "flex",
+    "op builtin_code out of range",
+)
 
 
-def predict(graph: ModelGraph, note: str = "predicted from the knowledge base, not observed", runtime: RuntimeKnowledge | None = None) -> Delegation:
+def predict(
+    graph: ModelGraph,
+    note: str = "predicted from the knowledge base, not observed",
+    runtime: RuntimeKnowledge | None = None,
+) -> Delegation:
     """The Delegation the KB predicts for subgraph 0: on the installed runtime, or with `runtime`'s probe table (kb/versions.py).
 
     On a target, only the causes its table proves hold there are used, plus XNN050 (the ops its one-op probes refused).
@@ -77,23 +89,35 @@ def load_blockers(graph: ModelGraph, error: str = "", runtime: str = "this runti
     code = _CODE_RANGE.search(error)
     if code:
         name = op_name(int(code.group(1))) if code.group(1) else "an op"
-        out.append(f"{_where([o.index for o in ops if o.op == name])}{name} (builtin op code {code.group(1)}) is newer than {runtime} knows: "
-                   f"convert with the converter of the app's runtime (an older TensorFlow, or without the option that produced it), "
-                   f"or upgrade the runtime the app ships")
+        out.append(
+            f"{_where([o.index for o in ops if o.op == name])}{name} (builtin op code "
+            f"{code.group(1)}) is newer than {runtime} knows: "
+            "convert with the converter of the app's runtime (an older TensorFlow, or without the "
+            "option that produced it), "
+            f"or upgrade the runtime the app ships"
+        )
     m = _OP_VERSION.search(error)
     if m:
         op, version = m.group(1), m.group(2)
-        out.append(f"{_where([o.index for o in ops if o.op == op])}{op} version {version} is newer than {runtime} knows: convert with the "
-                   f"converter of the app's runtime (an older TensorFlow), or upgrade the runtime the app ships")
+        out.append(
+            f"{_where([o.index for o in ops if o.op == op])}{op} version {version} is newer than "
+            f"{runtime} knows: convert with the "
+            f"converter of the app's runtime (an older TensorFlow), or upgrade the runtime the app ships"
+        )
     custom: dict[str, list[int]] = {}
     for o in ops:
         if o.op == "CUSTOM":
             custom.setdefault(o.custom_code or "", []).append(o.index)
     for name, nodes in custom.items():
         if name.startswith("Flex"):
-            out.append(f"{_where(nodes)}({name}) need TensorFlow's kernels (Flex), which {runtime} does not have: "
-                       f"replace the layer that produced {name[4:]} with builtin ops (xnnfit never converts with SELECT_TF_OPS)")
+            out.append(
+                f"{_where(nodes)}({name}) need TensorFlow's kernels (Flex), which {runtime} does not have: "
+                f"replace the layer that produced {name[4:]} with builtin ops (xnnfit never converts with "
+                "SELECT_TF_OPS)"
+            )
         else:
-            out.append(f"{_where(nodes)}(custom op {name!r}) have no kernel in {runtime}: register it with the interpreter "
-                       f"(the app's op resolver), or replace the layer that produced it")
+            out.append(
+                f"{_where(nodes)}(custom op {name!r}) have no kernel in {runtime}: register it with the interpreter "
+                f"(the app's op resolver), or replace the layer that produced it"
+            )
     return out

@@ -9,8 +9,8 @@ from pathlib import Path
 from xnnfit import kb
 from xnnfit.batch.jobs import BatchResult
 from xnnfit.core.files import write_file
-from xnnfit.kb.hazards import HAZARDS
 from xnnfit.core.version import __version__
+from xnnfit.kb.hazards import HAZARDS
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFO_URI = "https://github.com/xnnfit/xnnfit"  # shown by code-scanning UIs next to the rules
@@ -21,8 +21,13 @@ def junit(batch: BatchResult) -> str:
     rows = batch.rows
     suites = ET.Element("testsuites", name="xnnfit")
     suite = ET.SubElement(
-        suites, "testsuite", name="xnnfit check", tests=str(len(rows)), failures=str(sum(r.status == "gate" for r in rows)),
-        errors=str(sum(r.status == "error" for r in rows)), time=f"{sum(r.seconds for r in rows):.3f}",
+        suites,
+        "testsuite",
+        name="xnnfit check",
+        tests=str(len(rows)),
+        failures=str(sum(r.status == "gate" for r in rows)),
+        errors=str(sum(r.status == "error" for r in rows)),
+        time=f"{sum(r.seconds for r in rows):.3f}",
     )
     for r in rows:
         case = ET.SubElement(suite, "testcase", classname=r.model, name=r.recipe, time=f"{r.seconds:.3f}")
@@ -41,18 +46,36 @@ def junit(batch: BatchResult) -> str:
 
 
 def _rules(batch: BatchResult) -> list[dict]:
-    ids = sorted({c for m in batch.models for d in m.recipes if d.ok for n in d.observed if not n.delegated for c in n.causes}
-                 | {f.hazard for m in batch.models for d in m.recipes if d.ok for f in d.findings})
+    ids = sorted(
+        {c for m in batch.models for d in m.recipes if d.ok for n in d.observed if not n.delegated for c in n.causes}
+        | {f.hazard for m in batch.models for d in m.recipes if d.ok for f in d.findings}
+    )
     rules = []
     for cid in ids:
         if cid in HAZARDS:
             h = HAZARDS[cid]
-            rules.append({"id": cid, "name": h.title, "shortDescription": {"text": h.title}, "fullDescription": {"text": h.why},
-                          "help": {"text": h.fix}, "defaultConfiguration": {"level": "error"}})
+            rules.append(
+                {
+                    "id": cid,
+                    "name": h.title,
+                    "shortDescription": {"text": h.title},
+                    "fullDescription": {"text": h.why},
+                    "help": {"text": h.fix},
+                    "defaultConfiguration": {"level": "error"},
+                }
+            )
         else:
             c = kb.get(cid)
-            rules.append({"id": cid, "name": c.title, "shortDescription": {"text": c.title}, "fullDescription": {"text": c.why},
-                          "help": {"text": c.fix}, "defaultConfiguration": {"level": "warning"}})
+            rules.append(
+                {
+                    "id": cid,
+                    "name": c.title,
+                    "shortDescription": {"text": c.title},
+                    "fullDescription": {"text": c.why},
+                    "help": {"text": c.fix},
+                    "defaultConfiguration": {"level": "warning"},
+                }
+            )
     return rules
 
 
@@ -98,32 +121,70 @@ def sarif(batch: BatchResult) -> dict:
                     continue  # not a KB rule: reported in the summary and the JUnit case
                 ops = ", ".join(sorted({n.op for n in nodes}))
                 where = f" in layer {layer}" if layer else ""
-                results.append({
-                    "ruleId": cid, "level": "warning",
-                    "message": {"text": f"{len(nodes)} node(s) ({ops}){where} run on CPU kernels ({d.recipe}): {kb.get(cid).title}."},
-                    "locations": [_source_location(next((n.source for n in nodes if n.source), None), m.model)],
-                    "properties": {"model": m.model, "recipe": d.recipe, "nodes": [n.index for n in nodes]},
-                })
+                results.append(
+                    {
+                        "ruleId": cid,
+                        "level": "warning",
+                        "message": {
+                            "text": f"{len(nodes)} node(s) ({ops}){where} run on CPU kernels ({d.recipe}): "
+                            f"{kb.get(cid).title}."
+                        },
+                        "locations": [_source_location(next((n.source for n in nodes if n.source), None), m.model)],
+                        "properties": {"model": m.model, "recipe": d.recipe, "nodes": [n.index for n in nodes]},
+                    }
+                )
             for f in d.findings:
-                results.append({
-                    "ruleId": f.hazard, "level": "error", "message": {"text": f"node {f.node} ({f.op}): {f.message}"},
-                    "locations": [_source_location(None, m.model)], "properties": {"model": m.model, "recipe": d.recipe},
-                })
+                results.append(
+                    {
+                        "ruleId": f.hazard,
+                        "level": "error",
+                        "message": {"text": f"node {f.node} ({f.op}): {f.message}"},
+                        "locations": [_source_location(None, m.model)],
+                        "properties": {"model": m.model, "recipe": d.recipe},
+                    }
+                )
     return {
-        "$schema": SARIF_SCHEMA, "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "xnnfit", "version": __version__, "informationUri": INFO_URI, "rules": _rules(batch)}}, "results": results}],
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "xnnfit",
+                        "version": __version__,
+                        "informationUri": INFO_URI,
+                        "rules": _rules(batch),
+                    }
+                },
+                "results": results,
+            }
+        ],
     }
 
 
 def markdown(batch: BatchResult, regressions: list[str] | None = None) -> str:
     """A table fit for a merge-request comment, worst first."""
     s = batch.summary()
-    lines = [f"**xnnfit check**: {s['jobs']} job(s) over {s['models']} model(s): {s['ok']} ok, {s['gate_failures']} over budget, {s['errors']} error(s)"
-             + (" — **interrupted, incomplete**" if batch.incomplete else ""), ""]
-    lines += ["| model | recipe | nodes | CPU nodes | partitions | unexplained | status |", "|---|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"**xnnfit check**: {s['jobs']} job(s) over {s['models']} model(s): {s['ok']} ok, "
+        f"{s['gate_failures']} over budget, {s['errors']} error(s)"
+        + (" — **interrupted, incomplete**" if batch.incomplete else ""),
+        "",
+    ]
+    lines += [
+        "| model | recipe | nodes | CPU nodes | partitions | unexplained | status |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for r in batch.worst_first():
-        status = {"ok": "ok", "gate": "over budget: " + "; ".join(r.failures), "error": "error: " + (r.failures[0] if r.failures else "")}[r.status]
-        lines.append(f"| `{r.model}` | {r.recipe} | {r.nodes} | {r.cpu_nodes} | {r.partitions} | {r.unexplained} | {_md(status)} |")
+        status = {
+            "ok": "ok",
+            "gate": "over budget: " + "; ".join(r.failures),
+            "error": "error: " + (r.failures[0] if r.failures else ""),
+        }[r.status]
+        lines.append(
+            f"| `{r.model}` | {r.recipe} | {r.nodes} | {r.cpu_nodes} | {r.partitions} | "
+            f"{r.unexplained} | {_md(status)} |"
+        )
     if regressions:
         lines += ["", "**Regressions against the baseline**", ""] + [f"- {_md(x)}" for x in regressions]
     return "\n".join(lines) + "\n"

@@ -13,17 +13,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from xnnfit.core import fmt
-
 from xnnfit import kb
-from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
-from xnnfit.core.files import write_file
-from xnnfit.rewrite.fix import FixResult
-from xnnfit.kb.advice import BY_ID
 from xnnfit.choose.optimize import OptimizeResult
-from xnnfit.report import svg
 from xnnfit.choose.quant import QuantResult
+from xnnfit.core import fmt
+from xnnfit.core.files import write_file
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
 from xnnfit.explain.verdicts import by_cause, cause_advice
+from xnnfit.kb.advice import BY_ID
+from xnnfit.report import svg
+from xnnfit.rewrite.fix import FixResult
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 TOP_LAYERS = 15  # layer rows shown in the cost bars: the worst offenders, short enough to read
@@ -49,15 +48,17 @@ def page(result: Any) -> str:
     elif isinstance(result, CheckResult):
         title, body = f"xnnfit {result.RESULT} · {result.model}", _check(result)
     else:
-        raise TypeError(f"no HTML report for {type(result).__name__}; pass a check, profile, fix, quant or optimize result")
+        raise TypeError(
+            f"no HTML report for {type(result).__name__}; pass a check, profile, fix, quant or optimize result"
+        )
     versions = " · ".join(f"{k} {v}" for k, v in sorted(getattr(result, "versions", {}).items()))
     data = json.dumps(result.to_dict(), separators=(",", ":")).replace("</", "<\\/")
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
         f"<style>{_asset('report.css')}</style></head><body>"
-        f"{body}<footer>{escape(versions)}</footer><div id=\"tip\"></div>"
+        f'{body}<footer>{escape(versions)}</footer><div id="tip"></div>'
         f'<script type="application/json" id="xnnfit-result">{data}</script>'
         f"<script>{_asset('report.js')}</script></body></html>\n"
     )
@@ -65,7 +66,13 @@ def page(result: Any) -> str:
 
 def _cards(items: list[tuple[str, str, str]]) -> str:
     """Headline cards: (value, label, 'good'/'bad'/'')."""
-    return '<section class="cards">' + "".join(f'<div class="card {k}"><b>{escape(v)}</b><span>{escape(label)}</span></div>' for v, label, k in items) + "</section>"
+    return (
+        '<section class="cards">'
+        + "".join(
+            f'<div class="card {k}"><b>{escape(v)}</b><span>{escape(label)}</span></div>' for v, label, k in items
+        )
+        + "</section>"
+    )
 
 
 def _next(command: str, why: str) -> str:
@@ -76,7 +83,10 @@ def _next(command: str, why: str) -> str:
 
 
 def _check(result: CheckResult) -> str:
-    out = [f"<h1>{escape(result.model)}</h1><p class=\"sub\">xnnfit {escape(result.RESULT)} · {escape(result.model_kind)}</p>"]
+    out = [
+        f'<h1>{escape(result.model)}</h1><p class="sub">xnnfit {escape(result.RESULT)} · '
+        f"{escape(result.model_kind)}</p>"
+    ]
     colors = svg.cause_colors([d for d in result.recipes if d.ok])
     for d in result.recipes:
         out.append(_diagnosis(result.model, d, colors))
@@ -89,8 +99,13 @@ def _diagnosis(model: str, d: Diagnosis, colors: dict[str, str]) -> str:
     if not d.ok:
         return out[0] + f'<div class="error">failed: {escape(d.error or "")}</div>'
     if d.not_loaded:  # no verdicts to draw: what blocks loading, and what to do
-        out.append(_cards([("no", f"loads on {short_runtime(d.runtime)}", "bad"), (fmt.size(d.size_bytes), "model size", "")]))
-        out.append(f'<div class="error"><b>{escape(short_runtime(d.runtime))} cannot load this model</b>: {escape(d.not_loaded)}</div>')
+        out.append(
+            _cards([("no", f"loads on {short_runtime(d.runtime)}", "bad"), (fmt.size(d.size_bytes), "model size", "")])
+        )
+        out.append(
+            f'<div class="error"><b>{escape(short_runtime(d.runtime))} cannot load this model</b>: '
+            f"{escape(d.not_loaded)}</div>"
+        )
         out.extend(f'<div class="warning">{escape(w)}</div>' for w in d.warnings)
         out.append(_next_for(model, d))
         return "".join(out)
@@ -102,22 +117,37 @@ def _diagnosis(model: str, d: Diagnosis, colors: dict[str, str]) -> str:
         (fmt.size(d.size_bytes), "model size", ""),
     ]
     if d.profile is not None:
-        cards += [(f"{d.profile.total.median_ms:.3g} ms", f"whole model ({d.profile.threads} thread(s))", ""),
-                  (fmt.pct(d.profile.cpu_share), "time in CPU kernels", "bad" if d.profile.cpu_share > 0.05 else "")]
+        cards += [
+            (f"{d.profile.total.median_ms:.3g} ms", f"whole model ({d.profile.threads} thread(s))", ""),
+            (fmt.pct(d.profile.cpu_share), "time in CPU kernels", "bad" if d.profile.cpu_share > 0.05 else ""),
+        ]
     if s["unexplained"]:
         cards.append((str(s["unexplained"]), "unexplained", "bad"))
     out.append(_cards(cards))
     if d.predicted:
         out.append(f'<div class="warning"><b>predicted</b>: {escape(d.predicted)}</div>')
     if runtime_option(d.runtime):
-        out.append(f'<div class="warning">observed on <b>{escape(d.runtime)}</b>: Android AAR builds of the same version may differ (build flags, CPU features)</div>')
+        out.append(
+            f'<div class="warning">observed on <b>{escape(d.runtime)}</b>: Android AAR builds of the '
+            "same version may differ (build flags, CPU features)</div>"
+        )
     for f in d.findings:
-        out.append(f'<div class="error"><b>{escape(f.severity)} {escape(f.hazard)}</b> node {f.node} ({escape(f.op)}): {escape(f.message)}</div>')
+        out.append(
+            f'<div class="error"><b>{escape(f.severity)} {escape(f.hazard)}</b> node {f.node} '
+            f"({escape(f.op)}): {escape(f.message)}</div>"
+        )
     for w in d.warnings:
         out.append(f'<div class="warning">warning: {escape(w)}</div>')
     out.append("<h3>execution strip</h3>")
-    timed = " Widths are measured time (a partition's time split over its nodes); the row below marks every CPU node." if d.profile else " One mark per node; the row below marks CPU nodes."
-    out.append(f"<p class=\"sub\">Nodes as they run, partition by partition.{timed} Hover a mark for its op, layer, source and cause.</p>")
+    timed = (
+        " Widths are measured time (a partition's time split over its nodes); the row below marks every CPU node."
+        if d.profile
+        else " One mark per node; the row below marks CPU nodes."
+    )
+    out.append(
+        f'<p class="sub">Nodes as they run, partition by partition.{timed} Hover a mark for its '
+        "op, layer, source and cause.</p>"
+    )
     out.append(_legend(d, colors))
     out.append(svg.strip(d, colors))
     cpu = [n for n in d.observed if not n.delegated]
@@ -137,7 +167,8 @@ def _legend(d: Diagnosis, colors: dict[str, str]) -> str:
     items = [f'<span><span class="swatch" style="background:{svg.XNNPACK}"></span>XNNPACK</span>']
     for cid, k in sorted(counts.items(), key=lambda kv: -kv[1]):
         items.append(
-            f'<button data-highlight="{escape(cid)}"><span class="swatch" style="background:{colors.get(cid, svg.UNEXPLAINED)}"></span>'
+            f'<button data-highlight="{escape(cid)}"><span class="swatch" '
+            f'style="background:{colors.get(cid, svg.UNEXPLAINED)}"></span>'
             f"{escape(cid)} ×{k}</button>"
         )
     return '<div class="legend">' + "".join(items) + "</div>"
@@ -151,11 +182,18 @@ def _causes(cpu: list, colors: dict[str, str]) -> str:
         where = f"{fmt.plural(len(nodes), 'node')} ({escape(ops)}) in {fmt.plural(len(layers), 'layer')}"
         swatch = f'<span class="swatch" style="background:{colors.get(cid, svg.UNEXPLAINED)}"></span>'
         if cid == "unexplained":
-            out.append(f'<div class="cause"><h3>{swatch}unexplained — {where}</h3><p class="why">No KB entry matches; xnnfit does not guess. Please report the op.</p></div>')
+            out.append(
+                f'<div class="cause"><h3>{swatch}unexplained — {where}</h3><p class="why">No KB entry '
+                "matches; xnnfit does not guess. Please report the op.</p></div>"
+            )
             continue
         cause = kb.get(cid)
         advices, rules = cause_advice(cid, nodes)
-        fixed = f"<p><b>xnnfit fix</b> handles it here ({escape(', '.join(rules))}).</p>" if rules else "<p>No xnnfit fix rule for this yet.</p>"
+        fixed = (
+            f"<p><b>xnnfit fix</b> handles it here ({escape(', '.join(rules))}).</p>"
+            if rules
+            else "<p>No xnnfit fix rule for this yet.</p>"
+        )
         body = "".join(
             f"<p><b>use instead</b> ({escape(a.id)}{'' if a.preserves_semantics else ', changes the output'}):</p>"
             + (f"<pre>{escape(a.code)}</pre>" if a.code else "")
@@ -163,7 +201,9 @@ def _causes(cpu: list, colors: dict[str, str]) -> str:
             for a in advices
         )
         out.append(
-            f'<div class="cause"><h3><button data-highlight="{escape(cid)}">{swatch}{escape(cid)}</button> {escape(cause.title)} — {where}</h3>'
+            '<div class="cause"><h3><button '
+            f'data-highlight="{escape(cid)}">{swatch}{escape(cid)}</button> {escape(cause.title)} — '
+            f"{where}</h3>"
             f'<p class="why">{escape(cause.why)}</p>{body}{fixed}</div>'
         )
     return "".join(out)
@@ -172,45 +212,72 @@ def _causes(cpu: list, colors: dict[str, str]) -> str:
 def _layers(d: Diagnosis, cpu: list) -> str:
     """Per-Keras-layer bars: profiled CPU time when there is a profile, else CPU nodes."""
     if d.profile is not None and d.profile.layers:
-        rows = [(c.layer, c.cpu_ms, ", ".join(c.causes), f"{c.cpu_ms:.3g} ms ({fmt.pct(d.profile.share(c.cpu_ms))})") for c in d.profile.layers]
+        rows = [
+            (c.layer, c.cpu_ms, ", ".join(c.causes), f"{c.cpu_ms:.3g} ms ({fmt.pct(d.profile.share(c.cpu_ms))})")
+            for c in d.profile.layers
+        ]
         head = "CPU time"
     else:
         counts: dict[str, list] = {}
         for n in cpu:
             counts.setdefault(n.layer or "(unmapped)", []).append(n)
-        rows = [(layer, float(len(ns)), ", ".join(sorted({c for n in ns for c in n.causes})), fmt.plural(len(ns), "node")) for layer, ns in counts.items()]
+        rows = [
+            (layer, float(len(ns)), ", ".join(sorted({c for n in ns for c in n.causes})), fmt.plural(len(ns), "node"))
+            for layer, ns in counts.items()
+        ]
         head = "CPU nodes"
     rows.sort(key=lambda r: -r[1])
     top = max((r[1] for r in rows), default=1.0) or 1.0
     body = "".join(
-        f"<tr><td>{escape(layer)}</td><td>{escape(causes)}</td><td><span class=\"bar\" style=\"width:{max(2, 240 * v / top):.0f}px\"></span> {escape(label)}</td></tr>"
+        f'<tr><td>{escape(layer)}</td><td>{escape(causes)}</td><td><span class="bar" '
+        f'style="width:{max(2, 240 * v / top):.0f}px"></span> {escape(label)}</td></tr>'
         for layer, v, causes, label in rows[:TOP_LAYERS]
     )
-    more = f"<p class=\"sub\">{fmt.more(TOP_LAYERS, len(rows), 'layers')}</p>" if len(rows) > TOP_LAYERS else ""
+    more = f'<p class="sub">{fmt.more(TOP_LAYERS, len(rows), "layers")}</p>' if len(rows) > TOP_LAYERS else ""
     return f"<h2>Keras layers to fix first</h2><table><tr><th>layer</th><th>causes</th><th>{head}</th></tr>{body}</table>{more}"
 
 
 def _next_for(model: str, d: Diagnosis) -> str:
     p = d.fix_preview
     if d.not_loaded:
-        return _next(f"xnnfit check {model} --runtime all", "which runtimes load it; or convert with the app's TensorFlow, or upgrade the app's runtime")
+        return _next(
+            f"xnnfit check {model} --runtime all",
+            "which runtimes load it; or convert with the app's TensorFlow, or upgrade the app's runtime",
+        )
     if d.predicted:
         return _next(f"xnnfit check {model}", "these verdicts are predicted from the knowledge base: " + d.predicted)
     if any(f.severity == "error" for f in d.findings):
         rules = sorted({r for f in d.findings for r in f.rewrites})
         if rules:
-            return _next(f"xnnfit fix {model} -o OUT.tflite", f"XNNPACK computes node(s) wrong; {', '.join(rules)} repairs it and fix verifies it")
-        return _next(f"xnnfit check {model} --all-nodes", "XNNPACK computes node(s) wrong; follow the finding's advice (no rewrite repairs it)")
+            return _next(
+                f"xnnfit fix {model} -o OUT.tflite",
+                f"XNNPACK computes node(s) wrong; {', '.join(rules)} repairs it and fix verifies it",
+            )
+        return _next(
+            f"xnnfit check {model} --all-nodes",
+            "XNNPACK computes node(s) wrong; follow the finding's advice (no rewrite repairs it)",
+        )
     if not d.summary()["cpu_nodes"]:
         return _next(f"xnnfit bench {model}", "XNNPACK runs it whole; time it with and without XNNPACK")
     if p is not None and p.rules:
         rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
-        return _next(f"xnnfit fix {model} -o OUT.tflite", f"its rules ({rules}) would take {d.summary()['cpu_nodes']} -> {p.cpu_nodes_after} CPU nodes; fix verifies each")
-    advised = sorted({r for n in d.observed if not n.delegated for a in n.advice for r in (BY_ID[a].rules if a in BY_ID else ())})
+        return _next(
+            f"xnnfit fix {model} -o OUT.tflite",
+            f"its rules ({rules}) would take {d.summary()['cpu_nodes']} -> {p.cpu_nodes_after} CPU "
+            "nodes; fix verifies each",
+        )
+    advised = sorted(
+        {r for n in d.observed if not n.delegated for a in n.advice for r in (BY_ID[a].rules if a in BY_ID else ())}
+    )
     if p is None and advised:  # a profile carries no dry match: the advice names the rules
-        return _next(f"xnnfit fix {model} -o OUT.tflite --html fix.html", f"{', '.join(advised)} handle(s) these fallbacks; fix verifies each and draws before/after")
+        return _next(
+            f"xnnfit fix {model} -o OUT.tflite --html fix.html",
+            f"{', '.join(advised)} handle(s) these fallbacks; fix verifies each and draws before/after",
+        )
     if d.profile is None:
-        return _next(f"xnnfit profile {model} --html profile.html", "what these fallbacks cost; no fix rule matches them")
+        return _next(
+            f"xnnfit profile {model} --html profile.html", "what these fallbacks cost; no fix rule matches them"
+        )
     return _next(f"xnnfit quant {model}", "no fix rule matches these fallbacks; see whether another recipe avoids them")
 
 
@@ -219,7 +286,7 @@ def _next_for(model: str, d: Diagnosis) -> str:
 
 def _fix(r: FixResult) -> str:
     rw = r.rewrite
-    out = [f"<h1>{escape(r.model)}</h1><p class=\"sub\">xnnfit fix · recipe {escape(r.recipe)}</p>"]
+    out = [f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit fix · recipe {escape(r.recipe)}</p>']
     b, a = rw.before, rw.after
     if b is not None and a is not None:
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
@@ -231,28 +298,57 @@ def _fix(r: FixResult) -> str:
         if rw.numerics is not None:
             cards.append((fmt.rel(rw.numerics.max_rel_error), "outputs vs the original (share of its scale)", ""))
         if rw.reference_before is not None and rw.reference_after is not None:
-            cards.append((f"{fmt.rel(rw.reference_before.max_rel_error)} → {fmt.rel(rw.reference_after.max_rel_error)}", f"error vs {rw.reference}", ""))
+            cards.append(
+                (
+                    f"{fmt.rel(rw.reference_before.max_rel_error)} → {fmt.rel(rw.reference_after.max_rel_error)}",
+                    f"error vs {rw.reference}",
+                    "",
+                )
+            )
         out.append(_cards(cards))
     if r.sides:
         colors = svg.cause_colors(list(r.sides))
         timed = all(s.profile is not None for s in r.sides)
         scale = max(sum(svg.node_ms(s).values()) for s in r.sides) if timed else None
         out.append("<h2>before and after</h2>")
-        out.append(f"<p class=\"sub\">{'Both strips on one time axis (measured).' if timed else 'One mark per node.'} Hover a mark for its op, layer and cause.</p>")
+        out.append(
+            "<p "
+            f'class="sub">{"Both strips on one time axis (measured)." if timed else "One mark per node."} '
+            "Hover a mark for its op, layer and cause.</p>"
+        )
         for label, s in zip(("before", "after"), r.sides):
             out.append(_legend(s, colors))
-            out.append(svg.strip(s, colors, scale_ms=scale, label=f"{label}: {s.summary()['cpu_nodes']} CPU nodes, {s.summary()['partitions']} partitions"))
+            out.append(
+                svg.strip(
+                    s,
+                    colors,
+                    scale_ms=scale,
+                    label=f"{label}: {s.summary()['cpu_nodes']} CPU nodes, {s.summary()['partitions']} partitions",
+                )
+            )
     rows = "".join(
-        f"<tr><td>{escape(o.rule)}</td><td>{escape(o.status)}</td><td class=\"num\">{o.count}</td><td>{escape(o.reason)}</td></tr>"
-        for o in rw.outcomes if o.status != "no-match"
+        f"<tr><td>{escape(o.rule)}</td><td>{escape(o.status)}</td><td "
+        f'class="num">{o.count}</td><td>{escape(o.reason)}</td></tr>'
+        for o in rw.outcomes
+        if o.status != "no-match"
     )
     idle = [o.rule for o in rw.outcomes if o.status == "no-match"]
-    out.append(f"<h2>rules</h2><table><tr><th>rule</th><th>status</th><th class=\"num\">matches</th><th>why</th></tr>{rows}</table>")
+    out.append(
+        "<h2>rules</h2><table><tr><th>rule</th><th>status</th><th "
+        f'class="num">matches</th><th>why</th></tr>{rows}</table>'
+    )
     if idle:
-        out.append(f"<p class=\"sub\">no match: {escape(', '.join(idle))}</p>")
+        out.append(f'<p class="sub">no match: {escape(", ".join(idle))}</p>')
     if r.keras_hints:
-        hints = "".join(f"<tr><td>{escape(h.layer)}</td><td>{escape(', '.join(h.causes))}</td><td>{'fixed by the rewrite' if h.fixed else 'still on CPU'}</td></tr>" for h in r.keras_hints)
-        out.append(f"<h2>Keras layers to change in the source</h2><table><tr><th>layer</th><th>causes</th><th>in the fixed model</th></tr>{hints}</table>")
+        hints = "".join(
+            f"<tr><td>{escape(h.layer)}</td><td>{escape(', '.join(h.causes))}</td><td>{'fixed by the rewrite' if h.fixed else 'still on CPU'}</td></tr>"
+            for h in r.keras_hints
+        )
+        out.append(
+            "<h2>Keras layers to change in the "
+            "source</h2><table><tr><th>layer</th><th>causes</th><th>in the fixed "
+            f"model</th></tr>{hints}</table>"
+        )
     if r.output:
         out.append(_next(f"xnnfit bench {r.output}", "time the fixed model with and without XNNPACK"))
     elif not r.changed:
@@ -264,51 +360,81 @@ def _fix(r: FixResult) -> str:
 
 
 def _quant(r: QuantResult) -> str:
-    out = [f"<h1>{escape(r.model)}</h1><p class=\"sub\">xnnfit quant · budget {fmt.rel(r.max_error)} of the float outputs' scale</p>"]
+    out = [
+        f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit quant · budget {fmt.rel(r.max_error)} '
+        "of the float outputs' scale</p>"
+    ]
     out.append(_cards([(r.recommended or "none", "recommended", "good" if r.recommended else "bad")]))
     out.append(f"<p>{escape(r.reason)}</p>")
     for w in r.warnings:
         out.append(f'<div class="warning">warning: {escape(w)}</div>')
-    head = "<tr><th>recipe</th><th class=\"num\">CPU nodes</th><th class=\"num\">partitions</th><th class=\"num\">ms</th><th class=\"num\">size</th><th class=\"num\">error</th><th>Pareto</th></tr>"
+    head = '<tr><th>recipe</th><th class="num">CPU nodes</th><th class="num">partitions</th><th class="num">ms</th><th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
     rows = "".join(
-        f"<tr class=\"{'chosen' if row.recipe == r.recommended else ''}\"><td>{escape(row.recipe)}</td>"
+        f'<tr class="{"chosen" if row.recipe == r.recommended else ""}"><td>{escape(row.recipe)}</td>'
         + (
-            f"<td class=\"num\">{row.cpu_nodes}</td><td class=\"num\">{row.partitions}</td><td class=\"num\">{row.median_ms:.3g}</td>"
-            f"<td class=\"num\">{fmt.size(row.size_bytes)}</td><td class=\"num\">{fmt.rel(row.rel_error)}</td><td>{'★' if row.pareto else ''}</td>"
-            if row.status == "ok" else f"<td colspan=\"6\">failed: {escape(row.error or '')}</td>"
+            f'<td class="num">{row.cpu_nodes}</td><td class="num">{row.partitions}</td><td '
+            f'class="num">{row.median_ms:.3g}</td>'
+            f'<td class="num">{fmt.size(row.size_bytes)}</td><td '
+            f'class="num">{fmt.rel(row.rel_error)}</td><td>{"★" if row.pareto else ""}</td>'
+            if row.status == "ok"
+            else f'<td colspan="6">failed: {escape(row.error or "")}</td>'
         )
         + "</tr>"
         for row in r.rows
     )
     out.append(f"<h2>recipes</h2><table>{head}{rows}</table>")
-    points = [(row.recipe, row.median_ms, row.rel_error, row.pareto, row.recipe == r.recommended) for row in r.rows if row.status == "ok"]
+    points = [
+        (row.recipe, row.median_ms, row.rel_error, row.pareto, row.recipe == r.recommended)
+        for row in r.rows
+        if row.status == "ok"
+    ]
     out.append("<h2>latency × error</h2>" + svg.scatter(points, max_error=r.max_error))
     if r.recommended:
-        out.append(_next(f"xnnfit optimize {r.model} -o best.tflite", f"convert with {r.recommended}, fix it and write the fastest faithful model"))
+        out.append(
+            _next(
+                f"xnnfit optimize {r.model} -o best.tflite",
+                f"convert with {r.recommended}, fix it and write the fastest faithful model",
+            )
+        )
     return "".join(out)
 
 
 def _optimize(r: OptimizeResult) -> str:
-    out = [f"<h1>{escape(r.model)}</h1><p class=\"sub\">xnnfit optimize · budget {fmt.rel(r.max_error)} · accuracy vs {escape(r.reference)} · speed vs {escape(r.baseline)} ({r.baseline_ms:.3g} ms, {r.threads} thread(s))</p>"]
+    out = [
+        f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit optimize · budget '
+        f"{fmt.rel(r.max_error)} · accuracy vs {escape(r.reference)} · speed vs "
+        f"{escape(r.baseline)} ({r.baseline_ms:.3g} ms, {r.threads} thread(s))</p>"
+    ]
     chosen = next((c for c in r.candidates if c.recipe == r.chosen), None)
     if chosen is not None:
         speed = r.baseline_ms / chosen.median_ms if chosen.median_ms else 0.0
-        out.append(_cards([
-            (chosen.recipe, "chosen", "good"),
-            (f"{speed:.2f}×", f"vs {r.baseline}", "good" if speed > 1 else ""),
-            (fmt.size(chosen.size_bytes), "size", ""),
-            (fmt.rel(chosen.rel_error), "error", ""),
-            ("100%" if not chosen.cpu_nodes else f"{chosen.cpu_nodes} CPU nodes", "on XNNPACK", "good" if not chosen.cpu_nodes else "bad"),
-        ]))
+        out.append(
+            _cards(
+                [
+                    (chosen.recipe, "chosen", "good"),
+                    (f"{speed:.2f}×", f"vs {r.baseline}", "good" if speed > 1 else ""),
+                    (fmt.size(chosen.size_bytes), "size", ""),
+                    (fmt.rel(chosen.rel_error), "error", ""),
+                    (
+                        "100%" if not chosen.cpu_nodes else f"{chosen.cpu_nodes} CPU nodes",
+                        "on XNNPACK",
+                        "good" if not chosen.cpu_nodes else "bad",
+                    ),
+                ]
+            )
+        )
     out.append(f"<p>{escape(r.reason)}</p>")
-    head = "<tr><th>recipe</th><th>fixed</th><th>rules</th><th class=\"num\">CPU nodes</th><th class=\"num\">partitions</th><th class=\"num\">ms</th><th class=\"num\">size</th><th class=\"num\">error</th><th>Pareto</th></tr>"
+    head = '<tr><th>recipe</th><th>fixed</th><th>rules</th><th class="num">CPU nodes</th><th class="num">partitions</th><th class="num">ms</th><th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
     rows = "".join(
-        f"<tr class=\"{'chosen' if c.recipe == r.chosen else ''}\"><td>{escape(c.recipe)}</td>"
+        f'<tr class="{"chosen" if c.recipe == r.chosen else ""}"><td>{escape(c.recipe)}</td>'
         + (
-            f"<td>{'yes' if c.fixed else 'no'}</td><td>{escape(', '.join(c.rules))}</td><td class=\"num\">{c.cpu_nodes_before} → {c.cpu_nodes}</td>"
-            f"<td class=\"num\">{c.partitions}</td><td class=\"num\">{c.median_ms:.3g}</td><td class=\"num\">{fmt.size(c.size_bytes)}</td>"
-            f"<td class=\"num\">{fmt.rel(c.rel_error)}</td><td>{'★' if c.pareto else ''}</td>"
-            if c.status == "ok" else f"<td colspan=\"8\">failed: {escape(c.error or '')}</td>"
+            f"<td>{'yes' if c.fixed else 'no'}</td><td>{escape(', '.join(c.rules))}</td><td "
+            f'class="num">{c.cpu_nodes_before} → {c.cpu_nodes}</td>'
+            f'<td class="num">{c.partitions}</td><td class="num">{c.median_ms:.3g}</td><td '
+            f'class="num">{fmt.size(c.size_bytes)}</td>'
+            f'<td class="num">{fmt.rel(c.rel_error)}</td><td>{"★" if c.pareto else ""}</td>'
+            if c.status == "ok"
+            else f'<td colspan="8">failed: {escape(c.error or "")}</td>'
         )
         + "</tr>"
         for c in r.candidates
@@ -316,8 +442,14 @@ def _optimize(r: OptimizeResult) -> str:
     out.append(f"<h2>candidates</h2><table>{head}{rows}</table>")
     rolled = [(c.recipe, rule, why) for c in r.candidates for rule, why in c.rolled_back]
     if rolled:
-        out.append("<h2>rolled back</h2><table><tr><th>recipe</th><th>rule</th><th>why</th></tr>" + "".join(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td><td>{escape(c)}</td></tr>" for a, b, c in rolled) + "</table>")
-    points = [(c.recipe, c.median_ms, c.rel_error, c.pareto, c.recipe == r.chosen) for c in r.candidates if c.status == "ok"]
+        out.append(
+            "<h2>rolled back</h2><table><tr><th>recipe</th><th>rule</th><th>why</th></tr>"
+            + "".join(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td><td>{escape(c)}</td></tr>" for a, b, c in rolled)
+            + "</table>"
+        )
+    points = [
+        (c.recipe, c.median_ms, c.rel_error, c.pareto, c.recipe == r.chosen) for c in r.candidates if c.status == "ok"
+    ]
     out.append("<h2>latency × error</h2>" + svg.scatter(points, max_error=r.max_error))
     if r.output:
         out.append(_next(f"xnnfit bench {r.output}", "time the chosen model on the app's thread count"))

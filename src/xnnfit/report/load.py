@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xnnfit.explain.diagnosis import CheckResult
+from xnnfit.choose.optimize import OptimizeResult
+from xnnfit.choose.quant import QuantResult
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import read_json
-from xnnfit.rewrite.fix import FixResult
-from xnnfit.choose.optimize import OptimizeResult
-from xnnfit.measure.profile import ProfileResult
 from xnnfit.core.record import SCHEMA_VERSION
-from xnnfit.choose.quant import QuantResult
+from xnnfit.explain.diagnosis import CheckResult
+from xnnfit.measure.profile import ProfileResult
+from xnnfit.rewrite.fix import FixResult
 
 KINDS = {cls.RESULT: cls for cls in (CheckResult, ProfileResult, FixResult, QuantResult, OptimizeResult)}
 
@@ -23,10 +23,18 @@ def load_result(path: str | Path) -> Any:
     data = read_json(p, "Pass a file written with --json.")
     kind = data.get("result") if isinstance(data, dict) else None
     if kind not in KINDS:
-        raise XnnfitError(f"{str(p)!r} is not an xnnfit result (result={kind!r}); expected one of {', '.join(KINDS)}. Pass a file written with --json.")
+        raise XnnfitError(
+            f"{str(p)!r} is not an xnnfit result (result={kind!r}); expected one of "
+            f"{', '.join(KINDS)}. Pass a file written with --json."
+        )
     if data.get("schema_version") != SCHEMA_VERSION:
-        raise XnnfitError(f"{str(p)!r} has schema version {data.get('schema_version')!r}; this xnnfit reads {SCHEMA_VERSION}. Re-run the command with this version.")
+        raise XnnfitError(
+            f"{str(p)!r} has schema version {data.get('schema_version')!r}; this xnnfit reads "
+            f"{SCHEMA_VERSION}. Re-run the command with this version."
+        )
     try:
         return KINDS[kind].from_dict(data)
     except (TypeError, KeyError, ValueError) as exc:
-        raise XnnfitError(f"{str(p)!r} does not hold a complete {kind} result ({exc}). Re-run the command with --json.") from None
+        raise XnnfitError(
+            f"{str(p)!r} does not hold a complete {kind} result ({exc}). Re-run the command with --json."
+        ) from None

@@ -10,7 +10,9 @@ from xnnfit import api
 from xnnfit.core.errors import XnnfitError
 from xnnfit.report.overlays import write_overlays
 
-INSTALL = "pip install 'xnnfit[explorer]'"  # the extra pins ai-edge-model-explorer (its server runs offline from the wheel)
+INSTALL = (
+    "pip install 'xnnfit[explorer]'"  # the extra pins ai-edge-model-explorer (its server runs offline from the wheel)
+)
 
 
 def explore(model: str, *, recipe: str, port: int, open_browser: bool, quiet: bool, err: Any, **options: Any) -> None:
@@ -18,7 +20,9 @@ def explore(model: str, *, recipe: str, port: int, open_browser: bool, quiet: bo
     try:
         import model_explorer
     except ImportError:
-        raise XnnfitError(f"Model Explorer is not installed. Install the extra: {INSTALL}, then run xnnfit explore again.") from None
+        raise XnnfitError(
+            f"Model Explorer is not installed. Install the extra: {INSTALL}, then run xnnfit explore again."
+        ) from None
     result = api.profile(model, recipe=recipe, **options)
     failed = [d for d in result.recipes if not d.ok]
     if failed:
@@ -30,5 +34,7 @@ def explore(model: str, *, recipe: str, port: int, open_browser: bool, quiet: bo
         for overlay in write_overlays(result, Path(tmp) / "xnnfit.json"):
             config.add_node_data_from_path(str(overlay))
         if not quiet:
-            err.print(f"Model Explorer on http://localhost:{port} (Ctrl-C stops it; the overlays are in its node-data menu)")
+            err.print(
+                f"Model Explorer on http://localhost:{port} (Ctrl-C stops it; the overlays are in its node-data menu)"
+            )
         model_explorer.visualize_from_config(config, port=port, no_open_in_browser=not open_browser)

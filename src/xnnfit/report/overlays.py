@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from xnnfit.explain.diagnosis import CheckResult, Diagnosis
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import write_file
-from xnnfit.rewrite.fix import FixResult
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis
 from xnnfit.report.svg import XNNPACK, cause_colors, node_ms
+from xnnfit.rewrite.fix import FixResult
 
 LOW, HIGH = (255, 255, 255), (217, 83, 79)  # latency gradient: white (fast) to the report's CPU red (slowest node)
 
@@ -38,10 +38,18 @@ def latency(d: Diagnosis) -> dict[str, Any]:
     """Each node's measured ms (its partition's time split over its nodes) with a white-to-red gradient."""
     times = node_ms(d)
     if times is None:
-        raise XnnfitError("no profile for a latency overlay. Use xnnfit profile (or check --profile) with --model-explorer.")
+        raise XnnfitError(
+            "no profile for a latency overlay. Use xnnfit profile (or check --profile) with --model-explorer."
+        )
     top = max(times.values(), default=0.0) or 1.0
-    gradient = [{"stop": 0, "bgColor": _hex(LOW)}, {"stop": 1, "bgColor": _hex(HIGH)}]  # stops from the smallest to the largest value
-    results = {str(n.index): {"value": round(times.get(n.index, 0.0), 6), "bgColor": _mix(times.get(n.index, 0.0) / top)} for n in d.observed}
+    gradient = [
+        {"stop": 0, "bgColor": _hex(LOW)},
+        {"stop": 1, "bgColor": _hex(HIGH)},
+    ]  # stops from the smallest to the largest value
+    results = {
+        str(n.index): {"value": round(times.get(n.index, 0.0), 6), "bgColor": _mix(times.get(n.index, 0.0) / top)}
+        for n in d.observed
+    }
     return {d.graph_name: {"results": results, "gradient": gradient}}
 
 
@@ -78,5 +86,7 @@ def write_overlays(result: Any, path: str | Path, *, force: bool = False) -> lis
     for k, (name, data) in enumerate(overlays(result).items()):
         slug = name.replace(" ", "_").replace("(", "").replace(")", "")
         target = path if k == 0 else path.with_name(f"{path.stem}.{slug}{path.suffix or '.json'}")
-        written.append(write_file(target, json.dumps(data, indent=1).encode("utf-8"), force=force, flag="--model-explorer"))
+        written.append(
+            write_file(target, json.dumps(data, indent=1).encode("utf-8"), force=force, flag="--model-explorer")
+        )
     return written

@@ -21,7 +21,9 @@ PALETTE = ("#d9534f", "#e67e22", "#8e44ad", "#c0392b", "#d35400", "#b03a8c", "#a
 
 def cause_colors(diagnoses: list[Diagnosis]) -> dict[str, str]:
     """One colour per CPU cause (and 'unexplained') across the diagnoses shown together."""
-    causes = sorted({c for d in diagnoses for n in d.observed if not n.delegated for c in (n.causes[:1] or ("unexplained",))})
+    causes = sorted(
+        {c for d in diagnoses for n in d.observed if not n.delegated for c in (n.causes[:1] or ("unexplained",))}
+    )
     out = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(c for c in causes if c != "unexplained")}
     out["unexplained"] = UNEXPLAINED
     return out
@@ -62,7 +64,10 @@ def strip(d: Diagnosis, colors: dict[str, str], *, scale_ms: float | None = None
         widths = [WIDTH / max(len(nodes), 1)] * len(nodes)
     top = 14 if label else 2
     height = top + MARK_H + TICK_H + 22
-    parts = [f'<svg class="strip" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(label or "execution strip")}">']
+    parts = [
+        f'<svg class="strip" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-label="{escape(label or "execution strip")}">'
+    ]
     if label:
         parts.append(f'<text x="0" y="10">{escape(label)}</text>')
     x, spans = 0.0, {}
@@ -74,12 +79,16 @@ def strip(d: Diagnosis, colors: dict[str, str], *, scale_ms: float | None = None
         data_ms = f' data-ms="{ms:.6g}"' if ms is not None else ""
         causes = " ".join(n.causes) if n.causes else ("" if n.delegated else "unexplained")
         parts.append(
-            f'<rect class="node {"xnnpack" if n.delegated else "cpu"}" x="{x:.3f}" y="{top}" width="{max(w, 0.0):.3f}" height="{MARK_H}" '
+            f'<rect class="node {"xnnpack" if n.delegated else "cpu"}" x="{x:.3f}" y="{top}" '
+            f'width="{max(w, 0.0):.3f}" height="{MARK_H}" '
             f'fill="{color}" data-node="{n.index}" data-op="{escape(n.op)}" data-causes="{escape(causes)}"{data_ms} '
             f'data-tip="{escape(tip)}"><title>{escape(tip)}</title></rect>'
         )
         if not n.delegated:
-            parts.append(f'<rect class="tick" x="{x:.3f}" y="{top + MARK_H + 1}" width="{max(w, 1.0):.3f}" height="{TICK_H}" fill="{color}"/>')
+            parts.append(
+                f'<rect class="tick" x="{x:.3f}" y="{top + MARK_H + 1}" width="{max(w, 1.0):.3f}" '
+                f'height="{TICK_H}" fill="{color}"/>'
+            )
         if n.partition is not None:
             lo, hi, delegated = spans.get(n.partition, (x, x + w, bool(n.delegated)))
             spans[n.partition] = (min(lo, x), max(hi, x + w), delegated)
@@ -129,7 +138,10 @@ def scatter(points: list[tuple[str, float, float, bool, bool]], *, max_error: fl
     def py(err: float) -> float:
         return h - pad - (math.log10(max(err, ERROR_FLOOR)) - y_lo) / (y_hi - y_lo or 1) * (h - 2 * pad)
 
-    parts = [f'<svg class="scatter" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="latency versus error">']
+    parts = [
+        f'<svg class="scatter" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+        'aria-label="latency versus error">'
+    ]
     parts.append(f'<path class="bracket" d="M{pad},{pad / 2} V{h - pad} H{w - pad / 2}"/>')
     parts.append(f'<text x="{w / 2 - 40}" y="{h - 12}">median latency (ms)</text>')
     parts.append(f'<text x="4" y="{pad / 2 - 6}">error (share of output scale, log)</text>')
@@ -145,13 +157,22 @@ def scatter(points: list[tuple[str, float, float, bool, bool]], *, max_error: fl
         path = f"M{px(frontier[0][0]):.1f},{py(frontier[0][1]):.1f}"
         for (_, e0), (x1, e1) in zip(frontier, frontier[1:]):
             path += f" H{px(x1):.1f} V{py(e1):.1f}"
-        parts.append(f'<path class="frontier" d="{path}" stroke="{XNNPACK}" fill="none" stroke-width="1.5" stroke-dasharray="2 2"/>')
+        parts.append(
+            f'<path class="frontier" d="{path}" stroke="{XNNPACK}" fill="none" stroke-width="1.5" '
+            'stroke-dasharray="2 2"/>'
+        )
     placed: list[tuple[float, float, float]] = []
     for name, ms, err, on_front, chosen in sorted(ok, key=lambda p: (p[2], p[1])):
-        tip = f"{name}: {ms:.4g} ms, error {fmt.rel(err)}" + (" · Pareto" if on_front else "") + (" · chosen" if chosen else "")
+        tip = (
+            f"{name}: {ms:.4g} ms, error {fmt.rel(err)}"
+            + (" · Pareto" if on_front else "")
+            + (" · chosen" if chosen else "")
+        )
         parts.append(
-            f'<circle class="point{" chosen" if chosen else ""}" cx="{px(ms):.1f}" cy="{py(err):.1f}" r="{7 if chosen else 4}" '
-            f'fill="{XNNPACK if on_front else "#7f8c8d"}" stroke="{"#1d2330" if chosen else "none"}" stroke-width="2" data-recipe="{escape(name)}">'
+            f'<circle class="point{" chosen" if chosen else ""}" cx="{px(ms):.1f}" cy="{py(err):.1f}" '
+            f'r="{7 if chosen else 4}" '
+            f'fill="{XNNPACK if on_front else "#7f8c8d"}" stroke="{"#1d2330" if chosen else "none"}" '
+            f'stroke-width="2" data-recipe="{escape(name)}">'
             f"<title>{escape(tip)}</title></circle>"
         )
         lx, ly = px(ms) + 8, py(err) - 6

@@ -12,19 +12,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from xnnfit import kb
-from xnnfit.measure.bench import COMPILED, BenchResult, BenchRun, CompareResult
+from xnnfit.choose.optimize import OptimizeResult
+from xnnfit.choose.quant import QuantResult
+from xnnfit.core import fmt
 from xnnfit.explain.costs import Profile
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
-from xnnfit.rewrite.fix import FixResult
-from xnnfit.kb.advice import BY_ID, Advice, general
-from xnnfit.ids import CauseDoc, Explanation
-from xnnfit.kb.versions import TARGET_CAUSES
-from xnnfit.choose.optimize import OptimizeResult
-from xnnfit.rewrite.rules import RULES
-from xnnfit.core import fmt
-from xnnfit.model.specs import InputSpec
-from xnnfit.choose.quant import QuantResult
 from xnnfit.explain.verdicts import by_cause, cause_advice
+from xnnfit.ids import CauseDoc, Explanation
+from xnnfit.kb.advice import BY_ID, Advice, general
+from xnnfit.kb.versions import TARGET_CAUSES
+from xnnfit.measure.bench import COMPILED, BenchResult, BenchRun, CompareResult
+from xnnfit.model.specs import InputSpec
+from xnnfit.rewrite.fix import FixResult
+from xnnfit.rewrite.rules import RULES
 
 
 def headline(d: Diagnosis) -> str:
@@ -33,7 +33,8 @@ def headline(d: Diagnosis) -> str:
     if s["nodes"] and not s["cpu_nodes"]:
         return f"{fmt.plural(s['nodes'], 'node')}, all on XNNPACK; {fmt.plural(s['partitions'], 'partition')}"
     return (
-        f"{fmt.plural(s['nodes'], 'node')}: {s['delegated']} on XNNPACK ({fmt.pct(d.delegated_fraction)}), {s['cpu_nodes']} on CPU kernels; "
+        f"{fmt.plural(s['nodes'], 'node')}: {s['delegated']} on XNNPACK "
+        f"({fmt.pct(d.delegated_fraction)}), {s['cpu_nodes']} on CPU kernels; "
         f"{fmt.plural(s['partitions'], 'partition')} ({s['delegate_partitions']} on XNNPACK)"
     )
 
@@ -62,20 +63,31 @@ def render_inputs(console: Console, specs: tuple[InputSpec, ...]) -> None:
 TOP_LAYERS = 10  # layer rows shown before "+N more": enough for the worst offenders, short enough to read
 
 
-def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True, warnings: bool = True) -> None:
+def render_diagnosis(
+    console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True, warnings: bool = True
+) -> None:
     """One recipe: headline, fallbacks by cause (what to do), the layers they sit in, the next step."""
     target = bool(runtime_option(d.runtime))
-    console.print(f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]" + (f" · on [magenta]{escape(short_runtime(d.runtime))}[/]" if target else ""))
+    console.print(
+        f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]"
+        + (f" · on [magenta]{escape(short_runtime(d.runtime))}[/]" if target else "")
+    )
     if not d.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
         return
     if target:
-        console.print(f"  observed on {escape(d.runtime)}: Android AAR builds of the same version may differ (build flags, CPU features)")
+        console.print(
+            f"  observed on {escape(d.runtime)}: Android AAR builds of the same version may differ "
+            "(build flags, CPU features)"
+        )
     if d.not_loaded:
         console.print(f"  [red]{escape(short_runtime(d.runtime))} cannot load this model[/]: {escape(d.not_loaded)}")
         for w in d.warnings if warnings else ():
             console.print(f"  [yellow]warning:[/] {escape(w)}")
-        console.print(f"  next: upgrade the runtime the app ships, or convert with its TensorFlow; [bold]xnnfit check {escape(model)} --runtime all[/] shows which runtimes load it")
+        console.print(
+            "  next: upgrade the runtime the app ships, or convert with its TensorFlow; [bold]xnnfit "
+            f"check {escape(model)} --runtime all[/] shows which runtimes load it"
+        )
         return
     for w in d.warnings if warnings else ():
         console.print(f"  [yellow]warning:[/] {escape(w)}")
@@ -86,13 +98,20 @@ def render_diagnosis(console: Console, model: str, d: Diagnosis, *, all_nodes: b
         console.print(f"  [yellow]predicted[/]: {escape(d.predicted)}")
     console.print(f"  {'predicted: ' if d.predicted else ''}{headline(d)}")
     for f in d.findings:
-        console.print(f"  [red bold]{f.severity}[/] [bold]{f.hazard}[/] node {f.node} ({escape(f.op)}): {escape(f.message)}")
+        console.print(
+            f"  [red bold]{f.severity}[/] [bold]{f.hazard}[/] node {f.node} ({escape(f.op)}): {escape(f.message)}"
+        )
     if s["nodes"] and not s["delegated"]:
         console.print("  [red]XNNPACK took no node: the whole model runs on the built-in CPU kernels.[/]")
     elif d.predicted and d.predicted.startswith("the runtime could not load"):
-        console.print("  [yellow]This runtime cannot load the model (the warnings above say why); the verdicts are what XNNPACK would do once it loads.[/]")
+        console.print(
+            "  [yellow]This runtime cannot load the model (the warnings above say why); the verdicts "
+            "are what XNNPACK would do once it loads.[/]"
+        )
     elif not s["cpu_nodes"] and any(f.severity == "error" for f in d.findings):
-        console.print("  [red]XNNPACK runs the whole graph, but computes the node(s) above wrong: outputs are not the model's.[/]")
+        console.print(
+            "  [red]XNNPACK runs the whole graph, but computes the node(s) above wrong: outputs are not the model's.[/]"
+        )
     elif not s["cpu_nodes"]:
         console.print("  [green]Fully delegated: XNNPACK runs the whole graph; nothing to fix.[/]")
     if d.needs_xnnpack:
@@ -115,11 +134,17 @@ def _render_causes(console: Console, cpu: list) -> None:
         layers = {n.layer or "(unmapped)" for n in nodes}
         where = f"{fmt.plural(len(nodes), 'node')} in {fmt.plural(len(layers), 'layer')}"
         if cid == "unexplained":
-            console.print(f"  [red]unexplained[/] ({where}): no KB entry matches; xnnfit does not guess. Please report the op.")
+            console.print(
+                f"  [red]unexplained[/] ({where}): no KB entry matches; xnnfit does not guess. Please report the op."
+            )
             continue
         cause = kb.get(cid)
         advices, rules = cause_advice(cid, nodes)
-        fixed_by = f"; [green]xnnfit fix[/] handles it here ({', '.join(rules)})" if rules else "; no xnnfit fix rule for this yet"
+        fixed_by = (
+            f"; [green]xnnfit fix[/] handles it here ({', '.join(rules)})"
+            if rules
+            else "; no xnnfit fix rule for this yet"
+        )
         console.print(f"  [bold]{cid}[/] {escape(cause.title)} — {where}{fixed_by}")
         console.print(f"    why: {escape(cause.why)}")
         for advice in advices:
@@ -177,7 +202,11 @@ def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
     cpu = d.summary()["cpu_nodes"]
     p = d.fix_preview
     if d.predicted and d.predicted.startswith("the runtime could not load"):
-        console.print(f"  next: act on the warning(s) above (what keeps the runtime from loading it), then xnnfit check {escape(model)} again   [dim]# observed verdicts need a model the runtime loads[/]")
+        console.print(
+            "  next: act on the warning(s) above (what keeps the runtime from loading it), then "
+            f"xnnfit check {escape(model)} again   [dim]# observed verdicts need a model the runtime "
+            "loads[/]"
+        )
         return
     if d.predicted:
         console.print(f"  next: xnnfit check {escape(model)}   [dim]# observe the verdicts on the runtime[/]")
@@ -185,13 +214,21 @@ def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
     if p is not None and p.rules:
         rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
         console.print(
-            f"  next: xnnfit fix {escape(model)}{escape(_same_options(d))} -o OUT.tflite   [dim]# its rules ({rules}) would take "
-            f"{cpu} -> {p.cpu_nodes_after} CPU nodes{' on this runtime' if runtime_option(d.runtime) else ''}; fix verifies each[/]"
+            f"  next: xnnfit fix {escape(model)}{escape(_same_options(d))} -o OUT.tflite   [dim]# its "
+            f"rules ({rules}) would take "
+            f"{cpu} -> {p.cpu_nodes_after} CPU "
+            f"nodes{' on this runtime' if runtime_option(d.runtime) else ''}; fix verifies each[/]"
         )
     elif runtime_option(d.runtime) and any("XNN050" in n.causes for n in d.observed):
-        console.print(f"  next: xnnfit check {escape(model)} --runtime all   [dim]# which runtime versions take the XNN050 nodes[/]")
+        console.print(
+            f"  next: xnnfit check {escape(model)} --runtime all   [dim]# which runtime versions take "
+            "the XNN050 nodes[/]"
+        )
     else:
-        console.print(f"  next: xnnfit profile {escape(model)}{escape(runtime_option(d.runtime))}   [dim]# what these fallbacks cost; no fix rule matches them[/]")
+        console.print(
+            f"  next: xnnfit profile {escape(model)}{escape(runtime_option(d.runtime))}   [dim]# what "
+            "these fallbacks cost; no fix rule matches them[/]"
+        )
 
 
 def _render_profile_if_any(console: Console, d: Diagnosis) -> None:
@@ -205,13 +242,25 @@ def _render_nodes(console: Console, d: Diagnosis) -> None:
         table.add_column(col)
     for n in d.nodes:
         where = "XNNPACK" if n.delegated else ("CPU" if n.delegated is False else f"subgraph {n.subgraph}")
-        table.add_row(str(n.index), n.op, where, "" if n.partition is None else str(n.partition), escape(n.layer or ""), ", ".join(n.causes))
+        table.add_row(
+            str(n.index),
+            n.op,
+            where,
+            "" if n.partition is None else str(n.partition),
+            escape(n.layer or ""),
+            ", ".join(n.causes),
+        )
     console.print(table)
 
 
 def render_runtime_matrix(console: Console, result: CheckResult) -> None:
     """Model x runtime: loads or not, nodes on XNNPACK, partitions; then every node whose verdict differs, with each side's reason."""
-    t = Table(box=None, header_style="bold", title=f"{escape(result.model)} on {len(result.runtimes)} runtimes", title_justify="left")
+    t = Table(
+        box=None,
+        header_style="bold",
+        title=f"{escape(result.model)} on {len(result.runtimes)} runtimes",
+        title_justify="left",
+    )
     for col in ("recipe", "runtime", "loads", "on XNNPACK", "partitions", "unexplained"):
         t.add_column(col)
     for d in result.recipes:
@@ -222,11 +271,20 @@ def render_runtime_matrix(console: Console, result: CheckResult) -> None:
             t.add_row(d.recipe, name, "[red]no[/]", "", "", "")
         else:
             s = d.summary()
-            t.add_row(d.recipe, name, "yes", f"{s['delegated']}/{s['nodes']} ({fmt.pct(d.delegated_fraction)})", str(s["partitions"]), str(s["unexplained"]))
+            t.add_row(
+                d.recipe,
+                name,
+                "yes",
+                f"{s['delegated']}/{s['nodes']} ({fmt.pct(d.delegated_fraction)})",
+                str(s["partitions"]),
+                str(s["unexplained"]),
+            )
     console.print(t)
     for d in result.recipes:
         if d.not_loaded:
-            console.print(f"  [red]{escape(short_runtime(d.runtime))}[/] ({d.recipe}) cannot load it: {escape(d.not_loaded)}")
+            console.print(
+                f"  [red]{escape(short_runtime(d.runtime))}[/] ({d.recipe}) cannot load it: {escape(d.not_loaded)}"
+            )
             for w in d.warnings:
                 console.print(f"    {escape(w)}")
     changes = runtime_changes(result.recipes)
@@ -242,7 +300,10 @@ def render_runtime_matrix(console: Console, result: CheckResult) -> None:
         console.print(f"    {recipe} {escape(op)} ×{len(members)} (node {nodes}): {on}{escape(why)}")
     if len(groups) > TOP_LAYERS * 2:
         console.print(f"    … {len(groups) - TOP_LAYERS * 2} more groups (--json has every node)")
-    console.print(f"  next: [bold]xnnfit check {escape(result.model)} --runtime SPEC[/] for one runtime's full report, with the reasons and what to write instead")
+    console.print(
+        f"  next: [bold]xnnfit check {escape(result.model)} --runtime SPEC[/] for one runtime's "
+        "full report, with the reasons and what to write instead"
+    )
 
 
 def render_check(console: Console, result: CheckResult, *, all_nodes: bool = False, details: bool = False) -> None:
@@ -259,7 +320,9 @@ def render_check(console: Console, result: CheckResult, *, all_nodes: bool = Fal
     for d in result.recipes:
         fresh = tuple(w for w in d.warnings if w not in said)  # a warning shared by recipes is said once
         said.update(d.warnings)
-        render_diagnosis(console, result.model, dataclasses.replace(d, warnings=fresh), all_nodes=all_nodes, inputs=not shown)
+        render_diagnosis(
+            console, result.model, dataclasses.replace(d, warnings=fresh), all_nodes=all_nodes, inputs=not shown
+        )
         shown = shown or d.ok
         _render_profile_if_any(console, d)
         console.print()
@@ -301,10 +364,17 @@ def render_cause(console: Console, cause: CauseDoc) -> None:
         console.print(f"    [green]{escape(line)}[/]")
     if cause.rewrites:
         console.print(f"  xnnfit fix rules: {', '.join(cause.rewrites)}")
-    none = "per runtime, by the one-op and graph probes of kb/versions.json" if cause.id in TARGET_CAUSES else "none (cannot be built with the pinned converter/runtime)"
+    none = (
+        "per runtime, by the one-op and graph probes of kb/versions.json"
+        if cause.id in TARGET_CAUSES
+        else "none (cannot be built with the pinned converter/runtime)"
+    )
     console.print(f"  proven by probes: {escape('; '.join(cause.probes)) if cause.probes else none}")
     if cause.runtimes:
-        console.print("  on each runtime (kb/versions.json): " + "; ".join(f"{escape(spec)} {escape(status)}" for spec, status in cause.runtimes))
+        console.print(
+            "  on each runtime (kb/versions.json): "
+            + "; ".join(f"{escape(spec)} {escape(status)}" for spec, status in cause.runtimes)
+        )
 
 
 def render_explanation(console: Console, explanation: Explanation, *, table: bool) -> None:
@@ -336,7 +406,9 @@ def render_profile(console: Console, profile: Profile, *, top: int = 10) -> None
         for cost in profile.layers[:top]:
             causes = f"  [{', '.join(cost.causes)}]" if cost.causes else ""
             console.print(
-                f"    {escape(cost.layer)} ({escape(cost.ops_text)}): {fmt.ms(profile.attributed_ms(cost.cpu_ms))} ({fmt.pct(profile.share(cost.cpu_ms))}){causes}"
+                f"    {escape(cost.layer)} ({escape(cost.ops_text)}): "
+                f"{fmt.ms(profile.attributed_ms(cost.cpu_ms))} "
+                f"({fmt.pct(profile.share(cost.cpu_ms))}){causes}"
             )
         if len(profile.layers) > top:
             console.print(f"    {fmt.more(top, len(profile.layers), 'all in --json')}")
@@ -369,11 +441,22 @@ def render_compare(console: Console, result: CompareResult) -> None:
             ratio = result.ratio(i, c.threads)
             versus = "reference" if i == 0 else f"{ratio:.2f}x {'faster' if ratio >= 1 else 'slower'}"
             s = c.stats
-            table.add_row(escape(e.model), e.recipe, str(c.threads), f"{s.median_ms:.3g}", f"{s.p10_ms:.3g}", f"{s.p90_ms:.3g}", fmt.size(e.size_bytes), versus)
+            table.add_row(
+                escape(e.model),
+                e.recipe,
+                str(c.threads),
+                f"{s.median_ms:.3g}",
+                f"{s.p10_ms:.3g}",
+                f"{s.p90_ms:.3g}",
+                fmt.size(e.size_bytes),
+                versus,
+            )
     console.print(table)
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
-    console.print(f"  next: xnnfit check {escape(result.entries[-1].model)}   [dim]# which nodes still fall back, and why[/]")
+    console.print(
+        f"  next: xnnfit check {escape(result.entries[-1].model)}   [dim]# which nodes still fall back, and why[/]"
+    )
 
 
 def render_bench(console: Console, result: BenchResult) -> None:
@@ -386,12 +469,18 @@ def render_bench(console: Console, result: BenchResult) -> None:
 def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
     """One recipe's bench table."""
     target = bool(runtime_option(result.runtime))
-    console.print(f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]" + (f" · on [magenta]{escape(short_runtime(result.runtime))}[/]" if target else ""))
+    console.print(
+        f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]"
+        + (f" · on [magenta]{escape(short_runtime(result.runtime))}[/]" if target else "")
+    )
     if not result.ok:
         console.print("  [red]failed[/] (the error is on stderr)")
         return
     if target:
-        console.print(f"  timed on {escape(result.runtime)}, in its own process: Android AAR builds of the same version may differ")
+        console.print(
+            f"  timed on {escape(result.runtime)}, in its own process: Android AAR builds of the same "
+            "version may differ"
+        )
     render_inputs(console, result.inputs)
     console.print(f"  model size {fmt.size(result.size_bytes)}")
     table = Table(box=None, header_style="bold")
@@ -410,14 +499,21 @@ def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
         )
     console.print(table)
     for n in sorted({c.threads for c in result.configs}):
-        console.print(f"  {fmt.plural(n, 'thread')}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels")
+        console.print(
+            f"  {fmt.plural(n, 'thread')}: XNNPACK is {result.speedup(n):.2f}x the speed of the built-in kernels"
+        )
         compiled = [c for c in result.configs if c.api == COMPILED and c.threads == n]
         if compiled:
             ratio = result.config(True, n).stats.median_ms / compiled[0].stats.median_ms
-            console.print(f"  {fmt.plural(n, 'thread')}: CompiledModel is {ratio:.2f}x the speed of the Interpreter with XNNPACK (same runs, interleaved)")
+            console.print(
+                f"  {fmt.plural(n, 'thread')}: CompiledModel is {ratio:.2f}x the speed of the Interpreter "
+                "with XNNPACK (same runs, interleaved)"
+            )
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
-    console.print(f"  next: xnnfit check {escape(model)}   [dim]# which nodes fall back to the built-in kernels, and why[/]")
+    console.print(
+        f"  next: xnnfit check {escape(model)}   [dim]# which nodes fall back to the built-in kernels, and why[/]"
+    )
 
 
 def _where(where: tuple[str, ...]) -> str:
@@ -430,7 +526,10 @@ def render_fix(console: Console, report: FixResult) -> None:
     console.print(f"[bold]{escape(report.model)}[/] · [cyan]{report.recipe}[/]")
     render_inputs(console, report.inputs)
     if r.reference:
-        console.print(f"  quantized model: every rewrite is judged against {escape(r.reference)} (kept only if no farther from it than before)")
+        console.print(
+            f"  quantized model: every rewrite is judged against {escape(r.reference)} (kept only if "
+            "no farther from it than before)"
+        )
     for o in r.outcomes:
         if o.status == "applied":
             console.print(f"  [green]applied[/] {o.rule} ×{o.count} at {escape(_where(o.where))}: {escape(o.reason)}")
@@ -446,24 +545,45 @@ def render_fix(console: Console, report: FixResult) -> None:
         matched = [o for o in r.outcomes if o.status == "matched"]
         console.print(f"  dry run: {len(matched)} rule(s) match; nothing applied, verified or written")
         if matched:
-            console.print(f"  next: xnnfit fix {escape(report.model)} -o OUT.tflite   [dim]# applies and verifies them[/]")
+            console.print(
+                f"  next: xnnfit fix {escape(report.model)} -o OUT.tflite   [dim]# applies and verifies them[/]"
+            )
     elif not report.changed:
-        why = "no rule matches this model" if len(idle) == len(r.outcomes) else "every matching rule was rolled back (reasons above)"
-        console.print(f"  [yellow]no rewrite kept[/]: {why}; " + (f"wrote the model unchanged to {escape(report.output)} (--force-write)" if report.output else "output not written"))
+        why = (
+            "no rule matches this model"
+            if len(idle) == len(r.outcomes)
+            else "every matching rule was rolled back (reasons above)"
+        )
+        console.print(
+            f"  [yellow]no rewrite kept[/]: {why}; "
+            + (
+                f"wrote the model unchanged to {escape(report.output)} (--force-write)"
+                if report.output
+                else "output not written"
+            )
+        )
     elif b is not None and a is not None and r.numerics is not None:
         console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
         repaired = [o.rule for o in r.applied if o.rule in RULES and RULES[o.rule].judged_against == "cpu"]
         if repaired:  # the original's XNNPACK outputs were wrong: the change is the repair
             console.print(
-                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs moved by "
-                f"{fmt.rel(r.numerics.max_rel_error)} of the original's scale: its XNNPACK outputs were wrong, the fixed model's match "
+                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); "
+                "outputs moved by "
+                f"{fmt.rel(r.numerics.max_rel_error)} of the original's scale: its XNNPACK outputs were "
+                "wrong, the fixed model's match "
                 f"its built-in kernels ({', '.join(repaired)})"
             )
         else:
-            console.print(f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale")
+            console.print(
+                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); "
+                f"outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale"
+            )
         if r.reference_before is not None and r.reference_after is not None:
-            console.print(f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} -> {fmt.rel(r.reference_after.max_rel_error)} of its output scale")
+            console.print(
+                f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} -> "
+                f"{fmt.rel(r.reference_after.max_rel_error)} of its output scale"
+            )
         if report.output:
             console.print(f"  wrote {escape(report.output)}")
             console.print(f"  next: xnnfit bench {escape(report.output)}   [dim]# time it with and without XNNPACK[/]")
@@ -472,7 +592,10 @@ def render_fix(console: Console, report: FixResult) -> None:
 
 def _render_keras_hints(console: Console, report: FixResult) -> None:
     """What to change in the Keras source: what still falls back after the fix, then what the fix removed."""
-    for fixed, title in ((False, "still on CPU kernels; change the Keras source:"), (True, "removed by the fix; for a source that converts cleanly:")):
+    for fixed, title in (
+        (False, "still on CPU kernels; change the Keras source:"),
+        (True, "removed by the fix; for a source that converts cleanly:"),
+    ):
         hints = [h for h in report.keras_hints if h.fixed == fixed]
         if not hints:
             continue
@@ -482,7 +605,9 @@ def _render_keras_hints(console: Console, report: FixResult) -> None:
             for a in hint.advice or tuple(f"{c}.general" for c in hint.causes) or ("unexplained",):
                 by_advice.setdefault(a, []).append(hint.layer)
         for advice_id, layers in by_advice.items():
-            shown = ", ".join(escape(x) for x in layers[:6]) + (f" (+{len(layers) - 6} more)" if len(layers) > 6 else "")
+            shown = ", ".join(escape(x) for x in layers[:6]) + (
+                f" (+{len(layers) - 6} more)" if len(layers) > 6 else ""
+            )
             console.print(f"    {shown}:")
             if advice_id == "unexplained":
                 console.print("      unexplained: no KB entry matches these nodes")
@@ -500,7 +625,10 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
         console.print(f"  [red]nothing chosen[/]: {escape(result.reason)}")
     else:
         console.print(f"  [bold green]chosen: {escape(best.recipe)}[/] — {escape(result.reason)}")
-        console.print(f"  {fmt.size(best.size_bytes)}, {fmt.ms(best.median_ms)} vs {fmt.ms(result.baseline_ms)} for {escape(result.baseline)}")
+        console.print(
+            f"  {fmt.size(best.size_bytes)}, {fmt.ms(best.median_ms)} vs {fmt.ms(result.baseline_ms)} "
+            f"for {escape(result.baseline)}"
+        )
         if result.output:
             console.print(f"  wrote {escape(result.output)}")
     table = Table(box=None, header_style="bold")
@@ -512,12 +640,22 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
             table.add_row(f"{mark}{escape(c.recipe)}", "[red]failed[/]", *[""] * 8)
             continue
         table.add_row(
-            f"{mark}{escape(c.recipe)}", "yes" if c.fixed else "no", escape(", ".join(c.rules)) or "-",
-            f"{c.cpu_nodes_before} -> {c.cpu_nodes}" if c.fixed else str(c.cpu_nodes), str(c.partitions), f"{c.median_ms:.3g}",
-            fmt.size(c.size_bytes), fmt.rel(c.rel_error), "n/a" if c.top1 is None else fmt.pct(c.top1), "*" if c.pareto else "",
+            f"{mark}{escape(c.recipe)}",
+            "yes" if c.fixed else "no",
+            escape(", ".join(c.rules)) or "-",
+            f"{c.cpu_nodes_before} -> {c.cpu_nodes}" if c.fixed else str(c.cpu_nodes),
+            str(c.partitions),
+            f"{c.median_ms:.3g}",
+            fmt.size(c.size_bytes),
+            fmt.rel(c.rel_error),
+            "n/a" if c.top1 is None else fmt.pct(c.top1),
+            "*" if c.pareto else "",
         )
     console.print(table)
-    console.print(f"  error = max abs error / max |output| of {escape(result.reference)}; budget --max-error {fmt.pct(result.max_error)}; * = Pareto frontier")
+    console.print(
+        f"  error = max abs error / max |output| of {escape(result.reference)}; budget "
+        f"--max-error {fmt.pct(result.max_error)}; * = Pareto frontier"
+    )
     for c in result.candidates:
         if c.status != "ok":
             console.print(f"  [red]{escape(c.recipe)} dropped:[/] {escape(' '.join((c.error or '').split()))}")
@@ -530,10 +668,15 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
             for a in hint.advice or tuple(f"{c}.general" for c in hint.causes):
                 by_advice.setdefault(a, []).append(hint.layer)
         for advice_id, layers in by_advice.items():
-            console.print(f"    {', '.join(escape(x) for x in layers[:6])}{f' (+{len(layers) - 6} more)' if len(layers) > 6 else ''}:")
-            render_advice(console, BY_ID.get(advice_id) or general(advice_id.split('.')[0]), indent=6)
+            console.print(
+                "    "
+                f"{', '.join(escape(x) for x in layers[:6])}{f' (+{len(layers) - 6} more)' if len(layers) > 6 else ''}:"
+            )
+            render_advice(console, BY_ID.get(advice_id) or general(advice_id.split(".")[0]), indent=6)
     if result.output:
-        console.print(f"  next: xnnfit bench {escape(result.output)}   [dim]# time the chosen model with and without XNNPACK[/]")
+        console.print(
+            f"  next: xnnfit bench {escape(result.output)}   [dim]# time the chosen model with and without XNNPACK[/]"
+        )
 
 
 def render_quant(console: Console, report: QuantResult) -> None:
@@ -542,7 +685,18 @@ def render_quant(console: Console, report: QuantResult) -> None:
     for w in report.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
     table = Table(box=None, header_style="bold")
-    for col in ("recipe", "size", "on XNNPACK", "partitions", "median ms", "CPU time", "max err", "cosine", "top-1", "pareto"):
+    for col in (
+        "recipe",
+        "size",
+        "on XNNPACK",
+        "partitions",
+        "median ms",
+        "CPU time",
+        "max err",
+        "cosine",
+        "top-1",
+        "pareto",
+    ):
         table.add_column(col, justify="left" if col == "recipe" else "right")
     for r in report.rows:
         mark = "[bold green]" if r.recipe == report.recommended else ""
@@ -567,7 +721,10 @@ def render_quant(console: Console, report: QuantResult) -> None:
             console.print(f"  [red]{escape(r.recipe)} failed:[/] {escape(' '.join((r.error or '').split()))}")
         for w in r.warnings:
             console.print(f"  [yellow]warning:[/] {escape(w)}")
-    console.print(f"  max err = max abs error / max |float output|; budget --max-error {report.max_error:.1%}; * = Pareto frontier (latency, size, error)")
+    console.print(
+        "  max err = max abs error / max |float output|; budget --max-error "
+        f"{report.max_error:.1%}; * = Pareto frontier (latency, size, error)"
+    )
     if report.recommended:
         console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")
     else:
@@ -606,13 +763,19 @@ def render_batch(console: Console, result) -> None:
     for col in ("model", "recipe", "nodes", "CPU nodes", "partitions", "unexplained", "status"):
         table.add_column(col, justify="right" if col in ("nodes", "CPU nodes", "partitions", "unexplained") else "left")
     for r in result.worst_first():
-        status = {"ok": "[green]ok[/]", "gate": "[red]over budget[/]", "error": "[red]error[/]"}[r.status] + (" [dim](cached)[/]" if r.cached else "")
-        table.add_row(escape(r.model), r.recipe, str(r.nodes), str(r.cpu_nodes), str(r.partitions), str(r.unexplained), status)
+        status = {"ok": "[green]ok[/]", "gate": "[red]over budget[/]", "error": "[red]error[/]"}[r.status] + (
+            " [dim](cached)[/]" if r.cached else ""
+        )
+        table.add_row(
+            escape(r.model), r.recipe, str(r.nodes), str(r.cpu_nodes), str(r.partitions), str(r.unexplained), status
+        )
     console.print(table)
     s = result.summary()
     console.print(
-        f"{fmt.plural(s['jobs'], 'job')} over {fmt.plural(s['models'], 'model')}: {s['ok']} ok, {s['gate_failures']} over budget, "
-        f"{s['errors']} error(s), {s['cached']} from the cache" + (" — [red]interrupted, incomplete[/]" if result.incomplete else "")
+        f"{fmt.plural(s['jobs'], 'job')} over {fmt.plural(s['models'], 'model')}: {s['ok']} ok, "
+        f"{s['gate_failures']} over budget, "
+        f"{s['errors']} error(s), {s['cached']} from the cache"
+        + (" — [red]interrupted, incomplete[/]" if result.incomplete else "")
     )
     labels = {d.runtime for m in result.models for d in m.recipes if d.runtime}
     option = runtime_option(next(iter(labels))) if len(labels) == 1 else ""
@@ -621,7 +784,10 @@ def render_batch(console: Console, result) -> None:
     worst = next((r for r in result.worst_first() if r.status != "error" and r.cpu_nodes), None)
     if worst is not None:
         recipe = f" --recipe {worst.recipe}" if worst.recipe != "as-given" else ""
-        console.print(f"next: xnnfit check {escape(worst.model)}{recipe}{option}   [dim]# the worst model's causes and what to write instead[/]")
+        console.print(
+            f"next: xnnfit check {escape(worst.model)}{recipe}{option}   [dim]# the worst model's "
+            "causes and what to write instead[/]"
+        )
 
 
 def render_baseline(console: Console, diff) -> None:

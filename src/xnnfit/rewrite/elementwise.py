@@ -8,7 +8,13 @@ import numpy as np
 
 from xnnfit.rewrite.graph import Graph
 
-_ACT = {0: lambda v: v, 1: lambda v: np.maximum(v, 0), 2: lambda v: np.clip(v, -1, 1), 3: lambda v: np.clip(v, 0, 6), 4: np.tanh}
+_ACT = {
+    0: lambda v: v,
+    1: lambda v: np.maximum(v, 0),
+    2: lambda v: np.clip(v, -1, 1),
+    3: lambda v: np.clip(v, 0, 6),
+    4: np.tanh,
+}
 UNARY = {
     "SQUARE": np.square,
     "NEG": np.negative,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from xnnfit.model.artifact import Artifact
 from xnnfit.core.errors import XnnfitError
-from xnnfit.model.inputs import random_inputs
 from xnnfit.core.policy import BENCH_RUNS, DEFAULT_POLICY, VerifyPolicy
 from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.model.artifact import Artifact
+from xnnfit.model.inputs import random_inputs
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext, Rule
 from xnnfit.rewrite.rules import RULES
@@ -77,7 +77,9 @@ def select_rules(names: list[str] | str | None, exclude: list[str] | str | None 
     return [RULES[n] for n in chosen if n not in dropped]
 
 
-def apply_to_fixpoint(rule: Rule, content: bytes, ctx: RewriteContext) -> tuple[bytes | None, int, tuple[str, ...], str]:
+def apply_to_fixpoint(
+    rule: Rule, content: bytes, ctx: RewriteContext
+) -> tuple[bytes | None, int, tuple[str, ...], str]:
     """(rewritten bytes or None, matches applied, where, why not / why it failed) for one rule."""
     g = Graph.from_bytes(content)
     matches = rule.match(g, ctx)
@@ -122,15 +124,25 @@ def fix_content(
         for rule in rules:
             out, count, where, why = apply_to_fixpoint(rule, artifact.content, ctx)
             status = "matched" if out is not None else ("rolled-back" if count else "no-match")
-            outcomes.append(RuleOutcome(rule.id, status, count, where, "dry run: not applied, not verified" if out is not None else why))
+            outcomes.append(
+                RuleOutcome(
+                    rule.id, status, count, where, "dry run: not applied, not verified" if out is not None else why
+                )
+            )
         return RewriteResult(artifact.content, tuple(outcomes))
-    verifier = Verifier(artifact.specs, random_inputs(artifact.specs, policy.samples, seed), policy, runs, reference, reference_name)
+    verifier = Verifier(
+        artifact.specs, random_inputs(artifact.specs, policy.samples, seed), policy, runs, reference, reference_name
+    )
     original = current = verifier.state(artifact.content)
     outcomes = []
     for rule in rules:
         candidate, count, where, why = apply_to_fixpoint(rule, current.content, ctx)
         if candidate is None:
-            outcomes.append(RuleOutcome(rule.id, "rolled-back" if count or why.startswith("apply failed") else "no-match", count, where, why))
+            outcomes.append(
+                RuleOutcome(
+                    rule.id, "rolled-back" if count or why.startswith("apply failed") else "no-match", count, where, why
+                )
+            )
             continue
         verdict = verifier.judge(rule, current, candidate)
         if not verdict.ok or verdict.state is None:

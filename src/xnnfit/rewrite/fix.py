@@ -10,13 +10,13 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
-from xnnfit.model.artifact import Artifact
-from xnnfit.explain.diagnosis import Diagnosis, diagnose
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, write_file
 from xnnfit.core.record import Record
-from xnnfit.rewrite.engine import RewriteResult
+from xnnfit.explain.diagnosis import Diagnosis, diagnose
+from xnnfit.model.artifact import Artifact
 from xnnfit.model.specs import InputSpec
+from xnnfit.rewrite.engine import RewriteResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,9 @@ class FixResult(Record):
     dry_run: bool = False
     keras_hints: tuple[KerasHint, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
-    sides: tuple[Diagnosis, ...] = ()  # (before, after), profiled, when asked for (the HTML report and the trace draw them)
+    sides: tuple[
+        Diagnosis, ...
+    ] = ()  # (before, after), profiled, when asked for (the HTML report and the trace draw them)
 
     @property
     def content(self) -> bytes:
@@ -59,11 +61,16 @@ class FixResult(Record):
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         """Write the fixed model atomically; an existing file only with `force`."""
         if not self.content:
-            raise XnnfitError("this fix result holds no model (it was read back from JSON or is a dry run). Run fix again to get one.")
+            raise XnnfitError(
+                "this fix result holds no model (it was read back from JSON or is a dry run). Run fix again to get one."
+            )
         return write_file(check_output_path(path, force=force), self.content, force=force)
 
     def _extra(self) -> dict:
-        return {"changed": self.changed, "applied": [{"rule": o.rule, "count": o.count, "where": list(o.where)} for o in self.rewrite.applied]}
+        return {
+            "changed": self.changed,
+            "applied": [{"rule": o.rule, "count": o.count, "where": list(o.where)} for o in self.rewrite.applied],
+        }
 
 
 TWIN_REFERENCE = "the float model rebuilt from the file's dequantized weights"
@@ -85,5 +92,3 @@ def keras_hints(artifact: Artifact, fixed: bytes | None) -> tuple[KerasHint, ...
     before = _fallback_layers(artifact)
     after = _fallback_layers(dataclasses.replace(artifact, content=fixed)) if fixed is not None else before
     return tuple(KerasHint(layer, tuple(sorted(c)), layer not in after, tuple(a)) for layer, (c, a) in before.items())
-
-

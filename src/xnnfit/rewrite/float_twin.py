@@ -115,6 +115,7 @@ def float_twin(content: bytes) -> bytes:
         feed_values(it, [np.zeros(d["shape"], d["dtype"]) for d in it.get_input_details()])
         invoke(it, "the float model rebuilt from the quantized one")
     except XnnfitError as exc:
-        raise XnnfitError(f"cannot rebuild a float model from this quantized .tflite ({exc}). Pass the Keras model it came from.") from exc
+        raise XnnfitError(
+            f"cannot rebuild a float model from this quantized .tflite ({exc}). Pass the Keras model it came from."
+        ) from exc
     return twin
-

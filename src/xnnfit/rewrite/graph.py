@@ -9,7 +9,8 @@ rewritten survives unchanged in meaning.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,16 @@ from xnnfit.tflite import build
 from xnnfit.tflite.schema import fb, op_name, type_name
 from xnnfit.tflite.writer import parse, serialize
 
-_NP = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64, "int8": np.int8, "uint8": np.uint8, "bool": np.bool_, "int16": np.int16}
+_NP = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "bool": np.bool_,
+    "int16": np.int16,
+}
 _SIDE_EFFECTS = {"ASSIGN_VARIABLE", "CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "WHILE", "IF", "CUSTOM"}
 
 
@@ -32,11 +42,11 @@ class Graph:
             self.model.buffers = [fb.BufferT()]
 
     @classmethod
-    def from_bytes(cls, content: bytes, index: int = 0) -> "Graph":
+    def from_bytes(cls, content: bytes, index: int = 0) -> Graph:
         """Parse .tflite bytes."""
         return cls(parse(content), index)
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         """An independent copy (round-trips through bytes)."""
         return Graph.from_bytes(self.to_bytes(prune=False), self.index)
 
@@ -169,7 +179,9 @@ class Graph:
         """The operator-code index for builtin `name`, added to the model if missing."""
         return build.opcode_index(self.model, name)
 
-    def make_op(self, name: str, inputs: list[int], outputs: list[int], options: Any = None, options_type: str | None = None) -> Any:
+    def make_op(
+        self, name: str, inputs: list[int], outputs: list[int], options: Any = None, options_type: str | None = None
+    ) -> Any:
         """An OperatorT (not yet inserted)."""
         return build.make_op(self.model, name, inputs, outputs, options, options_type)
 
@@ -190,7 +202,7 @@ class Graph:
         for sig in self.model.signatureDefs or []:
             if sig.subgraphIndex != self.index:
                 continue
-            for tm in (sig.outputs or []):
+            for tm in sig.outputs or []:
                 if tm.tensorIndex == old:
                     tm.tensorIndex = new
         # keep the user-facing output name on the new tensor
@@ -208,7 +220,9 @@ class Graph:
             used |= {int(t) for t in (self.sub.outputs if self.sub.outputs is not None else [])}
             keep = []
             for i, op in enumerate(self.ops):
-                if self.op(i) in _SIDE_EFFECTS or any(int(t) in used for t in (op.outputs if op.outputs is not None else [])):
+                if self.op(i) in _SIDE_EFFECTS or any(
+                    int(t) in used for t in (op.outputs if op.outputs is not None else [])
+                ):
                     keep.append(op)
                 else:
                     changed = True

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from xnnfit.rewrite.graph import Graph
 from xnnfit.model.specs import InputSpec
+from xnnfit.rewrite.graph import Graph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,9 @@ class Rule:
     exactness: str = "exact"  # 'exact': same math, judged at float rounding (VerifyPolicy); 'tolerance': approximates
     tolerance: float | None = None  # for 'tolerance' rules: max abs error / max |output| it may introduce
     leaves: frozenset[str] = frozenset()  # ops the rule itself leaves on CPU by design (XR013's one input cast)
-    judged_against: str = "current"  # 'cpu': the model before it, on the built-in kernels (rules repairing an XNNPACK miscompute)
+    judged_against: str = (
+        "current"  # 'cpu': the model before it, on the built-in kernels (rules repairing an XNNPACK miscompute)
+    )
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
         """Every place the rule applies now, or why it applies nowhere."""
@@ -52,7 +55,9 @@ class Rule:
         """Rewrite one match in place (dead ops are pruned later)."""
         raise NotImplementedError
 
-    def scan(self, g: Graph, ops: tuple[str, ...], check: Callable[[Graph, int], "dict | str"], none: str = "") -> list[Match] | NoMatch:
+    def scan(
+        self, g: Graph, ops: tuple[str, ...], check: Callable[[Graph, int], dict | str], none: str = ""
+    ) -> list[Match] | NoMatch:
         """Matches for every op named in `ops` that `check` accepts (it returns the match detail, or why not).
 
         `none` is the reason given when no such op exists.

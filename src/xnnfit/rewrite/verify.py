@@ -9,18 +9,18 @@ float reference instead: the candidate may be no farther from it than the origin
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from xnnfit.core import fmt
-from xnnfit.observe.delegation import observe
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.policy import VerifyPolicy
 from xnnfit.core.record import Record
+from xnnfit.model.specs import InputSpec
+from xnnfit.observe.delegation import observe
 from xnnfit.rewrite.rule import Rule
 from xnnfit.runtime.interpreter import build_interpreter, feed, invoke, outputs
-from xnnfit.model.specs import InputSpec
 from xnnfit.runtime.timing import Stats, race
 
 Outputs = list[list[np.ndarray]]
@@ -62,7 +62,9 @@ def cpu_nodes(content: bytes, specs: Sequence[InputSpec] = ()) -> tuple[int, int
     return d.cpu_nodes, len(d.partitions)
 
 
-def real_tensors(content: bytes, sample: dict[str, np.ndarray], specs: Sequence[InputSpec] = ()) -> dict[str, np.ndarray]:
+def real_tensors(
+    content: bytes, sample: dict[str, np.ndarray], specs: Sequence[InputSpec] = ()
+) -> dict[str, np.ndarray]:
     """Every named float or quantized tensor after one run on the built-in kernels, as real (dequantized) values."""
     it = build_interpreter(content, specs=specs, xnnpack=False, preserve_all_tensors=True)
     feed(it, sample)
@@ -74,7 +76,9 @@ def real_tensors(content: bytes, sample: dict[str, np.ndarray], specs: Sequence[
             continue
         q = d.get("quantization_parameters") or {}
         scales = np.asarray(q.get("scales", ()), dtype=np.float64)
-        if d["dtype"] not in (np.float32, np.float16) and not (scales.size and d["dtype"] in (np.int8, np.uint8, np.int16)):
+        if d["dtype"] not in (np.float32, np.float16) and not (
+            scales.size and d["dtype"] in (np.int8, np.uint8, np.int16)
+        ):
             continue
         try:
             v = it.get_tensor(d["index"])
@@ -114,7 +118,13 @@ def internal_error(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) 
     return worst, name
 
 
-def internal_drift(reference: dict[str, np.ndarray], before: dict[str, np.ndarray], after: dict[str, np.ndarray], margin: float, floor: float) -> tuple[bool, str]:
+def internal_drift(
+    reference: dict[str, np.ndarray],
+    before: dict[str, np.ndarray],
+    after: dict[str, np.ndarray],
+    margin: float,
+    floor: float,
+) -> tuple[bool, str]:
     """Whether the tensors all three share are, at worst, no farther from the reference after than before (times `margin`, plus `floor`).
 
     Quantization error moves from tensor to tensor when a rewrite changes which ops are
@@ -133,7 +143,11 @@ def internal_drift(reference: dict[str, np.ndarray], before: dict[str, np.ndarra
     if not where:
         return True, "no tensor shared with the reference to compare"
     if worst_after > margin * worst_before + floor:
-        return False, f"tensor {where!r} is {worst_after:.3g} of its scale from the reference; the worst before was {worst_before:.3g}"
+        return (
+            False,
+            f"tensor {where!r} is {worst_after:.3g} of its scale from the reference; the worst before "
+            f"was {worst_before:.3g}",
+        )
     return True, f"shared tensors within {worst_after:.2g} of the reference's scale (worst before {worst_before:.2g})"
 
 
@@ -145,7 +159,9 @@ class State:
     outputs: Outputs = dataclasses.field(repr=False, compare=False)
     cpu_nodes: int
     partitions: int
-    tensors: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)  # real values on the first sample
+    tensors: dict = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )  # real values on the first sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +193,12 @@ class Verifier:
 
     def state(self, content: bytes) -> State:
         """Outputs, CPU nodes, partitions and intermediate tensors of `content`."""
-        return State(content, outputs(content, self.samples, self.specs), *cpu_nodes(content, self.specs), real_tensors(content, self.samples[0], self.specs))
+        return State(
+            content,
+            outputs(content, self.samples, self.specs),
+            *cpu_nodes(content, self.specs),
+            real_tensors(content, self.samples[0], self.specs),
+        )
 
     def judge(self, rule: Rule, current: State, candidate: bytes) -> Judgement:
         """Keep `candidate` only if it is as faithful as `current`, no worse delegated and not slower."""
@@ -220,12 +241,17 @@ class Verifier:
         bound = p.bound(rule.exactness, rule.tolerance or 0.0)
         ok = num.max_rel_error <= bound
         against = " of the original on the built-in kernels" if rule.judged_against == "cpu" else ""
-        return ok, f"outputs within {num.max_rel_error:.2g} of their scale{against} (bound {bound:g}, {rule.exactness} rule)"
+        return (
+            ok,
+            f"outputs within {num.max_rel_error:.2g} of their scale{against} (bound {bound:g}, {rule.exactness} rule)",
+        )
 
     def _neighbourhood(self, rule: Rule, current: State, new: State) -> tuple[bool, str]:
         p = self.policy
         if self.reference_tensors is not None:
-            return internal_drift(self.reference_tensors, current.tensors, new.tensors, p.quantized_margin, p.internal_floor)
+            return internal_drift(
+                self.reference_tensors, current.tensors, new.tensors, p.quantized_margin, p.internal_floor
+            )
         inner, where = internal_error(current.tensors, new.tensors)
         bound = p.internal_bound(rule.exactness, rule.tolerance or 0.0)
         if inner > bound:

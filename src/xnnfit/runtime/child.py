@@ -72,9 +72,18 @@ def _read(path):
 
 def details(mod, request):
     """The runtime's node list after the default delegate was applied."""
-    it = _build(mod, _read(request["model"]), request.get("shapes", {}), True, 1, bool(request.get("preserve_all_tensors")))
-    ops = [{"op_name": d["op_name"], "index": int(d["index"]), "inputs": [int(t) for t in d["inputs"]],
-            "outputs": [int(t) for t in d["outputs"]]} for d in it._get_ops_details()]
+    it = _build(
+        mod, _read(request["model"]), request.get("shapes", {}), True, 1, bool(request.get("preserve_all_tensors"))
+    )
+    ops = [
+        {
+            "op_name": d["op_name"],
+            "index": int(d["index"]),
+            "inputs": [int(t) for t in d["inputs"]],
+            "outputs": [int(t) for t in d["outputs"]],
+        }
+        for d in it._get_ops_details()
+    ]
     return {"ops": ops}
 
 

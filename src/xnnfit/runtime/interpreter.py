@@ -6,7 +6,8 @@ XNNPACK delegate (applied at the first allocation) plans the model at those shap
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,9 @@ def build_interpreter(
     except RUNTIME_ERRORS as exc:
         text = _text(exc)
         backend = "with XNNPACK" if xnnpack else "without XNNPACK"
-        raise RuntimeFailure(f"the LiteRT runtime cannot run {what} {backend}: {text[:300]}. {_hint(text, specs)}", detail=str(exc)) from exc
+        raise RuntimeFailure(
+            f"the LiteRT runtime cannot run {what} {backend}: {text[:300]}. {_hint(text, specs)}", detail=str(exc)
+        ) from exc
     return interpreter
 
 
@@ -108,7 +111,14 @@ def compiled_fully_accelerated(content: bytes, specs: Sequence[InputSpec] = ()) 
         return None
 
 
-def compiled_runner(content: bytes, specs: Sequence[InputSpec], sample: dict[str, np.ndarray], threads: int, weight_cache: str, what: str = "the model") -> Any:
+def compiled_runner(
+    content: bytes,
+    specs: Sequence[InputSpec],
+    sample: dict[str, np.ndarray],
+    threads: int,
+    weight_cache: str,
+    what: str = "the model",
+) -> Any:
     """A no-argument callable running LiteRT 2's CompiledModel once (CPU accelerator = XNNPACK, `threads`, weight cache in `weight_cache`).
 
     Inputs are written once; the callable runs signature 0 with them, as an app's loop does.
@@ -118,21 +128,29 @@ def compiled_runner(content: bytes, specs: Sequence[InputSpec], sample: dict[str
     from ai_edge_litert.options import Options
 
     try:
-        options = Options(hardware_accelerators=cm.HardwareAccelerator.CPU,
-                          cpu_options=CpuOptions(num_threads=threads, xnnpack_weight_cache_path=weight_cache))
+        options = Options(
+            hardware_accelerators=cm.HardwareAccelerator.CPU,
+            cpu_options=CpuOptions(num_threads=threads, xnnpack_weight_cache_path=weight_cache),
+        )
         model = cm.CompiledModel.from_buffer(content, options=options)
         for s in specs:
             if s.run_shape and tuple(s.run_shape) != tuple(s.shape):
                 model.resize_input_tensor_by_name(s.name, list(s.run_shape))
         inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
         names = list(model.get_signature_by_index(0).get("inputs", []))
-        values = [sample[input_name(n)] for n in names] if names and all(input_name(n) in sample for n in names) else list(sample.values())
+        values = (
+            [sample[input_name(n)] for n in names]
+            if names and all(input_name(n) in sample for n in names)
+            else list(sample.values())
+        )
         for buf, value in zip(inputs, values):
             buf.write(np.ascontiguousarray(value))
         model.run_by_index(0, inputs, outputs)
     except (*RUNTIME_ERRORS, KeyError) as exc:
         text = _text(exc)
-        raise RuntimeFailure(f"LiteRT's CompiledModel cannot run {what}: {text[:300]}. Time it with --api interpreter.", detail=str(exc)) from exc
+        raise RuntimeFailure(
+            f"LiteRT's CompiledModel cannot run {what}: {text[:300]}. Time it with --api interpreter.", detail=str(exc)
+        ) from exc
     return lambda: model.run_by_index(0, inputs, outputs)
 
 
@@ -189,9 +207,12 @@ def invoke(interpreter: Any, what: str = "the model", specs: Sequence[InputSpec]
         text = _text(exc)
         if _NO_WEIGHTS in text:
             raise SourceError(
-                "the model holds no weights: it reads variables (READ_VARIABLE) that nothing in the file assigns, because it was "
-                "converted from a concrete function without freezing. Convert it frozen: TFLiteConverter.from_keras_model(model), "
-                "or convert_variables_to_constants_v2 on the concrete function first (xnnfit check model.keras does this)",
+                "the model holds no weights: it reads variables (READ_VARIABLE) that nothing in the file "
+                "assigns, because it was "
+                "converted from a concrete function without freezing. Convert it frozen: "
+                "TFLiteConverter.from_keras_model(model), "
+                "or convert_variables_to_constants_v2 on the concrete function first (xnnfit check "
+                "model.keras does this)",
                 detail=str(exc),
             ) from exc
         damaged = any(m in text.lower() for m in _DAMAGED)
@@ -221,7 +242,9 @@ def tensor_value(interpreter: Any, index: int, what: str = "the model") -> np.nd
         ) from exc
 
 
-def outputs(content: bytes, samples: Iterable[dict[str, np.ndarray]], specs: Sequence[InputSpec] = (), *, xnnpack: bool = True) -> list[list[np.ndarray]]:
+def outputs(
+    content: bytes, samples: Iterable[dict[str, np.ndarray]], specs: Sequence[InputSpec] = (), *, xnnpack: bool = True
+) -> list[list[np.ndarray]]:
     """Every output for every sample (XNNPACK on by default: what users run)."""
     it = build_interpreter(content, specs=specs, xnnpack=xnnpack)
     result = []
@@ -251,7 +274,9 @@ def tensor_values(
     from xnnfit.tflite.graph import read_model
 
     count = len(read_model(content).primary.tensors)
-    it = build_interpreter(content, specs=specs, xnnpack=False, preserve_all_tensors=True, what="the model (shape inference)")
+    it = build_interpreter(
+        content, specs=specs, xnnpack=False, preserve_all_tensors=True, what="the model (shape inference)"
+    )
     zeros = {d["name"]: np.zeros(d["shape"], dtype=d["dtype"]) for d in it.get_input_details()}
     feed_values(it, list(zeros.values()))
     invoke(it, "the model (shape inference)", specs)

@@ -22,8 +22,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,11 +85,14 @@ def parse(spec: str) -> Target:
     try:
         req = Requirement(spec.strip())
     except InvalidRequirement as exc:
-        raise InputDataError(f"--runtime {spec!r} is not a pip requirement ({exc}). Pass e.g. --runtime tflite-runtime==2.14.0.") from exc
+        raise InputDataError(
+            f"--runtime {spec!r} is not a pip requirement ({exc}). Pass e.g. --runtime tflite-runtime==2.14.0."
+        ) from exc
     dist = req.name.lower().replace("_", "-")
     if dist not in RUNTIME_DISTS or req.url or req.extras:
         raise InputDataError(
-            f"--runtime {spec!r} is not a LiteRT/TFLite runtime wheel. Pass one of {', '.join(RUNTIME_DISTS)} with a version, "
+            f"--runtime {spec!r} is not a LiteRT/TFLite runtime wheel. Pass one of "
+            f"{', '.join(RUNTIME_DISTS)} with a version, "
             f"e.g. --runtime ai-edge-litert==1.4.0, or --runtime all for {', '.join(MATRIX)}."
         )
     pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
@@ -137,7 +141,9 @@ def _run(cmd: list[str], what: str, timeout: float, tmpdir: Path | None = None) 
     try:
         return isolate.run_command(cmd, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeFailure(f"{what} took more than {timeout:.0f} s and was stopped. Check the network to the package registry.") from exc
+        raise RuntimeFailure(
+            f"{what} took more than {timeout:.0f} s and was stopped. Check the network to the package registry."
+        ) from exc
 
 
 def _pip(python: Path, args: list[str], spec: str) -> None:
@@ -146,8 +152,10 @@ def _pip(python: Path, args: list[str], spec: str) -> None:
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeFailure(
-            f"pip could not install {args[0]} into the venv for --runtime {spec}: {last[:300]}. Check that the wheel exists on "
-            f"PyPI for Python {platform.python_version()} on {platform.machine()} (pip index versions {args[0].split('=')[0]}).",
+            f"pip could not install {args[0]} into the venv for --runtime {spec}: {last[:300]}. Check "
+            "that the wheel exists on "
+            f"PyPI for Python {platform.python_version()} on {platform.machine()} (pip index versions "
+            f"{args[0].split('=')[0]}).",
             detail=proc.stderr[-4000:],
         )
 
@@ -170,8 +178,16 @@ def _self_check(python: Path, spec: str) -> tuple[dict | None, str]:
     probe = Target(spec, "", python=str(python))
     try:
         values = [np.zeros((1, 4), np.float32)] * 2
-        files: dict[str, bytes | dict[str, np.ndarray]] = {"m.tflite": _tiny_model(), "in.npz": {"arr_0": values[0], "arr_1": values[1]}}
-        request = {"op": "time", "configs": [{"model": "@m.tflite", "inputs": "@in.npz", "xnnpack": True, "threads": 1}], "runs": 1, "warmup": 0}
+        files: dict[str, bytes | dict[str, np.ndarray]] = {
+            "m.tflite": _tiny_model(),
+            "in.npz": {"arr_0": values[0], "arr_1": values[1]},
+        }
+        request = {
+            "op": "time",
+            "configs": [{"model": "@m.tflite", "inputs": "@in.npz", "xnnpack": True, "threads": 1}],
+            "runs": 1,
+            "warmup": 0,
+        }
         response = call(probe, request, files, "running a self-check model")
     except RuntimeFailure as exc:
         return None, exc.detail or str(exc)
@@ -216,9 +232,17 @@ def _remove_half_built(base: Path) -> None:
 def _build_venv(spec: str, folder: Path, on_progress: Progress | None) -> None:
     if on_progress:
         on_progress(f"installing {spec} (first use, ~30 s)")
-    proc = _run([sys.executable, "-m", "venv", str(folder)], f"creating the venv for {spec}", INSTALL_TIMEOUT, folder / STAGING_TMP)
+    proc = _run(
+        [sys.executable, "-m", "venv", str(folder)],
+        f"creating the venv for {spec}",
+        INSTALL_TIMEOUT,
+        folder / STAGING_TMP,
+    )
     if proc.returncode:
-        raise RuntimeFailure(f"could not create a venv for --runtime {spec}: {proc.stderr.strip()[-300:]}. Check that python -m venv works.")
+        raise RuntimeFailure(
+            f"could not create a venv for --runtime {spec}: {proc.stderr.strip()[-300:]}. Check that "
+            "python -m venv works."
+        )
     python = folder / "bin" / "python"
     _pip(python, [spec, "numpy"], spec)
     info, error = _self_check(python, spec)
@@ -229,12 +253,21 @@ def _build_venv(spec: str, folder: Path, on_progress: Progress | None) -> None:
         info, error = _self_check(python, spec)
     if info is None:
         last = (error.strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeFailure(f"--runtime {spec} installed but cannot run a model: {last[:300]}. Try another version of the runtime.", detail=error[-4000:])
+        raise RuntimeFailure(
+            f"--runtime {spec} installed but cannot run a model: {last[:300]}. Try another version of the runtime.",
+            detail=error[-4000:],
+        )
     shutil.rmtree(folder / STAGING_TMP, ignore_errors=True)
     (folder / READY).write_text(json.dumps({"spec": spec, **info}), encoding="utf-8")
 
 
-def call(target: Target, request: dict, files: dict[str, bytes | dict[str, np.ndarray]], what: str, timeout: float = CHILD_TIMEOUT) -> dict:
+def call(
+    target: Target,
+    request: dict,
+    files: dict[str, bytes | dict[str, np.ndarray]],
+    what: str,
+    timeout: float = CHILD_TIMEOUT,
+) -> dict:
     """Answer `request` in the target's venv; `files` (name -> model bytes or arrays) are written beside it and named by path.
 
     A runtime that crashes natively or hangs becomes a RuntimeFailure naming it.
@@ -255,18 +288,23 @@ def call(target: Target, request: dict, files: dict[str, bytes | dict[str, np.nd
         req_path.write_text(json.dumps(_resolve(request, paths)), encoding="utf-8")
         env = {**os.environ, "PYTHONNOUSERSITE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
         try:
-            proc = isolate.run_command([target.python, str(CHILD), str(req_path), str(resp_path)], timeout=timeout, env=env)
+            proc = isolate.run_command(
+                [target.python, str(CHILD), str(req_path), str(resp_path)], timeout=timeout, env=env
+            )
         except subprocess.TimeoutExpired as exc:
             raise RuntimeFailure(f"{target.label} took more than {timeout:.0f} s {what} and was stopped.") from exc
         if proc.returncode < 0:
             name = signal.Signals(-proc.returncode).name
             raise RuntimeFailure(
-                f"{target.label} crashed ({name}) {what}: that runtime cannot run this model. Try a newer runtime, or run with --debug for its log.",
+                f"{target.label} crashed ({name}) {what}: that runtime cannot run this model. Try a newer "
+                "runtime, or run with --debug for its log.",
                 detail=proc.stderr[-4000:],
             )
         if not resp_path.exists():
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise RuntimeFailure(f"{target.label} failed {what}: {last[:300]}. Run with --debug for its log.", detail=proc.stderr[-4000:])
+            raise RuntimeFailure(
+                f"{target.label} failed {what}: {last[:300]}. Run with --debug for its log.", detail=proc.stderr[-4000:]
+            )
         return json.loads(resp_path.read_text(encoding="utf-8"))
 
 
@@ -281,23 +319,38 @@ def _resolve(value: Any, paths: dict[str, str]) -> Any:
 
 
 def ops_details(
-    target: Target, content: bytes, shapes: dict[int, tuple[int, ...]], what: str = "the model", *, preserve_all_tensors: bool = False
+    target: Target,
+    content: bytes,
+    shapes: dict[int, tuple[int, ...]],
+    what: str = "the model",
+    *,
+    preserve_all_tensors: bool = False,
 ) -> list[dict]:
     """The target's `_get_ops_details()` after its default delegate (XNNPACK) was applied at the given input shapes.
 
     RuntimeFailure with the runtime's own message when it cannot load or allocate the model.
     `preserve_all_tensors` builds the interpreter as a debugger would (where the runtime has the option).
     """
-    request = {"op": "details", "model": "@model.tflite", "shapes": {str(k): list(v) for k, v in shapes.items()},
-               "preserve_all_tensors": preserve_all_tensors}
+    request = {
+        "op": "details",
+        "model": "@model.tflite",
+        "shapes": {str(k): list(v) for k, v in shapes.items()},
+        "preserve_all_tensors": preserve_all_tensors,
+    }
     response = call(target, request, {"model.tflite": content}, f"loading {what}")
     if "error" in response:
-        raise RuntimeFailure(f"{target.label} cannot run {what} with XNNPACK: {response['error'][:300]}", detail=response["error"])
+        raise RuntimeFailure(
+            f"{target.label} cannot run {what} with XNNPACK: {response['error'][:300]}", detail=response["error"]
+        )
     return response["ops"]
 
 
 def time_configs(
-    target: Target, configs: Sequence[tuple[bytes, Sequence[np.ndarray], bool, int]], runs: int, warmup: int, what: str = "timing the model"
+    target: Target,
+    configs: Sequence[tuple[bytes, Sequence[np.ndarray], bool, int]],
+    runs: int,
+    warmup: int,
+    what: str = "timing the model",
 ) -> tuple[list[list[float]], list[int]]:
     """Interleaved latency samples (ms) and resident memory added, per (model, inputs, xnnpack, threads), in the target's child."""
     files: dict[str, bytes | dict[str, np.ndarray]] = {}
@@ -305,7 +358,9 @@ def time_configs(
     for i, (content, values, xnnpack, threads) in enumerate(configs):
         files[f"m{i}.tflite"] = content
         files[f"in{i}.npz"] = {f"arr_{j}": v for j, v in enumerate(values)}
-        request_configs.append({"model": f"@m{i}.tflite", "inputs": f"@in{i}.npz", "xnnpack": xnnpack, "threads": threads})
+        request_configs.append(
+            {"model": f"@m{i}.tflite", "inputs": f"@in{i}.npz", "xnnpack": xnnpack, "threads": threads}
+        )
     response = call(target, {"op": "time", "configs": request_configs, "runs": runs, "warmup": warmup}, files, what)
     if "error" in response:
         raise RuntimeFailure(f"{target.label} failed {what}: {response['error'][:300]}", detail=response["error"])
@@ -329,7 +384,12 @@ def ops_details_many(target: Target, contents: Sequence[bytes], what: str = "the
     """
     files: dict[str, bytes | dict[str, np.ndarray]] = {f"m{i}.tflite": c for i, c in enumerate(contents)}
     try:
-        response = call(target, {"op": "details_many", "models": [f"@m{i}.tflite" for i in range(len(contents))]}, files, f"loading {what}")
+        response = call(
+            target,
+            {"op": "details_many", "models": [f"@m{i}.tflite" for i in range(len(contents))]},
+            files,
+            f"loading {what}",
+        )
         return [r["ops"] if "ops" in r else r["error"] for r in response["results"]]
     except RuntimeFailure:
         if len(contents) == 1:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from xnnfit.core.record import Record
-from xnnfit.runtime.interpreter import build_interpreter, feed
 from xnnfit.model.specs import InputSpec
+from xnnfit.runtime.interpreter import build_interpreter, feed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,10 +26,12 @@ class Stats(Record):
     runs: int
 
     @classmethod
-    def of(cls, samples_ms: list[float]) -> "Stats":
+    def of(cls, samples_ms: list[float]) -> Stats:
         """Stats of a non-empty list of samples."""
         a = np.asarray(samples_ms, dtype=float)
-        return cls(float(np.median(a)), float(np.percentile(a, 10)), float(np.percentile(a, 90)), float(a.min()), len(a))
+        return cls(
+            float(np.median(a)), float(np.percentile(a, 10)), float(np.percentile(a, 90)), float(a.min()), len(a)
+        )
 
     @property
     def spread(self) -> float:

@@ -7,7 +7,8 @@ Shared by the rewrite graph (editing a parsed model) and the KB's one-op probes
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,9 @@ def opcode_index(model: Any, name: str) -> int:
     return len(model.operatorCodes) - 1
 
 
-def add_tensor(model: Any, sub: Any, shape: Iterable[int], dtype: str, name: str, quant: Any = None, data: np.ndarray | None = None) -> int:
+def add_tensor(
+    model: Any, sub: Any, shape: Iterable[int], dtype: str, name: str, quant: Any = None, data: np.ndarray | None = None
+) -> int:
     """A new tensor in `sub` (a constant holding `data` as stored values when given); returns its index.
 
     A -1 in `shape` marks a dynamic dimension (kept in the shape signature).
@@ -72,7 +75,9 @@ def add_tensor(model: Any, sub: Any, shape: Iterable[int], dtype: str, name: str
     return len(sub.tensors) - 1
 
 
-def make_op(model: Any, name: str, inputs: list[int], outputs: list[int], options: Any = None, options_type: str | None = None) -> Any:
+def make_op(
+    model: Any, name: str, inputs: list[int], outputs: list[int], options: Any = None, options_type: str | None = None
+) -> Any:
     """An OperatorT for builtin `name` (not yet inserted); `options` goes in the first or, for newer ops, the second options union."""
     op = fb.OperatorT()
     op.opcodeIndex = opcode_index(model, name)

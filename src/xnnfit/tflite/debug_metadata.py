@@ -187,9 +187,7 @@ def _parse(buf: bytes) -> tuple[list[tuple | None], list[list[tuple[int, ...]]]]
             attrs.append(None)
         else:
             raise _Malformed(f"unknown attribute type {kind}")
-    subgraphs = [
-        [tuple(r.scalars(op, 0, N.Uint32Flags)) for op in r.tables(sub, 0)] for sub in r.tables(conv, 0)
-    ]
+    subgraphs = [[tuple(r.scalars(op, 0, N.Uint32Flags)) for op in r.tables(sub, 0)] for sub in r.tables(conv, 0)]
     n = len(attrs)
     bad = next((i for a in attrs for i in _refs(a) if i >= n), None)
     if bad is None:
@@ -279,7 +277,9 @@ class DebugMetadataTable:
             return None
         return OpLocation(own, tuple(frames), callers)
 
-    def _callsite(self, attr: tuple, role: str, names: list[str], frames: list, visited: set[int]) -> list[tuple[int, str]]:
+    def _callsite(
+        self, attr: tuple, role: str, names: list[str], frames: list, visited: set[int]
+    ) -> list[tuple[int, str]]:
         """Record one CallSite chain if it is an importer stack trace; else return its parts to visit."""
         attrs = self._attrs
         spine = [attr[1]]

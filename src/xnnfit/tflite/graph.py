@@ -118,7 +118,11 @@ def check_identifier(data: bytes, what: str) -> None:
         hint = next((h for m, h in _MAGIC_HINTS.items() if data.startswith(m)), None)
         head = data[:8]
         msg = f"cannot read {what}: not a TFLite flatbuffer (first bytes {head!r}"
-        msg += f" {hint})." if hint else "; a .tflite has 'TFL3' at bytes 4-8). Pass a .tflite produced by the TFLite converter."
+        msg += (
+            f" {hint})."
+            if hint
+            else "; a .tflite has 'TFL3' at bytes 4-8). Pass a .tflite produced by the TFLite converter."
+        )
         raise SourceError(msg)
 
 

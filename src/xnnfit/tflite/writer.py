@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import struct
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ai_edge_litert.tools import flatbuffer_utils
 
@@ -73,7 +74,11 @@ def _constant_dequantizers(model: Any, sub: Any) -> dict[int, int]:
     for i, op in enumerate(sub.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
         name = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if name in (fb.BuiltinOperator.DEQUANTIZE, fb.BuiltinOperator.DENSIFY) and op.inputs is not None and len(op.inputs):
+        if (
+            name in (fb.BuiltinOperator.DEQUANTIZE, fb.BuiltinOperator.DENSIFY)
+            and op.inputs is not None
+            and len(op.inputs)
+        ):
             if _is_constant(model, sub.tensors[op.inputs[0]]):
                 out[int(op.outputs[0])] = i
     return out
@@ -120,7 +125,16 @@ def cut(model: Any, nodes: Sequence[int], subgraph: int = 0) -> Piece:
     ]
     if not outputs:  # a dead end (only feeds nothing): keep its last outputs so it still runs
         outputs = [int(t) for t in (ops[-1].outputs if ops[-1].outputs is not None else []) if t >= 0]
-    used = sorted({int(t) for op in ops for seq in (op.inputs, op.outputs, op.intermediates) if seq is not None for t in seq if t >= 0})
+    used = sorted(
+        {
+            int(t)
+            for op in ops
+            for seq in (op.inputs, op.outputs, op.intermediates)
+            if seq is not None
+            for t in seq
+            if t >= 0
+        }
+    )
     remap = {old: new for new, old in enumerate(used)}
     new_model = fb.ModelT()
     new_model.version = model.version

@@ -15,6 +15,24 @@ from xnnfit.rewrite.rules.xr013_float_masks import FloatMasks
 from xnnfit.rewrite.rules.xr014_pack import PackConcat
 from xnnfit.rewrite.rules.xr015_composite_attributes import CompositeAttributes
 
-RULES = {r.id: r for r in (FreezeVariables(), FoldShapes(), WhereActivation(), BroadcastUpsample(), SplitConcat(), StridedSubsample(), FloatDepthwise(), PowSign(), LogSoftmax(), L2Norm(), GatherConst(), FloatMasks(), PackConcat(), CompositeAttributes())}
+RULES = {
+    r.id: r
+    for r in (
+        FreezeVariables(),
+        FoldShapes(),
+        WhereActivation(),
+        BroadcastUpsample(),
+        SplitConcat(),
+        StridedSubsample(),
+        FloatDepthwise(),
+        PowSign(),
+        LogSoftmax(),
+        L2Norm(),
+        GatherConst(),
+        FloatMasks(),
+        PackConcat(),
+        CompositeAttributes(),
+    )
+}
 
 __all__ = ["RULES"]

@@ -14,8 +14,16 @@ from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
 from xnnfit.tflite.schema import fb
 
-_NEG_WHEN_TRUE = {("LESS", 0): True, ("LESS_EQUAL", 0): True, ("GREATER", 0): False, ("GREATER_EQUAL", 0): False,
-                  ("LESS", 1): False, ("LESS_EQUAL", 1): False, ("GREATER", 1): True, ("GREATER_EQUAL", 1): True}
+_NEG_WHEN_TRUE = {
+    ("LESS", 0): True,
+    ("LESS_EQUAL", 0): True,
+    ("GREATER", 0): False,
+    ("GREATER_EQUAL", 0): False,
+    ("LESS", 1): False,
+    ("LESS_EQUAL", 1): False,
+    ("GREATER", 1): True,
+    ("GREATER_EQUAL", 1): True,
+}
 _LEAK = 0.5
 
 
@@ -120,7 +128,9 @@ class WhereActivation(Rule):
         for side, src in (("neg", neg), ("pos", pos)):
             t, chain_ops = d[side]
             if not chain_ops and t not in d["same"]:  # a constant branch: broadcast it as is
-                branches.append(t if g.dtype(t) == "float32" else g.add_const(g.real_value(t).astype("float32"), self.tag("const")))
+                branches.append(
+                    t if g.dtype(t) == "float32" else g.add_const(g.real_value(t).astype("float32"), self.tag("const"))
+                )
                 continue
             new_ops, mapping = clone_float(g, chain_ops, d["same"], src, lambda n, s=side: self.tag(f"{s}/{n}"))
             ops.extend(new_ops)
@@ -157,7 +167,9 @@ class WhereActivation(Rule):
             branches.append(mapping[t])
         return self._blend(g, ops, branches, d["k"], out, quantized=True)
 
-    def _blend(self, g: Graph, ops: list, branches: list[int], k: np.ndarray, out: int, quantized: bool) -> tuple[list, int]:
+    def _blend(
+        self, g: Graph, ops: list, branches: list[int], k: np.ndarray, out: int, quantized: bool
+    ) -> tuple[list, int]:
         """f(neg) + g(pos) - k into a tensor shaped like `out`."""
         dtype = g.dtype(out)
         q = g.quant(out) if quantized else None
@@ -168,7 +180,11 @@ class WhereActivation(Rule):
         summed = g.add_tensor(g.shape(out), dtype, self.tag("sum"), q)
         ops.append(g.make_op("ADD", branches, [summed], fb.AddOptionsT(), "AddOptions"))
         final = g.add_tensor(g.shape(out), dtype, self.tag("result"), q)
-        kc = self._qconst(g, float(np.mean(k)), out) if quantized else g.add_const(np.asarray(k, np.float32), self.tag("k"))
+        kc = (
+            self._qconst(g, float(np.mean(k)), out)
+            if quantized
+            else g.add_const(np.asarray(k, np.float32), self.tag("k"))
+        )
         ops.append(g.make_op("SUB", [summed, kc], [final], fb.SubOptionsT(), "SubOptions"))
         return ops, final
 
@@ -180,7 +196,9 @@ class WhereActivation(Rule):
         q = fb.QuantizationParametersT()
         q.scale = [abs(value) / 127.0 if value else 1.0]
         q.zeroPoint = [0]
-        stored = np.asarray(127 if value > 0 else (-127 if value < 0 else 0), dtype=np.int8 if g.dtype(like) == "int8" else np.uint8)
+        stored = np.asarray(
+            127 if value > 0 else (-127 if value < 0 else 0), dtype=np.int8 if g.dtype(like) == "int8" else np.uint8
+        )
         return g.add_const(stored, f"xnnfit:const/{value:g}", q)
 
 
@@ -190,7 +208,11 @@ def _special(g: Graph, x: int, f_t: int, f_ops: list[int], g_t: int, g_ops: list
         if g_t == x and not g_ops and len(f_ops) == 2 and g.op(f_ops[0]) == "EXP" and g.inputs(f_ops[0])[0] == x:
             second = f_ops[1]
             c = next((g.real_value(t) for t in g.inputs(second) if g.value(t) is not None), None)
-            if c is not None and c.size == 1 and ((g.op(second) == "SUB" and np.isclose(c, 1.0)) or (g.op(second) == "ADD" and np.isclose(c, -1.0))):
+            if (
+                c is not None
+                and c.size == 1
+                and ((g.op(second) == "SUB" and np.isclose(c, 1.0)) or (g.op(second) == "ADD" and np.isclose(c, -1.0)))
+            ):
                 if g.dtype(x).startswith("float"):
                     return ("elu", None)
         return None

@@ -21,7 +21,20 @@ from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
 from xnnfit.runtime.interpreter import tensor_values
 from xnnfit.tflite.schema import fb
 
-_NEVER_FOLD = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "WHILE", "IF", "CALL_ONCE", "CUSTOM", "RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL", "DEQUANTIZE", "DENSIFY"}
+_NEVER_FOLD = {
+    "VAR_HANDLE",
+    "READ_VARIABLE",
+    "ASSIGN_VARIABLE",
+    "WHILE",
+    "IF",
+    "CALL_ONCE",
+    "CUSTOM",
+    "RANDOM_UNIFORM",
+    "RANDOM_STANDARD_NORMAL",
+    "MULTINOMIAL",
+    "DEQUANTIZE",
+    "DENSIFY",
+}
 _SHAPE_ONLY = {"SHAPE", "RANK", "ZEROS_LIKE", "ONES_LIKE"}
 
 
@@ -48,14 +61,22 @@ class FoldShapes(Rule):
             shapes, values = _infer(g, ctx, folded)
         except (ValueError, XnnfitError) as exc:
             return NoMatch(str(exc))
-        wanted = [t for t in sorted(folded) if g.is_graph_output(t) or any(not set(g.outputs(c)) <= folded for c in g.consumers(t))]
+        wanted = [
+            t
+            for t in sorted(folded)
+            if g.is_graph_output(t) or any(not set(g.outputs(c)) <= folded for c in g.consumers(t))
+        ]
         boundary = sorted(_cut(g, wanted, folded, values))
-        reshapes = [i for i in range(len(g.ops)) if g.op(i) in ("EXPAND_DIMS", "SQUEEZE") and not set(g.outputs(i)) <= folded]
+        reshapes = [
+            i for i in range(len(g.ops)) if g.op(i) in ("EXPAND_DIMS", "SQUEEZE") and not set(g.outputs(i)) <= folded
+        ]
         dynamic = [t for t in range(len(g.sub.tensors)) if any(d < 0 for d in g.shape(t)) and t in shapes]
         if not boundary and not reshapes and not dynamic:
             return NoMatch("no shape computation to fold and no dynamic dimension to pin")
         where = g.name(boundary[0]) if boundary else (g.name(g.outputs(reshapes[0])[0]) if reshapes else "input shapes")
-        return [Match(self.id, 0, where, {"boundary": boundary, "reshapes": reshapes, "shapes": shapes, "values": values})]
+        return [
+            Match(self.id, 0, where, {"boundary": boundary, "reshapes": reshapes, "shapes": shapes, "values": values})
+        ]
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         d = m.detail
@@ -79,7 +100,15 @@ class FoldShapes(Rule):
 
 
 def _np_type(dtype: str):
-    return {"float32": np.float32, "int32": np.int32, "int64": np.int64, "bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "float16": np.float16}.get(dtype, np.float32)
+    return {
+        "float32": np.float32,
+        "int32": np.int32,
+        "int64": np.int64,
+        "bool": np.bool_,
+        "int8": np.int8,
+        "uint8": np.uint8,
+        "float16": np.float16,
+    }.get(dtype, np.float32)
 
 
 def _data_independent(g: Graph) -> set[int]:

@@ -44,7 +44,14 @@ class BroadcastUpsample(Rule):
                 elif any(d < 0 for d in shape):
                     reasons.append("TILE input has dynamic dimensions (apply XR002 first)")
                 else:
-                    found.append(Match(self.id, i, g.name(g.outputs(i)[0]), {"kind": "tile", "mult": [int(k) for k in m.reshape(-1)]}))
+                    found.append(
+                        Match(
+                            self.id,
+                            i,
+                            g.name(g.outputs(i)[0]),
+                            {"kind": "tile", "mult": [int(k) for k in m.reshape(-1)]},
+                        )
+                    )
             elif name == "RESIZE_NEAREST_NEIGHBOR":
                 x, size = g.inputs(i)[:2]
                 opts = g.options(i, "ResizeNearestNeighborOptions")
@@ -57,7 +64,14 @@ class BroadcastUpsample(Rule):
                 elif sv[0] % shape[1] or sv[1] % shape[2]:
                     reasons.append("resize factor is not an integer")
                 else:
-                    found.append(Match(self.id, i, g.name(g.outputs(i)[0]), {"kind": "resize", "factors": (int(sv[0] // shape[1]), int(sv[1] // shape[2]))}))
+                    found.append(
+                        Match(
+                            self.id,
+                            i,
+                            g.name(g.outputs(i)[0]),
+                            {"kind": "resize", "factors": (int(sv[0] // shape[1]), int(sv[1] // shape[2]))},
+                        )
+                    )
         return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no TILE or RESIZE_NEAREST_NEIGHBOR node")
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
@@ -83,12 +97,18 @@ class BroadcastUpsample(Rule):
     def _reshape(self, g: Graph, src: int, dst: int, shape: tuple) -> object:
         opts = fb.ReshapeOptionsT()
         opts.newShape = list(shape)
-        return g.make_op("RESHAPE", [src, g.add_const(np.asarray(shape, np.int32), self.tag("shape"))], [dst], opts, "ReshapeOptions")
+        return g.make_op(
+            "RESHAPE", [src, g.add_const(np.asarray(shape, np.int32), self.tag("shape"))], [dst], opts, "ReshapeOptions"
+        )
 
     def _ones(self, g: Graph, shape: list[int], like: int) -> int:
         if g.dtype(like).startswith("float"):
-            return g.add_const(np.ones(shape, dtype=np.float16 if g.dtype(like) == "float16" else np.float32), self.tag("ones"))
+            return g.add_const(
+                np.ones(shape, dtype=np.float16 if g.dtype(like) == "float16" else np.float32), self.tag("ones")
+            )
         q = fb.QuantizationParametersT()
         q.scale = [1.0 / 127.0]
         q.zeroPoint = [0]
-        return g.add_const(np.full(shape, 127, dtype=np.int8 if g.dtype(like) == "int8" else np.uint8), self.tag("ones"), q)
+        return g.add_const(
+            np.full(shape, 127, dtype=np.int8 if g.dtype(like) == "int8" else np.uint8), self.tag("ones"), q
+        )

@@ -143,11 +143,15 @@ class SplitConcat(Rule):
             merged = []
             for j in range(k):
                 group = inputs[bounds[j] : bounds[j + 1]]
-                t = g.add_tensor(_concat_shape(g, group, axis), g.dtype(out), self.tag(f"concat{level}_{j}"), g.quant(out))
+                t = g.add_tensor(
+                    _concat_shape(g, group, axis), g.dtype(out), self.tag(f"concat{level}_{j}"), g.quant(out)
+                )
                 ops.append(g.make_op("CONCATENATION", group, [t], _concat_options(axis_raw, 0), "ConcatenationOptions"))
                 merged.append(t)
             inputs, level = merged, level + 1
-        ops.append(g.make_op("CONCATENATION", inputs, [out], _concat_options(axis_raw, activation), "ConcatenationOptions"))
+        ops.append(
+            g.make_op("CONCATENATION", inputs, [out], _concat_options(axis_raw, activation), "ConcatenationOptions")
+        )
         return ops
 
 

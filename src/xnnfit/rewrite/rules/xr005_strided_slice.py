@@ -25,7 +25,11 @@ from xnnfit.tflite.schema import fb
 MAX_RANK = 6  # XNN_MAX_TENSOR_DIMS
 MAX_PAD_RANK = 5  # TFLite's PAD kernel (the CPU fallback and the verification run it)
 _DTYPES = ("float32", "float16", "int8", "uint8")
-_ACTIVATIONS = {fb.ActivationFunctionType.RELU: "RELU", fb.ActivationFunctionType.RELU6: "RELU6", fb.ActivationFunctionType.RELU_N1_TO_1: "RELU_N1_TO_1"}
+_ACTIVATIONS = {
+    fb.ActivationFunctionType.RELU: "RELU",
+    fb.ActivationFunctionType.RELU6: "RELU6",
+    fb.ActivationFunctionType.RELU_N1_TO_1: "RELU_N1_TO_1",
+}
 
 
 def _example():
@@ -86,7 +90,9 @@ class StridedSubsample(Rule):
                 reasons.append(f"{name}: {plan}")
             else:
                 found.append(Match(self.id, i, g.name(g.outputs(i)[0]), {"plan": plan}))
-        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no strided or shrinking STRIDED_SLICE and no 1x1 pool with stride > 1")
+        return found or NoMatch(
+            "; ".join(dict.fromkeys(reasons)) or "no strided or shrinking STRIDED_SLICE and no 1x1 pool with stride > 1"
+        )
 
     # -- matching --------------------------------------------------------------------------
     def _slice_axes(self, g: Graph, i: int) -> list[_Axis] | str | None:
@@ -95,7 +101,12 @@ class StridedSubsample(Rule):
         o = g.options(i, "StridedSliceOptions")
         shrink = int(o.shrinkAxisMask) if o is not None else 0
         begin, end, strides = g.value(begin_t), g.value(end_t), g.value(strides_t)
-        if strides is not None and shrink == 0 and not (o and (o.ellipsisMask or o.newAxisMask)) and all(int(s) == 1 for s in strides.reshape(-1)):
+        if (
+            strides is not None
+            and shrink == 0
+            and not (o and (o.ellipsisMask or o.newAxisMask))
+            and all(int(s) == 1 for s in strides.reshape(-1))
+        ):
             return None
         if begin is None or end is None or strides is None:
             return "begin, end or strides are computed at run time (apply XR002 first)"
@@ -149,7 +160,12 @@ class StridedSubsample(Rule):
         expected = (n, -(-h // sh), -(-w // sw), c)  # VALID and SAME agree for a 1x1 window
         if g.shape(out) != expected:
             return f"output shape {g.shape(out)} is not ceil(H/s), ceil(W/s) = {expected}"
-        return [_Axis(n, 0, n), _Axis(h, 0, expected[1], sh if expected[1] > 1 else 1), _Axis(w, 0, expected[2], sw if expected[2] > 1 else 1), _Axis(c, 0, c)]
+        return [
+            _Axis(n, 0, n),
+            _Axis(h, 0, expected[1], sh if expected[1] > 1 else 1),
+            _Axis(w, 0, expected[2], sw if expected[2] > 1 else 1),
+            _Axis(c, 0, c),
+        ]
 
     def _plan(self, g: Graph, i: int, axes: list[_Axis]) -> _Plan | str:
         x, out = g.inputs(i)[0], g.outputs(i)[0]
@@ -223,16 +239,44 @@ class StridedSubsample(Rule):
             cur, shape = t, tuple(new_shape)
 
         if p.crop is not None:
-            step("SLICE", [self._ints(g, [0] * len(p.crop), "begin"), self._ints(g, p.crop, "size")], p.crop, fb.SliceOptionsT(), "SliceOptions", "crop")
+            step(
+                "SLICE",
+                [self._ints(g, [0] * len(p.crop), "begin"), self._ints(g, p.crop, "size")],
+                p.crop,
+                fb.SliceOptionsT(),
+                "SliceOptions",
+                "crop",
+            )
         if p.pad_view is not None:
-            step("RESHAPE", [self._shape(g, p.pad_view)], p.pad_view, _reshape_options(p.pad_view), "ReshapeOptions", "pad_view")
+            step(
+                "RESHAPE",
+                [self._shape(g, p.pad_view)],
+                p.pad_view,
+                _reshape_options(p.pad_view),
+                "ReshapeOptions",
+                "pad_view",
+            )
         if p.pad is not None:
             paddings = np.asarray([[0, k] for k in p.pad], np.int32)
-            step("PAD", [g.add_const(paddings, self.tag("paddings"))], tuple(d + k for d, k in zip(shape, p.pad)), fb.PadOptionsT(), "PadOptions", "padded")
+            step(
+                "PAD",
+                [g.add_const(paddings, self.tag("paddings"))],
+                tuple(d + k for d, k in zip(shape, p.pad)),
+                fb.PadOptionsT(),
+                "PadOptions",
+                "padded",
+            )
         if p.view != shape:
             step("RESHAPE", [self._shape(g, p.view)], p.view, _reshape_options(p.view), "ReshapeOptions", "view")
         if p.size != shape:
-            step("SLICE", [self._ints(g, p.begin, "begin"), self._ints(g, p.size, "size")], p.size, fb.SliceOptionsT(), "SliceOptions", "taken")
+            step(
+                "SLICE",
+                [self._ints(g, p.begin, "begin"), self._ints(g, p.size, "size")],
+                p.size,
+                fb.SliceOptionsT(),
+                "SliceOptions",
+                "taken",
+            )
         final = g.shape(out)
         if shape != final:
             step("RESHAPE", [self._shape(g, final)], final, _reshape_options(final), "ReshapeOptions", "result")
@@ -241,7 +285,9 @@ class StridedSubsample(Rule):
         elif ops:
             ops[-1].outputs = [out]
         else:  # the op took everything: a reshape to the same shape keeps the graph valid
-            ops.append(g.make_op("RESHAPE", [cur, self._shape(g, final)], [out], _reshape_options(final), "ReshapeOptions"))
+            ops.append(
+                g.make_op("RESHAPE", [cur, self._shape(g, final)], [out], _reshape_options(final), "ReshapeOptions")
+            )
         g.ops[i : i + 1] = ops
 
     def _ints(self, g: Graph, values, label: str) -> int:

@@ -114,7 +114,9 @@ class GatherConst(Rule):
             ops.append(g.make_op("RESHAPE", [gathered, new_shape], [out], opts, "ReshapeOptions"))
         g.ops[i : i + 1] = ops
 
-    def _concat(self, g: Graph, x: int, parts: list[tuple[int, int]], axis: int, shape: list[int], dst: int, ops: list) -> None:
+    def _concat(
+        self, g: Graph, x: int, parts: list[tuple[int, int]], axis: int, shape: list[int], dst: int, ops: list
+    ) -> None:
         """Concatenate `parts` (tensor, length on axis) into dst with <= 5 inputs per op."""
         while len(parts) > MAX_CONCAT_INPUTS:
             grouped = []

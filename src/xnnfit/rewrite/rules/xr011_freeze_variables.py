@@ -105,7 +105,11 @@ def _handles(g: Graph) -> dict[int, tuple[str, str]]:
 def _assignments(g: Graph) -> list[tuple[tuple[str, str], int]]:
     """(variable key, value tensor) of every ASSIGN_VARIABLE of the subgraph."""
     handles = _handles(g)
-    return [(handles.get(g.inputs(i)[0], ("?", "?")), g.inputs(i)[1]) for i in range(len(g.ops)) if g.op(i) == "ASSIGN_VARIABLE"]
+    return [
+        (handles.get(g.inputs(i)[0], ("?", "?")), g.inputs(i)[1])
+        for i in range(len(g.ops))
+        if g.op(i) == "ASSIGN_VARIABLE"
+    ]
 
 
 class FreezeVariables(Rule):
@@ -138,9 +142,15 @@ class FreezeVariables(Rule):
             if key in initial and key not in mutable:
                 frozen[i] = initial[key]
         if not frozen:
-            return NoMatch("every variable read is assigned outside the init subgraph (state or another signature), or never")
+            return NoMatch(
+                "every variable read is assigned outside the init subgraph (state or another signature), or never"
+            )
         where = g.name(g.outputs(min(frozen))[0])
-        return [Match(self.id, 0, where, {"frozen": frozen, "keys": {handles[g.inputs(i)[0]] for i in frozen}, "inits": inits})]
+        return [
+            Match(
+                self.id, 0, where, {"frozen": frozen, "keys": {handles[g.inputs(i)[0]] for i in frozen}, "inits": inits}
+            )
+        ]
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         frozen, keys = m.detail["frozen"], m.detail["keys"]
@@ -151,7 +161,11 @@ class FreezeVariables(Rule):
             _fold_layout(g, const, np.asarray(value), self.tag)
         still_read = {g.inputs(i)[0] for i in range(len(g.ops)) if g.op(i) == "READ_VARIABLE" and i not in frozen}
         dead = set(frozen)
-        dead |= {i for i in range(len(g.ops)) if g.op(i) == "VAR_HANDLE" and _key(g, i) in keys and g.outputs(i)[0] not in still_read}
+        dead |= {
+            i
+            for i in range(len(g.ops))
+            if g.op(i) == "VAR_HANDLE" and _key(g, i) in keys and g.outputs(i)[0] not in still_read
+        }
         for i in range(len(g.ops)):
             init = _init_subgraph(g, i) if g.op(i) == "CALL_ONCE" else None
             if init is not None and all(key in keys for key, _ in _assignments(Graph(g.model, init))):

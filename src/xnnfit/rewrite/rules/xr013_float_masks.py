@@ -29,14 +29,23 @@ from xnnfit.tflite.schema import fb
 
 EXACT_INT = 2**24  # float32 holds every integer up to this magnitude exactly
 SELECTS = ("SELECT", "SELECT_V2")
-_SAME = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "BROADCAST_TO", "TILE"}  # values move, data is input 0
+_SAME = {
+    "RESHAPE",
+    "EXPAND_DIMS",
+    "SQUEEZE",
+    "TRANSPOSE",
+    "STRIDED_SLICE",
+    "SLICE",
+    "BROADCAST_TO",
+    "TILE",
+}  # values move, data is input 0
 _ARITH = {"ADD", "SUB", "MUL", "MINIMUM", "MAXIMUM", "NEG", "ABS"}  # exact on integers below EXACT_INT
 _COMPARE = {"GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL", "EQUAL", "NOT_EQUAL"}
 _LOGIC = {"LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT"}
 _REDUCE = {"REDUCE_ALL": "REDUCE_MIN", "REDUCE_ANY": "REDUCE_MAX"}
 _INTS = {"int32", "int64", "int16", "int8", "uint8", "bool"}
 
-_memo: "weakref.WeakKeyDictionary[Graph, dict[int, int]]" = weakref.WeakKeyDictionary()
+_memo: weakref.WeakKeyDictionary[Graph, dict[int, int]] = weakref.WeakKeyDictionary()
 
 
 def _example():
@@ -96,7 +105,11 @@ class FloatMasks(Rule):
         else:
             pa = g.add_tensor(_broadcast(g.shape(a), g.shape(mask)), "float32", self.tag("picked_true"))
             pb = g.add_tensor(_broadcast(g.shape(b), g.shape(keep)), "float32", self.tag("picked_false"))
-            ops += [_mul(g, a, mask, pa), _mul(g, b, keep, pb), g.make_op("ADD", [pa, pb], [out], fb.AddOptionsT(), "AddOptions")]
+            ops += [
+                _mul(g, a, mask, pa),
+                _mul(g, b, keep, pb),
+                g.make_op("ADD", [pa, pb], [out], fb.AddOptionsT(), "AddOptions"),
+            ]
         i = next(k for k, op in enumerate(g.ops) if op is m.detail["op"])  # after the lifting inserted ops before it
         g.ops[i : i + 1] = ops
 
@@ -109,7 +122,10 @@ class FloatMasks(Rule):
         if key not in lifted:
             lifted[key] = g.add_tensor(g.shape(other), "float32", self.tag(f"masked_value_{c:g}"))
             self._place(g, other, [_mul(g, other, g.add_const(np.float32(c), self.tag("value")), lifted[key])])
-        return [_mul(g, x, pick, picked), g.make_op("ADD", [picked, lifted[key]], [out], fb.AddOptionsT(), "AddOptions")]
+        return [
+            _mul(g, x, pick, picked),
+            g.make_op("ADD", [picked, lifted[key]], [out], fb.AddOptionsT(), "AddOptions"),
+        ]
 
     def _complement(self, g: Graph, mask: int, lifted: dict) -> int:
         key = ("not", mask)
@@ -146,9 +162,15 @@ class FloatMasks(Rule):
             op.inputs = [self._lift(g, u, lifted) for u in ins]
             op.outputs = [res]
             ops = [op]
-        elif name == "CAST" and (g.dtype(ins[0]) in _INTS or g.dtype(t) == "bool"):  # float -> int truncates: cast below
+        elif name == "CAST" and (
+            g.dtype(ins[0]) in _INTS or g.dtype(t) == "bool"
+        ):  # float -> int truncates: cast below
             src = self._lift(g, ins[0], lifted)
-            ops = [] if g.dtype(t) != "bool" or g.dtype(ins[0]) == "bool" else self._step(g, src, res, absolute=True, integer=g.dtype(ins[0]) in _INTS)
+            ops = (
+                []
+                if g.dtype(t) != "bool" or g.dtype(ins[0]) == "bool"
+                else self._step(g, src, res, absolute=True, integer=g.dtype(ins[0]) in _INTS)
+            )
             if not ops:
                 lifted[t] = src
                 return src
@@ -174,7 +196,11 @@ class FloatMasks(Rule):
             c, a, b = (self._lift(g, u, lifted) for u in ins[:3])
             keep = self._complement(g, c, lifted)
             pa, pb = (g.add_tensor(shape, "float32", self.tag(n)) for n in ("picked_true", "picked_false"))
-            ops = [_mul(g, a, c, pa), _mul(g, b, keep, pb), g.make_op("ADD", [pa, pb], [res], fb.AddOptionsT(), "AddOptions")]
+            ops = [
+                _mul(g, a, c, pa),
+                _mul(g, b, keep, pb),
+                g.make_op("ADD", [pa, pb], [res], fb.AddOptionsT(), "AddOptions"),
+            ]
         else:  # no float form: cast once where it is made (a graph input: at the start)
             ops = [g.make_op("CAST", [t], [res])]
         self._place(g, t, ops)

@@ -24,7 +24,9 @@ def _example():
 
     inp = keras.Input((16, 8), name="x")
     x1, x2 = keras.ops.split(inp, 2, axis=-1)
-    rotated = keras.layers.Lambda(lambda t: keras.ops.reshape(keras.ops.stack([-t[1], t[0]], axis=-1), (-1, 16, 8)), name="rotate_half")([x1, x2])
+    rotated = keras.layers.Lambda(
+        lambda t: keras.ops.reshape(keras.ops.stack([-t[1], t[0]], axis=-1), (-1, 16, 8)), name="rotate_half"
+    )([x1, x2])
     return keras.Model(inp, keras.layers.Dense(8, name="head")(rotated * 2.0))
 
 
@@ -72,13 +74,17 @@ class PackConcat(Rule):
         pieces = [g.add_tensor(piece, g.dtype(x), self.tag("piece"), g.quant(x)) for _ in outs]
         opts = fb.SplitOptionsT()
         opts.numSplits = len(outs)
-        split = g.make_op("SPLIT", [g.add_const(np.asarray(axis, np.int32), self.tag("axis")), x], pieces, opts, "SplitOptions")
+        split = g.make_op(
+            "SPLIT", [g.add_const(np.asarray(axis, np.int32), self.tag("axis")), x], pieces, opts, "SplitOptions"
+        )
         return [split] + [self._reshape(g, p, o, list(g.shape(o))) for p, o in zip(pieces, outs)]
 
     def _reshape(self, g: Graph, src: int, dst: int, shape: list[int]):
         opts = fb.ReshapeOptionsT()
         opts.newShape = [int(d) for d in shape]
-        return g.make_op("RESHAPE", [src, g.add_const(np.asarray(shape, np.int32), self.tag("shape"))], [dst], opts, "ReshapeOptions")
+        return g.make_op(
+            "RESHAPE", [src, g.add_const(np.asarray(shape, np.int32), self.tag("shape"))], [dst], opts, "ReshapeOptions"
+        )
 
     def _concat(self, g: Graph, xs: list[int], out: int, axis: int):
         opts = fb.ConcatenationOptionsT()
@@ -108,4 +114,7 @@ def _why_not(g: Graph, i: int) -> dict | str:
 def _qkey(q) -> tuple:
     if q is None or q.scale is None or len(q.scale) == 0:
         return ()
-    return (tuple(np.asarray(q.scale).tolist()), tuple(np.asarray(q.zeroPoint if q.zeroPoint is not None else []).tolist()))
+    return (
+        tuple(np.asarray(q.scale).tolist()),
+        tuple(np.asarray(q.zeroPoint if q.zeroPoint is not None else []).tolist()),
+    )
