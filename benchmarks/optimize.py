@@ -38,7 +38,9 @@ from pathlib import Path
 def data(n, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 24, 24, 3)).astype("float32")
-    y = (x[:, :12].mean(axis=(1, 2, 3)) > x[:, 12:].mean(axis=(1, 2, 3))).astype("int64") + 2 * (x[..., 0].mean(axis=(1, 2)) > 0)
+    y = (x[:, :12].mean(axis=(1, 2, 3)) > x[:, 12:].mean(axis=(1, 2, 3))).astype("int64") + 2 * (
+        x[..., 0].mean(axis=(1, 2)) > 0
+    )
     return x, y
 def build():
     keras.utils.set_random_seed(0)

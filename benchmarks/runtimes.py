@@ -26,7 +26,9 @@ BERT = """import keras_hub
 
 
 def build():
-    return keras_hub.models.BertBackbone(vocabulary_size=1000, num_layers=2, hidden_dim=64, intermediate_dim=128, num_heads=2, max_sequence_length=32)
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=1000, num_layers=2, hidden_dim=64, intermediate_dim=128, num_heads=2, max_sequence_length=32
+    )
 """
 MODELS = [
     ("where_cnn full-int8", f"{ROOT / 'examples' / 'where_cnn.py'}:build", "int8"),

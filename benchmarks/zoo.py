@@ -1,4 +1,4 @@
-"""A model zoo through `xnnfit check`: wall time with --jobs 1 vs --jobs N vs Ray on a local cluster, and a second (cached) run.
+"""A model zoo through `xnnfit check`: wall time, --jobs 1 vs --jobs N vs Ray on a local cluster, plus a cached rerun.
 
 The zoo is the bundled examples plus generated Keras models, each × the recipes given
 (default fp32, int8), as .py:build sources converted by the real converter. Every run is

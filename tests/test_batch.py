@@ -1,4 +1,7 @@
-"""Batches as CI runs them: a folder with a crashing and a hanging model, CI files validated, baselines, the cache, Ctrl-C."""
+"""Batches as CI runs them: a folder with a crashing and a hanging model, CI files validated, baselines.
+
+Also the cache, and Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,10 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
-    """Small real models: one-op probes (delegated and not), a hazard, a where-activation; plus a crashing and a hanging source."""
+    """Small real models: one-op probes (delegated and not), a hazard, a where-activation.
+
+    Plus a crashing and a hanging source.
+    """
     from xnnfit.model.convert import convert_model
     from xnnfit.model.recipes import FP32
     from xnnfit.model.source import ModelSource

@@ -1,4 +1,4 @@
-"""The Ray backend on a real local Ray cluster (loopback only): the same results as a local run, a killed worker retried."""
+"""The Ray backend on a real local cluster (loopback only): the same results as a local run, a killed worker retried."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def test_a_killed_worker_is_retried_once(cluster, tmp_path):
                 killed.append(pid)
             time.sleep(0.5)
 
-    # the model is shipped as bytes into the worker's temp folder, so the marker lives there; count attempts through ps instead
+    # the model is shipped as bytes into the worker's temp folder, so the marker lives there; count attempts through
+    # ps instead
     src.write_text(
         SLOW_ONCE.replace('Path(__file__).with_suffix(".attempts")', f"Path({str(tmp_path / 'slow_once.attempts')!r})")
     )

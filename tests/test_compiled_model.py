@@ -1,4 +1,4 @@
-"""LiteRT 2's CompiledModel verdict (is_fully_accelerated) agrees with xnnfit's on the examples, and check records it."""
+"""LiteRT 2's CompiledModel verdict (is_fully_accelerated) agrees with xnnfit's on the examples; check records it."""
 
 from __future__ import annotations
 

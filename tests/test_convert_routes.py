@@ -1,4 +1,4 @@
-"""Both conversion routes give the same model: the concrete function (small models) and the SavedModel export (big ones).
+"""Both conversion routes give the same model: the concrete function (small models) and SavedModel export (big ones).
 
 Big models go through a SavedModel because the concrete-function route holds extra
 copies of every weight; that route is only measured on big models (benchmarks/), so

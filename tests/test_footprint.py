@@ -1,4 +1,7 @@
-"""Memory bounds: a model too large to run here is refused in seconds, before anything is allocated, by every command that runs it."""
+"""Memory bounds: a model too large to run here is refused in seconds, before anything is allocated.
+
+Checked for every command that runs a model.
+"""
 
 from __future__ import annotations
 
@@ -172,7 +175,7 @@ def test_random_calibration_data_for_a_huge_keras_input_is_refused_before_it_is_
 
 
 def test_a_huge_intermediate_shape_is_blamed_on_the_file_not_the_input(monkeypatch):
-    """A damaged file declaring [2**30, 2**30, 2] for an inner tensor: the message names that tensor and says to re-export."""
+    """A damaged file declaring [2**30, 2**30, 2] for an inner tensor: the message names it and says to re-export."""
     from xnnfit.tflite.writer import parse
     from xnnfit.tflite.writer import serialize as write
 

@@ -1,4 +1,4 @@
-"""Stopping a run: SIGTERM, SIGHUP and SIGINT stop it as Ctrl-C does, SIGKILL takes its children with it, nothing is left.
+"""Stopping a run: SIGTERM, SIGHUP and SIGINT stop it like Ctrl-C, SIGKILL takes its children with it, nothing is left.
 
 Each test runs the real CLI with TMPDIR pointed at a fresh folder, signals it at a
 moment read from its process tree (a conversion child, a stage child, a pip install),

@@ -162,7 +162,10 @@ def test_a_dead_runs_folder_is_swept_and_a_live_one_kept(tmp_path):
 
     from xnnfit.core import isolate
 
-    script = f"import sys, time; sys.path[:0] = {sys.path!r}; from xnnfit.core import isolate; print(isolate.run_folder(), flush=True); time.sleep(60)"
+    script = (
+        f"import sys, time; sys.path[:0] = {sys.path!r}; from xnnfit.core import isolate; "
+        "print(isolate.run_folder(), flush=True); time.sleep(60)"
+    )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     live = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     dead = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)

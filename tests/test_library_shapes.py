@@ -1,4 +1,4 @@
-"""Library models convert out of the box: unknown sequence lengths within the model's own limits, same-shaped inputs together.
+"""Library models convert as is: unknown sequence lengths within the model's own limits, same-shaped inputs together.
 
 keras-hub backbones declare (batch, sequence) inputs with both dimensions unknown and a
 `max_sequence_length` their position table cannot exceed. Conversions run in this process

@@ -280,7 +280,7 @@ def test_check_where_layer_source_is_the_tf_where_line(checked_examples):
         assert node.source == f"{path}:{where_line}", node
 
 
-# ----------------------------------------------------------------------------- evidence, rule by rule (synthetic graphs)
+# ---------------------------------------------------------------------- evidence, rule by rule (synthetic graphs)
 
 LIB = "/venv/site-packages/blocks"  # a library outside Keras; the path need not exist
 TOP = LayerInfo("net", "Net", (), top=True, outputs=("head",))
@@ -407,7 +407,7 @@ def test_names_and_first_user_frame_still_work():
     assert (node.layer, node.via, node.source) == ("act", "debug-metadata", "/user/act.py:5")
 
 
-# ----------------------------------------------------------------------------- the reported failures, on small real models
+# ---------------------------------------------------------------------- the reported failures, on small real models
 
 
 def _with_stack(conv) -> dict[tuple[int, int], NodeMapping]:

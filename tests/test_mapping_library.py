@@ -172,7 +172,7 @@ def test_mobilenet_v3_hard_sigmoid_arithmetic_maps_to_the_model(mobilenet_v3):
 
 @pytest.fixture(scope="module")
 def convnext():
-    """The ConvNeXt of keras.applications at one block per stage and narrow widths (ConvNeXtTiny's code, ~1/1000 the size)."""
+    """keras.applications' ConvNeXt at one block per stage and narrow widths (ConvNeXtTiny's code, ~1/1000 the size)."""
     from keras.src.applications.convnext import ConvNeXt
 
     model = ConvNeXt(

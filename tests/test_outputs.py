@@ -1,4 +1,4 @@
-"""The output policy, for every file xnnfit writes: never an input, never twice, never a special file, never a partial file.
+"""The output policy for every file xnnfit writes: never an input, never twice, never a special or partial file.
 
 Every output option of every command is pointed at what it must refuse; each refusal is
 exit 2 with one line on stderr, and the input, the existing files and the folder are

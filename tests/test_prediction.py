@@ -1,4 +1,4 @@
-"""Predicted verdicts: equal to the runtime on the examples in every recipe, and a report for models the runtime cannot load.
+"""Predicted verdicts: equal to the runtime's on the examples in every recipe; a report for models it cannot load.
 
 Every diagnosis the suite makes through fixtures_models.diagnose, every KB probe and every
 one-op table probe also asserts prediction == runtime (fixtures_models.assert_predicted).
@@ -45,7 +45,10 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def flex_model(tmp_path_factory):
-    """A NAT-style model: tf.image.extract_patches converted with SELECT_TF_OPS (the test enables Flex; xnnfit never does)."""
+    """A NAT-style model: tf.image.extract_patches converted with SELECT_TF_OPS.
+
+    The test enables Flex; xnnfit never does.
+    """
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec((1, 8, 8, 3), tf.float32)])

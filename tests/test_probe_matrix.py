@@ -1,4 +1,4 @@
-"""kb/versions.json is what the probes do on each runtime of the matrix: regenerated here, and it must not have changed."""
+"""kb/versions.json is what the probes do on each runtime of the matrix: regenerated here, it must not have changed."""
 
 from __future__ import annotations
 

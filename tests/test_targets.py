@@ -1,4 +1,4 @@
-"""Runtime targets: parsing --runtime, the child's failure modes, venvs that fail to build, and explanations without a table."""
+"""Runtime targets: parsing --runtime, the child's failure modes, failed venv builds, explanations without a table."""
 
 from __future__ import annotations
 

@@ -206,7 +206,7 @@ def profile(
     on_progress: Progress | None = None,
     runtime: RuntimeSpec = None,
 ) -> ProfileResult:
-    """check() plus the time of every XNNPACK partition, every CPU node and every Keras layer's fallbacks (on `runtime`, if given)."""
+    """check() plus the time of every XNNPACK partition, CPU node and Keras layer's fallbacks; on `runtime` if given."""
     counts = parse_threads(threads)
     if len(counts) != 1:
         raise XnnfitError(
@@ -433,7 +433,7 @@ def optimize(
     timeout: float = DEFAULT_TIMEOUT,
     on_progress: Progress | None = None,
 ) -> OptimizeResult:
-    """The fastest model XNNPACK runs within `max_error`: every recipe converted, fixed, raced together; written to `output`.
+    """The fastest model XNNPACK runs within `max_error`: every recipe converted, fixed and raced; written to `output`.
 
     Accuracy is measured against the fp32 conversion on `eval_data` (else the calibration
     data, else seeded random inputs, with a warning). A .tflite alone is only fixed (its
@@ -483,7 +483,7 @@ def convert(
 
 
 def explain(cause: str | None = None) -> Explanation:
-    """A knowledge-base cause (`XNN001`): what it is, why XNNPACK refuses it, what to write instead; all causes without an id."""
+    """A KB cause (`XNN001`): what it is, why XNNPACK refuses it, what to write instead; all causes without an id."""
     causes = (kb.get(cause),) if cause else tuple(kb.CAUSES.values())
     return Explanation(tuple(CauseDoc.of(c) for c in causes), runtime_versions())
 

@@ -196,7 +196,7 @@ def _install_signal_handlers() -> None:
 
 @contextlib.contextmanager
 def _errors(debug: bool) -> Iterator[None]:
-    """Turn an XnnfitError into one line on stderr and exit 2; Ctrl-C into exit 130, SIGTERM into 143, SIGHUP into 129."""
+    """Turn an XnnfitError into one line on stderr and exit 2; Ctrl-C into exit 130, SIGTERM 143, SIGHUP 129."""
     try:
         yield
     except XnnfitError as exc:
@@ -218,7 +218,7 @@ def _errors(debug: bool) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _guarded(force: bool, inputs: Iterable[tuple[str, str | None]], outputs: Iterable[Output]) -> Iterator[None]:
-    """The output policy for one command: its inputs are never written, its outputs all checked before the work starts."""
+    """The output policy for one command: its inputs never written, its outputs all checked before the work starts."""
     with run_scope((label, _input_path(path)) for label, path in inputs if path):
         check_outputs(outputs, force=force)
         yield
@@ -416,7 +416,7 @@ def optimize(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """The main job: convert with every recipe, fix each, race them, and write the fastest model within the error budget."""
+    """The main job: convert with every recipe, fix each, race them, write the fastest model within the error budget."""
     from xnnfit.choose.quant import DEFAULT_RECIPES
     from xnnfit.model.recipes import parse_recipes
 
@@ -716,7 +716,7 @@ def _check_batch(
     bench_runs=0,
     force=False,
 ) -> int:
-    """A batch: every (model, recipe) in parallel, one progress bar, the summary worst first, CI files; the exit code."""
+    """A batch: every (model, recipe) in parallel, one progress bar, summary worst first, CI files; the exit code."""
     from xnnfit.batch import jobs as batches
     from xnnfit.batch.baseline import compare, load_rows
     from xnnfit.batch.cache import ResultCache, default_dir
@@ -838,7 +838,7 @@ def bench(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Whole-model latency with XNNPACK and with the built-in kernels only, and memory; or several models raced together."""
+    """Whole-model latency with XNNPACK and with the built-in kernels only, and memory; or several models raced."""
     failed = 0
     with (
         _errors(debug),
@@ -1075,7 +1075,10 @@ def fix(
 def _fix_many(
     names, output, recipe, rules, exclude, dry_run, force, force_write, runs, dynamic_batch, json_path, quiet, shared
 ) -> int:
-    """Fix every model of a folder or glob into -o DIR, one after another (fix races latencies: parallel runs would skew them)."""
+    """Fix every model of a folder or glob into -o DIR, one after another.
+
+    Not in parallel: fix races latencies, and parallel runs would skew them.
+    """
     from pathlib import Path
 
     from rich.table import Table
@@ -1308,7 +1311,7 @@ def explore(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Open Model Explorer (the optional extra xnnfit[explorer]) on MODEL with xnnfit's delegation and latency overlays."""
+    """Open Model Explorer (optional extra xnnfit[explorer]) on MODEL with xnnfit's delegation and latency overlays."""
     from xnnfit.report.model_explorer import explore as run_explore
 
     with _errors(debug):
@@ -1325,7 +1328,7 @@ def explore(
 
 
 def main() -> None:
-    """Console-script entry point; usage errors exit 2 (typer's default); SIGTERM and SIGHUP stop a run as Ctrl-C does."""
+    """Console-script entry point: usage errors exit 2 (typer's default); SIGTERM and SIGHUP stop a run like Ctrl-C."""
     _install_signal_handlers()
     try:
         app()

@@ -56,7 +56,10 @@ def cause_probes() -> list[tuple[str, str, bytes]]:
 
 
 def table_probes() -> list[tuple[str, str, bytes]]:
-    """(op, table key, .tflite) for every one-op probe of the delegate's tables and their variants, float and int8 (each with oneop's companion)."""
+    """(op, table key, .tflite) for every one-op probe of the delegate's tables and their variants, float and int8.
+
+    Each comes with oneop's companion.
+    """
     plain = [
         (op, op, oneop.one_op_model(op, form == oneop.INT8))
         for op in sorted(IMPLEMENTED | FLOAT_ONLY | set(oneop.OUTSIDE))
@@ -71,8 +74,11 @@ def table_probes() -> list[tuple[str, str, bytes]]:
 
 
 def graph_probes() -> list[tuple[str, str, bytes]]:
-    """(op, table key, .tflite) for properties of a whole graph some runtimes act on: a delegatable MUL beside a dynamic tensor or one known
-    before allocation, and the reshape of the latter (oneop.VOIDED_CAUSES)."""
+    """(op, table key, .tflite) for properties of a whole graph some runtimes act on.
+
+    A delegatable MUL beside a dynamic tensor or one known before allocation, and the
+    reshape of the latter (oneop.VOIDED_CAUSES).
+    """
     dynamic = lam(
         lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)) * 2.0, shape=(4, 4)
     )  # GATHER of SHAPE: the output is dynamic

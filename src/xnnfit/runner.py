@@ -89,7 +89,10 @@ def materialize(
             artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs))
         )
     if options.calibration and not recipe.calibrate:
-        unused = f"--calibration is not used by {recipe.name}: only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
+        unused = (
+            f"--calibration is not used by {recipe.name}: "
+            f"only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
+        )
         artifact = replace(artifact, warnings=(*artifact.warnings, unused))
     return artifact
 

@@ -33,7 +33,10 @@ def check_stage(artifact: Artifact, predict_only: bool = False, target: Target |
 def check_targets_stage(
     artifact: Artifact, predict_only: bool = False, targets: tuple[Target | None, ...] = ()
 ) -> tuple[Diagnosis, ...]:
-    """check_stage() of one artifact on every target runtime: one Diagnosis per runtime, the fix rules matched once for all."""
+    """check_stage() of one artifact on every target runtime: one Diagnosis per runtime.
+
+    The fix rules are matched once for all of them.
+    """
     candidate: list[tuple[bytes, list]] = []  # the dry-matched rewrite, made when the first runtime has CPU nodes
 
     def dry_match() -> tuple[bytes, list]:

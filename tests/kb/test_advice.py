@@ -1,4 +1,6 @@
-"""Every advice is checked on the installed runtime: its demo falls back and gets it, its code does not fall back, and keeps the outputs it says it keeps.
+"""Every advice is checked on the installed runtime: its demo falls back and gets it, its code does not fall back.
+
+The advised code also keeps the outputs it says it keeps.
 
 Both models of a demo are built by kb.probes.snippet from the code the advice shows, and
 converted with the real converter once per session.
@@ -110,7 +112,10 @@ def output_change(advice: Advice) -> tuple[float, float]:
 
 
 def check(advice: Advice) -> None:
-    """The demo falls back with the advice's cause and gets the advice; the advised model keeps those ops off CPU and its promises."""
+    """The demo falls back with the advice's cause and gets the advice; the advised model keeps those ops off CPU.
+
+    The advised model also keeps its promises.
+    """
     demo = advice.demo
     if demo.conversion_error:
         with pytest.raises(ConversionError, match=demo.ops[0]):
@@ -148,7 +153,10 @@ def test_advice_holds_on_the_runtime(advice):
 
 
 def test_the_check_catches_wrong_advice():
-    """The advice texts this suite replaced fail it: a floor is not a truncating cast, and the SUM log-softmax is fused back."""
+    """The advice texts this suite replaced fail it.
+
+    A floor is not a truncating cast, and the SUM log-softmax is fused back.
+    """
     floor = dataclasses.replace(kb_advice.general("XNN002"), code="y = keras.ops.floor(x)")
     with pytest.raises(AssertionError, match="outputs differ"):
         check(floor)

@@ -1,4 +1,7 @@
-"""Every hazard proven on the installed runtime: its probe is delegated and wrong, its controls are right, detect() tells them apart."""
+"""Every hazard proven on the installed runtime: its probe is delegated and wrong, its controls are right.
+
+detect() tells them apart.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The HTML report in a real headless Chromium: one mark per node, CPU marks and causes as the result says, no network, a real picture."""
+"""The HTML report in a real headless Chromium: one mark per node, CPU marks and causes as the result says.
+
+No network, and a real picture.
+"""
 
 from __future__ import annotations
 

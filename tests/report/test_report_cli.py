@@ -1,4 +1,7 @@
-"""`--html/--trace/--model-explorer` and `xnnfit report` as a user runs them: files written, JSON rendered later, clear errors."""
+"""`--html/--trace/--model-explorer` and `xnnfit report` as a user runs them.
+
+Files written, JSON rendered later, clear errors.
+"""
 
 from __future__ import annotations
 

@@ -49,7 +49,10 @@ def test_a_check_without_profile_has_no_trace(hazard_check):
 
 
 def test_slices_nest_and_abut_whatever_the_medians(profiled):
-    """Boundaries rounded once: node slices end inside their piece and pieces abut, for any timing (a real profile's medians vary)."""
+    """Boundaries rounded once: node slices end inside their piece and pieces abut, for any timing.
+
+    A real profile's medians vary.
+    """
     import dataclasses
     import random
 

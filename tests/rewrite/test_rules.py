@@ -38,7 +38,7 @@ HAZARD_RULES = [r for r in RULES if r not in NODE_RULES]
 
 @pytest.mark.parametrize("rule_id", HAZARD_RULES)
 def test_hazard_rule_repairs_its_example(rule_id):
-    """A rule for a hazard (a node XNNPACK computes wrong): the finding goes, outputs then equal the built-in kernels'."""
+    """A rule for a hazard (a node XNNPACK computes wrong): the finding goes, outputs equal the built-in kernels'."""
     rule = RULES[rule_id]
     conv = example(rule_id)
     assert set(rule.fixes) & {f.hazard for f in analyze(conv).findings}, "the example does not show the hazard"
@@ -125,7 +125,10 @@ def test_kb_points_only_at_existing_rules():
 
 
 def test_where_activation_in_an_fp16_model_is_fixed_through_its_weight_dequantize():
-    """fp16 weights (constants behind a DEQUANTIZE) count as constants: XR001 matches, and the DEQUANTIZE follows onto XNNPACK."""
+    """fp16 weights (constants behind a DEQUANTIZE) count as constants: XR001 matches.
+
+    The DEQUANTIZE follows onto XNNPACK.
+    """
     import fixtures_models
 
     conv = fixtures_models.convert_example("where_cnn", "fp16")

@@ -1,4 +1,7 @@
-"""The transformer target: after `fix`, every tiny keras-hub backbone is one XNNPACK partition plus at most one CPU prologue."""
+"""The transformer target: after `fix`, every tiny keras-hub backbone is one XNNPACK partition.
+
+Plus at most one CPU prologue.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""XR013 on each mask form: no select or mask op is left on CPU, outputs equal (fully masked rows included), refusals say why."""
+"""XR013 on each mask form: no select or mask op is left on CPU, outputs equal, refusals say why.
+
+Outputs are compared with fully masked rows included.
+"""
 
 from __future__ import annotations
 

@@ -58,9 +58,9 @@ def load_rows(path: str | Path) -> list[JobRow]:
 
 
 def compare(current: BatchResult, baseline: list[JobRow]) -> BaselineDiff:
-    """Regressions: new CPU nodes, more partitions, new causes, a job that no longer runs, and (both timed) slower beyond the noise.
+    """Regressions: new CPU nodes, more partitions, new causes, a job that no longer runs, and (both timed) slower.
 
-    Slower means what `fix` means by it (policy.VerifyPolicy.slower_margin): the median
+    Slower (beyond the noise) means what `fix` means by it (policy.VerifyPolicy.slower_margin): the median
     above the baseline's by the margin and the new p10 above the baseline's p90.
     """
     by_hash = {(r.content_hash, r.recipe): r for r in baseline if r.content_hash}

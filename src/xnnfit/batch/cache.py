@@ -27,7 +27,7 @@ def default_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """A digest of xnnfit's own files: an edited checkout (same version number, other code) never reads stale results."""
+    """A digest of xnnfit's own files: an edited checkout (same version, other code) never reads stale results."""
     package = Path(__file__).parent
     h = hashlib.sha256()
     for path in sorted(package.rglob("*")):
@@ -62,7 +62,7 @@ class ResultCache:
         return data if isinstance(data, dict) else None
 
     def put(self, k: str, value: dict) -> Path | None:
-        """Store `value` atomically (replacing an entry that was corrupt); None when the cache cannot be written (full disk).
+        """Store `value` atomically (replacing a corrupt entry); None when the cache cannot be written (full disk).
 
         A cache that cannot store a result costs the next run time, never this run's result.
         """

@@ -104,7 +104,7 @@ class BatchResult(Record):
 
 
 def expand(paths: list[str]) -> list[str]:
-    """Model references from files, folders (every model inside, recursively) and globs; order kept, duplicates dropped."""
+    """Model references from files, folders (every model inside, recursively) and globs; in order, no duplicates."""
     out: list[str] = []
     for text in paths:
         if ".py:" in text:
@@ -288,7 +288,7 @@ def run_batch(
     models, rows = [], []
     for spec in specs:
         diags = []
-        for i, (s, recipe) in enumerate(work):
+        for i, (s, _recipe) in enumerate(work):
             if s is spec and i in done:
                 d, cached, seconds = done[i]
                 diags.append(d)
@@ -382,7 +382,7 @@ def _files_of(path: str) -> tuple[str, dict[str, bytes]]:
 
 
 def _ray_job(ref: str, files: dict[str, bytes], recipe: str, opts: dict[str, Any], home: str) -> Diagnosis:
-    """A Ray task: rebuild the model from its bytes in a temporary folder, check it there, and report paths as at `home`."""
+    """A Ray task: rebuild the model from its bytes in a temporary folder, check it there, report paths as at `home`."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="xnnfit-ray-") as tmp:

@@ -110,7 +110,10 @@ class OptimizeResult(Record):
 def candidate_stage(
     artifact: Artifact, *, reference: bytes | None, reference_name: str, samples: list[dict], runs: int
 ) -> dict:
-    """Fix `artifact` (verified as `xnnfit fix` does), then its delegation and outputs (run it in a TensorFlow-free child)."""
+    """Fix `artifact` (verified as `xnnfit fix` does), then its delegation and outputs.
+
+    Run it in a TensorFlow-free child.
+    """
     result = fix_content(artifact, reference=reference, reference_name=reference_name, runs=runs)
     fixed = dataclasses.replace(artifact, content=result.content)
     diag = diagnose(fixed)
@@ -286,9 +289,15 @@ def _reason(
         f"error {fmt.rel(best.rel_error)} of {reference}'s output scale (budget {fmt.pct(max_error)}), {whole}{fixed}"
     )
     if fastest is not None and fastest is not best:
-        text += f"; as fast as {fastest.recipe} within the measured noise, with fewer partitions, less error or a smaller size"
+        text += (
+            f"; as fast as {fastest.recipe} within the measured noise, "
+            "with fewer partitions, less error or a smaller size"
+        )
     if not judged:
-        text += "; accuracy could not be judged on this float reference, so the choice rests on speed: check it on real --eval data"
+        text += (
+            "; accuracy could not be judged on this float reference, "
+            "so the choice rests on speed: check it on real --eval data"
+        )
     return text
 
 

@@ -142,7 +142,7 @@ CLASS_SCORE_OPS = frozenset({"FULLY_CONNECTED", "SOFTMAX"})  # what a classifier
 
 
 def class_scores(content: bytes) -> bool:
-    """True when the model has one output, (batch, classes >= 2), made by a dense layer or a softmax: top-1 means something."""
+    """True when top-1 means something: one output, (batch, classes >= 2), made by a dense layer or a softmax."""
     sub = read_model(content).primary
     if len(sub.outputs) != 1:
         return False
@@ -152,7 +152,7 @@ def class_scores(content: bytes) -> bool:
 
 
 def reference_spread(reference: list[list[np.ndarray]]) -> float:
-    """How much the float outputs move across samples, as a share of their scale (0: the same output for every input)."""
+    """How much the float outputs move across samples, as a share of their scale (0: the same output for all inputs)."""
     flat = np.stack([np.concatenate([o.reshape(-1) for o in s]) for s in reference])
     scale = float(np.max(np.abs(flat)))
     if scale < 1e-30 or len(flat) < 2:
@@ -244,7 +244,10 @@ def recommend(rows: list[QuantRow], max_error: float, *, judged: bool = True) ->
     )
     tie = ""
     if best is not fastest:
-        tie = f"; as fast as {fastest.recipe} within the measured noise ({fastest.median_ms:.3g} vs {best.median_ms:.3g} ms) with fewer partitions, less error or a smaller size"
+        tie = (
+            f"; as fast as {fastest.recipe} within the measured noise "
+            f"({fastest.median_ms:.3g} vs {best.median_ms:.3g} ms) with fewer partitions, less error or a smaller size"
+        )
     caveat = (
         ""
         if judged

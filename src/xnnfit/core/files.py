@@ -354,11 +354,12 @@ def _rename_noreplace(tmp: str, path: Path) -> bool:
     raise OSError(code, os.strerror(code), str(path))
 
 
-CACHE_ENV = "XNNFIT_CACHE_DIR"  # the one setting that moves every cache (results, conversions, runtime venvs); --cache-dir sets it
+CACHE_ENV = "XNNFIT_CACHE_DIR"  # the one setting that moves every cache (results, conversions, runtime venvs);
+# --cache-dir sets it
 
 
 def cache_root() -> Path:
-    """The one folder xnnfit keeps its own files in: $XNNFIT_CACHE_DIR, else the user cache folder (~/.cache/xnnfit on Linux)."""
+    """The one folder for xnnfit's files: $XNNFIT_CACHE_DIR, else the user cache folder (~/.cache/xnnfit on Linux)."""
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env)
@@ -368,7 +369,10 @@ def cache_root() -> Path:
 
 
 def read_json(path: str | Path, hint: str) -> object:
-    """The JSON a file holds; XnnfitError in one line (missing, unreadable, not JSON) ending with `hint` (what to pass instead)."""
+    """The JSON a file holds; XnnfitError in one line (missing, unreadable, not JSON) ending with `hint`.
+
+    `hint` says what to pass instead.
+    """
     import json
 
     p = Path(path)

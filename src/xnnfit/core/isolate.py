@@ -101,7 +101,7 @@ def reap(proc: subprocess.Popen) -> None:
 def run_command(
     argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: str | None = None
 ) -> subprocess.CompletedProcess:
-    """subprocess.run() for a child that must not outlive this process: its whole group is killed on a timeout or an interrupt."""
+    """subprocess.run() for a child that must not outlive us: its whole group is killed on a timeout or an interrupt."""
     proc = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -69,16 +69,18 @@ DEFAULT_MAX_ERROR = (
     0.05  # quant budget: max abs error / max |float output|; 5% keeps the top classes of a classifier in place
 )
 FOLD_BYTES = 4 * 2**20  # XR002 stores a data-independent tensor as a constant up to this size: a causal mask or a
-# relative-position bias at 1024 tokens (1024² float32) fits; anything larger grows the file more than the CPU time it saves,
-# so the fold stops one step earlier (at that tensor's smaller inputs) and the op computing it stays
+# relative-position bias at 1024 tokens (1024² float32) fits; anything larger grows the file more than the CPU time
+# it saves, so the fold stops one step earlier (at that tensor's smaller inputs) and the op computing it stays
 SAVEDMODEL_ROUTE_BYTES = 32 * 2**20  # models with more weights convert through a SavedModel: the concrete-function
 # route holds extra copies of every weight (measured 9.4 GB vs 4.1 GB peak on VGG16) but skips a ~0.4 s disk round trip
 COMPILED_CROSSCHECK_BYTES = 64 * 2**20  # check cross-checks CompiledModel.is_fully_accelerated() up to this model size:
 # it compiles the model a second time (VGG16-sized models would double check's time and memory for one boolean)
 MEMORY_SHARE = 0.25  # a model may take this share of the free memory to run: bench and fix hold several interpreters of
-# it at once (XNNPACK on and off, the original and its rewrite, each thread count) and the samples they feed, so a model whose
-# single run needs more than a quarter cannot be measured without swapping or the OOM killer; --max-memory overrides it
-DEFAULT_DIM = 64  # size for unknown non-batch dimensions (sequence length, image side) nothing else pins: small, valid for most models
+# it at once (XNNPACK on and off, the original and its rewrite, each thread count) and the samples they feed, so a
+# model whose single run needs more than a quarter cannot be measured without swapping or the OOM killer;
+# --max-memory overrides it
+DEFAULT_DIM = 64  # size for unknown non-batch dimensions (sequence length, image side) nothing else pins: small,
+# valid for most models
 
 # Timing.
 BENCH_RUNS, BENCH_WARMUP = 30, 5  # interleaved runs: medians stable to a few % on this 2-core CI machine

@@ -122,7 +122,7 @@ PREDICT_ASKED = "asked for (--predict): verdicts from the knowledge base, no int
 
 
 def _reason(exc: RuntimeFailure) -> str:
-    """The runtime's own words from a RuntimeFailure ('Didn't find op for builtin opcode ...'), without xnnfit's framing."""
+    """The runtime's words from a RuntimeFailure ('Didn't find op for builtin opcode ...') without xnnfit's framing."""
     return str(exc).split(": ", 1)[-1].split(". ")[0][:200]
 
 
@@ -201,7 +201,10 @@ def short_runtime(label: str) -> str:
 
 
 def runtime_option(label: str) -> str:
-    """' --runtime tflite-runtime==2.14.0' for a target's label ('' for the installed runtime): what a next step repeats."""
+    """' --runtime tflite-runtime==2.14.0' for a target's label ('' for the installed runtime).
+
+    What a next step's command repeats.
+    """
     if not label or label == default_target().label:
         return ""
     dist, _, version = short_runtime(label).partition(" ")
@@ -210,7 +213,7 @@ def runtime_option(label: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class VerdictChange(Record):
-    """One node whose verdict differs between the runtimes a model was checked on, with each refusing runtime's reasons."""
+    """A node whose verdict differs across the runtimes a model was checked on, with each refusing runtime's reasons."""
 
     recipe: str
     node: int
@@ -274,7 +277,10 @@ class CheckResult(Record):
 
 @dataclasses.dataclass(frozen=True)
 class Gates(Record):
-    """CI gates on a diagnosis (--fail-on-fallback, --max-partitions, --min-delegated); an error-level finding always fails."""
+    """CI gates on a diagnosis: --fail-on-fallback, --max-partitions, --min-delegated.
+
+    An error-level finding always fails.
+    """
 
     fail_on_fallback: bool = False
     max_partitions: int | None = None

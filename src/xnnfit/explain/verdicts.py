@@ -1,4 +1,7 @@
-"""node_verdicts(): each node's runtime verdict, its Keras layer, and the KB causes that hold for a CPU node (or none: unexplained)."""
+"""node_verdicts(): each node's runtime verdict, its Keras layer, and the KB causes that hold for a CPU node.
+
+A CPU node for which no cause holds is unexplained.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def _valid(cause_id: str, runtime: RuntimeKnowledge | str | None) -> bool:
 def causes_for(
     graph: ModelGraph, delegation: Delegation, subgraph: int, index: int, runtime: RuntimeKnowledge | str | None = None
 ) -> tuple[str, ...]:
-    """KB ids whose condition holds for a node the runtime left on CPU (on a target: those its probe table proves there)."""
+    """KB ids whose condition holds for a node the runtime left on CPU (on a target: those its probe table proves)."""
     ctx = _context(graph, delegation, subgraph, index, runtime if isinstance(runtime, RuntimeKnowledge) else None)
     voided = (
         (lambda cid: runtime.voids(cid, ctx.sub, ctx.op))

@@ -379,8 +379,11 @@ _EMBEDDING = Demo(
 )
 _EMBEDDING_LAYERS = ("Embedding", "ReversibleEmbedding", "TokenAndPositionEmbedding")
 
-_BROADCAST_UPSAMPLE = """h, w, c = x.shape[1:]   # nearest x2 as a broadcast multiply (exact, any integer factor)
-y = keras.ops.reshape(keras.ops.reshape(x, (-1, h, 1, w, 1, c)) * keras.ops.ones((1, 1, 2, 1, 2, 1)), (-1, 2 * h, 2 * w, c))"""
+_BROADCAST_UPSAMPLE = (
+    "h, w, c = x.shape[1:]   # nearest x2 as a broadcast multiply (exact, any integer factor)\n"
+    "y = keras.ops.reshape(keras.ops.reshape(x, (-1, h, 1, w, 1, c)) * keras.ops.ones((1, 1, 2, 1, 2, 1)), "
+    "(-1, 2 * h, 2 * w, c))"
+)
 
 _STEP_RNN = """class StepRNN(keras.layers.Layer):   # RNN(cell, unroll=True) without UNPACK/PACK
     def __init__(self, cell, return_sequences=False, **kwargs):
@@ -397,11 +400,17 @@ _STEP_RNN = """class StepRNN(keras.layers.Layer):   # RNN(cell, unroll=True) wit
         return keras.ops.reshape(keras.ops.concatenate(hs, -1), (-1, len(hs), h.shape[-1]))   # instead of PACK
 y = StepRNN(keras.layers.LSTMCell(8), return_sequences=True)(x)   # LSTM(8, unroll=True, return_sequences=True)"""
 
-_CAUSAL_ATTENTION = """class BiasCausalAttention(keras.layers.MultiHeadAttention):   # use_causal_mask=True as an added bias (no attention_mask, no dropout)
-    def _compute_attention(self, query, key, value, *args, **kwargs):   # the method Keras documents for custom attention
-        bias = np.triu(np.full((query.shape[1], key.shape[1]), -1e9, "float32"), 1)   # -1e9 above the diagonal
-        return keras.ops.dot_product_attention(query, key, value, bias=bias, scale=1.0 / np.sqrt(query.shape[-1])), None
-y = BiasCausalAttention(num_heads=2, key_dim=4)(x, x)   # MultiHeadAttention(2, 4)(x, x, use_causal_mask=True)"""
+_CAUSAL_ATTENTION = (
+    "class BiasCausalAttention(keras.layers.MultiHeadAttention):   "
+    "# use_causal_mask=True as an added bias (no attention_mask, no dropout)\n"
+    "    def _compute_attention(self, query, key, value, *args, **kwargs):   "
+    "# the method Keras documents for custom attention\n"
+    '        bias = np.triu(np.full((query.shape[1], key.shape[1]), -1e9, "float32"), 1)   '
+    "# -1e9 above the diagonal\n"
+    "        return keras.ops.dot_product_attention(query, key, value, bias=bias, "
+    "scale=1.0 / np.sqrt(query.shape[-1])), None\n"
+    "y = BiasCausalAttention(num_heads=2, key_dim=4)(x, x)   # MultiHeadAttention(2, 4)(x, x, use_causal_mask=True)"
+)
 
 _FLOAT_OPS = "`xnnfit check MODEL --recipe int8+float-ops`"
 

@@ -89,7 +89,7 @@ class Cause:
     title: str
     condition: Condition
     why: str
-    fix: str  # Keras-level "use instead": the rendering of its general advice (kb/advice.py; tests/kb/test_advice.py checks)
+    fix: str  # Keras-level "use instead": its general advice, rendered (kb/advice.py; tests/kb/test_advice.py checks)
     example: str  # what triggers it
     probes: tuple[Probe, ...]
     rewrites: tuple[str, ...] = ()  # rewrite rule ids that remove it (xnnfit fix)

@@ -77,7 +77,10 @@ MAP_TYPE = 9  # flexbuffers' FBT_MAP
 
 
 def four_byte(data: bytes | list[int]) -> bytes | None:
-    """The same attributes with every slot 4 bytes wide (floats rounded to float32, as the delegate reads them), or None when one does not fit."""
+    """The same attributes with every slot 4 bytes wide, or None when one does not fit.
+
+    Floats are rounded to float32, as the delegate reads them.
+    """
     values = read_attributes(data)
     if not values:
         return None

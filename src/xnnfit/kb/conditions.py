@@ -360,7 +360,10 @@ class RefusedOnTargetRuntime(OpCondition):
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeSkipsDynamicGraph(OpCondition):
-    """A --runtime target that applies no XNNPACK at all to a graph with a dynamic tensor (its probe table says so), and this graph has one."""
+    """A --runtime target that applies no XNNPACK at all to a graph with a dynamic tensor, and this graph has one.
+
+    The target's probe table says so.
+    """
 
     def holds(self, ctx: NodeContext) -> bool:
         return (

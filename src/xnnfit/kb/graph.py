@@ -67,7 +67,8 @@ CAUSES = (
         "versions take it), or express the op "
         "with ops that runtime delegates. No rewrite rule does this yet.",
         example="GELU or BATCH_MATMUL on tflite-runtime 2.14; any int8 CONV_2D on the 2.14 pip build",
-        probes=(),  # proven per runtime by the one-op probes of the matrix (tests/test_probe_matrix.py), never on the installed one
+        probes=(),  # proven per runtime by the one-op probes of the matrix (tests/test_probe_matrix.py),
+        # never on the installed one
     ),
     Cause(
         id="XNN051",
@@ -82,7 +83,8 @@ CAUSES = (
         "shape op is XNN020), or ship a newer runtime; "
         "then check the result with --runtime. No rewrite rule does this yet.",
         example="tf.reshape(x, (tf.shape(x)[0], -1)) with a dynamic batch, on tflite-runtime 2.14",
-        probes=(),  # proven per runtime by the matrix's graph probe (probe_matrix.graph_probes), never on the installed one
+        probes=(),  # proven per runtime by the matrix's graph probe (probe_matrix.graph_probes),
+        # never on the installed one
     ),
 )
 

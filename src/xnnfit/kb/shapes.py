@@ -1,4 +1,4 @@
-"""Which tensors of a graph TFLite allocates dynamically: shapes computed at run time, and those it knows before allocation."""
+"""Which tensors TFLite allocates dynamically: shapes computed at run time, and those it knows before allocation."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _known(sub: Any) -> tuple[dict[int, Any], dict[int, bool]]:
 
 
 def known_before_allocation(sub: Any, tensor: int, _memo: tuple[dict, dict] | None = None) -> bool:
-    """True for a constant, a graph input (resized before allocation), or a value PREPARE_TIME_OPS compute from those."""
+    """True for a constant, a graph input (resized before allocation) or a value PREPARE_TIME_OPS compute from them."""
     writer, known = _memo or _known(sub)
     if tensor < 0 or tensor not in writer:
         return True
@@ -49,7 +49,7 @@ def known_before_allocation(sub: Any, tensor: int, _memo: tuple[dict, dict] | No
 
 
 def has_dynamic_tensor(sub: Any) -> bool:
-    """True when some op's output shape is decided by a tensor computed at run time (TFLite allocates it dynamically)."""
+    """True when an op's output shape is decided by a tensor computed at run time (TFLite allocates it dynamically)."""
     hit = _DYNAMIC.get(id(sub))
     if hit is None or hit[0] is not sub:
         memo = _known(sub)

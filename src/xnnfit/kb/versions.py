@@ -22,7 +22,8 @@ TABLE = Path(__file__).with_name("versions.json")
 HOLDS, DIFFERS, NO_LOAD = "holds", "differs", "does-not-load"  # a cause on one runtime
 DELEGATED, CPU = "delegated", "cpu"  # a one-op probe on one runtime (or NO_LOAD)
 QUANTIZED_DTYPES = frozenset({"int8", "uint8"})
-# Causes only a target's table gives (its one-op and graph probes); never checked against holds(), never true on the installed runtime.
+# Causes only a target's table gives (its one-op and graph probes); never checked against holds(),
+# never true on the installed runtime.
 TARGET_CAUSES = frozenset({"XNN050", "XNN051"})
 
 
@@ -39,9 +40,9 @@ class RuntimeKnowledge:
         return self.causes.get(cause_id) == HOLDS
 
     def refuses(self, op: str, form: str) -> bool:
-        """True when this runtime left the one-op probe of `op` ('GELU', or a variant 'GELU:approximate') in `form` on CPU.
+        """True when this runtime left the one-op probe of `op` in `form` on CPU.
 
-        A variant the table lacks is looked up as its plain op.
+        `op` is 'GELU', or a variant 'GELU:approximate'. A variant the table lacks is looked up as its plain op.
         """
         key = f"{op}/{form}"
         if key not in self.ops and ":" in op:
@@ -49,7 +50,10 @@ class RuntimeKnowledge:
         return self.ops.get(key) == CPU
 
     def voids(self, cause_id: str, sub: Any, node: Any) -> bool:
-        """True when this runtime's table shows it takes this node's variant although `cause_id` refuses it (oneop.VOIDED_CAUSES)."""
+        """True when this runtime's table shows it takes this node's variant although `cause_id` refuses it.
+
+        The variants and the causes they void: oneop.VOIDED_CAUSES.
+        """
         from xnnfit.kb.oneop import VOIDED_CAUSES, variant_of
 
         if cause_id not in VOIDED_CAUSES.values():

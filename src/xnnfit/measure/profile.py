@@ -38,7 +38,7 @@ _PIECE_HINT = (
 
 
 def piece_backend(kind: str, ops: list[str]) -> bool:
-    """Whether a piece runs with XNNPACK: XNNPACK partitions do, and so does a control-flow node (its bodies are delegated)."""
+    """Whether a piece runs on XNNPACK: partitions do, and so does a control-flow node (its bodies are delegated)."""
     return kind == "xnnpack" or any(op in CONTROL_FLOW for op in ops)
 
 
@@ -65,7 +65,10 @@ def profile_stage(
     seed: int = 0,
     target: Target | None = None,
 ) -> Diagnosis:
-    """diagnose() plus the time of every partition and CPU node (call it in a TensorFlow-free child), on `target` if given."""
+    """diagnose() plus the time of every partition and CPU node, on `target` if given.
+
+    Call it in a TensorFlow-free child.
+    """
     sample = samples_for(artifact.specs, data, 1, seed)[0]
     diag = diagnose(artifact, target=target)
     if diag.not_loaded:
@@ -104,7 +107,7 @@ def profile_content(
         else:
             plans.extend(("cpu", p.index, (i,)) for i in p.nodes)
     weights_only = set()
-    for key, (kind, part, members) in enumerate(plans):
+    for key, (kind, _part, members) in enumerate(plans):
         if kind == "xnnpack" and all(_is_weight_dequantize(content_graph, i) for i in members):
             weights_only.add(key)  # XNNPACK unpacks these weights once, at load time: no per-run cost
             continue

@@ -1,4 +1,6 @@
-"""convert_model(model, recipe) -> Artifact: the real TFLite converter (imports TensorFlow; pipeline.py runs it in a child).
+"""convert_model(model, recipe) -> Artifact: the real TFLite converter.
+
+It imports TensorFlow; pipeline.py runs it in a child.
 
 Keras models are traced at the pinned input specs (specs.py: batch 1 unless told otherwise,
 unknown sequence lengths within the model's own limits), their variables frozen into
@@ -112,7 +114,7 @@ def _from_function(concrete: Any) -> Any:
 
 
 def _from_saved_model(model: Any, framework: str, structure: Any, specs: tuple[InputSpec, ...], folder: str) -> Any:
-    """A converter over the model exported as a SavedModel with one signature taking the inputs by name (specs order)."""
+    """A converter over the model exported as a SavedModel, one signature taking the inputs by name (specs order)."""
     import tensorflow as tf
 
     signature = [tf.TensorSpec(_tf_shape(s.shape), s.dtype, name=s.name) for s in specs]
@@ -196,7 +198,7 @@ def _shapes_text(specs: tuple[InputSpec, ...]) -> str:
 
 
 def _trace_error(exc: Exception, specs: tuple[InputSpec, ...], display: str, warnings: list[str]) -> ConversionError:
-    """One line for a model that fails to trace: what raised what, and the pinned shapes only when shapes are the problem."""
+    """One line for a model that fails to trace: what raised what, the pinned shapes only if shapes are the problem."""
     cause = describe_failure(exc)
     detail = "\n".join([*warnings, str(exc)])
     root = root_cause(exc)
@@ -277,7 +279,10 @@ def _reaching(layer: Any, names: dict[int, str]) -> set[str]:
 
 
 def _flat(tensors: Any) -> list[Any]:
-    """A node's input tensors as a list: tf_keras gives one tensor bare, Keras 3 a list (never truth-tested: symbolic tensors raise)."""
+    """A node's input tensors as a list: tf_keras gives one tensor bare, Keras 3 a list.
+
+    Never truth-tested: symbolic tensors raise.
+    """
     if tensors is None:
         return []
     if isinstance(tensors, dict):

@@ -99,7 +99,10 @@ def estimate(sub: SubgraphInfo, specs: Sequence[InputSpec]) -> Footprint:
 
 
 def parse_size(text: str) -> int:
-    """Bytes from '8G', '512M', '1.5GB' (decimal, as sizes are printed), '2GiB' (binary) or a plain number; InputDataError otherwise."""
+    """Bytes from '8G', '512M', '1.5GB' (decimal, as sizes are printed), '2GiB' (binary) or a plain number.
+
+    InputDataError otherwise.
+    """
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*((?:[KMGT]I?)?)B?\s*", text.upper())
     if not m:
         raise InputDataError(f"--max-memory {text!r} is not a size. Pass bytes or a size such as 8G or 512M.")
@@ -107,7 +110,7 @@ def parse_size(text: str) -> int:
 
 
 def available() -> int:
-    """Memory this process can still get: the kernel's MemAvailable, capped by the cgroup's limit (containers, CI runners)."""
+    """Memory left for this process: the kernel's MemAvailable, capped by the cgroup limit (containers, CI runners)."""
     free = None
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -147,7 +150,7 @@ def limit() -> tuple[int, str]:
 
 
 def refuse_if_too_large(sub: SubgraphInfo, specs: Sequence[InputSpec], what: str) -> Footprint:
-    """The footprint; InputDataError (one line: the input, its shape, the figures, what to do) when it is over the limit."""
+    """The footprint; InputDataError (one line: the input, its shape, the figures, what to do) when over the limit."""
     found = estimate(sub, specs)
     cap, source = limit()
     if found.total > cap:
@@ -174,7 +177,7 @@ def refuse_if_too_large(sub: SubgraphInfo, specs: Sequence[InputSpec], what: str
 
 
 def refuse_samples(specs: Sequence[InputSpec], count: int, what: str) -> None:
-    """InputDataError when `count` samples of random input data at the specs' run shapes would not fit under the limit."""
+    """InputDataError when `count` samples of random input data at the specs' run shapes would exceed the limit."""
     need = count * sum(_bytes(s.run_shape, s.dtype) for s in specs)
     cap, source = limit()
     if need > cap:

@@ -146,7 +146,7 @@ def samples_for(
 
 
 def positional_notes(path: str | Path, specs: tuple[InputSpec, ...], flag: str = "--data") -> list[str]:
-    """What load_npz() matched by position rather than by name: one note per such input (empty when every name matched)."""
+    """What load_npz() matched by position, not by name: one note per such input (empty when every name matched)."""
     try:
         with zipfile.ZipFile(path) as archive:
             keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]

@@ -102,7 +102,10 @@ def _is_functional(obj: Any) -> bool:
 
 
 def _code_source(obj: Any, origin: str) -> str | None:
-    """Where a custom or library class's ops come from: a functional model's __init__ builds its graph, a layer's call runs."""
+    """Where a custom or library class's ops come from.
+
+    A functional model's __init__ builds its graph, a layer's call runs.
+    """
     cls = type(obj)
     if cls.__name__ == "Lambda" and hasattr(obj, "function"):
         return _where(obj.function)
@@ -131,7 +134,7 @@ def _info(obj: Any, path: tuple[str, ...], *, top: bool = False, outputs: tuple[
 
 
 def describe_layers(model: Any) -> tuple[LayerInfo, ...]:
-    """The model itself (first, `top=True`), then every layer reachable from it, nested ones included, in a stable order."""
+    """The model itself (first, `top=True`), then every layer reachable from it, nested ones too, in a stable order."""
     out: list[LayerInfo] = []
     qualnames: dict[int, str] = {}
 

@@ -70,7 +70,10 @@ def parse_recipes(
     *,
     default: tuple[ConversionRecipe, ...] = (FP32,),
 ) -> tuple[ConversionRecipe, ...]:
-    """Recipes from 'fp32,int8', ['fp32', 'int8'] or ConversionRecipe objects ('all': every recipe); XnnfitError names the valid ones."""
+    """Recipes from 'fp32,int8', ['fp32', 'int8'] or ConversionRecipe objects ('all': every recipe).
+
+    An unknown name is an XnnfitError naming the valid ones.
+    """
     if not value:
         return default
     items = [value] if isinstance(value, (str, ConversionRecipe)) else list(value)

@@ -1,4 +1,6 @@
-"""ModelSource: where a model comes from (.keras/.h5/SavedModel/.tflite/file.py:fn, TFLite bytes, a Keras object) and safe loading.
+"""ModelSource: where a model comes from, and safe loading.
+
+Sources: .keras/.h5/SavedModel/.tflite/file.py:fn, TFLite bytes, a Keras object.
 
 Trusted Lambda layers get the module names their code uses (LAMBDA_NAMES). When a model's
 own code fails, while loading or tracing, `describe_failure` names the layer and what it raised.
@@ -222,8 +224,9 @@ def _load_keras_file(src: ModelSource) -> Any:
 
 
 def _load_error(src: ModelSource, failures: list[Exception]) -> SourceError:
-    """One line for a Keras file neither Keras loads: what a layer's code raised, the custom class it lacks, or Keras' message.
+    """One line for a Keras file neither Keras loads.
 
+    It says what a layer's code raised, the custom class it lacks, or Keras' message.
     `failures` holds Keras 3's error, then tf_keras'; a layer that raised while one of
     them rebuilt the model is the real cause (the other Keras just does not read the format).
     """
@@ -386,7 +389,7 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def error_text(exc: BaseException) -> str:
-    """An exception's own message on one line: no ANSI codes, no Keras call wrapper, at most _MESSAGE_LIMIT characters."""
+    """An exception's message on one line: no ANSI codes, no Keras call wrapper, at most _MESSAGE_LIMIT characters."""
     text = _ANSI.sub("", str(exc))
     wrapped = _KERAS_WRAPPER.search(text)
     if wrapped:
@@ -406,7 +409,7 @@ def code_fix(exc: BaseException) -> str:
 
 
 def _rebuilt_lambda(layer: Any) -> bool:
-    """True for a Lambda Keras rebuilt from saved bytecode: its function's globals are a made-up namespace, not a module's."""
+    """True for a Lambda rebuilt from saved bytecode: its function's globals are a made-up namespace, not a module's."""
     fn = getattr(layer, "function", None)
     if type(layer).__name__ != "Lambda" or not isinstance(fn, types.FunctionType):
         return False

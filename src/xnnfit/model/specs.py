@@ -32,7 +32,8 @@ class Pin(Record):
 
     axis: int
     size: int  # -1: kept dynamic (--dynamic-batch)
-    by: str  # '--input-shape', 'same as NAME', '--batch', '--dynamic-batch', a model limit ('max_sequence_length') or 'default'
+    by: str  # '--input-shape', 'same as NAME', '--batch', '--dynamic-batch', a model limit ('max_sequence_length')
+    # or 'default'
 
     @property
     def guessed(self) -> bool:
@@ -215,7 +216,10 @@ def _guess_warning(group: list[InputSpec], bounds: dict[int, DimLimit]) -> str:
         who = f"input {first.name!r} has unknown dimension{plural} {axes}"
         follow = ""
     else:
-        who = f"inputs {', '.join(repr(s.name) for s in group)} (same declared shape {list(first.signature)}) have unknown dimension{plural} {axes}"
+        who = (
+            f"inputs {', '.join(repr(s.name) for s in group)} (same declared shape {list(first.signature)}) "
+            f"have unknown dimension{plural} {axes}"
+        )
         follow = "; the others follow"
     return (
         f"{who}; pinned {sizes}: shape {list(first.shape)}. "
@@ -224,7 +228,7 @@ def _guess_warning(group: list[InputSpec], bounds: dict[int, DimLimit]) -> str:
 
 
 def _why(pin: Pin, bounds: dict[int, DimLimit]) -> str:
-    """Why a guessed size: ", the max_sequence_length of 'bert_backbone'", or what the model accepts beyond the default."""
+    """Why a guessed size: ", the max_sequence_length of 'bert_backbone'", or what the model takes past the default."""
     limit = bounds.get(pin.axis)
     if limit is None:
         return ""
@@ -283,7 +287,7 @@ _LOOKUPS = ("GATHER", "EMBEDDING_LOOKUP")
 
 
 def table_bound(graph: ModelGraph, tensor: int) -> int | None:
-    """Rows of the smallest table an integer input indexes (GATHER/EMBEDDING_LOOKUP), followed through index plumbing."""
+    """Rows of the smallest table an integer input indexes (GATHER/EMBEDDING_LOOKUP), traced through index plumbing."""
     sub = graph.primary
     consumers = sub.consumers()
     bound, seen, frontier = None, set(), [tensor]
@@ -304,7 +308,10 @@ def table_bound(graph: ModelGraph, tensor: int) -> int | None:
 
 
 def tflite_declared_inputs(graph: ModelGraph) -> list[tuple[str, tuple[int, ...], str, int | None]]:
-    """(name, declared shape, dtype, high) per input of a .tflite; integer inputs indexing a table get its rows as `high`."""
+    """(name, declared shape, dtype, high) per input of a .tflite.
+
+    An integer input indexing a table gets its rows as `high`.
+    """
     sub = graph.primary
     out = []
     for t in sub.inputs:

@@ -244,7 +244,10 @@ def from_details(
     notes: Sequence[str] = (),
     what: str = "the model",
 ) -> Delegation:
-    """The Delegation a runtime's node list (`_get_ops_details()`: the original nodes, then its DELEGATE nodes) describes."""
+    """The Delegation a runtime's node list describes.
+
+    The list is `_get_ops_details()`: the original nodes, then its DELEGATE nodes.
+    """
     sub = graph.primary
     notes = list(notes)
     n = len(sub.ops)

@@ -86,7 +86,8 @@ class NodeMapping:
     )  # 'inner/dense' (Keras qualname), the model's name for its own ops, or a TF name scope for bare .tflite
     class_name: str | None
     source: str | None  # 'file.py:line' of the user or library code that made the op (None for Keras's own layers)
-    via: str  # 'debug-metadata', 'call-stack', 'tensor-name', 'constant-name', 'model-output', 'neighbour', 'scope', 'none'
+    via: str  # 'debug-metadata', 'call-stack', 'tensor-name', 'constant-name', 'model-output', 'neighbour', 'scope',
+    # 'none'
 
 
 @dataclasses.dataclass(frozen=True)

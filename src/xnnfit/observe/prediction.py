@@ -37,8 +37,9 @@ def predict(
     note: str = "predicted from the knowledge base, not observed",
     runtime: RuntimeKnowledge | None = None,
 ) -> Delegation:
-    """The Delegation the KB predicts for subgraph 0: on the installed runtime, or with `runtime`'s probe table (kb/versions.py).
+    """The Delegation the KB predicts for subgraph 0: on the installed runtime, or with `runtime`'s probe table.
 
+    Probe tables are kept in kb/versions.py.
     On a target, only the causes its table proves hold there are used, plus XNN050 (the ops its one-op probes refused).
     """
     sub = graph.primary

@@ -17,7 +17,10 @@ INFO_URI = "https://github.com/xnnfit/xnnfit"  # shown by code-scanning UIs next
 
 
 def junit(batch: BatchResult) -> str:
-    """One testcase per (model, recipe): gate violations are failures (with the cause summary), job errors are errors."""
+    """One testcase per (model, recipe): gate violations are failures, job errors are errors.
+
+    A failure carries the cause summary.
+    """
     rows = batch.rows
     suites = ET.Element("testsuites", name="xnnfit")
     suite = ET.SubElement(
@@ -80,7 +83,7 @@ def _rules(batch: BatchResult) -> list[dict]:
 
 
 def _uri(path: str) -> str:
-    """A path relative to the working folder (the repository root in CI, as code-scanning UIs expect), else a file: URI."""
+    """A path relative to the working folder (the repo root in CI, as code-scanning UIs expect), else a file: URI."""
     p = Path(path)
     try:
         return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
@@ -105,7 +108,10 @@ def _source_location(source: str | None, model: str) -> dict:
 
 
 def sarif(batch: BatchResult) -> dict:
-    """SARIF 2.1.0: one rule per cause (and hazard) id, one result per fallback group (model, recipe, cause, Keras layer)."""
+    """SARIF 2.1.0: one rule per cause (and hazard) id, one result per fallback group.
+
+    A fallback group is one (model, recipe, cause, Keras layer).
+    """
     results = []
     for m in batch.models:
         for d in m.recipes:

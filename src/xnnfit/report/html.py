@@ -234,7 +234,10 @@ def _layers(d: Diagnosis, cpu: list) -> str:
         for layer, v, causes, label in rows[:TOP_LAYERS]
     )
     more = f'<p class="sub">{fmt.more(TOP_LAYERS, len(rows), "layers")}</p>' if len(rows) > TOP_LAYERS else ""
-    return f"<h2>Keras layers to fix first</h2><table><tr><th>layer</th><th>causes</th><th>{head}</th></tr>{body}</table>{more}"
+    return (
+        "<h2>Keras layers to fix first</h2><table><tr><th>layer</th><th>causes</th>"
+        f"<th>{head}</th></tr>{body}</table>{more}"
+    )
 
 
 def _next_for(model: str, d: Diagnosis) -> str:
@@ -341,7 +344,8 @@ def _fix(r: FixResult) -> str:
         out.append(f'<p class="sub">no match: {escape(", ".join(idle))}</p>')
     if r.keras_hints:
         hints = "".join(
-            f"<tr><td>{escape(h.layer)}</td><td>{escape(', '.join(h.causes))}</td><td>{'fixed by the rewrite' if h.fixed else 'still on CPU'}</td></tr>"
+            f"<tr><td>{escape(h.layer)}</td><td>{escape(', '.join(h.causes))}</td>"
+            f"<td>{'fixed by the rewrite' if h.fixed else 'still on CPU'}</td></tr>"
             for h in r.keras_hints
         )
         out.append(
@@ -368,7 +372,10 @@ def _quant(r: QuantResult) -> str:
     out.append(f"<p>{escape(r.reason)}</p>")
     for w in r.warnings:
         out.append(f'<div class="warning">warning: {escape(w)}</div>')
-    head = '<tr><th>recipe</th><th class="num">CPU nodes</th><th class="num">partitions</th><th class="num">ms</th><th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
+    head = (
+        '<tr><th>recipe</th><th class="num">CPU nodes</th><th class="num">partitions</th><th class="num">ms</th>'
+        '<th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
+    )
     rows = "".join(
         f'<tr class="{"chosen" if row.recipe == r.recommended else ""}"><td>{escape(row.recipe)}</td>'
         + (
@@ -424,7 +431,10 @@ def _optimize(r: OptimizeResult) -> str:
             )
         )
     out.append(f"<p>{escape(r.reason)}</p>")
-    head = '<tr><th>recipe</th><th>fixed</th><th>rules</th><th class="num">CPU nodes</th><th class="num">partitions</th><th class="num">ms</th><th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
+    head = (
+        '<tr><th>recipe</th><th>fixed</th><th>rules</th><th class="num">CPU nodes</th><th class="num">partitions</th>'
+        '<th class="num">ms</th><th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
+    )
     rows = "".join(
         f'<tr class="{"chosen" if c.recipe == r.chosen else ""}"><td>{escape(c.recipe)}</td>'
         + (

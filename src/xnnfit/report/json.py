@@ -11,6 +11,6 @@ from xnnfit.core.record import Record
 
 
 def write_json(result: Record | dict[str, Any], path: str | Path, *, force: bool = False, flag: str = "--json") -> Path:
-    """Write `result` (a Record or its dict) to `path` atomically; an existing file only with `force` (files.py's policy)."""
+    """Write `result` (a Record or its dict) to `path` atomically; overwrite only with `force` (files.py's policy)."""
     doc = result.to_dict() if isinstance(result, Record) else result
     return write_file(Path(path), json.dumps(doc, indent=2) + "\n", force=force, flag=flag)

@@ -80,7 +80,10 @@ def overlays(result: Any) -> dict[str, dict[str, Any]]:
 
 
 def write_overlays(result: Any, path: str | Path, *, force: bool = False) -> list[Path]:
-    """One node-data file per overlay: PATH for the first, PATH's stem + '.<overlay>.json' for the others (each loads on its own)."""
+    """One node-data file per overlay: PATH for the first, PATH's stem + '.<overlay>.json' for the others.
+
+    Each file loads on its own.
+    """
     path = Path(path)
     written = []
     for k, (name, data) in enumerate(overlays(result).items()):

@@ -38,7 +38,10 @@ def execution_order(d: Diagnosis) -> list[NodeVerdict]:
 
 
 def node_ms(d: Diagnosis) -> dict[int, float] | None:
-    """Each node's share of its profiled piece (a partition's time split evenly over its nodes); None without a profile."""
+    """Each node's share of its profiled piece; None without a profile.
+
+    A partition's time is split evenly over its nodes.
+    """
     if d.profile is None:
         return None
     out: dict[int, float] = {}
@@ -122,7 +125,10 @@ ERROR_FLOOR = 1e-7  # the scatter's error axis is logarithmic down to this share
 
 
 def scatter(points: list[tuple[str, float, float, bool, bool]], *, max_error: float | None = None) -> str:
-    """Latency × error: points (name, ms, relative error, on the Pareto frontier, chosen); the frontier drawn, the choice ringed."""
+    """Latency × error: the points, the Pareto frontier drawn, the choice ringed.
+
+    Points are (name, ms, relative error, on the Pareto frontier, chosen).
+    """
     w, h, pad = 640, 300, 48
     ok = [p for p in points if p[1] > 0 and math.isfinite(p[1]) and math.isfinite(p[2])]
     if not ok:
@@ -155,7 +161,7 @@ def scatter(points: list[tuple[str, float, float, bool, bool]], *, max_error: fl
     frontier = _frontier([(p[1], max(p[2], ERROR_FLOOR)) for p in ok])
     if len(frontier) > 1:  # the latency x error staircase: no plotted point is both faster and more accurate than it
         path = f"M{px(frontier[0][0]):.1f},{py(frontier[0][1]):.1f}"
-        for (_, e0), (x1, e1) in zip(frontier, frontier[1:]):
+        for (_, _e0), (x1, e1) in zip(frontier, frontier[1:]):
             path += f" H{px(x1):.1f} V{py(e1):.1f}"
         parts.append(
             f'<path class="frontier" d="{path}" stroke="{XNNPACK}" fill="none" stroke-width="1.5" '

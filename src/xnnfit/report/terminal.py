@@ -129,7 +129,7 @@ def render_diagnosis(
 
 
 def _render_causes(console: Console, cpu: list) -> None:
-    """Fallbacks grouped by cause, most nodes first: how many, in how many layers, why, what to write instead here, the rule."""
+    """Fallbacks by cause, most nodes first: how many, in how many layers, why, what to write instead here, the rule."""
     for cid, nodes in by_cause(cpu):
         layers = {n.layer or "(unmapped)" for n in nodes}
         where = f"{fmt.plural(len(nodes), 'node')} in {fmt.plural(len(layers), 'layer')}"
@@ -254,7 +254,10 @@ def _render_nodes(console: Console, d: Diagnosis) -> None:
 
 
 def render_runtime_matrix(console: Console, result: CheckResult) -> None:
-    """Model x runtime: loads or not, nodes on XNNPACK, partitions; then every node whose verdict differs, with each side's reason."""
+    """Model x runtime: loads or not, nodes on XNNPACK, partitions; then every node whose verdict differs.
+
+    Each such node comes with each side's reason.
+    """
     t = Table(
         box=None,
         header_style="bold",
@@ -392,7 +395,10 @@ def render_explanation(console: Console, explanation: Explanation, *, table: boo
 
 
 def render_profile(console: Console, profile: Profile, *, top: int = 10) -> None:
-    """Where the time goes, every figure a part of the whole model's median time: headline, fix-first layers, slowest pieces."""
+    """Where the time goes: headline, fix-first layers, slowest pieces.
+
+    Every figure is a part of the whole model's median time.
+    """
     total = profile.total.median_ms
     threads = fmt.plural(profile.threads, "thread")
     console.print(
@@ -521,7 +527,7 @@ def _where(where: tuple[str, ...]) -> str:
 
 
 def render_fix(console: Console, report: FixResult) -> None:
-    """What the fix did: what it was judged against, rules kept or rolled back, delegation, latency, errors; the next step."""
+    """What fix did: what it was judged against, rules kept or rolled back, delegation, latency, errors; next step."""
     r = report.rewrite
     console.print(f"[bold]{escape(report.model)}[/] · [cyan]{report.recipe}[/]")
     render_inputs(console, report.inputs)
@@ -616,7 +622,7 @@ def _render_keras_hints(console: Console, report: FixResult) -> None:
 
 
 def render_optimize(console: Console, result: OptimizeResult) -> None:
-    """The chosen model and why, the candidates, what was rolled back, what to change in the Keras source, the next step."""
+    """The chosen model and why, the candidates, rollbacks, what to change in the Keras source, the next step."""
     console.print(f"[bold]{escape(result.model)}[/] · optimize for XNNPACK ({fmt.plural(result.threads, 'thread')})")
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")

@@ -1,4 +1,4 @@
-"""Chrome trace-event JSON (opens in Perfetto UI and chrome://tracing) of a profiled diagnosis, or of a fix before and after.
+"""Chrome trace-event JSON (for Perfetto UI and chrome://tracing) of a profiled diagnosis, or of a fix before and after.
 
 One process per model (before/after for fix), one track per backend (XNNPACK, CPU
 kernels); each profiled piece is a complete event ("ph": "X") laid end to end in

@@ -1,4 +1,4 @@
-"""The fix's result: the rewrite and its evidence, the Keras layers still falling back, what a quantized model is judged against.
+"""The fix's result: the rewrite and its evidence, the Keras layers still falling back, a quantized model's reference.
 
 A quantized Keras source is judged against its fp32 conversion (the float reference); a
 quantized .tflite alone against the float model rebuilt from its own weights (float_twin).

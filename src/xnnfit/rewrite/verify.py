@@ -1,4 +1,4 @@
-"""Verification of a rewrite under the VerifyPolicy: same outputs, same intermediate tensors, no worse delegation, not slower.
+"""Verification of a rewrite (VerifyPolicy): same outputs, same intermediate tensors, no worse delegation, not slower.
 
 A rule's exactness picks the output bound: exact rules must match to float rounding,
 tolerance rules within their stated tolerance. A quantized model is judged against a
@@ -125,7 +125,9 @@ def internal_drift(
     margin: float,
     floor: float,
 ) -> tuple[bool, str]:
-    """Whether the tensors all three share are, at worst, no farther from the reference after than before (times `margin`, plus `floor`).
+    """Whether the tensors all three share are, at worst, no farther from the reference after than before.
+
+    Farther means: the worst after is more than `margin` times the worst before, plus `floor`.
 
     Quantization error moves from tensor to tensor when a rewrite changes which ops are
     quantized, so single tensors are not compared one by one: the worst of them is. A

@@ -27,7 +27,7 @@ _DAMAGED = (
     "lacks data",
     "unsupported data type",
     "was optional but was expected",
-    "key -1 not found in map",  # the XNNPACK delegate's word for the same omitted input, when it prepares the node first
+    "key -1 not found in map",  # XNNPACK delegate's word for the same omitted input, when it prepares the node first
 )
 DAMAGED_HINT = "The file breaks the TFLite schema (damaged, or written by a broken exporter): re-export the model"
 # What the runtime's Python API raises for a model it refuses: pybind11 turns C++ exceptions into these
@@ -46,7 +46,10 @@ def _hint(text: str, specs: Sequence[InputSpec]) -> str:
     if any(m in low for m in _DAMAGED):
         return DAMAGED_HINT + "."
     if any(m in low for m in _UNRESOLVED):
-        return "The model uses an op this runtime has no kernel for: register the custom op, or convert with TFLite builtins only."
+        return (
+            "The model uses an op this runtime has no kernel for: "
+            "register the custom op, or convert with TFLite builtins only."
+        )
     dynamic = dynamic_hint(tuple(specs))
     if dynamic:
         return dynamic + "."
@@ -95,8 +98,9 @@ def build_interpreter(
 
 
 def compiled_fully_accelerated(content: bytes, specs: Sequence[InputSpec] = ()) -> bool | None:
-    """LiteRT 2's own verdict: `CompiledModel.is_fully_accelerated()` on the CPU accelerator (XNNPACK), at the specs' shapes.
+    """LiteRT 2's own verdict: `CompiledModel.is_fully_accelerated()` on the CPU accelerator (XNNPACK).
 
+    It is asked at the specs' shapes.
     None when the CompiledModel API cannot build the model (it then has nothing to say).
     """
     try:
@@ -119,8 +123,9 @@ def compiled_runner(
     weight_cache: str,
     what: str = "the model",
 ) -> Any:
-    """A no-argument callable running LiteRT 2's CompiledModel once (CPU accelerator = XNNPACK, `threads`, weight cache in `weight_cache`).
+    """A no-argument callable running LiteRT 2's CompiledModel once.
 
+    CPU accelerator = XNNPACK, `threads`, weight cache in `weight_cache`.
     Inputs are written once; the callable runs signature 0 with them, as an app's loop does.
     """
     from ai_edge_litert import compiled_model as cm
@@ -266,8 +271,9 @@ def capture(content: bytes, sample: dict[str, np.ndarray], specs: Sequence[Input
 def tensor_values(
     content: bytes, specs: Sequence[InputSpec], max_bytes: int, wanted: set[int] | None = None
 ) -> tuple[dict[int, tuple[int, ...]], dict[int, np.ndarray]]:
-    """Static shape of every tensor of subgraph 0 and the value of those up to `max_bytes` (of `wanted`, if given), from one run at the pinned shapes.
+    """Static shape of every tensor of subgraph 0, and the value of those up to `max_bytes` (of `wanted`, if given).
 
+    Both come from one run at the pinned shapes.
     Inputs are zeros: only values that do not depend on input data are meant to be used.
     Kernel temporaries the interpreter appends to the tensor list are left out.
     """

@@ -39,7 +39,8 @@ RUNTIME_DISTS = ("ai-edge-litert", "tflite-runtime", "ai-edge-litert-nightly", "
 MATRIX = ("tflite-runtime==2.14.0", "ai-edge-litert==1.0.1", "ai-edge-litert==1.4.0", "ai-edge-litert==2.3.0")
 INSTALL_TIMEOUT = 900.0  # seconds for one venv's pip install: a 100 MB wheel over a slow registry mirror
 CHILD_TIMEOUT = 600.0  # seconds for one observation or timing in a target's child: a hang is stopped, not waited on
-LOCK = ".lock"  # one lock for every venv build under runtimes/: jobs asking for a runtime build it once, and no per-spec file is left
+LOCK = ".lock"  # one lock for every venv build under runtimes/: jobs asking for a runtime build it once, and no
+# per-spec file is left
 READY = "xnnfit-runtime.json"  # written last into a venv: a folder without it is half-made and rebuilt
 # What a wheel built against NumPy 1.x prints when NumPy 2 is installed: its venv then gets numpy<2.
 NUMPY_ABI = ("compiled using numpy 1.x", "_ARRAY_API not found", "numpy.core.multiarray failed to import")
@@ -133,7 +134,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _run(cmd: list[str], what: str, timeout: float, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
-    """A venv or pip command, killed with its whole group on a timeout or an interrupt; its temporary files in `tmpdir`."""
+    """A venv or pip command, killed with its whole group on timeout or interrupt; its temporary files in `tmpdir`."""
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     if tmpdir is not None:
         tmpdir.mkdir(parents=True, exist_ok=True)
@@ -268,8 +269,9 @@ def call(
     what: str,
     timeout: float = CHILD_TIMEOUT,
 ) -> dict:
-    """Answer `request` in the target's venv; `files` (name -> model bytes or arrays) are written beside it and named by path.
+    """Answer `request` in the target's venv.
 
+    `files` (name -> model bytes or arrays) are written beside it and named by path.
     A runtime that crashes natively or hangs becomes a RuntimeFailure naming it.
     """
     if target.python is None:
@@ -352,7 +354,10 @@ def time_configs(
     warmup: int,
     what: str = "timing the model",
 ) -> tuple[list[list[float]], list[int]]:
-    """Interleaved latency samples (ms) and resident memory added, per (model, inputs, xnnpack, threads), in the target's child."""
+    """Interleaved latency samples (ms) and resident memory added, per (model, inputs, xnnpack, threads).
+
+    Measured in the target's child.
+    """
     files: dict[str, bytes | dict[str, np.ndarray]] = {}
     request_configs = []
     for i, (content, values, xnnpack, threads) in enumerate(configs):
@@ -378,8 +383,9 @@ def inputs_in_order(content: bytes, sample: dict[str, np.ndarray]) -> list[np.nd
 
 
 def ops_details_many(target: Target, contents: Sequence[bytes], what: str = "the probes") -> list[list[dict] | str]:
-    """ops_details() of many models at their declared shapes in one child: per model its node list, or the runtime's error text.
+    """ops_details() of many models at their declared shapes, in one child.
 
+    Per model: its node list, or the runtime's error text.
     When the runtime crashes natively on one of them, each is asked alone, so one crash costs one model.
     """
     files: dict[str, bytes | dict[str, np.ndarray]] = {f"m{i}.tflite": c for i, c in enumerate(contents)}

@@ -78,7 +78,10 @@ def add_tensor(
 def make_op(
     model: Any, name: str, inputs: list[int], outputs: list[int], options: Any = None, options_type: str | None = None
 ) -> Any:
-    """An OperatorT for builtin `name` (not yet inserted); `options` goes in the first or, for newer ops, the second options union."""
+    """An OperatorT for builtin `name` (not yet inserted).
+
+    `options` goes in the first or, for newer ops, the second options union.
+    """
     op = fb.OperatorT()
     op.opcodeIndex = opcode_index(model, name)
     op.inputs = list(inputs)

@@ -127,7 +127,10 @@ def check_identifier(data: bytes, what: str) -> None:
 
 
 def _options(op: Any) -> dict[str, Any]:
-    """The op's builtin options as a dict, from the first options union or, for newer ops (STABLEHLO_COMPOSITE...), the second."""
+    """The op's builtin options as a dict.
+
+    From the first options union or, for newer ops (STABLEHLO_COMPOSITE...), the second.
+    """
     if op.BuiltinOptionsType() != 0 and op.BuiltinOptions() is not None:
         kind, table, creator = op.BuiltinOptionsType(), op.BuiltinOptions(), fb.BuiltinOptionsCreator
     elif op.BuiltinOptions2Type() != 0 and op.BuiltinOptions2() is not None:

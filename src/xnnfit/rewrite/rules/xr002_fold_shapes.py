@@ -125,7 +125,7 @@ def _data_independent(g: Graph) -> set[int]:
 
 
 def _cut(g: Graph, wanted: list[int], folded: set[int], values: dict[int, np.ndarray]) -> set[int]:
-    """The tensors to store: each wanted one whose value fits, else (recursively) the folded inputs of the op computing it."""
+    """Tensors to store: each wanted one that fits, else (recursively) the folded inputs of the op computing it."""
     out: set[int] = set()
     seen: set[int] = set()
     stack = list(wanted)
@@ -144,8 +144,9 @@ def _cut(g: Graph, wanted: list[int], folded: set[int], values: dict[int, np.nda
 
 
 def _infer(g: Graph, ctx: RewriteContext, folded: set[int]) -> tuple[dict[int, tuple], dict[int, np.ndarray]]:
-    """Every tensor's static shape, and the value of each folded one that fits, from one run of the real runtime at the pinned input shapes.
+    """Every tensor's static shape, and the value of each folded one that fits, from one run of the real runtime.
 
+    The run is at the pinned input shapes.
     A batch kept dynamic (--dynamic-batch) runs, and is folded, as 1: the fixed model is static.
     """
     return tensor_values(g.to_bytes(prune=False), ctx.specs, FOLD_BYTES, folded)

@@ -220,7 +220,10 @@ class FloatMasks(Rule):
         return ops + self._step(g, diff, step, absolute, integer) + [_sub(g, self._one(g), step, res)]
 
     def _step(self, g: Graph, d: int, res: int, absolute: bool, integer: bool) -> list:
-        """res = 1 where d > 0 (|d| > 0 when `absolute`), else 0: ceil(min(relu(d), 1)); the ceil is not needed on integers."""
+        """res = 1 where d > 0 (|d| > 0 when `absolute`), else 0: ceil(min(relu(d), 1)).
+
+        The ceil is not needed on integers.
+        """
         shape = g.shape(res)
         ops, src = [], d
         if absolute:
