@@ -29,6 +29,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/xnnfit optimize examples/where_cnn.py:build -o .demo/where_cnn_best.tflite --force
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
