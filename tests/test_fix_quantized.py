@@ -15,10 +15,10 @@ import pytest
 
 import xnnfit
 from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.measure.accuracy import compare
 from xnnfit.model.convert import convert_model
 from xnnfit.model.inputs import random_inputs
 from xnnfit.model.recipes import RECIPES
-from xnnfit.rewrite.verify import compare
 from xnnfit.runtime.interpreter import outputs
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from xnnfit import check, quant
-from xnnfit.choose.quant import QuantRow, pareto, recommend
+from xnnfit.choose.quant import QuantRow, recommend
+from xnnfit.choose.selection import pareto
 from xnnfit.core.errors import InputDataError, XnnfitError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,14 +177,14 @@ def test_top1_only_for_class_scores_and_a_flat_output_agrees_with_nothing():
     import numpy as np
 
     import fixtures_models
-    from xnnfit.choose.quant import accuracy, class_scores, reference_spread
+    from xnnfit.measure.accuracy import agreement, class_scores, reference_spread
 
     rng = np.random.default_rng(0)
     ref = [[rng.normal(size=(1, 10))] for _ in range(4)]
     zeros = [[np.zeros((1, 10))] for _ in range(4)]
-    assert accuracy(ref, zeros, classes=True)["top1"] == 0.0  # all-zero output: a tie at the top, never an agreement
-    assert accuracy(ref, ref, classes=True)["top1"] == 1.0
-    assert accuracy(ref, ref, classes=False)["top1"] is None
+    assert agreement(ref, zeros, classes=True).top1 == 0.0  # all-zero output: a tie at the top, never an agreement
+    assert agreement(ref, ref, classes=True).top1 == 1.0
+    assert agreement(ref, ref, classes=False).top1 is None
     assert class_scores(fixtures_models.convert_example("where_cnn", "fp32").content)  # (1, 10) logits from a Dense
     assert class_scores(fixtures_models.convert_example("transformer_block", "fp32").content)  # softmax over 4 classes
     assert not class_scores(

@@ -7,10 +7,16 @@ converted in the caller's process (TensorFlow is loaded there already); paths ar
 converted in child processes, so a converter crash raises an error instead of killing
 the caller. Every run on the LiteRT runtime happens in a child process.
 
+Options every command takes (`**options`, see `ModelOptions`): `batch` (a dynamic batch
+dimension is pinned to it, default 1), `dynamic_batch` (keep it dynamic), `input_shape`
+('NAME=1,128' strings, or {name: shape}), `calibration` (.npz of representative inputs
+for the full-integer recipes), `trust_model` (load .keras/.h5 files that run code),
+`timeout` (seconds per conversion or run) and `on_progress` (called with each step).
+
     import xnnfit
     result = xnnfit.check("model.keras", recipe="fp32,int8")
     result.recipes[0].summary()
-    fixed = xnnfit.fix("model.tflite")
+    fixed = xnnfit.fix("model.tflite", input_shape=["tokens=1,128"])
     fixed.save("model_fixed.tflite")
 """
 
@@ -19,14 +25,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from xnnfit import kb
 from xnnfit.choose.optimize import OptimizeResult, run_optimize
-from xnnfit.choose.quant import DEFAULT_RECIPES, QuantResult, run_sweep
+from xnnfit.choose.quant import QuantResult, run_sweep
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, write_file
-from xnnfit.core.isolate import run_isolated
 from xnnfit.core.policy import (
     BENCH_RUNS,
     BENCH_WARMUP,
@@ -52,62 +57,66 @@ from xnnfit.measure.bench import (
 )
 from xnnfit.measure.profile import ProfileResult, profile_stage
 from xnnfit.model.convert import ConvertOptions
-from xnnfit.model.recipes import FP32, ConversionRecipe, parse_recipes
+from xnnfit.model.recipes import DEFAULT, FP32, ConversionRecipe, parse_recipes
 from xnnfit.model.source import ModelSource
 from xnnfit.model.specs import ShapeRequest, parse_input_shapes
 from xnnfit.rewrite.engine import select_rules
 from xnnfit.rewrite.fix import FixResult
-from xnnfit.runner import Progress, materialize, per_recipe, recipes_for
+from xnnfit.runner import Job, Progress, recipes_for
 from xnnfit.runtime import targets
 from xnnfit.runtime.interpreter import runtime_versions
 from xnnfit.runtime.targets import Target
 from xnnfit.stages import check_stage, check_targets_stage, fix_stage
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 RuntimeSpec = str | Sequence[str] | None
 Recipes = str | ConversionRecipe | Iterable[str | ConversionRecipe] | None
 InputShapes = Iterable[str] | dict[str, tuple[int, ...]] | None
 
 
-def _source(model: Any, trust_model: bool) -> ModelSource:
-    return ModelSource.of(model, trust=trust_model)
+class ModelOptions(TypedDict, total=False):
+    """How every command reads and converts the model, and runs its children (keyword options of every function)."""
+
+    batch: int
+    dynamic_batch: bool
+    input_shape: InputShapes
+    calibration: str | None
+    trust_model: bool
+    timeout: float
+    on_progress: Progress | None
 
 
-def _options(batch: int, dynamic_batch: bool, input_shape: InputShapes, calibration: str | None) -> ConvertOptions:
-    if batch < 1:
-        raise XnnfitError(f"batch {batch} is not valid. Pass --batch 1 or more.")
-    return ConvertOptions(ShapeRequest(batch, dynamic_batch, parse_input_shapes(input_shape)), calibration)
+DEFAULT_OPTIONS: ModelOptions = {
+    "batch": 1,
+    "dynamic_batch": False,
+    "input_shape": None,
+    "calibration": None,
+    "trust_model": False,
+    "timeout": DEFAULT_TIMEOUT,
+    "on_progress": None,
+}
 
 
-def _per_model(
-    result_type,
-    model: Any,
-    recipe: Recipes,
-    stage,
-    failed,
-    label: str,
-    common: dict,
-    run_model: bool = True,
-    **stage_kwargs: Any,
-):
-    """Run `stage` for every recipe of `model` (pipeline.per_recipe) and wrap the results in `result_type`."""
-    source = _source(model, common["trust_model"])
-    options = _options(common["batch"], common["dynamic_batch"], common["input_shape"], common["calibration"])
-    results = per_recipe(
-        source,
-        parse_recipes(recipe),
-        stage,
-        failed,
-        options=options,
-        timeout=common["timeout"],
-        label=label,
-        on_progress=common["on_progress"],
-        run_model=run_model,
-        **stage_kwargs,
-    )
-    flat = tuple(
-        r for item in results for r in (item if isinstance(item, tuple) else (item,))
-    )  # one per runtime target
-    return result_type(source.display, source.kind, flat, runtime_versions())
+def _job(command: str, model: Any, options: ModelOptions, *, runs_model: bool = True) -> Job:
+    """The runner's Job for `model` with the shared options (a TypeError for an option no command takes)."""
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise TypeError(f"{command}() got an unexpected keyword argument {unknown[0]!r}")
+    o = {**DEFAULT_OPTIONS, **options}
+    if o["batch"] < 1:
+        raise XnnfitError(f"batch {o['batch']} is not valid. Pass --batch 1 or more.")
+    shapes = ShapeRequest(o["batch"], o["dynamic_batch"], parse_input_shapes(o["input_shape"]))
+    source = ModelSource.of(model, trust=o["trust_model"])
+    return Job(source, ConvertOptions(shapes, o["calibration"]), o["timeout"], o["on_progress"], runs_model)
+
+
+def _per_recipe(result_type, job: Job, recipe: Recipes, stage, failed, label: str, **stage_kwargs: Any):
+    """`stage` for every recipe of the job's model, wrapped in `result_type` (one entry per runtime target)."""
+    results = job.per_recipe(parse_recipes(recipe), stage, failed, label=label, **stage_kwargs)
+    flat = tuple(r for item in results for r in getattr(item, "diagnoses", (item,)))
+    return result_type(job.source.display, job.source.kind, flat, runtime_versions())
 
 
 def runtime_targets(runtime: RuntimeSpec, on_progress: Progress | None = None) -> tuple[Target, ...]:
@@ -120,37 +129,22 @@ def _one_target(runtime: RuntimeSpec, command: str, on_progress: Progress | None
     if len(found) > 1:
         raise XnnfitError(
             f"{command} times on one runtime, got --runtime {runtime!r}. Pass one, e.g. --runtime "
-            "tflite-runtime==2.14.0 "
-            f"(xnnfit check takes several)."
+            "tflite-runtime==2.14.0 (xnnfit check takes several)."
         )
     return found[0] if found and not found[0].in_process else None
 
 
-def _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress) -> dict:
-    return {
-        "batch": batch,
-        "dynamic_batch": dynamic_batch,
-        "input_shape": input_shape,
-        "calibration": calibration,
-        "trust_model": trust_model,
-        "timeout": timeout,
-        "on_progress": on_progress,
-    }
+def _threads(threads: str | int | Iterable[int]) -> tuple[int, ...]:
+    return parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
 
 
 def check(
     model: Any,
     *,
     recipe: Recipes = "fp32",
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    input_shape: InputShapes = None,
-    calibration: str | None = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
     predict: bool = False,
     runtime: RuntimeSpec = None,
+    **options: Unpack[ModelOptions],
 ) -> CheckResult:
     """Which nodes XNNPACK runs, per recipe, with the cause of every fallback and its Keras layer.
 
@@ -158,34 +152,18 @@ def check(
     an unusable model or input data raises XnnfitError. `predict` computes the verdicts
     from the knowledge base without building an interpreter (also done, and said, when
     the runtime cannot load the model). `runtime` names the runtime(s) to observe on
-    (targets.py): a pip requirement such as 'tflite-runtime==2.14.0', several, or 'all';
-    each recipe then has one Diagnosis per runtime.
+    (runtime/targets.py): a pip requirement such as 'tflite-runtime==2.14.0', several, or
+    'all'; each recipe then has one Diagnosis per runtime.
     """
-    common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
+    job = _job("check", model, options, runs_model=not predict)
     if runtime:
-        found = runtime_targets(runtime, on_progress)
-        return _per_model(
-            CheckResult,
-            model,
-            recipe,
-            check_targets_stage,
-            Diagnosis.failed,
-            "running in LiteRT",
-            common,
-            run_model=not predict,
-            predict_only=predict,
+        found = runtime_targets(runtime, job.on_progress)
+        return _per_recipe(
+            CheckResult, job, recipe, check_targets_stage, Diagnosis.failed, "running in LiteRT", predict_only=predict,
             targets=found,
-        )
-    return _per_model(
-        CheckResult,
-        model,
-        recipe,
-        check_stage,
-        Diagnosis.failed,
-        "running in LiteRT",
-        common,
-        run_model=not predict,
-        predict_only=predict,
+        )  # fmt: skip
+    return _per_recipe(
+        CheckResult, job, recipe, check_stage, Diagnosis.failed, "running in LiteRT", predict_only=predict
     )
 
 
@@ -197,37 +175,21 @@ def profile(
     runs: int = PROFILE_RUNS,
     warmup: int = PROFILE_WARMUP,
     data: str | None = None,
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    input_shape: InputShapes = None,
-    calibration: str | None = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
     runtime: RuntimeSpec = None,
+    **options: Unpack[ModelOptions],
 ) -> ProfileResult:
-    """check() plus the time of every XNNPACK partition, CPU node and Keras layer's fallbacks; on `runtime` if given."""
+    """check() plus the time of every XNNPACK partition, CPU node and Keras layer's fallbacks (on `runtime`, if any)."""
     counts = parse_threads(threads)
     if len(counts) != 1:
         raise XnnfitError(
             f"profile times at one thread count, got threads={threads!r}. Pass one value, e.g. --threads 1."
         )
-    common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
-    target = _one_target(runtime, "profile", on_progress)
-    return _per_model(
-        ProfileResult,
-        model,
-        recipe,
-        profile_stage,
-        Diagnosis.failed,
-        "profiling",
-        common,
-        threads=counts[0],
-        runs=runs,
-        warmup=warmup,
-        data=data,
-        target=target,
-    )
+    job = _job("profile", model, options)
+    target = _one_target(runtime, "profile", job.on_progress)
+    return _per_recipe(
+        ProfileResult, job, recipe, profile_stage, Diagnosis.failed, "profiling", threads=counts[0], runs=runs,
+        warmup=warmup, data=data, target=target,
+    )  # fmt: skip
 
 
 def bench(
@@ -238,46 +200,28 @@ def bench(
     runs: int = BENCH_RUNS,
     warmup: int = BENCH_WARMUP,
     data: str | None = None,
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    input_shape: InputShapes = None,
-    calibration: str | None = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
     runtime: RuntimeSpec = None,
     api: str = INTERPRETER,
+    **options: Unpack[ModelOptions],
 ) -> BenchResult:
     """Whole-model latency with XNNPACK and with the built-in kernels only, per thread count, and memory.
 
-    `runtime` times on another runtime (one pip requirement, targets.py); `api='compiled'`
+    `runtime` times on another runtime (one pip requirement, runtime/targets.py); `api='compiled'`
     also times LiteRT 2's CompiledModel (CpuOptions: threads, XNNPACK weight cache) next to the Interpreter.
     """
-    counts = parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
     if api not in APIS:
         raise XnnfitError(f"--api {api!r} is not known. Pass one of {', '.join(APIS)}.")
-    common = _common(batch, dynamic_batch, input_shape, calibration, trust_model, timeout, on_progress)
-    target = _one_target(runtime, "bench", on_progress)
+    job = _job("bench", model, options)
+    target = _one_target(runtime, "bench", job.on_progress)
     if target is not None and api == COMPILED:
         raise XnnfitError(
             f"--api compiled times the installed ai-edge-litert's CompiledModel, not {target.spec}. "
             "Drop one of --api and --runtime."
         )
-    return _per_model(
-        BenchResult,
-        model,
-        recipe,
-        bench_stage,
-        BenchRun.failed,
-        "timing",
-        common,
-        threads=counts,
-        runs=runs,
-        warmup=warmup,
-        data=data,
-        target=target,
-        compiled=api == COMPILED,
-    )
+    return _per_recipe(
+        BenchResult, job, recipe, bench_stage, BenchRun.failed, "timing", threads=_threads(threads), runs=runs,
+        warmup=warmup, data=data, target=target, compiled=api == COMPILED,
+    )  # fmt: skip
 
 
 def compare(
@@ -287,13 +231,7 @@ def compare(
     runs: int = BENCH_RUNS,
     warmup: int = BENCH_WARMUP,
     data: str | None = None,
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    input_shape: InputShapes = None,
-    calibration: str | None = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
+    **options: Unpack[ModelOptions],
 ) -> CompareResult:
     """Time several models (each with every recipe) against each other, interleaved in one process: fair ratios.
 
@@ -302,27 +240,13 @@ def compare(
     """
     if not models:
         raise XnnfitError("compare needs at least one model. Pass two or more, e.g. original.tflite fixed.tflite.")
-    counts = parse_threads(threads if isinstance(threads, (str, int)) else tuple(threads))
-    options = _options(batch, dynamic_batch, input_shape, calibration)
-    artifacts = []
-    for model in models:
-        source = _source(model, trust_model)
-        for r in recipes_for(source, parse_recipes(recipe)):
-            if on_progress:
-                on_progress(f"{source.display}: {'reading' if source.is_tflite else 'converting ' + r.name}")
-            artifacts.append((source.display, materialize(source, r, options, timeout=timeout)))
-    if on_progress:
-        on_progress(f"timing {len(artifacts)} models together")
-    result = run_isolated(
-        compare_stage,
-        tuple(artifacts),
-        threads=counts,
-        runs=runs,
-        warmup=warmup,
-        data=data,
-        what="timing the models together",
-        timeout=timeout,
+    counts = _threads(threads)
+    jobs = [_job("compare", model, options) for model in models]
+    artifacts = tuple(
+        (job.source.display, job.artifact(r)) for job in jobs for r in recipes_for(job.source, parse_recipes(recipe))
     )
+    what = f"timing {len(artifacts)} models together"
+    result = jobs[0].stage(compare_stage, artifacts, threads=counts, runs=runs, warmup=warmup, data=data, what=what)
     return dataclasses.replace(result, versions=runtime_versions())
 
 
@@ -338,60 +262,62 @@ def fix(
     force_write: bool = False,
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    input_shape: InputShapes = None,
-    calibration: str | None = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
     sides: bool = False,
+    **options: Unpack[ModelOptions],
 ) -> FixResult:
     """Rewrite the model so XNNPACK runs it whole, keeping only rewrites proven equal and not slower.
 
     With `output` the fixed model is written there atomically (never over the input, over
     another file only with `force`); without it, call `result.save(path)`. When no
     rewrite is kept nothing is written (`result.changed` is False) unless `force_write`.
-    A quantized model is judged against a float reference: the fp32 conversion of a
-    Keras source, or the float model rebuilt from a .tflite's own weights. `sides` adds
-    the profiled diagnoses before and after (`result.sides`, for the HTML report and the trace).
+    A quantized model is judged against a float reference (rewrite.fix.judged_against:
+    the fp32 conversion of a Keras source, or the float model rebuilt from a .tflite's own
+    weights). A dry run applies and verifies nothing: it lists the rules check promises.
+    `sides` adds the profiled diagnoses before and after (`result.sides`, for the HTML
+    report and the trace).
     """
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
         raise XnnfitError(f"fix takes one recipe, got {', '.join(r.name for r in chosen)}. Run it once per recipe.")
-    return _run_fix(
-        _source(model, trust_model),
-        output,
-        recipe=chosen[0],
-        options=_options(batch, dynamic_batch, input_shape, calibration),
-        rules=rules,
-        exclude=exclude,
+    job = _job("fix", model, options)
+    source = job.source
+    inputs = (source.path,) if source.path is not None else ()
+    path = check_output_path(output, inputs=inputs, force=force) if output is not None and not dry_run else None
+    selected = select_rules(rules, exclude)
+    artifact = job.artifact(chosen[0])
+    fp32 = None if source.is_tflite or dry_run else job.artifact(FP32).content  # the float reference of a Keras source
+    sides = sides and not dry_run
+    done = job.stage(
+        fix_stage, artifact, fp32=fp32, rules=selected, dry_run=dry_run, runs=runs, policy=policy, sides=sides,
+        what=f"fixing {artifact.what}",
+    )  # fmt: skip
+    result = FixResult(
+        model=source.display,
+        model_kind=source.kind,
+        recipe=artifact.recipe,
+        rewrite=done.rewrite,
+        inputs=artifact.specs,
         dry_run=dry_run,
-        force=force,
-        force_write=force_write,
-        runs=runs,
-        policy=policy,
-        timeout=timeout,
-        on_progress=on_progress,
-        sides=sides,
+        keras_hints=done.keras_hints,
+        versions=runtime_versions(),
+        sides=done.sides,
     )
+    if path is not None and (result.changed or force_write):
+        write_file(path, result.content, force=force, flag="-o")
+        result = dataclasses.replace(result, output=str(path))
+    return result
 
 
 def quant(
     model: Any,
     *,
     recipe: Recipes = None,
-    calibration: str | None = None,
     eval_data: str | None = None,
     max_error: float = DEFAULT_MAX_ERROR,
     runs: int = BENCH_RUNS,
     output_dir: str | Path | None = None,
     force: bool = False,
-    batch: int = 1,
-    input_shape: InputShapes = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
+    **options: Unpack[ModelOptions],
 ) -> QuantResult:
     """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within `max_error`.
 
@@ -399,19 +325,11 @@ def quant(
     """
     if max_error < 0:
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
-    source = _source(model, trust_model)
-    result = run_sweep(
-        source,
-        parse_recipes(recipe, default=DEFAULT_RECIPES),
-        _options(batch, False, input_shape, calibration),
-        eval_data=eval_data,
-        max_error=max_error,
-        runs=runs,
-        timeout=timeout,
-        on_progress=on_progress,
-    )
+    job = _job("quant", model, options)
+    result = run_sweep(job, parse_recipes(recipe, default=DEFAULT), eval_data=eval_data, max_error=max_error, runs=runs)
     if output_dir is not None:
-        result.save(output_dir, stem=source.path.stem if source.path is not None else "model", force=force)
+        stem = job.source.path.stem if job.source.path is not None else "model"
+        result.save(output_dir, stem=stem, force=force)
     return result
 
 
@@ -422,16 +340,11 @@ def optimize(
     recipe: Recipes = None,
     keep_all: str | Path | None = None,
     force: bool = False,
-    calibration: str | None = None,
     eval_data: str | None = None,
     max_error: float = DEFAULT_MAX_ERROR,
     threads: int = 1,
     runs: int = BENCH_RUNS,
-    batch: int = 1,
-    input_shape: InputShapes = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
+    **options: Unpack[ModelOptions],
 ) -> OptimizeResult:
     """The fastest model XNNPACK runs within `max_error`: every recipe converted, fixed and raced; written to `output`.
 
@@ -444,112 +357,24 @@ def optimize(
     counts = parse_threads(threads)
     if len(counts) != 1:
         raise XnnfitError(
-            f"optimize races the candidates at one thread count, got threads={threads!r}. Pass one "
-            "value, e.g. --threads 4."
+            f"optimize races the candidates at one thread count, got threads={threads!r}. "
+            "Pass one value, e.g. --threads 4."
         )
     return run_optimize(
-        _source(model, trust_model),
-        parse_recipes(recipe, default=DEFAULT_RECIPES),
-        _options(batch, False, input_shape, calibration),
-        output=output,
-        keep_all=keep_all,
-        force=force,
-        eval_data=eval_data,
-        max_error=max_error,
-        threads=counts[0],
-        runs=runs,
-        timeout=timeout,
-        on_progress=on_progress,
-    )
+        _job("optimize", model, options), parse_recipes(recipe, default=DEFAULT), output=output, keep_all=keep_all,
+        force=force, eval_data=eval_data, max_error=max_error, threads=counts[0], runs=runs,
+    )  # fmt: skip
 
 
-def convert(
-    model: Any,
-    *,
-    recipe: str = "fp32",
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    input_shape: InputShapes = None,
-    calibration: str | None = None,
-    trust_model: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> bytes:
+def convert(model: Any, *, recipe: str = "fp32", **options: Unpack[ModelOptions]) -> bytes:
     """The .tflite bytes xnnfit measures for `model` with `recipe` (a .tflite comes back as it is)."""
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
         raise XnnfitError(f"convert takes one recipe, got {', '.join(r.name for r in chosen)}.")
-    options = _options(batch, dynamic_batch, input_shape, calibration)
-    return materialize(_source(model, trust_model), chosen[0], options, timeout=timeout, runs=False).content
+    return _job("convert", model, options, runs_model=False).artifact(chosen[0]).content
 
 
 def explain(cause: str | None = None) -> Explanation:
     """A KB cause (`XNN001`): what it is, why XNNPACK refuses it, what to write instead; all causes without an id."""
     causes = (kb.get(cause),) if cause else tuple(kb.CAUSES.values())
     return Explanation(tuple(CauseDoc.of(c) for c in causes), runtime_versions())
-
-
-def _run_fix(
-    source: ModelSource,
-    output: str | Path | None,
-    *,
-    recipe: ConversionRecipe = FP32,
-    options: ConvertOptions = ConvertOptions(),
-    rules: list[str] | str | None = None,
-    exclude: list[str] | str | None = None,
-    dry_run: bool = False,
-    force: bool = False,
-    force_write: bool = False,
-    runs: int = BENCH_RUNS,
-    policy: VerifyPolicy = DEFAULT_POLICY,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
-    sides: bool = False,
-) -> FixResult:
-    """Fix `source` (a .tflite, or a Keras source converted with `recipe`) and write it to `output`.
-
-    Nothing is written for a dry run, nor when no rewrite was kept unless `force_write`.
-    `sides` adds the profiled diagnoses before and after (for the HTML report and the trace).
-    """
-    inputs = (source.path,) if source.path is not None else ()
-    path = check_output_path(output, inputs=inputs, force=force) if output is not None and not dry_run else None
-    chosen = select_rules(rules, exclude)
-    step = on_progress or (lambda _: None)
-    step("converting" if not source.is_tflite else "reading")
-    artifact = materialize(source, recipe, options, timeout=timeout)
-    reference = None
-    if not source.is_tflite and recipe.name != FP32.name and not dry_run:
-        step("converting the float reference (fp32)")
-        reference = materialize(source, FP32, options, timeout=timeout).content
-    step("rewriting and verifying" if not dry_run else "matching rules")
-    sides = sides and not dry_run
-    if sides:
-        step("rewriting, verifying and profiling before and after")
-    done = run_isolated(
-        fix_stage,
-        artifact,
-        reference=reference,
-        rules=chosen,
-        dry_run=dry_run,
-        runs=runs,
-        policy=policy,
-        sides=sides,
-        what=f"fixing {artifact.what}",
-        timeout=timeout,
-    )
-    rewrite, hints = done[:2]
-    result = FixResult(
-        source.display,
-        source.kind,
-        artifact.recipe,
-        rewrite,
-        artifact.specs,
-        None,
-        dry_run,
-        hints,
-        runtime_versions(),
-        done[2] if sides else (),
-    )
-    if path is not None and (result.changed or force_write):
-        write_file(path, result.content, force=force, flag="-o")
-        result = dataclasses.replace(result, output=str(path))
-    return result

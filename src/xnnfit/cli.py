@@ -417,14 +417,13 @@ def optimize(
     debug: Debug = False,
 ) -> None:
     """The main job: convert with every recipe, fix each, race them, write the fastest model within the error budget."""
-    from xnnfit.choose.quant import DEFAULT_RECIPES
-    from xnnfit.model.recipes import parse_recipes
+    from xnnfit.model.recipes import DEFAULT, parse_recipes, with_reference
 
     with _errors(debug):
         _use_max_memory(max_memory)
         if output is None and keep_all is None:
             raise XnnfitError("no output path. Pass -o BEST.tflite (and/or --keep-all DIR).")
-        chosen = parse_recipes(recipe, default=DEFAULT_RECIPES)
+        chosen = parse_recipes(recipe, default=DEFAULT)
         _warn_threads([threads])
         inputs = [*_models([model]), ("the --calibration file", calibration), ("the --eval file", eval_data)]
         from pathlib import Path
@@ -435,7 +434,7 @@ def optimize(
         recipes = (
             [AS_GIVEN]
             if model.endswith((".tflite", ".lite"))
-            else list(dict.fromkeys(("fp32", *(r.name for r in chosen))))
+            else [r.name for r in with_reference(chosen)]
         )
         kept = tuple(f"{stem}.{r}{fixed}.tflite" for r in recipes for fixed in ("", ".fixed"))
         outputs = [
@@ -444,7 +443,7 @@ def optimize(
             *_report_outputs(json_path, html),
         ]
         with _guarded(force, inputs, outputs):
-            steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and fix each recipe, then one race
+            steps = 2 * len(with_reference(chosen)) + 1  # convert and fix each recipe, then one race
             with _progress(quiet, f"optimizing {model}", steps) as step:
                 result = api.optimize(
                     model,
@@ -1216,19 +1215,18 @@ def quant(
     """Convert with every recipe and pick one: size, delegation, latency, CPU time, accuracy."""
     from pathlib import Path
 
-    from xnnfit.choose.quant import DEFAULT_RECIPES
-    from xnnfit.model.recipes import parse_recipes
+    from xnnfit.model.recipes import DEFAULT, parse_recipes, with_reference
 
     with _errors(debug):
         _use_max_memory(max_memory)
-        chosen = parse_recipes(recipe, default=DEFAULT_RECIPES)
+        chosen = parse_recipes(recipe, default=DEFAULT)
         stem = Path(_input_path(model)).stem
-        names = tuple(f"{stem}.{r}.tflite" for r in dict.fromkeys(("fp32", *(r.name for r in chosen))))
+        names = tuple(f"{stem}.{r.name}.tflite" for r in with_reference(chosen))
         inputs = [*_models([model]), ("the --calibration file", calibration), ("the --eval file", eval_data)]
         with _guarded(
             force, inputs, [Output("-o", output_dir, folder=True, names=names), *_report_outputs(json_path, html)]
         ):
-            steps = 2 * len({"fp32", *(r.name for r in chosen)}) + 1  # convert and measure each recipe, then one race
+            steps = 2 * len(with_reference(chosen)) + 1  # convert and measure each recipe, then one race
             with _progress(quiet, f"quantization sweep of {model}", steps) as step:
                 result = api.quant(
                     model,

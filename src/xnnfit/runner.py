@@ -1,16 +1,20 @@
-"""The pipeline: one place turns a model source into an Artifact, one runner runs a stage per recipe.
+"""The one runner: every command is materialize -> stage in a TensorFlow-free child -> frozen result.
 
-    source --materialize(recipe)--> Artifact --stage (in a TensorFlow-free child)--> frozen result
+    source --materialize(recipe)--> Artifact --stage (in a child)--> frozen Record
 
 materialize() converts Keras sources in a child process (a converter crash costs one
 recipe, never the caller), applies a recipe's post-conversion rewrites (XR009 for
-dynamic-int8+float-dw), and pins the input specs; a .tflite is used as given with its
-specs pinned the same way. per_recipe() applies the failure rule once for every
-command: an unusable source or input data is raised, a recipe that fails is recorded.
+dynamic-int8+float-dw), pins the input specs and refuses a model too large to run; a
+.tflite is used as given with its specs pinned the same way. A `Job` holds one model
+source for one command: its artifacts (each recipe materialized once), its stages (each
+in a child) and the one failure rule (`attempt`): an unusable source or input data is
+raised, any other failure of a recipe becomes that recipe's entry and the rest go on.
+check, profile, bench, compare, fix, quant, optimize and every batch job run through it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -30,6 +34,7 @@ from xnnfit.rewrite.rule import RewriteContext
 from xnnfit.tflite.graph import read_model
 
 T = TypeVar("T")
+F = TypeVar("F")
 CALIBRATED = tuple(r.name for r in ALL.values() if r.calibrate)
 Progress = Callable[[str], None]
 
@@ -107,39 +112,81 @@ def recipe_name(source: ModelSource, recipe: ConversionRecipe) -> str:
     return AS_GIVEN if source.is_tflite else recipe.name
 
 
-def per_recipe(
-    source: ModelSource,
-    recipes: Sequence[ConversionRecipe],
-    stage: Callable[..., T],
-    failed: Callable[[str, XnnfitError], T],
-    *,
-    options: ConvertOptions = ConvertOptions(),
-    timeout: float = DEFAULT_TIMEOUT,
-    label: str = "running",
-    on_progress: Progress | None = None,
-    run_model: bool = True,
-    **stage_kwargs: Any,
-) -> tuple[T, ...]:
-    """`stage(artifact, **stage_kwargs)` for every recipe, each in its own TensorFlow-free child.
+def attempt(work: Callable[[], T], failed: Callable[[XnnfitError], F]) -> T | F:
+    """The failure rule, applied once for every command.
 
-    A SourceError or InputDataError (the model or the data is unusable) is raised; any
-    other failure of a recipe becomes `failed(recipe_name, error)` and the rest go on.
+    A SourceError or InputDataError (the model or the data is unusable) is raised: no
+    recipe can do better. Any other XnnfitError (a converter refusal, a native crash, a
+    timeout) is that recipe's failure: `failed(error)` stands for its result.
     """
-    out = []
-    for recipe in recipes_for(source, recipes):
-        name = recipe_name(source, recipe)
-        try:
-            if on_progress:
-                on_progress(f"{name}: {'reading' if source.is_tflite else 'converting'}")
-            artifact = materialize(source, recipe, options, timeout=timeout, runs=run_model)
+    try:
+        return work()
+    except (SourceError, InputDataError):
+        raise
+    except XnnfitError as exc:
+        return failed(exc)
+
+
+@dataclasses.dataclass
+class Job:
+    """One model source for one command: its artifacts (one per recipe) and its stages (each in a child)."""
+
+    source: ModelSource
+    options: ConvertOptions = ConvertOptions()
+    timeout: float = DEFAULT_TIMEOUT
+    on_progress: Progress | None = None
+    runs_model: bool = True  # False for check --predict: the model is never run, so never refused for its size
+    _artifacts: dict[str, Artifact] = dataclasses.field(default_factory=dict, repr=False)
+
+    def step(self, what: str) -> None:
+        """Tell the progress display what happens now."""
+        if self.on_progress is not None:
+            self.on_progress(what)
+
+    def artifact(self, recipe: ConversionRecipe) -> Artifact:
+        """The artifact of `recipe` (converted on first use, then kept for the rest of the command)."""
+        name = recipe_name(self.source, recipe)
+        if name not in self._artifacts:
+            self.step(f"{name}: {'reading' if self.source.is_tflite else 'converting'}")
+            self._artifacts[name] = materialize(
+                self.source, recipe, self.options, timeout=self.timeout, runs=self.runs_model
+            )
+        return self._artifacts[name]
+
+    def stage(self, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` in a TensorFlow-free child; its result is a frozen record."""
+        self.step(what)
+        return run_isolated(fn, *args, what=what, timeout=self.timeout, **kwargs)
+
+    def each(
+        self,
+        recipes: Sequence[ConversionRecipe],
+        work: Callable[[Artifact], T],
+        failed: Callable[[str, XnnfitError], F],
+    ) -> tuple[T | F, ...]:
+        """`work(artifact)` for every recipe this source runs, the failure rule applied to each."""
+        return tuple(
+            attempt(
+                lambda r=recipe: work(self.artifact(r)), lambda exc, r=recipe: failed(recipe_name(self.source, r), exc)
+            )
+            for recipe in recipes_for(self.source, recipes)
+        )
+
+    def per_recipe(
+        self,
+        recipes: Sequence[ConversionRecipe],
+        stage: Callable[..., T],
+        failed: Callable[[str, XnnfitError], F],
+        *,
+        label: str = "running",
+        **stage_kwargs: Any,
+    ) -> tuple[T | F, ...]:
+        """`stage(artifact, **stage_kwargs)` in a child for every recipe (check, profile, bench)."""
+
+        def run(artifact: Artifact) -> T:
             if stage_kwargs.get("data"):
                 notes = positional_notes(stage_kwargs["data"], artifact.specs)
                 artifact = replace(artifact, warnings=(*artifact.warnings, *notes))
-            if on_progress:
-                on_progress(f"{name}: {label}")
-            out.append(run_isolated(stage, artifact, what=f"{label} {artifact.what}", timeout=timeout, **stage_kwargs))
-        except (SourceError, InputDataError):
-            raise
-        except XnnfitError as exc:
-            out.append(failed(name, exc))
-    return tuple(out)
+            return self.stage(stage, artifact, what=f"{label} {artifact.what}", **stage_kwargs)
+
+        return self.each(recipes, run, failed)

@@ -13,42 +13,44 @@ import dataclasses
 
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.policy import BENCH_RUNS, COMPILED_CROSSCHECK_BYTES, DEFAULT_POLICY, VerifyPolicy
+from xnnfit.core.record import Record
 from xnnfit.explain.diagnosis import Diagnosis, FixPreview, diagnose
 from xnnfit.measure.profile import profile_stage
 from xnnfit.model.artifact import Artifact
 from xnnfit.observe.delegation import observe
-from xnnfit.rewrite.engine import apply_to_fixpoint, fix_content, select_rules
-from xnnfit.rewrite.fix import FP32_REFERENCE, TWIN_REFERENCE, keras_hints
-from xnnfit.rewrite.float_twin import float_twin, is_quantized
-from xnnfit.rewrite.rule import RewriteContext, Rule
+from xnnfit.rewrite.engine import RewriteResult, fix_content
+from xnnfit.rewrite.fix import KerasHint, judged_against, keras_hints
+from xnnfit.rewrite.preview import Preview, preview
+from xnnfit.rewrite.rule import Rule
 from xnnfit.runtime.interpreter import compiled_fully_accelerated
 from xnnfit.runtime.targets import Target
 
 
+@dataclasses.dataclass(frozen=True)
+class PerRuntime(Record):
+    """One artifact checked on several runtimes: a Diagnosis per runtime, in the order asked."""
+
+    diagnoses: tuple[Diagnosis, ...]
+
+
 def check_stage(artifact: Artifact, predict_only: bool = False, target: Target | None = None) -> Diagnosis:
-    """diagnose() plus a dry match of the fix rules when nodes fall back (run it in a TensorFlow-free child)."""
-    return check_targets_stage(artifact, predict_only, (target,))[0]
+    """diagnose() plus the fix preview when nodes fall back (run it in a TensorFlow-free child)."""
+    return check_targets_stage(artifact, predict_only, (target,)).diagnoses[0]
 
 
 def check_targets_stage(
     artifact: Artifact, predict_only: bool = False, targets: tuple[Target | None, ...] = ()
-) -> tuple[Diagnosis, ...]:
+) -> PerRuntime:
     """check_stage() of one artifact on every target runtime: one Diagnosis per runtime.
 
     The fix rules are matched once for all of them.
     """
-    candidate: list[tuple[bytes, list]] = []  # the dry-matched rewrite, made when the first runtime has CPU nodes
+    made: list[Preview] = []  # the fix preview, made once, when the first runtime has CPU nodes
 
-    def dry_match() -> tuple[bytes, list]:
-        if not candidate:
-            content, rules = artifact.content, []
-            ctx = RewriteContext(artifact.specs)
-            for rule in select_rules(None):
-                out, count, _, _ = apply_to_fixpoint(rule, content, ctx)
-                if out is not None:
-                    content, rules = out, [*rules, (rule.id, count)]
-            candidate.append((content, rules))
-        return candidate[0]
+    def fix_preview() -> Preview:
+        if not made:
+            made.append(preview(artifact))
+        return made[0]
 
     out = []
     for target in targets or (None,):
@@ -56,18 +58,16 @@ def check_targets_stage(
         if target is None or target.in_process:
             diag = _cross_check(diag, artifact)
         if diag.summary()["cpu_nodes"] and not diag.predicted:
-            content, rules = dry_match()
-            after = diag.summary()["cpu_nodes"]
+            planned = fix_preview()
+            rules, after = planned.matched, diag.summary()["cpu_nodes"]
             if rules:
-                try:
-                    after = observe(
-                        content, specs=artifact.specs, target=target
-                    ).cpu_nodes  # what the rules would leave on this runtime
+                try:  # what the rules would leave on this runtime
+                    after = observe(planned.content, specs=artifact.specs, target=target).cpu_nodes
                 except XnnfitError:
-                    rules = []  # the unverified rewrite does not even load: promise nothing
-            diag = dataclasses.replace(diag, fix_preview=FixPreview(tuple(rules), after))
+                    rules = ()  # the unverified rewrite does not even load: promise nothing
+            diag = dataclasses.replace(diag, fix_preview=FixPreview(rules, after))
         out.append(diag)
-    return tuple(out)
+    return PerRuntime(tuple(out))
 
 
 def _cross_check(diag: Diagnosis, artifact: Artifact) -> Diagnosis:
@@ -86,30 +86,38 @@ def _cross_check(diag: Diagnosis, artifact: Artifact) -> Diagnosis:
     return diag
 
 
+@dataclasses.dataclass(frozen=True)
+class FixOutcome(Record):
+    """What the fix stage hands back from its child: the rewrite, the layers still falling back, the sides."""
+
+    rewrite: RewriteResult
+    keras_hints: tuple[KerasHint, ...] = ()
+    sides: tuple[Diagnosis, ...] = ()  # (before, after), profiled, when asked for
+
+
 def fix_stage(
     artifact: Artifact,
     *,
-    reference: bytes | None = None,
+    fp32: bytes | None = None,
     rules: list[Rule] | None = None,
     dry_run: bool = False,
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     sides: bool = False,
-) -> tuple:
+) -> FixOutcome:
     """Rewrite and verify the artifact, and name the Keras layers that still fall back (run it in a child).
 
-    A quantized model is judged against `reference` (the fp32 conversion of its Keras
-    source) or, without one, against the float model rebuilt from its own weights.
-    Returns (rewrite, Keras hints), plus the profiled diagnoses before and after with `sides`.
+    A quantized model is judged against what rewrite.fix.judged_against says (`fp32`: the
+    fp32 conversion of its Keras source, if any). A dry run applies and verifies nothing:
+    its outcomes are the fix preview, as check shows it. `sides` adds the profiled
+    diagnoses before and after.
     """
-    name = FP32_REFERENCE
-    if reference is None and not dry_run and is_quantized(artifact.content):
-        reference, name = float_twin(artifact.content), TWIN_REFERENCE
-    result = fix_content(
-        artifact, rules=rules, reference=reference, reference_name=name, dry_run=dry_run, runs=runs, policy=policy
-    )
+    if dry_run:
+        return FixOutcome(preview(artifact, rules).as_dry_run(artifact.content))
+    reference, name = judged_against(artifact.content, fp32)
+    result = fix_content(artifact, rules=rules, reference=reference, reference_name=name, runs=runs, policy=policy)
     hints = keras_hints(artifact, result.content if result.applied else None) if artifact.layers else ()
     if not sides:
-        return result, hints
+        return FixOutcome(result, hints)
     fixed = dataclasses.replace(artifact, content=result.content)
-    return result, hints, tuple(profile_stage(a, runs=runs) for a in (artifact, fixed))
+    return FixOutcome(result, hints, tuple(profile_stage(a, runs=runs) for a in (artifact, fixed)))

@@ -11,13 +11,13 @@ import pytest
 
 from fixtures_models import diagnose as analyze
 from xnnfit.core.policy import DEFAULT_POLICY
+from xnnfit.measure.accuracy import compare
 from xnnfit.model.convert import convert_model
 from xnnfit.model.recipes import RECIPES
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
 from xnnfit.rewrite.rules.xr006_pow_sign import _POW
-from xnnfit.rewrite.verify import compare
 from xnnfit.runtime.interpreter import build_interpreter, feed, outputs
 
 FLT_MIN = np.finfo(np.float32).tiny  # smallest normal float32

@@ -6,6 +6,7 @@ import functools
 
 import pytest
 
+from xnnfit.measure.accuracy import compare
 from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.inputs import random_inputs
 from xnnfit.model.recipes import RECIPES
@@ -14,7 +15,6 @@ from xnnfit.observe.delegation import observe
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
-from xnnfit.rewrite.verify import compare
 from xnnfit.runtime.interpreter import outputs
 
 RULE = RULES["XR004"]

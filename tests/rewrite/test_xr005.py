@@ -7,6 +7,7 @@ import functools
 import pytest
 
 from fixtures_models import diagnose as analyze
+from xnnfit.measure.accuracy import compare
 from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.inputs import random_inputs
 from xnnfit.model.recipes import RECIPES
@@ -15,7 +16,6 @@ from xnnfit.rewrite.engine import fix_content
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext
 from xnnfit.rewrite.rules import RULES
-from xnnfit.rewrite.verify import compare
 from xnnfit.runtime.interpreter import outputs
 
 RULE = RULES["XR005"]

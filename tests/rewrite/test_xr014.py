@@ -59,7 +59,9 @@ def test_stack_becomes_concatenation_and_is_exact(case, recipe):
     conv = converted(case, recipe)
     before = analyze(conv.content, recipe)
     assert {"PACK", "UNPACK"} & {n.op for n in before.observed if not n.delegated}
-    fixed, count, _, why = apply_to_fixpoint(RULE, conv.content, RewriteContext(conv.specs))
+    done = apply_to_fixpoint(RULE, conv.content, RewriteContext(conv.specs))
+
+    fixed, why = done.content, done.reason
     assert fixed is not None, why
     after = analyze(fixed, recipe)
     assert not [n for n in after.observed if not n.delegated], [n.op for n in after.observed if not n.delegated]

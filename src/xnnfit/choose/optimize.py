@@ -1,12 +1,13 @@
 """optimize: from a Keras model to the fastest faithful TFLite model for XNNPACK, with the evidence.
 
-Every recipe is converted once (sweep.materialize_all), then fixed with the same rules
-and verification as `xnnfit fix` (quantized candidates judged against the fp32
-conversion), each in its own TensorFlow-free child; a crash costs that candidate only.
-The fixed candidates and the plain fp32 conversion are then raced together, interleaved,
-at the user's thread count, and their outputs compared with the fp32 conversion's on the
-eval inputs. The choice is sweep.pick: the fastest within the error budget, latencies
-within the measured noise counting as equal.
+Every recipe is converted once (quant.converted), then fixed with the same rules and
+verification as `xnnfit fix` (quantized candidates judged against what
+rewrite.fix.judged_against names), each in its own TensorFlow-free child through the
+runner; a crash costs that candidate only. The fixed candidates and the plain fp32
+conversion are then raced together, interleaved, at the user's thread count, and their
+outputs compared with the float reference's on the eval inputs. The choice is
+selection.pick: the fastest within the error budget, latencies within the measured noise
+counting as equal.
 """
 
 from __future__ import annotations
@@ -15,26 +16,22 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
-
-from xnnfit.choose.quant import accuracy, class_scores, eval_samples, judge_reference, materialize_all, pareto, pick
+from xnnfit.choose.quant import converted, eval_samples
+from xnnfit.choose.selection import Measured, Race, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
-from xnnfit.core.isolate import run_isolated
-from xnnfit.core.policy import BENCH_RUNS, DEFAULT_MAX_ERROR, DEFAULT_TIMEOUT
+from xnnfit.core.policy import BENCH_RUNS, DEFAULT_MAX_ERROR
 from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.explain.diagnosis import diagnose
+from xnnfit.measure.accuracy import agreement, class_scores, judge_reference
 from xnnfit.model.artifact import Artifact
-from xnnfit.model.convert import ConvertOptions
-from xnnfit.model.recipes import ALL, FP32, ConversionRecipe
+from xnnfit.model.recipes import DEFAULT, FP32, ConversionRecipe, with_reference
 from xnnfit.model.source import ModelSource
-from xnnfit.rewrite.engine import fix_content
-from xnnfit.rewrite.fix import FP32_REFERENCE, TWIN_REFERENCE, KerasHint, keras_hints
-from xnnfit.rewrite.float_twin import float_twin, is_quantized
-from xnnfit.runner import Progress, materialize
+from xnnfit.rewrite.engine import RewriteResult, fix_content
+from xnnfit.rewrite.fix import AS_GIVEN_REFERENCE, KerasHint, judged_against, keras_hints
+from xnnfit.runner import Job, attempt
 from xnnfit.runtime.interpreter import outputs, runtime_versions
-from xnnfit.runtime.timing import Stats, race
 
 BASELINE = "baseline"  # race key of what every speed-up is measured against
 
@@ -107,37 +104,51 @@ class OptimizeResult(Record):
         return write_file(check_output_path(path, force=force), best.content, force=force)
 
 
-def candidate_stage(
-    artifact: Artifact, *, reference: bytes | None, reference_name: str, samples: list[dict], runs: int
-) -> dict:
-    """Fix `artifact` (verified as `xnnfit fix` does), then its delegation and outputs.
+@dataclasses.dataclass(frozen=True)
+class Reference(Record):
+    """The float model accuracy is measured against, and its outputs on the eval inputs."""
 
-    Run it in a TensorFlow-free child.
-    """
-    result = fix_content(artifact, reference=reference, reference_name=reference_name, runs=runs)
-    fixed = dataclasses.replace(artifact, content=result.content)
-    diag = diagnose(fixed)
+    name: str  # rewrite.fix's name for it: the fp32 conversion, the float twin, the model as given
+    content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
+    outputs: tuple = dataclasses.field(default=(), repr=False, compare=False, metadata=NOT_IN_DICT)
+
+
+def reference_stage(content: bytes, fp32: bytes | None, samples: list[dict], specs) -> Reference:
+    """The reference of `content` (the fp32 conversion, or the given .tflite) and its outputs (run it in a child)."""
+    reference, name = judged_against(content, fp32)
+    reference = content if reference is None else reference
+    return Reference(name, reference, tuple(outputs(reference, samples, specs)))
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedCandidate(Record):
+    """One recipe's model after `xnnfit fix`, measured in its child: the fix, delegation, outputs, hints."""
+
+    rewrite: RewriteResult
+    measured: Measured
+    keras_hints: tuple[KerasHint, ...] = ()
+
+
+def candidate_stage(artifact: Artifact, *, fp32: bytes | None, samples: list[dict], runs: int) -> FixedCandidate:
+    """Fix `artifact` (verified as `xnnfit fix` does), then its delegation and outputs (run it in a child)."""
+    reference, name = judged_against(artifact.content, fp32)
+    result = fix_content(artifact, reference=reference, reference_name=name, runs=runs)
+    diag = diagnose(dataclasses.replace(artifact, content=result.content))
+    counts = diag.summary()
+    measured = Measured(
+        nodes=counts["nodes"],
+        cpu_nodes=counts["cpu_nodes"],
+        partitions=counts["partitions"],
+        delegated_fraction=diag.delegated_fraction,
+        outputs=tuple(outputs(result.content, samples, artifact.specs)),
+    )
     hints = keras_hints(artifact, result.content if result.applied else None) if artifact.layers else ()
-    return {
-        "content": result.content,
-        "applied": tuple(f"{o.rule} ×{o.count}" for o in result.applied),
-        "rolled_back": tuple((o.rule, o.reason) for o in result.outcomes if o.status == "rolled-back"),
-        "cpu_before": result.before.cpu_nodes,
-        "summary": diag.summary(),
-        "fraction": diag.delegated_fraction,
-        "outputs": outputs(result.content, samples, artifact.specs),
-        "hints": hints,
-    }
-
-
-def _race(contents: dict[str, bytes], sample: dict, specs, runs: int, threads: int) -> dict[str, Stats]:
-    return race(contents, sample, runs, specs=specs, threads=threads)
+    return FixedCandidate(result, measured, hints)
 
 
 def run_optimize(
-    source: ModelSource,
-    recipes: tuple[ConversionRecipe, ...] = tuple(ALL.values()),
-    options: ConvertOptions = ConvertOptions(),
+    job: Job,
+    recipes: tuple[ConversionRecipe, ...] = DEFAULT,
     *,
     output: str | Path | None = None,
     keep_all: str | Path | None = None,
@@ -146,107 +157,69 @@ def run_optimize(
     max_error: float = DEFAULT_MAX_ERROR,
     threads: int = 1,
     runs: int = BENCH_RUNS,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_progress: Progress | None = None,
 ) -> OptimizeResult:
     """Convert with every recipe, fix each, race them, and write the fastest within `max_error` to `output`."""
+    source = job.source
     inputs = (source.path,) if source.path is not None else ()
     path = check_output_path(output, inputs=inputs, force=force) if output is not None else None
-    step = on_progress or (lambda _: None)
     warnings: list[str] = []
-    order = [r.name for r in dict.fromkeys((FP32, *recipes))]
     if source.is_tflite:
-        artifact = materialize(source, FP32, options, timeout=timeout)
-        order = [artifact.recipe]
-        artifacts, failed = {artifact.recipe: artifact}, {}
-        reference = float_twin(artifact.content) if is_quantized(artifact.content) else artifact.content
-        reference_name = TWIN_REFERENCE if is_quantized(artifact.content) else "the model as given"
-        baseline, baseline_name = artifact.content, "the model as given"
+        artifact = job.artifact(FP32)
+        artifacts, failed, fp32 = {artifact.recipe: artifact}, {}, None
+        baseline, baseline_name = artifact, AS_GIVEN_REFERENCE
         warnings.append(
             "a .tflite alone can only be fixed: converting with other recipes needs the Keras model it came from"
         )
     else:
-        artifacts, failed = materialize_all(source, tuple(dict.fromkeys((FP32, *recipes))), options, timeout, step)
-        reference, reference_name = artifacts["fp32"].content, FP32_REFERENCE
-        baseline, baseline_name = reference, "the plain fp32 conversion"
-    specs = next(iter(artifacts.values())).specs
-    samples, notes = eval_samples(specs, eval_data, options)
+        artifacts, failed = converted(job, recipes)
+        baseline, baseline_name = artifacts[FP32.name], "the plain fp32 conversion"
+        fp32 = baseline.content
+    specs = baseline.specs
+    samples, notes = eval_samples(specs, eval_data, job.options)
     warnings = list(dict.fromkeys([*(w for a in artifacts.values() for w in a.warnings), *warnings, *notes]))
-    ref_out = outputs_isolated(reference, samples, specs, timeout)
-    judged, notes = judge_reference(ref_out)
+    reference = job.stage(reference_stage, baseline.content, fp32, samples, specs, what="running the float reference")
+    judged, notes = judge_reference(reference.outputs)
     warnings.extend(notes)
-    measured: dict[str, dict] = {}
+    measured: dict[str, FixedCandidate] = {}
     for name, artifact in artifacts.items():
-        step(f"fixing and measuring ({name})")
-        quantized = name != "fp32" or source.is_tflite
-        try:
-            measured[name] = run_isolated(
-                candidate_stage,
-                artifact,
-                reference=reference if quantized and reference != artifact.content else None,
-                reference_name=reference_name,
-                samples=samples,
-                runs=runs,
-                what=f"fixing {artifact.what}",
-                timeout=timeout,
-            )
-        except XnnfitError as exc:
-            failed[name] = str(exc)
+        job.step(f"fixing and measuring ({name})")
+        done = attempt(
+            lambda a=artifact: job.stage(
+                candidate_stage, a, fp32=fp32, samples=samples, runs=runs, what=f"fixing {a.what}"
+            ),
+            lambda exc: exc,
+        )
+        if isinstance(done, XnnfitError):
+            failed[name] = str(done)
+        else:
+            measured[name] = done
     if not measured:
         raise XnnfitError(f"no candidate could be fixed and measured: {next(iter(failed.values()), 'unknown error')}")
-    step("timing all candidates together")
-    contents = {BASELINE: baseline, **{n: m["content"] for n, m in measured.items()}}
-    latency = run_isolated(
-        _race, contents, samples[0], specs, runs, threads, what="timing the candidates", timeout=timeout
-    )
-    classes = class_scores(reference)
-    candidates = []
-    for name in order:
-        if name not in measured:
-            candidates.append(Candidate(name, "failed", failed.get(name, "not measured")))
-            continue
-        m, s, t = measured[name], measured[name]["summary"], latency[name]
-        candidates.append(
-            Candidate(
-                name,
-                "ok",
-                None,
-                bool(m["applied"]),
-                m["applied"],
-                m["rolled_back"],
-                m["cpu_before"],
-                s["cpu_nodes"],
-                s["nodes"],
-                s["partitions"],
-                m["fraction"],
-                t.median_ms,
-                t.p10_ms,
-                t.p90_ms,
-                len(m["content"]),
-                **accuracy(ref_out, m["outputs"], classes),
-                keras_hints=m["hints"],
-                content=m["content"],
-            )
-        )
+    contents = {BASELINE: baseline.content, **{n: m.rewrite.content for n, m in measured.items()}}
+    latency = job.stage(race_stage, contents, samples[0], specs, runs, threads, what="timing all candidates together")
+    classes = class_scores(reference.content)
+    candidates = [
+        _candidate(name, measured.get(name), failed, latency, reference, classes)
+        for name in (artifacts if source.is_tflite else [r.name for r in with_reference(recipes)])
+    ]
     front = pareto(candidates)
     candidates = [dataclasses.replace(c, pareto=c.recipe in front) for c in candidates]
     best, fastest = pick(candidates, max_error)
     base_ms = latency[BASELINE].median_ms
-    reason = _reason(best, fastest, candidates, base_ms, baseline_name, max_error, judged, reference_name)
+    reason = _reason(best, fastest, candidates, base_ms, baseline_name, max_error, judged, reference.name)
     result = OptimizeResult(
-        source.display,
-        best.recipe if best else None,
-        reason,
-        tuple(candidates),
-        reference_name,
-        baseline_name,
-        base_ms,
-        max_error,
-        threads,
-        None,
-        judged,
-        tuple(warnings),
-        runtime_versions(),
+        model=source.display,
+        chosen=best.recipe if best else None,
+        reason=reason,
+        candidates=tuple(candidates),
+        reference=reference.name,
+        baseline=baseline_name,
+        baseline_ms=base_ms,
+        max_error=max_error,
+        threads=threads,
+        accuracy_judged=judged,
+        warnings=tuple(warnings),
+        versions=runtime_versions(),
     )
     if keep_all is not None:
         _write_all(keep_all, source, result, force)
@@ -256,9 +229,31 @@ def run_optimize(
     return result
 
 
-def outputs_isolated(content: bytes, samples: list[dict], specs, timeout: float) -> list[list[np.ndarray]]:
-    """The reference's outputs, computed in a child (the caller never loads a runtime)."""
-    return run_isolated(outputs, content, samples, specs, what="running the float reference", timeout=timeout)
+def _candidate(
+    name: str, m: FixedCandidate | None, failed: dict[str, str], latency: Race, reference: Reference, classes: bool
+) -> Candidate:
+    if m is None:
+        return Candidate(name, "failed", failed.get(name, "not measured"))
+    fix, t = m.rewrite, latency[name]
+    return Candidate(
+        name,
+        "ok",
+        fixed=bool(fix.applied),
+        rules=tuple(f"{o.rule} ×{o.count}" for o in fix.applied),
+        rolled_back=tuple((o.rule, o.reason) for o in fix.outcomes if o.status == "rolled-back"),
+        cpu_nodes_before=fix.before.cpu_nodes if fix.before else 0,
+        cpu_nodes=m.measured.cpu_nodes,
+        nodes=m.measured.nodes,
+        partitions=m.measured.partitions,
+        delegated_fraction=m.measured.delegated_fraction,
+        median_ms=t.median_ms,
+        p10_ms=t.p10_ms,
+        p90_ms=t.p90_ms,
+        size_bytes=len(fix.content),
+        **agreement(reference.outputs, m.measured.outputs, classes).to_dict(),
+        keras_hints=m.keras_hints,
+        content=fix.content,
+    )
 
 
 def _reason(

@@ -1,19 +1,145 @@
-"""Output error, defined once: how far a model's outputs are from a reference's, as a share of the reference's scale."""
+"""Output error, defined once: how far a model's outputs are from a reference's, as a share of the reference's scale.
+
+The verifier of `xnnfit fix` (rewrite/verify.py), quant and optimize (choose/) and the
+hazard probes all read errors from here, so "1.2% error" means the same everywhere: the
+largest absolute difference over every output and sample, divided by the largest
+|reference output|; a NaN where the reference has none, or an infinity that differs, is
+an infinite error.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import numpy as np
+
+from xnnfit.core.policy import DEGENERATE_SPREAD
+from xnnfit.core.record import Record
+from xnnfit.runtime.interpreter import outputs
+from xnnfit.tflite.graph import read_model
+
+Outputs = Sequence[Sequence[np.ndarray]]  # per sample, every output of the model
+CLASS_SCORE_OPS = frozenset({"FULLY_CONNECTED", "SOFTMAX"})  # what a classifier's score output comes out of
+
+
+@dataclasses.dataclass(frozen=True)
+class Numerics(Record):
+    """How far one model's outputs are from another's over the same inputs."""
+
+    max_abs_error: float
+    max_rel_error: float  # max abs error / max |reference output|
+    output_scale: float  # max |reference output|
+
+
+MISMATCH = Numerics(float("inf"), float("inf"), 0.0)
+
+
+def compare(reference: Outputs, candidate: Outputs) -> Numerics:
+    """Max abs and relative error of `candidate` against `reference` (NaN or inf mismatches are infinite errors)."""
+    if len(reference) != len(candidate) or any(len(a) != len(b) for a, b in zip(reference, candidate)):
+        return MISMATCH
+    abs_err, scale = 0.0, 0.0
+    for ra, ca in zip(reference, candidate):
+        for r, c in zip(ra, ca):
+            if r.shape != c.shape or not np.array_equal(np.isnan(r), np.isnan(c)):
+                return MISMATCH
+            finite = np.isfinite(r) & np.isfinite(c)
+            if not np.array_equal(r[~finite & ~np.isnan(r)], c[~finite & ~np.isnan(c)]):
+                return MISMATCH  # infinities must match exactly
+            if finite.any():
+                abs_err = max(abs_err, float(np.max(np.abs(r[finite] - c[finite]))))
+                scale = max(scale, float(np.max(np.abs(r[finite]))))
+    return Numerics(abs_err, abs_err / scale if scale else abs_err, scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement(Record):
+    """A candidate's outputs against the float reference's on the eval inputs: error, direction, top class."""
+
+    max_abs_error: float
+    rel_error: float  # max abs error / max |reference output| (compare)
+    mean_rel_error: float  # mean abs error / mean |reference output|
+    cosine: float
+    top1: float | None  # share of samples whose unique top class agrees; None unless the output is class scores
+
+
+def _flat(outputs: Outputs) -> np.ndarray:
+    return np.concatenate([np.concatenate([o.reshape(-1) for o in s]) for s in outputs]).astype(np.float64)
+
+
+def top1(reference: Outputs, candidate: Outputs) -> float:
+    """Share of samples whose unique top class agrees; a candidate with a tie at the top (all zeros) does not agree."""
+    agree = []
+    for r, c in zip(reference, candidate):
+        r0, c0 = r[0].reshape(r[0].shape[0], -1), c[0].reshape(c[0].shape[0], -1)
+        for rr, cc in zip(r0, c0):
+            top = np.flatnonzero(cc == cc.max())
+            agree.append(len(top) == 1 and top[0] == int(np.argmax(rr)))
+    return float(np.mean(agree)) if agree else 0.0
+
+
+def agreement(reference: Outputs, candidate: Outputs, classes: bool = False) -> Agreement:
+    """How a candidate's outputs agree with the reference's (top-1 only when `classes`: the output is class scores)."""
+    numerics = compare(reference, candidate)
+    ref, got = _flat(reference), _flat(candidate)
+    finite = np.isfinite(ref) & np.isfinite(got) if ref.shape == got.shape else np.zeros(0, bool)
+    if finite.any():
+        diff = np.abs(ref[finite] - got[finite])
+        mean_rel = float(diff.mean() / (np.abs(ref[finite]).mean() or 1.0))
+        denom = float(np.linalg.norm(ref[finite]) * np.linalg.norm(got[finite]))
+        cosine = float(np.dot(ref[finite], got[finite]) / denom) if denom else (1.0 if not diff.any() else 0.0)
+    else:
+        mean_rel, cosine = (0.0, 1.0) if numerics.max_abs_error == 0 else (float("inf"), 0.0)
+    return Agreement(
+        numerics.max_abs_error,
+        numerics.max_rel_error,
+        mean_rel,
+        cosine,
+        top1(reference, candidate) if classes else None,
+    )
+
+
+def class_scores(content: bytes) -> bool:
+    """True when the model has one output, (batch, classes >= 2), made by a dense layer or a softmax.
+
+    Only then does top-1 agreement mean something.
+    """
+    sub = read_model(content).primary
+    if len(sub.outputs) != 1:
+        return False
+    t = sub.tensors[sub.outputs[0]]
+    producer = sub.producers().get(t.index)
+    return len(t.shape) == 2 and t.shape[-1] >= 2 and producer is not None and sub.ops[producer].op in CLASS_SCORE_OPS
+
+
+def reference_spread(reference: Outputs) -> float:
+    """How much the float outputs move across samples, as a share of their scale (0: the same for every input)."""
+    flat = np.stack([np.concatenate([o.reshape(-1) for o in s]) for s in reference])
+    scale = float(np.max(np.abs(flat)))
+    if scale < 1e-30 or len(flat) < 2:
+        return 0.0
+    return float(np.max(flat.max(axis=0) - flat.min(axis=0))) / scale
+
+
+def judge_reference(reference: Outputs) -> tuple[bool, list[str]]:
+    """Whether accuracy can be judged on these float outputs, and the warning when not."""
+    spread = reference_spread(reference)
+    if spread >= DEGENERATE_SPREAD:
+        return True, []
+    return False, [
+        f"the float model gives nearly the same output for every eval input (it moves by {spread:.2g} of its scale; "
+        "random weights do this): accuracy cannot be judged on it, so the error columns say little; use trained "
+        "weights or real --eval data"
+    ]
 
 
 def xnnpack_error(content: bytes, seed: int = 0) -> float:
-    """Max |XNNPACK - built-in| / max |built-in| of a probe's outputs on seeded random inputs."""
-    from xnnfit.runtime.interpreter import outputs
-    from xnnfit.tflite.graph import read_model
+    """Relative error of a model's XNNPACK outputs against its built-in kernels' on seeded random inputs.
 
+    The hazard probes' measure: a hazard is a delegated node XNNPACK computes wrong.
+    """
     rng = np.random.default_rng(seed)
     sub = read_model(content).primary
     sample = {sub.tensors[t].name: rng.uniform(-2, 2, sub.tensors[t].shape).astype(np.float32) for t in sub.inputs}
-    ref = outputs(content, [sample], xnnpack=False)[0]
-    got = outputs(content, [sample], xnnpack=True)[0]
-    scale = max(float(np.max(np.abs(r))) for r in ref) or 1.0
-    return max(float(np.max(np.abs(r - g))) for r, g in zip(ref, got)) / scale
+    return compare(outputs(content, [sample], xnnpack=False), outputs(content, [sample], xnnpack=True)).max_rel_error

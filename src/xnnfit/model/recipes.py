@@ -63,6 +63,16 @@ DYNAMIC_INT8_FLOAT_DW = ConversionRecipe(
 )
 MIXED: dict[str, ConversionRecipe] = {r.name: r for r in (INT8_FLOAT_OPS, DYNAMIC_INT8_FLOAT_DW)}
 ALL: dict[str, ConversionRecipe] = {**RECIPES, **MIXED}
+DEFAULT = tuple(ALL.values())  # what quant and optimize try without --recipe: every recipe, mixed ones included
+
+
+def with_reference(recipes: Iterable[ConversionRecipe]) -> tuple[ConversionRecipe, ...]:
+    """`recipes` with fp32 first, asked for or not: quant and optimize always convert it.
+
+    It is the float reference quantized candidates are judged against and speed-ups are
+    measured from; the CLI counts its progress steps from this too.
+    """
+    return tuple(dict.fromkeys((FP32, *recipes)))
 
 
 def parse_recipes(

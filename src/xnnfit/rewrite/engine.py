@@ -12,12 +12,13 @@ import dataclasses
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.policy import BENCH_RUNS, DEFAULT_POLICY, VerifyPolicy
 from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.measure.accuracy import Numerics, compare
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.inputs import random_inputs
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext, Rule
 from xnnfit.rewrite.rules import RULES
-from xnnfit.rewrite.verify import Numerics, Verifier, compare
+from xnnfit.rewrite.verify import Verifier
 
 MAX_ROUNDS = 20  # rounds of (match everything, apply everything): rules that cascade settle in a few
 
@@ -27,7 +28,7 @@ class RuleOutcome(Record):
     """What happened to one rule."""
 
     rule: str
-    status: str  # 'applied', 'rolled-back', 'no-match', 'matched' (dry run: not applied, not verified)
+    status: str  # 'applied', 'rolled-back', 'no-match', 'matched' (dry run: applied in the preview, not verified)
     count: int = 0
     where: tuple[str, ...] = ()
     reason: str = ""
@@ -77,14 +78,23 @@ def select_rules(names: list[str] | str | None, exclude: list[str] | str | None 
     return [RULES[n] for n in chosen if n not in dropped]
 
 
-def apply_to_fixpoint(
-    rule: Rule, content: bytes, ctx: RewriteContext
-) -> tuple[bytes | None, int, tuple[str, ...], str]:
-    """(rewritten bytes or None, matches applied, where, why not / why it failed) for one rule."""
+@dataclasses.dataclass(frozen=True)
+class Applied(Record):
+    """One rule applied to a fixpoint: the model it made (None when nothing was applied), where, and why not."""
+
+    content: bytes | None = dataclasses.field(default=None, repr=False, compare=False, metadata=NOT_IN_DICT)
+    count: int = 0
+    where: tuple[str, ...] = ()
+    reason: str = ""  # why it did not match, or how applying it failed
+    failed: bool = False  # a match could not be applied: the rule is rolled back, never fatal
+
+
+def apply_to_fixpoint(rule: Rule, content: bytes, ctx: RewriteContext) -> Applied:
+    """Every match of `rule`, round after round until none is left (MAX_ROUNDS at most)."""
     g = Graph.from_bytes(content)
     matches = rule.match(g, ctx)
     if isinstance(matches, NoMatch):
-        return None, 0, (), matches.reason
+        return Applied(reason=matches.reason)
     count, where = 0, []
     for _ in range(MAX_ROUNDS):
         if isinstance(matches, NoMatch) or not matches:
@@ -94,12 +104,14 @@ def apply_to_fixpoint(
             try:
                 rule.apply(g, m, ctx)
             except Exception as exc:  # noqa: BLE001 - a failing rule is rolled back, never fatal
-                return None, count, tuple(where), f"apply failed at {m.where}: {type(exc).__name__}: {exc}"
+                return Applied(
+                    None, count, tuple(where), f"apply failed at {m.where}: {type(exc).__name__}: {exc}", True
+                )
             count += 1
             where.append(m.where)
         g = Graph.from_bytes(g.to_bytes())
         matches = rule.match(g, ctx)
-    return g.to_bytes(), count, tuple(where), ""
+    return Applied(g.to_bytes(), count, tuple(where))
 
 
 def fix_content(
@@ -108,7 +120,6 @@ def fix_content(
     rules: list[Rule] | None = None,
     reference: bytes | None = None,
     reference_name: str = "the float model",
-    dry_run: bool = False,
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     seed: int = 0,
@@ -119,37 +130,22 @@ def fix_content(
     """
     rules = rules if rules is not None else list(RULES.values())
     ctx = RewriteContext(artifact.specs)
-    if dry_run:
-        outcomes = []
-        for rule in rules:
-            out, count, where, why = apply_to_fixpoint(rule, artifact.content, ctx)
-            status = "matched" if out is not None else ("rolled-back" if count else "no-match")
-            outcomes.append(
-                RuleOutcome(
-                    rule.id, status, count, where, "dry run: not applied, not verified" if out is not None else why
-                )
-            )
-        return RewriteResult(artifact.content, tuple(outcomes))
     verifier = Verifier(
         artifact.specs, random_inputs(artifact.specs, policy.samples, seed), policy, runs, reference, reference_name
     )
     original = current = verifier.state(artifact.content)
     outcomes = []
     for rule in rules:
-        candidate, count, where, why = apply_to_fixpoint(rule, current.content, ctx)
-        if candidate is None:
-            outcomes.append(
-                RuleOutcome(
-                    rule.id, "rolled-back" if count or why.startswith("apply failed") else "no-match", count, where, why
-                )
-            )
+        done = apply_to_fixpoint(rule, current.content, ctx)
+        if done.content is None:
+            status = "rolled-back" if done.count or done.failed else "no-match"
+            outcomes.append(RuleOutcome(rule.id, status, done.count, done.where, done.reason))
             continue
-        verdict = verifier.judge(rule, current, candidate)
-        if not verdict.ok or verdict.state is None:
-            outcomes.append(RuleOutcome(rule.id, "rolled-back", count, where, verdict.reason, verdict.numerics))
-            continue
-        outcomes.append(RuleOutcome(rule.id, "applied", count, where, verdict.reason, verdict.numerics))
-        current = verdict.state
+        verdict = verifier.judge(rule, current, done.content)
+        status = "applied" if verdict.ok and verdict.state is not None else "rolled-back"
+        outcomes.append(RuleOutcome(rule.id, status, done.count, done.where, verdict.reason, verdict.numerics))
+        if status == "applied":
+            current = verdict.state
     if current is original:
         t0 = t1 = verifier.race(original.content, original.content, policy.min_runs)[0]
     else:
@@ -170,8 +166,10 @@ def rewrite_only(content: bytes, rule_ids: tuple[str, ...], ctx: RewriteContext 
     """Apply rules to a fixpoint without verification (for conversion recipes that include a rewrite)."""
     ctx = ctx or RewriteContext()
     for rule in select_rules(list(rule_ids)):
-        out, _, _, why = apply_to_fixpoint(rule, content, ctx)
-        if out is None and why.startswith("apply failed"):
-            raise XnnfitError(f"rewrite {rule.id} failed while converting: {why}. Use the plain recipe instead.")
-        content = out if out is not None else content
+        done = apply_to_fixpoint(rule, content, ctx)
+        if done.failed:
+            raise XnnfitError(
+                f"rewrite {rule.id} failed while converting: {done.reason}. Use the plain recipe instead."
+            )
+        content = done.content if done.content is not None else content
     return content

@@ -17,6 +17,7 @@ from xnnfit.explain.diagnosis import Diagnosis, diagnose
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.specs import InputSpec
 from xnnfit.rewrite.engine import RewriteResult
+from xnnfit.rewrite.float_twin import float_twin, is_quantized
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,22 @@ class FixResult(Record):
 
 TWIN_REFERENCE = "the float model rebuilt from the file's dequantized weights"
 FP32_REFERENCE = "the fp32 conversion"
+AS_GIVEN_REFERENCE = "the model as given"
+
+
+def judged_against(content: bytes, fp32: bytes | None) -> tuple[bytes | None, str]:
+    """The float model a fix of `content` is judged against, and its name: the one definition for fix and optimize.
+
+    The fp32 conversion of its Keras source (`fp32`) when there is one and this is another
+    recipe; else, for a quantized model, the float model rebuilt from its own weights;
+    else nothing (a float model is judged against itself, before and after). Builds the
+    twin with the runtime: call it in a TensorFlow-free child.
+    """
+    if fp32 is not None and fp32 != content:
+        return fp32, FP32_REFERENCE
+    if is_quantized(content):
+        return float_twin(content), TWIN_REFERENCE
+    return None, FP32_REFERENCE if fp32 is not None else AS_GIVEN_REFERENCE
 
 
 def _fallback_layers(artifact: Artifact) -> dict[str, tuple[set[str], dict[str, None]]]:

@@ -16,7 +16,7 @@ import numpy as np
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.policy import VerifyPolicy
-from xnnfit.core.record import Record
+from xnnfit.measure.accuracy import Numerics, compare
 from xnnfit.model.specs import InputSpec
 from xnnfit.observe.delegation import observe
 from xnnfit.rewrite.rule import Rule
@@ -24,36 +24,6 @@ from xnnfit.runtime.interpreter import build_interpreter, feed, invoke, outputs
 from xnnfit.runtime.timing import Stats, race
 
 Outputs = list[list[np.ndarray]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Numerics(Record):
-    """How far one model's outputs are from another's over the same inputs."""
-
-    max_abs_error: float
-    max_rel_error: float  # max abs error / max |reference output|
-    output_scale: float  # max |reference output|
-
-
-MISMATCH = Numerics(float("inf"), float("inf"), 0.0)
-
-
-def compare(reference: Outputs, candidate: Outputs) -> Numerics:
-    """Max abs and relative error of `candidate` against `reference` (NaN or inf mismatches are infinite errors)."""
-    if len(reference) != len(candidate) or any(len(a) != len(b) for a, b in zip(reference, candidate)):
-        return MISMATCH
-    abs_err, scale = 0.0, 0.0
-    for ra, ca in zip(reference, candidate):
-        for r, c in zip(ra, ca):
-            if r.shape != c.shape or not np.array_equal(np.isnan(r), np.isnan(c)):
-                return MISMATCH
-            finite = np.isfinite(r) & np.isfinite(c)
-            if not np.array_equal(r[~finite & ~np.isnan(r)], c[~finite & ~np.isnan(c)]):
-                return MISMATCH  # infinities must match exactly
-            if finite.any():
-                abs_err = max(abs_err, float(np.max(np.abs(r[finite] - c[finite]))))
-                scale = max(scale, float(np.max(np.abs(r[finite]))))
-    return Numerics(abs_err, abs_err / scale if scale else abs_err, scale)
 
 
 def cpu_nodes(content: bytes, specs: Sequence[InputSpec] = ()) -> tuple[int, int]:
