@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from xnnfit.kb import advice
 from xnnfit.kb.context import NodeContext
 
 
@@ -43,10 +44,14 @@ class Cause:
     title: str
     condition: Condition
     why: str
-    fix: str  # Keras-level "use instead": its general advice, rendered (kb/advice.py; tests/kb/test_advice.py checks)
     example: str  # what triggers it
     probes: tuple[Probe, ...]
     rewrites: tuple[str, ...] = ()  # rewrite rule ids that remove it (xnnfit fix)
+
+    @property
+    def fix(self) -> str:
+        """Keras-level "use instead": the cause's general advice (`<id>.general` in kb/advice), rendered."""
+        return advice.general(self.id).render()
 
     @property
     def ops(self) -> tuple[str, ...]:

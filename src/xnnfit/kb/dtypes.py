@@ -13,9 +13,6 @@ CAUSES = (
         condition=DataDtype(frozenset({"int32", "int64", "bool", "uint32", "uint16", "string", "complex64"})),
         why="XNNPACK computes on float and int8/uint8-quantized tensors only; int32, int64 and bool "
         "data (index math, masks) stay on CPU kernels.",
-        fix="# Keep index and mask arithmetic in float (x * mask with a float 0/1 mask), or move it "
-        "out of the model. `xnnfit fix` folds what does not depend on the inputs (XR002) and "
-        "recomputes a mask that ends in a select in float (XR013); ids stay int.",
         example="ids + 1 on an int32 input",
         rewrites=("XR002", "XR013"),
         probes=(
@@ -28,8 +25,6 @@ CAUSES = (
         title="int16 activations (16x8 quantization)",
         condition=AnyTensorDtype(frozenset({"int16"})),
         why="XNNPACK has no int16 tensors: an int16x8-quantized model runs entirely on CPU kernels.",
-        fix="# Convert with int8 (full integer) or fp16 instead of int16x8: `xnnfit check MODEL "
-        "--recipe int8,fp16`. No rewrite rule does this yet.",
         example="converter.target_spec.supported_ops = [EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]",
         probes=(
             Probe("rejected", "FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int16x8"),

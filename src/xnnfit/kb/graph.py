@@ -19,8 +19,6 @@ CAUSES = (
         condition=CustomOp(flex=False),
         why="XNNPACK implements a handful of MediaPipe/ODML custom ops; any other custom op runs on "
         "its own registered kernel, outside the delegate.",
-        fix="# Express the op with TFLite builtins, or keep it at the model's edge so it cuts the "
-        "graph once. No rewrite rule does this yet.",
         example="converter.allow_custom_ops = True with tf.math.tan",
         probes=(),
     ),
@@ -30,9 +28,6 @@ CAUSES = (
         condition=CustomOp(flex=True),
         why="The op has no TFLite builtin; with SELECT_TF_OPS it runs on the TensorFlow kernel "
         "(Flex), which XNNPACK never takes and which adds MBs to the app.",
-        fix="y = keras.ops.sin(x) / keras.ops.cos(x)   # keras.ops.tan(x)\n"
-        "# Express the op with builtins XNNPACK runs; build patches with Conv2D/DepthwiseConv2D "
-        "instead of tf.image.extract_patches. No rewrite rule does this yet.",
         example="tf.math.tan(x), tf.image.extract_patches(...)",
         probes=(
             Probe("conversion-error", "Tan", lam(lambda tf, x: tf.math.tan(x))),
@@ -46,9 +41,6 @@ CAUSES = (
         why="The model was converted without freezing: weights are read from resource variables at "
         "run time, so conv weights are not constants and XNNPACK refuses those layers (matmuls "
         "still run: BATCH_MATMUL takes a variable operand).",
-        fix="# Convert with TFLiteConverter.from_keras_model(model), or freeze the concrete function "
-        "(convert_variables_to_constants_v2); `xnnfit check model.keras` does this. `xnnfit fix` "
-        "(XR011) freezes variables that only the initialisation (CALL_ONCE) assigns.",
         example="TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)",
         rewrites=("XR011",),
         probes=(
@@ -63,9 +55,6 @@ CAUSES = (
         why="The XNNPACK delegate in the runtime the app ships (--runtime) refused this op, in this "
         "form (float or int8), when run alone; "
         "newer runtimes take it. Only given under --runtime, from that runtime's probe table (kb/versions.json).",
-        fix="# Ship a newer runtime in the app (xnnfit check MODEL --runtime all shows which "
-        "versions take it), or express the op "
-        "with ops that runtime delegates. No rewrite rule does this yet.",
         example="GELU or BATCH_MATMUL on tflite-runtime 2.14; any int8 CONV_2D on the 2.14 pip build",
         probes=(),  # proven per runtime by the one-op probes of the matrix (tests/test_probe_matrix.py),
         # never on the installed one
@@ -79,9 +68,6 @@ CAUSES = (
         "the runtime the app ships (--runtime) then applies no XNNPACK to the graph at all. "
         "Newer runtimes delegate around it. "
         "Only given under --runtime, from that runtime's probe table (kb/versions.json).",
-        fix="# Give every shape as constants (pin the batch with --input-shape, or -1 for it; the "
-        "shape op is XNN020), or ship a newer runtime; "
-        "then check the result with --runtime. No rewrite rule does this yet.",
         example="tf.reshape(x, (tf.shape(x)[0], -1)) with a dynamic batch, on tflite-runtime 2.14",
         probes=(),  # proven per runtime by the matrix's graph probe (probe_matrix.graph_probes),
         # never on the installed one
@@ -96,8 +82,6 @@ def other_ops_cause(claimed: frozenset[str]) -> Cause:
         title="op the XNNPACK delegate does not implement",
         condition=NotImplemented_(claimed),
         why="This op is not among the ops the XNNPACK delegate implements, so it always runs on its CPU kernel.",
-        fix="# Express the op with delegated ops (ADD/MUL/conv/FC/reshape/...) or move it to "
-        "pre/post-processing. No rewrite rule does this yet.",
         example="tf.math.floordiv(x, 3.0)",
         probes=(
             Probe("rejected", "FLOOR_DIV", lam(lambda tf, x: tf.math.floordiv(x, 3.0))),

@@ -20,10 +20,6 @@ CAUSES = (
         condition=ComputedParameter(),
         why="XNNPACK builds its plan once, so weights and shape/axes/bounds/paddings must be "
         "constants stored in the model; this one is computed by other nodes.",
-        fix="y = keras.ops.reshape(x, (-1, 16))   # Python ints, not tf.shape(x)\n"
-        "# Pass shapes, axes and weights as Python constants (-1 for the batch): XNNPACK plans "
-        "once, so a parameter cannot be computed at run time. `xnnfit fix` (XR002) folds shape "
-        "ops at pinned shapes.",
         example="tf.reshape(x, (tf.shape(x)[0], -1))",
         rewrites=("XR002",),
         probes=(
@@ -42,9 +38,6 @@ CAUSES = (
         condition=StridedSliceLimits(),
         why="XNNPACK slices with stride 1 only and without ellipsis, new-axis or shrink masks (x[:, "
         "::2], x[:, 0] and x[..., None] are refused).",
-        fix="y = keras.ops.reshape(x[:, 0:1], (-1, 4))   # x[:, 0] of a (batch, 4, 4) tensor\n"
-        "# Take a size-1 slice and drop the axis with a reshape; for x[:, ::2], reshape to (..., "
-        "n, 2) and slice [..., 0:1]. `xnnfit fix` (XR005) does both.",
         example="x[:, ::2] or x[:, 0]",
         rewrites=("XR005",),
         probes=(
@@ -60,10 +53,6 @@ CAUSES = (
         why="XNNPACK's SLICE wants every size as a positive constant; a -1 ('to the end') is refused "
         "by the delegate of LiteRT 1.0.1 and later "
         "(tflite-runtime 2.14 took it), so the slice runs on its CPU kernel.",
-        fix="y = x[:, 2:6]   # tf.slice(x, [0, 2], [-1, 4])\n"
-        "# Slice with Python bounds: x[:, 2:6] converts to a STRIDED_SLICE XNNPACK takes, "
-        "dynamic batch included; tf.slice with a -1 size converts to a SLICE that keeps the -1 "
-        "even at a fixed batch. No rewrite rule does this yet.",
         example="tf.slice(x, [0, 2], [-1, 4])",
         probes=(
             Probe("rejected", "SLICE", lam(lambda tf, x: tf.slice(x, [0, 2], [-1, 4]))),
@@ -76,9 +65,6 @@ CAUSES = (
         title="concatenation of more than 5 tensors",
         condition=InputCountOutside("CONCATENATION", 2, 5),
         why="The delegate concatenates 2 to 5 inputs in one node; more inputs stay on CPU kernels.",
-        fix="y = keras.ops.concatenate([keras.ops.concatenate(xs[:3], -1), "
-        "keras.ops.concatenate(xs[3:], -1)], -1)   # 6 tensors\n"
-        "# Concatenate in groups of at most 5. `xnnfit fix` (XR004) builds the tree.",
         example="tf.concat([x] * 6, axis=-1)",
         rewrites=("XR004",),
         probes=(
@@ -97,8 +83,6 @@ CAUSES = (
         title="SPLIT into 1 or more than 4 parts",
         condition=InputCountOutside("SPLIT", 2, 4, outputs=True),
         why="XNNPACK splits evenly into 2, 3 or 4 outputs only.",
-        fix="parts = [x[:, i * 2:(i + 1) * 2] for i in range(8)]   # keras.ops.split(x, 8, axis=1)\n"
-        "# Split into more than 4 parts with static slices. `xnnfit fix` (XR004) does this.",
         example="tf.split(x, 8, axis=1)",
         rewrites=("XR004",),
         probes=(
@@ -111,9 +95,6 @@ CAUSES = (
         title="pooling whose stride exceeds its window (1x1 pool, stride 2)",
         condition=PoolStride(),
         why="XNNPACK pooling needs stride <= window size; a 1x1 window with stride > 1 is refused.",
-        fix="# XNNPACK pools only with stride <= window: a window at least as large as the stride "
-        "changes which pixels are pooled (the output changes). No rewrite rule does this yet. "
-        "(XR005 handles 1x1 windows.)",
         example="keras.layers.AveragePooling2D(pool_size=1, strides=2)",
         rewrites=("XR005",),
         probes=(
@@ -134,8 +115,6 @@ CAUSES = (
         title="tensor rank above 6",
         condition=RankAbove(6),
         why="XNNPACK tensors have at most 6 dimensions (XNN_MAX_TENSOR_DIMS).",
-        fix="# Merge adjacent axes with a reshape so every tensor has at most 6 dimensions. No "
-        "rewrite rule does this yet.",
         example="tf.reshape(x, (1, 2, 2, 2, 2, 2, 2, 2)) + 1",
         probes=(
             Probe(

@@ -22,8 +22,6 @@ CAUSES = (
         why="XNNPACK runs float-activation x int8-weight (dynamic-range) CONV_2D and "
         "FULLY_CONNECTED, but not DEPTHWISE_CONV_2D: it needs the same type for input, filter "
         "and output.",
-        fix="# Quantize with --recipe int8 (full integer) or fp16, or keep depthwise weights float: "
-        "`xnnfit fix` (XR009), or --recipe dynamic-int8+float-dw.",
         example="keras.layers.DepthwiseConv2D(3) converted with Optimize.DEFAULT and no representative data",
         rewrites=("XR009",),
         probes=(
@@ -47,9 +45,6 @@ CAUSES = (
         condition=QuantizedOp(FLOAT_ONLY),
         why="XNNPACK has float kernels but no int8/uint8 kernels for this op, so in a fully "
         "quantized model it runs on CPU kernels.",
-        fix="# XNNPACK has no int8 kernel for this op: `xnnfit check MODEL --recipe int8+float-ops` "
-        "keeps it in float on XNNPACK, except AVERAGE_POOL_2D, which the converter still "
-        "quantizes (XNN028.average-pool). No rewrite rule does this yet.",
         example="keras.layers.Softmax() in a full-int8 model",
         probes=(
             Probe(
@@ -81,9 +76,6 @@ CAUSES = (
         condition=QuantizedMatmulZeroPoint(),
         why="XNNPACK's int8 BATCH_MATMUL needs a B operand with zero point 0 (weights); "
         "attention-style activation x activation products are asymmetric and stay on CPU kernels.",
-        fix="# Keep activation-by-activation matmuls in float: `xnnfit check MODEL --recipe "
-        "int8+float-ops` keeps BATCH_MATMUL in float on XNNPACK; fp16 and dynamic-int8 keep all "
-        "activations float. No rewrite rule does this yet.",
         example="tf.matmul(q, k, transpose_b=True) in a full-int8 model",
         probes=(
             Probe(
@@ -105,8 +97,6 @@ CAUSES = (
         condition=DequantizeConsumerOnCpu(),
         why="XNNPACK absorbs a constant DEQUANTIZE (fp16/int8 weights) only when every consumer is "
         "delegated; this one feeds a CPU node, so it stays on CPU too.",
-        fix="# Fix the consumer (see its cause); the DEQUANTIZE then follows it onto XNNPACK. No "
-        "rewrite rule does this yet.",
         example="fp16 weights feeding a tf.where",
         probes=(
             Probe(
@@ -125,8 +115,6 @@ CAUSES = (
         title="DEQUANTIZE of an fp16 activation",
         condition=Float16Activation(),
         why="XNNPACK converts only int8/uint8 activations with DEQUANTIZE; an fp16 activation tensor is refused.",
-        fix="# Keep activations float32 and only weights fp16 (target_spec.supported_types = "
-        "[tf.float16], --recipe fp16). No rewrite rule does this yet.",
         example="a model whose inference type is float16",
         probes=(),
     ),
@@ -137,8 +125,6 @@ CAUSES = (
         why="XNNPACK's int8 ADD/SUB need each input scale within [1/1024, 256) of the output scale "
         "(MUL: s1*s2/s_out within [1/65536, 256)); adding a tiny constant such as a layer-norm "
         "epsilon or a -1e9 attention mask breaks that.",
-        fix="# Keep these activations in float: --recipe dynamic-int8 or fp16. int8+float-ops does "
-        "not help: it keeps ADD and MUL int8. No rewrite rule does this yet.",
         example="x + 1e-12 in a full-int8 model (layer-norm epsilon)",
         probes=(
             Probe("rejected", "ADD", lam(lambda tf, x: x + tf.fill((1, 16), 1e-7)), recipe="int8"),
