@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from xnnfit.kb.cause import Cause, Probe
+from xnnfit.kb.cause import Cause
 from xnnfit.kb.conditions import AnyTensorDtype, DataDtype
-from xnnfit.kb.probes import lam, layers
+from xnnfit.kb.probes import delegated, lam, layers, rejected
 
 CAUSES = (
     Cause(
@@ -16,8 +16,8 @@ CAUSES = (
         example="ids + 1 on an int32 input",
         rewrites=("XR002", "XR013"),
         probes=(
-            Probe("rejected", "ADD", lam(lambda tf, x: x + 1, dtype="int32")),
-            Probe("delegated", "ADD", lam(lambda tf, x: x + 1.0)),
+            rejected("ADD", lam(lambda tf, x: x + 1, dtype="int32")),
+            delegated("ADD", lam(lambda tf, x: x + 1.0)),
         ),
     ),
     Cause(
@@ -27,8 +27,8 @@ CAUSES = (
         why="XNNPACK has no int16 tensors: an int16x8-quantized model runs entirely on CPU kernels.",
         example="converter.target_spec.supported_ops = [EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]",
         probes=(
-            Probe("rejected", "FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int16x8"),
-            Probe("delegated", "FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int8"),
+            rejected("FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int16x8"),
+            delegated("FULLY_CONNECTED", layers(lambda k: k.layers.Dense(8)), recipe="int8"),
         ),
     ),
 )

@@ -6,11 +6,11 @@ from xnnfit.kb.cause import Cause, Probe
 from xnnfit.kb.conditions import (
     CustomOp,
     NotImplemented_,
-    RefusedOnTargetRuntime,
-    RuntimeSkipsDynamicGraph,
-    WeightsFromVariable,
+    refused_on_target_runtime,
+    runtime_skips_dynamic_graph,
+    weights_from_variable,
 )
-from xnnfit.kb.probes import lam, layers, unfrozen_conv
+from xnnfit.kb.probes import delegated, lam, layers, rejected, unfrozen_conv
 
 CAUSES = (
     Cause(
@@ -31,27 +31,27 @@ CAUSES = (
         example="tf.math.tan(x), tf.image.extract_patches(...)",
         probes=(
             Probe("conversion-error", "Tan", lam(lambda tf, x: tf.math.tan(x))),
-            Probe("delegated", "SIN", lam(lambda tf, x: tf.sin(x) / tf.cos(x))),
+            delegated("SIN", lam(lambda tf, x: tf.sin(x) / tf.cos(x))),
         ),
     ),
     Cause(
         id="XNN032",
         title="weights read from variables (model not frozen)",
-        condition=WeightsFromVariable(),
+        condition=weights_from_variable,
         why="The model was converted without freezing: weights are read from resource variables at "
         "run time, so conv weights are not constants and XNNPACK refuses those layers (matmuls "
         "still run: BATCH_MATMUL takes a variable operand).",
         example="TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)",
         rewrites=("XR011",),
         probes=(
-            Probe("rejected", "CONV_2D", unfrozen_conv),
-            Probe("delegated", "CONV_2D", layers(lambda k: k.layers.Conv2D(4, 3), shape=(8, 8, 3))),
+            rejected("CONV_2D", unfrozen_conv),
+            delegated("CONV_2D", layers(lambda k: k.layers.Conv2D(4, 3), shape=(8, 8, 3))),
         ),
     ),
     Cause(
         id="XNN050",
         title="op this runtime's XNNPACK does not take (older runtime)",
-        condition=RefusedOnTargetRuntime(),
+        condition=refused_on_target_runtime,
         why="The XNNPACK delegate in the runtime the app ships (--runtime) refused this op, in this "
         "form (float or int8), when run alone; "
         "newer runtimes take it. Only given under --runtime, from that runtime's probe table (kb/versions.json).",
@@ -62,7 +62,7 @@ CAUSES = (
     Cause(
         id="XNN051",
         title="graph with a dynamic tensor on a runtime that then skips XNNPACK (older runtime)",
-        condition=RuntimeSkipsDynamicGraph(),
+        condition=runtime_skips_dynamic_graph,
         why="Some op's output shape is computed at run time (a reshape to tf.shape(x)...), so TFLite "
         "allocates that tensor dynamically; "
         "the runtime the app ships (--runtime) then applies no XNNPACK to the graph at all. "
@@ -84,7 +84,7 @@ def other_ops_cause(claimed: frozenset[str]) -> Cause:
         why="This op is not among the ops the XNNPACK delegate implements, so it always runs on its CPU kernel.",
         example="tf.math.floordiv(x, 3.0)",
         probes=(
-            Probe("rejected", "FLOOR_DIV", lam(lambda tf, x: tf.math.floordiv(x, 3.0))),
-            Probe("delegated", "FLOOR", lam(lambda tf, x: tf.floor(x / 3.0))),
+            rejected("FLOOR_DIV", lam(lambda tf, x: tf.math.floordiv(x, 3.0))),
+            delegated("FLOOR", lam(lambda tf, x: tf.floor(x / 3.0))),
         ),
     )

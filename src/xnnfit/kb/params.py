@@ -2,109 +2,118 @@
 
 from __future__ import annotations
 
-from xnnfit.kb.cause import Cause, Probe
+from collections.abc import Callable
+from typing import Any
+
+from xnnfit.kb.cause import Cause
 from xnnfit.kb.conditions import (
-    ComputedParameter,
     InputCountOutside,
-    PoolStride,
     RankAbove,
-    SliceToEnd,
-    StridedSliceLimits,
+    computed_parameter,
+    pool_stride,
+    slice_to_end,
+    strided_slice_limits,
 )
-from xnnfit.kb.probes import lam, layers
+from xnnfit.kb.limits import MAX_CONCAT_INPUTS, MAX_RANK, MAX_SPLIT_OUTPUTS, MIN_CONCAT_INPUTS, MIN_SPLIT_OUTPUTS
+from xnnfit.kb.probes import delegated, lam, layers, rejected
+
+
+def _concatenation(n: int) -> Callable[[], Any]:
+    """A probe concatenating `n` tensors along the last axis."""
+    return lam(lambda tf, x: tf.concat([x * float(i + 1) for i in range(n)], axis=-1))
+
+
+def _split(n: int) -> Callable[[], Any]:
+    """A probe splitting 16 values into `n` parts (their order reversed, so the split is not folded away)."""
+    return lam(lambda tf, x: tf.concat(tf.split(x, n, axis=1)[::-1], 1))
+
+
+def _counts(low: int, high: int) -> str:
+    """'2, 3 or 4'."""
+    return f"{', '.join(str(n) for n in range(low, high))} or {high}"
+
 
 CAUSES = (
     Cause(
         id="XNN020",
         title="weight or shape parameter computed at run time",
-        condition=ComputedParameter(),
+        condition=computed_parameter,
         why="XNNPACK builds its plan once, so weights and shape/axes/bounds/paddings must be "
         "constants stored in the model; this one is computed by other nodes.",
         example="tf.reshape(x, (tf.shape(x)[0], -1))",
         rewrites=("XR002",),
         probes=(
-            Probe(
-                "rejected",
+            rejected(
                 "RESHAPE",
                 lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)), shape=(4, 4)),
                 dynamic_batch=True,
             ),
-            Probe("delegated", "RESHAPE", lam(lambda tf, x: tf.reshape(x, (-1, 16)), shape=(4, 4))),
+            delegated("RESHAPE", lam(lambda tf, x: tf.reshape(x, (-1, 16)), shape=(4, 4))),
         ),
     ),
     Cause(
         id="XNN022",
         title="strided slice with step != 1 or an index that drops an axis",
-        condition=StridedSliceLimits(),
+        condition=strided_slice_limits,
         why="XNNPACK slices with stride 1 only and without ellipsis, new-axis or shrink masks (x[:, "
         "::2], x[:, 0] and x[..., None] are refused).",
         example="x[:, ::2] or x[:, 0]",
         rewrites=("XR005",),
         probes=(
-            Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, ::2] * 2.0)),
-            Probe("rejected", "STRIDED_SLICE", lam(lambda tf, x: x[:, 0] * 2.0, shape=(4, 4))),
-            Probe("delegated", "STRIDED_SLICE", lam(lambda tf, x: x[:, 1:9] * 2.0)),
+            rejected("STRIDED_SLICE", lam(lambda tf, x: x[:, ::2] * 2.0)),
+            rejected("STRIDED_SLICE", lam(lambda tf, x: x[:, 0] * 2.0, shape=(4, 4))),
+            delegated("STRIDED_SLICE", lam(lambda tf, x: x[:, 1:9] * 2.0)),
         ),
     ),
     Cause(
         id="XNN035",
         title="slice with size -1 (to the end of an axis)",
-        condition=SliceToEnd(),
+        condition=slice_to_end,
         why="XNNPACK's SLICE wants every size as a positive constant; a -1 ('to the end') is refused "
         "by the delegate of LiteRT 1.0.1 and later "
         "(tflite-runtime 2.14 took it), so the slice runs on its CPU kernel.",
         example="tf.slice(x, [0, 2], [-1, 4])",
         probes=(
-            Probe("rejected", "SLICE", lam(lambda tf, x: tf.slice(x, [0, 2], [-1, 4]))),
-            Probe("rejected", "SLICE", lambda: _slice_to_end()),
-            Probe("delegated", "SLICE", lambda: _slice_sized()),
+            rejected("SLICE", lam(lambda tf, x: tf.slice(x, [0, 2], [-1, 4]))),
+            rejected("SLICE", lambda: _slice_to_end()),
+            delegated("SLICE", lambda: _slice_sized()),
         ),
     ),
     Cause(
         id="XNN023",
-        title="concatenation of more than 5 tensors",
-        condition=InputCountOutside("CONCATENATION", 2, 5),
-        why="The delegate concatenates 2 to 5 inputs in one node; more inputs stay on CPU kernels.",
-        example="tf.concat([x] * 6, axis=-1)",
+        title=f"concatenation of more than {MAX_CONCAT_INPUTS} tensors",
+        condition=InputCountOutside("CONCATENATION", MIN_CONCAT_INPUTS, MAX_CONCAT_INPUTS),
+        why=f"The delegate concatenates {MIN_CONCAT_INPUTS} to {MAX_CONCAT_INPUTS} inputs in one node; more inputs "
+        "stay on CPU kernels.",
+        example=f"tf.concat([x] * {MAX_CONCAT_INPUTS + 1}, axis=-1)",
         rewrites=("XR004",),
         probes=(
-            Probe(
-                "rejected", "CONCATENATION", lam(lambda tf, x: tf.concat([x * float(i + 1) for i in range(6)], axis=-1))
-            ),
-            Probe(
-                "delegated",
-                "CONCATENATION",
-                lam(lambda tf, x: tf.concat([x * float(i + 1) for i in range(5)], axis=-1)),
-            ),
+            rejected("CONCATENATION", _concatenation(MAX_CONCAT_INPUTS + 1)),
+            delegated("CONCATENATION", _concatenation(MAX_CONCAT_INPUTS)),
         ),
     ),
     Cause(
         id="XNN024",
-        title="SPLIT into 1 or more than 4 parts",
-        condition=InputCountOutside("SPLIT", 2, 4, outputs=True),
-        why="XNNPACK splits evenly into 2, 3 or 4 outputs only.",
+        title=f"SPLIT into 1 or more than {MAX_SPLIT_OUTPUTS} parts",
+        condition=InputCountOutside("SPLIT", MIN_SPLIT_OUTPUTS, MAX_SPLIT_OUTPUTS, outputs=True),
+        why=f"XNNPACK splits evenly into {_counts(MIN_SPLIT_OUTPUTS, MAX_SPLIT_OUTPUTS)} outputs only.",
         example="tf.split(x, 8, axis=1)",
         rewrites=("XR004",),
-        probes=(
-            Probe("rejected", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 8, axis=1)[::-1], 1))),
-            Probe("delegated", "SPLIT", lam(lambda tf, x: tf.concat(tf.split(x, 4, axis=1)[::-1], 1))),
-        ),
+        probes=(rejected("SPLIT", _split(8)), delegated("SPLIT", _split(MAX_SPLIT_OUTPUTS))),
     ),
     Cause(
         id="XNN025",
         title="pooling whose stride exceeds its window (1x1 pool, stride 2)",
-        condition=PoolStride(),
+        condition=pool_stride,
         why="XNNPACK pooling needs stride <= window size; a 1x1 window with stride > 1 is refused.",
         example="keras.layers.AveragePooling2D(pool_size=1, strides=2)",
         rewrites=("XR005",),
         probes=(
-            Probe(
-                "rejected",
+            rejected(
                 "AVERAGE_POOL_2D",
                 layers(lambda k: k.layers.AveragePooling2D(pool_size=1, strides=2), shape=(8, 8, 4)),
             ),
-            Probe(
-                "delegated",
+            delegated(
                 "AVERAGE_POOL_2D",
                 layers(lambda k: k.layers.AveragePooling2D(pool_size=2, strides=2), shape=(8, 8, 4)),
             ),
@@ -112,18 +121,16 @@ CAUSES = (
     ),
     Cause(
         id="XNN026",
-        title="tensor rank above 6",
-        condition=RankAbove(6),
-        why="XNNPACK tensors have at most 6 dimensions (XNN_MAX_TENSOR_DIMS).",
+        title=f"tensor rank above {MAX_RANK}",
+        condition=RankAbove(MAX_RANK),
+        why=f"XNNPACK tensors have at most {MAX_RANK} dimensions (XNN_MAX_TENSOR_DIMS).",
         example="tf.reshape(x, (1, 2, 2, 2, 2, 2, 2, 2)) + 1",
         probes=(
-            Probe(
-                "rejected",
+            rejected(
                 "ADD",
                 lam(lambda tf, x: tf.reshape(tf.reshape(x, (-1, 2, 2, 2, 2, 2, 2, 2)) + 1.0, (-1, 128)), shape=(128,)),
             ),
-            Probe(
-                "delegated",
+            delegated(
                 "ADD",
                 lam(lambda tf, x: tf.reshape(tf.reshape(x, (-1, 2, 2, 2, 2, 8)) + 1.0, (-1, 128)), shape=(128,)),
             ),

@@ -5,6 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from xnnfit.kb.cause import Probe
+
+
+def rejected(op: str, build: Callable[[], Any], **kw: Any) -> Probe:
+    """A probe whose nodes of `op` the runtime must leave on CPU, with the cause explaining them."""
+    return Probe("rejected", op, build, **kw)
+
+
+def delegated(op: str, build: Callable[[], Any], **kw: Any) -> Probe:
+    """A probe whose nodes of `op` the runtime must all delegate, the cause silent."""
+    return Probe("delegated", op, build, **kw)
+
 
 def lam(
     fn: Callable[[Any, Any], Any], shape: tuple = (16,), dtype: str = "float32", name: str = "probe"

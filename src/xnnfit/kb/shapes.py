@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-# Inputs that decide an op's output shape: computed at run time, they make the output a dynamic tensor.
+from xnnfit.kb.tables import PARAM_INPUTS
+
+# Inputs that decide an op's output shape: computed at run time, they make the output a dynamic tensor. The
+# parameter inputs of slicing, padding, reshaping and resizing do (tables.PARAM_INPUTS), and these ops' too.
 SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
-    "RESHAPE": (1,),
-    "SLICE": (1, 2),
-    "STRIDED_SLICE": (1, 2, 3),
-    "PAD": (1,),
-    "PADV2": (1,),
-    "MIRROR_PAD": (1,),
-    "TILE": (1,),
-    "BROADCAST_TO": (1,),
+    **{op: PARAM_INPUTS[op] for op in ("RESHAPE", "SLICE", "STRIDED_SLICE", "PAD", "RESIZE_BILINEAR")},
+    **dict.fromkeys(("PADV2", "MIRROR_PAD", "TILE", "BROADCAST_TO", "RESIZE_NEAREST_NEIGHBOR"), (1,)),
     "FILL": (0,),
     "RANGE": (0, 1, 2),
-    "RESIZE_BILINEAR": (1,),
-    "RESIZE_NEAREST_NEIGHBOR": (1,),
 }
 # Ops whose output TFLite knows before allocation when their inputs are known (constants, or SHAPE of a tensor):
 # measured on tflite-runtime 2.14 (kb/versions.json key graph:prepare-time-shape), a reshape to
