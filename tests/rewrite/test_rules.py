@@ -16,6 +16,7 @@ from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.recipes import RECIPES
 from xnnfit.model.specs import ShapeRequest, tflite_declared_inputs
 from xnnfit.rewrite.engine import fix_content
+from xnnfit.rewrite.rule import Rule
 from xnnfit.rewrite.rules import RULES
 from xnnfit.tflite.graph import read_model
 
@@ -119,9 +120,23 @@ def test_no_match_reason_is_given():
     assert result.content == conv.content
 
 
-def test_kb_points_only_at_existing_rules():
-    for cause in kb.CAUSES.values():
-        assert set(cause.rewrites) <= set(RULES), (cause.id, cause.rewrites)
+@pytest.mark.parametrize("record", [*kb.CAUSES.values(), *HAZARDS.values()], ids=lambda r: r.id)
+def test_a_cause_or_hazard_lists_only_rules_that_list_it_back(record):
+    for r in record.rewrites:
+        assert r in RULES and record.id in RULES[r].fixes, f"{record.id} names {r}, which does not fix it"
+
+
+def test_a_rule_declares_its_identity_and_exactness_follows_its_tolerance():
+    class Probe(Rule, id="XR900", fixes=("XNN001",), ops=("SELECT",)):
+        pass
+
+    assert (Probe.id, Probe.fixes, Probe.ops, Probe().exactness) == ("XR900", ("XNN001",), ("SELECT",), "exact")
+    with pytest.raises(TypeError, match="fixs"):
+
+        class Misspelt(Rule, id="XR901", fixs=("XNN001",)):
+            pass
+
+    assert RULES["XR007"].exactness == "tolerance" and RULES["XR007"].tolerance == 1e-5
 
 
 def test_where_activation_in_an_fp16_model_is_fixed_through_its_weight_dequantize():

@@ -11,7 +11,7 @@ import numpy as np
 
 from xnnfit.rewrite.elementwise import chain, clone, clone_float, evaluate
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule
 from xnnfit.tflite.schema import fb
 
 _NEG_WHEN_TRUE = {
@@ -37,17 +37,11 @@ def _example():
     return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
 
 
-class WhereActivation(Rule):
-    id = "XR001"
+class WhereActivation(Rule, id="XR001", fixes=("XNN001",), ops=("SELECT", "SELECT_V2")):
     title = "tf.where activation -> relu/leaky_relu arithmetic"
-    fixes = ("XNN001",)
-    exactness = "exact"
     example = staticmethod(_example)
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        return self.scan(g, ("SELECT", "SELECT_V2"), self._why_not)
-
-    def _why_not(self, g: Graph, i: int):
+    def check(self, g: Graph, i: int) -> dict | str:
         cond, t_true, t_false = g.inputs(i)[:3]
         p = g.producer(cond)
         if p is None or g.op(p) not in ("LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL"):
@@ -98,17 +92,17 @@ class WhereActivation(Rule):
         ops = []
         if g.dtype(out).startswith("float") and not g.dtype(x).startswith("float"):
             xf = g.add_tensor(g.shape(x), "float32", self.tag("x"))
-            ops.append(g.make_op("DEQUANTIZE", [x], [xf]))
+            ops.append(self.emit(g, "DEQUANTIZE", [x], [xf]))
             x = xf
         final = g.add_tensor(g.shape(out), g.dtype(out), self.tag(kind), g.quant(out))
         if kind == "leaky":
-            opts = fb.LeakyReluOptionsT()
-            opts.alpha = float(param)
-            ops.append(g.make_op("LEAKY_RELU", [x], [final], opts, "LeakyReluOptions"))
+            ops.append(self.emit(g, "LEAKY_RELU", [x], [final], alpha=float(param)))
         elif kind == "prelu":
-            ops.append(g.make_op("PRELU", [x, g.add_const(np.asarray(param, np.float32), self.tag("alpha"))], [final]))
+            ops.append(
+                self.emit(g, "PRELU", [x, g.add_const(np.asarray(param, np.float32), self.tag("alpha"))], [final])
+            )
         else:
-            ops.append(g.make_op("ELU", [x], [final]))
+            ops.append(self.emit(g, "ELU", [x], [final]))
         return ops, final
 
     def _float_form(self, g: Graph, d: dict, out: int) -> tuple[list, int]:
@@ -118,12 +112,12 @@ class WhereActivation(Rule):
         xf = x
         if not g.dtype(x).startswith("float"):
             xf = g.add_tensor(g.shape(x), "float32", self.tag("x"))
-            ops.append(g.make_op("DEQUANTIZE", [x], [xf]))
+            ops.append(self.emit(g, "DEQUANTIZE", [x], [xf]))
         dtype = g.dtype(xf)
         pos = g.add_tensor(g.shape(x), dtype, self.tag("pos"))
         neg = g.add_tensor(g.shape(x), dtype, self.tag("neg"))
-        ops.append(g.make_op("RELU", [xf], [pos]))
-        ops.append(g.make_op("SUB", [xf, pos], [neg], fb.SubOptionsT(), "SubOptions"))
+        ops.append(self.emit(g, "RELU", [xf], [pos]))
+        ops.append(self.emit(g, "SUB", [xf, pos], [neg]))
         branches = []
         for side, src in (("neg", neg), ("pos", pos)):
             t, chain_ops = d[side]
@@ -147,14 +141,12 @@ class WhereActivation(Rule):
         half_pos = g.add_tensor(shape, dt, self.tag("half_pos"), _qparams(0.0, (1 - _LEAK) * max(hi, 0), dt))
         pos = g.add_tensor(shape, dt, self.tag("pos"), _qparams(0.0, max(hi, 0), dt))
         neg = g.add_tensor(shape, dt, self.tag("neg"), _qparams(min(lo, 0), 0.0, dt))
-        opts = fb.LeakyReluOptionsT()
-        opts.alpha = _LEAK
         ops = [
-            g.make_op("LEAKY_RELU", [x], [leaky], opts, "LeakyReluOptions"),
-            g.make_op("MUL", [x, self._qconst(g, _LEAK, x)], [ax], fb.MulOptionsT(), "MulOptions"),
-            g.make_op("SUB", [leaky, ax], [half_pos], fb.SubOptionsT(), "SubOptions"),
-            g.make_op("MUL", [half_pos, self._qconst(g, 1 / (1 - _LEAK), x)], [pos], fb.MulOptionsT(), "MulOptions"),
-            g.make_op("SUB", [x, pos], [neg], fb.SubOptionsT(), "SubOptions"),
+            self.emit(g, "LEAKY_RELU", [x], [leaky], alpha=_LEAK),
+            self.emit(g, "MUL", [x, self._qconst(g, _LEAK, x)], [ax]),
+            self.emit(g, "SUB", [leaky, ax], [half_pos]),
+            self.emit(g, "MUL", [half_pos, self._qconst(g, 1 / (1 - _LEAK), x)], [pos]),
+            self.emit(g, "SUB", [x, pos], [neg]),
         ]
         branches = []
         for side, src in (("neg", neg), ("pos", pos)):
@@ -175,17 +167,17 @@ class WhereActivation(Rule):
         q = g.quant(out) if quantized else None
         if np.allclose(k, 0.0):
             final = g.add_tensor(g.shape(out), dtype, self.tag("result"), q)
-            ops.append(g.make_op("ADD", branches, [final], fb.AddOptionsT(), "AddOptions"))
+            ops.append(self.emit(g, "ADD", branches, [final]))
             return ops, final
         summed = g.add_tensor(g.shape(out), dtype, self.tag("sum"), q)
-        ops.append(g.make_op("ADD", branches, [summed], fb.AddOptionsT(), "AddOptions"))
+        ops.append(self.emit(g, "ADD", branches, [summed]))
         final = g.add_tensor(g.shape(out), dtype, self.tag("result"), q)
         kc = (
             self._qconst(g, float(np.mean(k)), out)
             if quantized
             else g.add_const(np.asarray(k, np.float32), self.tag("k"))
         )
-        ops.append(g.make_op("SUB", [summed, kc], [final], fb.SubOptionsT(), "SubOptions"))
+        ops.append(self.emit(g, "SUB", [summed, kc], [final]))
         return ops, final
 
     @staticmethod

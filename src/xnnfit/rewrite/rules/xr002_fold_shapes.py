@@ -19,7 +19,6 @@ from xnnfit.core.policy import FOLD_BYTES
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
 from xnnfit.runtime.interpreter import tensor_values
-from xnnfit.tflite.schema import fb
 
 _NEVER_FOLD = {
     "VAR_HANDLE",
@@ -47,13 +46,10 @@ def _example():
     return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
 
 
-class FoldShapes(Rule):
-    id = "XR002"
+class FoldShapes(Rule, id="XR002", fixes=("XNN014", "XNN020", "XNN015", "XNN013", "XNN021")):
     title = "fold run-time shape computation into constants"
-    fixes = ("XNN014", "XNN020", "XNN015", "XNN013", "XNN021")
-    exactness = "exact"
     example = staticmethod(_example)
-    example_dynamic_batch = True  # its example only shows the fallback with a dynamic batch
+    example_dynamic_batch = True
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
         folded = _data_independent(g)
@@ -86,11 +82,7 @@ class FoldShapes(Rule):
             c = g.add_const(value.astype(_np_type(g.dtype(t))), self.tag(g.name(t) or f"t{t}"), g.quant(t))
             g.rewire(t, c)
         for i in sorted(d["reshapes"], reverse=True):
-            x, out = g.inputs(i)[0], g.outputs(i)[0]
-            shape_const = g.add_const(np.asarray(shapes[out], np.int32), self.tag("shape"))
-            opts = fb.ReshapeOptionsT()
-            opts.newShape = [int(v) for v in shapes[out]]
-            g.ops[i] = g.make_op("RESHAPE", [x, shape_const], [out], opts, "ReshapeOptions")
+            g.ops[i] = self.reshape(g, g.inputs(i)[0], g.outputs(i)[0], shapes[g.outputs(i)[0]])
         for t, shape in shapes.items():
             tensor = g.tensor(t)
             if tensor.buffer and g.value(t) is not None:

@@ -1,26 +1,19 @@
 """XR004: splits and concatenations XNNPACK refuses -> SLICEs and a tree of small CONCATENATIONs.
 
-XNNPACK has no SPLIT_V, splits only into 2-4 outputs, and concatenates 2-5 inputs. A split
-along a constant axis of a static-shape input is a set of static slices, so each output
-becomes one SLICE (constant int32 begin and size, every size > 0: XNNPACK refuses -1)
-writing the same tensor. Concatenation is associative, so more than 5 inputs become
-nearly even groups of at most 5, concatenated again along the same axis; only the final
-node keeps the fused activation, and intermediate tensors take the output's quantization.
-Both are data copies, so the rewrite is exact in float and in int8.
+XNNPACK has no SPLIT_V, splits only into MIN_SPLIT_OUTPUTS to MAX_SPLIT_OUTPUTS outputs and
+concatenates at most MAX_CONCAT_INPUTS inputs (kb/limits.py). A split along a constant axis
+of a static-shape input is a set of static slices, so each output becomes one SLICE
+(constant int32 begin and size, every size > 0: XNNPACK refuses -1) writing the same
+tensor. Concatenation is associative, so a longer one becomes a tree of CONCATENATIONs
+within the limit (Rule.concat). Both are data copies, so the rewrite is exact in float and
+in int8.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
+from xnnfit.kb.limits import MAX_CONCAT_INPUTS, MAX_SPLIT_OUTPUTS, MIN_SPLIT_OUTPUTS
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
-from xnnfit.tflite.schema import fb
-
-MAX_CONCAT_INPUTS = 5  # XNNPACK's VisitConcatenationNode accepts 2..5
-SPLIT_OUTPUTS = (2, 4)  # XNNPACK's VisitSplitNode accepts 2..4 outputs
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule
 
 
 def _example():
@@ -38,29 +31,24 @@ def _example():
     return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
 
 
-class SplitConcat(Rule):
-    id = "XR004"
-    title = "SPLIT_V / SPLIT into 1 or >4 parts -> SLICEs; CONCATENATION of >5 -> a tree of <=5"
-    fixes = ("XNN016", "XNN023", "XNN024")
-    exactness = "exact"
+class SplitConcat(Rule, id="XR004", fixes=("XNN016", "XNN023", "XNN024"), ops=("SPLIT", "SPLIT_V", "CONCATENATION")):
+    title = (
+        f"SPLIT_V / SPLIT into 1 or >{MAX_SPLIT_OUTPUTS} parts -> SLICEs; "
+        f"CONCATENATION of >{MAX_CONCAT_INPUTS} -> a tree of <={MAX_CONCAT_INPUTS}"
+    )
+    absent = "no SPLIT, SPLIT_V or CONCATENATION node"
     example = staticmethod(_example)
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found, reasons = [], []
-        for i in range(len(g.ops)):
-            name = g.op(i)
-            if name == "CONCATENATION":
-                if len(g.inputs(i)) > MAX_CONCAT_INPUTS:
-                    found.append(Match(self.id, i, _where(g, i), {"kind": "concat"}))
-                else:
-                    reasons.append(f"every CONCATENATION has at most {MAX_CONCAT_INPUTS} inputs")
-            elif name in ("SPLIT", "SPLIT_V"):
-                why = self._split(g, i)
-                if isinstance(why, str):
-                    reasons.append(why)
-                else:
-                    found.append(Match(self.id, i, _where(g, i), why))
-        return found or NoMatch("; ".join(dict.fromkeys(reasons)) or "no SPLIT, SPLIT_V or CONCATENATION node")
+    def check(self, g: Graph, i: int) -> dict | str:
+        if g.op(i) != "CONCATENATION":
+            return self._split(g, i)
+        if len(g.inputs(i)) > MAX_CONCAT_INPUTS:
+            return {"kind": "concat"}
+        return f"every CONCATENATION has at most {MAX_CONCAT_INPUTS} inputs"
+
+    def where(self, g: Graph, i: int) -> str:
+        """Op i's first output name (the converter joins fused names with ';': keep the first)."""
+        return g.name(g.outputs(i)[0]).split(";")[0]
 
     def _split(self, g: Graph, i: int) -> dict | str:
         """The slices (begin, size per output) replacing split op i, or why not."""
@@ -68,7 +56,7 @@ class SplitConcat(Rule):
         outs = g.outputs(i)
         if name == "SPLIT":
             axis_t, x = g.inputs(i)[:2]
-            if SPLIT_OUTPUTS[0] <= len(outs) <= SPLIT_OUTPUTS[1]:
+            if MIN_SPLIT_OUTPUTS <= len(outs) <= MAX_SPLIT_OUTPUTS:
                 return f"SPLIT into {len(outs)} parts is delegated as is"
         else:
             x, sizes_t, axis_t = g.inputs(i)[:3]
@@ -113,64 +101,10 @@ class SplitConcat(Rule):
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         i = m.anchor
-        if m.detail["kind"] == "split":
-            ops = self._slices(g, i, m.detail)
+        if m.detail["kind"] == "split":  # one SLICE per output, writing the original output tensor
+            ops = [self.slice(g, m.detail["x"], out, *piece) for out, piece in zip(g.outputs(i), m.detail["slices"])]
         else:
-            ops = self._concat_tree(g, i)
+            opts = g.options(i, "ConcatenationOptions")
+            axis, activation = (int(opts.axis), int(opts.fusedActivationFunction)) if opts is not None else (0, 0)
+            ops = self.concat(g, g.inputs(i), g.outputs(i)[0], axis, activation)
         g.ops[i : i + 1] = ops
-
-    def _slices(self, g: Graph, i: int, d: dict) -> list:
-        """One SLICE per output, writing the original output tensor (same quantization)."""
-        ops = []
-        for out, (begin, size) in zip(g.outputs(i), d["slices"]):
-            b = g.add_const(np.asarray(begin, np.int32), self.tag("slice_begin"))
-            s = g.add_const(np.asarray(size, np.int32), self.tag("slice_size"))
-            ops.append(g.make_op("SLICE", [d["x"], b, s], [out], fb.SliceOptionsT(), "SliceOptions"))
-        return ops
-
-    def _concat_tree(self, g: Graph, i: int) -> list:
-        """Nearly even groups of at most 5, level by level; the last node writes the output."""
-        opts0 = g.options(i, "ConcatenationOptions")
-        axis_raw = int(opts0.axis) if opts0 is not None else 0
-        activation = int(opts0.fusedActivationFunction) if opts0 is not None else 0
-        out = g.outputs(i)[0]
-        rank = len(g.shape(out))
-        axis = axis_raw + rank if axis_raw < 0 else axis_raw
-        level, ops, inputs = 0, [], g.inputs(i)
-        while len(inputs) > MAX_CONCAT_INPUTS:
-            k = math.ceil(len(inputs) / MAX_CONCAT_INPUTS)
-            bounds = [round(j * len(inputs) / k) for j in range(k + 1)]
-            merged = []
-            for j in range(k):
-                group = inputs[bounds[j] : bounds[j + 1]]
-                t = g.add_tensor(
-                    _concat_shape(g, group, axis), g.dtype(out), self.tag(f"concat{level}_{j}"), g.quant(out)
-                )
-                ops.append(g.make_op("CONCATENATION", group, [t], _concat_options(axis_raw, 0), "ConcatenationOptions"))
-                merged.append(t)
-            inputs, level = merged, level + 1
-        ops.append(
-            g.make_op("CONCATENATION", inputs, [out], _concat_options(axis_raw, activation), "ConcatenationOptions")
-        )
-        return ops
-
-
-def _where(g: Graph, i: int) -> str:
-    """Op i's first output name (the converter joins fused names with ';': keep the first)."""
-    return g.name(g.outputs(i)[0]).split(";")[0]
-
-
-def _concat_options(axis: int, activation: int):
-    opts = fb.ConcatenationOptionsT()
-    opts.axis = axis
-    opts.fusedActivationFunction = activation
-    return opts
-
-
-def _concat_shape(g: Graph, group: list[int], axis: int) -> list[int]:
-    """The shape of concatenating `group` along `axis` (-1 where it is not known)."""
-    shapes = [g.shape(t) for t in group]
-    shape = [next((d for d in dims if d >= 0), -1) for dims in zip(*shapes)]
-    along = [s[axis] for s in shapes]
-    shape[axis] = sum(along) if all(d >= 0 for d in along) else -1
-    return shape

@@ -15,14 +15,16 @@ quantization, which RESHAPE requires).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from xnnfit.kb.limits import MAX_RANK
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule, same_quant
 from xnnfit.tflite.schema import fb
 
-MAX_RANK = 6  # XNN_MAX_TENSOR_DIMS
 MAX_PAD_RANK = 5  # TFLite's PAD kernel (the CPU fallback and the verification run it)
 _DTYPES = ("float32", "float16", "int8", "uint8")
 _ACTIVATIONS = {
@@ -65,34 +67,19 @@ class _Plan:
     activation: str | None = None  # a pool's fused activation, as its own op
 
 
-class StridedSubsample(Rule):
-    id = "XR005"
+class StridedSubsample(
+    Rule, id="XR005", fixes=("XNN022", "XNN025"), ops=("STRIDED_SLICE", "AVERAGE_POOL_2D", "MAX_POOL_2D")
+):
     title = "strided slice, shrink-axis slice and 1x1 stride-s pooling -> reshape + slice"
-    fixes = ("XNN022", "XNN025")
-    exactness = "exact"
+    absent = "no strided or shrinking STRIDED_SLICE and no 1x1 pool with stride > 1"
     example = staticmethod(_example)
-    example_recipe = "fp32"
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        found, reasons = [], []
-        for i in range(len(g.ops)):
-            name = g.op(i)
-            if name == "STRIDED_SLICE":
-                axes = self._slice_axes(g, i)
-            elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-                axes = self._pool_axes(g, i)
-            else:
-                continue
-            if axes is None:  # already delegated: nothing to do
-                continue
-            plan = axes if isinstance(axes, str) else self._plan(g, i, axes)
-            if isinstance(plan, str):
-                reasons.append(f"{name}: {plan}")
-            else:
-                found.append(Match(self.id, i, g.name(g.outputs(i)[0]), {"plan": plan}))
-        return found or NoMatch(
-            "; ".join(dict.fromkeys(reasons)) or "no strided or shrinking STRIDED_SLICE and no 1x1 pool with stride > 1"
-        )
+    def check(self, g: Graph, i: int) -> dict | str | None:
+        axes = self._slice_axes(g, i) if g.op(i) == "STRIDED_SLICE" else self._pool_axes(g, i)
+        if axes is None:  # already delegated: nothing to do
+            return None
+        plan = axes if isinstance(axes, str) else self._plan(g, i, axes)
+        return f"{g.op(i)}: {plan}" if isinstance(plan, str) else {"plan": plan}
 
     # -- matching --------------------------------------------------------------------------
     def _slice_axes(self, g: Graph, i: int) -> list[_Axis] | str | None:
@@ -172,7 +159,7 @@ class StridedSubsample(Rule):
         dtype = g.dtype(x)
         if dtype not in _DTYPES or g.dtype(out) != dtype:
             return f"{dtype} data is not delegated by XNNPACK either way"
-        if not _same_quant(g.quant(x), g.quant(out)):
+        if not same_quant(g.quant(x), g.quant(out)):
             return "input and output quantization differ (RESHAPE and SLICE keep it)"
         if any(ax.count == 0 for ax in axes):
             return "the slice is empty"
@@ -232,69 +219,38 @@ class StridedSubsample(Rule):
         dtype, q = g.dtype(x), g.quant(x)
         ops, cur, shape = [], x, g.shape(x)
 
-        def step(op: str, args: list[int], new_shape: tuple[int, ...], options, options_type: str, label: str) -> None:
+        def step(new_shape: tuple[int, ...], label: str, make: Callable[[int], Any]) -> None:
+            """Append the op `make` builds from `cur` into a new tensor of `new_shape`; it becomes `cur`."""
             nonlocal cur, shape
             t = g.add_tensor(new_shape, dtype, self.tag(label), q)
-            ops.append(g.make_op(op, [cur, *args], [t], options, options_type))
+            ops.append(make(t))
             cur, shape = t, tuple(new_shape)
 
         if p.crop is not None:
-            step(
-                "SLICE",
-                [self._ints(g, [0] * len(p.crop), "begin"), self._ints(g, p.crop, "size")],
-                p.crop,
-                fb.SliceOptionsT(),
-                "SliceOptions",
-                "crop",
-            )
+            step(p.crop, "crop", lambda t: self.slice(g, cur, t, [0] * len(p.crop), p.crop))
         if p.pad_view is not None:
-            step(
-                "RESHAPE",
-                [self._shape(g, p.pad_view)],
-                p.pad_view,
-                _reshape_options(p.pad_view),
-                "ReshapeOptions",
-                "pad_view",
-            )
+            step(p.pad_view, "pad_view", lambda t: self.reshape(g, cur, t, p.pad_view))
         if p.pad is not None:
-            paddings = np.asarray([[0, k] for k in p.pad], np.int32)
+            paddings = g.add_const(np.asarray([[0, k] for k in p.pad], np.int32), self.tag("paddings"))
             step(
-                "PAD",
-                [g.add_const(paddings, self.tag("paddings"))],
                 tuple(d + k for d, k in zip(shape, p.pad)),
-                fb.PadOptionsT(),
-                "PadOptions",
                 "padded",
+                lambda t: self.emit(g, "PAD", [cur, paddings], [t]),
             )
         if p.view != shape:
-            step("RESHAPE", [self._shape(g, p.view)], p.view, _reshape_options(p.view), "ReshapeOptions", "view")
+            step(p.view, "view", lambda t: self.reshape(g, cur, t, p.view))
         if p.size != shape:
-            step(
-                "SLICE",
-                [self._ints(g, p.begin, "begin"), self._ints(g, p.size, "size")],
-                p.size,
-                fb.SliceOptionsT(),
-                "SliceOptions",
-                "taken",
-            )
+            step(p.size, "taken", lambda t: self.slice(g, cur, t, p.begin, p.size))
         final = g.shape(out)
         if shape != final:
-            step("RESHAPE", [self._shape(g, final)], final, _reshape_options(final), "ReshapeOptions", "result")
+            step(final, "result", lambda t: self.reshape(g, cur, t, final))
         if p.activation is not None:
-            ops.append(g.make_op(p.activation, [cur], [out]))
+            ops.append(self.emit(g, p.activation, [cur], [out]))
         elif ops:
             ops[-1].outputs = [out]
         else:  # the op took everything: a reshape to the same shape keeps the graph valid
-            ops.append(
-                g.make_op("RESHAPE", [cur, self._shape(g, final)], [out], _reshape_options(final), "ReshapeOptions")
-            )
+            ops.append(self.reshape(g, cur, out, final))
         g.ops[i : i + 1] = ops
-
-    def _ints(self, g: Graph, values, label: str) -> int:
-        return g.add_const(np.asarray(values, np.int32), self.tag(label))
-
-    def _shape(self, g: Graph, shape: tuple[int, ...]) -> int:
-        return g.add_const(np.asarray(shape, np.int32), self.tag("shape"))
 
 
 def _clamp(index: int, n: int) -> int:
@@ -312,19 +268,3 @@ def _merge(dims: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
         else:
             merged.append((size, begin, count))
     return merged
-
-
-def _same_quant(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-
-    def zp(q) -> list[int]:
-        return list(q.zeroPoint) if q.zeroPoint is not None else [0] * len(q.scale)
-
-    return list(a.scale) == list(b.scale) and zp(a) == zp(b)
-
-
-def _reshape_options(shape: tuple[int, ...]):
-    opts = fb.ReshapeOptionsT()
-    opts.newShape = [int(d) for d in shape]
-    return opts

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule
 from xnnfit.tflite.schema import fb
 
 # exponent -> program over x: each step (op, operand names), the last step's value is the result
@@ -41,7 +41,6 @@ _POW = {
     -2.0: (("SQUARE", ("x",)), ("DIV", ("one", "0"))),
 }
 _SIGN_SCALE = np.float32(2.0**126)  # (2^-149 * 2^126) * 2^126 = 2^103 >= 1
-_OPTIONS = {"MUL": (fb.MulOptionsT, "MulOptions"), "DIV": (fb.DivOptionsT, "DivOptions")}
 
 
 def _example():
@@ -54,17 +53,11 @@ def _example():
     return keras.Model(inp, keras.layers.Dense(4, name="head")(x))
 
 
-class PowSign(Rule):
-    id = "XR006"
+class PowSign(Rule, id="XR006", fixes=("XNN005",), ops=("POW", "SIGN")):
     title = "POW with a constant exponent, SIGN -> square/sqrt/mul/div arithmetic"
-    fixes = ("XNN005",)
-    exactness = "exact"
     example = staticmethod(_example)
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        return self.scan(g, ("POW", "SIGN"), self._why_not)
-
-    def _why_not(self, g: Graph, i: int) -> dict | str:
+    def check(self, g: Graph, i: int) -> dict | str:
         x, out = g.inputs(i)[0], g.outputs(i)[0]
         if g.dtype(x) != "float32" or g.dtype(out) != "float32":
             return f"{g.op(i)} on {g.dtype(x)} (only float32 has delegated replacements)"
@@ -91,7 +84,7 @@ class PowSign(Rule):
         program = _POW[m.detail["exponent"]]
         if not program:  # x ** 1
             if g.is_graph_output(out):  # keep the output tensor (and its name): multiply by 1
-                g.ops[i] = g.make_op("MUL", [x, self._scalar(g, 1.0)], [out], fb.MulOptionsT(), "MulOptions")
+                g.ops[i] = self.emit(g, "MUL", [x, self.scalar(g, 1.0)], [out])
             else:
                 g.rewire(out, x)
             return
@@ -100,20 +93,15 @@ class PowSign(Rule):
         for step, (name, args) in enumerate(program):
             last = step == len(program) - 1
             dst = out if last else g.add_tensor(g.shape(x), "float32", self.tag(f"pow/{name.lower()}"))
-            srcs = [self._scalar(g, 1.0) if a == "one" else values[a] for a in args]
-            opts, opts_name = _OPTIONS.get(name, (None, None))
-            ops.append(g.make_op(name, srcs, [dst], opts() if opts else None, opts_name))
+            srcs = [self.scalar(g, 1.0) if a == "one" else values[a] for a in args]
+            ops.append(self.emit(g, name, srcs, [dst]))
             values[str(step)] = dst
         g.ops[i : i + 1] = ops
 
     def _sign(self, g: Graph, x: int, out: int) -> list:
         scaled = g.add_tensor(g.shape(x), "float32", self.tag("sign/scaled"))
-        clamp = fb.MulOptionsT()
-        clamp.fusedActivationFunction = fb.ActivationFunctionType.RELU_N1_TO_1
+        clamp = fb.ActivationFunctionType.RELU_N1_TO_1
         return [
-            g.make_op("MUL", [x, self._scalar(g, _SIGN_SCALE)], [scaled], fb.MulOptionsT(), "MulOptions"),
-            g.make_op("MUL", [scaled, self._scalar(g, _SIGN_SCALE)], [out], clamp, "MulOptions"),
+            self.emit(g, "MUL", [x, self.scalar(g, _SIGN_SCALE)], [scaled]),
+            self.emit(g, "MUL", [scaled, self.scalar(g, _SIGN_SCALE)], [out], fusedActivationFunction=clamp),
         ]
-
-    def _scalar(self, g: Graph, value: float) -> int:
-        return g.add_const(np.asarray(value, np.float32), self.tag(f"const/{value:g}"))

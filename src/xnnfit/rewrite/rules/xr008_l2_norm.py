@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
-from xnnfit.tflite.schema import fb
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule, float32_last_axis
 
 EPSILON = 1e-6  # the float kernel's floor on the norm
 
@@ -28,16 +27,16 @@ def _example():
     return keras.Model(inp, keras.layers.Lambda(lambda t: tf.math.l2_normalize(t, axis=-1), name="l2_normalize")(x))
 
 
-class L2Norm(Rule):
-    id = "XR008"
+class L2Norm(Rule, id="XR008", fixes=("XNN010",), ops=("L2_NORMALIZATION",), tolerance=1e-5):
     title = "L2_NORMALIZATION -> x / max(sqrt(sum(x^2)), 1e-6)"
-    fixes = ("XNN010",)
-    exactness = "tolerance"
-    tolerance = 1e-5
     example = staticmethod(_example)
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        return self.scan(g, ("L2_NORMALIZATION",), _why_not)
+    def check(self, g: Graph, i: int) -> dict | str:
+        why = float32_last_axis(g, i, "SQUARE, SQRT and DIV")
+        opts = g.options(i, "L2NormOptions")
+        if not why and opts is not None and opts.fusedActivationFunction:
+            return "L2_NORMALIZATION with a fused activation"
+        return why
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         i = m.anchor
@@ -46,26 +45,12 @@ class L2Norm(Rule):
         reduced = (*shape[:-1], 1)
         squares = g.add_tensor(shape, "float32", self.tag("square"))
         total, norm, floored = (g.add_tensor(reduced, "float32", self.tag(n)) for n in ("sum", "norm", "norm_floored"))
-        opts = fb.ReducerOptionsT()
-        opts.keepDims = True
-        axis = g.add_const(np.asarray([len(shape) - 1], np.int32), self.tag("axis"))
+        axis = self.ints(g, [len(shape) - 1], "axis")
         eps = g.add_const(np.asarray(EPSILON, np.float32), self.tag("epsilon"))
         g.ops[i : i + 1] = [
-            g.make_op("SQUARE", [x], [squares]),
-            g.make_op("SUM", [squares, axis], [total], opts, "ReducerOptions"),
-            g.make_op("SQRT", [total], [norm]),
-            g.make_op("MAXIMUM", [norm, eps], [floored]),
-            g.make_op("DIV", [x, floored], [out], fb.DivOptionsT(), "DivOptions"),
+            self.emit(g, "SQUARE", [x], [squares]),
+            self.emit(g, "SUM", [squares, axis], [total], keepDims=True),
+            self.emit(g, "SQRT", [total], [norm]),
+            self.emit(g, "MAXIMUM", [norm, eps], [floored]),
+            self.emit(g, "DIV", [x, floored], [out]),
         ]
-
-
-def _why_not(g: Graph, i: int) -> dict | str:
-    x = g.inputs(i)[0]
-    opts = g.options(i, "L2NormOptions")
-    if g.dtype(x) != "float32":
-        return f"L2_NORMALIZATION on {g.dtype(x)} (SQUARE, SQRT and DIV are delegated in float32 only)"
-    if len(g.shape(x)) == 0:
-        return "L2_NORMALIZATION of a scalar"
-    if opts is not None and opts.fusedActivationFunction:
-        return "L2_NORMALIZATION with a fused activation"
-    return {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule
 
 
 def _example():
@@ -22,17 +22,17 @@ def _example():
     return keras.Model(inp, keras.layers.Conv2D(8, 1, name="pw")(x))
 
 
-class FloatDepthwise(Rule):
-    id = "XR009"
+class FloatDepthwise(Rule, id="XR009", fixes=("XNN027",), ops=("DEPTHWISE_CONV_2D",), tolerance=5e-2):
     title = "dynamic-range int8 depthwise conv -> float weights"
-    fixes = ("XNN027",)
-    exactness = "tolerance"
-    tolerance = 5e-2
+    absent = "no depthwise conv with float input and int8 filter"
     example = staticmethod(_example)
     example_recipe = "dynamic-int8"
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        return self.scan(g, ("DEPTHWISE_CONV_2D",), _why_not, none="no depthwise conv with float input and int8 filter")
+    def check(self, g: Graph, i: int) -> dict | str:
+        x, w = g.inputs(i)[:2]
+        if g.dtype(x) != "float32" or g.dtype(w) not in ("int8", "uint8") or g.value(w) is None or g.quant(w) is None:
+            return "depthwise conv already has matching input and filter types"
+        return {"filter": w}
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         w = m.detail["filter"]
@@ -40,10 +40,3 @@ class FloatDepthwise(Rule):
         c = g.add_const(weights, self.tag(g.name(w)))
         op = g.ops[m.anchor]
         op.inputs = [c if int(t) == w else int(t) for t in op.inputs]
-
-
-def _why_not(g: Graph, i: int) -> dict | str:
-    x, w = g.inputs(i)[:2]
-    if g.dtype(x) != "float32" or g.dtype(w) not in ("int8", "uint8") or g.value(w) is None or g.quant(w) is None:
-        return "depthwise conv already has matching input and filter types"
-    return {"filter": w}

@@ -2,8 +2,8 @@
 
 The indices are cut into runs of consecutive values ([0, 2, 3, 7] -> [0], [2, 3], [7]);
 each run is one SLICE of the gathered axis (a repeated run is sliced once), and the
-slices are concatenated along it in a tree of CONCATENATIONs with at most 5 inputs each
-(XNNPACK's limit). A single run is a single SLICE. Indices that are not 1-D are gathered
+slices are concatenated along it in a tree of CONCATENATIONs within XNNPACK's input limit
+(Rule.concat). A single run is a single SLICE. Indices that are not 1-D are gathered
 flat, then RESHAPEd to the output shape. Only data moves, so the result is exact, for
 float and quantized tensors alike.
 
@@ -17,10 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
-from xnnfit.tflite.schema import fb
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule, same_quant
 
-MAX_CONCAT_INPUTS = 5  # XNNPACK refuses CONCATENATION with more inputs
 MAX_SLICES = 64  # beyond this many runs a one-hot matmul is the better rewrite
 _DTYPES = ("float32", "float16", "int8", "uint8")
 
@@ -46,17 +44,11 @@ def runs(indices: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-class GatherConst(Rule):
-    id = "XR010"
+class GatherConst(Rule, id="XR010", fixes=("XNN003",), ops=("GATHER",)):
     title = "GATHER with constant indices -> static slices + concatenation"
-    fixes = ("XNN003",)
-    exactness = "exact"
     example = staticmethod(_example)
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        return self.scan(g, ("GATHER",), self._why_not)
-
-    def _why_not(self, g: Graph, i: int) -> dict | str:
+    def check(self, g: Graph, i: int) -> dict | str:
         x, idx = g.inputs(i)[:2]
         out = g.outputs(i)[0]
         opts = g.options(i, "GatherOptions")
@@ -76,7 +68,7 @@ class GatherConst(Rule):
             return f"GATHER axis {axis} is outside the input's rank {len(shape)}"
         if indices.size == 0 or indices.min() < 0 or indices.max() >= shape[axis]:
             return f"GATHER indices are empty or outside 0..{shape[axis] - 1}"
-        if g.quant(x) is not None and not _same_quant(g.quant(x), g.quant(out)):
+        if g.quant(x) is not None and not same_quant(g.quant(x), g.quant(out)):
             return "GATHER output is quantized differently from its input"
         pieces = runs(indices)
         if len(pieces) > MAX_SLICES:
@@ -95,61 +87,16 @@ class GatherConst(Rule):
         for start, length in pieces:
             if (start, length) in sliced:
                 continue
-            begin = [0] * len(shape)
-            begin[axis] = start
-            size = list(shape)
-            size[axis] = length
+            begin, size = [0] * len(shape), list(shape)
+            begin[axis], size[axis] = start, length
             dst = gathered if len(pieces) == 1 else self._tensor(g, x, size, f"slice/{start}")
-            b = g.add_const(np.asarray(begin, np.int32), self.tag("begin"))
-            s = g.add_const(np.asarray(size, np.int32), self.tag("size"))
-            ops.append(g.make_op("SLICE", [x, b, s], [dst], fb.SliceOptionsT(), "SliceOptions"))
+            ops.append(self.slice(g, x, dst, begin, size))
             sliced[(start, length)] = dst
-        parts = [(sliced[p], p[1]) for p in pieces]
-        if len(parts) > 1:
-            self._concat(g, x, parts, axis, shape, gathered, ops)
+        if len(pieces) > 1:
+            ops += self.concat(g, [sliced[p] for p in pieces], gathered, axis)
         if gathered != out:
-            opts = fb.ReshapeOptionsT()
-            opts.newShape = list(g.shape(out))
-            new_shape = g.add_const(np.asarray(g.shape(out), np.int32), self.tag("shape"))
-            ops.append(g.make_op("RESHAPE", [gathered, new_shape], [out], opts, "ReshapeOptions"))
+            ops.append(self.reshape(g, gathered, out, g.shape(out)))
         g.ops[i : i + 1] = ops
-
-    def _concat(
-        self, g: Graph, x: int, parts: list[tuple[int, int]], axis: int, shape: list[int], dst: int, ops: list
-    ) -> None:
-        """Concatenate `parts` (tensor, length on axis) into dst with <= 5 inputs per op."""
-        while len(parts) > MAX_CONCAT_INPUTS:
-            grouped = []
-            for k in range(0, len(parts), MAX_CONCAT_INPUTS):
-                group = parts[k : k + MAX_CONCAT_INPUTS]
-                if len(group) == 1:
-                    grouped.append(group[0])
-                    continue
-                length = sum(n for _, n in group)
-                size = list(shape)
-                size[axis] = length
-                t = self._tensor(g, x, size, "concat")
-                ops.append(self._concat_op(g, [p for p, _ in group], t, axis))
-                grouped.append((t, length))
-            parts = grouped
-        ops.append(self._concat_op(g, [p for p, _ in parts], dst, axis))
-
-    @staticmethod
-    def _concat_op(g: Graph, inputs: list[int], dst: int, axis: int):
-        opts = fb.ConcatenationOptionsT()
-        opts.axis = axis
-        return g.make_op("CONCATENATION", inputs, [dst], opts, "ConcatenationOptions")
 
     def _tensor(self, g: Graph, like: int, shape, name: str) -> int:
         return g.add_tensor(shape, g.dtype(like), self.tag(name), g.quant(like))
-
-
-def _same_quant(a, b) -> bool:
-    """True when two quantizations map stored values to the same reals."""
-    if a is None or b is None:
-        return a is b
-    return list(a.scale) == list(b.scale) and _zero_points(a) == _zero_points(b)
-
-
-def _zero_points(q) -> list[int]:
-    return [int(z) for z in q.zeroPoint] if q.zeroPoint is not None else [0] * len(q.scale)

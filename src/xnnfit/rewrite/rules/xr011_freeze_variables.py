@@ -112,11 +112,8 @@ def _assignments(g: Graph) -> list[tuple[tuple[str, str], int]]:
     ]
 
 
-class FreezeVariables(Rule):
-    id = "XR011"
+class FreezeVariables(Rule, id="XR011", fixes=("XNN032", "XNN017")):
     title = "variables assigned once by the init subgraph -> constants"
-    fixes = ("XNN032", "XNN017")
-    exactness = "exact"
     example = staticmethod(_example)
 
     def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:

@@ -24,8 +24,7 @@ import weakref
 import numpy as np
 
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
-from xnnfit.tflite.schema import fb
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule
 
 EXACT_INT = 2**24  # float32 holds every integer up to this magnitude exactly
 SELECTS = ("SELECT", "SELECT_V2")
@@ -58,18 +57,12 @@ def _example():
     return keras.Model([x, mask], keras.layers.Dense(8, name="head")(probs))
 
 
-class FloatMasks(Rule):
-    id = "XR013"
+class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SELECTS):
     title = "select by a mask -> float blend; the mask's int/bool plumbing -> float ops"
-    fixes = ("XNN001", "XNN011", "XNN021")
     leaves = frozenset({"CAST"})  # an int/bool graph input is cast to float once, at the start: that node stays on CPU
-    exactness = "exact"
     example = staticmethod(_example)
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        return self.scan(g, SELECTS, self._check, "no SELECT or SELECT_V2 node")
-
-    def _check(self, g: Graph, i: int) -> dict | str:
+    def check(self, g: Graph, i: int) -> dict | str:
         cond, a, b = g.inputs(i)[:3]
         out = g.outputs(i)[0]
         if g.dtype(out) != "float32" or g.quant(out) is not None and g.quant(out).scale is not None:
@@ -106,9 +99,9 @@ class FloatMasks(Rule):
             pa = g.add_tensor(_broadcast(g.shape(a), g.shape(mask)), "float32", self.tag("picked_true"))
             pb = g.add_tensor(_broadcast(g.shape(b), g.shape(keep)), "float32", self.tag("picked_false"))
             ops += [
-                _mul(g, a, mask, pa),
-                _mul(g, b, keep, pb),
-                g.make_op("ADD", [pa, pb], [out], fb.AddOptionsT(), "AddOptions"),
+                self.emit(g, "MUL", [a, mask], [pa]),
+                self.emit(g, "MUL", [b, keep], [pb]),
+                self.emit(g, "ADD", [pa, pb], [out]),
             ]
         i = next(k for k, op in enumerate(g.ops) if op is m.detail["op"])  # after the lifting inserted ops before it
         g.ops[i : i + 1] = ops
@@ -116,22 +109,24 @@ class FloatMasks(Rule):
     def _blend_const(self, g: Graph, x: int, pick: int, other: int, c: float, out: int, lifted: dict) -> list:
         """x * pick + c * other, with c * other made once per (mask, c)."""
         if c == 0.0:
-            return [_mul(g, x, pick, out)]
+            return [self.emit(g, "MUL", [x, pick], [out])]
         key = ("const", other, c)
         picked = g.add_tensor(_broadcast(g.shape(x), g.shape(pick)), "float32", self.tag("picked"))
         if key not in lifted:
             lifted[key] = g.add_tensor(g.shape(other), "float32", self.tag(f"masked_value_{c:g}"))
-            self._place(g, other, [_mul(g, other, g.add_const(np.float32(c), self.tag("value")), lifted[key])])
+            self._place(
+                g, other, [self.emit(g, "MUL", [other, g.add_const(np.float32(c), self.tag("value"))], [lifted[key]])]
+            )
         return [
-            _mul(g, x, pick, picked),
-            g.make_op("ADD", [picked, lifted[key]], [out], fb.AddOptionsT(), "AddOptions"),
+            self.emit(g, "MUL", [x, pick], [picked]),
+            self.emit(g, "ADD", [picked, lifted[key]], [out]),
         ]
 
     def _complement(self, g: Graph, mask: int, lifted: dict) -> int:
         key = ("not", mask)
         if key not in lifted:
             lifted[key] = g.add_tensor(g.shape(mask), "float32", self.tag("not_mask"))
-            self._place(g, mask, [_sub(g, self._one(g), mask, lifted[key])])
+            self._place(g, mask, [self.emit(g, "SUB", [self._one(g), mask], [lifted[key]])])
         return lifted[key]
 
     def _one(self, g: Graph) -> int:
@@ -181,11 +176,11 @@ class FloatMasks(Rule):
         elif name in _LOGIC:
             xs = [self._lift(g, u, lifted) for u in ins]
             if name == "LOGICAL_AND":
-                ops = [_mul(g, xs[0], xs[1], res)]
+                ops = [self.emit(g, "MUL", [xs[0], xs[1]], [res])]
             elif name == "LOGICAL_OR":
-                ops = [g.make_op("MAXIMUM", xs, [res])]
+                ops = [self.emit(g, "MAXIMUM", xs, [res])]
             else:
-                ops = [_sub(g, self._one(g), xs[0], res)]
+                ops = [self.emit(g, "SUB", [self._one(g), xs[0]], [res])]
         elif name in _REDUCE:
             op = copy.deepcopy(g.ops[p])
             op.opcodeIndex = g.opcode_index(_REDUCE[name])
@@ -197,12 +192,12 @@ class FloatMasks(Rule):
             keep = self._complement(g, c, lifted)
             pa, pb = (g.add_tensor(shape, "float32", self.tag(n)) for n in ("picked_true", "picked_false"))
             ops = [
-                _mul(g, a, c, pa),
-                _mul(g, b, keep, pb),
-                g.make_op("ADD", [pa, pb], [res], fb.AddOptionsT(), "AddOptions"),
+                self.emit(g, "MUL", [a, c], [pa]),
+                self.emit(g, "MUL", [b, keep], [pb]),
+                self.emit(g, "ADD", [pa, pb], [res]),
             ]
         else:  # no float form: cast once where it is made (a graph input: at the start)
-            ops = [g.make_op("CAST", [t], [res])]
+            ops = [self.emit(g, "CAST", [t], [res])]
         self._place(g, t, ops)
         lifted[t] = res
         return res
@@ -213,11 +208,11 @@ class FloatMasks(Rule):
         negate = name in ("GREATER_EQUAL", "LESS_EQUAL", "EQUAL")
         absolute = name in ("EQUAL", "NOT_EQUAL")
         diff = g.add_tensor(g.shape(res), "float32", self.tag("diff"))
-        ops = [_sub(g, y, x, diff) if swap else _sub(g, x, y, diff)]
+        ops = [self.emit(g, "SUB", [y, x], [diff]) if swap else self.emit(g, "SUB", [x, y], [diff])]
         if not negate:
             return ops + self._step(g, diff, res, absolute, integer)
         step = g.add_tensor(g.shape(res), "float32", self.tag("step"))
-        return ops + self._step(g, diff, step, absolute, integer) + [_sub(g, self._one(g), step, res)]
+        return ops + self._step(g, diff, step, absolute, integer) + [self.emit(g, "SUB", [self._one(g), step], [res])]
 
     def _step(self, g: Graph, d: int, res: int, absolute: bool, integer: bool) -> list:
         """res = 1 where d > 0 (|d| > 0 when `absolute`), else 0: ceil(min(relu(d), 1)).
@@ -228,16 +223,16 @@ class FloatMasks(Rule):
         ops, src = [], d
         if absolute:
             mag = g.add_tensor(shape, "float32", self.tag("abs"))
-            ops.append(g.make_op("ABS", [src], [mag]))
+            ops.append(self.emit(g, "ABS", [src], [mag]))
             src = mag
         else:
             pos = g.add_tensor(shape, "float32", self.tag("relu"))
-            ops.append(g.make_op("RELU", [src], [pos]))
+            ops.append(self.emit(g, "RELU", [src], [pos]))
             src = pos
         clipped = res if integer else g.add_tensor(shape, "float32", self.tag("clipped"))
-        ops.append(g.make_op("MINIMUM", [src, self._one(g)], [clipped]))
+        ops.append(self.emit(g, "MINIMUM", [src, self._one(g)], [clipped]))
         if not integer:
-            ops.append(g.make_op("CEIL", [clipped], [res]))
+            ops.append(self.emit(g, "CEIL", [clipped], [res]))
         return ops
 
     def _place(self, g: Graph, t: int, ops: list) -> None:
@@ -275,11 +270,3 @@ def _broadcast(*shapes) -> tuple[int, ...]:
         return tuple(int(d) for d in np.broadcast_shapes(*[tuple(s) for s in shapes]))
     except ValueError:
         return ()
-
-
-def _mul(g: Graph, a: int, b: int, out: int):
-    return g.make_op("MUL", [a, b], [out], fb.MulOptionsT(), "MulOptions")
-
-
-def _sub(g: Graph, a: int, b: int, out: int):
-    return g.make_op("SUB", [a, b], [out], fb.SubOptionsT(), "SubOptions")

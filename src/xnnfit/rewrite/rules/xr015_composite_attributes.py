@@ -12,38 +12,31 @@ from __future__ import annotations
 
 from xnnfit.kb import composite
 from xnnfit.rewrite.graph import Graph
-from xnnfit.rewrite.rule import Match, NoMatch, RewriteContext, Rule
+from xnnfit.rewrite.rule import Match, RewriteContext, Rule
 
 
 def _example() -> bytes:
     return composite.attention_model(scale=0.1)
 
 
-class CompositeAttributes(Rule):
-    id = "XR015"
+class CompositeAttributes(Rule, id="XR015", fixes=("XNN040",), ops=("STABLEHLO_COMPOSITE",)):
     title = "attention composite attributes -> 4-byte slots"
-    fixes = ("XNN040",)
-    exactness = "exact"
     judged_against = "cpu"
     example = staticmethod(_example)
 
-    def match(self, g: Graph, ctx: RewriteContext) -> list[Match] | NoMatch:
-        return self.scan(g, ("STABLEHLO_COMPOSITE",), _why_not, "no STABLEHLO_COMPOSITE node")
+    def check(self, g: Graph, i: int) -> dict | str:
+        opts = g.ops[i].builtinOptions2
+        name = getattr(opts, "name", b"") or b""
+        if (name.decode() if isinstance(name, bytes) else str(name)) != composite.SDPA:
+            return f"composite {name!r} is not {composite.SDPA}"
+        raw = bytes(bytearray(opts.compositeAttributes)) if opts.compositeAttributes is not None else b""
+        if composite.slot_width(raw) <= 4:
+            return "attention attributes already sit in 4-byte slots"
+        fixed = composite.four_byte(raw)
+        if fixed is None:
+            return "an attention attribute does not fit 4 bytes (an integer beyond int32 or a nested value)"
+        return {"attributes": fixed}
 
     def apply(self, g: Graph, m: Match, ctx: RewriteContext) -> None:
         opts = g.ops[m.anchor].builtinOptions2
         opts.compositeAttributes = list(m.detail["attributes"])
-
-
-def _why_not(g: Graph, i: int) -> dict | str:
-    opts = g.ops[i].builtinOptions2
-    name = getattr(opts, "name", b"") or b""
-    if (name.decode() if isinstance(name, bytes) else str(name)) != composite.SDPA:
-        return f"composite {name!r} is not {composite.SDPA}"
-    raw = bytes(bytearray(opts.compositeAttributes)) if opts.compositeAttributes is not None else b""
-    if composite.slot_width(raw) <= 4:
-        return "attention attributes already sit in 4-byte slots"
-    fixed = composite.four_byte(raw)
-    if fixed is None:
-        return "an attention attribute does not fit 4 bytes (an integer beyond int32 or a nested value)"
-    return {"attributes": fixed}
