@@ -40,9 +40,10 @@ class Finding(Record):
 
 @dataclasses.dataclass(frozen=True)
 class HazardProbe:
-    """A model showing the hazard (`holds`) or the same model without it (control)."""
+    """A model showing the hazard (`holds`) or the same model without it (control); `what` it is, in words."""
 
     holds: bool
+    what: str
     build: Callable[[], bytes] = dataclasses.field(compare=False)
 
 
@@ -111,6 +112,10 @@ def _run_batch(q, specs: Sequence[InputSpec]) -> int:
     return int(q.shape[0])
 
 
+def _attention(batch: int, kv_heads: int) -> bytes:
+    return composite.attention_model(batch=batch, heads=4, kv_heads=kv_heads)
+
+
 HAZARDS: dict[str, Hazard] = {
     h.id: h
     for h in (
@@ -126,8 +131,10 @@ HAZARDS: dict[str, Hazard] = {
             rewrites=("XR015",),
             test=_wide_scale,
             probes=(
-                HazardProbe(True, lambda: composite.attention_model(scale=0.1)),
-                HazardProbe(False, lambda: composite.attention_model(scale=0.1, byte_width=4)),
+                HazardProbe(True, "attention, scale=0.1 in 8-byte slots", lambda: composite.attention_model(scale=0.1)),
+                HazardProbe(
+                    False, "the same in 4-byte slots", lambda: composite.attention_model(scale=0.1, byte_width=4)
+                ),
             ),
         ),
         Hazard(
@@ -140,9 +147,9 @@ HAZARDS: dict[str, Hazard] = {
             rewrites=(),
             test=_mqa_batch,
             probes=(
-                HazardProbe(True, lambda: composite.attention_model(batch=2, heads=4, kv_heads=1)),
-                HazardProbe(False, lambda: composite.attention_model(batch=1, heads=4, kv_heads=1)),
-                HazardProbe(False, lambda: composite.attention_model(batch=2, heads=4, kv_heads=2)),
+                HazardProbe(True, "4 heads, k/v 1 head, batch 2", lambda: _attention(batch=2, kv_heads=1)),
+                HazardProbe(False, "the same at batch 1", lambda: _attention(batch=1, kv_heads=1)),
+                HazardProbe(False, "the same with k/v of 2 heads", lambda: _attention(batch=2, kv_heads=2)),
             ),
         ),
     )
