@@ -10,7 +10,7 @@ from xnnfit.kb.conditions import (
     runtime_skips_dynamic_graph,
     weights_from_variable,
 )
-from xnnfit.kb.probes import delegated, lam, layers, rejected, unfrozen_conv
+from xnnfit.kb.probes import RUNTIME_RESHAPE, delegated, lam, layers, rejected, unfrozen_conv
 
 CAUSES = (
     Cause(
@@ -68,7 +68,7 @@ CAUSES = (
         "the runtime the app ships (--runtime) then applies no XNNPACK to the graph at all. "
         "Newer runtimes delegate around it. "
         "Only given under --runtime, from that runtime's probe table (kb/versions.json).",
-        example="tf.reshape(x, (tf.shape(x)[0], -1)) with a dynamic batch, on tflite-runtime 2.14",
+        example=f"{RUNTIME_RESHAPE} with a dynamic batch, on tflite-runtime 2.14",
         probes=(),  # proven per runtime by the matrix's graph probe (probe_matrix.graph_probes),
         # never on the installed one
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xnnfit.kb.cause import Cause
 from xnnfit.kb.conditions import OpIn
 from xnnfit.kb.limits import MAX_SPLIT_OUTPUTS, MIN_SPLIT_OUTPUTS
-from xnnfit.kb.probes import delegated, lam, layers, rejected
+from xnnfit.kb.probes import RUNTIME_RESHAPE, delegated, lam, layers, rejected, runtime_reshape, static_reshape
 
 COMPARE_SELECT = frozenset(
     "SELECT SELECT_V2 WHERE LESS LESS_EQUAL GREATER GREATER_EQUAL EQUAL NOT_EQUAL "
@@ -186,15 +186,11 @@ CAUSES = (
         condition=OpIn.of("SHAPE FILL RANGE ZEROS_LIKE ONES_LIKE BROADCAST_ARGS RANK"),
         why="XNNPACK works on fixed shapes: ops that read or build shapes at run time (tf.shape) are "
         "integer plumbing on CPU kernels.",
-        example="tf.reshape(x, (tf.shape(x)[0], -1))",
+        example=RUNTIME_RESHAPE,
         rewrites=("XR002",),
         probes=(
-            rejected(
-                "SHAPE",
-                lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)), shape=(4, 4)),
-                dynamic_batch=True,
-            ),
-            delegated("RESHAPE", lam(lambda tf, x: tf.reshape(x, (-1, 16)), shape=(4, 4))),
+            rejected("SHAPE", runtime_reshape, dynamic_batch=True),
+            delegated("RESHAPE", static_reshape),
         ),
     ),
     Cause(

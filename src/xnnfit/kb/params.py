@@ -15,7 +15,7 @@ from xnnfit.kb.conditions import (
     strided_slice_limits,
 )
 from xnnfit.kb.limits import MAX_CONCAT_INPUTS, MAX_RANK, MAX_SPLIT_OUTPUTS, MIN_CONCAT_INPUTS, MIN_SPLIT_OUTPUTS
-from xnnfit.kb.probes import delegated, lam, layers, rejected
+from xnnfit.kb.probes import RUNTIME_RESHAPE, delegated, lam, layers, rejected, runtime_reshape, static_reshape
 
 
 def _concatenation(n: int) -> Callable[[], Any]:
@@ -40,15 +40,11 @@ CAUSES = (
         condition=computed_parameter,
         why="XNNPACK builds its plan once, so weights and shape/axes/bounds/paddings must be "
         "constants stored in the model; this one is computed by other nodes.",
-        example="tf.reshape(x, (tf.shape(x)[0], -1))",
+        example=RUNTIME_RESHAPE,
         rewrites=("XR002",),
         probes=(
-            rejected(
-                "RESHAPE",
-                lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)), shape=(4, 4)),
-                dynamic_batch=True,
-            ),
-            delegated("RESHAPE", lam(lambda tf, x: tf.reshape(x, (-1, 16)), shape=(4, 4))),
+            rejected("RESHAPE", runtime_reshape, dynamic_batch=True),
+            delegated("RESHAPE", static_reshape),
         ),
     ),
     Cause(

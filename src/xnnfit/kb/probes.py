@@ -49,6 +49,12 @@ def layers(*make: Callable[[Any], Any], shape: tuple = (16,)) -> Callable[[], An
     return build
 
 
+# XNN014 and XNN020 show the same reshape: the batch read at run time with tf.shape, and its static form.
+RUNTIME_RESHAPE = "tf.reshape(x, (tf.shape(x)[0], -1))"
+runtime_reshape = lam(lambda tf, x: tf.reshape(x, (tf.shape(x)[0], -1)), shape=(4, 4))
+static_reshape = lam(lambda tf, x: tf.reshape(x, (-1, 16)), shape=(4, 4))
+
+
 def unfrozen_conv() -> bytes:
     """A Conv2D model converted from a concrete function without freezing: weights stay variables."""
     import keras

@@ -81,6 +81,14 @@ _CAUSAL_ATTENTION = (
     "y = BiasCausalAttention(num_heads=2, key_dim=4)(x, x)   # MultiHeadAttention(2, 4)(x, x, use_causal_mask=True)"
 )
 
+# XNN014 and XNN020 show the same reshape: the batch read at run time with tf.shape (dynamic batch).
+_RUNTIME_RESHAPE = Demo(
+    "y = keras.layers.Lambda(lambda t: tf.reshape(t, (tf.shape(t)[0], -1)))(x)",
+    ("SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"),
+    _x(4, 4),
+    dynamic_batch=True,
+)
+
 _FLOAT_OPS = "`xnnfit check MODEL --recipe int8+float-ops`"
 
 ENTRIES: tuple[Advice, ...] = (
@@ -364,12 +372,7 @@ ENTRIES: tuple[Advice, ...] = (
         "with --dynamic-batch. `xnnfit fix` (XR002) folds shape ops at pinned shapes.",
         "y = keras.ops.reshape(x, (-1, 16))   # not tf.reshape(x, (tf.shape(x)[0], -1))",
         rules=("XR002",),
-        demo=Demo(
-            "y = keras.layers.Lambda(lambda t: tf.reshape(t, (tf.shape(t)[0], -1)))(x)",
-            ("SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"),
-            _x(4, 4),
-            dynamic_batch=True,
-        ),
+        demo=_RUNTIME_RESHAPE,
     ),
     # XNN015 SQUEEZE / EXPAND_DIMS
     _advice(
@@ -439,12 +442,7 @@ ENTRIES: tuple[Advice, ...] = (
         "time. `xnnfit fix` (XR002) folds shape ops at pinned shapes.",
         "y = keras.ops.reshape(x, (-1, 16))   # Python ints, not tf.shape(x)",
         rules=("XR002",),
-        demo=Demo(
-            "y = keras.layers.Lambda(lambda t: tf.reshape(t, (tf.shape(t)[0], -1)))(x)",
-            ("RESHAPE", "SHAPE", "STRIDED_SLICE", "PACK"),
-            _x(4, 4),
-            dynamic_batch=True,
-        ),
+        demo=_RUNTIME_RESHAPE,
     ),
     # XNN021 integer / bool data
     _advice(
