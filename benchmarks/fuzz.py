@@ -10,7 +10,7 @@ huge, zero or negative dimension, an index out of range, a wrong type or op code
 Byte-level edits prefer the flatbuffer's tables over weight data, where a flip does
 nothing visible.
 
-Every case runs one command, rotating `check`, `fix -o OUT` and `profile --runs 3`, as a
+Every case runs one command, rotating `check`, `fix -o OUT --runs 5` and `profile --runs 3`, as a
 real `python -m xnnfit` process with `--timeout 30`, TMPDIR set to an empty folder of its
 own and a hard wall limit (then its process group is killed). A case is OK when the exit
 code is 0, 1 or 2 (2 with exactly one line on stderr), neither stream holds a traceback
@@ -44,11 +44,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from xnnfit.core.policy import DEFAULT_POLICY
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("check", "fix", "profile")
 CLI_TIMEOUT = 30  # --timeout per child: the seeds run in well under a second, so only a hang gets near it
 WALL_LIMIT = 120.0  # seconds for a whole case: a command starts a few children, each bounded by CLI_TIMEOUT
-RUNS = 3  # --runs for fix and profile: the fewest they accept; timing figures do not matter here
+RUNS = 3  # --runs for profile: few, timing figures do not matter here
+FIX_RUNS = DEFAULT_POLICY.min_runs  # --runs for fix: the fewest it accepts (its speed gate's minimum)
 ORPHAN_GRACE = (
     2.0  # seconds a child may take to die after the command ended (a parent-death signal is delivered asynchronously)
 )
@@ -553,7 +556,7 @@ class Outcome:
 
 def _argv(command: str, model: Path, out: Path) -> list[str]:
     base = [sys.executable, "-m", "xnnfit", command, str(model)]
-    extra = {"check": [], "fix": ["-o", str(out), "--runs", str(RUNS)], "profile": ["--runs", str(RUNS)]}[command]
+    extra = {"check": [], "fix": ["-o", str(out), "--runs", str(FIX_RUNS)], "profile": ["--runs", str(RUNS)]}[command]
     return [*base, *extra, "--timeout", str(CLI_TIMEOUT), "--quiet"]
 
 

@@ -50,7 +50,7 @@ CALLS = {
     "bench": lambda p: xnnfit.bench(p, threads="1,2", runs=3, warmup=1),
     "compare": lambda p: xnnfit.compare(p, p, runs=3, warmup=1),
     "fix": lambda p: xnnfit.fix(p, runs=5),
-    "quant": lambda p: xnnfit.quant(WHERE, recipe="dynamic-int8+float-dw", runs=3),
+    "quant": lambda p: xnnfit.quant(WHERE, recipe="dynamic-int8+float-dw", runs=5),
     "explain": lambda p: xnnfit.explain("XNN001"),
 }
 

@@ -132,7 +132,7 @@ def _stopped(proc: subprocess.Popen, sig: int, seen: set[int], tmp: Path) -> str
 
 @pytest.mark.parametrize("moment", ["converting", "fixing"])
 def test_sigterm_stops_optimize_at_any_moment(tmp_path, moment):
-    proc = _start(["optimize", f"{EXAMPLES}/where_cnn.py:build", "-o", "best.tflite", "--runs", "3"], tmp_path)
+    proc = _start(["optimize", f"{EXAMPLES}/where_cnn.py:build", "-o", "best.tflite", "--runs", "5"], tmp_path)
     seen: set[int] = set()
 
     def reached(tree: set[int]) -> bool:
@@ -174,7 +174,7 @@ def test_sighup_and_sigint_to_the_main_process_alone_leave_nothing(tmp_path):
 
 
 def test_sigkill_takes_the_children_and_the_next_run_removes_the_files(tmp_path):
-    proc = _start(["optimize", f"{EXAMPLES}/where_cnn.py:build", "-o", "best.tflite", "--runs", "3"], tmp_path)
+    proc = _start(["optimize", f"{EXAMPLES}/where_cnn.py:build", "-o", "best.tflite", "--runs", "5"], tmp_path)
     seen = _wait_for(proc, "a conversion child", _stage_children)
     time.sleep(1)
     _killed(proc, seen)

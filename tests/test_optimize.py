@@ -77,7 +77,7 @@ def test_a_crashing_candidate_is_dropped_not_the_run(tmp_path):
         "    inp = keras.Input((8, 4))\n"
         "    return keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(8)(inp)))\n"
     )
-    result = xnnfit.optimize(f"{src}:build", tmp_path / "best.tflite", recipe="fp32,int8", runs=3)
+    result = xnnfit.optimize(f"{src}:build", tmp_path / "best.tflite", recipe="fp32,int8", runs=5)
     assert result.candidate("int8").status == "failed" and "SIGSEGV" in result.candidate("int8").error
     assert result.chosen == "fp32" and (tmp_path / "best.tflite").exists()
 

@@ -64,7 +64,7 @@ def test_a_crashing_recipe_fails_its_row_only(tmp_path):
         "    inp = keras.Input((8, 4))\n"
         "    return keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(8)(inp)))\n"
     )
-    report = quant(f"{src}:build", recipe="fp32,int8,dynamic-int8", runs=3)
+    report = quant(f"{src}:build", recipe="fp32,int8,dynamic-int8", runs=5)
     rows = {r.recipe: r for r in report.rows}
     assert rows["int8"].status == "failed" and "SIGSEGV" in rows["int8"].error
     assert rows["fp32"].status == "ok" and rows["dynamic-int8"].status == "ok"
@@ -90,7 +90,7 @@ def test_bad_calibration_data(tmp_path, arrays, needle):
     path = tmp_path / "calib.npz"
     np.savez(path, **arrays)
     with pytest.raises(InputDataError, match=needle):
-        quant(CNN, recipe="fp32,int8", calibration=str(path), runs=3)
+        quant(CNN, recipe="fp32,int8", calibration=str(path), runs=5)
     if "NaN" not in needle:
         return  # the command line turns every InputDataError into the same one line: one case shows it
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -199,7 +199,7 @@ def test_top1_only_for_class_scores_and_a_flat_output_agrees_with_nothing():
 def test_eval_on_calibration_data_is_flagged(tmp_path):
     np.savez(tmp_path / "calib.npz", features=np.random.default_rng(0).uniform(-1, 1, (8, 10)).astype("float32"))
     report = quant(
-        f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=3
+        f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=5
     )
     assert any("measured on the calibration data" in w for w in report.warnings)
     assert report.row("fp32").top1 is None  # a (1, 1) sigmoid: not class scores, so no top-1

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from xnnfit import kb
 from xnnfit.choose.optimize import OptimizeResult, run_optimize
 from xnnfit.choose.quant import QuantResult, run_sweep
 from xnnfit.core.errors import XnnfitError
@@ -43,7 +42,7 @@ from xnnfit.core.policy import (
     VerifyPolicy,
 )
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis
-from xnnfit.ids import CauseDoc, Explanation
+from xnnfit.ids import Explanation, explanation
 from xnnfit.measure.bench import (
     APIS,
     COMPILED,
@@ -279,6 +278,7 @@ def fix(
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
         raise XnnfitError(f"fix takes one recipe, got {', '.join(r.name for r in chosen)}. Run it once per recipe.")
+    runs = policy.comparison_runs(runs)
     job = _job("fix", model, options)
     source = job.source
     inputs = (source.path,) if source.path is not None else ()
@@ -325,6 +325,7 @@ def quant(
     """
     if max_error < 0:
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    runs = DEFAULT_POLICY.comparison_runs(runs)
     job = _job("quant", model, options)
     result = run_sweep(job, parse_recipes(recipe, default=DEFAULT), eval_data=eval_data, max_error=max_error, runs=runs)
     if output_dir is not None:
@@ -354,6 +355,7 @@ def optimize(
     """
     if max_error < 0:
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    runs = DEFAULT_POLICY.comparison_runs(runs)
     counts = parse_threads(threads)
     if len(counts) != 1:
         raise XnnfitError(
@@ -375,6 +377,9 @@ def convert(model: Any, *, recipe: str = "fp32", **options: Unpack[ModelOptions]
 
 
 def explain(cause: str | None = None) -> Explanation:
-    """A KB cause (`XNN001`): what it is, why XNNPACK refuses it, what to write instead; all causes without an id."""
-    causes = (kb.get(cause),) if cause else tuple(kb.CAUSES.values())
-    return Explanation(tuple(CauseDoc.of(c) for c in causes), runtime_versions())
+    """A stable id's doc: a KB cause (`XNN001`), a hazard (`XNN040`) or a rewrite rule (`XR013`); every id without one.
+
+    A cause says what it is, why XNNPACK refuses it and what to write instead; a hazard what
+    XNNPACK computes wrong and the way out; a rule what it rewrites and which ids it removes.
+    """
+    return explanation(cause, runtime_versions())

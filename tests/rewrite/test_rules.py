@@ -101,8 +101,8 @@ def test_where_int8_fix_is_fully_delegated_and_no_worse_than_quantization():
     result = fix_content(int8, rules=[RULES["XR001"]], reference=fp32.content, runs=5)
     assert result.applied, result.outcomes[0].reason
     assert result.after.cpu_nodes == 0 and result.after.partitions == 1
+    from xnnfit.measure.accuracy import compare
     from xnnfit.model.inputs import random_inputs
-    from xnnfit.rewrite.verify import compare
     from xnnfit.runtime.interpreter import outputs
 
     samples = random_inputs(int8.specs, 8, seed=3)

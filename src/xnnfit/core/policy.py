@@ -45,6 +45,17 @@ class VerifyPolicy(Record):
     )
     min_runs: int = _why(5, "fewest timed runs for any latency comparison: fewer and the median is one noisy sample")
 
+    def comparison_runs(self, runs: int) -> int:
+        """`runs` for a latency comparison; InputDataError when fewer than `min_runs` (never raised silently)."""
+        if runs < self.min_runs:
+            from xnnfit.core.errors import InputDataError
+
+            raise InputDataError(
+                f"runs={runs} is too few for a latency comparison: its median would be one noisy sample. "
+                f"Pass --runs {self.min_runs} or more."
+            )
+        return runs
+
     def bound(self, exactness: str, tolerance: float) -> float:
         """Max output error (share of output scale) a rule may introduce: float rounding for exact rules."""
         return self.rounding_tolerance if exactness == "exact" else tolerance

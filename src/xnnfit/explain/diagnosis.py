@@ -59,6 +59,7 @@ class Diagnosis(Record):
     )
     runtime: str = ""  # what the verdicts were observed on: 'pip ai-edge-litert 2.3.0 (x86_64 Linux)'
     not_loaded: str | None = None  # a --runtime target could not load the model: its reason (no verdicts then)
+    load_failed: bool = False  # the installed runtime could not load the model: the verdicts are predicted
 
     @classmethod
     def failed(cls, recipe: str, exc: XnnfitError) -> Diagnosis:
@@ -165,6 +166,7 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target |
                 "xnnfit.probe_matrix --runtime "
                 f"'{target.spec}' --write derives one"
             )
+    load_failed = False
     if predict_only:
         delegation, predicted = predict(graph, note=""), PREDICT_ASKED
     else:
@@ -175,7 +177,7 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target |
                 return _not_loaded(artifact, graph, target, exc)
             if not is_load_failure(str(exc)):
                 raise
-            predicted = f"the runtime could not load this model ({_reason(exc)})"
+            predicted, load_failed = f"the runtime could not load this model ({_reason(exc)})", True
             delegation = predict(graph, note="")  # the Diagnosis says why it is predicted
             warnings += load_blockers(graph, str(exc))
     mapping = map_nodes(graph, artifact.layers, artifact.framework, debug_locations(graph))
@@ -191,6 +193,7 @@ def diagnose(artifact: Artifact, *, predict_only: bool = False, target: Target |
         findings=detect(graph, artifact.specs),
         graph_name=graph.primary_name,
         predicted=predicted,
+        load_failed=load_failed,
         runtime=target.label,
     )
 

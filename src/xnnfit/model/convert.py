@@ -25,7 +25,7 @@ from xnnfit.core.policy import CALIBRATION_SAMPLES, SAVEDMODEL_ROUTE_BYTES
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.footprint import refuse_samples
 from xnnfit.model.inputs import load_npz, random_inputs
-from xnnfit.model.keras import describe_layers, layer_for_scope
+from xnnfit.model.keras import children, describe_layers, layer_for_scope, walk
 from xnnfit.model.recipes import ConversionRecipe
 from xnnfit.model.source import code_fix, describe_failure, error_text, root_cause
 from xnnfit.model.specs import DimLimit, InputSpec, ShapeRequest, dynamic_hint
@@ -225,9 +225,9 @@ def model_limits(model: Any, input_names: dict[int, str] | None = None) -> tuple
     """
     names = input_names or {}
     limits = list(_limits_of(model, ()))
-    for top in _children_of(model):
+    for top in children(model):
         reach = tuple(sorted(_reaching(top, names))) if names else ()
-        for layer in _walk(top):
+        for layer in walk(top):
             limits.extend(_limits_of(layer, reach))
     return tuple(limits)
 
@@ -246,14 +246,6 @@ def _limits_of(layer: Any, inputs: tuple[str, ...]) -> list[DimLimit]:
     ):
         out.append(DimLimit(SEQUENCE_AXIS, size, "input_dim", name, inputs))
     return out
-
-
-def _children_of(model: Any) -> list[Any]:
-    kids = getattr(model, "layers", None) or []
-    try:
-        return [k for k in kids if k is not model]
-    except TypeError:
-        return []
 
 
 def _reaching(layer: Any, names: dict[int, str]) -> set[str]:
@@ -308,7 +300,7 @@ def _input_vocabularies(model: Any) -> dict[int, int]:
     its range later, from the converted graph (specs.with_table_bounds).
     """
     out: dict[int, int] = {}
-    for layer in _walk(model):
+    for layer in walk(model):
         dim = getattr(layer, "input_dim", None)
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
             continue
@@ -316,22 +308,6 @@ def _input_vocabularies(model: Any) -> dict[int, int]:
             for t in _flat(getattr(node, "input_tensors", None)):
                 out[id(t)] = min(dim, out.get(id(t), dim))
     return out
-
-
-def _walk(model: Any):
-    stack = [model]
-    seen = set()
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        yield layer
-        kids = getattr(layer, "layers", None) or getattr(layer, "_layers", None) or []
-        try:
-            stack.extend(kids)
-        except TypeError:
-            pass
 
 
 def _traced_function(model: Any, framework: str, options: ConvertOptions, warnings: list[str], layers):

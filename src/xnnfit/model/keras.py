@@ -7,6 +7,7 @@ import functools
 import inspect
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from xnnfit.core.record import Record
@@ -144,10 +145,10 @@ def describe_layers(model: Any) -> tuple[LayerInfo, ...]:
         info = _info(layer, path)
         qualnames[id(layer)] = info.qualname
         out.append(info)
-        for child in _children(layer):
+        for child in children(layer):
             visit(child, (*path, layer.name))
 
-    for layer in _children(model):
+    for layer in children(model):
         visit(layer, ())
     qualnames[id(model)] = model.name
     top = _info(model, (), top=True, outputs=_output_owners(model, qualnames))
@@ -181,14 +182,25 @@ def _owner(tensor: Any, model: Any, qualnames: dict[int, str]) -> str:
     return ""
 
 
-def _children(layer: Any) -> list[Any]:
-    kids = getattr(layer, "layers", None)
-    if kids is None:
-        kids = getattr(layer, "_layers", None) or []
+def children(layer: Any) -> list[Any]:
+    """The layers directly inside `layer` (a model's `layers`, a custom layer's tracked `_layers`)."""
+    kids = getattr(layer, "layers", None) or getattr(layer, "_layers", None) or []
     try:
-        return [k for k in kids if hasattr(k, "name")]
+        return [k for k in kids if hasattr(k, "name") and k is not layer]
     except TypeError:
         return []
+
+
+def walk(layer: Any) -> Iterator[Any]:
+    """`layer`, then every layer nested in it (depth first, each once, however often it is reused)."""
+    stack, seen = [layer], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend(reversed(children(current)))
 
 
 _SUFFIX = re.compile(r"^(.*)_\d+$")  # Keras uniquifies a repeated name with _1, _2 ...

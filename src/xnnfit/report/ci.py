@@ -11,6 +11,7 @@ from xnnfit.batch.jobs import BatchResult
 from xnnfit.core.files import write_file
 from xnnfit.core.version import __version__
 from xnnfit.kb.hazards import HAZARDS
+from xnnfit.report.next_step import next_step
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFO_URI = "https://github.com/xnnfit/xnnfit"  # shown by code-scanning UIs next to the rules
@@ -193,7 +194,16 @@ def markdown(batch: BatchResult, regressions: list[str] | None = None) -> str:
         )
     if regressions:
         lines += ["", "**Regressions against the baseline**", ""] + [f"- {_md(x)}" for x in regressions]
+    steps = [(m.model, d, next_step(m.model, d)) for m in batch.models for d in m.recipes if d.ok and not _whole(d)]
+    if steps:
+        lines += ["", "**Next steps**", ""]
+        lines += [f"- `{_md(model)}` ({d.recipe}): `{_md(s.command)}` — {_md(s.why)}" for model, d, s in steps]
     return "\n".join(lines) + "\n"
+
+
+def _whole(d) -> bool:
+    """XNNPACK runs the model whole and computes it right: nothing for a merge request to act on."""
+    return not d.summary()["cpu_nodes"] and not d.findings and not d.predicted and not d.not_loaded
 
 
 def _md(text: str) -> str:

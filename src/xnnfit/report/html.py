@@ -20,8 +20,8 @@ from xnnfit.core import fmt
 from xnnfit.core.files import write_file
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
 from xnnfit.explain.verdicts import by_cause, cause_advice
-from xnnfit.kb.advice import BY_ID
 from xnnfit.report import svg
+from xnnfit.report.next_step import next_step
 from xnnfit.rewrite.fix import FixResult
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -241,47 +241,8 @@ def _layers(d: Diagnosis, cpu: list) -> str:
 
 
 def _next_for(model: str, d: Diagnosis) -> str:
-    p = d.fix_preview
-    if d.not_loaded:
-        return _next(
-            f"xnnfit check {model} --runtime all",
-            "which runtimes load it; or convert with the app's TensorFlow, or upgrade the app's runtime",
-        )
-    if d.predicted:
-        return _next(f"xnnfit check {model}", "these verdicts are predicted from the knowledge base: " + d.predicted)
-    if any(f.severity == "error" for f in d.findings):
-        rules = sorted({r for f in d.findings for r in f.rewrites})
-        if rules:
-            return _next(
-                f"xnnfit fix {model} -o OUT.tflite",
-                f"XNNPACK computes node(s) wrong; {', '.join(rules)} repairs it and fix verifies it",
-            )
-        return _next(
-            f"xnnfit check {model} --all-nodes",
-            "XNNPACK computes node(s) wrong; follow the finding's advice (no rewrite repairs it)",
-        )
-    if not d.summary()["cpu_nodes"]:
-        return _next(f"xnnfit bench {model}", "XNNPACK runs it whole; time it with and without XNNPACK")
-    if p is not None and p.rules:
-        rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
-        return _next(
-            f"xnnfit fix {model} -o OUT.tflite",
-            f"its rules ({rules}) would take {d.summary()['cpu_nodes']} -> {p.cpu_nodes_after} CPU "
-            "nodes; fix verifies each",
-        )
-    advised = sorted(
-        {r for n in d.observed if not n.delegated for a in n.advice for r in (BY_ID[a].rules if a in BY_ID else ())}
-    )
-    if p is None and advised:  # a profile carries no dry match: the advice names the rules
-        return _next(
-            f"xnnfit fix {model} -o OUT.tflite --html fix.html",
-            f"{', '.join(advised)} handle(s) these fallbacks; fix verifies each and draws before/after",
-        )
-    if d.profile is None:
-        return _next(
-            f"xnnfit profile {model} --html profile.html", "what these fallbacks cost; no fix rule matches them"
-        )
-    return _next(f"xnnfit quant {model}", "no fix rule matches these fallbacks; see whether another recipe avoids them")
+    step = next_step(model, d)
+    return _next(step.command, step.why)
 
 
 # --- fix ------------------------------------------------------------------------------

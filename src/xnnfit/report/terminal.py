@@ -18,11 +18,12 @@ from xnnfit.core import fmt
 from xnnfit.explain.costs import Profile
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
 from xnnfit.explain.verdicts import by_cause, cause_advice
-from xnnfit.ids import CauseDoc, Explanation
+from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, RULE, CauseDoc, Explanation, HazardDoc, RuleDoc
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.versions import TARGET_CAUSES
 from xnnfit.measure.bench import COMPILED, BenchResult, BenchRun, CompareResult
 from xnnfit.model.specs import InputSpec
+from xnnfit.report.next_step import next_step
 from xnnfit.rewrite.fix import FixResult
 from xnnfit.rewrite.rules import RULES
 
@@ -84,10 +85,7 @@ def render_diagnosis(
         console.print(f"  [red]{escape(short_runtime(d.runtime))} cannot load this model[/]: {escape(d.not_loaded)}")
         for w in d.warnings if warnings else ():
             console.print(f"  [yellow]warning:[/] {escape(w)}")
-        console.print(
-            "  next: upgrade the runtime the app ships, or convert with its TensorFlow; [bold]xnnfit "
-            f"check {escape(model)} --runtime all[/] shows which runtimes load it"
-        )
+        render_next_step(console, model, d)
         return
     for w in d.warnings if warnings else ():
         console.print(f"  [yellow]warning:[/] {escape(w)}")
@@ -103,7 +101,7 @@ def render_diagnosis(
         )
     if s["nodes"] and not s["delegated"]:
         console.print("  [red]XNNPACK took no node: the whole model runs on the built-in CPU kernels.[/]")
-    elif d.predicted and d.predicted.startswith("the runtime could not load"):
+    elif d.load_failed:
         console.print(
             "  [yellow]This runtime cannot load the model (the warnings above say why); the verdicts "
             "are what XNNPACK would do once it loads.[/]"
@@ -122,8 +120,7 @@ def render_diagnosis(
     if cpu:
         _render_causes(console, cpu)
         _render_layers(console, cpu, all_nodes)
-    if cpu or d.predicted:
-        _render_next_step(console, model, d)
+    render_next_step(console, model, d)
     if all_nodes:
         _render_nodes(console, d)
 
@@ -186,49 +183,10 @@ def _render_layers(console: Console, cpu: list, all_nodes: bool) -> None:
         console.print(f"  {fmt.more(len(shown), len(rows), '--all-nodes')}")
 
 
-def _same_options(d: Diagnosis) -> str:
-    """The options that reproduce this diagnosis's model: its recipe and how its inputs were pinned."""
-    flags = [f" --recipe {d.recipe}"] if d.recipe not in ("as-given", "fp32") else []
-    for spec in d.inputs:
-        if any(p.by == "--dynamic-batch" for p in spec.pins):
-            flags.append(" --dynamic-batch")
-        if any(p.by == "--input-shape" for p in spec.pins):
-            flags.append(f" --input-shape {spec.name}={','.join(map(str, spec.shape))}")
-    return "".join(dict.fromkeys(flags))
-
-
-def _render_next_step(console: Console, model: str, d: Diagnosis) -> None:
-    """What to run next: fix when its rules match (and how many CPU nodes they would remove), else profile."""
-    cpu = d.summary()["cpu_nodes"]
-    p = d.fix_preview
-    if d.predicted and d.predicted.startswith("the runtime could not load"):
-        console.print(
-            "  next: act on the warning(s) above (what keeps the runtime from loading it), then "
-            f"xnnfit check {escape(model)} again   [dim]# observed verdicts need a model the runtime "
-            "loads[/]"
-        )
-        return
-    if d.predicted:
-        console.print(f"  next: xnnfit check {escape(model)}   [dim]# observe the verdicts on the runtime[/]")
-        return
-    if p is not None and p.rules:
-        rules = ", ".join(f"{r} ×{n}" for r, n in p.rules)
-        console.print(
-            f"  next: xnnfit fix {escape(model)}{escape(_same_options(d))} -o OUT.tflite   [dim]# its "
-            f"rules ({rules}) would take "
-            f"{cpu} -> {p.cpu_nodes_after} CPU "
-            f"nodes{' on this runtime' if runtime_option(d.runtime) else ''}; fix verifies each[/]"
-        )
-    elif runtime_option(d.runtime) and any("XNN050" in n.causes for n in d.observed):
-        console.print(
-            f"  next: xnnfit check {escape(model)} --runtime all   [dim]# which runtime versions take "
-            "the XNN050 nodes[/]"
-        )
-    else:
-        console.print(
-            f"  next: xnnfit profile {escape(model)}{escape(runtime_option(d.runtime))}   [dim]# what "
-            "these fallbacks cost; no fix rule matches them[/]"
-        )
+def render_next_step(console: Console, model: str, d: Diagnosis) -> None:
+    """The next step (report/next_step.py decides it for every report)."""
+    step = next_step(model, d)
+    console.print(f"  next: {escape(step.command)}   [dim]# {escape(step.why)}[/]")
 
 
 def _render_profile_if_any(console: Console, d: Diagnosis) -> None:
@@ -355,9 +313,19 @@ def render_errors(console: Console, results, *, debug: bool = False) -> int:
     return len(failed)
 
 
+def _linked(console: Console, label: str, stable_ids: tuple[str, ...], none: str = "") -> None:
+    """'  <label>: XR001, XR013', then each id with its title from the id table (`xnnfit explain ID` tells more)."""
+    if not stable_ids and not none:
+        return
+    console.print(f"  {label}: {', '.join(stable_ids) or none}")
+    for i in stable_ids:
+        console.print(f"    {i} {escape(IDS[i].title) if i in IDS else ''}")
+
+
 def render_cause(console: Console, cause: CauseDoc) -> None:
     """`xnnfit explain XNN0xx`: what, why, example, use instead, related fixes."""
     console.print(f"[bold]{cause.id}[/] {escape(cause.title)}")
+    console.print(f"  kind: cause, {KINDS[CAUSE]}")
     console.print(f"  ops: {', '.join(cause.ops)}")
     console.print(f"  when: {escape(cause.when)}")
     console.print(f"  why: {escape(cause.why)}")
@@ -365,8 +333,7 @@ def render_cause(console: Console, cause: CauseDoc) -> None:
     console.print("  use instead:")
     for line in cause.fix.splitlines():
         console.print(f"    [green]{escape(line)}[/]")
-    if cause.rewrites:
-        console.print(f"  xnnfit fix rules: {', '.join(cause.rewrites)}")
+    _linked(console, "xnnfit fix rules", cause.rewrites)
     none = (
         "per runtime, by the one-op and graph probes of kb/versions.json"
         if cause.id in TARGET_CAUSES
@@ -380,18 +347,56 @@ def render_cause(console: Console, cause: CauseDoc) -> None:
         )
 
 
+def render_hazard(console: Console, hazard: HazardDoc) -> None:
+    """`xnnfit explain XNN040`: what XNNPACK computes wrong, why, the way out, the rules that repair it, the probes."""
+    console.print(f"[bold]{hazard.id}[/] {escape(hazard.title)}")
+    console.print(f"  kind: hazard, {KINDS[HAZARD]} (`check` reports it as an {hazard.severity})")
+    console.print(f"  why: {escape(hazard.why)}")
+    console.print(f"  way out: [green]{escape(hazard.fix)}[/]")
+    _linked(console, "xnnfit fix rules", hazard.rewrites, "none yet")
+    console.print(f"  proven by probes: {escape('; '.join(hazard.probes))}")
+
+
+def render_rule(console: Console, rule: RuleDoc) -> None:
+    """`xnnfit explain XR0xx`: what the rule rewrites, what it removes, how exact it is, who points at it."""
+    console.print(f"[bold]{rule.id}[/] {escape(rule.title)}")
+    console.print(f"  kind: rule, {KINDS[RULE]}")
+    _linked(console, "fixes", rule.fixes)
+    exactness = (
+        "exact (the same math: outputs within float rounding)"
+        if rule.exactness == "exact"
+        else f"tolerance (an approximation: outputs within {rule.tolerance:g} of their scale)"
+    )
+    console.print(f"  exactness: {exactness}")
+    if rule.judged_against == "cpu":
+        console.print("  judged against: the model before it, on the built-in kernels (XNNPACK's outputs are wrong)")
+    console.print(f"  listed by: {', '.join(rule.listed_by) or 'no cause or hazard'}")
+
+
 def render_explanation(console: Console, explanation: Explanation, *, table: bool) -> None:
-    """All causes as a table (`xnnfit explain`), or each cause in full."""
+    """Every id as tables grouped by kind (`xnnfit explain`), or each id in full."""
     if not table:
         for cause in explanation.causes:
             render_cause(console, cause)
+        for hazard in explanation.hazards:
+            render_hazard(console, hazard)
+        for rule in explanation.rules:
+            render_rule(console, rule)
         return
-    t = Table(box=None, header_style="bold")
-    for col in ("id", "cause", "ops"):
-        t.add_column(col)
-    for c in explanation.causes:
-        t.add_row(c.id, escape(c.title), ", ".join(c.ops[:4]) + (" …" if len(c.ops) > 4 else ""))
-    console.print(t)
+    groups = (
+        (CAUSE, "ops", [(c.id, c.title, ", ".join(c.ops[:4]) + " …" * (len(c.ops) > 4)) for c in explanation.causes]),
+        (HAZARD, "rules", [(h.id, h.title, ", ".join(h.rewrites)) for h in explanation.hazards]),
+        (RULE, "fixes", [(r.id, r.title, ", ".join(r.fixes)) for r in explanation.rules]),
+    )
+    for kind, last, rows in groups:
+        if not rows:
+            continue
+        t = Table(box=None, header_style="bold", title=f"{kind}s: {KINDS[kind]}", title_justify="left")
+        for col in ("id", kind, last):
+            t.add_column(col)
+        for row in rows:
+            t.add_row(row[0], escape(row[1]), row[2])
+        console.print(t)
 
 
 def render_profile(console: Console, profile: Profile, *, top: int = 10) -> None:

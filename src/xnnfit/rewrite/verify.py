@@ -158,7 +158,7 @@ class Verifier:
         reference: bytes | None = None,
         reference_name: str = "the float model",
     ):
-        self.specs, self.samples, self.policy, self.runs = specs, samples, policy, max(runs, policy.min_runs)
+        self.specs, self.samples, self.policy, self.runs = specs, samples, policy, runs
         self.reference_name = reference_name
         self.reference = outputs(reference, samples, specs) if reference else None
         self.reference_tensors = real_tensors(reference, samples[0], specs) if reference else None
