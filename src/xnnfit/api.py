@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from xnnfit.choose.optimize import OptimizeResult, run_optimize
+from xnnfit.choose.optimize import OptimizeRequest, OptimizeResult, run_optimize
 from xnnfit.choose.quant import QuantResult, run_sweep
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, write_file
@@ -362,10 +362,8 @@ def optimize(
             f"optimize races the candidates at one thread count, got threads={threads!r}. "
             "Pass one value, e.g. --threads 4."
         )
-    return run_optimize(
-        _job("optimize", model, options), parse_recipes(recipe, default=DEFAULT), output=output, keep_all=keep_all,
-        force=force, eval_data=eval_data, max_error=max_error, threads=counts[0], runs=runs,
-    )  # fmt: skip
+    request = OptimizeRequest(output, keep_all, force, eval_data, max_error, counts[0], runs)
+    return run_optimize(_job("optimize", model, options), parse_recipes(recipe, default=DEFAULT), request)
 
 
 def convert(model: Any, *, recipe: str = "fp32", **options: Unpack[ModelOptions]) -> bytes:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from xnnfit.choose.quant import converted, eval_samples
-from xnnfit.choose.selection import Measured, Race, pareto, pick, race_stage
+from xnnfit.choose.selection import Measured, Race, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
@@ -26,7 +26,7 @@ from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.explain.diagnosis import diagnose
 from xnnfit.measure.accuracy import agreement, class_scores, judge_reference
 from xnnfit.model.artifact import Artifact
-from xnnfit.model.recipes import DEFAULT, FP32, ConversionRecipe, with_reference
+from xnnfit.model.recipes import FP32, ConversionRecipe, with_reference
 from xnnfit.model.source import ModelSource
 from xnnfit.rewrite.engine import RewriteResult, fix_content
 from xnnfit.rewrite.fix import AS_GIVEN_REFERENCE, KerasHint, judged_against, keras_hints
@@ -37,32 +37,14 @@ BASELINE = "baseline"  # race key of what every speed-up is measured against
 
 
 @dataclasses.dataclass(frozen=True)
-class Candidate(Record):
+class Candidate(Scored):
     """One recipe, converted and fixed: delegation, latency, size and accuracy of the model optimize would write."""
 
-    recipe: str
-    status: str  # 'ok' or 'failed'
-    error: str | None = None
     fixed: bool = False  # a rewrite was kept
     rules: tuple[str, ...] = ()  # kept rewrites, 'XR009 ×14'
     rolled_back: tuple[tuple[str, str], ...] = ()  # (rule, why)
     cpu_nodes_before: int = 0
-    cpu_nodes: int = 0
-    nodes: int = 0
-    partitions: int = 0
-    delegated_fraction: float = 0.0
-    median_ms: float = 0.0
-    p10_ms: float = 0.0
-    p90_ms: float = 0.0
-    size_bytes: int = 0
-    max_abs_error: float = 0.0
-    rel_error: float = 0.0  # max abs error / max |float output|
-    mean_rel_error: float = 0.0
-    cosine: float = 1.0
-    top1: float | None = None
-    pareto: bool = False
     keras_hints: tuple[KerasHint, ...] = ()
-    content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +95,19 @@ class Reference(Record):
     outputs: tuple = dataclasses.field(default=(), repr=False, compare=False, metadata=NOT_IN_DICT)
 
 
+@dataclasses.dataclass(frozen=True)
+class OptimizeRequest:
+    """What optimize was asked for (api.optimize's options): where to write, the budget, how to race."""
+
+    output: str | Path | None = None
+    keep_all: str | Path | None = None
+    force: bool = False
+    eval_data: str | None = None
+    max_error: float = DEFAULT_MAX_ERROR
+    threads: int = 1
+    runs: int = BENCH_RUNS
+
+
 def reference_stage(content: bytes, fp32: bytes | None, samples: list[dict], specs) -> Reference:
     """The reference of `content` (the fp32 conversion, or the given .tflite) and its outputs (run it in a child)."""
     reference, name = judged_against(content, fp32)
@@ -146,19 +141,10 @@ def candidate_stage(artifact: Artifact, *, fp32: bytes | None, samples: list[dic
     return FixedCandidate(result, measured, hints)
 
 
-def run_optimize(
-    job: Job,
-    recipes: tuple[ConversionRecipe, ...] = DEFAULT,
-    *,
-    output: str | Path | None = None,
-    keep_all: str | Path | None = None,
-    force: bool = False,
-    eval_data: str | None = None,
-    max_error: float = DEFAULT_MAX_ERROR,
-    threads: int = 1,
-    runs: int = BENCH_RUNS,
-) -> OptimizeResult:
-    """Convert with every recipe, fix each, race them, and write the fastest within `max_error` to `output`."""
+def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: OptimizeRequest) -> OptimizeResult:
+    """Convert with every recipe, fix each, race them, and write the fastest within the budget to `request.output`."""
+    output, keep_all, force, eval_data = request.output, request.keep_all, request.force, request.eval_data
+    max_error, threads, runs = request.max_error, request.threads, request.runs
     source = job.source
     inputs = (source.path,) if source.path is not None else ()
     path = check_output_path(output, inputs=inputs, force=force) if output is not None else None

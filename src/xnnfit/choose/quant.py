@@ -14,12 +14,12 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
-from xnnfit.choose.selection import Measured, pareto, pick, race_stage
+from xnnfit.choose.selection import Measured, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
 from xnnfit.core.policy import BENCH_RUNS, DEFAULT_MAX_ERROR, DEFAULT_POLICY, EVAL_SAMPLES, SWEEP_PROFILE_DIVISOR
-from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.core.record import Record
 from xnnfit.explain.diagnosis import diagnose
 from xnnfit.measure.accuracy import agreement, class_scores, judge_reference
 from xnnfit.measure.profile import profile_content
@@ -32,31 +32,11 @@ from xnnfit.runtime.interpreter import outputs, runtime_versions
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantRow(Record):
-    """One recipe's evidence."""
+class QuantRow(Scored):
+    """One recipe's evidence: the scores every candidate gets, and the CPU kernels' share of its time."""
 
-    recipe: str
-    status: str  # 'ok' or 'failed'
-    error: str | None = None
-    size_bytes: int = 0
-    nodes: int = 0
-    cpu_nodes: int = 0
-    delegated_fraction: float = 0.0
-    partitions: int = 0
-    median_ms: float = 0.0
     cpu_share: float = 0.0
-    max_abs_error: float = 0.0
-    rel_error: float = 0.0  # max abs error / max |float output|
-    mean_rel_error: float = 0.0
-    cosine: float = 1.0
-    top1: float | None = (
-        None  # share of samples whose top class agrees with the float model; None unless the output is class scores
-    )
-    p10_ms: float = 0.0
-    p90_ms: float = 0.0
-    pareto: bool = False
     warnings: tuple[str, ...] = ()
-    content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
 
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         """Write this recipe's model atomically."""

@@ -17,6 +17,30 @@ from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.runtime.timing import Stats, race
 
 
+@dataclasses.dataclass(frozen=True)
+class Scored(Record):
+    """One candidate model as quant and optimize score it: delegation, latency, size, error against the reference."""
+
+    recipe: str
+    status: str  # 'ok' or 'failed'
+    error: str | None = None
+    size_bytes: int = 0
+    nodes: int = 0
+    cpu_nodes: int = 0
+    delegated_fraction: float = 0.0
+    partitions: int = 0
+    median_ms: float = 0.0
+    p10_ms: float = 0.0
+    p90_ms: float = 0.0
+    max_abs_error: float = 0.0
+    rel_error: float = 0.0  # max abs error / max |float output| (measure.accuracy.compare)
+    mean_rel_error: float = 0.0
+    cosine: float = 1.0
+    top1: float | None = None  # share of samples whose top class agrees with the reference; None unless class scores
+    pareto: bool = False
+    content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
+
+
 def pareto(rows: Sequence[Any]) -> set[str]:
     """Recipes no other row beats on latency, size and error at once."""
     ok = [r for r in rows if r.status == "ok"]

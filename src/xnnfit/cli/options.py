@@ -21,6 +21,13 @@ from xnnfit.model.recipes import ALL
 from xnnfit.runtime.targets import MATRIX
 
 MODEL_HELP = ".keras, .h5, SavedModel dir, .tflite, or path/to/file.py:function"
+
+
+def _file(flag: str, help_text: str, metavar: str = "FILE") -> Any:
+    """An optional path option: `flag FILE`, None when not given."""
+    return Annotated[str | None, typer.Option(flag, metavar=metavar, help=help_text)]
+
+
 RECIPE_NAMES = ", ".join(ALL)
 
 # --- the model and how it is converted ----------------------------------------------------
@@ -66,14 +73,9 @@ InputShape = Annotated[
         help="Pin an input's dynamic dimensions: NAME=1,128 (repeatable; .tflite files too).",
     ),
 ]
-Calibration = Annotated[
-    str | None,
-    typer.Option(
-        "--calibration",
-        metavar="FILE",
-        help=".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0).",
-    ),
-]
+Calibration = _file(
+    "--calibration", ".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0)."
+)
 Trust = Annotated[
     bool, typer.Option("--trust-model", help="Allow loading .keras/.h5 files that run code (Lambda layers).")
 ]
@@ -93,16 +95,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.
 Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime log and tracebacks on errors.")]
 
 # --- data, timing, runtimes -----------------------------------------------------------------
-Data = Annotated[
-    str | None,
-    typer.Option(
-        "--data", metavar="FILE", help=".npz with one array per input (first sample is used); default: seeded random."
-    ),
-]
-EvalData = Annotated[
-    str | None,
-    typer.Option("--eval", metavar="FILE", help=".npz of evaluation inputs (else the calibration data, else random)."),
-]
+Data = _file("--data", ".npz with one array per input (first sample is used); default: seeded random.")
+EvalData = _file("--eval", ".npz of evaluation inputs (else the calibration data, else random).")
 MaxError = Annotated[
     float,
     typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%)."),
@@ -153,28 +147,10 @@ Output = Annotated[
     str | None,
     typer.Option("-o", "--output", metavar="OUT", help="Where to write the chosen .tflite (never the input)."),
 ]
-Json = Annotated[
-    str | None,
-    typer.Option("--json", metavar="FILE", help="Write the machine-readable result to FILE (atomically)."),
-]
-Html = Annotated[
-    str | None,
-    typer.Option(
-        "--html", metavar="FILE", help="Write a self-contained HTML report to FILE (no network needed to view it)."
-    ),
-]
-Trace = Annotated[
-    str | None,
-    typer.Option("--trace", metavar="FILE", help="Write a Chrome trace-event JSON (open it in ui.perfetto.dev)."),
-]
-Explorer = Annotated[
-    str | None,
-    typer.Option(
-        "--model-explorer",
-        metavar="FILE",
-        help="Write Model Explorer node-data overlays (delegation; latency when profiled).",
-    ),
-]
+Json = _file("--json", "Write the machine-readable result to FILE (atomically).")
+Html = _file("--html", "Write a self-contained HTML report to FILE (no network needed to view it).")
+Trace = _file("--trace", "Write a Chrome trace-event JSON (open it in ui.perfetto.dev).")
+Explorer = _file("--model-explorer", "Write Model Explorer node-data overlays (delegation; latency when profiled).")
 Force = Annotated[
     bool,
     typer.Option("--force", help="Replace output files that exist (never an input, never a device, FIFO or socket)."),

@@ -99,3 +99,13 @@ class Record:
             if f.init and f.metadata.get("dict", True) and f.name in data:
                 kwargs[f.name] = _build(hints[f.name], data[f.name])
         return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PerModel(Record):
+    """A command's result for one model: its entries (one per recipe, or per recipe and runtime) and the versions."""
+
+    model: str
+    model_kind: str
+    recipes: tuple = ()  # a subclass names the entry type (Diagnosis, BenchRun), from_dict rebuilds them as that
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)

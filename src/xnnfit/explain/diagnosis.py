@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from xnnfit.core import fmt
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
-from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.core.record import NOT_IN_DICT, PerModel, Record
 from xnnfit.explain.costs import Profile
 from xnnfit.explain.verdicts import NO_TABLE, NodeVerdict, node_verdicts
 from xnnfit.kb import versions
@@ -253,15 +253,12 @@ def runtime_changes(diagnoses: tuple[Diagnosis, ...]) -> tuple[VerdictChange, ..
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckResult(Record):
+class CheckResult(PerModel):
     """check() of one model: one Diagnosis per recipe."""
 
     RESULT: ClassVar[str] = "check"
 
-    model: str
-    model_kind: str
     recipes: tuple[Diagnosis, ...] = ()
-    versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def recipe(self, name: str) -> Diagnosis:
         """The diagnosis of one recipe (on the first runtime it was checked on)."""

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from xnnfit import kb
 from xnnfit.core.record import Record
 from xnnfit.kb import CAUSES, NodeContext
 from xnnfit.kb.advice import BY_ID, Advice, advise, general
+from xnnfit.kb.cause import Cause
 from xnnfit.kb.versions import TARGET_CAUSES, RuntimeKnowledge
 from xnnfit.observe.delegation import Delegation
 from xnnfit.observe.mapping import NodeMapping
@@ -127,3 +129,28 @@ def cause_advice(cid: str, nodes: list[NodeVerdict]) -> tuple[list[Advice], list
     ids = dict.fromkeys(a for n in nodes for c, a in zip(n.causes, n.advice) if c == cid) or {f"{cid}.general": None}
     advices = [BY_ID.get(a) or general(cid) for a in ids]
     return advices, sorted({r for a in advices for r in a.rules})
+
+
+@dataclasses.dataclass(frozen=True)
+class CauseGroup:
+    """The CPU nodes of one cause, as every report lists them: the cause, its layers, the advice they got, the rules."""
+
+    id: str  # a KB id, or UNEXPLAINED
+    nodes: tuple[NodeVerdict, ...]
+    layers: frozenset[str]
+    cause: Cause | None = None  # None when unexplained
+    advice: tuple[Advice, ...] = ()
+    rules: tuple[str, ...] = ()  # the fix rules the advice names
+
+
+def cause_groups(cpu: list[NodeVerdict]) -> list[CauseGroup]:
+    """by_cause() with what each report shows of a group, most nodes first."""
+    out = []
+    for cid, nodes in by_cause(cpu):
+        layers = frozenset(n.layer or "(unmapped)" for n in nodes)
+        if cid == UNEXPLAINED:
+            out.append(CauseGroup(cid, tuple(nodes), layers))
+            continue
+        advices, rules = cause_advice(cid, nodes)
+        out.append(CauseGroup(cid, tuple(nodes), layers, kb.get(cid), tuple(advices), tuple(rules)))
+    return out

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from xnnfit.core.errors import InputDataError, XnnfitError
 from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, WIDE_SPREAD
-from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.core.record import NOT_IN_DICT, PerModel, Record
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.inputs import samples_for
 from xnnfit.model.specs import InputSpec
@@ -158,15 +158,12 @@ def _config_name(c: ConfigTiming) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class BenchResult(Record):
+class BenchResult(PerModel):
     """bench() of one model: one BenchRun per recipe."""
 
     RESULT: ClassVar[str] = "bench"
 
-    model: str
-    model_kind: str
     recipes: tuple[BenchRun, ...] = ()
-    versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """convert_model(model, recipe) -> Artifact: the real TFLite converter.
 
-It imports TensorFlow; pipeline.py runs it in a child.
+It imports TensorFlow; runner.py runs it in a child.
 
 Keras models are traced at the pinned input specs (specs.py: batch 1 unless told otherwise,
 unknown sequence lengths within the model's own limits), their variables frozen into

@@ -46,26 +46,27 @@ class LayerInfo(Record):
         return "/".join((*self.path, self.name))
 
 
-def _where(obj: Any) -> str | None:
+def _source(obj: Any) -> tuple[str, int, int] | None:
+    """(file, first line, last line) of a function's or class's source; None for builtins and code without a file."""
     try:
         fn = inspect.unwrap(obj)
         file = inspect.getsourcefile(fn)
-        _, line = inspect.getsourcelines(fn)
+        lines, start = inspect.getsourcelines(fn)
     except (TypeError, OSError):
         return None
-    return f"{file}:{line}" if file else None
+    return (file, start, start + len(lines) - 1) if file else None
+
+
+def _where(obj: Any) -> str | None:
+    found = _source(obj)
+    return f"{found[0]}:{found[1]}" if found else None
 
 
 @functools.cache
 def _span(fn: Any) -> tuple[str, int, int] | None:
     """(real path, first line, last line) of a function's source, or None for builtins."""
-    try:
-        fn = inspect.unwrap(fn)
-        file = inspect.getsourcefile(fn)
-        lines, start = inspect.getsourcelines(fn)
-    except (TypeError, OSError):
-        return None
-    return (os.path.realpath(file), start, start + len(lines) - 1) if file else None
+    found = _source(fn)
+    return (os.path.realpath(found[0]), found[1], found[2]) if found else None
 
 
 def _file_origin(file: str | None) -> str:

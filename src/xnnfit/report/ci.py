@@ -56,30 +56,17 @@ def _rules(batch: BatchResult) -> list[dict]:
     )
     rules = []
     for cid in ids:
-        if cid in HAZARDS:
-            h = HAZARDS[cid]
-            rules.append(
-                {
-                    "id": cid,
-                    "name": h.title,
-                    "shortDescription": {"text": h.title},
-                    "fullDescription": {"text": h.why},
-                    "help": {"text": h.fix},
-                    "defaultConfiguration": {"level": "error"},
-                }
-            )
-        else:
-            c = kb.get(cid)
-            rules.append(
-                {
-                    "id": cid,
-                    "name": c.title,
-                    "shortDescription": {"text": c.title},
-                    "fullDescription": {"text": c.why},
-                    "help": {"text": c.fix},
-                    "defaultConfiguration": {"level": "warning"},
-                }
-            )
+        entry, level = (HAZARDS[cid], "error") if cid in HAZARDS else (kb.get(cid), "warning")
+        rules.append(
+            {
+                "id": cid,
+                "name": entry.title,
+                "shortDescription": {"text": entry.title},
+                "fullDescription": {"text": entry.why},
+                "help": {"text": entry.fix},
+                "defaultConfiguration": {"level": level},
+            }
+        )
     return rules
 
 

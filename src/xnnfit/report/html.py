@@ -13,13 +13,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from xnnfit import kb
 from xnnfit.choose.optimize import OptimizeResult
 from xnnfit.choose.quant import QuantResult
 from xnnfit.core import fmt
 from xnnfit.core.files import write_file
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
-from xnnfit.explain.verdicts import by_cause, cause_advice
+from xnnfit.explain.verdicts import cause_groups
 from xnnfit.report import svg
 from xnnfit.report.next_step import next_step
 from xnnfit.rewrite.fix import FixResult
@@ -176,35 +175,27 @@ def _legend(d: Diagnosis, colors: dict[str, str]) -> str:
 
 def _causes(cpu: list, colors: dict[str, str]) -> str:
     out = ["<h2>fallbacks by cause</h2>"]
-    for cid, nodes in by_cause(cpu):
-        ops = ", ".join(sorted({n.op for n in nodes}))
-        layers = {n.layer or "(unmapped)" for n in nodes}
-        where = f"{fmt.plural(len(nodes), 'node')} ({escape(ops)}) in {fmt.plural(len(layers), 'layer')}"
-        swatch = f'<span class="swatch" style="background:{colors.get(cid, svg.UNEXPLAINED)}"></span>'
-        if cid == "unexplained":
+    for g in cause_groups(cpu):
+        ops = ", ".join(sorted({n.op for n in g.nodes}))
+        where = f"{fmt.plural(len(g.nodes), 'node')} ({escape(ops)}) in {fmt.plural(len(g.layers), 'layer')}"
+        swatch = f'<span class="swatch" style="background:{colors.get(g.id, svg.UNEXPLAINED)}"></span>'
+        if g.cause is None:
             out.append(
                 f'<div class="cause"><h3>{swatch}unexplained — {where}</h3><p class="why">No KB entry '
                 "matches; xnnfit does not guess. Please report the op.</p></div>"
             )
             continue
-        cause = kb.get(cid)
-        advices, rules = cause_advice(cid, nodes)
-        fixed = (
-            f"<p><b>xnnfit fix</b> handles it here ({escape(', '.join(rules))}).</p>"
-            if rules
-            else "<p>No xnnfit fix rule for this yet.</p>"
-        )
+        handled = f"<p><b>xnnfit fix</b> handles it here ({escape(', '.join(g.rules))}).</p>"
+        fixed = handled if g.rules else "<p>No xnnfit fix rule for this yet.</p>"
         body = "".join(
             f"<p><b>use instead</b> ({escape(a.id)}{'' if a.preserves_semantics else ', changes the output'}):</p>"
             + (f"<pre>{escape(a.code)}</pre>" if a.code else "")
             + f"<p>{escape(a.text)}</p>"
-            for a in advices
+            for a in g.advice
         )
         out.append(
-            '<div class="cause"><h3><button '
-            f'data-highlight="{escape(cid)}">{swatch}{escape(cid)}</button> {escape(cause.title)} — '
-            f"{where}</h3>"
-            f'<p class="why">{escape(cause.why)}</p>{body}{fixed}</div>'
+            f'<div class="cause"><h3><button data-highlight="{escape(g.id)}">{swatch}{escape(g.id)}</button> '
+            f'{escape(g.cause.title)} — {where}</h3><p class="why">{escape(g.cause.why)}</p>{body}{fixed}</div>'
         )
     return "".join(out)
 
@@ -243,6 +234,26 @@ def _layers(d: Diagnosis, cpu: list) -> str:
 def _next_for(model: str, d: Diagnosis) -> str:
     step = next_step(model, d)
     return _next(step.command, step.why)
+
+
+def _candidates_table(title: str, rows, chosen: str | None, first, extra: tuple[str, ...] = ()) -> str:
+    """quant's recipes or optimize's candidates; `first(row)` gives the `extra` cells and the CPU nodes' cell."""
+    numeric = ("CPU nodes", "partitions", "ms", "size", "error")
+    head = "".join(
+        f'<th class="num">{n}</th>' if n in numeric else f"<th>{n}</th>" for n in ("recipe", *extra, *numeric)
+    )
+    body = []
+    for row in rows:
+        cells = f'<td colspan="{len(extra) + len(numeric) + 1}">failed: {escape(row.error or "")}</td>'
+        if row.status == "ok":
+            values = [*first(row), str(row.partitions), f"{row.median_ms:.3g}", fmt.size(row.size_bytes)]
+            values.append(fmt.rel(row.rel_error))
+            cells = "".join(f"<td>{escape(v)}</td>" for v in values[: len(extra)])
+            cells += "".join(f'<td class="num">{escape(v)}</td>' for v in values[len(extra) :])
+            cells += f"<td>{'★' if row.pareto else ''}</td>"
+        mark = "chosen" if row.recipe == chosen else ""
+        body.append(f'<tr class="{mark}"><td>{escape(row.recipe)}</td>{cells}</tr>')
+    return f"<h2>{title}</h2><table><tr>{head}<th>Pareto</th></tr>{''.join(body)}</table>"
 
 
 # --- fix ------------------------------------------------------------------------------
@@ -333,24 +344,7 @@ def _quant(r: QuantResult) -> str:
     out.append(f"<p>{escape(r.reason)}</p>")
     for w in r.warnings:
         out.append(f'<div class="warning">warning: {escape(w)}</div>')
-    head = (
-        '<tr><th>recipe</th><th class="num">CPU nodes</th><th class="num">partitions</th><th class="num">ms</th>'
-        '<th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
-    )
-    rows = "".join(
-        f'<tr class="{"chosen" if row.recipe == r.recommended else ""}"><td>{escape(row.recipe)}</td>'
-        + (
-            f'<td class="num">{row.cpu_nodes}</td><td class="num">{row.partitions}</td><td '
-            f'class="num">{row.median_ms:.3g}</td>'
-            f'<td class="num">{fmt.size(row.size_bytes)}</td><td '
-            f'class="num">{fmt.rel(row.rel_error)}</td><td>{"★" if row.pareto else ""}</td>'
-            if row.status == "ok"
-            else f'<td colspan="6">failed: {escape(row.error or "")}</td>'
-        )
-        + "</tr>"
-        for row in r.rows
-    )
-    out.append(f"<h2>recipes</h2><table>{head}{rows}</table>")
+    out.append(_candidates_table("recipes", r.rows, r.recommended, lambda row: [str(row.cpu_nodes)]))
     points = [
         (row.recipe, row.median_ms, row.rel_error, row.pareto, row.recipe == r.recommended)
         for row in r.rows
@@ -392,25 +386,11 @@ def _optimize(r: OptimizeResult) -> str:
             )
         )
     out.append(f"<p>{escape(r.reason)}</p>")
-    head = (
-        '<tr><th>recipe</th><th>fixed</th><th>rules</th><th class="num">CPU nodes</th><th class="num">partitions</th>'
-        '<th class="num">ms</th><th class="num">size</th><th class="num">error</th><th>Pareto</th></tr>'
-    )
-    rows = "".join(
-        f'<tr class="{"chosen" if c.recipe == r.chosen else ""}"><td>{escape(c.recipe)}</td>'
-        + (
-            f"<td>{'yes' if c.fixed else 'no'}</td><td>{escape(', '.join(c.rules))}</td><td "
-            f'class="num">{c.cpu_nodes_before} → {c.cpu_nodes}</td>'
-            f'<td class="num">{c.partitions}</td><td class="num">{c.median_ms:.3g}</td><td '
-            f'class="num">{fmt.size(c.size_bytes)}</td>'
-            f'<td class="num">{fmt.rel(c.rel_error)}</td><td>{"★" if c.pareto else ""}</td>'
-            if c.status == "ok"
-            else f'<td colspan="8">failed: {escape(c.error or "")}</td>'
-        )
-        + "</tr>"
-        for c in r.candidates
-    )
-    out.append(f"<h2>candidates</h2><table>{head}{rows}</table>")
+
+    def fixed(c) -> list[str]:
+        return ["yes" if c.fixed else "no", ", ".join(c.rules), f"{c.cpu_nodes_before} → {c.cpu_nodes}"]
+
+    out.append(_candidates_table("candidates", r.candidates, r.chosen, fixed, ("fixed", "rules")))
     rolled = [(c.recipe, rule, why) for c in r.candidates for rule, why in c.rolled_back]
     if rolled:
         out.append(

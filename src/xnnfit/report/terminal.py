@@ -11,13 +11,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xnnfit import kb
 from xnnfit.choose.optimize import OptimizeResult
 from xnnfit.choose.quant import QuantResult
 from xnnfit.core import fmt
 from xnnfit.explain.costs import Profile
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
-from xnnfit.explain.verdicts import by_cause, cause_advice
+from xnnfit.explain.verdicts import cause_groups
 from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, RULE, CauseDoc, Explanation, HazardDoc, RuleDoc
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.versions import TARGET_CAUSES
@@ -64,23 +63,29 @@ def render_inputs(console: Console, specs: tuple[InputSpec, ...]) -> None:
 TOP_LAYERS = 10  # layer rows shown before "+N more": enough for the worst offenders, short enough to read
 
 
+def _recipe_header(console: Console, model: str, recipe: str, runtime: str, ok: bool, how: str) -> bool:
+    """'model · recipe · on runtime', and what another runtime's figures were `how` (observed, timed) on.
+
+    False when the recipe failed: nothing more to render.
+    """
+    target = bool(runtime_option(runtime))
+    on = f" · on [magenta]{escape(short_runtime(runtime))}[/]" if target else ""
+    console.print(f"[bold]{escape(model)}[/] · [cyan]{recipe}[/]{on}")
+    if not ok:
+        console.print("  [red]failed[/] (the error is on stderr)")
+        return False
+    if target:
+        aar = "Android AAR builds of the same version may differ (build flags, CPU features)"
+        console.print(f"  {how} on {escape(runtime)}: {aar}")
+    return True
+
+
 def render_diagnosis(
     console: Console, model: str, d: Diagnosis, *, all_nodes: bool = False, inputs: bool = True, warnings: bool = True
 ) -> None:
     """One recipe: headline, fallbacks by cause (what to do), the layers they sit in, the next step."""
-    target = bool(runtime_option(d.runtime))
-    console.print(
-        f"[bold]{escape(model)}[/] · [cyan]{d.recipe}[/]"
-        + (f" · on [magenta]{escape(short_runtime(d.runtime))}[/]" if target else "")
-    )
-    if not d.ok:
-        console.print("  [red]failed[/] (the error is on stderr)")
+    if not _recipe_header(console, model, d.recipe, d.runtime, d.ok, "observed"):
         return
-    if target:
-        console.print(
-            f"  observed on {escape(d.runtime)}: Android AAR builds of the same version may differ "
-            "(build flags, CPU features)"
-        )
     if d.not_loaded:
         console.print(f"  [red]{escape(short_runtime(d.runtime))} cannot load this model[/]: {escape(d.not_loaded)}")
         for w in d.warnings if warnings else ():
@@ -125,26 +130,22 @@ def render_diagnosis(
         _render_nodes(console, d)
 
 
+NO_RULE_YET = "; no xnnfit fix rule for this yet"
+
+
 def _render_causes(console: Console, cpu: list) -> None:
     """Fallbacks by cause, most nodes first: how many, in how many layers, why, what to write instead here, the rule."""
-    for cid, nodes in by_cause(cpu):
-        layers = {n.layer or "(unmapped)" for n in nodes}
-        where = f"{fmt.plural(len(nodes), 'node')} in {fmt.plural(len(layers), 'layer')}"
-        if cid == "unexplained":
+    for g in cause_groups(cpu):
+        where = f"{fmt.plural(len(g.nodes), 'node')} in {fmt.plural(len(g.layers), 'layer')}"
+        if g.cause is None:
             console.print(
                 f"  [red]unexplained[/] ({where}): no KB entry matches; xnnfit does not guess. Please report the op."
             )
             continue
-        cause = kb.get(cid)
-        advices, rules = cause_advice(cid, nodes)
-        fixed_by = (
-            f"; [green]xnnfit fix[/] handles it here ({', '.join(rules)})"
-            if rules
-            else "; no xnnfit fix rule for this yet"
-        )
-        console.print(f"  [bold]{cid}[/] {escape(cause.title)} — {where}{fixed_by}")
-        console.print(f"    why: {escape(cause.why)}")
-        for advice in advices:
+        fixed_by = f"; [green]xnnfit fix[/] handles it here ({', '.join(g.rules)})" if g.rules else NO_RULE_YET
+        console.print(f"  [bold]{g.id}[/] {escape(g.cause.title)} — {where}{fixed_by}")
+        console.print(f"    why: {escape(g.cause.why)}")
+        for advice in g.advice:
             render_advice(console, advice, indent=4)
 
 
@@ -479,19 +480,8 @@ def render_bench(console: Console, result: BenchResult) -> None:
 
 def render_bench_run(console: Console, model: str, result: BenchRun) -> None:
     """One recipe's bench table."""
-    target = bool(runtime_option(result.runtime))
-    console.print(
-        f"[bold]{escape(model)}[/] · [cyan]{result.recipe}[/]"
-        + (f" · on [magenta]{escape(short_runtime(result.runtime))}[/]" if target else "")
-    )
-    if not result.ok:
-        console.print("  [red]failed[/] (the error is on stderr)")
+    if not _recipe_header(console, model, result.recipe, result.runtime, result.ok, "timed"):
         return
-    if target:
-        console.print(
-            f"  timed on {escape(result.runtime)}, in its own process: Android AAR builds of the same "
-            "version may differ"
-        )
     render_inputs(console, result.inputs)
     console.print(f"  model size {fmt.size(result.size_bytes)}")
     table = Table(box=None, header_style="bold")

@@ -97,10 +97,14 @@ def evaluate(g: Graph, ops: list[int], x: int | set[int], x_value: np.ndarray, y
     return val(y)
 
 
+def _reads(x: int | set[int], new_x: int) -> dict[int, int]:
+    """The tensor map a clone starts from: `x` (or each of its aliases) read as `new_x`."""
+    return {t: new_x for t in (x if isinstance(x, set) else {x})}
+
+
 def clone(g: Graph, ops: list[int], x: int | set[int], new_x: int, tag) -> tuple[list, dict[int, int]]:
     """Copies of `ops` reading `new_x` instead of `x` (or its aliases); returns (new ops, old->new map)."""
-    mapping = {t: new_x for t in (x if isinstance(x, set) else {x})}
-    new_ops = []
+    mapping, new_ops = _reads(x, new_x), []
     for i in ops:
         out_old = g.outputs(i)[0]
         shape = g.shape(out_old)
@@ -116,8 +120,7 @@ def clone(g: Graph, ops: list[int], x: int | set[int], new_x: int, tag) -> tuple
 
 def clone_float(g: Graph, ops: list[int], x: int | set[int], new_x: int, tag) -> tuple[list, dict[int, int]]:
     """Float32 copies of `ops` reading float `new_x`: quantize/dequantize vanish, constants are dequantized."""
-    mapping = {t: new_x for t in (x if isinstance(x, set) else {x})}
-    new_ops = []
+    mapping, new_ops = _reads(x, new_x), []
     for i in ops:
         out_old = g.outputs(i)[0]
         ins = g.inputs(i)
