@@ -4,7 +4,7 @@ For a model the installed runtime cannot load (Flex ops, unresolved custom ops, 
 versions it does not know) or with `check --predict`. A node is predicted on CPU when a KB
 cause holds for it; causes that look at neighbours (a DEQUANTIZE feeding a refused node)
 see the predictions so far, so the verdicts are iterated to a fixpoint. Partitions come
-from the same partitioner observation uses. tests/test_prediction.py proves prediction
+from the same partitioner observation uses. tests/observe/test_prediction.py proves prediction
 equal to the runtime, node by node, on the whole test corpus.
 """
 

@@ -16,7 +16,7 @@ from xnnfit.kb.oneop import one_op_model
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SLOW_ONCE = """import time
 from pathlib import Path
 

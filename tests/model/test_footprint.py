@@ -21,7 +21,7 @@ from xnnfit.tflite.build import add_tensor, make_op, new_model, new_subgraph
 from xnnfit.tflite.graph import read_model
 from xnnfit.tflite.writer import serialize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HUGE = (1, 20000, 20000, 3)
 
 

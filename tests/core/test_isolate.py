@@ -16,7 +16,7 @@ from xnnfit.core import errors
 from xnnfit.core.errors import IsolationError, XnnfitError
 from xnnfit.core.isolate import run_isolated
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XNNFIT_CLASSES = sorted(
     name
     for name, cls in vars(errors).items()

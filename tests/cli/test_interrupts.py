@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 UNBUILT_RUNTIME = "ai-edge-litert==1.2.0"  # a runtime no other test installs: its first install is interrupted here
 
@@ -149,7 +149,7 @@ def test_sigterm_stops_optimize_at_any_moment(tmp_path, moment):
 
 def test_sigterm_stops_fix_in_its_stage(tmp_path):
     model = tmp_path / "m.tflite"
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     import fixtures_models
 
     model.write_bytes(fixtures_models.convert_example("where_cnn", "fp32").content)

@@ -20,7 +20,7 @@ from xnnfit.tflite import build
 from xnnfit.tflite.graph import read_model
 from xnnfit.tflite.writer import serialize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ("fp32", "fp16", "dynamic-int8", "int8")
 
 

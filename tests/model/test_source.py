@@ -1,7 +1,7 @@
 """xnnfit.model.source.ModelSource: classifying references, loading them safely, and what converts after.
 
 Loading is called in this process (`.load()`); check() does it in a child, which
-tests/test_isolate.py covers.
+tests/core/test_isolate.py covers.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from xnnfit.choose.quant import QuantRow, recommend
 from xnnfit.choose.selection import pareto
 from xnnfit.core.errors import InputDataError, XnnfitError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CNN = f"{ROOT}/examples/where_cnn.py:build"
 
 

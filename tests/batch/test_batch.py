@@ -19,7 +19,7 @@ import pytest
 from xnnfit.kb.composite import attention_model
 from xnnfit.kb.oneop import one_op_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WHERE = ROOT / "examples" / "where_activation.py"
 CRASH = "import os\n\ndef build():\n    os.abort()\n"
 HANG = "import time\n\ndef build():\n    time.sleep(3600)\n"
