@@ -317,17 +317,26 @@ def quant(
     runs: int = BENCH_RUNS,
     output_dir: str | Path | None = None,
     force: bool = False,
+    explain_quant: bool = False,
     **options: Unpack[ModelOptions],
 ) -> QuantResult:
     """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within `max_error`.
 
     With `output_dir` every converted model is written there (an existing file only with `force`).
+    Full-int8 candidates over `max_error` (all of them with `explain_quant`) get `quantization_findings`.
     """
     if max_error < 0:
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
     runs = DEFAULT_POLICY.comparison_runs(runs)
     job = _job("quant", model, options)
-    result = run_sweep(job, parse_recipes(recipe, default=DEFAULT), eval_data=eval_data, max_error=max_error, runs=runs)
+    result = run_sweep(
+        job,
+        parse_recipes(recipe, default=DEFAULT),
+        eval_data=eval_data,
+        max_error=max_error,
+        runs=runs,
+        explain_quant=explain_quant,
+    )
     if output_dir is not None:
         stem = job.source.path.stem if job.source.path is not None else "model"
         result.save(output_dir, stem=stem, force=force)
@@ -345,13 +354,16 @@ def optimize(
     max_error: float = DEFAULT_MAX_ERROR,
     threads: int = 1,
     runs: int = BENCH_RUNS,
+    explain_quant: bool = False,
     **options: Unpack[ModelOptions],
 ) -> OptimizeResult:
     """The fastest model XNNPACK runs within `max_error`: every recipe converted, fixed and raced; written to `output`.
 
     Accuracy is measured against the fp32 conversion on `eval_data` (else the calibration
     data, else seeded random inputs, with a warning). A .tflite alone is only fixed (its
-    quantized form judged against the float model rebuilt from its weights).
+    quantized form judged against the float model rebuilt from its weights). Full-int8
+    candidates over `max_error` (all of them with `explain_quant`) get `quantization_findings`,
+    and int8-repaired joins the candidates when they name nodes to keep in float.
     """
     if max_error < 0:
         raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
@@ -362,7 +374,7 @@ def optimize(
             f"optimize races the candidates at one thread count, got threads={threads!r}. "
             "Pass one value, e.g. --threads 4."
         )
-    request = OptimizeRequest(output, keep_all, force, eval_data, max_error, counts[0], runs)
+    request = OptimizeRequest(output, keep_all, force, eval_data, max_error, counts[0], runs, explain_quant)
     return run_optimize(_job("optimize", model, options), parse_recipes(recipe, default=DEFAULT), request)
 
 

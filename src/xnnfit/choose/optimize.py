@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from xnnfit.choose.quant import converted, eval_samples
+from xnnfit.choose.repair import explain_and_repair
 from xnnfit.choose.selection import Measured, Race, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
@@ -24,6 +25,7 @@ from xnnfit.core.files import check_output_path, os_error, write_file
 from xnnfit.core.policy import BENCH_RUNS, DEFAULT_MAX_ERROR
 from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.explain.diagnosis import diagnose
+from xnnfit.explain.quant_findings import QuantFinding
 from xnnfit.measure.accuracy import agreement, class_scores, judge_reference
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.recipes import FP32, ConversionRecipe, with_reference
@@ -106,6 +108,7 @@ class OptimizeRequest:
     max_error: float = DEFAULT_MAX_ERROR
     threads: int = 1
     runs: int = BENCH_RUNS
+    explain_quant: bool = False  # findings for every full-int8 candidate, not only those over the budget
 
 
 def reference_stage(content: bytes, fp32: bytes | None, samples: list[dict], specs) -> Reference:
@@ -181,11 +184,30 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
             measured[name] = done
     if not measured:
         raise XnnfitError(f"no candidate could be fixed and measured: {next(iter(failed.values()), 'unknown error')}")
+    explained, repair = explain_and_repair(
+        job,
+        artifacts,
+        {n: m.measured.outputs for n, m in measured.items()},
+        reference.outputs,
+        {r.name: r for r in with_reference(recipes)} if not source.is_tflite else {},
+        samples,
+        max_error=max_error,
+        every=request.explain_quant,
+        measure=lambda a: job.stage(candidate_stage, a, fp32=fp32, samples=samples, runs=runs, what=f"fixing {a.what}"),
+        outputs_of=lambda m: m.measured.outputs,
+    )
+    if explained.repair is not None:
+        recipes = (*recipes, explained.repair)
+        if isinstance(repair, XnnfitError):
+            failed[explained.repair.name] = str(repair)
+        else:
+            measured[explained.repair.name] = repair
+    warnings.extend(explained.notes)
     contents = {BASELINE: baseline.content, **{n: m.rewrite.content for n, m in measured.items()}}
     latency = job.stage(race_stage, contents, samples[0], specs, runs, threads, what="timing all candidates together")
     classes = class_scores(reference.content)
     candidates = [
-        _candidate(name, measured.get(name), failed, latency, reference, classes)
+        _candidate(name, measured.get(name), failed, latency, reference, classes, explained.findings.get(name, ()))
         for name in (artifacts if source.is_tflite else [r.name for r in with_reference(recipes)])
     ]
     front = pareto(candidates)
@@ -216,10 +238,16 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
 
 
 def _candidate(
-    name: str, m: FixedCandidate | None, failed: dict[str, str], latency: Race, reference: Reference, classes: bool
+    name: str,
+    m: FixedCandidate | None,
+    failed: dict[str, str],
+    latency: Race,
+    reference: Reference,
+    classes: bool,
+    findings: tuple[QuantFinding, ...] = (),
 ) -> Candidate:
     if m is None:
-        return Candidate(name, "failed", failed.get(name, "not measured"))
+        return Candidate(name, "failed", failed.get(name, "not measured"), quantization_findings=findings)
     fix, t = m.rewrite, latency[name]
     return Candidate(
         name,
@@ -239,6 +267,7 @@ def _candidate(
         **agreement(reference.outputs, m.measured.outputs, classes).to_dict(),
         keras_hints=m.keras_hints,
         content=fix.content,
+        quantization_findings=findings,
     )
 
 

@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
+from xnnfit.choose.repair import explain_and_repair
 from xnnfit.choose.selection import Measured, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
@@ -196,6 +197,7 @@ def run_sweep(
     eval_data: str | None = None,
     max_error: float = DEFAULT_MAX_ERROR,
     runs: int = BENCH_RUNS,
+    explain_quant: bool = False,
 ) -> QuantResult:
     """Sweep `recipes` over a Keras model and recommend one."""
     source = job.source
@@ -221,6 +223,25 @@ def run_sweep(
             measured[name] = done
     if FP32.name not in measured:
         raise XnnfitError(f"the fp32 model, the float reference, cannot be measured: {failed.get(FP32.name)}")
+    explained, repair = explain_and_repair(
+        job,
+        artifacts,
+        {n: m.outputs for n, m in measured.items()},
+        measured[FP32.name].outputs,
+        {r.name: r for r in with_reference(recipes)},
+        samples,
+        max_error=max_error,
+        every=explain_quant,
+        measure=lambda a: job.stage(measure_stage, a, samples, profile_runs, what=f"measuring {a.what}"),
+        outputs_of=lambda m: m.outputs,
+    )
+    if explained.repair is not None:
+        recipes = (*recipes, explained.repair)
+        if isinstance(repair, XnnfitError):
+            failed[explained.repair.name] = str(repair)
+        else:
+            measured[explained.repair.name] = repair
+    warnings.extend(explained.notes)
     contents = {n: artifacts[n].content for n in measured}
     latency = job.stage(race_stage, contents, samples[0], specs, runs, what="timing all recipes together")
     reference = measured[FP32.name].outputs
@@ -249,6 +270,7 @@ def run_sweep(
                 p10_ms=t.p10_ms,
                 p90_ms=t.p90_ms,
                 content=artifacts[name].content,
+                quantization_findings=explained.findings.get(name, ()),
             )
         )
     front = pareto(rows)

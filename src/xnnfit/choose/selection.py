@@ -14,6 +14,7 @@ import numpy as np
 
 from xnnfit.core.policy import LATENCY_TIE
 from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.explain.quant_findings import QuantFinding
 from xnnfit.runtime.timing import Stats, race
 
 
@@ -39,6 +40,7 @@ class Scored(Record):
     top1: float | None = None  # share of samples whose top class agrees with the reference; None unless class scores
     pareto: bool = False
     content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
+    quantization_findings: tuple[QuantFinding, ...] = ()  # where a full-int8 candidate's error starts, and why
 
 
 def pareto(rows: Sequence[Any]) -> set[str]:

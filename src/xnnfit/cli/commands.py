@@ -22,6 +22,7 @@ from xnnfit.cli.options import (
     Data,
     Debug,
     EvalData,
+    ExplainQuant,
     Explorer,
     Force,
     Html,
@@ -63,7 +64,7 @@ from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, PROF
 from xnnfit.explain.diagnosis import Gates, short_runtime
 from xnnfit.measure.bench import parse_threads
 from xnnfit.model.artifact import AS_GIVEN
-from xnnfit.model.recipes import DEFAULT, parse_recipes, with_reference
+from xnnfit.model.recipes import DEFAULT, REPAIRED, parse_recipes, with_reference
 from xnnfit.report import terminal
 from xnnfit.runtime.targets import MATRIX
 
@@ -92,6 +93,7 @@ def optimize(
     max_error: MaxError = DEFAULT_MAX_ERROR,
     threads: OneThread = 1,
     runs: ComparisonRuns = BENCH_RUNS,
+    explain_quant: ExplainQuant = False,
     json_path: Json = None,
     html: Html = None,
     *,
@@ -104,7 +106,8 @@ def optimize(
         chosen = parse_recipes(recipe, default=DEFAULT)
         warn_threads([threads])
         stem = Path(input_path(model)).stem
-        recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else [r.name for r in with_reference(chosen)]
+        names = [*(r.name for r in with_reference(chosen)), REPAIRED]  # int8-repaired joins when findings call for it
+        recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else names
         kept = tuple(f"{stem}.{r}{fixed}.tflite" for r in recipes for fixed in ("", ".fixed"))
         inputs = [*models_read([model]), ("the --calibration file", run.calibration), ("the --eval file", eval_data)]
         outputs = [
@@ -116,7 +119,8 @@ def optimize(
             with progress(run.quiet, f"optimizing {model}", _steps(chosen)) as step:
                 result = api.optimize(
                     model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data,
-                    max_error=max_error, threads=threads, runs=runs, on_progress=step, **run.api(),
+                    max_error=max_error, threads=threads, runs=runs, explain_quant=explain_quant, on_progress=step,
+                    **run.api(),
                 )  # fmt: skip
             terminal.render_optimize(out, result)
             write(result, json_path, html, force=force)
@@ -504,6 +508,7 @@ def quant(
     eval_data: EvalData = None,
     max_error: MaxError = DEFAULT_MAX_ERROR,
     runs: ComparisonRuns = BENCH_RUNS,
+    explain_quant: ExplainQuant = False,
     output_dir: Annotated[
         str | None, typer.Option("-o", "--output-dir", metavar="DIR", help="Write each converted model to DIR.")
     ] = None,
@@ -517,14 +522,14 @@ def quant(
     with session(run):
         chosen = parse_recipes(recipe, default=DEFAULT)
         stem = Path(input_path(model)).stem
-        names = tuple(f"{stem}.{r.name}.tflite" for r in with_reference(chosen))
+        names = tuple(f"{stem}.{r}.tflite" for r in (*(r.name for r in with_reference(chosen)), REPAIRED))
         inputs = [*models_read([model]), ("the --calibration file", run.calibration), ("the --eval file", eval_data)]
         outputs = [OutputPath("-o", output_dir, folder=True, names=names), *report_outputs(json_path, html)]
         with guarded(force, inputs, outputs):
             with progress(run.quiet, f"quantization sweep of {model}", _steps(chosen)) as step:
                 result = api.quant(
                     model, recipe=chosen, eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir,
-                    force=force, on_progress=step, **run.api(),
+                    force=force, explain_quant=explain_quant, on_progress=step, **run.api(),
                 )  # fmt: skip
             terminal.render_quant(out, result)
             write(result, json_path, html, force=force)

@@ -101,6 +101,14 @@ MaxError = Annotated[
     float,
     typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%)."),
 ]
+ExplainQuant = Annotated[
+    bool,
+    typer.Option(
+        "--explain-quant",
+        help="Explain every full-int8 candidate's error (where it starts, the Keras layer, the cause), "
+        "not only those over the budget.",
+    ),
+]
 Threads = Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread counts, comma-separated (e.g. 1,2,4).")]
 OneThread = Annotated[int, typer.Option("--threads", min=1, help="The thread count timings are taken at (the app's).")]
 Runs = Annotated[int, typer.Option("--runs", min=1, help="Timed runs per measurement (interleaved).")]

@@ -662,6 +662,7 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
             console.print(f"  [red]{escape(c.recipe)} dropped:[/] {escape(' '.join((c.error or '').split()))}")
         for rule, why in c.rolled_back:
             console.print(f"  [yellow]{escape(c.recipe)}: rolled back {rule}[/]: {escape(why)}")
+    render_quant_findings(console, result.candidates)
     if best is not None and best.keras_hints:
         console.print("  in the Keras source, for a model that converts cleanly with this recipe:")
         by_advice: dict[str, list[str]] = {}
@@ -678,6 +679,25 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
         console.print(
             f"  next: xnnfit bench {escape(result.output)}   [dim]# time the chosen model with and without XNNPACK[/]"
         )
+
+
+def render_quant_findings(console: Console, rows) -> None:
+    """Each full-int8 candidate's quantization findings, one line each: cause, layer, line, error, advice."""
+    rows = [r for r in rows if r.quantization_findings]
+    if not rows:
+        return
+    console.print(
+        "  quantization findings (each op's own error: max |int8 - float| / max |float| of its tensor on the eval "
+        "inputs, TF's quantization debugger; the first is where the error starts):"
+    )
+    for r in rows:
+        for f in r.quantization_findings:
+            cause = f"[bold]{f.id}[/]" if f.id else "[red]unexplained[/]"
+            channel = f", median channel {fmt.pct(f.channel_error)}" if f.channel_error > 2 * f.error else ""
+            console.print(
+                f"    {escape(r.recipe)}: {cause} {escape(f.layer or '?')} {escape(f.line or '-')} "
+                f"({escape(f.op)}): error {fmt.pct(f.error)}{channel} — {escape(f.advice)}"
+            )
 
 
 def render_quant(console: Console, report: QuantResult) -> None:
@@ -726,6 +746,7 @@ def render_quant(console: Console, report: QuantResult) -> None:
         "  max err = max abs error / max |float output|; budget --max-error "
         f"{report.max_error:.1%}; * = Pareto frontier (latency, size, error)"
     )
+    render_quant_findings(console, report.rows)
     if report.recommended:
         console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")
     else:

@@ -138,6 +138,8 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
             return lifted[t]
         if g.dtype(t) == "float32":
             return t
+        if g.quant(t) is not None:  # a quantized tensor's float form is its real value, not its stored integers
+            return self._dequantized(g, t, lifted)
         v = g.value(t)
         if v is not None:
             lifted[t] = g.add_const(v.astype(np.float32), self.tag("float"))
@@ -171,7 +173,7 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
                 return src
         elif name in _COMPARE:
             x, y = (self._lift(g, u, lifted) for u in ins[:2])
-            integer = all(g.dtype(u) in _INTS for u in ins[:2])
+            integer = all(g.dtype(u) in _INTS and g.quant(u) is None for u in ins[:2])
             ops = self._compare(g, name, x, y, res, integer)
         elif name in _LOGIC:
             xs = [self._lift(g, u, lifted) for u in ins]
@@ -199,6 +201,17 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
         else:  # no float form: cast once where it is made (a graph input: at the start)
             ops = [self.emit(g, "CAST", [t], [res])]
         self._place(g, t, ops)
+        lifted[t] = res
+        return res
+
+    def _dequantized(self, g: Graph, t: int, lifted: dict) -> int:
+        """The real value of quantized tensor t in float32: a constant dequantized here, else a DEQUANTIZE."""
+        v = g.real_value(t)
+        if v is not None:
+            lifted[t] = g.add_const(v.astype(np.float32), self.tag("float"))
+            return lifted[t]
+        res = g.add_tensor(g.shape(t), "float32", self.tag(f"float/{g.name(t)[-60:]}"))
+        self._place(g, t, [self.emit(g, "DEQUANTIZE", [t], [res])])
         lifted[t] = res
         return res
 
@@ -243,7 +256,7 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
 
 def _liftable(g: Graph, t: int, seen: set[int]) -> str:
     """Why the mask cone of t cannot be re-emitted in float exactly ('' when it can)."""
-    if t in seen or g.dtype(t) == "float32":
+    if t in seen or g.dtype(t) == "float32" or g.quant(t) is not None:  # quantized: dequantized, not followed
         return ""
     seen.add(t)
     v = g.value(t)
