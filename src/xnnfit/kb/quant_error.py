@@ -95,7 +95,8 @@ class QuantCause:
     condition: Callable[[TensorStats], bool]
     when: str  # the condition, as `xnnfit explain` says it
     why: str
-    advice: str  # str.format over TensorStats fields and `fill_hint`: the way out for this tensor
+    advice: str  # the way out, in general (what `xnnfit explain` shows)
+    detail: str  # str.format over TensorStats fields and `fill_hint`: this tensor's numbers for the advice
     probes: tuple[QuantProbe, ...]
     keeps_float: bool = True  # keeping the op (and the op holding a fill) in float restores the tensor
     rewrites: tuple[str, ...] = ()  # no rewrite rule repairs these; the repair is a conversion recipe
@@ -105,8 +106,8 @@ class QuantCause:
         return self.condition(t)
 
     def advise(self, t: TensorStats) -> str:
-        """The advice with this tensor's numbers."""
-        return self.advice.format(fill_hint=FILL_ADVICE * t.absmax, **dataclasses.asdict(t))
+        """The advice, then this tensor's numbers."""
+        return f"{self.advice} ({self.detail.format(fill_hint=FILL_ADVICE * t.absmax, **dataclasses.asdict(t))})"
 
     def float_nodes(self, t: TensorStats) -> tuple[str, ...]:
         """Output tensors of the ops to keep in float for this tensor: its op, and the op holding the fill or the
@@ -161,8 +162,9 @@ CAUSES: dict[str, QuantCause] = {
             "and the softmax after it sees no scores at all.",
             advice="keep this op and the one holding the fill in float (xnnfit's int8-repaired candidate does; "
             "the rest stays int8), or, in your own masking code, fill with a finite value a few times the data's "
-            "range instead of the dtype's minimum or -1e9: about -{fill_hint:.3g} here "
-            "(scores - {fill_hint:.3g} * (1 - mask))",
+            f"largest magnitude ({FILL_ADVICE:g}x) instead of the dtype's minimum or -1e9",
+            detail="the fill is {fill:.3g}, the data reaches {absmax:.3g}: fill with about -{fill_hint:.3g}, "
+            "scores - {fill_hint:.3g} * (1 - mask)",
             probes=(
                 QuantProbe(
                     "tf.where(x > 0, 3x, float32 min): the masked scores of an attention layer",
@@ -188,6 +190,7 @@ CAUSES: dict[str, QuantCause] = {
             advice="calibrate on inputs like the ones the model will see (--calibration), or scale this op's "
             "values up to span their range (normalize them, or fold a constant factor into the next layer); "
             "keeping the op in float (int8-repaired) also keeps them",
+            detail="{below_step:.0%} of its values are under half the step {scale:.3g}; they reach {absmax:.3g}",
             probes=(
                 QuantProbe(
                     "x * 2 calibrated on [-1, 1], evaluated on [-0.001, 0.001]",
@@ -210,9 +213,9 @@ CAUSES: dict[str, QuantCause] = {
             f"quantized range, but fewer on the calibration inputs (else {SHARED})",
             why="int8 holds only the range seen at calibration: values beyond it saturate at the end of the range, "
             "so inputs larger than the calibration data lose their magnitude.",
-            advice="calibrate on data that covers the inputs the model will see (--calibration with samples "
-            "spanning up to {absmax:.3g} here; the quantized range ends at "
-            "{scale:.3g} x ({qmax} - {zero_point}))",
+            advice="calibrate on data that covers the inputs the model will see (--calibration)",
+            detail="{clipped:.0%} of its values are clipped; they reach {absmax:.3g}, the range ends at "
+            "{scale:.3g} x ({qmax} - {zero_point})",
             keeps_float=False,
             probes=(
                 QuantProbe(
@@ -240,8 +243,8 @@ CAUSES: dict[str, QuantCause] = {
             why="a per-tensor weight scale is set by the largest weight: a few outliers leave the typical weights "
             "a handful of the 127 int8 steps, or none, and the channels they feed lose their values.",
             advice="keep this op in float (int8-repaired does), or bring the outliers in (clip or rescale them, "
-            "fold a per-channel factor into a neighbouring layer): the largest weight is {weight_spread:.3g}x the "
-            "median here",
+            "fold a per-channel factor into a neighbouring layer)",
+            detail="the largest weight is {weight_spread:.3g}x the median",
             probes=(
                 QuantProbe(
                     "x * w with one weight 1000x the others",
@@ -267,6 +270,8 @@ CAUSES: dict[str, QuantCause] = {
             "tf.where(x < 0, 0.1 * x, x), a branch that is rarely picked) saturates, even on the calibration data.",
             advice="write the op without the shared range (an activation as LeakyReLU/PReLU or a relu blend, "
             "see `xnnfit explain XNN001`), or keep it and its input in float (int8-repaired does)",
+            detail="{clipped:.0%} of its values are clipped, {clipped_calibration:.0%} on the calibration data; "
+            "the range is {shared_node}'s",
             probes=(
                 QuantProbe(
                     "tf.where(3x > 0, 3x, 0.3x): a leaky activation written with tf.where",

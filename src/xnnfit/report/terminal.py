@@ -17,7 +17,7 @@ from xnnfit.core import fmt
 from xnnfit.explain.costs import Profile
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
 from xnnfit.explain.verdicts import cause_groups
-from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, RULE, CauseDoc, Explanation, HazardDoc, RuleDoc
+from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, QUANT, RULE, CauseDoc, Explanation, HazardDoc, QuantCauseDoc, RuleDoc
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.versions import TARGET_CAUSES
 from xnnfit.measure.bench import COMPILED, BenchResult, BenchRun, CompareResult
@@ -358,6 +358,18 @@ def render_hazard(console: Console, hazard: HazardDoc) -> None:
     console.print(f"  proven by probes: {escape('; '.join(hazard.probes))}")
 
 
+def render_quant_cause(console: Console, cause: QuantCauseDoc) -> None:
+    """`xnnfit explain XNN036`: when a quantized tensor shows it, why, the way out, the probes."""
+    console.print(f"[bold]{cause.id}[/] {escape(cause.title)}")
+    console.print(f"  kind: quantization, {KINDS[QUANT]}")
+    console.print(f"  when: {escape(cause.when)}")
+    console.print(f"  why: {escape(cause.why)}")
+    console.print(f"  way out: [green]{escape(cause.fix)}[/]")
+    repair = "keeps the op in float" if cause.keeps_float else "does not help (the way out is above)"
+    console.print(f"  int8-repaired (quant, optimize): {repair}")
+    console.print(f"  proven by probes: {escape('; '.join(cause.probes))}")
+
+
 def render_rule(console: Console, rule: RuleDoc) -> None:
     """`xnnfit explain XR0xx`: what the rule rewrites, what it removes, how exact it is, who points at it."""
     console.print(f"[bold]{rule.id}[/] {escape(rule.title)}")
@@ -381,12 +393,19 @@ def render_explanation(console: Console, explanation: Explanation, *, table: boo
             render_cause(console, cause)
         for hazard in explanation.hazards:
             render_hazard(console, hazard)
+        for quant in explanation.quantization:
+            render_quant_cause(console, quant)
         for rule in explanation.rules:
             render_rule(console, rule)
         return
     groups = (
         (CAUSE, "ops", [(c.id, c.title, ", ".join(c.ops[:4]) + " …" * (len(c.ops) > 4)) for c in explanation.causes]),
         (HAZARD, "rules", [(h.id, h.title, ", ".join(h.rewrites)) for h in explanation.hazards]),
+        (
+            QUANT,
+            "int8-repaired",
+            [(q.id, q.title, "keeps it float" if q.keeps_float else "-") for q in explanation.quantization],
+        ),
         (RULE, "fixes", [(r.id, r.title, ", ".join(r.fixes)) for r in explanation.rules]),
     )
     for kind, last, rows in groups:
