@@ -22,6 +22,7 @@ from xnnfit.choose.quant import QuantResult
 from xnnfit.model.recipes import REPAIRED
 from xnnfit.observe.delegation import observe
 from xnnfit.report import terminal
+from xnnfit.report.html import page
 
 RUNS = 5  # the fewest timed runs a comparison takes: these tests judge findings and accuracy, not speed
 
@@ -87,12 +88,14 @@ def test_findings_are_in_the_json_and_read_back(transformer):
     assert OptimizeResult.from_dict(data) == result
 
 
-def test_the_terminal_says_each_finding_on_one_line(transformer):
+def test_the_terminal_and_the_html_report_show_each_finding(transformer):
     _, result = transformer
     console = Console(record=True, width=400)
     terminal.render_optimize(console, result)
     lines = [ln for ln in console.export_text().splitlines() if "int8: XNN036" in ln]
     assert len(lines) == 1 and "attention" in lines[0] and "error 100%" in lines[0]
+    html = page(result)
+    assert "quantization findings" in html and "<td>XNN036</td><td>attention</td>" in html
 
 
 def test_a_cnn_whose_int8_holds_gets_no_fill_finding(tmp_path):
@@ -109,3 +112,29 @@ def test_a_cnn_whose_int8_holds_gets_no_fill_finding(tmp_path):
     assert not any(f.id == "XNN036" for r in result.rows for f in r.quantization_findings)
     assert REPAIRED not in [r.recipe for r in result.rows]  # nothing to repair
     assert QuantResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+CRASHING_BUILDER = """
+import os, pathlib
+import keras
+
+COUNT = pathlib.Path(__file__).with_suffix(".loads")
+
+
+def build():
+    loads = int(COUNT.read_text()) if COUNT.exists() else 0
+    COUNT.write_text(str(loads + 1))
+    if loads >= 2:  # the fp32 and int8 conversions load it; the quantization debugger's child is the third load
+        os.abort()  # a native crash, as the TF calibrator's segfault would be
+    inp = keras.Input((16,), name="x")
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(keras.layers.Dense(16, activation="relu")(inp)))
+"""
+
+
+def test_a_crash_of_the_analysis_costs_the_findings_only(tmp_path):
+    builder = tmp_path / "crashing.py"
+    builder.write_text(CRASHING_BUILDER)
+    result = api.quant(f"{builder}:build", recipe="int8", runs=RUNS, explain_quant=True)
+    assert [r.status for r in result.rows] == ["ok", "ok"]  # fp32 and int8 measured and raced as ever
+    (note,) = [w for w in result.warnings if "quantization findings for int8 could not be made" in w]
+    assert "\n" not in note and "crashing.py:build" in note

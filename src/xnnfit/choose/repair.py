@@ -108,6 +108,13 @@ def explain_and_repair(
     """
     errors = {n: compare(reference, o).max_rel_error for n, o in outputs.items()}
     first = explain(job, artifacts, wanted(list(outputs), errors, max_error, recipes, every), recipes, samples)
+    unexplained = [
+        f"{n} is over the error budget but gets no quantization findings: TF's quantization debugger analyses "
+        "full-integer int8 recipes only"
+        for n in outputs
+        if n in recipes and recipes[n].optimize and not analysable(recipes[n]) and errors[n] > max_error
+    ]
+    first = dataclasses.replace(first, notes=(*first.notes, *unexplained))
     recipe = first.repair
     if recipe is None:
         return first, None

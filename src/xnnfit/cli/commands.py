@@ -538,6 +538,7 @@ def quant(
 @app.command(
     epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every id, by kind[/]\n\n"
     "  xnnfit explain XNN001     [dim]# a cause[/]\n\n  xnnfit explain XNN040     [dim]# a hazard[/]\n\n"
+    "  xnnfit explain XNN036     [dim]# a quantization cause (quant and optimize findings)[/]\n\n"
     "  xnnfit explain XR013      [dim]# a rewrite rule[/]"
 )
 def explain(

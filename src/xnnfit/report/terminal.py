@@ -707,7 +707,7 @@ def render_quant_findings(console: Console, rows) -> None:
         return
     console.print(
         "  quantization findings (each op's own error: max |int8 - float| / max |float| of its tensor on the eval "
-        "inputs, TF's quantization debugger; the first is where the error starts):"
+        "inputs, TF's quantization debugger model run on LiteRT; a recipe's first is where its error starts):"
     )
     for r in rows:
         for f in r.quantization_findings:
