@@ -30,6 +30,7 @@ import numpy as np
 
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.isolate import USER_CODE, phase
+from xnnfit.core.policy import QUANT_DEBUG_SAMPLES
 from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.kb.quant_error import TensorStats
 from xnnfit.model.convert import ConvertOptions, prepared, quantization_debugger
@@ -117,7 +118,7 @@ def layer_errors_stage(models: DebugModels, samples: list[dict]) -> LayerErrors:
     runnable, pairs = _without_verify(models.debug)
     names = _aligned(models.debug, models.plain)
     info = read_model(models.debug).primary
-    calibration = list(models.calibration)
+    calibration = list(models.calibration)[:QUANT_DEBUG_SAMPLES]
     measured = _measure(runnable, pairs, info, samples, _METRICS)
     on_calibration = _measure(runnable, pairs, info, calibration, {"clipped": _clipped}) if calibration else {}
     facts = _Facts(models.plain, models.floats)
@@ -165,8 +166,9 @@ def _aligned(debug: bytes, plain: bytes) -> dict[int, str]:
     """Debug-model tensor index -> the quantized model's name of that tensor, for each tensor NumericVerify reads.
 
     The debug model is the quantized one with a float twin and a NumericVerify op after each quantized op;
-    its tensor names are uniqued again (the dump's `tensor_name` drops a final digit, which is wrong as often
-    as right), so ops are matched by position: the k-th quantized op of a kind in one is the k-th in the other.
+    its tensor names are uniqued again ('Identity1' becomes 'Identity2', its float twin takes 'Identity1'; the
+    debugger's own dump strips one digit), so ops are matched by position: the k-th quantized op of a kind in
+    one is the k-th in the other.
     """
     d, p = read_model(debug).primary, read_model(plain).primary
 
