@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from xnnfit.choose.evaluation import EvalRequest
 from xnnfit.choose.optimize import OptimizeRequest, OptimizeResult, run_optimize
 from xnnfit.choose.quant import QuantResult, run_sweep
 from xnnfit.core.errors import XnnfitError
@@ -34,7 +35,6 @@ from xnnfit.core.files import check_output_path, write_file
 from xnnfit.core.policy import (
     BENCH_RUNS,
     BENCH_WARMUP,
-    DEFAULT_MAX_ERROR,
     DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
     PROFILE_RUNS,
@@ -308,26 +308,47 @@ def fix(
     return result
 
 
+def _budget_args(max_error: float | None, max_accuracy_drop: float | None) -> None:
+    if max_error is not None and max_error < 0:
+        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    if max_accuracy_drop is not None and max_accuracy_drop < 0:
+        raise XnnfitError(f"max_accuracy_drop {max_accuracy_drop} is negative. Pass top-1 points, e.g. 1.0.")
+
+
 def quant(
     model: Any,
     *,
     recipe: Recipes = None,
     eval_data: str | None = None,
-    max_error: float = DEFAULT_MAX_ERROR,
+    labels: str | None = None,
+    eval_samples: int | None = None,
+    max_error: float | None = None,
+    max_accuracy_drop: float | None = None,
     runs: int = BENCH_RUNS,
     output_dir: str | Path | None = None,
     force: bool = False,
     **options: Unpack[ModelOptions],
 ) -> QuantResult:
-    """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within `max_error`.
+    """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within the budget.
 
-    With `output_dir` every converted model is written there (an existing file only with `force`).
+    Accuracy is measured on all of `eval_data` (or its first `eval_samples`), against its
+    `labels` when it has them (the .npz's 'labels', or a `labels` file). The budget is
+    `max_accuracy_drop` top-1 points below the fp32 conversion's with class labels
+    (default 1), else `max_error` of the float output scale (default 5%); both, when both
+    are given. With `output_dir` every converted model is written there (an existing file
+    only with `force`).
     """
-    if max_error < 0:
-        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    _budget_args(max_error, max_accuracy_drop)
     runs = DEFAULT_POLICY.comparison_runs(runs)
     job = _job("quant", model, options)
-    result = run_sweep(job, parse_recipes(recipe, default=DEFAULT), eval_data=eval_data, max_error=max_error, runs=runs)
+    result = run_sweep(
+        job,
+        parse_recipes(recipe, default=DEFAULT),
+        request=EvalRequest(eval_data, labels, eval_samples),
+        max_error=max_error,
+        max_accuracy_drop=max_accuracy_drop,
+        runs=runs,
+    )
     if output_dir is not None:
         stem = job.source.path.stem if job.source.path is not None else "model"
         result.save(output_dir, stem=stem, force=force)
@@ -342,19 +363,22 @@ def optimize(
     keep_all: str | Path | None = None,
     force: bool = False,
     eval_data: str | None = None,
-    max_error: float = DEFAULT_MAX_ERROR,
+    labels: str | None = None,
+    eval_samples: int | None = None,
+    max_error: float | None = None,
+    max_accuracy_drop: float | None = None,
     threads: int = 1,
     runs: int = BENCH_RUNS,
     **options: Unpack[ModelOptions],
 ) -> OptimizeResult:
-    """The fastest model XNNPACK runs within `max_error`: every recipe converted, fixed and raced; written to `output`.
+    """The fastest model XNNPACK runs within the budget: every recipe converted, fixed and raced; written to `output`.
 
-    Accuracy is measured against the fp32 conversion on `eval_data` (else the calibration
-    data, else seeded random inputs, with a warning). A .tflite alone is only fixed (its
+    Accuracy is measured against the fp32 conversion on all of `eval_data` (else the
+    calibration data, else seeded random inputs, with a warning), and against its `labels`
+    when it has them; the budget is as in `quant`. A .tflite alone is only fixed (its
     quantized form judged against the float model rebuilt from its weights).
     """
-    if max_error < 0:
-        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    _budget_args(max_error, max_accuracy_drop)
     runs = DEFAULT_POLICY.comparison_runs(runs)
     counts = parse_threads(threads)
     if len(counts) != 1:
@@ -362,7 +386,16 @@ def optimize(
             f"optimize races the candidates at one thread count, got threads={threads!r}. "
             "Pass one value, e.g. --threads 4."
         )
-    request = OptimizeRequest(output, keep_all, force, eval_data, max_error, counts[0], runs)
+    request = OptimizeRequest(
+        output,
+        keep_all,
+        force,
+        EvalRequest(eval_data, labels, eval_samples),
+        max_error,
+        max_accuracy_drop,
+        counts[0],
+        runs,
+    )
     return run_optimize(_job("optimize", model, options), parse_recipes(recipe, default=DEFAULT), request)
 
 

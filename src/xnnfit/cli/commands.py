@@ -22,10 +22,13 @@ from xnnfit.cli.options import (
     Data,
     Debug,
     EvalData,
+    EvalSamples,
     Explorer,
     Force,
     Html,
     Json,
+    Labels,
+    MaxAccuracyDrop,
     MaxError,
     Model,
     OneRecipe,
@@ -59,7 +62,7 @@ from xnnfit.cli.session import (
 )
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import Output as OutputPath
-from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, PROFILE_RUNS
+from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, PROFILE_RUNS
 from xnnfit.explain.diagnosis import Gates, short_runtime
 from xnnfit.measure.bench import parse_threads
 from xnnfit.model.artifact import AS_GIVEN
@@ -76,7 +79,8 @@ def _steps(chosen) -> int:
 @app.command(
     epilog="""[bold]Examples[/]\n
   xnnfit optimize model.keras -o model_best.tflite\n
-  xnnfit optimize model.keras -o best.tflite --calibration calib.npz --eval eval.npz --max-error 0.02\n
+  xnnfit optimize model.keras -o best.tflite --calibration calib.npz --eval eval.npz  [dim]# with 'labels'[/]\n
+  xnnfit optimize model.keras -o best.tflite --eval eval.npz --max-accuracy-drop 0.5\n
   xnnfit optimize model.keras -o best.tflite --threads 4 --keep-all candidates/ --json optimize.json"""
 )
 @run_options
@@ -89,7 +93,10 @@ def optimize(
     ] = None,
     force: Force = False,
     eval_data: EvalData = None,
-    max_error: MaxError = DEFAULT_MAX_ERROR,
+    labels: Labels = None,
+    eval_samples: EvalSamples = None,
+    max_error: MaxError = None,
+    max_accuracy_drop: MaxAccuracyDrop = None,
     threads: OneThread = 1,
     runs: ComparisonRuns = BENCH_RUNS,
     json_path: Json = None,
@@ -106,7 +113,12 @@ def optimize(
         stem = Path(input_path(model)).stem
         recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else [r.name for r in with_reference(chosen)]
         kept = tuple(f"{stem}.{r}{fixed}.tflite" for r in recipes for fixed in ("", ".fixed"))
-        inputs = [*models_read([model]), ("the --calibration file", run.calibration), ("the --eval file", eval_data)]
+        inputs = [
+            *models_read([model]),
+            ("the --calibration file", run.calibration),
+            ("the --eval file", eval_data),
+            ("the --labels file", labels),
+        ]
         outputs = [
             OutputPath("-o", output),
             OutputPath("--keep-all", keep_all, folder=True, names=kept),
@@ -116,7 +128,8 @@ def optimize(
             with progress(run.quiet, f"optimizing {model}", _steps(chosen)) as step:
                 result = api.optimize(
                     model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data,
-                    max_error=max_error, threads=threads, runs=runs, on_progress=step, **run.api(),
+                    labels=labels, eval_samples=eval_samples, max_error=max_error,
+                    max_accuracy_drop=max_accuracy_drop, threads=threads, runs=runs, on_progress=step, **run.api(),
                 )  # fmt: skip
             terminal.render_optimize(out, result)
             write(result, json_path, html, force=force)
@@ -492,7 +505,8 @@ def fix(
     epilog="""[bold]Examples[/]\n
   xnnfit quant model.keras --calibration calib.npz --eval eval.npz\n
   xnnfit quant examples/transformer_block.py:build --recipe fp32,int8,int8+float-ops\n
-  xnnfit quant model.keras --max-error 0.02 -o converted/ --json quant.json"""
+  xnnfit quant model.keras --calibration calib.npz --eval eval.npz --max-accuracy-drop 0.5 -o converted/\n
+  xnnfit quant model.keras --max-error 0.02 --json quant.json   [dim]# no labels: error vs the fp32 outputs[/]"""
 )
 @run_options
 def quant(
@@ -502,7 +516,10 @@ def quant(
     ],
     recipe: AllRecipes = None,
     eval_data: EvalData = None,
-    max_error: MaxError = DEFAULT_MAX_ERROR,
+    labels: Labels = None,
+    eval_samples: EvalSamples = None,
+    max_error: MaxError = None,
+    max_accuracy_drop: MaxAccuracyDrop = None,
     runs: ComparisonRuns = BENCH_RUNS,
     output_dir: Annotated[
         str | None, typer.Option("-o", "--output-dir", metavar="DIR", help="Write each converted model to DIR.")
@@ -518,12 +535,18 @@ def quant(
         chosen = parse_recipes(recipe, default=DEFAULT)
         stem = Path(input_path(model)).stem
         names = tuple(f"{stem}.{r.name}.tflite" for r in with_reference(chosen))
-        inputs = [*models_read([model]), ("the --calibration file", run.calibration), ("the --eval file", eval_data)]
+        inputs = [
+            *models_read([model]),
+            ("the --calibration file", run.calibration),
+            ("the --eval file", eval_data),
+            ("the --labels file", labels),
+        ]
         outputs = [OutputPath("-o", output_dir, folder=True, names=names), *report_outputs(json_path, html)]
         with guarded(force, inputs, outputs):
             with progress(run.quiet, f"quantization sweep of {model}", _steps(chosen)) as step:
                 result = api.quant(
-                    model, recipe=chosen, eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir,
+                    model, recipe=chosen, eval_data=eval_data, labels=labels, eval_samples=eval_samples,
+                    max_error=max_error, max_accuracy_drop=max_accuracy_drop, runs=runs, output_dir=output_dir,
                     force=force, on_progress=step, **run.api(),
                 )  # fmt: skip
             terminal.render_quant(out, result)

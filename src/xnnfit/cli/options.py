@@ -96,10 +96,29 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime
 
 # --- data, timing, runtimes -----------------------------------------------------------------
 Data = _file("--data", ".npz with one array per input (first sample is used); default: seeded random.")
-EvalData = _file("--eval", ".npz of evaluation inputs (else the calibration data, else random).")
+EvalData = _file(
+    "--eval", ".npz of evaluation inputs, used whole, with an optional 'labels' array (else the calibration data)."
+)
+Labels = _file("--labels", "Labels for the --eval inputs (.npy, or .npz with 'labels'): class ids or float targets.")
+EvalSamples = Annotated[
+    int | None, typer.Option("--eval-samples", min=1, metavar="N", help="Use only the first N eval samples.")
+]
 MaxError = Annotated[
-    float,
-    typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%)."),
+    float | None,
+    typer.Option(
+        "--max-error",
+        min=0.0,
+        help="Accuracy budget: max abs error / max |fp32 output| (default 5% when there are no class labels).",
+    ),
+]
+MaxAccuracyDrop = Annotated[
+    float | None,
+    typer.Option(
+        "--max-accuracy-drop",
+        min=0.0,
+        metavar="POINTS",
+        help="Accuracy budget with class labels: top-1 points below the fp32 conversion's (default 1).",
+    ),
 ]
 Threads = Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread counts, comma-separated (e.g. 1,2,4).")]
 OneThread = Annotated[int, typer.Option("--threads", min=1, help="The thread count timings are taken at (the app's).")]

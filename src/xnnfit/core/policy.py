@@ -71,7 +71,8 @@ DEFAULT_POLICY = VerifyPolicy()
 CALIBRATION_SAMPLES = (
     8  # random calibration samples when no --calibration: enough for ranges to settle on a toy, fast to convert
 )
-EVAL_SAMPLES = 16  # samples accuracy is measured on: top-1 agreement in steps of 1/16, error maxima stable on real data
+RANDOM_EVAL_SAMPLES = 16  # synthetic inputs accuracy is measured on without --eval data: indicative only, so few
+# (real --eval data is used whole, or up to --eval-samples)
 DEGENERATE_SPREAD = (
     1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
 )
@@ -79,6 +80,8 @@ LATENCY_TIE = 0.05  # latencies closer than 5% (or the fastest's own p10-p90 spr
 DEFAULT_MAX_ERROR = (
     0.05  # quant budget: max abs error / max |float output|; 5% keeps the top classes of a classifier in place
 )
+DEFAULT_MAX_ACCURACY_DROP = 1.0  # budget with class labels: top-1 points below the fp32 conversion's; one point is
+# what a model release usually tolerates, and it is over 4 samples on a 450-sample eval set, above sampling noise
 FOLD_BYTES = 4 * 2**20  # XR002 stores a data-independent tensor as a constant up to this size: a causal mask or a
 # relative-position bias at 1024 tokens (1024² float32) fits; anything larger grows the file more than the CPU time
 # it saves, so the fold stops one step earlier (at that tensor's smaller inputs) and the op computing it stays

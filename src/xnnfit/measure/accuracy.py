@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from xnnfit.core.errors import InputDataError
 from xnnfit.core.policy import DEGENERATE_SPREAD
 from xnnfit.core.record import Record
 from xnnfit.runtime.interpreter import outputs
@@ -98,6 +99,47 @@ def agreement(reference: Outputs, candidate: Outputs, classes: bool = False) -> 
         cosine,
         top1(reference, candidate) if classes else None,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskScore(Record):
+    """A model's outputs against the labels: top-1 accuracy for class ids, MAE and RMSE for float targets."""
+
+    accuracy: float | None = None  # share of samples whose unique top class is the label (0-1)
+    mae: float | None = None
+    rmse: float | None = None
+
+
+def stacked(outputs: Outputs, output: int) -> np.ndarray:
+    """Output number `output` of every sample, stacked on the first axis (batch rows in order)."""
+    return np.concatenate([np.asarray(s[output]).reshape(-1, *np.asarray(s[output]).shape[1:]) for s in outputs])
+
+
+def task_score(outputs: Outputs, output: int, labels: np.ndarray) -> TaskScore:
+    """Score output number `output` against `labels` (one per batch row; rows past the outputs are ignored).
+
+    Integer labels need class scores (rows, classes >= 2); a row whose top score is tied
+    (all zeros after int8 collapsed) counts as wrong, as in `top1`.
+    """
+    got = stacked(outputs, output)
+    want = labels[: len(got)]
+    if labels.dtype.kind in "iu":
+        scores = got.reshape(len(got), -1)
+        if scores.shape[1] < 2:
+            raise InputDataError(
+                f"integer labels are class ids, but the output has shape {got.shape[1:]}, not class scores. "
+                "Pass float targets shaped like the output instead."
+            )
+        top = scores.max(axis=1, keepdims=True)
+        unique = (scores == top).sum(axis=1) == 1
+        return TaskScore(accuracy=float(np.mean(unique & (np.argmax(scores, axis=1) == want))))
+    if want.shape[1:] != got.shape[1:]:
+        raise InputDataError(
+            f"float labels are targets shaped like the output: they have shape {want.shape[1:]} per sample, "
+            f"the output {got.shape[1:]}. Reshape them."
+        )
+    diff = got.astype(np.float64) - want.astype(np.float64)
+    return TaskScore(mae=float(np.mean(np.abs(diff))), rmse=float(np.sqrt(np.mean(diff**2))))
 
 
 def class_scores(content: bytes) -> bool:
