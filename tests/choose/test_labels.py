@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import fixtures_models
 import xnnfit
 from xnnfit.core.errors import InputDataError
 
@@ -126,3 +127,11 @@ def test_labels_for_a_model_with_two_outputs_must_name_one(tmp_path):
     np.savez(path, x=np.zeros((8, 4), np.float32), labels=np.zeros(8, np.int64))
     with pytest.raises(InputDataError, match="the model has 2"):
         xnnfit.quant(f"{src}:build", recipe="fp32", eval_data=str(path), runs=5)
+
+
+def test_the_bundled_digits_example_is_trained():
+    """make demo's model: the shipped weights still reach the accuracy they were trained to on the shipped labels."""
+    example = fixtures_models.load_example("digits_where")
+    data = np.load(fixtures_models.EXAMPLES_DIR / "data" / "digits.eval.npz")
+    logits = example.build().predict(data["image"], verbose=0)
+    assert float(np.mean(np.argmax(logits, axis=1) == data["labels"])) > 0.95
