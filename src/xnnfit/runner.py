@@ -94,12 +94,24 @@ def materialize(
             artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs))
         )
     if options.calibration and not recipe.calibrate:
-        unused = (
-            f"--calibration is not used by {recipe.name}: "
-            f"only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
-        )
-        artifact = replace(artifact, warnings=(*artifact.warnings, unused))
+        artifact = replace(artifact, warnings=(*artifact.warnings, unused_calibration((recipe,))))
     return artifact
+
+
+def unused_calibration(recipes: Sequence[ConversionRecipe]) -> str:
+    """The warning for --calibration given to recipes that do not calibrate."""
+    names = ", ".join(r.name for r in recipes)
+    return f"--calibration is not used by {names}: only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
+
+
+def sweep_warnings(artifacts: Sequence[Artifact]) -> list[str]:
+    """The artifacts' warnings said once for a sweep: --calibration unused only when no recipe of it calibrates."""
+    recipes = [ALL[a.recipe] for a in artifacts if a.recipe in ALL]
+    per_recipe = {unused_calibration((r,)) for r in recipes}
+    warnings = [w for a in artifacts for w in a.warnings if w not in per_recipe]
+    if any(w in per_recipe for a in artifacts for w in a.warnings) and not any(r.calibrate for r in recipes):
+        warnings.append(unused_calibration(recipes))
+    return list(dict.fromkeys(warnings))
 
 
 def recipes_for(source: ModelSource, recipes: Sequence[ConversionRecipe]) -> tuple[ConversionRecipe, ...]:

@@ -217,7 +217,13 @@ def test_eval_on_calibration_data_is_flagged(tmp_path):
         f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=5
     )
     assert any("measured on the calibration data" in w for w in report.warnings)
+    assert not any("is not used by" in w for w in report.warnings)  # int8 uses it: fp32 not using it is no news
     assert report.row("fp32").top1 is None  # a (1, 1) sigmoid: not class scores, so no top-1
+    floats = quant(
+        f"{ROOT}/examples/where_activation.py:build", recipe="fp16", calibration=str(tmp_path / "calib.npz"), runs=5
+    )
+    unused = [w for w in floats.warnings if "is not used by" in w]
+    assert unused == [unused[0]] and "fp32, fp16" in unused[0]  # said once, naming both
 
 
 TRANSFORMER = f"{ROOT}/examples/transformer_block.py:build"

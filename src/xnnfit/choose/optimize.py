@@ -32,7 +32,7 @@ from xnnfit.model.recipes import FP32, ConversionRecipe, with_reference
 from xnnfit.model.source import ModelSource
 from xnnfit.rewrite.engine import RewriteResult, fix_content
 from xnnfit.rewrite.fix import AS_GIVEN_REFERENCE, KerasHint, judged_against, keras_hints
-from xnnfit.runner import Job, attempt
+from xnnfit.runner import Job, attempt, sweep_warnings
 from xnnfit.runtime.interpreter import outputs, runtime_versions
 
 BASELINE = "baseline"  # race key of what every speed-up is measured against
@@ -165,7 +165,7 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
         fp32 = baseline.content
     specs = baseline.specs
     evaluation = eval_set(baseline.content, specs, request.evaluation, job.options)
-    warnings = [*(w for a in artifacts.values() for w in a.warnings), *warnings, *evaluation.warnings]
+    warnings = [*sweep_warnings(list(artifacts.values())), *warnings, *evaluation.warnings]
     samples = list(evaluation.inputs)
     reference = job.stage(reference_stage, baseline.content, fp32, samples, specs, what="running the float reference")
     output = output_index(reference.content, evaluation.labels_output) if evaluation.labels_output else 0

@@ -28,7 +28,7 @@ from xnnfit.measure.profile import profile_content
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.inputs import load_npz
 from xnnfit.model.recipes import DEFAULT, FP32, ConversionRecipe, with_reference
-from xnnfit.runner import Job, attempt
+from xnnfit.runner import Job, attempt, sweep_warnings
 from xnnfit.runtime.interpreter import outputs, runtime_versions
 
 
@@ -187,7 +187,7 @@ def run_sweep(
     artifacts, failed = converted(job, recipes)
     fp32 = artifacts[FP32.name]
     evaluation = eval_set(fp32.content, fp32.specs, request, job.options)
-    warnings = [*(w for a in artifacts.values() for w in a.warnings), *evaluation.warnings]
+    warnings = [*sweep_warnings(list(artifacts.values())), *evaluation.warnings]
     profile_runs = max(DEFAULT_POLICY.min_runs, runs // SWEEP_PROFILE_DIVISOR)
     measured: dict[str, Measured] = {}
     for name, artifact in artifacts.items():
