@@ -72,6 +72,8 @@ CALIBRATION_SAMPLES = (
     8  # random calibration samples when no --calibration: enough for ranges to settle on a toy, fast to convert
 )
 EVAL_SAMPLES = 16  # samples accuracy is measured on: top-1 agreement in steps of 1/16, error maxima stable on real data
+DEFAULT_INPUT_RANGE = (-1.0, 1.0)  # random float inputs when nothing says what the model expects: both signs at unit
+# scale, where normalized activations live; a model that expects [0, 255] or a calibrated [0, 1] says so (model/ranges)
 DEGENERATE_SPREAD = (
     1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
 )

@@ -262,6 +262,11 @@ def _candidates_table(title: str, rows, chosen: str | None, first, extra: tuple[
 def _fix(r: FixResult) -> str:
     rw = r.rewrite
     out = [f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit fix · recipe {escape(r.recipe)}</p>']
+    if rw.verified_on is not None:
+        out.append(f'<p class="sub">verified on {escape(rw.verified_on.describe(r.inputs))}</p>')
+    if rw.judgement is not None and not rw.judgement.judged:
+        out.append(f'<div class="warning">{escape(rw.judgement.message)}</div>')
+    out.extend(f'<div class="warning">warning: {escape(w)}</div>' for w in r.warnings)
     b, a = rw.before, rw.after
     if b is not None and a is not None:
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
