@@ -190,3 +190,30 @@ def test_a_judged_float_fix_keeps_its_figures():
     rw = xnnfit.fix(content, runs=5).rewrite
     assert rw.judgement.judged and rw.numerics is not None and rw.numerics.max_rel_error < 1e-5
     assert rw.verified_on == DataOrigin(4)
+
+
+def _report(result) -> str:
+    from rich.console import Console
+
+    from xnnfit.report.terminal import render_fix
+
+    console = Console(record=True, width=400)
+    render_fix(console, result)
+    return console.export_text()
+
+
+def test_a_rescaling_layer_and_input_range_change_the_range_the_report_names():
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((16,), name="pixels")
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inp)
+    x = keras.layers.Lambda(lambda t: tf.where(t < 0, 0.1 * t, t * t), name="where_act")(x)
+    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(x))
+    text = _report(xnnfit.fix(model, runs=5))
+    assert (
+        "verified on 4 seeded random samples: pixels in [0, 255] (Rescaling layer 'rescale': scale 0.003922, "
+        "offset 0 maps raw [0, 255] to [0, 1])"
+    ) in text, text
+    text = _report(xnnfit.fix(model, runs=5, input_range=["pixels=0,1"]))
+    assert "verified on 4 seeded random samples: pixels in [0, 1] (--input-range)" in text, text
