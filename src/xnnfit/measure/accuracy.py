@@ -157,20 +157,22 @@ def judge(reference: Outputs, *, output_step: float | Sequence[float | None] | N
     if not samples or not samples[0]:
         return Judgement(False, "there are no reference outputs to compare with", "zero")
     n = len(samples[0])
-    scales = [
-        max((float(np.max(np.abs(v[np.isfinite(v)]), initial=0.0)) for v in (s[i] for s in samples)), default=0.0)
-        for i in range(n)
-    ]
+    scales = [0.0] * n  # per output, its largest finite |value| over the samples
+    for sample in samples:
+        for i, v in enumerate(sample[:n]):
+            scales[i] = max(scales[i], float(np.max(np.abs(v[np.isfinite(v)]), initial=0.0)))
     scale = max(scales)
     if scale < FLOAT32_TINY:
         return Judgement(False, f"the reference outputs are zero (largest |value| {scale:.3g})", "zero")
     if len(samples) >= 2:
         spread = reference_spread(samples)
         if spread < DEGENERATE_SPREAD:
-            moved = "are the same" if spread == 0 else f"move by only {spread:.2g} of their scale"
-            return Judgement(
-                False, f"the reference outputs {moved} for every one of the {len(samples)} inputs", "constant"
+            moved = (
+                f"are the same for every one of the {len(samples)} inputs"
+                if spread == 0
+                else f"move by only {spread:.2g} of their scale across the {len(samples)} inputs"
             )
+            return Judgement(False, f"the reference outputs {moved}", "constant")
     steps = list(output_step) if isinstance(output_step, Sequence) else [output_step] * n
     for i, (out_scale, step) in enumerate(zip(scales, steps)):
         if step is not None and out_scale < step:
