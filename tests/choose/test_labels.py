@@ -135,3 +135,38 @@ def test_the_bundled_digits_example_is_trained():
     data = np.load(fixtures_models.EXAMPLES_DIR / "data" / "digits.eval.npz")
     logits = example.build().predict(data["image"], verbose=0)
     assert float(np.mean(np.argmax(logits, axis=1) == data["labels"])) > 0.95
+
+
+def test_a_quantized_row_below_its_output_step_is_not_judged_nor_pareto():
+    result = xnnfit.quant(
+        str(fixtures_models.EXAMPLES_DIR / "where_cnn.py") + ":build", recipe="fp32,int8", runs=5
+    )  # random weights, x² activations: fp32 logits ~1e-11, below int8's output step, so int8 outputs zeros
+    int8 = result.row("int8")
+    assert result.budget.judged and int8.not_judged and "step" in int8.not_judged
+    assert not int8.pareto and result.recommended == "fp32"
+    doc = json.loads(json.dumps(result.to_dict()))
+    assert doc["rows"][1]["not_judged"] == int8.not_judged
+
+
+def test_constant_outputs_are_not_judged_and_the_choice_says_it_rests_on_speed(tmp_path):
+    src = tmp_path / "flat.py"
+    src.write_text(
+        "import keras\n"
+        "def build():\n"
+        "    inp = keras.Input((16,), name='x')\n"
+        "    out = keras.layers.Dense(10, kernel_initializer='zeros', bias_initializer='ones')(inp)\n"
+        "    return keras.Model(inp, out)\n"
+    )
+    result = xnnfit.quant(f"{src}:build", recipe="fp32,fp16", runs=5)
+    assert not result.budget.judged and "same" in result.budget.not_judged
+    assert not any(r.pareto for r in result.rows) and "on speed alone" in result.reason
+    res = subprocess.run(
+        [sys.executable, "-m", "xnnfit", "quant", f"{src}:build", "--recipe", "fp16", "--runs", "5", "-q"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "accuracy cannot be judged" in res.stdout
+    fp32_row = next(line for line in res.stdout.splitlines() if line.strip().startswith("fp32"))
+    assert fp32_row.split()[-1] == "-"  # no error figure that means nothing, no Pareto mark

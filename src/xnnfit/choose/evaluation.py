@@ -16,7 +16,7 @@ from xnnfit.choose.selection import Budget, budget_for
 from xnnfit.core.errors import InputDataError
 from xnnfit.core.policy import RANDOM_EVAL_SAMPLES
 from xnnfit.core.record import NOT_IN_DICT, Record
-from xnnfit.measure.accuracy import Outputs, agreement, judge_reference, task_score
+from xnnfit.measure.accuracy import Outputs, agreement, judge, output_steps, task_score
 from xnnfit.model.convert import ConvertOptions
 from xnnfit.model.inputs import load_npz, random_inputs
 from xnnfit.model.labels import load_labels
@@ -127,12 +127,18 @@ def _same_file(a: str, b: str) -> bool:
     return pa.resolve() == pb.resolve() or (pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes())
 
 
-def scores(evaluation: EvalSet, output: int, reference: Outputs, candidate: Outputs, classes: bool) -> dict:
+def scores(
+    evaluation: EvalSet, output: int, reference: Outputs, candidate: Outputs, classes: bool, content: bytes
+) -> dict:
     """A candidate's figures against the float reference's outputs and, with labels, against the labels."""
     fields = agreement(reference, candidate, classes).to_dict()
+    fields["not_judged"] = row_judgement(evaluation, reference, content)
     if evaluation.label_values is not None:
         fields |= task_score(candidate, output, evaluation.label_values).to_dict()
     return fields
+
+
+REMEDY = "use trained weights, or pass real --eval data with labels"  # what quant and optimize users can change
 
 
 def budget(
@@ -141,12 +147,24 @@ def budget(
     """The budget candidates are held to, whether accuracy can be judged, and the warnings about it.
 
     Class labels always judge (the float model's own accuracy is the reference); without
-    them a float reference that barely moves across the eval inputs cannot judge anything.
+    them a float reference that is zero, float32 noise or the same for every eval input
+    cannot judge anything (measure.accuracy.judge).
     """
-    judged, notes = judge_reference(reference)
+    verdict = dataclasses.replace(judge(reference), remedy=REMEDY)
     classes = evaluation.task == "classes"
     accuracy = task_score(reference, output, evaluation.label_values).accuracy if classes else None
     chosen = budget_for(max_error, max_accuracy_drop, class_labels=classes, reference_accuracy=accuracy)
-    if not judged and not classes:
-        chosen = dataclasses.replace(chosen, judged=False, not_judged=notes[0])
-    return chosen, notes
+    if not verdict.judged and not classes:
+        chosen = dataclasses.replace(chosen, judged=False, not_judged=verdict.reason)
+    return chosen, [verdict.message] if not verdict.judged else []
+
+
+def row_judgement(evaluation: EvalSet, reference: Outputs, content: bytes) -> str | None:
+    """Why one candidate's error against the reference means nothing (its output step is above the reference's scale).
+
+    None when it can be judged, and always with class labels (they judge every candidate).
+    """
+    if evaluation.task == "classes":
+        return None
+    verdict = judge(reference, output_step=output_steps(content))
+    return None if verdict.judged or verdict.kind != "below-step" else verdict.reason

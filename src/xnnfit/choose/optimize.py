@@ -266,7 +266,7 @@ def _candidate(
         p10_ms=t.p10_ms,
         p90_ms=t.p90_ms,
         size_bytes=len(fix.content),
-        **scores(evaluation, output, reference.outputs, m.measured.outputs, classes),
+        **scores(evaluation, output, reference.outputs, m.measured.outputs, classes, fix.content),
         keras_hints=m.keras_hints,
         same_as=None if timed_as == name else timed_as,
         content=fix.content,

@@ -231,7 +231,7 @@ def run_sweep(
                 partitions=m.partitions,
                 median_ms=t.median_ms,
                 cpu_share=m.cpu_share,
-                **scores(evaluation, output, reference, m.outputs, classes),
+                **scores(evaluation, output, reference, m.outputs, classes, artifacts[name].content),
                 p10_ms=t.p10_ms,
                 p90_ms=t.p90_ms,
                 content=artifacts[name].content,

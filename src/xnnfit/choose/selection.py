@@ -46,6 +46,7 @@ class Scored(Record):
     accuracy: float | None = None  # top-1 against the labels (0-1); None without class labels
     mae: float | None = None  # against float target labels
     rmse: float | None = None
+    not_judged: str | None = None  # why this candidate's error means nothing (its output step exceeds the reference)
     pareto: bool = False
     content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
 
@@ -69,6 +70,8 @@ class Budget(Record):
         """True when `row` keeps to every part of the budget (always, when accuracy cannot be judged)."""
         if not self.judged:
             return True
+        if row.not_judged:
+            return False
         if self.max_error is not None and not row.rel_error <= self.max_error:
             return False
         return self.max_accuracy_drop is None or self.drop(row) <= self.max_accuracy_drop + 1e-9
@@ -118,7 +121,7 @@ def pareto(rows: Sequence[Any], budget: Budget) -> set[str]:
     """
     if not budget.judged:
         return set()
-    ok = [r for r in rows if r.ok]
+    ok = [r for r in rows if r.ok and not r.not_judged]
 
     def key(r: Any) -> tuple[float, float]:
         return (r.median_ms, budget.loss(r))

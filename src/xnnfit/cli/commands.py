@@ -24,6 +24,7 @@ from xnnfit.cli.options import (
     EvalData,
     EvalSamples,
     Explorer,
+    FixData,
     Force,
     Html,
     Json,
@@ -428,6 +429,7 @@ def profile(
   xnnfit fix model.tflite -o model_fixed.tflite\n
   xnnfit fix examples/where_cnn.py:build --recipe int8 -o cnn_int8_fixed.tflite\n
   xnnfit fix model.tflite --dry-run --rules XR001,XR003\n
+  xnnfit fix model_int8.tflite -o fixed.tflite --data eval.npz   [dim]# every rewrite verified on your inputs[/]\n
   xnnfit fix model.tflite -o fixed.tflite --input-shape tokens=1,128 --json fix.json\n
   xnnfit fix model.tflite -o fixed.tflite --html fix.html --trace fix.trace.json   [dim]# before/after, drawn[/]\n
   xnnfit fix models/ -o fixed/                       [dim]# each model of a folder into fixed/[/]"""
@@ -464,6 +466,7 @@ def fix(
         bool, typer.Option("--force-write", help="Write OUT even when no rewrite was kept (an unchanged copy).")
     ] = False,
     runs: ComparisonRuns = BENCH_RUNS,
+    data: FixData = None,
     json_path: Json = None,
     html: Html = None,
     trace: Trace = None,
@@ -478,9 +481,9 @@ def fix(
         if output is None and not dry_run:
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
         names = batch_jobs.expand([model])
-        inputs = [*models_read(names), ("the --calibration file", run.calibration)]
+        inputs = [*models_read(names), ("the --calibration file", run.calibration), ("the --data file", data)]
         fixing = {"recipe": recipe, "rules": rules, "exclude": exclude, "dry_run": dry_run, "force": force}
-        fixing |= {"force_write": force_write, "runs": runs, **run.api()}
+        fixing |= {"force_write": force_write, "runs": runs, "data": data, **run.api()}
         if names != [model]:  # a folder or glob: each model into -o DIR
             if html or trace or explorer:
                 raise XnnfitError(

@@ -73,6 +73,8 @@ CALIBRATION_SAMPLES = (
 )
 RANDOM_EVAL_SAMPLES = 16  # synthetic inputs accuracy is measured on without --eval data: indicative only, so few
 # (real --eval data is used whole, or up to --eval-samples)
+DEFAULT_INPUT_RANGE = (-1.0, 1.0)  # random float inputs when nothing says what the model expects: both signs at unit
+# scale, where normalized activations live; a model that expects [0, 255] or a calibrated [0, 1] says so (model/ranges)
 DEGENERATE_SPREAD = (
     1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
 )

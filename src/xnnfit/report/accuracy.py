@@ -27,10 +27,12 @@ def cells(row, budget, evaluation) -> tuple[str, ...]:
         out += [f"{row.mae:.4g}", f"{row.rmse:.4g}"]
     if not budget.judged:
         return (*out, "-", "-") if out else ("-",)
+    if row.not_judged:
+        return (*out, "not judged", "-")
     return (*out, fmt.rel(row.rel_error), "n/a" if row.top1 is None else fmt.pct(row.top1))
 
 
-def legend(budget, evaluation, reference: str) -> list[str]:
+def legend(budget, evaluation, reference: str, rows=()) -> list[str]:
     """What the columns were measured on and mean, the budget and the Pareto mark, a line each."""
     lines = [f"measured on {evaluation.describe()}"]
     if evaluation.task == "classes":
@@ -46,6 +48,9 @@ def legend(budget, evaluation, reference: str) -> list[str]:
         f"error = max abs error / max |output| of {reference}; agree = share of samples whose top class is "
         f"{reference}'s (n/a: not class scores)"
     )
+    for reason in dict.fromkeys(r.not_judged for r in rows if r.ok and r.not_judged):
+        names = ", ".join(r.recipe for r in rows if r.not_judged == reason)
+        lines.append(f"not judged ({names}): {reason}")
     axis = "accuracy" if budget.max_accuracy_drop is not None else "error"
     lines.append(
         f"budget: {budget.describe()}; * = Pareto frontier over (latency, {axis}) among candidates that run, "

@@ -253,7 +253,7 @@ def _candidates_table(title: str, r, rows, chosen: str | None, first, extra: tup
             cells += f"<td>{'★' if row.pareto else ''}</td>"
         mark = "chosen" if row.recipe == chosen else ""
         body.append(f'<tr class="{mark}"><td>{escape(row.recipe)}</td>{cells}</tr>')
-    legend = "".join(f'<p class="sub">{escape(line)}</p>' for line in accuracy.legend(r.budget, r.eval, _ref(r)))
+    legend = "".join(f'<p class="sub">{escape(line)}</p>' for line in accuracy.legend(r.budget, r.eval, _ref(r), rows))
     return f"<h2>{title}</h2><table><tr>{head}<th>Pareto</th></tr>{''.join(body)}</table>{legend}"
 
 
@@ -265,7 +265,9 @@ def _scatter(r, rows, chosen: str | None) -> str:
     """Latency against error, or why there is none (accuracy not judged)."""
     if not r.budget.judged:
         return ""
-    points = [(x.recipe, x.median_ms, x.rel_error, x.pareto, x.recipe == chosen) for x in rows if x.status == "ok"]
+    points = [
+        (x.recipe, x.median_ms, x.rel_error, x.pareto, x.recipe == chosen) for x in rows if x.ok and not x.not_judged
+    ]
     return "<h2>latency × error</h2>" + svg.scatter(points, max_error=r.budget.max_error)
 
 
@@ -275,6 +277,11 @@ def _scatter(r, rows, chosen: str | None) -> str:
 def _fix(r: FixResult) -> str:
     rw = r.rewrite
     out = [f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit fix · recipe {escape(r.recipe)}</p>']
+    if rw.verified_on is not None:
+        out.append(f'<p class="sub">verified on {escape(rw.verified_on.describe(r.inputs))}</p>')
+    if rw.judgement is not None and not rw.judgement.judged:
+        out.append(f'<div class="warning">{escape(rw.judgement.message)}</div>')
+    out.extend(f'<div class="warning">warning: {escape(w)}</div>' for w in r.warnings)
     b, a = rw.before, rw.after
     if b is not None and a is not None:
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
@@ -354,6 +361,8 @@ def _budget(r) -> str:
 
 def _accuracy_card(r, chosen) -> tuple[str, str, str]:
     if not r.budget.judged:
+        return ("not judged", "accuracy", "bad")
+    if chosen.not_judged:
         return ("not judged", "accuracy", "bad")
     if chosen.accuracy is not None:
         return (fmt.pct(chosen.accuracy), "top-1 on the labels", "")

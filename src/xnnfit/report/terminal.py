@@ -523,15 +523,21 @@ def _where(where: tuple[str, ...]) -> str:
 
 
 def render_fix(console: Console, report: FixResult) -> None:
-    """What fix did: what it was judged against, rules kept or rolled back, delegation, latency, errors; next step."""
+    """What fix did: what it was judged against and on, rules kept or rolled back, delegation, latency, errors."""
     r = report.rewrite
     console.print(f"[bold]{escape(report.model)}[/] · [cyan]{report.recipe}[/]")
     render_inputs(console, report.inputs)
+    for w in report.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
     if r.reference:
         console.print(
             f"  quantized model: every rewrite is judged against {escape(r.reference)} (kept only if "
             "no farther from it than before)"
         )
+    if r.verified_on is not None:
+        console.print(f"  verified on {escape(r.verified_on.describe(report.inputs))}")
+    if r.judgement is not None and not r.judgement.judged:
+        console.print(f"  [yellow]{escape(r.judgement.message)}[/]")
     for o in r.outcomes:
         if o.status == "applied":
             console.print(f"  [green]applied[/] {o.rule} ×{o.count} at {escape(_where(o.where))}: {escape(o.reason)}")
@@ -564,23 +570,26 @@ def render_fix(console: Console, report: FixResult) -> None:
                 else "output not written"
             )
         )
-    elif b is not None and a is not None and r.numerics is not None:
+        if r.reference_before is not None:
+            console.print(
+                f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} of its output scale"
+            )
+    elif b is not None and a is not None:
         console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
+        latency = f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs)"
         repaired = [o.rule for o in r.applied if o.rule in RULES and RULES[o.rule].judged_against == "cpu"]
-        if repaired:  # the original's XNNPACK outputs were wrong: the change is the repair
+        if r.numerics is None:  # accuracy cannot be judged (said above): no relative error means anything
+            console.print(latency)
+        elif repaired:  # the original's XNNPACK outputs were wrong: the change is the repair
             console.print(
-                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); "
-                "outputs moved by "
+                f"{latency}; outputs moved by "
                 f"{fmt.rel(r.numerics.max_rel_error)} of the original's scale: its XNNPACK outputs were "
                 "wrong, the fixed model's match "
                 f"its built-in kernels ({', '.join(repaired)})"
             )
         else:
-            console.print(
-                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); "
-                f"outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale"
-            )
+            console.print(f"{latency}; outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale")
         if r.reference_before is not None and r.reference_after is not None:
             console.print(
                 f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} -> "
@@ -617,9 +626,9 @@ def _render_keras_hints(console: Console, report: FixResult) -> None:
             render_advice(console, BY_ID.get(advice_id) or general(advice_id.split(".")[0]), indent=6)
 
 
-def render_accuracy_legend(console: Console, budget, evaluation, reference: str) -> None:
+def render_accuracy_legend(console: Console, budget, evaluation, reference: str, rows=()) -> None:
     """What the accuracy columns were measured on and mean, the budget, and the Pareto mark."""
-    for line in accuracy.legend(budget, evaluation, reference):
+    for line in accuracy.legend(budget, evaluation, reference, rows):
         if line.startswith(accuracy.NOT_JUDGED):
             console.print(f"  [yellow]{accuracy.NOT_JUDGED}[/]{escape(line[len(accuracy.NOT_JUDGED) :])}")
         else:
@@ -663,7 +672,7 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
             "*" if c.pareto else "",
         )
     console.print(table)
-    render_accuracy_legend(console, result.budget, result.eval, result.reference)
+    render_accuracy_legend(console, result.budget, result.eval, result.reference, result.candidates)
     if any(c.same_as for c in result.candidates):
         console.print("  (= X): the same bytes as X, timed once")
     for c in result.candidates:
@@ -722,7 +731,7 @@ def render_quant(console: Console, report: QuantResult) -> None:
             if w not in warned:
                 warned.add(w)
                 console.print(f"  [yellow]warning:[/] {escape(w)}")
-    render_accuracy_legend(console, report.budget, report.eval, "the fp32 conversion")
+    render_accuracy_legend(console, report.budget, report.eval, "the fp32 conversion", report.rows)
     if report.recommended:
         console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")
     else:
