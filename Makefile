@@ -26,7 +26,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/xnnfit check $(EXAMPLES) --details
 	$(VENV)/bin/xnnfit check examples/dynamic_reshape.py:build --dynamic-batch
 	mkdir -p .demo
-	$(VENV)/bin/xnnfit optimize examples/where_cnn.py:build -o .demo/where_cnn_best.tflite --force
+	$(VENV)/bin/xnnfit optimize examples/digits_where.py:build -o .demo/digits_best.tflite --force \
+		--calibration examples/data/digits.calibration.npz --eval examples/data/digits.eval.npz
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests benchmarks examples

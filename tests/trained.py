@@ -78,24 +78,21 @@ def tokens() -> Split:
 
 
 def digits_cnn(kind: str = "relu") -> Any:
-    """The digits CNN (untrained): 'relu', or 'where' with the seed article's tf.where activation and Lambda reshape."""
+    """The digits CNN (untrained): 'relu', or 'where', the seed article's (examples/digits_where.py)."""
     import keras
-    import tensorflow as tf
 
+    if kind == "where":
+        import fixtures_models
+
+        return fixtures_models.load_example("digits_where").architecture()
     inp = keras.Input((8, 8, 1), name="image")
     x = inp
     for i, (filters, stride) in enumerate(((16, 1), (32, 2))):
         x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"conv{i}")(x)
-        if kind == "where":
-            x = keras.layers.Lambda(lambda t: tf.where(t < 0, 0.1 * t, t), name=f"where_act{i}")(x)
-        else:
-            x = keras.layers.ReLU(name=f"relu{i}")(x)
-    if kind == "where":
-        x = keras.layers.Lambda(lambda t: tf.reshape(t, [tf.shape(t)[0], 4 * 4 * 32]), name="dynamic_flatten")(x)
-    else:
-        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
     out = keras.layers.Dense(10, name="logits")(x)
-    return keras.Model(inp, out, name=f"digits_{kind}")
+    return keras.Model(inp, out, name="digits_relu")
 
 
 def masked_transformer() -> Any:
@@ -185,3 +182,23 @@ def save(name: str, folder: Path) -> Saved:
     calibration = folder / f"{name}.calibration.npz"
     np.savez(calibration, **{k: v[:CALIBRATION_SAMPLES] for k, v in split.train.items()})
     return Saved(f"{builder}:build", eval_path, calibration, accuracy(model, split))
+
+
+def write_examples() -> None:
+    """Train digits_where and write its weights, eval data (with labels) and calibration data into examples/data/."""
+    import fixtures_models
+
+    data = fixtures_models.EXAMPLES_DIR / "data"
+    model, split = train("digits_where")
+    model.save_weights(data / "digits_where.weights.h5")
+    np.savez_compressed(data / "digits.eval.npz", **split.eval, labels=split.eval_labels)
+    np.savez_compressed(data / "digits.calibration.npz", **{k: v[:CALIBRATION_SAMPLES] for k, v in split.train.items()})
+    print(f"digits_where: top-1 {accuracy(model, split):.1%} on {len(split.eval_labels)} held-out digits")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--write-examples"]:
+        sys.exit("usage: python tests/trained.py --write-examples")
+    write_examples()

@@ -9,7 +9,9 @@ the caller. Every run on the LiteRT runtime happens in a child process.
 
 Options every command takes (`**options`, see `ModelOptions`): `batch` (a dynamic batch
 dimension is pinned to it, default 1), `dynamic_batch` (keep it dynamic), `input_shape`
-('NAME=1,128' strings, or {name: shape}), `calibration` (.npz of representative inputs
+('NAME=1,128' strings, or {name: shape}), `input_range` (the values random inputs are drawn
+from: 'LOW,HIGH' for every float input, 'NAME=LOW,HIGH', {name: (low, high)} or a (low,
+high) pair; model/ranges.py says what decides it otherwise), `calibration` (.npz of representative inputs
 for the full-integer recipes), `trust_model` (load .keras/.h5 files that run code),
 `timeout` (seconds per conversion or run) and `on_progress` (called with each step).
 
@@ -27,14 +29,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from xnnfit.choose.evaluation import EvalRequest
 from xnnfit.choose.optimize import OptimizeRequest, OptimizeResult, run_optimize
 from xnnfit.choose.quant import QuantResult, run_sweep
-from xnnfit.core.errors import XnnfitError
+from xnnfit.core.errors import InputDataError, XnnfitError
 from xnnfit.core.files import check_output_path, write_file
 from xnnfit.core.policy import (
     BENCH_RUNS,
     BENCH_WARMUP,
-    DEFAULT_MAX_ERROR,
     DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
     PROFILE_RUNS,
@@ -56,12 +58,14 @@ from xnnfit.measure.bench import (
 )
 from xnnfit.measure.profile import ProfileResult, profile_stage
 from xnnfit.model.convert import ConvertOptions
+from xnnfit.model.inputs import positional_notes
+from xnnfit.model.ranges import parse_input_ranges
 from xnnfit.model.recipes import DEFAULT, FP32, ConversionRecipe, parse_recipes
 from xnnfit.model.source import ModelSource
 from xnnfit.model.specs import ShapeRequest, parse_input_shapes
 from xnnfit.rewrite.engine import select_rules
 from xnnfit.rewrite.fix import FixResult
-from xnnfit.runner import Job, Progress, recipes_for
+from xnnfit.runner import CALIBRATED, Job, Progress, recipes_for
 from xnnfit.runtime import targets
 from xnnfit.runtime.interpreter import runtime_versions
 from xnnfit.runtime.targets import Target
@@ -73,6 +77,7 @@ if TYPE_CHECKING:
 RuntimeSpec = str | Sequence[str] | None
 Recipes = str | ConversionRecipe | Iterable[str | ConversionRecipe] | None
 InputShapes = Iterable[str] | dict[str, tuple[int, ...]] | None
+InputRanges = Iterable[str] | dict[str, tuple[float, float]] | tuple[float, float] | None
 
 
 class ModelOptions(TypedDict, total=False):
@@ -81,6 +86,7 @@ class ModelOptions(TypedDict, total=False):
     batch: int
     dynamic_batch: bool
     input_shape: InputShapes
+    input_range: InputRanges
     calibration: str | None
     trust_model: bool
     timeout: float
@@ -91,6 +97,7 @@ DEFAULT_OPTIONS: ModelOptions = {
     "batch": 1,
     "dynamic_batch": False,
     "input_shape": None,
+    "input_range": None,
     "calibration": None,
     "trust_model": False,
     "timeout": DEFAULT_TIMEOUT,
@@ -108,7 +115,8 @@ def _job(command: str, model: Any, options: ModelOptions, *, runs_model: bool = 
         raise XnnfitError(f"batch {o['batch']} is not valid. Pass --batch 1 or more.")
     shapes = ShapeRequest(o["batch"], o["dynamic_batch"], parse_input_shapes(o["input_shape"]))
     source = ModelSource.of(model, trust=o["trust_model"])
-    return Job(source, ConvertOptions(shapes, o["calibration"]), o["timeout"], o["on_progress"], runs_model)
+    convert = ConvertOptions(shapes, o["calibration"], input_ranges=parse_input_ranges(o["input_range"]))
+    return Job(source, convert, o["timeout"], o["on_progress"], runs_model)
 
 
 def _per_recipe(result_type, job: Job, recipe: Recipes, stage, failed, label: str, **stage_kwargs: Any):
@@ -262,6 +270,7 @@ def fix(
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     sides: bool = False,
+    data: str | None = None,
     **options: Unpack[ModelOptions],
 ) -> FixResult:
     """Rewrite the model so XNNPACK runs it whole, keeping only rewrites proven equal and not slower.
@@ -271,9 +280,11 @@ def fix(
     rewrite is kept nothing is written (`result.changed` is False) unless `force_write`.
     A quantized model is judged against a float reference (rewrite.fix.judged_against:
     the fp32 conversion of a Keras source, or the float model rebuilt from a .tflite's own
-    weights). A dry run applies and verifies nothing: it lists the rules check promises.
-    `sides` adds the profiled diagnoses before and after (`result.sides`, for the HTML
-    report and the trace).
+    weights). Every rewrite is verified on all samples of `data` (an .npz keyed by input
+    name, like --data; a `labels` key is ignored), else on seeded random inputs in each
+    input's value range (model/ranges.py); `result.rewrite.verified_on` says which. A dry
+    run applies and verifies nothing: it lists the rules check promises. `sides` adds the
+    profiled diagnoses before and after (`result.sides`, for the HTML report and the trace).
     """
     chosen = parse_recipes(recipe)
     if len(chosen) != 1:
@@ -281,6 +292,7 @@ def fix(
     runs = policy.comparison_runs(runs)
     job = _job("fix", model, options)
     source = job.source
+    _refuse_unused_calibration(job, chosen[0])
     inputs = (source.path,) if source.path is not None else ()
     path = check_output_path(output, inputs=inputs, force=force) if output is not None and not dry_run else None
     selected = select_rules(rules, exclude)
@@ -289,8 +301,9 @@ def fix(
     sides = sides and not dry_run
     done = job.stage(
         fix_stage, artifact, fp32=fp32, rules=selected, dry_run=dry_run, runs=runs, policy=policy, sides=sides,
-        what=f"fixing {artifact.what}",
+        data=data, what=f"fixing {artifact.what}",
     )  # fmt: skip
+    notes = positional_notes(data, artifact.specs) if data and not dry_run else []
     result = FixResult(
         model=source.display,
         model_kind=source.kind,
@@ -301,6 +314,7 @@ def fix(
         keras_hints=done.keras_hints,
         versions=runtime_versions(),
         sides=done.sides,
+        warnings=tuple(dict.fromkeys((*artifact.warnings, *notes))),
     )
     if path is not None and (result.changed or force_write):
         write_file(path, result.content, force=force, flag="-o")
@@ -308,32 +322,63 @@ def fix(
     return result
 
 
+def _budget_args(max_error: float | None, max_accuracy_drop: float | None) -> None:
+    if max_error is not None and max_error < 0:
+        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    if max_accuracy_drop is not None and max_accuracy_drop < 0:
+        raise XnnfitError(f"max_accuracy_drop {max_accuracy_drop} is negative. Pass top-1 points, e.g. 1.0.")
+
+
+def _refuse_unused_calibration(job: Job, recipe: ConversionRecipe) -> None:
+    """InputDataError when fix would not use its --calibration: a .tflite, or a recipe that does not calibrate."""
+    if not job.options.calibration or (recipe.calibrate and not job.source.is_tflite):
+        return
+    what = (
+        "a .tflite is fixed as given, never converted"
+        if job.source.is_tflite
+        else f"--recipe {recipe.name} does not calibrate (only {', '.join(CALIBRATED)} do)"
+    )
+    raise InputDataError(
+        f"fix does not use --calibration here: {what}. Pass --data {job.options.calibration} to verify the "
+        "rewrites on those inputs instead."
+    )
+
+
 def quant(
     model: Any,
     *,
     recipe: Recipes = None,
     eval_data: str | None = None,
-    max_error: float = DEFAULT_MAX_ERROR,
+    labels: str | None = None,
+    eval_samples: int | None = None,
+    max_error: float | None = None,
+    max_accuracy_drop: float | None = None,
     runs: int = BENCH_RUNS,
     output_dir: str | Path | None = None,
     force: bool = False,
     explain_quant: bool = False,
     **options: Unpack[ModelOptions],
 ) -> QuantResult:
-    """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within `max_error`.
+    """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within the budget.
 
-    With `output_dir` every converted model is written there (an existing file only with `force`).
-    Full-int8 candidates over `max_error` (all of them with `explain_quant`) get `quantization_findings`.
+    Accuracy is measured on all of `eval_data` (or its first `eval_samples`), against its
+    `labels` when it has them (the .npz's 'labels', or a `labels` file). The budget is
+    `max_accuracy_drop` top-1 points below the fp32 conversion's with class labels
+    (default 1), else `max_error` of the float output scale (default 5%); both, when both
+    are given. With `output_dir` every converted model is written there (an existing file
+    only with `force`). Full-int8 candidates over the budget (all of them with
+    `explain_quant`) get `quantization_findings`, and int8-repaired joins the candidates
+    when they name nodes to keep in float.
     """
-    if max_error < 0:
-        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    _budget_args(max_error, max_accuracy_drop)
     runs = DEFAULT_POLICY.comparison_runs(runs)
     job = _job("quant", model, options)
     result = run_sweep(
         job,
         parse_recipes(recipe, default=DEFAULT),
-        eval_data=eval_data,
+        request=EvalRequest(eval_data, labels, eval_samples),
         max_error=max_error,
+        max_accuracy_drop=max_accuracy_drop,
         runs=runs,
         explain_quant=explain_quant,
     )
@@ -351,22 +396,25 @@ def optimize(
     keep_all: str | Path | None = None,
     force: bool = False,
     eval_data: str | None = None,
-    max_error: float = DEFAULT_MAX_ERROR,
+    labels: str | None = None,
+    eval_samples: int | None = None,
+    max_error: float | None = None,
+    max_accuracy_drop: float | None = None,
     threads: int = 1,
     runs: int = BENCH_RUNS,
     explain_quant: bool = False,
     **options: Unpack[ModelOptions],
 ) -> OptimizeResult:
-    """The fastest model XNNPACK runs within `max_error`: every recipe converted, fixed and raced; written to `output`.
+    """The fastest model XNNPACK runs within the budget: every recipe converted, fixed and raced; written to `output`.
 
-    Accuracy is measured against the fp32 conversion on `eval_data` (else the calibration
-    data, else seeded random inputs, with a warning). A .tflite alone is only fixed (its
+    Accuracy is measured against the fp32 conversion on all of `eval_data` (else the
+    calibration data, else seeded random inputs, with a warning), and against its `labels`
+    when it has them; the budget is as in `quant`. A .tflite alone is only fixed (its
     quantized form judged against the float model rebuilt from its weights). Full-int8
-    candidates over `max_error` (all of them with `explain_quant`) get `quantization_findings`,
+    candidates over the budget (all of them with `explain_quant`) get `quantization_findings`,
     and int8-repaired joins the candidates when they name nodes to keep in float.
     """
-    if max_error < 0:
-        raise XnnfitError(f"max_error {max_error} is negative. Pass a share of the output scale, e.g. 0.05.")
+    _budget_args(max_error, max_accuracy_drop)
     runs = DEFAULT_POLICY.comparison_runs(runs)
     counts = parse_threads(threads)
     if len(counts) != 1:
@@ -374,7 +422,17 @@ def optimize(
             f"optimize races the candidates at one thread count, got threads={threads!r}. "
             "Pass one value, e.g. --threads 4."
         )
-    request = OptimizeRequest(output, keep_all, force, eval_data, max_error, counts[0], runs, explain_quant)
+    request = OptimizeRequest(
+        output,
+        keep_all,
+        force,
+        EvalRequest(eval_data, labels, eval_samples),
+        max_error,
+        max_accuracy_drop,
+        counts[0],
+        runs,
+        explain_quant,
+    )
     return run_optimize(_job("optimize", model, options), parse_recipes(recipe, default=DEFAULT), request)
 
 

@@ -4,8 +4,9 @@
 
 materialize() converts Keras sources in a child process (a converter crash costs one
 recipe, never the caller), applies a recipe's post-conversion rewrites (XR009 for
-dynamic-int8+float-dw), pins the input specs and refuses a model too large to run; a
-.tflite is used as given with its specs pinned the same way. A `Job` holds one model
+dynamic-int8+float-dw), pins the input specs (shapes, and the value ranges of
+model/ranges.py) and refuses a model too large to run; a .tflite is used as given with
+its specs pinned the same way. A `Job` holds one model
 source for one command: its artifacts (each recipe materialized once), its stages (each
 in a child) and the one failure rule (`attempt`): an unusable source or input data is
 raised, any other failure of a recipe becomes that recipe's entry and the rest go on.
@@ -26,6 +27,7 @@ from xnnfit.model.artifact import AS_GIVEN, Artifact
 from xnnfit.model.convert import ConvertOptions, convert_model
 from xnnfit.model.footprint import refuse_if_too_large
 from xnnfit.model.inputs import positional_notes
+from xnnfit.model.ranges import with_ranges
 from xnnfit.model.recipes import ALL, ConversionRecipe
 from xnnfit.model.source import ModelSource
 from xnnfit.model.specs import tflite_declared_inputs, with_table_bounds
@@ -68,6 +70,7 @@ def materialize(
         what = repr(source.display) if source.path is not None else source.display
         graph = read_model(content, what)
         specs, warnings = options.shapes.pin_all(tflite_declared_inputs(graph))
+        specs = with_ranges(specs, options.input_ranges, graph=graph)
         if options.calibration:
             warnings = (*warnings, "--calibration is not used: a .tflite is measured as given, not converted")
         if runs:
@@ -86,7 +89,9 @@ def materialize(
         )
     # token-id ranges from the tables the converted graph really indexes (conversion only knew the smallest Embedding)
     graph = read_model(artifact.content, artifact.what)
-    artifact = replace(artifact, specs=with_table_bounds(artifact.specs, graph))
+    artifact = replace(
+        artifact, specs=with_ranges(with_table_bounds(artifact.specs, graph), options.input_ranges, graph=graph)
+    )
     if runs:
         refuse_if_too_large(graph.primary, artifact.specs, f"{source.display} ({recipe.name})")
     if recipe.rewrites:
@@ -94,12 +99,24 @@ def materialize(
             artifact, content=rewrite_only(artifact.content, recipe.rewrites, RewriteContext(artifact.specs))
         )
     if options.calibration and not recipe.calibrate:
-        unused = (
-            f"--calibration is not used by {recipe.name}: "
-            f"only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
-        )
-        artifact = replace(artifact, warnings=(*artifact.warnings, unused))
+        artifact = replace(artifact, warnings=(*artifact.warnings, unused_calibration((recipe,))))
     return artifact
+
+
+def unused_calibration(recipes: Sequence[ConversionRecipe]) -> str:
+    """The warning for --calibration given to recipes that do not calibrate."""
+    names = ", ".join(r.name for r in recipes)
+    return f"--calibration is not used by {names}: only the full-integer recipes ({', '.join(CALIBRATED)}) calibrate"
+
+
+def sweep_warnings(artifacts: Sequence[Artifact]) -> list[str]:
+    """The artifacts' warnings said once for a sweep: --calibration unused only when no recipe of it calibrates."""
+    recipes = [ALL[a.recipe] for a in artifacts if a.recipe in ALL]
+    per_recipe = {unused_calibration((r,)) for r in recipes}
+    warnings = [w for a in artifacts for w in a.warnings if w not in per_recipe]
+    if any(w in per_recipe for a in artifacts for w in a.warnings) and not any(r.calibrate for r in recipes):
+        warnings.append(unused_calibration(recipes))
+    return list(dict.fromkeys(warnings))
 
 
 def recipes_for(source: ModelSource, recipes: Sequence[ConversionRecipe]) -> tuple[ConversionRecipe, ...]:

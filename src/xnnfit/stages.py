@@ -104,18 +104,22 @@ def fix_stage(
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     sides: bool = False,
+    data: str | None = None,
 ) -> FixOutcome:
     """Rewrite and verify the artifact, and name the Keras layers that still fall back (run it in a child).
 
     A quantized model is judged against what rewrite.fix.judged_against says (`fp32`: the
-    fp32 conversion of its Keras source, if any). A dry run applies and verifies nothing:
-    its outcomes are the fix preview, as check shows it. `sides` adds the profiled
-    diagnoses before and after.
+    fp32 conversion of its Keras source, if any). Every rewrite is verified on all samples
+    of `data` (an .npz), else on seeded random ones in each input's range. A dry run
+    applies and verifies nothing: its outcomes are the fix preview, as check shows it.
+    `sides` adds the profiled diagnoses before and after.
     """
     if dry_run:
         return FixOutcome(preview(artifact, rules).as_dry_run(artifact.content))
     reference, name = judged_against(artifact.content, fp32)
-    result = fix_content(artifact, rules=rules, reference=reference, reference_name=name, runs=runs, policy=policy)
+    result = fix_content(
+        artifact, rules=rules, reference=reference, reference_name=name, runs=runs, policy=policy, data=data
+    )
     hints = keras_hints(artifact, result.content if result.applied else None) if artifact.layers else ()
     if not sides:
         return FixOutcome(result, hints)

@@ -26,7 +26,7 @@ def test_the_chosen_model_is_written_fixed_and_within_budget(optimized):
     assert [c.recipe for c in result.candidates] == ["fp32", "dynamic-int8", "int8"]
     best = result.best
     assert best is not None and result.output == str(out) and out.read_bytes() == best.content
-    assert best.rel_error <= result.max_error and best.cpu_nodes == 0 and best.fixed and "XR001 ×1" in best.rules
+    assert best.rel_error <= result.budget.max_error and best.cpu_nodes == 0 and best.fixed and "XR001 ×1" in best.rules
     assert (
         result.reference == "the fp32 conversion"
         and result.baseline == "the plain fp32 conversion"

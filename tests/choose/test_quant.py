@@ -13,7 +13,7 @@ import pytest
 
 from xnnfit import check, quant
 from xnnfit.choose.quant import QuantRow, recommend
-from xnnfit.choose.selection import pareto
+from xnnfit.choose.selection import Budget, pareto
 from xnnfit.core.errors import InputDataError, XnnfitError
 from xnnfit.model.recipes import REPAIRED
 
@@ -50,14 +50,23 @@ def test_rows_have_every_field_and_agree_with_check(cnn_report):
 
 def test_recommendation_is_fastest_within_budget():
     def row(name, ms, err, size=1):
-        return QuantRow(name, "ok", size_bytes=size, median_ms=ms, rel_error=err, delegated_fraction=1.0)
+        return QuantRow(
+            name, "ok", size_bytes=size, median_ms=ms, p10_ms=ms, p90_ms=ms, rel_error=err, partitions=1,
+            delegated_fraction=1.0,
+        )  # fmt: skip
 
     rows = [row("fp32", 3.0, 0.0, 4), row("a", 1.0, 0.2, 1), row("b", 2.0, 0.01, 2), QuantRow("c", "failed", "boom")]
-    best, reason = recommend(rows, 0.05)
-    assert best == "b" and "within the error budget" in reason
-    assert recommend(rows, 0.5)[0] == "a"
-    assert recommend([row("x", 1.0, 0.9)], 0.05)[0] is None
-    assert pareto(rows) == {"fp32", "a", "b"}
+    best, reason = recommend(rows, Budget(0.05, None))
+    assert best == "b" and reason.startswith("fastest within the budget") and "error <= 5.0%" in reason
+    assert recommend(rows, Budget(0.5, None))[0] == "a"
+    assert "no candidate keeps to the budget" in recommend([row("x", 1.0, 0.9)], Budget(0.05, None))[1]
+    assert pareto(rows, Budget(0.05, None)) == {"fp32", "a", "b"}
+    assert pareto(rows, Budget(0.05, None, judged=False, not_judged="flat")) == set()  # nothing to trade against
+
+
+def test_a_failed_row_carries_no_figures():
+    doc = QuantRow("c", "failed", "boom").to_dict()
+    assert doc["median_ms"] is None and doc["rel_error"] is None and doc["cosine"] is None and doc["size_bytes"] is None
 
 
 def test_a_crashing_recipe_fails_its_row_only(tmp_path):
@@ -169,12 +178,18 @@ def test_latencies_within_noise_are_equal_and_fewer_partitions_win():
             delegated_fraction=1.0,
         )
 
+    budget = Budget(0.05, None)
     rows = [row("fp32", 3.0, 1, 0.0, 4), row("int8+float-ops", 1.00, 49), row("dynamic-int8", 1.01, 1)]
-    best, reason = recommend(rows, 0.05)
+    best, reason = recommend(rows, budget)
     assert best == "dynamic-int8" and "within the measured noise" in reason
+    assert "chosen for fewer partitions (1 vs 49)" in reason  # the rule that decided, with its figures
+    rows[1] = row("int8+float-ops", 1.00, 1, size=3)  # same partitions: the smaller one wins, and says so
+    best, reason = recommend(rows, budget)
+    assert best == "dynamic-int8" and "chosen for a smaller size" in reason
     rows[2] = row("dynamic-int8", 1.5, 1)  # clearly slower: speed wins
-    assert recommend(rows, 0.05)[0] == "int8+float-ops"
-    assert "could not be judged" in recommend(rows, 0.05, judged=False)[1]
+    assert recommend(rows, budget)[0] == "int8+float-ops"
+    flat = Budget(0.05, None, judged=False, not_judged="the float model gives the same output")
+    assert "accuracy cannot be judged, so on speed alone" in recommend(rows, flat)[1]
 
 
 def test_top1_only_for_class_scores_and_a_flat_output_agrees_with_nothing():
@@ -206,7 +221,13 @@ def test_eval_on_calibration_data_is_flagged(tmp_path):
         f"{ROOT}/examples/where_activation.py:build", recipe="int8", calibration=str(tmp_path / "calib.npz"), runs=5
     )
     assert any("measured on the calibration data" in w for w in report.warnings)
+    assert not any("is not used by" in w for w in report.warnings)  # int8 uses it: fp32 not using it is no news
     assert report.row("fp32").top1 is None  # a (1, 1) sigmoid: not class scores, so no top-1
+    floats = quant(
+        f"{ROOT}/examples/where_activation.py:build", recipe="fp16", calibration=str(tmp_path / "calib.npz"), runs=5
+    )
+    unused = [w for w in floats.warnings if "is not used by" in w]
+    assert unused == [unused[0]] and "fp32, fp16" in unused[0]  # said once, naming both
 
 
 TRANSFORMER = f"{ROOT}/examples/transformer_block.py:build"

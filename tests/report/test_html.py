@@ -88,7 +88,9 @@ def test_page_is_self_contained_and_carries_its_data(profiled):
 
 
 def test_quant_and_optimize_pages_mark_the_choice(tmp_path):
+    from xnnfit.choose.evaluation import EvalSet
     from xnnfit.choose.optimize import Candidate, OptimizeResult
+    from xnnfit.choose.selection import Budget
 
     cands = (
         Candidate("fp32", "ok", median_ms=2.0, rel_error=0.0, pareto=True, size_bytes=1000),
@@ -99,7 +101,15 @@ def test_quant_and_optimize_pages_mark_the_choice(tmp_path):
         Candidate("int16x8", "failed", error="the converter refused it"),
     )
     r = OptimizeResult(
-        "m.keras", "int8", "fastest within budget", cands, "the fp32 conversion", "the fp32 conversion", 2.0, 0.05
+        "m.keras",
+        "int8",
+        "fastest within budget",
+        cands,
+        "the fp32 conversion",
+        "the fp32 conversion",
+        2.0,
+        Budget(0.05, None),
+        EvalSet("eval.npz", 16, 16),
     )
     html = page(r)
     assert html.count('class="point') == 3 and html.count('class="point chosen"') == 1

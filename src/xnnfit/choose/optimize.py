@@ -16,23 +16,25 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
-from xnnfit.choose.quant import converted, eval_samples
+from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_index, scores
+from xnnfit.choose.evaluation import budget as budget_for_eval
+from xnnfit.choose.quant import converted, figures
 from xnnfit.choose.repair import explain_and_repair
-from xnnfit.choose.selection import Measured, Race, Scored, pareto, pick, race_stage
+from xnnfit.choose.selection import Budget, Choice, Measured, Race, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
-from xnnfit.core.policy import BENCH_RUNS, DEFAULT_MAX_ERROR
+from xnnfit.core.policy import BENCH_RUNS
 from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.explain.diagnosis import diagnose
 from xnnfit.explain.quant_findings import QuantFinding
-from xnnfit.measure.accuracy import agreement, class_scores, judge_reference
+from xnnfit.measure.accuracy import class_scores
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.recipes import FP32, ConversionRecipe, with_reference
 from xnnfit.model.source import ModelSource
 from xnnfit.rewrite.engine import RewriteResult, fix_content
 from xnnfit.rewrite.fix import AS_GIVEN_REFERENCE, KerasHint, judged_against, keras_hints
-from xnnfit.runner import Job, attempt
+from xnnfit.runner import Job, attempt, sweep_warnings
 from xnnfit.runtime.interpreter import outputs, runtime_versions
 
 BASELINE = "baseline"  # race key of what every speed-up is measured against
@@ -47,6 +49,7 @@ class Candidate(Scored):
     rolled_back: tuple[tuple[str, str], ...] = ()  # (rule, why)
     cpu_nodes_before: int = 0
     keras_hints: tuple[KerasHint, ...] = ()
+    same_as: str | None = None  # the same bytes as this candidate (or 'baseline'): raced once, figures shared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +65,10 @@ class OptimizeResult(Record):
     reference: str  # what accuracy was measured against
     baseline: str  # what speed-ups are measured against: the plain fp32 conversion, or the .tflite as given
     baseline_ms: float  # its median, raced with the candidates
-    max_error: float
+    budget: Budget
+    eval: EvalSet  # what accuracy was measured on: the inputs, their count, the labels
     threads: int = 1
     output: str | None = None
-    accuracy_judged: bool = True
     warnings: tuple[str, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -104,8 +107,9 @@ class OptimizeRequest:
     output: str | Path | None = None
     keep_all: str | Path | None = None
     force: bool = False
-    eval_data: str | None = None
-    max_error: float = DEFAULT_MAX_ERROR
+    evaluation: EvalRequest = EvalRequest()
+    max_error: float | None = None  # None: the default budget (selection.budget_for)
+    max_accuracy_drop: float | None = None
     threads: int = 1
     runs: int = BENCH_RUNS
     explain_quant: bool = False  # findings for every full-int8 candidate, not only those over the budget
@@ -146,11 +150,10 @@ def candidate_stage(artifact: Artifact, *, fp32: bytes | None, samples: list[dic
 
 def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: OptimizeRequest) -> OptimizeResult:
     """Convert with every recipe, fix each, race them, and write the fastest within the budget to `request.output`."""
-    output, keep_all, force, eval_data = request.output, request.keep_all, request.force, request.eval_data
-    max_error, threads, runs = request.max_error, request.threads, request.runs
     source = job.source
     inputs = (source.path,) if source.path is not None else ()
-    path = check_output_path(output, inputs=inputs, force=force) if output is not None else None
+    force = request.force
+    path = check_output_path(request.output, inputs=inputs, force=force) if request.output is not None else None
     warnings: list[str] = []
     if source.is_tflite:
         artifact = job.artifact(FP32)
@@ -164,17 +167,19 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
         baseline, baseline_name = artifacts[FP32.name], "the plain fp32 conversion"
         fp32 = baseline.content
     specs = baseline.specs
-    samples, notes = eval_samples(specs, eval_data, job.options)
-    warnings = list(dict.fromkeys([*(w for a in artifacts.values() for w in a.warnings), *warnings, *notes]))
+    evaluation = eval_set(baseline.content, specs, request.evaluation, job.options)
+    warnings = [*sweep_warnings(list(artifacts.values())), *warnings, *evaluation.warnings]
+    samples = list(evaluation.inputs)
     reference = job.stage(reference_stage, baseline.content, fp32, samples, specs, what="running the float reference")
-    judged, notes = judge_reference(reference.outputs)
+    output = output_index(reference.content, evaluation.labels_output) if evaluation.labels_output else 0
+    budget, notes = budget_for_eval(evaluation, reference.outputs, output, request.max_error, request.max_accuracy_drop)
     warnings.extend(notes)
     measured: dict[str, FixedCandidate] = {}
     for name, artifact in artifacts.items():
-        job.step(f"fixing and measuring ({name})")
+        job.step(f"fixing and measuring {name} on {fmt.plural(evaluation.samples, 'eval sample')}")
         done = attempt(
             lambda a=artifact: job.stage(
-                candidate_stage, a, fp32=fp32, samples=samples, runs=runs, what=f"fixing {a.what}"
+                candidate_stage, a, fp32=fp32, samples=samples, runs=request.runs, what=f"fixing {a.what}"
             ),
             lambda exc: exc,
         )
@@ -184,17 +189,23 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
             measured[name] = done
     if not measured:
         raise XnnfitError(f"no candidate could be fixed and measured: {next(iter(failed.values()), 'unknown error')}")
+    classes = class_scores(reference.content)
+
+    def over(name: str, m: FixedCandidate) -> bool:
+        fields = scores(evaluation, output, reference.outputs, m.measured.outputs, classes, m.rewrite.content)
+        return not budget.within(Scored(name, "ok", **fields))
+
     explained, repair = explain_and_repair(
         job,
         artifacts,
-        {n: m.measured.outputs for n, m in measured.items()},
-        reference.outputs,
+        measured,
         {r.name: r for r in with_reference(recipes)} if not source.is_tflite else {},
         samples,
-        max_error=max_error,
+        over=over,
         every=request.explain_quant,
-        measure=lambda a: job.stage(candidate_stage, a, fp32=fp32, samples=samples, runs=runs, what=f"fixing {a.what}"),
-        outputs_of=lambda m: m.measured.outputs,
+        measure=lambda a: job.stage(
+            candidate_stage, a, fp32=fp32, samples=samples, runs=request.runs, what=f"fixing {a.what}"
+        ),
     )
     if explained.repair is not None:
         recipes = (*recipes, explained.repair)
@@ -203,38 +214,63 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
         else:
             measured[explained.repair.name] = repair
     warnings.extend(explained.notes)
-    contents = {BASELINE: baseline.content, **{n: m.rewrite.content for n, m in measured.items()}}
-    latency = job.stage(race_stage, contents, samples[0], specs, runs, threads, what="timing all candidates together")
-    classes = class_scores(reference.content)
+    same = _same_as(baseline.content, {n: m.rewrite.content for n, m in measured.items()})
+    contents = {BASELINE: baseline.content, **{n: m.rewrite.content for n, m in measured.items() if n not in same}}
+    latency = job.stage(
+        race_stage, contents, samples[0], specs, request.runs, request.threads, what="timing all candidates together"
+    )
+    names = list(artifacts) if source.is_tflite else [r.name for r in with_reference(recipes)]
     candidates = [
-        _candidate(name, measured.get(name), failed, latency, reference, classes, explained.findings.get(name, ()))
-        for name in (artifacts if source.is_tflite else [r.name for r in with_reference(recipes)])
+        _candidate(
+            name,
+            measured.get(name),
+            failed,
+            latency,
+            same.get(name, name),
+            evaluation,
+            output,
+            reference,
+            classes,
+            explained.findings.get(name, ()),
+        )
+        for name in names
     ]
-    front = pareto(candidates)
+    front = pareto(candidates, budget)
     candidates = [dataclasses.replace(c, pareto=c.recipe in front) for c in candidates]
-    best, fastest = pick(candidates, max_error)
+    choice = pick(candidates, budget)
     base_ms = latency[BASELINE].median_ms
-    reason = _reason(best, fastest, candidates, base_ms, baseline_name, max_error, judged, reference.name)
     result = OptimizeResult(
         model=source.display,
-        chosen=best.recipe if best else None,
-        reason=reason,
+        chosen=choice.best.recipe if choice.best else None,
+        reason=_reason(choice, candidates, base_ms, baseline_name, budget, reference.name, baseline.content),
         candidates=tuple(candidates),
         reference=reference.name,
         baseline=baseline_name,
         baseline_ms=base_ms,
-        max_error=max_error,
-        threads=threads,
-        accuracy_judged=judged,
-        warnings=tuple(warnings),
+        budget=budget,
+        eval=evaluation,
+        threads=request.threads,
+        warnings=tuple(dict.fromkeys(warnings)),
         versions=runtime_versions(),
     )
-    if keep_all is not None:
-        _write_all(keep_all, source, result, force)
-    if path is not None and best is not None:
-        write_file(path, best.content, force=force, flag="-o")
+    if request.keep_all is not None:
+        _write_all(request.keep_all, source, result, force)
+    if path is not None and choice.best is not None:
+        write_file(path, choice.best.content, force=force, flag="-o")
         result = dataclasses.replace(result, output=str(path))
     return result
+
+
+def _same_as(baseline: bytes, contents: dict[str, bytes]) -> dict[str, str]:
+    """Candidates whose bytes equal the baseline's or an earlier candidate's: raced once, under the first name."""
+    first: dict[bytes, str] = {baseline: BASELINE}
+    same = {}
+    for name, content in contents.items():
+        if content in first:
+            same[name] = first[content]
+        else:
+            first[content] = name
+    return same
 
 
 def _candidate(
@@ -242,13 +278,16 @@ def _candidate(
     m: FixedCandidate | None,
     failed: dict[str, str],
     latency: Race,
+    timed_as: str,
+    evaluation: EvalSet,
+    output: int,
     reference: Reference,
     classes: bool,
     findings: tuple[QuantFinding, ...] = (),
 ) -> Candidate:
     if m is None:
         return Candidate(name, "failed", failed.get(name, "not measured"), quantization_findings=findings)
-    fix, t = m.rewrite, latency[name]
+    fix, t = m.rewrite, latency[timed_as]
     return Candidate(
         name,
         "ok",
@@ -264,51 +303,42 @@ def _candidate(
         p10_ms=t.p10_ms,
         p90_ms=t.p90_ms,
         size_bytes=len(fix.content),
-        **agreement(reference.outputs, m.measured.outputs, classes).to_dict(),
+        **scores(evaluation, output, reference.outputs, m.measured.outputs, classes, fix.content),
         keras_hints=m.keras_hints,
+        same_as=None if timed_as == name else timed_as,
         content=fix.content,
         quantization_findings=findings,
     )
 
 
 def _reason(
-    best: Candidate | None,
-    fastest: Candidate | None,
-    candidates,
+    choice: Choice,
+    candidates: list[Candidate],
     base_ms: float,
     baseline: str,
-    max_error: float,
-    judged: bool,
+    budget: Budget,
     reference: str,
+    baseline_content: bytes,
 ) -> str:
+    best = choice.best
     if best is None:
-        worst = min((c.rel_error for c in candidates if c.status == "ok"), default=0.0)
-        return (
-            f"no candidate stays within the error budget ({fmt.pct(max_error)} of the output scale; "
-            f"the closest is {fmt.rel(worst)}); "
-            "relax --max-error or pass real --calibration data"
-        )
+        return f"{choice.rule}; relax the budget or pass real --calibration data"
     whole = (
         "100% on XNNPACK"
         if best.cpu_nodes == 0
         else f"{fmt.pct(best.delegated_fraction)} on XNNPACK ({fmt.plural(best.cpu_nodes, 'CPU node')} left)"
     )
     fixed = f", fixed by {', '.join(best.rules)}" if best.rules else ""
-    text = (
-        f"fastest within the error budget: {base_ms / best.median_ms:.2f}x the speed of {baseline}, "
-        f"error {fmt.rel(best.rel_error)} of {reference}'s output scale (budget {fmt.pct(max_error)}), {whole}{fixed}"
+    speed = (
+        f"{baseline} itself (no recipe or rewrite beats it)"
+        if best.content == baseline_content
+        else f"{base_ms / best.median_ms:.2f}x the speed of {baseline}"
     )
-    if fastest is not None and fastest is not best:
-        text += (
-            f"; as fast as {fastest.recipe} within the measured noise, "
-            "with fewer partitions, less error or a smaller size"
-        )
-    if not judged:
-        text += (
-            "; accuracy could not be judged on this float reference, "
-            "so the choice rests on speed: check it on real --eval data"
-        )
-    return text
+    text = f"{choice.rule}: {speed}, {figures(best, budget)}"
+    if budget.judged:
+        text += f" against {reference} (budget: {budget.describe()})"
+    text += f", {whole}{fixed}"
+    return text + (f"; {choice.tie}" if choice.tie else "")
 
 
 def _write_all(folder: str | Path, source: ModelSource, result: OptimizeResult, force: bool) -> None:

@@ -14,21 +14,22 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
+from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_index, scores
+from xnnfit.choose.evaluation import budget as budget_for_eval
 from xnnfit.choose.repair import explain_and_repair
-from xnnfit.choose.selection import Measured, Scored, pareto, pick, race_stage
+from xnnfit.choose.selection import Budget, Measured, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
-from xnnfit.core.policy import BENCH_RUNS, DEFAULT_MAX_ERROR, DEFAULT_POLICY, EVAL_SAMPLES, SWEEP_PROFILE_DIVISOR
+from xnnfit.core.policy import BENCH_RUNS, DEFAULT_POLICY, SWEEP_PROFILE_DIVISOR
 from xnnfit.core.record import Record
 from xnnfit.explain.diagnosis import diagnose
-from xnnfit.measure.accuracy import agreement, class_scores, judge_reference
+from xnnfit.measure.accuracy import class_scores
 from xnnfit.measure.profile import profile_content
 from xnnfit.model.artifact import Artifact
-from xnnfit.model.convert import ConvertOptions
-from xnnfit.model.inputs import load_npz, random_inputs
+from xnnfit.model.inputs import load_npz
 from xnnfit.model.recipes import DEFAULT, FP32, ConversionRecipe, with_reference
-from xnnfit.runner import Job, attempt
+from xnnfit.runner import Job, attempt, sweep_warnings
 from xnnfit.runtime.interpreter import outputs, runtime_versions
 
 
@@ -56,10 +57,10 @@ class QuantResult(Record):
     rows: tuple[QuantRow, ...]
     recommended: str | None
     reason: str
-    max_error: float
+    budget: Budget
+    eval: EvalSet  # what accuracy was measured on: the inputs, their count, the labels
     warnings: tuple[str, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
-    accuracy_judged: bool = True  # False when the float reference barely changes across the eval inputs
 
     def row(self, recipe: str) -> QuantRow:
         """The row of one recipe."""
@@ -102,39 +103,35 @@ def measure_stage(artifact: Artifact, samples: list[dict], runs: int) -> Measure
     )
 
 
-def recommend(rows: list[QuantRow], max_error: float, *, judged: bool = True) -> tuple[str | None, str]:
-    """The fastest recipe within the error budget (see `pick`), and a one-line reason."""
-    ok = [r for r in rows if r.status == "ok"]
-    best, fastest = pick(rows, max_error)
+def recommend(rows: list[QuantRow], budget: Budget) -> tuple[str | None, str]:
+    """The fastest recipe within the budget (selection.pick), and the rule that decided, with its figures."""
+    choice = pick(rows, budget)
+    best = choice.best
     if best is None:
-        return (
-            None,
-            f"no recipe stays within the error budget ({max_error:.1%} of the output scale); relax "
-            "--max-error or check the calibration data",
-        )
-    fp32 = next((r for r in ok if r.recipe == "fp32"), None)
+        return None, f"{choice.rule}; relax the budget or check the calibration data"
+    fp32 = next((r for r in rows if r.ok and r.recipe == FP32.name), None)
     versus = (
         f", {fp32.median_ms / best.median_ms:.2f}x the speed of fp32 at "
         f"{fmt.pct(best.size_bytes / max(fp32.size_bytes, 1))} of its size"
-        if fp32 and best is not fp32
+        if fp32 and best is not fp32 and best.content != fp32.content
         else ""
     )
-    tie = ""
-    if best is not fastest:
-        tie = (
-            f"; as fast as {fastest.recipe} within the measured noise "
-            f"({fastest.median_ms:.3g} vs {best.median_ms:.3g} ms) with fewer partitions, less error or a smaller size"
-        )
-    caveat = (
-        ""
-        if judged
-        else "; accuracy could not be judged on this float reference, so this is a choice on speed: "
-        "check it on real --eval data"
-    )
-    return best.recipe, (
-        f"fastest within the error budget (error {best.rel_error:.2%} <= {max_error:.1%}, "
-        f"{fmt.pct(best.delegated_fraction)} of nodes on XNNPACK{versus}){tie}{caveat}"
-    )
+    reason = f"{choice.rule}: {figures(best, budget)}, {fmt.pct(best.delegated_fraction)} of nodes on XNNPACK{versus}"
+    if budget.judged:
+        reason += f" (budget: {budget.describe()})"
+    return best.recipe, reason + (f"; {choice.tie}" if choice.tie else "")
+
+
+def figures(row: Scored, budget: Budget) -> str:
+    """The accuracy figures the budget judged `row` by ('top-1 97.3% (-0.4 points)', 'error 1.2%')."""
+    if not budget.judged:
+        return "accuracy not judged"
+    parts = []
+    if budget.max_accuracy_drop is not None and row.accuracy is not None:
+        parts.append(f"top-1 {row.accuracy:.1%} ({-budget.drop(row):+.1f} points)")
+    if budget.max_error is not None or not parts:
+        parts.append(f"error {fmt.rel(row.rel_error)}")
+    return ", ".join(parts)
 
 
 def _warnings(row: QuantRow, fp32: QuantRow | None) -> tuple[str, ...]:
@@ -172,30 +169,13 @@ def converted(job: Job, recipes: tuple[ConversionRecipe, ...]) -> tuple[dict[str
     return artifacts, failed
 
 
-def eval_samples(specs, eval_data: str | None, options: ConvertOptions) -> tuple[list[dict], list[str]]:
-    """The inputs accuracy is measured on, and warnings about them (random data, the calibration data itself)."""
-    warnings = []
-    if eval_data or options.calibration:
-        samples = load_npz(eval_data or options.calibration, specs)[:EVAL_SAMPLES]
-        if options.calibration and (not eval_data or _same_file(eval_data, options.calibration)):
-            warnings.append(
-                "accuracy is measured on the calibration data: the quantization ranges were fit to these inputs, "
-                "so errors look smaller than on new data; pass other inputs with --eval"
-            )
-    else:
-        samples = random_inputs(specs, EVAL_SAMPLES, seed=options.seed + 1)
-        warnings.append(
-            "no --eval or --calibration data: accuracy measured on seeded random inputs, so it is only indicative"
-        )
-    return samples, warnings
-
-
 def run_sweep(
     job: Job,
     recipes: tuple[ConversionRecipe, ...] = DEFAULT,
     *,
-    eval_data: str | None = None,
-    max_error: float = DEFAULT_MAX_ERROR,
+    request: EvalRequest = EvalRequest(),
+    max_error: float | None = None,
+    max_accuracy_drop: float | None = None,
     runs: int = BENCH_RUNS,
     explain_quant: bool = False,
 ) -> QuantResult:
@@ -207,14 +187,17 @@ def run_sweep(
             "Pass the .keras/.h5/SavedModel or file.py:function it came from."
         )
     artifacts, failed = converted(job, recipes)
-    specs = artifacts[FP32.name].specs
-    samples, notes = eval_samples(specs, eval_data, job.options)
-    warnings = list(dict.fromkeys([*(w for a in artifacts.values() for w in a.warnings), *notes]))
+    fp32 = artifacts[FP32.name]
+    evaluation = eval_set(fp32.content, fp32.specs, request, job.options)
+    warnings = [*sweep_warnings(list(artifacts.values())), *evaluation.warnings]
     profile_runs = max(DEFAULT_POLICY.min_runs, runs // SWEEP_PROFILE_DIVISOR)
     measured: dict[str, Measured] = {}
     for name, artifact in artifacts.items():
+        job.step(f"measuring {name} on {fmt.plural(evaluation.samples, 'eval sample')}")
         done = attempt(
-            lambda a=artifact: job.stage(measure_stage, a, samples, profile_runs, what=f"measuring {a.what}"),
+            lambda a=artifact: job.stage(
+                measure_stage, a, list(evaluation.inputs), profile_runs, what=f"measuring {a.what}"
+            ),
             lambda exc: exc,
         )
         if isinstance(done, XnnfitError):
@@ -223,17 +206,27 @@ def run_sweep(
             measured[name] = done
     if FP32.name not in measured:
         raise XnnfitError(f"the fp32 model, the float reference, cannot be measured: {failed.get(FP32.name)}")
+    reference = measured[FP32.name].outputs
+    output = output_index(fp32.content, evaluation.labels_output) if evaluation.labels_output else 0
+    budget, notes = budget_for_eval(evaluation, reference, output, max_error, max_accuracy_drop)
+    warnings.extend(notes)
+    classes = class_scores(fp32.content)
+
+    def over(name: str, m: Measured) -> bool:
+        fields = scores(evaluation, output, reference, m.outputs, classes, artifacts[name].content)
+        return not budget.within(Scored(name, "ok", **fields))
+
     explained, repair = explain_and_repair(
         job,
         artifacts,
-        {n: m.outputs for n, m in measured.items()},
-        measured[FP32.name].outputs,
+        measured,
         {r.name: r for r in with_reference(recipes)},
-        samples,
-        max_error=max_error,
+        list(evaluation.inputs),
+        over=over,
         every=explain_quant,
-        measure=lambda a: job.stage(measure_stage, a, samples, profile_runs, what=f"measuring {a.what}"),
-        outputs_of=lambda m: m.outputs,
+        measure=lambda a: job.stage(
+            measure_stage, a, list(evaluation.inputs), profile_runs, what=f"measuring {a.what}"
+        ),
     )
     if explained.repair is not None:
         recipes = (*recipes, explained.repair)
@@ -243,11 +236,9 @@ def run_sweep(
             measured[explained.repair.name] = repair
     warnings.extend(explained.notes)
     contents = {n: artifacts[n].content for n in measured}
-    latency = job.stage(race_stage, contents, samples[0], specs, runs, what="timing all recipes together")
-    reference = measured[FP32.name].outputs
-    classes = class_scores(artifacts[FP32.name].content)
-    judged, notes = judge_reference(reference)
-    warnings.extend(notes)
+    latency = job.stage(
+        race_stage, contents, evaluation.inputs[0], fp32.specs, runs, what="timing all recipes together"
+    )
     rows = []
     for recipe in with_reference(recipes):
         name = recipe.name
@@ -266,29 +257,24 @@ def run_sweep(
                 partitions=m.partitions,
                 median_ms=t.median_ms,
                 cpu_share=m.cpu_share,
-                **agreement(reference, m.outputs, classes).to_dict(),
+                **scores(evaluation, output, reference, m.outputs, classes, artifacts[name].content),
                 p10_ms=t.p10_ms,
                 p90_ms=t.p90_ms,
                 content=artifacts[name].content,
                 quantization_findings=explained.findings.get(name, ()),
             )
         )
-    front = pareto(rows)
+    front = pareto(rows, budget)
     fp32_row = next(r for r in rows if r.recipe == FP32.name)
     rows = [dataclasses.replace(r, pareto=r.recipe in front, warnings=_warnings(r, fp32_row)) for r in rows]
-    best, reason = recommend(rows, max_error, judged=judged)
+    best, reason = recommend(rows, budget)
     return QuantResult(
         source.display,
         tuple(rows),
         best,
         reason,
-        max_error,
-        warnings=tuple(warnings),
+        budget,
+        evaluation,
+        warnings=tuple(dict.fromkeys(warnings)),
         versions=runtime_versions(),
-        accuracy_judged=judged,
     )
-
-
-def _same_file(a: str, b: str) -> bool:
-    pa, pb = Path(a), Path(b)
-    return pa.resolve() == pb.resolve() or (pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes())

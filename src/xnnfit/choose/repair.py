@@ -21,7 +21,6 @@ from xnnfit.core.errors import XnnfitError
 from xnnfit.core.isolate import run_isolated
 from xnnfit.core.policy import QUANT_DEBUG_SAMPLES
 from xnnfit.explain.quant_findings import QuantAnalysis, QuantFinding, findings_stage, repair_nodes
-from xnnfit.measure.accuracy import compare
 from xnnfit.measure.quant_debug import DebugModels, analysable, debug_models, debug_models_child, layer_errors_stage
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.recipes import REPAIRED, ConversionRecipe, repaired
@@ -40,10 +39,10 @@ class Explained:
 
 
 def wanted(
-    names: Sequence[str], errors: dict[str, float], max_error: float, recipes: dict[str, ConversionRecipe], every: bool
+    names: Sequence[str], over: Callable[[str], bool], recipes: dict[str, ConversionRecipe], every: bool
 ) -> list[str]:
-    """The candidates to analyse: full-int8 ones over the budget, or all full-int8 ones when asked."""
-    return [n for n in names if n in recipes and analysable(recipes[n]) and (every or errors.get(n, 0.0) > max_error)]
+    """The candidates to analyse: full-int8 ones over the budget (`over`), or all full-int8 ones when asked."""
+    return [n for n in names if n in recipes and analysable(recipes[n]) and (every or over(n))]
 
 
 def explain(
@@ -90,29 +89,28 @@ def _analyse(job: Job, artifact: Artifact, recipe: ConversionRecipe, samples: li
 def explain_and_repair(
     job: Job,
     artifacts: dict[str, Artifact],
-    outputs: dict[str, Sequence],
-    reference: Sequence,
+    measured: dict[str, T],
     recipes: dict[str, ConversionRecipe],
     samples: list[dict],
     *,
-    max_error: float,
+    over: Callable[[str, T], bool],
     every: bool,
     measure: Callable[[Artifact], T],
-    outputs_of: Callable[[T], Sequence],
 ) -> tuple[Explained, T | XnnfitError | None]:
-    """Findings for the measured candidates (`outputs`: their eval outputs), then int8-repaired if they call for it.
+    """Findings for the measured candidates, then int8-repaired if they call for it.
 
-    The repaired recipe is converted into `artifacts` and measured with the command's own `measure` stage; it is
-    analysed too when it is over the budget (or `every`). Returns the findings and what `measure` returned for
-    the repair (its XnnfitError when it failed; None without a repair).
+    `over(name, measured)` says whether a candidate is over the command's budget. The repaired recipe is
+    converted into `artifacts` and measured with the command's own `measure` stage; it is analysed too when
+    it is over the budget (or `every`). Returns the findings and what `measure` returned for the repair (its
+    XnnfitError when it failed; None without a repair).
     """
-    errors = {n: compare(reference, o).max_rel_error for n, o in outputs.items()}
-    first = explain(job, artifacts, wanted(list(outputs), errors, max_error, recipes, every), recipes, samples)
+    beyond = {n for n, m in measured.items() if over(n, m)}
+    first = explain(job, artifacts, wanted(list(measured), beyond.__contains__, recipes, every), recipes, samples)
     unexplained = [
-        f"{n} is over the error budget but gets no quantization findings: TF's quantization debugger analyses "
+        f"{n} is over the budget but gets no quantization findings: TF's quantization debugger analyses "
         "full-integer int8 recipes only"
-        for n in outputs
-        if n in recipes and recipes[n].optimize and not analysable(recipes[n]) and errors[n] > max_error
+        for n in measured
+        if n in beyond and n in recipes and recipes[n].optimize and not analysable(recipes[n])
     ]
     first = dataclasses.replace(first, notes=(*first.notes, *unexplained))
     recipe = first.repair
@@ -123,8 +121,6 @@ def explain_and_repair(
     if isinstance(done, XnnfitError):
         return first, done
     artifacts[recipe.name] = job.artifact(recipe)
-    errors = {recipe.name: compare(reference, outputs_of(done)).max_rel_error}
     mine = {recipe.name: recipe}
-    return merged(
-        first, explain(job, artifacts, wanted([recipe.name], errors, max_error, mine, every), mine, samples)
-    ), done
+    second = explain(job, artifacts, wanted([recipe.name], lambda n: over(n, done), mine, every), mine, samples)
+    return merged(first, second), done

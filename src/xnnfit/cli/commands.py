@@ -22,11 +22,15 @@ from xnnfit.cli.options import (
     Data,
     Debug,
     EvalData,
+    EvalSamples,
     ExplainQuant,
     Explorer,
+    FixData,
     Force,
     Html,
     Json,
+    Labels,
+    MaxAccuracyDrop,
     MaxError,
     Model,
     OneRecipe,
@@ -60,7 +64,7 @@ from xnnfit.cli.session import (
 )
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import Output as OutputPath
-from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, DEFAULT_MAX_ERROR, PROFILE_RUNS
+from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, PROFILE_RUNS
 from xnnfit.explain.diagnosis import Gates, short_runtime
 from xnnfit.measure.bench import parse_threads
 from xnnfit.model.artifact import AS_GIVEN
@@ -77,7 +81,8 @@ def _steps(chosen) -> int:
 @app.command(
     epilog="""[bold]Examples[/]\n
   xnnfit optimize model.keras -o model_best.tflite\n
-  xnnfit optimize model.keras -o best.tflite --calibration calib.npz --eval eval.npz --max-error 0.02\n
+  xnnfit optimize model.keras -o best.tflite --calibration calib.npz --eval eval.npz  [dim]# with 'labels'[/]\n
+  xnnfit optimize model.keras -o best.tflite --eval eval.npz --max-accuracy-drop 0.5\n
   xnnfit optimize model.keras -o best.tflite --threads 4 --keep-all candidates/ --json optimize.json"""
 )
 @run_options
@@ -90,7 +95,10 @@ def optimize(
     ] = None,
     force: Force = False,
     eval_data: EvalData = None,
-    max_error: MaxError = DEFAULT_MAX_ERROR,
+    labels: Labels = None,
+    eval_samples: EvalSamples = None,
+    max_error: MaxError = None,
+    max_accuracy_drop: MaxAccuracyDrop = None,
     threads: OneThread = 1,
     runs: ComparisonRuns = BENCH_RUNS,
     explain_quant: ExplainQuant = False,
@@ -109,7 +117,12 @@ def optimize(
         names = [*(r.name for r in with_reference(chosen)), REPAIRED]  # int8-repaired joins when findings call for it
         recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else names
         kept = tuple(f"{stem}.{r}{fixed}.tflite" for r in recipes for fixed in ("", ".fixed"))
-        inputs = [*models_read([model]), ("the --calibration file", run.calibration), ("the --eval file", eval_data)]
+        inputs = [
+            *models_read([model]),
+            ("the --calibration file", run.calibration),
+            ("the --eval file", eval_data),
+            ("the --labels file", labels),
+        ]
         outputs = [
             OutputPath("-o", output),
             OutputPath("--keep-all", keep_all, folder=True, names=kept),
@@ -119,8 +132,9 @@ def optimize(
             with progress(run.quiet, f"optimizing {model}", _steps(chosen)) as step:
                 result = api.optimize(
                     model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data,
-                    max_error=max_error, threads=threads, runs=runs, explain_quant=explain_quant, on_progress=step,
-                    **run.api(),
+                    labels=labels, eval_samples=eval_samples, max_error=max_error,
+                    max_accuracy_drop=max_accuracy_drop, threads=threads, runs=runs, explain_quant=explain_quant,
+                    on_progress=step, **run.api(),
                 )  # fmt: skip
             terminal.render_optimize(out, result)
             write(result, json_path, html, force=force)
@@ -419,6 +433,7 @@ def profile(
   xnnfit fix model.tflite -o model_fixed.tflite\n
   xnnfit fix examples/where_cnn.py:build --recipe int8 -o cnn_int8_fixed.tflite\n
   xnnfit fix model.tflite --dry-run --rules XR001,XR003\n
+  xnnfit fix model_int8.tflite -o fixed.tflite --data eval.npz   [dim]# every rewrite verified on your inputs[/]\n
   xnnfit fix model.tflite -o fixed.tflite --input-shape tokens=1,128 --json fix.json\n
   xnnfit fix model.tflite -o fixed.tflite --html fix.html --trace fix.trace.json   [dim]# before/after, drawn[/]\n
   xnnfit fix models/ -o fixed/                       [dim]# each model of a folder into fixed/[/]"""
@@ -455,6 +470,7 @@ def fix(
         bool, typer.Option("--force-write", help="Write OUT even when no rewrite was kept (an unchanged copy).")
     ] = False,
     runs: ComparisonRuns = BENCH_RUNS,
+    data: FixData = None,
     json_path: Json = None,
     html: Html = None,
     trace: Trace = None,
@@ -469,9 +485,9 @@ def fix(
         if output is None and not dry_run:
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
         names = batch_jobs.expand([model])
-        inputs = [*models_read(names), ("the --calibration file", run.calibration)]
+        inputs = [*models_read(names), ("the --calibration file", run.calibration), ("the --data file", data)]
         fixing = {"recipe": recipe, "rules": rules, "exclude": exclude, "dry_run": dry_run, "force": force}
-        fixing |= {"force_write": force_write, "runs": runs, **run.api()}
+        fixing |= {"force_write": force_write, "runs": runs, "data": data, **run.api()}
         if names != [model]:  # a folder or glob: each model into -o DIR
             if html or trace or explorer:
                 raise XnnfitError(
@@ -496,7 +512,8 @@ def fix(
     epilog="""[bold]Examples[/]\n
   xnnfit quant model.keras --calibration calib.npz --eval eval.npz\n
   xnnfit quant examples/transformer_block.py:build --recipe fp32,int8,int8+float-ops\n
-  xnnfit quant model.keras --max-error 0.02 -o converted/ --json quant.json"""
+  xnnfit quant model.keras --calibration calib.npz --eval eval.npz --max-accuracy-drop 0.5 -o converted/\n
+  xnnfit quant model.keras --max-error 0.02 --json quant.json   [dim]# no labels: error vs the fp32 outputs[/]"""
 )
 @run_options
 def quant(
@@ -506,7 +523,10 @@ def quant(
     ],
     recipe: AllRecipes = None,
     eval_data: EvalData = None,
-    max_error: MaxError = DEFAULT_MAX_ERROR,
+    labels: Labels = None,
+    eval_samples: EvalSamples = None,
+    max_error: MaxError = None,
+    max_accuracy_drop: MaxAccuracyDrop = None,
     runs: ComparisonRuns = BENCH_RUNS,
     explain_quant: ExplainQuant = False,
     output_dir: Annotated[
@@ -523,12 +543,18 @@ def quant(
         chosen = parse_recipes(recipe, default=DEFAULT)
         stem = Path(input_path(model)).stem
         names = tuple(f"{stem}.{r}.tflite" for r in (*(r.name for r in with_reference(chosen)), REPAIRED))
-        inputs = [*models_read([model]), ("the --calibration file", run.calibration), ("the --eval file", eval_data)]
+        inputs = [
+            *models_read([model]),
+            ("the --calibration file", run.calibration),
+            ("the --eval file", eval_data),
+            ("the --labels file", labels),
+        ]
         outputs = [OutputPath("-o", output_dir, folder=True, names=names), *report_outputs(json_path, html)]
         with guarded(force, inputs, outputs):
             with progress(run.quiet, f"quantization sweep of {model}", _steps(chosen)) as step:
                 result = api.quant(
-                    model, recipe=chosen, eval_data=eval_data, max_error=max_error, runs=runs, output_dir=output_dir,
+                    model, recipe=chosen, eval_data=eval_data, labels=labels, eval_samples=eval_samples,
+                    max_error=max_error, max_accuracy_drop=max_accuracy_drop, runs=runs, output_dir=output_dir,
                     force=force, explain_quant=explain_quant, on_progress=step, **run.api(),
                 )  # fmt: skip
             terminal.render_quant(out, result)

@@ -73,6 +73,16 @@ InputShape = Annotated[
         help="Pin an input's dynamic dimensions: NAME=1,128 (repeatable; .tflite files too).",
     ),
 ]
+InputRange = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input-range",
+        metavar="[NAME=]LOW,HIGH",
+        help="Values random inputs are drawn from when no data is given: LOW,HIGH for every float input, "
+        "NAME=LOW,HIGH for one (repeatable; a negative LOW as --input-range=-1,1). Default: what the model says "
+        "(a Rescaling/Normalization layer, the input's quantization), else -1,1.",
+    ),
+]
 Calibration = _file(
     "--calibration", ".npz of representative inputs for int8/int16x8 (one array per input, samples on axis 0)."
 )
@@ -96,10 +106,34 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show the converter/runtime
 
 # --- data, timing, runtimes -----------------------------------------------------------------
 Data = _file("--data", ".npz with one array per input (first sample is used); default: seeded random.")
-EvalData = _file("--eval", ".npz of evaluation inputs (else the calibration data, else random).")
+FixData = _file(
+    "--data",
+    ".npz with one array per input, samples on axis 0 (a 'labels' key is ignored): every rewrite is verified on "
+    "all of them. Default: seeded random inputs in each input's range (see --input-range).",
+)
+EvalData = _file(
+    "--eval", ".npz of evaluation inputs, used whole, with an optional 'labels' array (else the calibration data)."
+)
+Labels = _file("--labels", "Labels for the --eval inputs (.npy, or .npz with 'labels'): class ids or float targets.")
+EvalSamples = Annotated[
+    int | None, typer.Option("--eval-samples", min=1, metavar="N", help="Use only the first N eval samples.")
+]
 MaxError = Annotated[
-    float,
-    typer.Option("--max-error", min=0.0, help="Accuracy budget: max abs error / max |fp32 output| (default 5%)."),
+    float | None,
+    typer.Option(
+        "--max-error",
+        min=0.0,
+        help="Accuracy budget: max abs error / max |fp32 output| (default 5% when there are no class labels).",
+    ),
+]
+MaxAccuracyDrop = Annotated[
+    float | None,
+    typer.Option(
+        "--max-accuracy-drop",
+        min=0.0,
+        metavar="POINTS",
+        help="Accuracy budget with class labels: top-1 points below the fp32 conversion's (default 1).",
+    ),
 ]
 ExplainQuant = Annotated[
     bool,
@@ -172,6 +206,7 @@ class RunOptions:
     batch: int = 1
     dynamic_batch: bool = False
     input_shape: list[str] | None = None
+    input_range: list[str] | None = None
     calibration: str | None = None
     trust_model: bool = False
     timeout: float = DEFAULT_TIMEOUT
@@ -185,6 +220,7 @@ class RunOptions:
             "batch": self.batch,
             "dynamic_batch": self.dynamic_batch,
             "input_shape": self.input_shape or [],
+            "input_range": self.input_range or [],
             "calibration": self.calibration,
             "trust_model": self.trust_model,
             "timeout": self.timeout,
@@ -195,6 +231,7 @@ _SHARED = [  # (name, annotation, default): RunOptions' fields as typer paramete
     ("batch", Batch, 1),
     ("dynamic_batch", DynamicBatch, False),
     ("input_shape", InputShape, None),
+    ("input_range", InputRange, None),
     ("calibration", Calibration, None),
     ("trust_model", Trust, False),
     ("timeout", Timeout, DEFAULT_TIMEOUT),

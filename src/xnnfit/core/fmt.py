@@ -49,3 +49,8 @@ def size(n_bytes: int) -> str:
 def rel(share: float) -> str:
     """An error as a share of a scale, three significant digits, never rounded to zero: '4.1%', '0.0019%', '0'."""
     return "0" if share == 0 else f"{share * 100:.3g}%"
+
+
+def num(value: float) -> str:
+    """A value as people write it, four significant digits: '255', '0.003922', '-1', '1.2e-11'."""
+    return f"{value:.4g}"

@@ -71,7 +71,10 @@ DEFAULT_POLICY = VerifyPolicy()
 CALIBRATION_SAMPLES = (
     8  # random calibration samples when no --calibration: enough for ranges to settle on a toy, fast to convert
 )
-EVAL_SAMPLES = 16  # samples accuracy is measured on: top-1 agreement in steps of 1/16, error maxima stable on real data
+RANDOM_EVAL_SAMPLES = 16  # synthetic inputs accuracy is measured on without --eval data: indicative only, so few
+# (real --eval data is used whole, or up to --eval-samples)
+DEFAULT_INPUT_RANGE = (-1.0, 1.0)  # random float inputs when nothing says what the model expects: both signs at unit
+# scale, where normalized activations live; a model that expects [0, 255] or a calibrated [0, 1] says so (model/ranges)
 DEGENERATE_SPREAD = (
     1e-3  # float outputs that move by less than this share of their scale across eval inputs carry no signal
 )
@@ -79,6 +82,8 @@ LATENCY_TIE = 0.05  # latencies closer than 5% (or the fastest's own p10-p90 spr
 DEFAULT_MAX_ERROR = (
     0.05  # quant budget: max abs error / max |float output|; 5% keeps the top classes of a classifier in place
 )
+DEFAULT_MAX_ACCURACY_DROP = 1.0  # budget with class labels: top-1 points below the fp32 conversion's; one point is
+# what a model release usually tolerates, and it is over 4 samples on a 450-sample eval set, above sampling noise
 # Quantization findings (kb/quant_error.py, from the TF quantization debugger's per-layer comparison).
 QUANT_TENSOR_ERROR = 0.2  # an op's own error (max |int8 - float| over its float scale, or the median channel's) above
 # 20% is a tensor the quantization broke: rounding adds half a step (0.2% of a full-range int8 tensor), and on the

@@ -1,4 +1,4 @@
-"""Where the time goes: timed pieces of a model and the CPU-kernel cost per Keras layer (measure/profile.py measures them)."""
+"""Where the time goes: timed pieces of a model and the CPU-kernel cost per Keras layer (measure/profile times them)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from xnnfit.core.errors import InputDataError
 from xnnfit.core.policy import DEGENERATE_SPREAD
 from xnnfit.core.record import Record
 from xnnfit.runtime.interpreter import outputs
@@ -100,6 +101,47 @@ def agreement(reference: Outputs, candidate: Outputs, classes: bool = False) -> 
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskScore(Record):
+    """A model's outputs against the labels: top-1 accuracy for class ids, MAE and RMSE for float targets."""
+
+    accuracy: float | None = None  # share of samples whose unique top class is the label (0-1)
+    mae: float | None = None
+    rmse: float | None = None
+
+
+def stacked(outputs: Outputs, output: int) -> np.ndarray:
+    """Output number `output` of every sample, stacked on the first axis (batch rows in order)."""
+    return np.concatenate([np.asarray(s[output]).reshape(-1, *np.asarray(s[output]).shape[1:]) for s in outputs])
+
+
+def task_score(outputs: Outputs, output: int, labels: np.ndarray) -> TaskScore:
+    """Score output number `output` against `labels` (one per batch row; rows past the outputs are ignored).
+
+    Integer labels need class scores (rows, classes >= 2); a row whose top score is tied
+    (all zeros after int8 collapsed) counts as wrong, as in `top1`.
+    """
+    got = stacked(outputs, output)
+    want = labels[: len(got)]
+    if labels.dtype.kind in "iu":
+        scores = got.reshape(len(got), -1)
+        if scores.shape[1] < 2:
+            raise InputDataError(
+                f"integer labels are class ids, but the output has shape {got.shape[1:]}, not class scores. "
+                "Pass float targets shaped like the output instead."
+            )
+        top = scores.max(axis=1, keepdims=True)
+        unique = (scores == top).sum(axis=1) == 1
+        return TaskScore(accuracy=float(np.mean(unique & (np.argmax(scores, axis=1) == want))))
+    if want.shape[1:] != got.shape[1:]:
+        raise InputDataError(
+            f"float labels are targets shaped like the output: they have shape {want.shape[1:]} per sample, "
+            f"the output {got.shape[1:]}. Reshape them."
+        )
+    diff = got.astype(np.float64) - want.astype(np.float64)
+    return TaskScore(mae=float(np.mean(np.abs(diff))), rmse=float(np.sqrt(np.mean(diff**2))))
+
+
 def class_scores(content: bytes) -> bool:
     """True when the model has one output, (batch, classes >= 2), made by a dense layer or a softmax.
 
@@ -122,16 +164,96 @@ def reference_spread(reference: Outputs) -> float:
     return float(np.max(flat.max(axis=0) - flat.min(axis=0))) / scale
 
 
+@dataclasses.dataclass(frozen=True)
+class Judgement(Record):
+    """Whether errors relative to a reference's outputs mean something, and when not, why and what to pass."""
+
+    judged: bool
+    reason: str | None = None  # what the reference outputs are, when they cannot be judged on
+    kind: str | None = None  # 'zero', 'constant' or 'below-step'
+    remedy: str | None = None  # what to pass instead, in the command's own words (set by the command)
+
+    @property
+    def message(self) -> str:
+        """'accuracy cannot be judged: <reason>; <remedy>' ('' when judged)."""
+        if self.judged:
+            return ""
+        return f"accuracy cannot be judged: {self.reason}" + (f"; {self.remedy}" if self.remedy else "")
+
+
+JUDGED = Judgement(True)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # float32's smallest normal number: below it, values are noise
+
+
+def judge(reference: Outputs, *, output_step: float | Sequence[float | None] | None = None) -> Judgement:
+    """Whether accuracy can be judged against `reference` (per sample, every output): the one judgement.
+
+    It cannot when the reference outputs are zero or float32 noise (scale below float32's
+    smallest normal number); when they are the same for every input (across two samples
+    or more they move by less than DEGENERATE_SPREAD of their scale); or when an output's
+    scale is below `output_step`, the quantization step of the quantized model's matching
+    output (one value for every output, or one per output; None for a float output):
+    that model can only give 0 or one step there.
+    """
+    samples = [[np.asarray(o, dtype=np.float64) for o in s] for s in reference]
+    if not samples or not samples[0]:
+        return Judgement(False, "there are no reference outputs to compare with", "zero")
+    n = len(samples[0])
+    scales = [0.0] * n  # per output, its largest finite |value| over the samples
+    for sample in samples:
+        for i, v in enumerate(sample[:n]):
+            scales[i] = max(scales[i], float(np.max(np.abs(v[np.isfinite(v)]), initial=0.0)))
+    scale = max(scales)
+    if scale < FLOAT32_TINY:
+        return Judgement(False, f"the reference outputs are zero (largest |value| {scale:.3g})", "zero")
+    if len(samples) >= 2:
+        spread = reference_spread(samples)
+        if spread < DEGENERATE_SPREAD:
+            moved = (
+                f"are the same for every one of the {len(samples)} inputs"
+                if spread == 0
+                else f"move by only {spread:.2g} of their scale across the {len(samples)} inputs"
+            )
+            return Judgement(False, f"the reference outputs {moved}", "constant")
+    steps = list(output_step) if isinstance(output_step, Sequence) else [output_step] * n
+    for i, (out_scale, step) in enumerate(zip(scales, steps)):
+        if step is not None and out_scale < step:
+            which = f"output {i}'s" if n > 1 else "the reference outputs'"
+            return Judgement(
+                False,
+                f"{which} scale ({out_scale:.3g}) is below the quantized output's step ({step:.3g}): the quantized "
+                "model can only give 0 or one step there",
+                "below-step",
+            )
+    return JUDGED
+
+
+def output_steps(content: bytes) -> tuple[float | None, ...]:
+    """Per model output, the quantization step its values come in (None for a float one).
+
+    The output tensor's scale, or that of the integer tensor a DEQUANTIZE turns into it;
+    None as well for per-channel quantization (no one step).
+    """
+    sub = read_model(content).primary
+    producers = sub.producers()
+    steps: list[float | None] = []
+    for t in sub.outputs:
+        tensor = sub.tensors[t]
+        op = producers.get(t)
+        if not tensor.quantized and op is not None and sub.ops[op].op == "DEQUANTIZE":
+            tensor = sub.tensors[sub.ops[op].inputs[0]]
+        quantized = tensor.quantized and tensor.num_scales == 1 and tensor.dtype.startswith(("int", "uint"))
+        steps.append(float(tensor.scale) if quantized and tensor.scale else None)
+    return tuple(steps)
+
+
 def judge_reference(reference: Outputs) -> tuple[bool, list[str]]:
-    """Whether accuracy can be judged on these float outputs, and the warning when not."""
-    spread = reference_spread(reference)
-    if spread >= DEGENERATE_SPREAD:
+    """Whether accuracy can be judged on these float outputs, and the warning when not (judge(), for quant/optimize)."""
+    verdict = judge(reference)
+    if verdict.judged:
         return True, []
-    return False, [
-        f"the float model gives nearly the same output for every eval input (it moves by {spread:.2g} of its scale; "
-        "random weights do this): accuracy cannot be judged on it, so the error columns say little; use trained "
-        "weights or real --eval data"
-    ]
+    remedy = "the error columns say little; use trained weights or real --eval data"
+    return False, [dataclasses.replace(verdict, remedy=remedy).message]
 
 
 def xnnpack_error(content: bytes, seed: int = 0) -> float:

@@ -27,6 +27,7 @@ from xnnfit.model.artifact import Artifact
 from xnnfit.model.footprint import refuse_samples
 from xnnfit.model.inputs import load_npz, random_inputs
 from xnnfit.model.keras import children, describe_layers, layer_for_scope, walk
+from xnnfit.model.ranges import Decided, Given, layer_range, with_ranges
 from xnnfit.model.recipes import ConversionRecipe
 from xnnfit.model.source import code_fix, describe_failure, error_text, root_cause
 from xnnfit.model.specs import DimLimit, InputSpec, ShapeRequest, dynamic_hint
@@ -47,6 +48,7 @@ class ConvertOptions:
     calibration: str | None = None
     seed: int = 0
     route: str = "auto"  # 'function' (concrete function), 'savedmodel' (exported first), 'auto': by model size
+    input_ranges: Given = ()  # --input-range (model/ranges.parse_input_ranges)
 
 
 def framework_of(model: Any) -> str:
@@ -351,12 +353,43 @@ def _input_vocabularies(model: Any) -> dict[int, int]:
     return out
 
 
+def input_layer_ranges(model: Any, input_names: dict[int, str]) -> dict[str, Decided]:
+    """Input name -> the raw range the Keras preprocessing layer right after it expects (ranges.layer_range).
+
+    `input_names`: id(input tensor) -> name. An input feeding a nested model is followed
+    into it (its own input's first layers).
+    """
+    out: dict[str, Decided] = {}
+    for layer in walk(model):
+        for node in list(getattr(layer, "_inbound_nodes", None) or []):
+            for t in _flat(getattr(node, "input_tensors", None)):
+                name = input_names.get(id(t))
+                if name is None or name in out:
+                    continue
+                found = layer_range(layer) or _nested_range(layer)
+                if found is not None:
+                    out[name] = found
+    return out
+
+
+def _nested_range(layer: Any) -> Decided | None:
+    """The range a nested single-input model's own first layers expect."""
+    try:
+        inputs = list(getattr(layer, "inputs", None) or [])
+    except (AttributeError, ValueError):  # a plain layer's `inputs` may raise outside a functional graph
+        return None
+    if len(inputs) != 1 or not getattr(layer, "layers", None):
+        return None
+    return input_layer_ranges(layer, {id(inputs[0]): "input"}).get("input")
+
+
 def _traced_function(model: Any, framework: str, options: ConvertOptions, warnings: list[str], layers):
     """The tf.function to convert, its input signature structure, and the pinned input specs."""
     import tensorflow as tf
 
     vocabularies = _input_vocabularies(model) if framework != "savedmodel" else {}
     limits_of = (lambda names: model_limits(model, names)) if framework != "savedmodel" else (lambda names: ())
+    ranges_of = (lambda names: input_layer_ranges(model, names)) if framework != "savedmodel" else (lambda names: {})
 
     def declared(
         name: str, shape: tuple, dtype: Any, tensor: Any = None
@@ -368,6 +401,7 @@ def _traced_function(model: Any, framework: str, options: ConvertOptions, warnin
     def pin(leaves: list[tuple]) -> dict[str, InputSpec]:
         names = {id(leaf[3]): leaf[0] for leaf in leaves if len(leaf) > 3}
         specs, notes = options.shapes.pin_all([declared(*leaf) for leaf in leaves], limits=limits_of(names))
+        specs = with_ranges(specs, options.input_ranges, keras=ranges_of(names))
         warnings.extend(n for n in notes if n not in warnings)
         return {s.name: s for s in specs}
 

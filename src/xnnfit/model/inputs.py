@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from xnnfit.core.errors import InputDataError
+from xnnfit.core.fmt import plural
+from xnnfit.core.policy import DEFAULT_INPUT_RANGE
+from xnnfit.core.record import Record
 from xnnfit.model.specs import InputSpec
 
 
@@ -29,7 +33,11 @@ def sample_dtype(spec: InputSpec) -> np.dtype:
 
 
 def random_inputs(specs: tuple[InputSpec, ...], count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """`count` samples of seeded random data of each input's dtype and range, at its run shape."""
+    """`count` samples of seeded random data of each input's dtype and range, at its run shape.
+
+    Uniform over the spec's `value_range` (model/ranges.py decides it; integers for an
+    integer input); without one, DEFAULT_INPUT_RANGE for floats, 0..high-1 for token ids.
+    """
     rng = np.random.default_rng(seed)
     dtypes = {s.name: sample_dtype(s) for s in specs}
     samples = []
@@ -37,8 +45,11 @@ def random_inputs(specs: tuple[InputSpec, ...], count: int, seed: int = 0) -> li
         sample = {}
         for s in specs:
             shape, dtype = s.run_shape, dtypes[s.name]
+            low, high = s.value_range or DEFAULT_INPUT_RANGE
             if s.dtype.startswith(("float", "bfloat", "complex")):
-                sample[s.name] = rng.uniform(-1.0, 1.0, shape).astype(dtype)
+                sample[s.name] = rng.uniform(low, high, shape).astype(dtype)
+            elif s.dtype != "bool" and s.value_range is not None:
+                sample[s.name] = rng.integers(int(low), int(high) + 1, shape).astype(dtype)
             elif s.dtype == "bool":
                 sample[s.name] = np.ones(shape, dtype=bool)
             else:
@@ -131,6 +142,32 @@ def _check_range(values: np.ndarray, spec: InputSpec, what: str) -> None:
             f"indexes a table of {spec.high} rows, so valid values are 0..{spec.high - 1}. Fix the "
             "ids or the vocabulary."
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOrigin(Record):
+    """What a run's input samples were: the user's .npz and how many samples, or seeded random values."""
+
+    samples: int  # inputs fed, batch rows counted one by one
+    data: str | None = None  # the .npz; None: seeded random values, each input in its spec's value_range
+
+    def describe(self, specs: tuple[InputSpec, ...] = ()) -> str:
+        """'450 samples of eval.npz' or '4 seeded random samples: image in [0, 1] (...)'."""
+        if self.data is not None:
+            return f"{plural(self.samples, 'sample')} of {self.data}"
+        ranges = "; ".join(r for r in (s.describe_range() for s in specs) if r)
+        return f"{plural(self.samples, 'seeded random sample')}" + (f": {ranges}" if ranges else "")
+
+
+def draw_samples(
+    specs: tuple[InputSpec, ...], data: str | None, count: int, seed: int = 0
+) -> tuple[list[dict[str, np.ndarray]], DataOrigin]:
+    """Every sample of an --data .npz (checked), or `count` seeded random ones; and what they were."""
+    samples = random_inputs(specs, count, seed) if not data else load_npz(data, specs)
+    for s in samples if data else ():
+        check_sample(s, specs)
+    rows = sum(next(iter(s.values())).shape[0] if s and next(iter(s.values())).ndim else 1 for s in samples)
+    return samples, DataOrigin(rows, str(data) if data else None)
 
 
 def samples_for(

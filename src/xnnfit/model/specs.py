@@ -62,6 +62,8 @@ class InputSpec(Record):
     shape: tuple[int, ...]  # what xnnfit runs; -1 only where --dynamic-batch keeps the batch dynamic
     pins: tuple[Pin, ...] = ()
     high: int | None = None  # exclusive upper bound for integer inputs that index a table (token ids)
+    value_range: tuple[float, float] | None = None  # random samples' values, in the tensor's own units (model/ranges)
+    range_source: str = ""  # what decided value_range: '--input-range', a Keras layer, the quantization, 'default'
 
     @property
     def dynamic(self) -> bool:
@@ -72,6 +74,13 @@ class InputSpec(Record):
     def run_shape(self) -> tuple[int, ...]:
         """The concrete shape tensors are allocated with (a kept-dynamic batch runs as 1)."""
         return tuple(1 if d < 0 else d for d in self.shape)
+
+    def describe_range(self) -> str:
+        """'image in [0, 1] (the calibrated range of the QUANTIZE op it feeds)'; '' when no range was decided."""
+        if self.value_range is None:
+            return ""
+        low, high = self.value_range
+        return f"{self.name} in [{low:.4g}, {high:.4g}] ({self.range_source or 'default'})"
 
     def describe(self) -> str:
         """'tokens int32 [-1, -1] -> [1, 64] (axis 0 --batch, axis 1 default)'."""

@@ -19,7 +19,7 @@ from xnnfit.core import fmt
 from xnnfit.core.files import write_file
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_option, short_runtime
 from xnnfit.explain.verdicts import cause_groups
-from xnnfit.report import svg
+from xnnfit.report import accuracy, svg
 from xnnfit.report.next_step import next_step
 from xnnfit.rewrite.fix import FixResult
 
@@ -236,9 +236,9 @@ def _next_for(model: str, d: Diagnosis) -> str:
     return _next(step.command, step.why)
 
 
-def _candidates_table(title: str, rows, chosen: str | None, first, extra: tuple[str, ...] = ()) -> str:
+def _candidates_table(title: str, r, rows, chosen: str | None, first, extra: tuple[str, ...] = ()) -> str:
     """quant's recipes or optimize's candidates; `first(row)` gives the `extra` cells and the CPU nodes' cell."""
-    numeric = ("CPU nodes", "partitions", "ms", "size", "error")
+    numeric = ("CPU nodes", "partitions", "ms", "size", *accuracy.columns(r.budget, r.eval))
     head = "".join(
         f'<th class="num">{n}</th>' if n in numeric else f"<th>{n}</th>" for n in ("recipe", *extra, *numeric)
     )
@@ -247,13 +247,28 @@ def _candidates_table(title: str, rows, chosen: str | None, first, extra: tuple[
         cells = f'<td colspan="{len(extra) + len(numeric) + 1}">failed: {escape(row.error or "")}</td>'
         if row.status == "ok":
             values = [*first(row), str(row.partitions), f"{row.median_ms:.3g}", fmt.size(row.size_bytes)]
-            values.append(fmt.rel(row.rel_error))
+            values += accuracy.cells(row, r.budget, r.eval)
             cells = "".join(f"<td>{escape(v)}</td>" for v in values[: len(extra)])
             cells += "".join(f'<td class="num">{escape(v)}</td>' for v in values[len(extra) :])
             cells += f"<td>{'★' if row.pareto else ''}</td>"
         mark = "chosen" if row.recipe == chosen else ""
         body.append(f'<tr class="{mark}"><td>{escape(row.recipe)}</td>{cells}</tr>')
-    return f"<h2>{title}</h2><table><tr>{head}<th>Pareto</th></tr>{''.join(body)}</table>"
+    legend = "".join(f'<p class="sub">{escape(line)}</p>' for line in accuracy.legend(r.budget, r.eval, _ref(r), rows))
+    return f"<h2>{title}</h2><table><tr>{head}<th>Pareto</th></tr>{''.join(body)}</table>{legend}"
+
+
+def _ref(r) -> str:
+    return getattr(r, "reference", "the fp32 conversion")
+
+
+def _scatter(r, rows, chosen: str | None) -> str:
+    """Latency against error, or why there is none (accuracy not judged)."""
+    if not r.budget.judged:
+        return ""
+    points = [
+        (x.recipe, x.median_ms, x.rel_error, x.pareto, x.recipe == chosen) for x in rows if x.ok and not x.not_judged
+    ]
+    return "<h2>latency × error</h2>" + svg.scatter(points, max_error=r.budget.max_error)
 
 
 def _quant_findings(rows) -> str:
@@ -281,6 +296,11 @@ def _quant_findings(rows) -> str:
 def _fix(r: FixResult) -> str:
     rw = r.rewrite
     out = [f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit fix · recipe {escape(r.recipe)}</p>']
+    if rw.verified_on is not None:
+        out.append(f'<p class="sub">verified on {escape(rw.verified_on.describe(r.inputs))}</p>')
+    if rw.judgement is not None and not rw.judgement.judged:
+        out.append(f'<div class="warning">{escape(rw.judgement.message)}</div>')
+    out.extend(f'<div class="warning">warning: {escape(w)}</div>' for w in r.warnings)
     b, a = rw.before, rw.after
     if b is not None and a is not None:
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
@@ -354,23 +374,29 @@ def _fix(r: FixResult) -> str:
 # --- quant / optimize --------------------------------------------------------------------
 
 
+def _budget(r) -> str:
+    return r.budget.describe() if r.budget.judged else "none (accuracy cannot be judged)"
+
+
+def _accuracy_card(r, chosen) -> tuple[str, str, str]:
+    if not r.budget.judged:
+        return ("not judged", "accuracy", "bad")
+    if chosen.not_judged:
+        return ("not judged", "accuracy", "bad")
+    if chosen.accuracy is not None:
+        return (fmt.pct(chosen.accuracy), "top-1 on the labels", "")
+    return (fmt.rel(chosen.rel_error), "error", "")
+
+
 def _quant(r: QuantResult) -> str:
-    out = [
-        f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit quant · budget {fmt.rel(r.max_error)} '
-        "of the float outputs' scale</p>"
-    ]
+    out = [f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit quant · budget: {escape(_budget(r))}</p>']
     out.append(_cards([(r.recommended or "none", "recommended", "good" if r.recommended else "bad")]))
     out.append(f"<p>{escape(r.reason)}</p>")
     for w in r.warnings:
         out.append(f'<div class="warning">warning: {escape(w)}</div>')
-    out.append(_candidates_table("recipes", r.rows, r.recommended, lambda row: [str(row.cpu_nodes)]))
+    out.append(_candidates_table("recipes", r, r.rows, r.recommended, lambda row: [str(row.cpu_nodes)]))
     out.append(_quant_findings(r.rows))
-    points = [
-        (row.recipe, row.median_ms, row.rel_error, row.pareto, row.recipe == r.recommended)
-        for row in r.rows
-        if row.status == "ok"
-    ]
-    out.append("<h2>latency × error</h2>" + svg.scatter(points, max_error=r.max_error))
+    out.append(_scatter(r, r.rows, r.recommended))
     if r.recommended:
         out.append(
             _next(
@@ -383,8 +409,8 @@ def _quant(r: QuantResult) -> str:
 
 def _optimize(r: OptimizeResult) -> str:
     out = [
-        f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit optimize · budget '
-        f"{fmt.rel(r.max_error)} · accuracy vs {escape(r.reference)} · speed vs "
+        f'<h1>{escape(r.model)}</h1><p class="sub">xnnfit optimize · budget: {escape(_budget(r))} · '
+        f"accuracy vs {escape(r.reference)} · speed vs "
         f"{escape(r.baseline)} ({r.baseline_ms:.3g} ms, {r.threads} thread(s))</p>"
     ]
     chosen = next((c for c in r.candidates if c.recipe == r.chosen), None)
@@ -394,9 +420,11 @@ def _optimize(r: OptimizeResult) -> str:
             _cards(
                 [
                     (chosen.recipe, "chosen", "good"),
-                    (f"{speed:.2f}×", f"vs {r.baseline}", "good" if speed > 1 else ""),
+                    (f"{speed:.2f}×", f"vs {r.baseline}", "good" if speed > 1 else "")
+                    if chosen.same_as != "baseline"
+                    else ("1×", f"it is {r.baseline}", ""),
                     (fmt.size(chosen.size_bytes), "size", ""),
-                    (fmt.rel(chosen.rel_error), "error", ""),
+                    _accuracy_card(r, chosen),
                     (
                         "100%" if not chosen.cpu_nodes else f"{chosen.cpu_nodes} CPU nodes",
                         "on XNNPACK",
@@ -410,7 +438,7 @@ def _optimize(r: OptimizeResult) -> str:
     def fixed(c) -> list[str]:
         return ["yes" if c.fixed else "no", ", ".join(c.rules), f"{c.cpu_nodes_before} → {c.cpu_nodes}"]
 
-    out.append(_candidates_table("candidates", r.candidates, r.chosen, fixed, ("fixed", "rules")))
+    out.append(_candidates_table("candidates", r, r.candidates, r.chosen, fixed, ("fixed", "rules")))
     out.append(_quant_findings(r.candidates))
     rolled = [(c.recipe, rule, why) for c in r.candidates for rule, why in c.rolled_back]
     if rolled:
@@ -419,10 +447,7 @@ def _optimize(r: OptimizeResult) -> str:
             + "".join(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td><td>{escape(c)}</td></tr>" for a, b, c in rolled)
             + "</table>"
         )
-    points = [
-        (c.recipe, c.median_ms, c.rel_error, c.pareto, c.recipe == r.chosen) for c in r.candidates if c.status == "ok"
-    ]
-    out.append("<h2>latency × error</h2>" + svg.scatter(points, max_error=r.max_error))
+    out.append(_scatter(r, r.candidates, r.chosen))
     if r.output:
         out.append(_next(f"xnnfit bench {r.output}", "time the chosen model on the app's thread count"))
     return "".join(out)

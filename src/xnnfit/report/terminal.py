@@ -22,6 +22,7 @@ from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.versions import TARGET_CAUSES
 from xnnfit.measure.bench import COMPILED, BenchResult, BenchRun, CompareResult
 from xnnfit.model.specs import InputSpec
+from xnnfit.report import accuracy
 from xnnfit.report.next_step import next_step
 from xnnfit.rewrite.fix import FixResult
 from xnnfit.rewrite.rules import RULES
@@ -541,15 +542,21 @@ def _where(where: tuple[str, ...]) -> str:
 
 
 def render_fix(console: Console, report: FixResult) -> None:
-    """What fix did: what it was judged against, rules kept or rolled back, delegation, latency, errors; next step."""
+    """What fix did: what it was judged against and on, rules kept or rolled back, delegation, latency, errors."""
     r = report.rewrite
     console.print(f"[bold]{escape(report.model)}[/] · [cyan]{report.recipe}[/]")
     render_inputs(console, report.inputs)
+    for w in report.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(w)}")
     if r.reference:
         console.print(
             f"  quantized model: every rewrite is judged against {escape(r.reference)} (kept only if "
             "no farther from it than before)"
         )
+    if r.verified_on is not None:
+        console.print(f"  verified on {escape(r.verified_on.describe(report.inputs))}")
+    if r.judgement is not None and not r.judgement.judged:
+        console.print(f"  [yellow]{escape(r.judgement.message)}[/]")
     for o in r.outcomes:
         if o.status == "applied":
             console.print(f"  [green]applied[/] {o.rule} ×{o.count} at {escape(_where(o.where))}: {escape(o.reason)}")
@@ -582,23 +589,26 @@ def render_fix(console: Console, report: FixResult) -> None:
                 else "output not written"
             )
         )
-    elif b is not None and a is not None and r.numerics is not None:
+        if r.reference_before is not None:
+            console.print(
+                f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} of its output scale"
+            )
+    elif b is not None and a is not None:
         console.print(f"  CPU nodes {b.cpu_nodes} -> {a.cpu_nodes}; partitions {b.partitions} -> {a.partitions}")
         speed = b.median_ms / a.median_ms if a.median_ms else 0.0
+        latency = f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs)"
         repaired = [o.rule for o in r.applied if o.rule in RULES and RULES[o.rule].judged_against == "cpu"]
-        if repaired:  # the original's XNNPACK outputs were wrong: the change is the repair
+        if r.numerics is None:  # accuracy cannot be judged (said above): no relative error means anything
+            console.print(latency)
+        elif repaired:  # the original's XNNPACK outputs were wrong: the change is the repair
             console.print(
-                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); "
-                "outputs moved by "
+                f"{latency}; outputs moved by "
                 f"{fmt.rel(r.numerics.max_rel_error)} of the original's scale: its XNNPACK outputs were "
                 "wrong, the fixed model's match "
                 f"its built-in kernels ({', '.join(repaired)})"
             )
         else:
-            console.print(
-                f"  latency {b.median_ms:.3g} -> {a.median_ms:.3g} ms ({speed:.2f}x, interleaved runs); "
-                f"outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale"
-            )
+            console.print(f"{latency}; outputs within {fmt.rel(r.numerics.max_rel_error)} of the original's scale")
         if r.reference_before is not None and r.reference_after is not None:
             console.print(
                 f"  error vs {escape(r.reference)}: {fmt.rel(r.reference_before.max_rel_error)} -> "
@@ -635,6 +645,15 @@ def _render_keras_hints(console: Console, report: FixResult) -> None:
             render_advice(console, BY_ID.get(advice_id) or general(advice_id.split(".")[0]), indent=6)
 
 
+def render_accuracy_legend(console: Console, budget, evaluation, reference: str, rows=()) -> None:
+    """What the accuracy columns were measured on and mean, the budget, and the Pareto mark."""
+    for line in accuracy.legend(budget, evaluation, reference, rows):
+        if line.startswith(accuracy.NOT_JUDGED):
+            console.print(f"  [yellow]{accuracy.NOT_JUDGED}[/]{escape(line[len(accuracy.NOT_JUDGED) :])}")
+        else:
+            console.print(f"  {escape(line)}")
+
+
 def render_optimize(console: Console, result: OptimizeResult) -> None:
     """The chosen model and why, the candidates, rollbacks, what to change in the Keras source, the next step."""
     console.print(f"[bold]{escape(result.model)}[/] · optimize for XNNPACK ({fmt.plural(result.threads, 'thread')})")
@@ -652,12 +671,13 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
         if result.output:
             console.print(f"  wrote {escape(result.output)}")
     table = Table(box=None, header_style="bold")
-    for col in ("recipe", "fixed", "rules", "CPU nodes", "partitions", "median ms", "size", "error", "top-1", "pareto"):
+    acc = accuracy.columns(result.budget, result.eval)
+    for col in ("recipe", "fixed", "rules", "CPU nodes", "partitions", "median ms", "size", *acc, "pareto"):
         table.add_column(col, justify="left" if col in ("recipe", "fixed", "rules") else "right")
     for c in result.candidates:
         mark = "[bold green]" if c.recipe == result.chosen else ""
         if c.status != "ok":
-            table.add_row(f"{mark}{escape(c.recipe)}", "[red]failed[/]", *[""] * 8)
+            table.add_row(f"{mark}{escape(c.recipe)}", "[red]failed[/]", *[""] * (len(acc) + 6))
             continue
         table.add_row(
             f"{mark}{escape(c.recipe)}",
@@ -665,17 +685,15 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
             escape(", ".join(c.rules)) or "-",
             f"{c.cpu_nodes_before} -> {c.cpu_nodes}" if c.fixed else str(c.cpu_nodes),
             str(c.partitions),
-            f"{c.median_ms:.3g}",
+            f"{c.median_ms:.3g}" + (f" [dim](= {escape(c.same_as)})[/]" if c.same_as else ""),
             fmt.size(c.size_bytes),
-            fmt.rel(c.rel_error),
-            "n/a" if c.top1 is None else fmt.pct(c.top1),
+            *accuracy.cells(c, result.budget, result.eval),
             "*" if c.pareto else "",
         )
     console.print(table)
-    console.print(
-        f"  error = max abs error / max |output| of {escape(result.reference)}; budget "
-        f"--max-error {fmt.pct(result.max_error)}; * = Pareto frontier"
-    )
+    render_accuracy_legend(console, result.budget, result.eval, result.reference, result.candidates)
+    if any(c.same_as for c in result.candidates):
+        console.print("  (= X): the same bytes as X, timed once")
     for c in result.candidates:
         if c.status != "ok":
             console.print(f"  [red]{escape(c.recipe)} dropped:[/] {escape(' '.join((c.error or '').split()))}")
@@ -725,23 +743,13 @@ def render_quant(console: Console, report: QuantResult) -> None:
     for w in report.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
     table = Table(box=None, header_style="bold")
-    for col in (
-        "recipe",
-        "size",
-        "on XNNPACK",
-        "partitions",
-        "median ms",
-        "CPU time",
-        "max err",
-        "cosine",
-        "top-1",
-        "pareto",
-    ):
+    acc = accuracy.columns(report.budget, report.eval)
+    for col in ("recipe", "size", "on XNNPACK", "partitions", "median ms", "CPU time", *acc, "pareto"):
         table.add_column(col, justify="left" if col == "recipe" else "right")
     for r in report.rows:
         mark = "[bold green]" if r.recipe == report.recommended else ""
         if r.status != "ok":
-            table.add_row(f"{mark}{escape(r.recipe)}", "[red]failed[/]", "", "", "", "", "", "", "", "")
+            table.add_row(f"{mark}{escape(r.recipe)}", "[red]failed[/]", *[""] * (len(acc) + 5))
             continue
         table.add_row(
             f"{mark}{escape(r.recipe)}",
@@ -750,21 +758,19 @@ def render_quant(console: Console, report: QuantResult) -> None:
             str(r.partitions),
             f"{r.median_ms:.3g}",
             fmt.pct(r.cpu_share),
-            f"{r.rel_error:.2%}",
-            f"{r.cosine:.4f}",
-            "n/a" if r.top1 is None else fmt.pct(r.top1),
+            *accuracy.cells(r, report.budget, report.eval),
             "*" if r.pareto else "",
         )
     console.print(table)
+    warned = set(report.warnings)
     for r in report.rows:
         if r.status != "ok":
             console.print(f"  [red]{escape(r.recipe)} failed:[/] {escape(' '.join((r.error or '').split()))}")
         for w in r.warnings:
-            console.print(f"  [yellow]warning:[/] {escape(w)}")
-    console.print(
-        "  max err = max abs error / max |float output|; budget --max-error "
-        f"{report.max_error:.1%}; * = Pareto frontier (latency, size, error)"
-    )
+            if w not in warned:
+                warned.add(w)
+                console.print(f"  [yellow]warning:[/] {escape(w)}")
+    render_accuracy_legend(console, report.budget, report.eval, "the fp32 conversion", report.rows)
     render_quant_findings(console, report.rows)
     if report.recommended:
         console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")

@@ -12,9 +12,9 @@ import dataclasses
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.policy import BENCH_RUNS, DEFAULT_POLICY, VerifyPolicy
 from xnnfit.core.record import NOT_IN_DICT, Record
-from xnnfit.measure.accuracy import Numerics, compare
+from xnnfit.measure.accuracy import Judgement, Numerics, compare
 from xnnfit.model.artifact import Artifact
-from xnnfit.model.inputs import random_inputs
+from xnnfit.model.inputs import DataOrigin, draw_samples
 from xnnfit.rewrite.graph import Graph
 from xnnfit.rewrite.rule import NoMatch, RewriteContext, Rule
 from xnnfit.rewrite.rules import RULES
@@ -52,10 +52,12 @@ class RewriteResult(Record):
     outcomes: tuple[RuleOutcome, ...] = ()
     before: Side | None = None  # None for a dry run (nothing measured)
     after: Side | None = None
-    numerics: Numerics | None = None  # fixed vs original
+    numerics: Numerics | None = None  # fixed vs original (None when accuracy cannot be judged)
     reference: str | None = None  # what a quantized model was judged against
     reference_before: Numerics | None = None  # the original's outputs vs that reference
     reference_after: Numerics | None = None  # the fixed model's outputs vs that reference
+    verified_on: DataOrigin | None = None  # the inputs every rewrite was verified on (None for a dry run)
+    judgement: Judgement | None = None  # whether accuracy could be judged on the reference's outputs, why not
 
     @property
     def applied(self) -> tuple[RuleOutcome, ...]:
@@ -123,17 +125,20 @@ def fix_content(
     runs: int = BENCH_RUNS,
     policy: VerifyPolicy = DEFAULT_POLICY,
     seed: int = 0,
+    data: str | None = None,
 ) -> RewriteResult:
     """Rewrite `artifact` with `rules`, verifying each (call it in a TensorFlow-free child).
 
-    `reference` is the float model a quantized artifact is judged against (`reference_name` says which).
+    `reference` is the float model a quantized artifact is judged against (`reference_name`
+    says which). Every rewrite is verified on all samples of `data` (an .npz keyed by input
+    name), else on `policy.samples` seeded random ones in each input's value range.
     """
     rules = rules if rules is not None else list(RULES.values())
     ctx = RewriteContext(artifact.specs)
-    verifier = Verifier(
-        artifact.specs, random_inputs(artifact.specs, policy.samples, seed), policy, runs, reference, reference_name
-    )
-    original = current = verifier.state(artifact.content)
+    samples, origin = draw_samples(artifact.specs, data, policy.samples, seed)
+    verifier = Verifier(artifact.specs, samples, policy, runs, reference, reference_name)
+    original = current = verifier.start(artifact.content)
+    judgement = dataclasses.replace(verifier.judgement, remedy=remedy(verifier.judgement, data))
     outcomes = []
     for rule in rules:
         done = apply_to_fixpoint(rule, current.content, ctx)
@@ -155,11 +160,28 @@ def fix_content(
         tuple(outcomes),
         Side(original.cpu_nodes, original.partitions, t0.median_ms),
         Side(current.cpu_nodes, current.partitions, t1.median_ms),
-        compare(original.outputs, current.outputs),
+        compare(original.outputs, current.outputs) if judgement.judged else None,
         reference_name if reference else None,
         verifier.reference_errors(original),
         verifier.reference_errors(current),
+        origin,
+        judgement,
     )
+
+
+def remedy(judgement: Judgement, data: str | None) -> str | None:
+    """What to pass so fix can judge accuracy (None when it can)."""
+    if judgement.judged:
+        return None
+    real = "" if data else "pass real inputs with --data FILE, or "
+    if judgement.kind == "below-step":
+        return (
+            f"{real}convert it from trained weights with representative --calibration data, so its output "
+            "quantization fits the outputs"
+        )
+    if data:
+        return f"the model gives the same output for every input of {data}: use a model with trained weights"
+    return f"{real}use a model with trained weights"
 
 
 def rewrite_only(content: bytes, rule_ids: tuple[str, ...], ctx: RewriteContext | None = None) -> bytes:

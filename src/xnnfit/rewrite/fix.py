@@ -48,6 +48,7 @@ class FixResult(Record):
     sides: tuple[
         Diagnosis, ...
     ] = ()  # (before, after), profiled, when asked for (the HTML report and the trace draw them)
+    warnings: tuple[str, ...] = ()  # the conversion's and the data's (an array fed by position)
 
     @property
     def content(self) -> bytes:

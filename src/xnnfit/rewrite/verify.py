@@ -3,7 +3,10 @@
 A rule's exactness picks the output bound: exact rules must match to float rounding,
 tolerance rules within their stated tolerance. A quantized model is judged against a
 float reference instead: the candidate may be no farther from it than the original
-(within the policy's margin).
+(within the policy's margin). When accuracy cannot be judged on the reference's outputs
+(measure.accuracy.judge: constant, zero, below the quantized output's step) the same
+bounds still hold, but only absolute differences are said: relative errors would mean
+nothing; the shared intermediate tensors carry the comparison.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.policy import VerifyPolicy
-from xnnfit.measure.accuracy import Numerics, compare
+from xnnfit.measure.accuracy import JUDGED, Judgement, Numerics, compare, judge, output_steps
 from xnnfit.model.specs import InputSpec
 from xnnfit.observe.delegation import observe
 from xnnfit.rewrite.rule import Rule
@@ -137,7 +140,7 @@ class State:
 
 
 @dataclasses.dataclass(frozen=True)
-class Judgement:
+class Decision:
     """Whether a candidate is kept, why, and the state it becomes."""
 
     ok: bool
@@ -162,6 +165,20 @@ class Verifier:
         self.reference_name = reference_name
         self.reference = outputs(reference, samples, specs) if reference else None
         self.reference_tensors = real_tensors(reference, samples[0], specs) if reference else None
+        self.judgement: Judgement = JUDGED
+
+    def start(self, content: bytes) -> State:
+        """The original model's state, and whether accuracy can be judged on the reference's outputs.
+
+        The reference is the float model for a quantized one (then the original's output
+        steps count), else the original itself.
+        """
+        original = self.state(content)
+        if self.reference is not None:
+            self.judgement = judge(self.reference, output_step=output_steps(content))
+        else:
+            self.judgement = judge(original.outputs)
+        return original
 
     def state(self, content: bytes) -> State:
         """Outputs, CPU nodes, partitions and intermediate tensors of `content`."""
@@ -172,12 +189,12 @@ class Verifier:
             real_tensors(content, self.samples[0], self.specs),
         )
 
-    def judge(self, rule: Rule, current: State, candidate: bytes) -> Judgement:
+    def judge(self, rule: Rule, current: State, candidate: bytes) -> Decision:
         """Keep `candidate` only if it is as faithful as `current`, no worse delegated and not slower."""
         try:
             new = self.state(candidate)
         except XnnfitError as exc:
-            return Judgement(False, f"the rewritten model does not run: {exc}")
+            return Decision(False, f"the rewritten model does not run: {exc}")
         if rule.judged_against == "cpu":  # the current model's XNNPACK outputs are the wrong ones being repaired
             num = compare(outputs(current.content, self.samples, self.specs, xnnpack=False), new.outputs)
         else:
@@ -186,26 +203,37 @@ class Verifier:
         if ok:
             ok, inner = self._neighbourhood(rule, current, new)
             text = f"{text}; {inner}" if ok else inner
+        shown = num if self.judgement.judged else None  # relative errors mean nothing on a degenerate reference
         if not ok:
-            return Judgement(False, f"outside tolerance: {text}", num)
+            return Decision(False, f"outside tolerance: {text}", shown)
         if new.cpu_nodes > current.cpu_nodes:
-            return Judgement(False, f"more CPU nodes ({current.cpu_nodes} -> {new.cpu_nodes})", num)
+            return Decision(False, f"more CPU nodes ({current.cpu_nodes} -> {new.cpu_nodes})", shown)
         before, after = self.race(current.content, candidate)
         p = self.policy
         if after.median_ms > before.median_ms * p.slower_margin and after.p10_ms > before.p90_ms:
-            return Judgement(False, f"slower ({before.median_ms:.3g} -> {after.median_ms:.3g} ms)", num)
-        return Judgement(True, text, num, new)
+            return Decision(False, f"slower ({before.median_ms:.3g} -> {after.median_ms:.3g} ms)", shown)
+        return Decision(True, text, shown, new)
 
     def reference_errors(self, state: State) -> Numerics | None:
-        """How far `state`'s outputs are from the float reference (None without one)."""
-        return compare(self.reference, state.outputs) if self.reference is not None else None
+        """How far `state`'s outputs are from the float reference (None without one, or when it cannot be judged)."""
+        if self.reference is None or not self.judgement.judged:
+            return None
+        return compare(self.reference, state.outputs)
 
     def _faithful(self, rule: Rule, num: Numerics, current: State, new: State) -> tuple[bool, str]:
         p = self.policy
+        judged = self.judgement.judged
         if self.reference is not None:  # quantized: judged against the float reference
             base, cand = compare(self.reference, current.outputs), compare(self.reference, new.outputs)
             bound = p.quantized_margin * base.max_rel_error + p.quantized_floor
             ok = cand.max_rel_error <= bound
+            if not judged:
+                return ok, (
+                    f"outputs not judged against {self.reference_name} (accuracy cannot be judged on them)"
+                    if ok
+                    else f"outputs farther from {self.reference_name} (max abs difference "
+                    f"{base.max_abs_error:.3g} -> {cand.max_abs_error:.3g})"
+                )
             return ok, (
                 f"error vs {self.reference_name} {fmt.rel(cand.max_rel_error)} of its output scale "
                 f"(before {fmt.rel(base.max_rel_error)}; bound {p.quantized_margin:g}x before + {p.quantized_floor:g})"
@@ -213,6 +241,12 @@ class Verifier:
         bound = p.bound(rule.exactness, rule.tolerance or 0.0)
         ok = num.max_rel_error <= bound
         against = " of the original on the built-in kernels" if rule.judged_against == "cpu" else ""
+        if not judged:
+            return ok, (
+                "outputs not judged (accuracy cannot be judged on them)"
+                if ok
+                else f"outputs moved (max abs difference {num.max_abs_error:.3g}{against})"
+            )
         return (
             ok,
             f"outputs within {num.max_rel_error:.2g} of their scale{against} (bound {bound:g}, {rule.exactness} rule)",

@@ -215,7 +215,7 @@ def _special(g: Graph, x: int, f_t: int, f_ops: list[int], g_t: int, g_ops: list
     if len(consts) != 1 or x not in g.inputs(op):
         return None
     a = consts[0]
-    if a.size == 1 and float(a) != 0.0:
+    if a.size == 1 and float(a.reshape(-1)[0]) != 0.0:  # a (1,)-shaped constant in int8 models, not a scalar
         return ("leaky", float(a.reshape(-1)[0]))
     if a.size > 1 and g.dtype(x).startswith("float") and a.shape[-1] == g.shape(x)[-1]:
         return ("prelu", a.astype(np.float32))
