@@ -82,8 +82,13 @@ def _analyse(job: Job, artifact: Artifact, recipe: ConversionRecipe, samples: li
         models = debug_models(source.model, recipe, job.options, display=source.display)
     else:
         models = run_isolated(debug_models_child, source, recipe, job.options, what=what, timeout=job.timeout)
-    errors = job.stage(layer_errors_stage, models, few, what=f"comparing each quantized tensor of {artifact.what}")
-    return job.stage(findings_stage, artifact, errors.tensors, errors.samples, what=f"explaining {artifact.what}")
+    return job.stage(analysis_stage, artifact, models, few, what=f"comparing each quantized tensor of {artifact.what}")
+
+
+def analysis_stage(artifact: Artifact, models: DebugModels, samples: list[dict]) -> QuantAnalysis:
+    """Each quantized tensor against its float twin on LiteRT, then the findings (run it in a TensorFlow-free child)."""
+    errors = layer_errors_stage(models, samples)
+    return findings_stage(artifact, errors.tensors, errors.samples)
 
 
 def explain_and_repair(
