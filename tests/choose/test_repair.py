@@ -138,3 +138,13 @@ def test_a_crash_of_the_analysis_costs_the_findings_only(tmp_path):
     assert [r.status for r in result.rows] == ["ok", "ok"]  # fp32 and int8 measured and raced as ever
     (note,) = [w for w in result.warnings if "quantization findings for int8 could not be made" in w]
     assert "\n" not in note and "crashing.py:build" in note
+
+
+def test_quant_and_optimize_take_explain_quant():
+    from typer.testing import CliRunner
+
+    from xnnfit.cli import app
+
+    for command in ("quant", "optimize"):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "--explain-quant" in result.output, result.output

@@ -40,13 +40,6 @@ class QuantFinding(Record):
     float_nodes: tuple[str, ...] = ()  # output tensors of the nodes int8-repaired keeps in float for it
     title: str = ""  # the cause's title
 
-    @property
-    def where(self) -> str:
-        """'layer (file:line)', the layer alone, or the tensor when the layer is unknown."""
-        if self.layer is None:
-            return self.tensor
-        return f"{self.layer} ({self.line})" if self.line else self.layer
-
 
 @dataclasses.dataclass(frozen=True)
 class QuantAnalysis(Record):

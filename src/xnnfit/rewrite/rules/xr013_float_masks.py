@@ -13,7 +13,10 @@ MUL/MAXIMUM/1-x, REDUCE_ALL/ANY as REDUCE_MIN/MAX), once per mask tensor, placed
 after the tensor it mirrors. Integers stay exact in float32 up to 2**24, so integer
 constants beyond that refuse the rule. What has no float form (an int graph input, a
 GATHER) is CAST to float once where it is made: for a padding mask that is one CPU node
-at the start of the graph, next to the token GATHER, instead of one per layer.
+at the start of the graph, next to the token GATHER, instead of one per layer. A quantized
+(int8) tensor in the mask cone is lifted by its real values, through a DEQUANTIZE (a
+constant dequantized here), never by its stored integers: an int8 mask and the 0.5 it is
+compared with each have their own scale.
 """
 
 from __future__ import annotations
