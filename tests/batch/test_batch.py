@@ -306,3 +306,89 @@ def test_fix_over_a_folder_writes_each_fixed_model_into_the_output_folder(zoo, t
     assert all(m["changed"] for m in doc["models"])
     res = run("fix", str(d / "nested"), "-o", str(d / "add.tflite"), "-q")
     assert res.returncode == 2 and "is a file" in res.stderr
+
+
+GROWING = """import keras
+
+WIDTH = {width}  # the only line that changes: the graph keeps its ops, the work grows
+
+
+def build():
+    inp = keras.Input((WIDTH,), name="x")
+    h = keras.layers.Dense(WIDTH, activation="relu", name="d1")(inp)
+    h = keras.layers.Dense(WIDTH, activation="relu", name="d2")(h)
+    return keras.Model(inp, keras.layers.Dense(4, name="head")(h))
+"""
+
+
+def test_bench_baseline_catches_a_slowed_model(tmp_path):
+    """--bench in a batch times each job; a model grown 128x in width (same ops, all delegated) is 'slower'."""
+    (tmp_path / "net.py").write_text(GROWING.format(width=8))
+    manifest = tmp_path / "zoo.toml"
+    manifest.write_text('[[model]]\npath = "net.py:build"\n')
+    base, cache = tmp_path / "base.json", ["--cache-dir", str(tmp_path / "cache")]
+    res = run("check", "--manifest", str(manifest), "--bench", "--write-baseline", str(base), *cache, "-q")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(base.read_text())
+    (row,) = doc["rows"]
+    assert row["median_ms"] > 0 and row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and doc["cpu"]
+    assert f"timed on {doc['cpu']}" in " ".join(res.stdout.split())
+    (tmp_path / "net.py").write_text(GROWING.format(width=1024))
+    out = tmp_path / "r.json"
+    res = run(
+        "check", "--manifest", str(manifest), "--bench", "--baseline", str(base), "--json", str(out), *cache, "-q"
+    )
+    assert res.returncode == 1, res.stderr
+    diff = json.loads(out.read_text())["baseline"]
+    (slower,) = diff["regressions"]
+    assert slower["what"].startswith("slower: ") and "p10-p90" in slower["what"] and doc["cpu"] in slower["what"]
+    assert "regression " + slower["model"] in " ".join(res.stdout.split())
+    assert not diff["added"] and not diff["removed"] and not diff["renamed"]  # the same job, by its path
+
+
+def test_a_runtime_matrix_with_models_that_do_not_load(tmp_path):
+    """--runtime all in a batch: a job per (model, runtime); a model a runtime cannot load says why, everywhere."""
+    from junitparser import Failure, JUnitXml
+
+    from xnnfit.runtime.targets import MATRIX
+    from xnnfit.tflite.schema import fb
+    from xnnfit.tflite.writer import serialize
+
+    zoo_dir = tmp_path / "rt"
+    zoo_dir.mkdir()
+    (zoo_dir / "composite.tflite").write_bytes(one_op_model("STABLEHLO_COMPOSITE"))  # an op older runtimes lack
+    newer = fb.ModelT.InitFromPackedBuf(one_op_model("ADD"), 0)
+    for code in newer.operatorCodes:
+        code.version = 99  # no runtime knows it: the installed one predicts, the others refuse
+    (zoo_dir / "newer.tflite").write_bytes(serialize(newer))
+    out = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "md", "sarif")}
+    res = run(
+        "check", str(zoo_dir), "--runtime", "all", "--no-cache", "--json", str(out["json"]), "--junit",
+        str(out["xml"]), "--markdown", str(out["md"]), "--sarif", str(out["sarif"]), "-q",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    rows = {(Path(r["model"]).name, r["runtime"]): r for r in json.loads(out["json"].read_text())["rows"]}
+    assert sorted(rows) == sorted((m, rt) for m in ("composite.tflite", "newer.tflite") for rt in MATRIX)
+    assert all(r["status"] == "not-loaded" for (m, _), r in rows.items() if m == "newer.tflite")
+    assert "builtin opcode 'ADD' version '99'" in rows["newer.tflite", "tflite-runtime==2.14.0"]["failures"][0]
+    installed = rows["newer.tflite", MATRIX[-1]]
+    assert installed["predicted"] and "version '99'" in installed["failures"][0]
+    assert rows["composite.tflite", MATRIX[-1]]["status"] == "ok"
+    assert rows["composite.tflite", "tflite-runtime==2.14.0"]["status"] == "not-loaded"
+    refused = {k for k, r in rows.items() if r["status"] == "not-loaded"}
+    suite = next(iter(JUnitXml.fromfile(str(out["xml"]))))
+    failed = {
+        (case.classname.split(".")[-1], case.name): r.message
+        for case in suite
+        for r in case.result
+        if isinstance(r, Failure) and r.type == "not-loaded"
+    }
+    assert {(f"{Path(m).stem}_tflite", f"as-given[{rt}]") for m, rt in refused} == set(failed)
+    assert all("cannot load" in m or "could not load" in m for m in failed.values())
+    md = out["md"].read_text()
+    assert md.count("| not loaded: ") == len(refused) and "(predicted)" in md
+    sarif = json.loads(out["sarif"].read_text())["runs"][0]
+    assert sum(r["ruleId"] == "xnnfit/not-loaded" for r in sarif["results"]) == len(refused)
+    assert sarif["automationDetails"]["id"] == "xnnfit/as-given/" + "+".join(sorted(MATRIX)) + "/"
+    console = " ".join(res.stdout.split())
+    assert console.count("not loaded ") >= len(refused) and "cannot load the model: Op builtin_code" in console

@@ -87,7 +87,7 @@ def row_of(job: Job, d: Diagnosis, digest: str, cached: bool, seconds: float) ->
     causes = tuple(sorted({c for n in d.observed if not n.delegated for c in n.causes} - accepted))
     failures = list(spec.gates.failures(d, accepted))
     if d.load_failed:
-        failures.insert(0, f"{d.runtime or 'the installed runtime'} cannot load the model: {d.predicted}")
+        failures.insert(0, f"{d.runtime or 'the installed runtime'}: {d.predicted}")
     status = NOT_LOADED if d.not_loaded or d.load_failed else GATE if failures else OK
     return JobRow(
         spec.path,
