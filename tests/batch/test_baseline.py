@@ -86,7 +86,7 @@ def test_apply_marks_each_regressed_row_and_keeps_its_gate_status():
     batch = BatchResult((), (worse, gated), cpu=CPU)
     marked = apply(batch, compare(batch, Baseline("base.json", base, CPU)))
     assert [r.status for r in marked.rows] == ["regression", "gate"]
-    assert marked.rows[0].failures == ("regression against the baseline: CPU nodes 2 -> 3",)
-    assert marked.rows[1].failures[-1] == "regression against the baseline: partitions 3 -> 4"
+    assert marked.rows[0].failures == ("vs baseline: CPU nodes 2 -> 3",)
+    assert marked.rows[1].failures[-1] == "vs baseline: partitions 3 -> 4"
     assert marked.outcome() == "fail" and marked.to_dict()["baseline"]["regressions"][0]["what"] == "CPU nodes 2 -> 3"
     assert BatchResult.from_dict(marked.to_dict()) == marked

@@ -92,7 +92,7 @@ def apply(current: BatchResult, diff: BaselineDiff) -> BatchResult:
     """The batch with the diff attached and each regressed job's row saying so (status 'regression' if it was ok)."""
     lines: dict[tuple[str, str, str], list[str]] = {}
     for c in diff.regressions:
-        lines.setdefault((c.model, c.recipe, c.runtime), []).append(f"regression against the baseline: {c.what}")
+        lines.setdefault((c.model, c.recipe, c.runtime), []).append(f"vs baseline: {c.what}")
     rows = []
     for r in current.rows:
         extra = lines.get(r.key)
