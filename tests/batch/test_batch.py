@@ -308,24 +308,23 @@ def test_fix_over_a_folder_writes_each_fixed_model_into_the_output_folder(zoo, t
     assert res.returncode == 2 and "is a file" in res.stderr
 
 
-GROWING = """import keras
+def _dense_tflite(width: int) -> bytes:
+    """Three Dense layers on `width` features: the same ops at any width, all delegated; the work grows as width²."""
+    import keras
 
-WIDTH = {width}  # the only line that changes: the graph keeps its ops, the work grows
+    from fixtures_models import convert
 
-
-def build():
-    inp = keras.Input((WIDTH,), name="x")
-    h = keras.layers.Dense(WIDTH, activation="relu", name="d1")(inp)
-    h = keras.layers.Dense(WIDTH, activation="relu", name="d2")(h)
-    return keras.Model(inp, keras.layers.Dense(4, name="head")(h))
-"""
+    inp = keras.Input((width,), name="x")
+    h = keras.layers.Dense(width, activation="relu", name="d1")(inp)
+    h = keras.layers.Dense(width, activation="relu", name="d2")(h)
+    return convert(keras.Model(inp, keras.layers.Dense(4, name="head")(h))).content
 
 
 def test_bench_baseline_catches_a_slowed_model(tmp_path):
-    """--bench in a batch times each job; a model grown 128x in width (same ops, all delegated) is 'slower'."""
-    (tmp_path / "net.py").write_text(GROWING.format(width=8))
+    """--bench in a batch times each job; the same file grown 128x in width (same ops, all delegated) is 'slower'."""
+    (tmp_path / "net.tflite").write_bytes(_dense_tflite(8))
     manifest = tmp_path / "zoo.toml"
-    manifest.write_text('[[model]]\npath = "net.py:build"\n')
+    manifest.write_text('[[model]]\npath = "net.tflite"\n')
     base, cache = tmp_path / "base.json", ["--cache-dir", str(tmp_path / "cache")]
     res = run("check", "--manifest", str(manifest), "--bench", "--write-baseline", str(base), *cache, "-q")
     assert res.returncode == 0, res.stderr
@@ -333,7 +332,7 @@ def test_bench_baseline_catches_a_slowed_model(tmp_path):
     (row,) = doc["rows"]
     assert row["median_ms"] > 0 and row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and doc["cpu"]
     assert f"timed on {doc['cpu']}" in " ".join(res.stdout.split())
-    (tmp_path / "net.py").write_text(GROWING.format(width=1024))
+    (tmp_path / "net.tflite").write_bytes(_dense_tflite(1024))
     out = tmp_path / "r.json"
     res = run(
         "check", "--manifest", str(manifest), "--bench", "--baseline", str(base), "--json", str(out), *cache, "-q"

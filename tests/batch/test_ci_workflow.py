@@ -167,7 +167,13 @@ def replay(workflow, tmp_path_factory):
     return runs
 
 
-def test_a_pull_request_before_any_baseline_and_main_pass(replay):
+def test_the_documented_workflow_replayed(replay):
+    """One test over one replay (the fixture is the cost): first PR and main pass, the next PR reports every change."""
+    _a_pull_request_before_any_baseline_and_main_pass(replay)
+    _a_pull_request_reports_every_change_in_every_output(replay)
+
+
+def _a_pull_request_before_any_baseline_and_main_pass(replay):
     for name in ("first-pr", "main"):
         folder, res = replay[name]
         assert res.returncode == 0, res.stdout + res.stderr
@@ -179,7 +185,7 @@ def test_a_pull_request_before_any_baseline_and_main_pass(replay):
     assert (replay["main"][0] / "baseline.json").exists()
 
 
-def test_a_pull_request_reports_every_change_in_every_output(replay):
+def _a_pull_request_reports_every_change_in_every_output(replay):
     folder, res = replay["pr"]
     assert res.returncode == 1, res.stdout + res.stderr
     doc = json.loads((folder / "xnnfit.json").read_text())

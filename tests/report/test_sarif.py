@@ -119,7 +119,7 @@ def zoo(tmp_path_factory):
     (repo / "models" / "mnv3.py").write_text(MNV3)
     (repo / "models" / "where_activation.py").write_text((ROOT / "examples" / "where_activation.py").read_text())
     (repo / "zoo.toml").write_text(
-        '[defaults]\nrecipes = ["fp32", "int8"]\n\n[[model]]\npath = "models/mnv3.py:build"\n\n'
+        '[defaults]\nrecipes = ["fp32", "int8"]\n\n[[model]]\npath = "models/mnv3.py:build"\nrecipes = ["int8"]\n\n'
         '[[model]]\npath = "models/where_activation.py:build"\n'
     )
     cache = str(tmp_path_factory.mktemp("cache"))
@@ -139,7 +139,14 @@ def zoo(tmp_path_factory):
     return repo, a, b, json.loads((repo / "a.json").read_text())
 
 
-def test_github_accepts_it_and_the_schema_too(zoo):
+def test_mobilenet_zoo_sarif_is_fit_for_github_code_scanning(zoo):
+    """One test over one pair of runs (the fixture is the cost): ingestion rules, grouping, fingerprints, URIs."""
+    _github_accepts_it_and_the_schema_too(zoo)
+    _one_result_per_cause_and_layer_with_its_node_count(zoo)
+    _fingerprints_are_stable_and_uris_resolve_from_the_repository_root(zoo)
+
+
+def _github_accepts_it_and_the_schema_too(zoo):
     import jsonschema
 
     _, a, b, _ = zoo
@@ -153,7 +160,7 @@ def test_github_accepts_it_and_the_schema_too(zoo):
     assert kb_rules and all(r["helpUri"] == kb_doc.help_uri(r["id"]) for r in kb_rules)
 
 
-def test_one_result_per_cause_and_layer_with_its_node_count(zoo):
+def _one_result_per_cause_and_layer_with_its_node_count(zoo):
     _, a, _, doc = zoo
     results = a["runs"][0]["results"]
     expected = {}
@@ -177,7 +184,7 @@ def test_one_result_per_cause_and_layer_with_its_node_count(zoo):
     assert set(where) == {"fp32", "int8"} and where["fp32"] == where["int8"]  # one line for the layer in every recipe
 
 
-def test_fingerprints_are_stable_and_uris_resolve_from_the_repository_root(zoo):
+def _fingerprints_are_stable_and_uris_resolve_from_the_repository_root(zoo):
     repo, a, b, _ = zoo
 
     def keyed(log):

@@ -81,10 +81,12 @@ def check_batch(req: BatchCheck) -> int:
         Output("--sarif", req.sarif),
         Output("--markdown", req.markdown),
     ]
-    root = Path(req.sarif_root).resolve() if req.sarif_root else default_root()
     with guarded(req.force, inputs, outputs):
+        root = Path(req.sarif_root).resolve() if req.sarif_root else Path(".")
         if req.sarif_root and not root.is_dir():
             raise XnnfitError(f"--sarif-root {req.sarif_root!r} is not a folder. Pass the repository's root folder.")
+        if not req.sarif_root and (req.sarif or req.output_format == "github"):
+            root = default_root()  # paths code scanning and annotations resolve: from the git top level
         cache = ResultCache(default_dir()) if req.cache is not None else None
         previous = baselines.load(req.baseline) if req.baseline else None  # a bad baseline fails before the work
         runtimes = batches.runtime_specs(req.options.get("runtime"))
