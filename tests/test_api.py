@@ -110,8 +110,9 @@ def test_fix_result_saves_atomically_and_never_twice(twice, tmp_path):
     assert result.changed
     out = result.save(tmp_path / "fixed.tflite")
     assert out.read_bytes() == result.content
-    with pytest.raises(xnnfit.XnnfitError, match="already exists"):
-        result.save(out)
+    with pytest.raises(xnnfit.XnnfitError, match=r"already exists\. Pass force=True to replace it") as caught:
+        result.save(out)  # said in the API's terms, not the command line's
+    assert "--force" not in str(caught.value)
     reread = xnnfit.FixResult.from_dict(result.to_dict())
     with pytest.raises(xnnfit.XnnfitError, match="holds no model"):
         reread.save(tmp_path / "other.tflite")
@@ -122,6 +123,14 @@ def test_quant_result_saves_each_recipe(twice, tmp_path):
     paths = result.save(tmp_path, stem="where")
     assert sorted(p.name for p in paths) == ["where.dynamic-int8+float-dw.tflite", "where.fp32.tflite"]
     assert all(p.read_bytes()[4:8] == b"TFL3" for p in paths)
+
+
+def test_the_error_hierarchy_is_exported(tmp_path):
+    errors = [xnnfit.SourceError, xnnfit.InputDataError, xnnfit.ConversionError, xnnfit.RuntimeFailure]
+    assert all(issubclass(e, xnnfit.XnnfitError) for e in [*errors, xnnfit.IsolationError])
+    (tmp_path / "bad.tflite").write_bytes(b"not a model")
+    with pytest.raises(xnnfit.SourceError):
+        xnnfit.check(str(tmp_path / "bad.tflite"))
 
 
 def test_from_dict_refuses_another_result():

@@ -102,21 +102,28 @@ def test_a_folder_batch_reports_every_model_despite_a_crash_and_a_hang(zoo, tmp_
         "jobs": 7,
         "ok": 4,
         "gate_failures": 1,
+        "regressions": 0,
+        "not_loaded": 0,
         "errors": 2,
+        "skipped": 0,
         "cached": 0,
+        "predicted": 0,
         "cpu_nodes": 2,
     }
+    assert doc["outcome"] == "error" and 0 < rows["add.tflite"]["seconds"] < doc["seconds"]
     assert [m["model"] for m in doc["models"]] and all(m["result"] == "check" for m in doc["models"])
     # the summary table, worst first
     lines = [line for line in res.stdout.splitlines() if ".tflite" in line or ".py" in line]
     assert "error" in lines[0] and "error" in lines[1] and "over budget" in lines[2]
+    assert any(x.startswith("over budget") and "XNN040 on node" in x for x in res.stdout.splitlines())  # which gate
 
     from junitparser import Error, Failure, JUnitXml
 
     suite = next(iter(JUnitXml.fromfile(str(out["xml"]))))
-    assert suite.tests == 7 and suite.failures == 1 and suite.errors == 2
-    kinds = {case.classname.split("/")[-1]: [type(r).__name__ for r in case.result] for case in suite}
-    assert kinds["sdpa.tflite"] == [Failure.__name__] and kinds["crash.py:build"] == [Error.__name__]
+    assert suite.tests == 7 and suite.failures == 1 and suite.errors == 2 and suite.time == round(doc["seconds"], 3)
+    kinds = {".".join(case.classname.split(".")[-2:]): [type(r).__name__ for r in case.result] for case in suite}
+    assert kinds["nested.sdpa_tflite"] == [Failure.__name__] and kinds["crash_py.build"] == [Error.__name__]
+    assert all("/" not in case.classname for case in suite)
 
     import jsonschema
 
@@ -124,38 +131,18 @@ def test_a_folder_batch_reports_every_model_despite_a_crash_and_a_hang(zoo, tmp_
     sarif = json.loads(out["sarif"].read_text())
     jsonschema.validate(sarif, schema)
     run0 = sarif["runs"][0]
-    assert {r["id"] for r in run0["tool"]["driver"]["rules"]} == {"XNN001", "XNN040"}
+    rules = {r["id"] for r in run0["tool"]["driver"]["rules"]}
+    assert rules == {"XNN001", "XNN040", "xnnfit/gate", "xnnfit/error"}
     where = [r for r in run0["results"] if r["ruleId"] == "XNN001"]
     loc = where[0]["locations"][0]["physicalLocation"]
     assert where[0]["level"] == "warning"
-    assert (
-        loc["artifactLocation"]["uri"] == "examples/where_activation.py" and loc["region"]["startLine"] > 0
-    )  # the Keras source line
+    assert loc["artifactLocation"] == {"uri": "examples/where_activation.py", "uriBaseId": "%SRCROOT%"}
+    assert loc["region"]["startLine"] > 0  # the Keras source line
     assert [r["level"] for r in run0["results"] if r["ruleId"] == "XNN040"] == ["error"]
+    assert sorted(Path(r["properties"]["model"].split(":")[0]).name for r in run0["results"] if r["level"] == "error"
+                  and r["ruleId"].startswith("xnnfit/")) == ["crash.py", "hang.py", "sdpa.tflite"]  # fmt: skip
     md = out["md"].read_text()
-    assert md.count("\n| `") == 7 and "over budget" in md
-
-
-def test_baseline_unchanged_swapped_and_renamed(zoo, tmp_path):
-    d, _ = zoo
-    work = tmp_path / "models"
-    work.mkdir()
-    for name in ("add.tflite", "conv_2d.tflite"):
-        (work / name).write_bytes((d / name).read_bytes())
-    cache = ["--cache-dir", str(tmp_path / "cache")]
-    base = tmp_path / "base.json"
-    assert run("check", str(work), "--write-baseline", str(base), *cache, "-q").returncode == 0
-    res = run("check", str(work), "--baseline", str(base), *cache, "-q")
-    assert res.returncode == 0 and "baseline: no change" in res.stdout
-    (work / "conv_2d.tflite").rename(work / "renamed.tflite")  # a rename is not a regression
-    res = run("check", str(work), "--baseline", str(base), *cache, "-q")
-    assert res.returncode == 0 and "regression" not in res.stdout
-    (work / "add.tflite").write_bytes((d / "nested" / "where.tflite").read_bytes())  # same path, a worse model
-    res = run("check", str(work), "--baseline", str(base), *cache, "-q")
-    assert res.returncode == 1
-    lines = [x for x in res.stdout.splitlines() if x.startswith("regression")]
-    assert lines and all("add.tflite" in x for x in lines)
-    assert "CPU nodes 0 -> 2" in " ".join(res.stdout.split()) and "new causes XNN001" in " ".join(res.stdout.split())
+    assert md.count("\n| `") == 7 and "over budget: XNN040 on node" in md
 
 
 def test_cached_rerun_costs_nothing_and_a_corrupt_entry_is_rewritten(zoo, tmp_path):
@@ -186,34 +173,52 @@ def test_cached_rerun_costs_nothing_and_a_corrupt_entry_is_rewritten(zoo, tmp_pa
     assert json.loads((tmp_path / "n.json").read_text())["summary"]["cached"] == 0
 
 
-def test_manifest_sets_recipes_and_budgets_per_model(zoo, tmp_path):
+def test_manifest_is_the_whole_truth_of_its_models(zoo, tmp_path):
+    """Paths relative to the manifest (builders too), command-line gates on top, checked once, accepted causes."""
     d, _ = zoo
-    manifest = tmp_path / "zoo.toml"
+    zoo_dir = tmp_path / "m"
+    (zoo_dir / "src").mkdir(parents=True)
+    for name in ("add.tflite", "nested/where.tflite"):
+        (zoo_dir / Path(name).name).write_bytes((d / name).read_bytes())
+    (zoo_dir / "src" / "where_activation.py").write_text(WHERE.read_text())
+    manifest = zoo_dir / "zoo.toml"
     manifest.write_text(
-        "[defaults]\nmax_partitions = 5\n\n[[model]]\npath = "
-        f'"{d / "nested" / "where.tflite"}"\nfail_on_fallback = true\n\n'
-        f'[[model]]\npath = "{WHERE}:build"\nrecipes = ["fp32", "fp16"]\n'
+        '[defaults]\nmax_partitions = 5\n\n[[model]]\npath = "where.tflite"\nfail_on_fallback = true\n\n'
+        '[[model]]\npath = "src/where_activation.py:build"\nrecipes = ["fp32", "fp16"]\nignore = ["XNN001"]\n'
     )
     res = run(
-        "check",
-        "--manifest",
-        str(manifest),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--json",
-        str(tmp_path / "r.json"),
-        "-q",
-    )
-    assert res.returncode == 1  # where.tflite falls back under fail_on_fallback
-    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
-    assert sorted((Path(r["model"]).name, r["recipe"], r["status"]) for r in rows) == [
-        ("where.tflite", "as-given", "gate"),
-        ("where_activation.py:build", "fp16", "ok"),
-        ("where_activation.py:build", "fp32", "ok"),
+        "check", str(zoo_dir), "--manifest", str(manifest), "--max-partitions", "2", "--cache-dir",
+        str(tmp_path / "cache"), "--json", str(tmp_path / "r.json"), "-q",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    rows = {(Path(r["model"]).name, r["recipe"]): r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert sorted(rows) == [
+        ("add.tflite", "as-given"),  # in the folder, not in the manifest: checked with the command line's options
+        ("where.tflite", "as-given"),  # in both: once, as the manifest says
+        ("where_activation.py:build", "fp16"),
+        ("where_activation.py:build", "fp32"),
     ]
+    assert rows["add.tflite", "as-given"]["status"] == "ok"
+    assert rows["where.tflite", "as-given"]["failures"] == [
+        "2 node(s) on CPU kernels (--fail-on-fallback)",
+        "3 partitions > --max-partitions 2",  # the command line's 2 is stricter than the manifest's 5
+    ]
+    builder = rows["where_activation.py:build", "fp32"]
+    assert builder["failures"] == ["3 partitions > --max-partitions 2"] and builder["ignored"] == ["XNN001"]
+    assert builder["causes"] == [] and builder["cpu_nodes"] == 2
     manifest.write_text('[[model]]\npath = "x.tflite"\ncolour = "red"\n')
     res = run("check", "--manifest", str(manifest))
     assert res.returncode == 2 and "unknown keys colour" in res.stderr
+    manifest.write_text('[[model]]\npath = "x.tflite"\nignore = ["XR001"]\n')
+    res = run("check", "--manifest", str(manifest))
+    assert res.returncode == 2 and "ignore lists 'XR001', which is no cause or hazard id" in res.stderr
+
+
+def test_the_stricter_budget_wins():
+    from xnnfit.explain.diagnosis import Gates
+
+    assert Gates(False, 5, 0.5).stricter(Gates(True, 2, None)) == Gates(True, 2, 0.5)
+    assert Gates(False, None, 0.9).stricter(Gates(False, 7, 0.8)) == Gates(False, 7, 0.9)
 
 
 def _children(pid: int) -> list[int]:
@@ -247,6 +252,8 @@ def test_ctrl_c_kills_every_child_and_keeps_what_finished(zoo, tmp_path):
             "2",
             "--json",
             str(out),
+            "--junit",
+            str(tmp_path / "partial.xml"),
             "--cache-dir",
             str(tmp_path / "cache"),
             "-q",
@@ -268,7 +275,17 @@ def test_ctrl_c_kills_every_child_and_keeps_what_finished(zoo, tmp_path):
     time.sleep(0.5)
     assert not [k for k in kids if os.path.exists(f"/proc/{k}")], "a child outlived the batch"
     doc = json.loads(out.read_text())
-    assert doc["incomplete"] is True and [Path(r["model"]).name for r in doc["rows"]] == ["add.tflite"]
+    assert doc["incomplete"] is True and doc["outcome"] == "incomplete"
+    assert [(Path(r["model"].split(":")[0]).name, r["status"]) for r in doc["rows"]] == [
+        ("add.tflite", "ok"),
+        ("hang.py", "skipped"),  # listed, not missing
+    ]
+    from junitparser import JUnitXml, Skipped
+
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "partial.xml"))))
+    assert suite.tests == 2 and suite.skipped == 1 and suite.failures == suite.errors == 0
+    assert [type(r).__name__ for case in suite for r in case.result] == [Skipped.__name__]
+    assert "incomplete" in suite._elem.find("system-err").text
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*partial*"))
 
 
@@ -289,3 +306,88 @@ def test_fix_over_a_folder_writes_each_fixed_model_into_the_output_folder(zoo, t
     assert all(m["changed"] for m in doc["models"])
     res = run("fix", str(d / "nested"), "-o", str(d / "add.tflite"), "-q")
     assert res.returncode == 2 and "is a file" in res.stderr
+
+
+def _dense_tflite(width: int) -> bytes:
+    """Three Dense layers on `width` features: the same ops at any width, all delegated; the work grows as width²."""
+    import keras
+
+    from fixtures_models import convert
+
+    inp = keras.Input((width,), name="x")
+    h = keras.layers.Dense(width, activation="relu", name="d1")(inp)
+    h = keras.layers.Dense(width, activation="relu", name="d2")(h)
+    return convert(keras.Model(inp, keras.layers.Dense(4, name="head")(h))).content
+
+
+def test_bench_baseline_catches_a_slowed_model(tmp_path):
+    """--bench in a batch times each job; the same file grown 128x in width (same ops, all delegated) is 'slower'."""
+    (tmp_path / "net.tflite").write_bytes(_dense_tflite(8))
+    manifest = tmp_path / "zoo.toml"
+    manifest.write_text('[[model]]\npath = "net.tflite"\n')
+    base, cache = tmp_path / "base.json", ["--cache-dir", str(tmp_path / "cache")]
+    res = run("check", "--manifest", str(manifest), "--bench", "--write-baseline", str(base), *cache, "-q")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(base.read_text())
+    (row,) = doc["rows"]
+    assert row["median_ms"] > 0 and row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and doc["cpu"]
+    assert f"timed on {doc['cpu']}" in " ".join(res.stdout.split())
+    (tmp_path / "net.tflite").write_bytes(_dense_tflite(1024))
+    out = tmp_path / "r.json"
+    res = run(
+        "check", "--manifest", str(manifest), "--bench", "--baseline", str(base), "--json", str(out), *cache, "-q"
+    )
+    assert res.returncode == 1, res.stderr
+    diff = json.loads(out.read_text())["baseline"]
+    (slower,) = diff["regressions"]
+    assert slower["what"].startswith("slower: ") and "p10-p90" in slower["what"] and doc["cpu"] in slower["what"]
+    assert "regression " + slower["model"] in " ".join(res.stdout.split())
+    assert not diff["added"] and not diff["removed"] and not diff["renamed"]  # the same job, by its path
+
+
+def test_a_runtime_matrix_with_models_that_do_not_load(tmp_path):
+    """--runtime all in a batch: a job per (model, runtime); a model a runtime cannot load says why, everywhere."""
+    from junitparser import Failure, JUnitXml
+
+    from xnnfit.runtime.targets import MATRIX
+    from xnnfit.tflite.schema import fb
+    from xnnfit.tflite.writer import serialize
+
+    zoo_dir = tmp_path / "rt"
+    zoo_dir.mkdir()
+    (zoo_dir / "composite.tflite").write_bytes(one_op_model("STABLEHLO_COMPOSITE"))  # an op older runtimes lack
+    newer = fb.ModelT.InitFromPackedBuf(one_op_model("ADD"), 0)
+    for code in newer.operatorCodes:
+        code.version = 99  # no runtime knows it: the installed one predicts, the others refuse
+    (zoo_dir / "newer.tflite").write_bytes(serialize(newer))
+    out = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "md", "sarif")}
+    res = run(
+        "check", str(zoo_dir), "--runtime", "all", "--no-cache", "--json", str(out["json"]), "--junit",
+        str(out["xml"]), "--markdown", str(out["md"]), "--sarif", str(out["sarif"]), "-q",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    rows = {(Path(r["model"]).name, r["runtime"]): r for r in json.loads(out["json"].read_text())["rows"]}
+    assert sorted(rows) == sorted((m, rt) for m in ("composite.tflite", "newer.tflite") for rt in MATRIX)
+    assert all(r["status"] == "not-loaded" for (m, _), r in rows.items() if m == "newer.tflite")
+    assert "builtin opcode 'ADD' version '99'" in rows["newer.tflite", "tflite-runtime==2.14.0"]["failures"][0]
+    installed = rows["newer.tflite", MATRIX[-1]]
+    assert installed["predicted"] and "version '99'" in installed["failures"][0]
+    assert rows["composite.tflite", MATRIX[-1]]["status"] == "ok"
+    assert rows["composite.tflite", "tflite-runtime==2.14.0"]["status"] == "not-loaded"
+    refused = {k for k, r in rows.items() if r["status"] == "not-loaded"}
+    suite = next(iter(JUnitXml.fromfile(str(out["xml"]))))
+    failed = {
+        (case.classname.split(".")[-1], case.name): r.message
+        for case in suite
+        for r in case.result
+        if isinstance(r, Failure) and r.type == "not-loaded"
+    }
+    assert {(f"{Path(m).stem}_tflite", f"as-given[{rt}]") for m, rt in refused} == set(failed)
+    assert all("cannot load" in m or "could not load" in m for m in failed.values())
+    md = out["md"].read_text()
+    assert md.count("| not loaded: ") == len(refused) and "(predicted)" in md
+    sarif = json.loads(out["sarif"].read_text())["runs"][0]
+    assert sum(r["ruleId"] == "xnnfit/not-loaded" for r in sarif["results"]) == len(refused)
+    assert sarif["automationDetails"]["id"] == "xnnfit/as-given/" + "+".join(sorted(MATRIX)) + "/"
+    console = " ".join(res.stdout.split())
+    assert console.count("not loaded ") >= len(refused) and "cannot load the model: Op builtin_code" in console

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -96,3 +99,36 @@ def test_a_killed_worker_is_retried_once(cluster, tmp_path):
     (row,) = result.rows
     assert row.status == "ok", row.failures
     assert (tmp_path / "slow_once.attempts").read_text() == "2"  # killed once, retried once
+
+
+HANG = "import time\n\ndef build():\n    time.sleep(3600)\n"
+
+
+def test_an_interrupted_ray_batch_leaves_nothing_in_the_temp_folder(tmp_path):
+    """Ctrl-C on --backend ray: jobs cancelled (their workers killed), no xnnfit folder left, the rest skipped."""
+    scratch = Path(tempfile.mkdtemp(prefix="xr", dir="/tmp"))  # the run's TMPDIR: short, Ray's sockets live under it
+    try:
+        (tmp_path / "add.tflite").write_bytes(one_op_model("ADD"))
+        (tmp_path / "hang.py").write_text(HANG)
+        cache = tmp_path / "cache"
+        env = {**os.environ, "TMPDIR": str(scratch), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        argv = [sys.executable, "-m", "xnnfit", "check", str(tmp_path / "add.tflite"), f"{tmp_path / 'hang.py'}:build"]
+        argv += ["--backend", "ray", "--jobs", "2", "--junit", str(tmp_path / "r.xml"), "--cache-dir", str(cache), "-q"]
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 180
+        while time.time() < deadline:  # add.tflite done (cached) and the hanging job's task folder made in a worker
+            tasks = [p for p in scratch.rglob("ray-*") if "xnnfit-run-" in str(p.parent)]
+            if list(cache.rglob("*.json")) and len(tasks) >= 2:
+                break
+            time.sleep(0.5)
+        else:
+            proc.kill()
+            pytest.fail(f"the hanging job never started: {proc.communicate()[1][-2000:]}")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, stderr
+        assert [p.name for p in scratch.iterdir() if p.name.startswith("xnnfit-")] == []  # Ray's own ray/ stays
+        text = (tmp_path / "r.xml").read_text()
+        assert 'skipped="1"' in text and "<skipped " in text and "incomplete" in text
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -260,3 +260,16 @@ def test_an_npz_array_matched_by_position_is_said(files, tmp_path):
         assert res.returncode == 0, res.stderr
         said = " ".join(res.stdout.split())  # long lines wrap at the console width
         assert "array 'not_the_input_name' was fed to input 'features' by position; name it 'features'" in said
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_check_help_shows_what_rich_markup_could_eat_and_how_budgets_combine(width):
+    from typer.testing import CliRunner
+
+    from xnnfit.cli import app
+
+    result = CliRunner().invoke(app, ["check", "--help"], terminal_width=width, env={"COLUMNS": str(width)})
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 0 and "xnnfit[ray]" in text and "(extra xnnfit)" not in text
+    assert "the stricter wins" in text and "--output-format" in text and "--sarif-root" in text
+    assert "--bench" in text and "--runtime all --junit" in text  # a zoo x runtime matrix is a documented batch

@@ -1,190 +1,61 @@
-"""Batches: many models × recipes checked in parallel, each job in its own child, cached, gated, summarized.
+"""Batches: many models × recipes × runtimes checked in parallel, each job in its own child, cached, gated, summarized.
 
-A job is one (model, recipe); `--jobs N` runs N at once (each already runs its conversion
-and runtime in children, so threads are enough to drive them). A crash, hang or timeout
-is that job's error and never stops the others. Ctrl-C (or SIGTERM) kills every child,
-keeps what finished, and marks the batch incomplete; the next run resumes from the cache.
+A job is one (model, recipe, runtime); `--jobs N` runs N at once (each already runs its
+conversion and runtime in children, so threads are enough to drive them). A crash, hang or
+timeout is that job's error and never stops the others. Ctrl-C (or SIGTERM) kills every
+child, keeps what finished, lists the jobs that did not run as skipped, and marks the batch
+incomplete; the next run resumes from the cache.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import glob
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from xnnfit import api
 from xnnfit.batch.cache import ResultCache, key
+from xnnfit.batch.manifest import ModelSpec, file_of
+from xnnfit.batch.result import ERROR, GATE, NOT_LOADED, OK, SKIPPED, BatchResult, JobRow
 from xnnfit.core import isolate
 from xnnfit.core.errors import XnnfitError
-from xnnfit.core.record import Record
-from xnnfit.explain.diagnosis import CheckResult, Diagnosis, Gates
+from xnnfit.explain.diagnosis import CheckResult, Diagnosis
+from xnnfit.measure.machine import cpu_label
+from xnnfit.runtime import targets
 from xnnfit.runtime.interpreter import runtime_versions
 
-MODEL_SUFFIXES = (
-    ".tflite",
-    ".lite",
-    ".keras",
-    ".h5",
-    ".hdf5",
-)  # what a folder is searched for (and SavedModel folders)
 Progress = Callable[[int, int, int, str], None]  # (done, total, failed, last job)
+NOT_RUN = "not run: the batch was interrupted before this job ran"
+BACKENDS = ("local", "ray")
+RAY_RETRIES = 1  # a Ray worker that dies mid-job is retried once, then the job is reported failed
+RAY_CANCEL_WAIT = 10.0  # seconds an interrupted Ray run waits for its cancelled tasks' workers to die before sweeping
+MODEL_OPTIONS = ("batch", "dynamic_batch", "input_shape", "calibration", "trust_model", "timeout")  # what bench takes
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSpec(Record):
-    """One model of a batch, with what the manifest says about it."""
+class Job:
+    """One (model, recipe, runtime) of a batch and the api.check options it runs with."""
 
-    path: str
-    recipes: tuple[str, ...] = ("fp32",)
-    input_shape: tuple[str, ...] = ()
-    calibration: str | None = None
-    gates: Gates = Gates()
-
-
-@dataclasses.dataclass(frozen=True)
-class JobRow(Record):
-    """One (model, recipe) of the summary."""
-
-    model: str
+    spec: ModelSpec
     recipe: str
-    status: str  # 'ok', 'gate' (a budget violated), 'error'
-    nodes: int = 0
-    cpu_nodes: int = 0
-    partitions: int = 0
-    unexplained: int = 0
-    causes: tuple[str, ...] = ()
-    failures: tuple[str, ...] = ()  # gate lines, or the error
-    content_hash: str = ""
-    cached: bool = False
-    seconds: float = 0.0
-    median_ms: float | None = None  # with --bench: whole-model latency with XNNPACK, 1 thread
-    p10_ms: float | None = None
-    p90_ms: float | None = None
+    runtime: str  # a --runtime SPEC, '' for the installed runtime
+    options: dict[str, Any]
 
-
-@dataclasses.dataclass(frozen=True)
-class BatchResult(Record):
-    """check over many models: each model's own document, one row per job, and whether every job ran."""
-
-    RESULT: ClassVar[str] = "batch"
-
-    models: tuple[CheckResult, ...]
-    rows: tuple[JobRow, ...]
-    incomplete: bool = False
-    versions: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    def summary(self) -> dict[str, int]:
-        """Counts over the jobs."""
-        return {
-            "models": len(self.models),
-            "jobs": len(self.rows),
-            "ok": sum(r.status == "ok" for r in self.rows),
-            "gate_failures": sum(r.status == "gate" for r in self.rows),
-            "errors": sum(r.status == "error" for r in self.rows),
-            "cached": sum(r.cached for r in self.rows),
-            "cpu_nodes": sum(r.cpu_nodes for r in self.rows),
-        }
-
-    def worst_first(self) -> list[JobRow]:
-        """Rows sorted errors first, then gate failures, then most CPU nodes, unexplained and partitions."""
-        rank = {"error": 0, "gate": 1, "ok": 2}
-        return sorted(
-            self.rows,
-            key=lambda r: (rank.get(r.status, 3), -r.unexplained, -r.cpu_nodes, -r.partitions, r.model, r.recipe),
-        )
-
-    def _extra(self) -> dict:
-        return {"summary": self.summary()}
-
-
-def expand(paths: list[str]) -> list[str]:
-    """Model references from files, folders (every model inside, recursively) and globs; in order, no duplicates."""
-    out: list[str] = []
-    for text in paths:
-        if ".py:" in text:
-            out.append(text)
-            continue
-        matches = sorted(glob.glob(text, recursive=True)) if glob.has_magic(text) else [text]
-        if not matches:
-            raise XnnfitError(
-                f"{text!r} matches no file. Check the pattern (quote it so the shell does not expand it)."
-            )
-        for m in matches:
-            p = Path(m)
-            if p.is_dir() and not (p / "saved_model.pb").exists():
-                found = [str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in MODEL_SUFFIXES and f.is_file()]
-                found += [str(f.parent) for f in sorted(p.rglob("saved_model.pb"))]
-                if not found:
-                    raise XnnfitError(
-                        f"folder {m!r} holds no model ({', '.join(MODEL_SUFFIXES)} or a SavedModel). Pass a "
-                        "folder of models."
-                    )
-                out.extend(sorted(found))
-            else:
-                out.append(m)
-    return list(dict.fromkeys(out))
-
-
-def read_manifest(path: str | Path) -> list[ModelSpec]:
-    """Models of a TOML manifest: `[defaults]` and `[[model]]` tables (path relative to the manifest)."""
-    import tomllib
-
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XnnfitError(f"cannot read manifest {str(p)!r}: no such file. Check the path.") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise XnnfitError(
-            f'cannot read manifest {str(p)!r}: {exc}. Write it as TOML: [[model]] path = "m.tflite".'
-        ) from None
-    defaults = data.get("defaults", {})
-    models = data.get("model", [])
-    if not isinstance(models, list) or not models:
-        raise XnnfitError(f"manifest {str(p)!r} lists no [[model]]. Add one table per model with a path.")
-    allowed = {"path", "recipes", "input_shape", "calibration", "max_partitions", "fail_on_fallback", "min_delegated"}
-    out = []
-    for k, m in enumerate(models):
-        entry = {**defaults, **m}
-        unknown = set(entry) - allowed
-        if unknown or "path" not in m:
-            raise XnnfitError(
-                f"manifest {str(p)!r}, model {k + 1}: "
-                f"{'unknown keys ' + ', '.join(sorted(unknown)) if unknown else 'no path'}. Keys: "
-                f"{', '.join(sorted(allowed))}."
-            )
-        target = m["path"]
-        resolved = target if ".py:" in target or Path(target).is_absolute() else str(p.parent / target)
-        calibration = entry.get("calibration")
-        if calibration and not Path(calibration).is_absolute():
-            calibration = str(p.parent / calibration)
-        gates = Gates(
-            bool(entry.get("fail_on_fallback", False)), entry.get("max_partitions"), entry.get("min_delegated")
-        )
-        recipes = entry.get("recipes", ["fp32"])
-        out.append(
-            ModelSpec(
-                resolved,
-                tuple([recipes] if isinstance(recipes, str) else recipes),
-                tuple(entry.get("input_shape", ())),
-                calibration,
-                gates,
-            )
-        )
-    return out
+    @property
+    def label(self) -> str:
+        return f"{self.spec.path} ({self.recipe}{', ' + self.runtime if self.runtime else ''})"
 
 
 def fingerprint(model: str) -> str:
     """sha256 of what the model is made of: the file, every file of a SavedModel, or the .py file and function."""
     h = hashlib.sha256()
-    target = model.rsplit(":", 1)[0] if ".py:" in model else model
-    p = Path(target)
+    p = Path(file_of(model))
     if p.is_dir():
         for f in sorted(p.rglob("*")):
             if f.is_file():
@@ -197,33 +68,40 @@ def fingerprint(model: str) -> str:
     return h.hexdigest()
 
 
-def _row(spec: ModelSpec, d: Diagnosis, digest: str, cached: bool, seconds: float) -> JobRow:
+def runtime_specs(runtime: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The runtime SPECs a batch runs each job on: ('',) for the installed runtime, else one per --runtime target."""
+    if not runtime:
+        return ("",)
+    return tuple(t.spec for t in targets.parse_many(runtime))
+
+
+def row_of(job: Job, d: Diagnosis, digest: str, cached: bool, seconds: float) -> JobRow:
+    """A finished job's row: its worst status and every problem, one line each."""
+    spec = job.spec
+    base = dict(runtime=job.runtime, content_hash=digest, cached=cached, seconds=seconds)
     if not d.ok:
-        return JobRow(
-            spec.path,
-            d.recipe,
-            "error",
-            failures=(d.error or "failed",),
-            content_hash=digest,
-            cached=cached,
-            seconds=seconds,
-        )
+        return JobRow(spec.path, d.recipe, ERROR, failures=(d.error or "failed",), **base)
     s = d.summary()
-    failures = tuple(spec.gates.failures(d))
-    causes = tuple(sorted({c for n in d.observed if not n.delegated for c in n.causes}))
+    accepted = frozenset(spec.ignore)
+    found = {c for n in d.observed if not n.delegated for c in n.causes} | {f.hazard for f in d.findings}
+    causes = tuple(sorted({c for n in d.observed if not n.delegated for c in n.causes} - accepted))
+    failures = list(spec.gates.failures(d, accepted))
+    if d.load_failed:
+        failures.insert(0, f"{d.runtime or 'the installed runtime'}: {d.predicted}")
+    status = NOT_LOADED if d.not_loaded or d.load_failed else GATE if failures else OK
     return JobRow(
         spec.path,
         d.recipe,
-        "gate" if failures else "ok",
+        status,
         s["nodes"],
         s["cpu_nodes"],
         s["partitions"],
         s["unexplained"],
         causes,
-        failures,
-        digest,
-        cached,
-        seconds,
+        tuple(failures),
+        predicted=d.predicted,
+        ignored=tuple(sorted(found & accepted)),
+        **base,
     )
 
 
@@ -238,33 +116,36 @@ def run_batch(
     ray_address: str | None = None,
     bench_runs: int = 0,
 ) -> BatchResult:
-    """Check every (model, recipe) of `specs`, `jobs` at a time; Ctrl-C returns what finished, marked incomplete.
+    """Check every (model, recipe, runtime) of `specs`, `jobs` at a time; Ctrl-C returns what finished, incomplete.
 
-    `backend` 'local' runs the jobs from a thread pool here (each in its own child);
-    'ray' submits them as Ray tasks (an existing cluster at `ray_address`, else a local one).
-    The cache is read and written here, before and after either backend. With
-    `bench_runs`, every job that ran is timed afterwards, one at a time here (parallel
-    timings would measure each other), and its latency goes into its row.
+    `options` are api.check's for every job; its `runtime` (one SPEC, several, or 'all')
+    makes one job per runtime. `backend` 'local' runs the jobs from a thread pool here
+    (each in its own child); 'ray' submits them as Ray tasks (an existing cluster at
+    `ray_address`, else a local one). The cache is read and written here, before and after
+    either backend. With `bench_runs`, every job that ran on a model its runtime loaded is
+    timed afterwards, one at a time here (parallel timings would measure each other), and
+    its latency goes into its row; the batch records the CPU (`cpu`).
     """
     if backend not in BACKENDS:
         raise XnnfitError(f"unknown backend {backend!r}. Pass --backend {' or --backend '.join(BACKENDS)}.")
+    began = time.perf_counter()
     options = dict(options or {})
+    runtimes = runtime_specs(options.pop("runtime", None))
     versions = runtime_versions()
-    work = [(spec, recipe) for spec in specs for recipe in spec.recipes]
-    done: dict[int, tuple[Diagnosis, bool, float]] = {}
+    work = [Job(s, r, rt, _job_options(s, options, rt)) for s in specs for r in s.recipes for rt in runtimes]
     digests = {spec.path: _digest(spec.path) for spec in specs}
+    done: dict[int, tuple[Diagnosis, bool, float]] = {}
     keys, todo = {}, []
-    for i, (spec, recipe) in enumerate(work):
-        opts = _job_options(spec, options)
-        k = key(digests[spec.path], recipe, opts, versions) if digests[spec.path] else ""
-        keys[i] = k
-        hit = cache.get(k) if cache is not None and k else None
+    for i, job in enumerate(work):
+        digest = digests[job.spec.path]
+        keys[i] = key(digest, job.recipe, job.options, versions) if digest else ""
+        hit = cache.get(keys[i]) if cache is not None and keys[i] else None
         try:
-            done[i] = (Diagnosis.from_dict(hit), True, 0.0) if hit is not None else done.get(i)  # type: ignore[assignment]
-        except (TypeError, KeyError, ValueError):
+            if hit is not None:
+                done[i] = (Diagnosis.from_dict(hit), True, 0.0)
+        except (TypeError, KeyError, ValueError, XnnfitError):
             pass  # an entry of another shape: recompute and rewrite it
-        if done.get(i) is None:
-            done.pop(i, None)
+        if i not in done:
             todo.append(i)
     failed = 0
 
@@ -275,53 +156,57 @@ def run_batch(
         if cache is not None and keys[i] and d.ok:
             cache.put(keys[i], d.to_dict())
         if on_progress is not None:
-            on_progress(len(done), len(work), failed, f"{work[i][0].path} ({work[i][1]})")
+            on_progress(len(done), len(work), failed, work[i].label)
 
     for i in done:
         if on_progress is not None:
-            on_progress(len(done), len(work), failed, f"{work[i][0].path} ({work[i][1]}, cached)")
+            on_progress(len(done), len(work), failed, f"{work[i].label}, cached")
     run = _run_ray if backend == "ray" else _run_local
-    incomplete = run(
-        [(i, work[i][0], work[i][1], _job_options(work[i][0], options)) for i in todo], jobs, finished, ray_address
-    )
-    timings = _bench(work, done, options, bench_runs) if bench_runs and not incomplete else {}
+    incomplete = run([(i, work[i]) for i in todo], jobs, finished, ray_address)
+    timings = _bench(work, done, bench_runs) if bench_runs and not incomplete else {}
     models, rows = [], []
     for spec in specs:
         diags = []
-        for i, (s, _recipe) in enumerate(work):
-            if s is spec and i in done:
-                d, cached, seconds = done[i]
-                diags.append(d)
-                row = _row(spec, d, digests[spec.path], cached, seconds)
-                if i in timings:
-                    row = dataclasses.replace(
-                        row, median_ms=timings[i].median_ms, p10_ms=timings[i].p10_ms, p90_ms=timings[i].p90_ms
-                    )
-                rows.append(row)
+        for i, job in enumerate(work):
+            if job.spec is not spec:
+                continue
+            if i not in done:
+                rows.append(
+                    JobRow(spec.path, job.recipe, SKIPPED, failures=(NOT_RUN,), content_hash=digests[spec.path],
+                           runtime=job.runtime)
+                )  # fmt: skip
+                continue
+            d, cached, seconds = done[i]
+            diags.append(d)
+            row = row_of(job, d, digests[spec.path], cached, seconds)
+            if i in timings:
+                t = timings[i]
+                row = dataclasses.replace(row, median_ms=t.median_ms, p10_ms=t.p10_ms, p90_ms=t.p90_ms)
+            rows.append(row)
         if diags:
             models.append(CheckResult(spec.path, _kind(spec.path), tuple(diags), versions))
-    return BatchResult(tuple(models), tuple(rows), incomplete, versions)
+    return BatchResult(
+        tuple(models), tuple(rows), incomplete, versions, time.perf_counter() - began, cpu_label() if timings else ""
+    )
 
 
-def _bench(work: list, done: dict, options: dict[str, Any], runs: int) -> dict:
-    """Whole-model latency (XNNPACK, 1 thread) of every job that ran, one after another."""
+def _bench(work: list[Job], done: dict, runs: int) -> dict:
+    """Whole-model latency (XNNPACK, 1 thread) of every job whose runtime loaded the model, one after another."""
     out = {}
-    for i, (spec, recipe) in enumerate(work):
-        if i not in done or not done[i][0].ok:
+    for i, job in enumerate(work):
+        d = done[i][0] if i in done else None
+        if d is None or not d.ok or d.predicted or d.not_loaded:
             continue
+        options = {k: v for k, v in job.options.items() if k in MODEL_OPTIONS}
         try:
-            result = api.bench(spec.path, recipe=recipe, runs=runs, **_job_options(spec, options))
+            result = api.bench(job.spec.path, recipe=job.recipe, runs=runs, runtime=job.runtime or None, **options)
         except XnnfitError:
             continue
         run = result.recipes[0]
-        timing = next((c for c in run.configs if c.xnnpack and c.threads == 1), None) if run.error is None else None
+        timing = next((c for c in run.configs if c.xnnpack and c.threads == 1), None) if run.ok else None
         if timing is not None:
             out[i] = timing.stats
     return out
-
-
-BACKENDS = ("local", "ray")
-RAY_RETRIES = 1  # a Ray worker that dies mid-job is retried once, then the job is reported failed
 
 
 def _digest(path: str) -> str:
@@ -331,32 +216,32 @@ def _digest(path: str) -> str:
         return ""
 
 
-def _job_options(spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
+def _job_options(spec: ModelSpec, options: dict[str, Any], runtime: str) -> dict[str, Any]:
     return {
         **options,
         "input_shape": list(spec.input_shape) or options.get("input_shape") or [],
         "calibration": spec.calibration or options.get("calibration"),
+        **({"runtime": runtime} if runtime else {}),
     }
 
 
-def _check_one(path: str, recipe: str, opts: dict[str, Any]) -> Diagnosis:
+def _check_one(path: str, recipe: str, opts: dict[str, Any]) -> tuple[Diagnosis, float]:
+    """One job, and how long it took from its own start."""
+    began = time.perf_counter()
     try:
-        return api.check(path, recipe=recipe, **opts).recipes[0]
+        d = api.check(path, recipe=recipe, **opts).recipes[0]
     except XnnfitError as exc:
-        return Diagnosis.failed(recipe, exc)
+        d = Diagnosis.failed(recipe, exc)
+    return d, time.perf_counter() - began
 
 
 def _run_local(todo: list, jobs: int | None, finished: Callable, ray_address: str | None) -> bool:
     """Jobs from a thread pool (each job's conversion and runtime run in children); True when interrupted."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1))
-    starts = {}
-    futures = {}
-    for i, spec, recipe, opts in todo:
-        starts[i] = time.perf_counter()
-        futures[pool.submit(_check_one, spec.path, recipe, opts)] = i
+    futures = {pool.submit(_check_one, job.spec.path, job.recipe, job.options): i for i, job in todo}
     try:
         for fut in concurrent.futures.as_completed(futures):
-            finished(futures[fut], fut.result(), time.perf_counter() - starts[futures[fut]])
+            finished(futures[fut], *fut.result())
     except KeyboardInterrupt:
         for fut in futures:
             fut.cancel()
@@ -371,9 +256,8 @@ def _run_local(todo: list, jobs: int | None, finished: Callable, ray_address: st
 
 def _files_of(path: str) -> tuple[str, dict[str, bytes]]:
     """(the path relative to what is shipped, {relative file: bytes}) for a model reference."""
-    target = path.rsplit(":", 1)[0] if ".py:" in path else path
-    p = Path(target)
-    suffix = ":" + path.rsplit(":", 1)[1] if ".py:" in path else ""
+    p = Path(file_of(path))
+    suffix = path[len(file_of(path)) :]
     if p.is_dir():
         return p.name + suffix, {
             str(Path(p.name) / f.relative_to(p)): f.read_bytes() for f in p.rglob("*") if f.is_file()
@@ -381,25 +265,35 @@ def _files_of(path: str) -> tuple[str, dict[str, bytes]]:
     return p.name + suffix, {p.name: p.read_bytes()}
 
 
-def _ray_job(ref: str, files: dict[str, bytes], recipe: str, opts: dict[str, Any], home: str) -> Diagnosis:
-    """A Ray task: rebuild the model from its bytes in a temporary folder, check it there, report paths as at `home`."""
-    import tempfile
+def _ray_job(
+    ref: str, files: dict[str, bytes], recipe: str, opts: dict[str, Any], home: str
+) -> tuple[Diagnosis, float]:
+    """A Ray task: rebuild the model from its bytes in a temporary folder, check it there, report paths as at `home`.
 
-    with tempfile.TemporaryDirectory(prefix="xnnfit-ray-") as tmp:
+    The folder lives in the worker's run folder (core.isolate.run_folder), so a worker
+    killed by an interrupt leaves nothing that the next sweep does not remove.
+    """
+    with tempfile.TemporaryDirectory(prefix="ray-", dir=isolate.run_folder()) as tmp:
         for rel, data in files.items():
             target = Path(tmp) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        d = _check_one(str(Path(tmp) / ref), recipe, opts)
+        d, seconds = _check_one(str(Path(tmp) / ref), recipe, opts)
     nodes = tuple(
         dataclasses.replace(n, source=home + n.source[len(tmp) :]) if n.source and n.source.startswith(tmp) else n
         for n in d.nodes
     )
-    return dataclasses.replace(d, nodes=nodes)
+    return dataclasses.replace(d, nodes=nodes), seconds
 
 
 def _run_ray(todo: list, jobs: int | None, finished: Callable, ray_address: str | None) -> bool:
-    """Jobs as Ray tasks (models shipped as bytes); a dead worker is retried once; True when interrupted."""
+    """Jobs as Ray tasks (models shipped as bytes); a dead worker is retried once; True when interrupted.
+
+    A local cluster's workers keep their temporary files in this process's run folder
+    (removed at exit, whatever ends the workers). On an interrupt every task is cancelled
+    (its worker killed), and the run folders killed workers of an existing cluster left on
+    this machine are removed once they are gone.
+    """
     try:
         import ray
     except ImportError:
@@ -411,42 +305,50 @@ def _run_ray(todo: list, jobs: int | None, finished: Callable, ray_address: str 
     if started:
         if ray_address:
             ray.init(address=ray_address, log_to_driver=False)
-        else:  # a local cluster on the loopback interface only
+        else:  # a local cluster on the loopback interface only, its workers' temporary files inside our run folder
+            scratch = tempfile.mkdtemp(prefix="ray-", dir=isolate.run_folder())
             ray.init(
                 num_cpus=jobs or os.cpu_count() or 1,
                 include_dashboard=False,
                 log_to_driver=False,
                 _node_ip_address="127.0.0.1",
+                runtime_env={"env_vars": {"TMPDIR": scratch}},
             )
     task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, num_cpus=1)(_ray_job)
-    refs, starts, recipe_of = {}, {}, {i: recipe for i, _, recipe, _ in todo}
+    refs, recipe_of = {}, {i: job.recipe for i, job in todo}
+    interrupted = False
     try:
-        for i, spec, recipe, opts in todo:
-            ref, files = _files_of(spec.path)
-            home = str(Path(spec.path.rsplit(":", 1)[0] if ".py:" in spec.path else spec.path).resolve().parent)
-            starts[i] = time.perf_counter()
-            refs[task.remote(ref, files, recipe, opts, home)] = i
+        for i, job in todo:
+            ref, files = _files_of(job.spec.path)
+            home = str(Path(file_of(job.spec.path)).resolve().parent)
+            refs[task.remote(ref, files, job.recipe, job.options, home)] = i
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for r in ready:
                 i = refs[r]
                 try:
-                    d = ray.get(r)
+                    d, seconds = ray.get(r)
                 except ray.exceptions.RayError as exc:
                     reason = str(exc).strip().splitlines()[0][:300]
-                    d = Diagnosis.failed(
-                        recipe_of[i], XnnfitError(f"the Ray task failed after {RAY_RETRIES} retry: {reason}")
+                    d, seconds = (
+                        Diagnosis.failed(
+                            recipe_of[i], XnnfitError(f"the Ray task failed after {RAY_RETRIES} retry: {reason}")
+                        ),
+                        0.0,
                     )
-                finished(i, d, time.perf_counter() - starts[i])
+                finished(i, d, seconds)
     except KeyboardInterrupt:
+        interrupted = True
         for r in refs:
             ray.cancel(r, force=True)
-        return True
+        ray.wait(list(refs), num_returns=len(refs), timeout=RAY_CANCEL_WAIT)
     finally:
         if started:
             ray.shutdown()
-    return False
+        if interrupted:
+            isolate.sweep_stale()  # the killed workers' run folders (their owners are gone)
+    return interrupted
 
 
 def _kind(path: str) -> str:

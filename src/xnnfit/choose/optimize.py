@@ -88,7 +88,8 @@ class OptimizeResult(Record):
             raise XnnfitError(
                 "this result holds no chosen model (none was within the budget, or it was read back from JSON)."
             )
-        return write_file(check_output_path(path, force=force), best.content, force=force)
+        terms = {"flag": "save() path", "force_flag": "force=True"}  # the caller is Python: say it in its terms
+        return write_file(check_output_path(path, force=force, **terms), best.content, force=force, **terms)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,7 +44,7 @@ class QuantRow(Scored):
         """Write this recipe's model atomically."""
         if not self.content:
             raise XnnfitError(f"no model for recipe {self.recipe} (it failed, or the result was read back from JSON).")
-        return write_file(path, self.content, force=force, flag="-o")
+        return write_file(path, self.content, force=force, flag="save() path", force_flag="force=True")
 
 
 @dataclasses.dataclass(frozen=True)

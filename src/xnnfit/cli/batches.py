@@ -36,10 +36,11 @@ class BatchCheck:
     recipe: list[str] | None
     gates: Gates
     jobs: int | None
-    options: dict[str, Any]  # api.check's options for every job
+    options: dict[str, Any]  # api.check's options for every job (its runtime: one SPEC, several or 'all')
     json_path: str | None = None
     junit: str | None = None
     sarif: str | None = None
+    sarif_root: str | None = None  # SARIF URIs are relative to it (default: the git top level)
     markdown: str | None = None
     baseline: str | None = None
     write_baseline: str | None = None
@@ -51,19 +52,21 @@ class BatchCheck:
     ray_address: str | None = None
     bench_runs: int = 0
     force: bool = False
+    output_format: str = "text"  # 'github': workflow annotations instead of the table
 
 
 def check_batch(req: BatchCheck) -> int:
-    """A batch: every (model, recipe) in parallel, one progress bar, summary worst first, CI files; the exit code."""
+    """A batch: every job in parallel, one progress bar, summary worst first, baseline, CI files; the exit code."""
+    from xnnfit.batch import baseline as baselines
     from xnnfit.batch import jobs as batches
-    from xnnfit.batch.baseline import compare, load_rows
     from xnnfit.batch.cache import ResultCache, default_dir
+    from xnnfit.batch.manifest import merge, read_manifest
     from xnnfit.model.recipes import parse_recipes
-    from xnnfit.report import ci
+    from xnnfit.report import ci, sarif
+    from xnnfit.report.findings import default_root
 
     recipes = tuple(r.name for r in parse_recipes(req.recipe)) if req.recipe else ("fp32",)
-    specs = batches.read_manifest(req.manifest) if req.manifest else []
-    specs += [batches.ModelSpec(n, recipes, (), None, req.gates) for n in req.names]
+    specs = merge(read_manifest(req.manifest) if req.manifest else [], list(req.names), recipes, req.gates)
     inputs = [
         *models_read(s.path for s in specs),
         ("the --manifest file", req.manifest),
@@ -79,48 +82,54 @@ def check_batch(req: BatchCheck) -> int:
         Output("--markdown", req.markdown),
     ]
     with guarded(req.force, inputs, outputs):
+        root = Path(req.sarif_root).resolve() if req.sarif_root else Path(".")
+        if req.sarif_root and not root.is_dir():
+            raise XnnfitError(f"--sarif-root {req.sarif_root!r} is not a folder. Pass the repository's root folder.")
+        if not req.sarif_root and (req.sarif or req.output_format == "github"):
+            root = default_root()  # paths code scanning and annotations resolve: from the git top level
         cache = ResultCache(default_dir()) if req.cache is not None else None
-        previous = load_rows(req.baseline) if req.baseline else None  # read first: a bad baseline fails before the work
-        total = sum(len(s.recipes) for s in specs)
+        previous = baselines.load(req.baseline) if req.baseline else None  # a bad baseline fails before the work
+        runtimes = batches.runtime_specs(req.options.get("runtime"))
+        total = sum(len(s.recipes) for s in specs) * len(runtimes)
         with progress(req.quiet, f"checking {len(specs)} model(s)", total) as step:
             result = batches.run_batch(
                 specs, jobs=req.jobs, cache=cache, options=req.options, backend=req.backend,
                 ray_address=req.ray_address, bench_runs=req.bench_runs,
                 on_progress=lambda d, t, f, last: step(f"{last}, {f} failed" if f else last),
             )  # fmt: skip
-        if req.details:
-            for m in result.models:
-                terminal.render_check(out, m)
-        terminal.render_batch(out, result)
-        diff = compare(result, previous) if previous is not None else None
-        if diff is not None:
-            terminal.render_baseline(out, diff)
-        regressions = [f"{c.model} ({c.recipe}): {c.what}" for c in diff.regressions] if diff else None
+        if previous is not None:
+            result = baselines.apply(result, baselines.compare(result, previous))
+        if req.output_format == "github":
+            out.print(ci.annotations(result, root), markup=False, highlight=False, soft_wrap=True, end="")
+        else:
+            if req.details:
+                for m in result.models:
+                    terminal.render_check(out, m)
+            terminal.render_batch(out, result)
+            if result.baseline is not None:
+                terminal.render_baseline(out, result.baseline)
         written = [
             (req.json_path, lambda p: write_json(result, p, force=req.force)),
             (req.write_baseline, lambda p: write_json(result, p, force=req.force, flag="--write-baseline")),
             (req.junit, lambda p: ci.write(p, ci.junit(result), force=req.force, flag="--junit")),
-            (req.sarif, lambda p: ci.write_sarif(result, p, force=req.force)),
-            (req.markdown, lambda p: ci.write(p, ci.markdown(result, regressions), force=req.force, flag="--markdown")),
+            (req.sarif, lambda p: sarif.write_sarif(result, p, root=root, force=req.force)),
+            (req.markdown, lambda p: ci.write(p, ci.markdown(result), force=req.force, flag="--markdown")),
         ]
         for path, writer in written:
             if path:
                 terminal.render_written(err, writer(path))
     for r in result.rows:
         if r.status == "error":
-            terminal.render_error(err, f"{r.model} ({r.recipe}): {r.failures[0] if r.failures else 'failed'}")
-    if result.incomplete:
+            terminal.render_error(err, f"{r.label}: {r.failures[0] if r.failures else 'failed'}")
+    outcome = result.outcome()
+    if outcome == "incomplete":
         signum = signal_received() or signal.SIGINT
         err.print(
             f"interrupted ({signal.Signals(signum).name}): the results above are the jobs that finished (marked "
-            "incomplete in the files); the next run resumes from the cache"
+            "incomplete in the files, the others skipped); the next run resumes from the cache"
         )
         return 128 + signum
-    if any(r.status == "error" for r in result.rows):
-        return EXIT_USAGE
-    if any(r.status == "gate" for r in result.rows) or (diff is not None and diff.regressions):
-        return EXIT_GATE
-    return 0
+    return {"error": EXIT_USAGE, "fail": EXIT_GATE}.get(outcome, 0)
 
 
 def fix_many(

@@ -153,6 +153,8 @@ def optimize(
   xnnfit check model.tflite --runtime all                 [dim]# model x runtime: {", ".join(MATRIX)}[/]\n
   xnnfit check models/ --jobs 2 --junit x.xml --sarif x.sarif   [dim]# a batch: every model in the folder[/]\n
   xnnfit check --manifest zoo.toml --baseline base.json --markdown mr.md\n
+  xnnfit check models/ --runtime all --junit x.xml         [dim]# zoo x runtime: a job per model, recipe, runtime[/]\n
+  xnnfit check --manifest zoo.toml --output-format github   [dim]# annotations in a GitHub Actions log[/]\n
   xnnfit check 'models/**/*.tflite' --write-baseline base.json --backend ray"""
 )
 @run_options
@@ -166,14 +168,30 @@ def check(
     html: Html = None,
     explorer: Explorer = None,
     fail_on_fallback: Annotated[
-        bool, typer.Option("--fail-on-fallback", help="Exit 1 if any node runs on CPU kernels.")
+        bool,
+        typer.Option(
+            "--fail-on-fallback",
+            help="Exit 1 if any node runs on CPU kernels. Applies on top of a manifest's budgets (the stricter wins).",
+        ),
     ] = False,
     max_partitions: Annotated[
-        int | None, typer.Option("--max-partitions", min=1, help="Exit 1 if the graph is cut into more partitions.")
+        int | None,
+        typer.Option(
+            "--max-partitions",
+            min=1,
+            help="Exit 1 if the graph is cut into more partitions. With --manifest, the smaller of this and the "
+            "model's max_partitions.",
+        ),
     ] = None,
     min_delegated: Annotated[
         float | None,
-        typer.Option("--min-delegated", min=0.0, max=1.0, help="Exit 1 if a smaller share of nodes runs on XNNPACK."),
+        typer.Option(
+            "--min-delegated",
+            min=0.0,
+            max=1.0,
+            help="Exit 1 if a smaller share of nodes runs on XNNPACK. With --manifest, the larger of this and the "
+            "model's min_delegated.",
+        ),
     ] = None,
     all_nodes: Annotated[bool, typer.Option("--all-nodes", help="Also list every node with its verdict.")] = False,
     profile: Annotated[
@@ -202,7 +220,10 @@ def check(
     manifest: Annotated[
         str | None,
         typer.Option(
-            "--manifest", metavar="FILE", help="TOML: per model its recipes, input shapes, calibration and budgets."
+            "--manifest",
+            metavar="FILE",
+            help="TOML: per model its recipes, input shapes, calibration, budgets and accepted ids (ignore); paths "
+            "relative to it. Its models are checked once, as it says, even when a folder argument holds them.",
         ),
     ] = None,
     jobs: Annotated[
@@ -213,8 +234,25 @@ def check(
         str | None, typer.Option("--junit", metavar="FILE", help="JUnit XML: a testcase per model x recipe.")
     ] = None,
     sarif: Annotated[
-        str | None, typer.Option("--sarif", metavar="FILE", help="SARIF 2.1.0 for code-scanning UIs.")
+        str | None,
+        typer.Option("--sarif", metavar="FILE", help="SARIF 2.1.0 for code scanning: one result per cause and layer."),
     ] = None,
+    sarif_root: Annotated[
+        str | None,
+        typer.Option(
+            "--sarif-root",
+            metavar="DIR",
+            help="SARIF URIs are relative to DIR (%SRCROOT%; default: the git top level).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--output-format",
+            metavar="text|github",
+            help="'github': GitHub Actions annotations (::error file=...) instead of the table; makes it a batch.",
+        ),
+    ] = "text",
     markdown: Annotated[
         str | None, typer.Option("--markdown", metavar="FILE", help="A Markdown table for a merge-request comment.")
     ] = None,
@@ -253,7 +291,7 @@ def check(
     run: RunOptions,
 ) -> None:
     """Convert MODEL, ask the LiteRT runtime which nodes XNNPACK took, and explain every fallback."""
-    from xnnfit.batch import jobs as batch_jobs
+    from xnnfit.batch.manifest import expand
 
     gates = Gates(fail_on_fallback, max_partitions, min_delegated)
     gate_failed = any_error = False
@@ -266,19 +304,16 @@ def check(
                         f"{flag} is used only when timing: check without --profile runs no data and times "
                         f"nothing. Add --profile, or drop {flag}."
                     )
-        names = batch_jobs.expand(models or []) if models else []
+        names = expand(models or []) if models else []
         if not names and not manifest:
             raise XnnfitError("no model. Pass MODEL..., a folder or glob, or --manifest FILE.")
+        if output_format not in ("text", "github"):
+            raise XnnfitError(f"--output-format {output_format!r} is not known. Pass text or github.")
         asked_batch = manifest or jobs or junit or sarif or markdown or baseline or write_baseline or bench
         batch_mode = bool(asked_batch) or backend != "local" or len(names) != len(models or []) or len(names) > 1
-        if runtime:
-            from xnnfit.runtime import targets
-
-            if batch_mode and len(targets.parse_many(runtime)) > 1:
-                raise XnnfitError(
-                    f"a batch is checked on one runtime, got --runtime {runtime!r}. Pass one SPEC, or check "
-                    "one model with --runtime all."
-                )
+        batch_mode = batch_mode or output_format != "text"
+        if bench and predict:
+            raise XnnfitError("--bench times the model on the runtime; --predict builds no runtime. Drop one of them.")
         if batch_mode:
             for flag, value in (("--html", html), ("--model-explorer", explorer), ("--profile", profile)):
                 if value:
@@ -286,10 +321,10 @@ def check(
             options = {**run.api(), "predict": predict, **({"runtime": runtime} if runtime else {})}
             request = batches.BatchCheck(
                 names=tuple(names), manifest=manifest, recipe=recipe, gates=gates, jobs=jobs, options=options,
-                json_path=json_path, junit=junit, sarif=sarif, markdown=markdown, baseline=baseline,
-                write_baseline=write_baseline, cache=None if no_cache else cache_dir or "", details=details,
-                quiet=run.quiet, debug=run.debug, backend=backend, ray_address=ray_address,
-                bench_runs=BENCH_RUNS if bench else 0, force=force,
+                json_path=json_path, junit=junit, sarif=sarif, sarif_root=sarif_root, markdown=markdown,
+                baseline=baseline, write_baseline=write_baseline, cache=None if no_cache else cache_dir or "",
+                details=details, quiet=run.quiet, debug=run.debug, backend=backend, ray_address=ray_address,
+                bench_runs=BENCH_RUNS if bench else 0, force=force, output_format=output_format,
             )  # fmt: skip
             code = batches.check_batch(request)
             if code:
@@ -479,12 +514,12 @@ def fix(
     run: RunOptions,
 ) -> None:
     """Rewrite the graph so XNNPACK runs it whole; keep only fixes proven equal and not slower."""
-    from xnnfit.batch import jobs as batch_jobs
+    from xnnfit.batch.manifest import expand
 
     with session(run):
         if output is None and not dry_run:
             raise XnnfitError("no output path. Pass -o OUT.tflite, or --dry-run to only see which rules match.")
-        names = batch_jobs.expand([model])
+        names = expand([model])
         inputs = [*models_read(names), ("the --calibration file", run.calibration), ("the --data file", data)]
         fixing = {"recipe": recipe, "rules": rules, "exclude": exclude, "dry_run": dry_run, "force": force}
         fixing |= {"force_write": force_write, "runs": runs, "data": data, **run.api()}

@@ -168,11 +168,19 @@ def _refuse_input(path: Path, flag: str, inputs: list[_Input]) -> None:
 
 
 def check_output_path(
-    output: str | Path, *, inputs: tuple[Path, ...] = (), force: bool = False, flag: str = "-o", folder_ok: bool = False
+    output: str | Path,
+    *,
+    inputs: tuple[Path, ...] = (),
+    force: bool = False,
+    flag: str = "-o",
+    folder_ok: bool = False,
+    force_flag: str = "--force",
 ) -> Path:
     """`output` as a Path, refused (XnnfitError, one line) when writing it would break the output policy.
 
     `folder_ok` checks a folder output (files are written inside it): it may exist as a folder, or be created.
+    `flag` and `force_flag` name the output and the way to replace it in the caller's terms (the CLI's
+    options, or an API's arguments such as 'force=True').
     """
     path = Path(output)
     _refuse_input(path, flag, _inputs(inputs))
@@ -187,7 +195,7 @@ def check_output_path(
         if special:
             raise XnnfitError(
                 f"{flag} {str(output)!r} is {special}, not a regular file; xnnfit writes only regular "
-                "files, even with --force. Pick a file path."
+                f"files, even with {force_flag}. Pick a file path."
             )
         if stat.S_ISDIR(st.st_mode):
             if folder_ok:
@@ -201,11 +209,11 @@ def check_output_path(
             raise XnnfitError(f"{flag} {str(output)!r} is a file; it names a folder to write into. Pass a folder path.")
         if not force:
             raise XnnfitError(
-                f"{flag} {str(output)!r} already exists. Pass --force to replace it, or pick another path."
+                f"{flag} {str(output)!r} already exists. Pass {force_flag} to replace it, or pick another path."
             )
     elif os.path.islink(path) and not force:
         raise XnnfitError(
-            f"{flag} {str(output)!r} already exists (a symlink to nowhere). Pass --force to replace "
+            f"{flag} {str(output)!r} already exists (a symlink to nowhere). Pass {force_flag} to replace "
             "it, or pick another path."
         )
     parent = path.parent if str(path.parent) else Path(".")
@@ -272,6 +280,7 @@ def write_file(
     flag: str = "",
     inputs: tuple[Path, ...] = (),
     track: bool = True,
+    force_flag: str = "--force",
 ) -> Path:
     """Write `content` to `path` atomically under the output policy; XnnfitError (one line) when refused or failed.
 
@@ -279,7 +288,7 @@ def write_file(
     """
     path = Path(path)
     label = f"{flag} " if flag else ""
-    check_output_path(path, inputs=inputs, force=force, flag=(flag or "output"))
+    check_output_path(path, inputs=inputs, force=force, flag=(flag or "output"), force_flag=force_flag)
     run = _current.get()
     key = _identity(path)
     if track and run is not None and key in run.written:
@@ -303,7 +312,7 @@ def write_file(
             if force:
                 os.replace(tmp, path)
             else:
-                _publish_new(tmp, path)
+                _publish_new(tmp, path, force_flag)
         except OSError as exc:
             raise os_error(path, exc) from exc
     finally:
@@ -314,26 +323,26 @@ def write_file(
     return path
 
 
-def _publish_new(tmp: str, path: Path) -> None:
+def _publish_new(tmp: str, path: Path, force_flag: str = "--force") -> None:
     """Give the finished temporary file its final name, failing if that name exists."""
     try:
         os.link(tmp, path)
         return
     except FileExistsError:
         raise XnnfitError(
-            f"{str(path)!r} already exists (written by another run meanwhile?). Pass --force to replace it."
+            f"{str(path)!r} already exists (written by another run meanwhile?). Pass {force_flag} to replace it."
         ) from None
     except OSError as exc:
         if exc.errno not in _NO_LINKS:
             raise
-    if _rename_noreplace(tmp, path):
+    if _rename_noreplace(tmp, path, force_flag):
         return
     if os.path.lexists(path):  # no hard links and no renameat2 here: the last check before a plain rename
-        raise XnnfitError(f"{str(path)!r} already exists. Pass --force to replace it.")
+        raise XnnfitError(f"{str(path)!r} already exists. Pass {force_flag} to replace it.")
     os.rename(tmp, path)
 
 
-def _rename_noreplace(tmp: str, path: Path) -> bool:
+def _rename_noreplace(tmp: str, path: Path, force_flag: str = "--force") -> bool:
     """renameat2(RENAME_NOREPLACE): True when done; False where the system or file system lacks it."""
     try:
         import ctypes
@@ -347,7 +356,7 @@ def _rename_noreplace(tmp: str, path: Path) -> bool:
     code = ctypes.get_errno()
     if code == errno.EEXIST:
         raise XnnfitError(
-            f"{str(path)!r} already exists (written by another run meanwhile?). Pass --force to replace it."
+            f"{str(path)!r} already exists (written by another run meanwhile?). Pass {force_flag} to replace it."
         )
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False

@@ -39,6 +39,7 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", "PYTHON
 SCRATCH_ENV = "XNNFIT_CHILD_SCRATCH"  # a folder the parent removes when the child ends, however it ends
 PHASE_FILE = "phase"  # what the child was doing, written by phase(): a crash is blamed on the right party
 RUN_PREFIX = "xnnfit-run-"  # this process's temporary folder in the system temp dir
+STAGING = ".xnnfit-new-run-"  # a run folder before its owner lock is held: never swept as unowned
 OWNER = (
     ".owner"  # held locked by the process that owns a run folder: a folder whose lock can be taken has no owner left
 )
@@ -47,6 +48,7 @@ _live: set[subprocess.Popen] = set()  # children running now, from any thread (a
 _live_lock = threading.Lock()
 _stopping = threading.Event()  # set by stop_all(): no new child starts
 _run: dict[str, Any] = {}  # this process's run folder: path, owner pid, lock fd
+_run_lock = threading.Lock()  # a batch's threads ask for the run folder at once: one makes it
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
@@ -114,16 +116,24 @@ def run_command(
 
 
 def run_folder() -> str:
-    """This process's temporary folder (created on first use, removed at exit); dead runs' folders are removed first."""
-    if _run.get("pid") == os.getpid() and os.path.isdir(_run["path"]):
-        return _run["path"]
-    sweep_stale()
-    path = tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-")
-    fd = os.open(os.path.join(path, OWNER), os.O_CREAT | os.O_WRONLY, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    _run.update(path=path, pid=os.getpid(), fd=fd)
-    atexit.register(_remove_run_folder, path, os.getpid(), fd)
-    return path
+    """This process's temporary folder (created on first use, removed at exit); dead runs' folders are removed first.
+
+    One per process even when a batch's threads ask at once, and published under its name
+    only once its owner lock is held: a sweep (of this process or another) never sees it
+    unowned.
+    """
+    with _run_lock:
+        if _run.get("pid") == os.getpid() and os.path.isdir(_run["path"]):
+            return _run["path"]
+        sweep_stale()
+        staging = tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-")
+        fd = os.open(os.path.join(staging, OWNER), os.O_CREAT | os.O_WRONLY, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = os.path.join(os.path.dirname(staging), RUN_PREFIX + os.path.basename(staging)[len(STAGING) :])
+        os.rename(staging, path)
+        _run.update(path=path, pid=os.getpid(), fd=fd)
+        atexit.register(_remove_run_folder, path, os.getpid(), fd)
+        return path
 
 
 def _remove_run_folder(path: str, pid: int, fd: int) -> None:
@@ -143,6 +153,12 @@ def sweep_stale(root: str | None = None) -> int:
     except OSError:
         return 0
     for entry in entries:
+        if entry.name.startswith(STAGING) and entry.is_dir(follow_symlinks=False):  # a run killed while making it
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime > YOUNG:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed += 1
+            continue
         if not entry.name.startswith(RUN_PREFIX) or not entry.is_dir(follow_symlinks=False):
             continue
         try:

@@ -286,20 +286,34 @@ class Gates(Record):
     max_partitions: int | None = None
     min_delegated: float | None = None
 
-    def failures(self, d: Diagnosis) -> list[str]:
-        """One line per gate the diagnosis violates."""
+    def stricter(self, other: Gates) -> Gates:
+        """Both sets of budgets at once: the stricter of each (a manifest's, with the command line's on top)."""
+        return Gates(
+            self.fail_on_fallback or other.fail_on_fallback,
+            min((g for g in (self.max_partitions, other.max_partitions) if g is not None), default=None),
+            max((g for g in (self.min_delegated, other.min_delegated) if g is not None), default=None),
+        )
+
+    def failures(self, d: Diagnosis, accepted: frozenset[str] = frozenset()) -> list[str]:
+        """One line per gate the diagnosis violates, with its figure.
+
+        `accepted` ids (a manifest's `ignore`) are findings and causes the user accepts: an
+        accepted hazard does not fail, and --fail-on-fallback counts only CPU nodes with a
+        cause not accepted (or none).
+        """
         s = d.summary()
         out = [
             f"{f.hazard} on node {f.node} ({f.op}): XNNPACK computes it wrong"
             for f in d.findings
-            if f.severity == ERROR
+            if f.severity == ERROR and f.hazard not in accepted
         ]
-        if self.fail_on_fallback and s["cpu_nodes"]:
-            out.append(f"{s['cpu_nodes']} node(s) on CPU kernels (--fail-on-fallback)")
+        cpu = sum(1 for n in d.observed if not n.delegated and (not n.causes or set(n.causes) - accepted))
+        if self.fail_on_fallback and cpu:
+            out.append(f"{cpu} node(s) on CPU kernels (--fail-on-fallback)")
         if self.max_partitions is not None and s["partitions"] > self.max_partitions:
             out.append(f"{s['partitions']} partitions > --max-partitions {self.max_partitions}")
         if d.not_loaded:
-            out.append(f"{d.runtime or 'the runtime'} cannot load the model")
+            out.append(f"{d.runtime or 'the runtime'} cannot load the model: {d.not_loaded}")
         if self.min_delegated is not None and d.delegated_fraction < self.min_delegated:
             out.append(f"{fmt.pct(d.delegated_fraction)} delegated < --min-delegated {fmt.pct(self.min_delegated)}")
         return out

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from xnnfit.batch.result import FAILING, OK, SKIPPED, STATUS_TEXT
 from xnnfit.choose.optimize import OptimizeResult
 from xnnfit.choose.quant import QuantResult
 from xnnfit.core import fmt
@@ -805,46 +806,61 @@ def render_error(console: Console, message: str, detail: str | None = None) -> N
 
 
 def render_batch(console: Console, result) -> None:
-    """The batch summary: one row per (model, recipe), worst first, then the counts and a next step."""
+    """The batch summary: one row per job, worst first; each failing job's reasons; the counts and a next step."""
+    runtimes = any(r.runtime for r in result.rows)
     table = Table(box=None, header_style="bold")
-    for col in ("model", "recipe", "nodes", "CPU nodes", "partitions", "unexplained", "status"):
+    cols = ["model", "recipe", *(["runtime"] if runtimes else []), "nodes", "CPU nodes", "partitions", "unexplained"]
+    for col in [*cols, "status"]:
         table.add_column(col, justify="right" if col in ("nodes", "CPU nodes", "partitions", "unexplained") else "left")
+    colour = {OK: "green", SKIPPED: "yellow"}
     for r in result.worst_first():
-        status = {"ok": "[green]ok[/]", "gate": "[red]over budget[/]", "error": "[red]error[/]"}[r.status] + (
-            " [dim](cached)[/]" if r.cached else ""
-        )
+        status = f"[{colour.get(r.status, 'red')}]{STATUS_TEXT[r.status]}[/]"
+        status += " [yellow](predicted)[/]" if r.predicted and r.status != SKIPPED else ""
+        status += " [dim](cached)[/]" if r.cached else ""
+        extra = [escape(r.runtime or "installed")] if runtimes else []
         table.add_row(
-            escape(r.model), r.recipe, str(r.nodes), str(r.cpu_nodes), str(r.partitions), str(r.unexplained), status
-        )
+            escape(r.model), r.recipe, *extra, str(r.nodes), str(r.cpu_nodes), str(r.partitions), str(r.unexplained),
+            status,
+        )  # fmt: skip
     console.print(table)
+    for r in result.worst_first():
+        if r.status in FAILING:
+            for f in r.failures:
+                console.print(f"[red]{STATUS_TEXT[r.status]}[/] {escape(r.label)}: {escape(f)}")
     s = result.summary()
-    console.print(
+    counts = (
         f"{fmt.plural(s['jobs'], 'job')} over {fmt.plural(s['models'], 'model')}: {s['ok']} ok, "
-        f"{s['gate_failures']} over budget, "
+        f"{s['gate_failures']} over budget, {s['regressions']} regressed, {s['not_loaded']} not loaded, "
         f"{s['errors']} error(s), {s['cached']} from the cache"
-        + (" — [red]interrupted, incomplete[/]" if result.incomplete else "")
     )
+    if s["skipped"]:
+        counts += f", {s['skipped']} not run"
+    console.print(counts + (" — [red]interrupted, incomplete[/]" if result.incomplete else ""))
+    if s["predicted"]:
+        predicted = fmt.plural(s["predicted"], "job")
+        console.print(f"{predicted} with verdicts predicted from the knowledge base, not observed")
+    if result.cpu:
+        console.print(f"timed on {escape(result.cpu)}")
     labels = {d.runtime for m in result.models for d in m.recipes if d.runtime}
     option = runtime_option(next(iter(labels))) if len(labels) == 1 else ""
     if option:
         console.print(f"observed on {escape(next(iter(labels)))}: Android AAR builds of the same version may differ")
-    worst = next((r for r in result.worst_first() if r.status != "error" and r.cpu_nodes), None)
+    worst = next((r for r in result.worst_first() if r.status not in ("error", SKIPPED) and r.cpu_nodes), None)
     if worst is not None:
         recipe = f" --recipe {worst.recipe}" if worst.recipe != "as-given" else ""
+        on = f" --runtime {worst.runtime}" if worst.runtime else option
         console.print(
-            f"next: xnnfit check {escape(worst.model)}{recipe}{option}   [dim]# the worst model's "
+            f"next: xnnfit check {escape(worst.model)}{recipe}{on}   [dim]# the worst model's "
             "causes and what to write instead[/]"
         )
 
 
 def render_baseline(console: Console, diff) -> None:
-    """Regressions (they fail) and improvements (reported) against the baseline."""
-    if not diff.changes and not diff.new_models:
+    """Every change against the baseline: regressions (they fail), improvements, renamed, added and removed jobs."""
+    if diff.unchanged:
         console.print("baseline: no change")
-    for c in diff.regressions:
-        renamed = f" [dim](was {escape(c.was)})[/]" if c.was else ""
-        console.print(f"[red]regression[/] {escape(c.model)} ({c.recipe}){renamed}: {escape(c.what)}")
-    for c in diff.improvements:
-        console.print(f"[green]improvement[/] {escape(c.model)} ({c.recipe}): {escape(c.what)}")
-    for m in diff.new_models:
-        console.print(f"new (not in the baseline): {escape(m)}")
+    colours = {"regression": "red", "improvement": "green"}
+    for kind, text in diff.lines():
+        console.print(f"[{colours.get(kind, 'yellow')}]{kind}[/] {escape(text)}")
+    for note in diff.notes:
+        console.print(f"[dim]{escape(note)}[/]")

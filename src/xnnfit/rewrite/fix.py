@@ -66,7 +66,8 @@ class FixResult(Record):
             raise XnnfitError(
                 "this fix result holds no model (it was read back from JSON or is a dry run). Run fix again to get one."
             )
-        return write_file(check_output_path(path, force=force), self.content, force=force)
+        terms = {"flag": "save() path", "force_flag": "force=True"}  # the caller is Python: say it in its terms
+        return write_file(check_output_path(path, force=force, **terms), self.content, force=force, **terms)
 
     def _extra(self) -> dict:
         return {
