@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from xnnfit import ids, kb
 from xnnfit.cli import app
 from xnnfit.core.errors import XnnfitError
-from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, RULE, CauseDoc, Explanation, explanation, lookup
+from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, QUANT, RULE, CauseDoc, Explanation, explanation, lookup
 from xnnfit.kb.hazards import HAZARDS
+from xnnfit.kb.quant_error import CAUSES as QUANT_CAUSES
 from xnnfit.rewrite.rules import RULES
 
 EVERY_ID = [pytest.param(i, id=i) for i in IDS]
@@ -31,7 +32,8 @@ def test_the_table_holds_every_cause_hazard_and_rule_once():
     assert [e.id for e in ids.of_kind(CAUSE)] == list(kb.CAUSES)
     assert {e.id for e in ids.of_kind(HAZARD)} == set(HAZARDS)
     assert {e.id for e in ids.of_kind(RULE)} == set(RULES)
-    assert len(IDS) == len(kb.CAUSES) + len(HAZARDS) + len(RULES)  # no id names two things
+    assert {e.id for e in ids.of_kind(QUANT)} == set(QUANT_CAUSES)
+    assert len(IDS) == len(kb.CAUSES) + len(HAZARDS) + len(QUANT_CAUSES) + len(RULES)  # no id names two things
     assert [e.kind for e in IDS.values()] == sorted((e.kind for e in IDS.values()), key=list(KINDS).index)
     for e in IDS.values():
         assert e.record.id == e.id and e.title
@@ -50,7 +52,7 @@ def test_explain_names_the_kind_and_title_of_every_id(stable_id):
 @pytest.mark.parametrize("stable_id", EVERY_ID)
 def test_one_id_explained_is_that_id_alone_and_round_trips_as_json(stable_id):
     result = explanation(stable_id)
-    listed = {CAUSE: result.causes, HAZARD: result.hazards, RULE: result.rules}
+    listed = {CAUSE: result.causes, HAZARD: result.hazards, QUANT: result.quantization, RULE: result.rules}
     assert {kind: [d.id for d in docs] for kind, docs in listed.items()} == {
         kind: [stable_id] if kind == IDS[stable_id].kind else [] for kind in KINDS
     }
@@ -66,6 +68,17 @@ def test_a_hazard_says_why_the_way_out_its_rules_and_its_probes():
     for part in ("why:", "way out:", "xnnfit fix rules: XR015", "XR015 attention composite attributes", "holds:"):
         assert part in printed
     assert "xnnfit fix rules: none yet" in _explain("XNN041")[1]
+
+
+def test_a_quantization_cause_says_when_why_the_way_out_and_its_probes():
+    (doc,) = explanation("XNN036").quantization
+    cause = QUANT_CAUSES["XNN036"]
+    assert (doc.title, doc.why, doc.fix, doc.keeps_float) == (cause.title, cause.why, cause.advice, True)
+    assert doc.probes == tuple(f"{'holds' if p.holds else 'control'}: {p.what}" for p in cause.probes)
+    code, printed = _explain("XNN036")
+    for part in ("kind: quantization", "when:", "why:", "way out:", "int8-repaired", "holds:", "control:"):
+        assert part in printed
+    assert "does not help" in _explain("XNN038")[1]  # recalibrating is the way out there, not float ops
 
 
 def test_a_rule_says_what_it_fixes_how_exact_it_is_and_who_lists_it():
@@ -117,7 +130,7 @@ def test_all_ids_are_listed_by_kind_and_the_causes_stay_as_they_were():
 
 def test_an_explanation_saved_before_hazards_and_rules_reads_back():
     old = explanation("XNN001").to_dict()
-    del old["hazards"], old["rules"]
+    del old["hazards"], old["rules"], old["quantization"]
     assert Explanation.from_dict(old) == explanation("XNN001")
 
 

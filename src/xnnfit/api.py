@@ -356,6 +356,7 @@ def quant(
     runs: int = BENCH_RUNS,
     output_dir: str | Path | None = None,
     force: bool = False,
+    explain_quant: bool = False,
     **options: Unpack[ModelOptions],
 ) -> QuantResult:
     """Convert with every recipe (default: all, mixed ones included) and recommend the fastest within the budget.
@@ -365,7 +366,9 @@ def quant(
     `max_accuracy_drop` top-1 points below the fp32 conversion's with class labels
     (default 1), else `max_error` of the float output scale (default 5%); both, when both
     are given. With `output_dir` every converted model is written there (an existing file
-    only with `force`).
+    only with `force`). Full-int8 candidates over the budget (all of them with
+    `explain_quant`) get `quantization_findings`, and int8-repaired joins the candidates
+    when they name nodes to keep in float.
     """
     _budget_args(max_error, max_accuracy_drop)
     runs = DEFAULT_POLICY.comparison_runs(runs)
@@ -377,6 +380,7 @@ def quant(
         max_error=max_error,
         max_accuracy_drop=max_accuracy_drop,
         runs=runs,
+        explain_quant=explain_quant,
     )
     if output_dir is not None:
         stem = job.source.path.stem if job.source.path is not None else "model"
@@ -398,6 +402,7 @@ def optimize(
     max_accuracy_drop: float | None = None,
     threads: int = 1,
     runs: int = BENCH_RUNS,
+    explain_quant: bool = False,
     **options: Unpack[ModelOptions],
 ) -> OptimizeResult:
     """The fastest model XNNPACK runs within the budget: every recipe converted, fixed and raced; written to `output`.
@@ -405,7 +410,9 @@ def optimize(
     Accuracy is measured against the fp32 conversion on all of `eval_data` (else the
     calibration data, else seeded random inputs, with a warning), and against its `labels`
     when it has them; the budget is as in `quant`. A .tflite alone is only fixed (its
-    quantized form judged against the float model rebuilt from its weights).
+    quantized form judged against the float model rebuilt from its weights). Full-int8
+    candidates over the budget (all of them with `explain_quant`) get `quantization_findings`,
+    and int8-repaired joins the candidates when they name nodes to keep in float.
     """
     _budget_args(max_error, max_accuracy_drop)
     runs = DEFAULT_POLICY.comparison_runs(runs)
@@ -424,6 +431,7 @@ def optimize(
         max_accuracy_drop,
         counts[0],
         runs,
+        explain_quant,
     )
     return run_optimize(_job("optimize", model, options), parse_recipes(recipe, default=DEFAULT), request)
 

@@ -1,8 +1,9 @@
 """The stable ids: every KB cause, hazard and rewrite rule in one table, and what `xnnfit explain` shows of each.
 
 Causes (`XNN0xx`, kb/) say why XNNPACK leaves a node on CPU kernels; hazards (XNN040,
-XNN041, kb/hazards.py) are nodes it takes and computes wrong; rules (`XR0xx`,
-rewrite/rules/) are what `xnnfit fix` applies. `IDS` maps each id to its kind and record;
+XNN041, kb/hazards.py) are nodes it takes and computes wrong; quantization causes (XNN036-039,
+XNN042, kb/quant_error.py) say why a quantized tensor lost the float model's values; rules
+(`XR0xx`, rewrite/rules/) are what `xnnfit fix` applies. `IDS` maps each id to its kind and record;
 a cause or hazard names the rules that remove it (`rewrites`), a rule the ids it removes
 (`fixes`), and the docs show both sides. The docs are plain data, without probe builders.
 """
@@ -18,13 +19,16 @@ from xnnfit.core.record import Record
 from xnnfit.kb import versions
 from xnnfit.kb.cause import Cause
 from xnnfit.kb.hazards import HAZARDS, Hazard
+from xnnfit.kb.quant_error import CAUSES as QUANT_CAUSES
+from xnnfit.kb.quant_error import QuantCause
 from xnnfit.rewrite.rule import Rule
 from xnnfit.rewrite.rules import RULES
 
-CAUSE, HAZARD, RULE = "cause", "hazard", "rule"
+CAUSE, HAZARD, QUANT, RULE = "cause", "hazard", "quantization", "rule"
 KINDS = {  # kind -> what an id of that kind is
     CAUSE: "why XNNPACK leaves a node on CPU kernels",
     HAZARD: "a node XNNPACK takes and computes wrong",
+    QUANT: "why a quantized tensor loses the float model's values",
     RULE: "a rewrite `xnnfit fix` applies",
 }
 
@@ -35,7 +39,7 @@ class StableId:
 
     id: str
     kind: str
-    record: Cause | Hazard | Rule
+    record: Cause | Hazard | QuantCause | Rule
 
     @property
     def title(self) -> str:
@@ -44,10 +48,11 @@ class StableId:
 
 
 def _table() -> dict[str, StableId]:
-    """Causes, then hazards, then rules, each by id; an id used twice is an error in the KB."""
+    """Causes, hazards, quantization causes, then rules, each by id; an id used twice is an error in the KB."""
     entries = [
         *(StableId(c.id, CAUSE, c) for c in kb.CAUSES.values()),
         *(StableId(h.id, HAZARD, h) for h in sorted(HAZARDS.values(), key=lambda h: h.id)),
+        *(StableId(q.id, QUANT, q) for q in sorted(QUANT_CAUSES.values(), key=lambda q: q.id)),
         *(StableId(r.id, RULE, r) for r in sorted(RULES.values(), key=lambda r: r.id)),
     ]
     table = {e.id: e for e in entries}
@@ -158,6 +163,25 @@ class HazardDoc(Record):
 
 
 @dataclasses.dataclass(frozen=True)
+class QuantCauseDoc(Record):
+    """One quantization cause: when it holds (on a tensor's measured statistics), why, the way out, its probes."""
+
+    id: str
+    title: str
+    when: str
+    why: str
+    fix: str
+    keeps_float: bool = True  # int8-repaired keeps the op in float for it
+    probes: tuple[str, ...] = ()  # 'holds: <model>' or 'control: <model>'
+
+    @classmethod
+    def of(cls, cause: QuantCause) -> QuantCauseDoc:
+        """The doc of a quantization cause."""
+        probes = tuple(f"{'holds' if p.holds else 'control'}: {p.what}" for p in cause.probes)
+        return cls(cause.id, cause.title, cause.when, cause.why, cause.advice, cause.keeps_float, probes)
+
+
+@dataclasses.dataclass(frozen=True)
 class RuleDoc(Record):
     """One rewrite rule: what it does, the cause and hazard ids it removes, how exact it is, who points at it."""
 
@@ -187,13 +211,14 @@ class Explanation(Record):
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
     hazards: tuple[HazardDoc, ...] = ()
     rules: tuple[RuleDoc, ...] = ()
+    quantization: tuple[QuantCauseDoc, ...] = ()
 
 
-_DOCS = {CAUSE: CauseDoc, HAZARD: HazardDoc, RULE: RuleDoc}
+_DOCS = {CAUSE: CauseDoc, HAZARD: HazardDoc, QUANT: QuantCauseDoc, RULE: RuleDoc}
 
 
 def explanation(stable_id: str | None = None, runtime_versions: dict[str, str] | None = None) -> Explanation:
     """The doc of one id (XnnfitError lists the known ones), or of every id, grouped by kind."""
     chosen = [lookup(stable_id)] if stable_id else list(IDS.values())
     docs = {kind: tuple(_DOCS[kind].of(e.record) for e in chosen if e.kind == kind) for kind in KINDS}
-    return Explanation(docs[CAUSE], dict(runtime_versions or {}), docs[HAZARD], docs[RULE])
+    return Explanation(docs[CAUSE], dict(runtime_versions or {}), docs[HAZARD], docs[RULE], docs[QUANT])

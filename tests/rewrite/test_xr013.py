@@ -198,3 +198,49 @@ def test_an_int_select_alone_is_not_touched():
     conv = convert_model(keras.Model(ids, y), RECIPES["fp32"])
     result = RULE.match(Graph.from_bytes(conv.content), RewriteContext(conv.specs))
     assert isinstance(result, NoMatch) and "int32" in result.reason
+
+
+def _softmax_of_a_quantized_mask():
+    """The masked transformer's form in int8: the float 0/1 mask also scales int8 values, so the converter quantizes
+    it and the mask's GREATER reads int8 (mask and 0.5 each with their own scale)."""
+    import keras
+
+    x = keras.Input((T, T), name="scores")
+    mask = keras.Input((T, T), name="mask")
+    s = keras.layers.Dense(T, name="proj")(x)
+    probs = keras.layers.Softmax(axis=-1, name="masked_softmax")(s, mask=mask)
+    gated = keras.layers.Lambda(lambda a: a[0] * a[1], name="gate")([probs, mask])
+    return keras.Model([x, mask], keras.layers.Dense(4, name="head")(gated))
+
+
+def test_a_quantized_mask_is_compared_by_its_real_values_not_its_stored_integers(tmp_path):
+    import dataclasses
+
+    from xnnfit.model.convert import ConvertOptions
+    from xnnfit.model.recipes import INT8_FLOAT_OPS
+    from xnnfit.tflite.graph import read_model
+
+    model = _softmax_of_a_quantized_mask()
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "calibration.npz",
+        scores=rng.uniform(-2, 2, (32, T, T)).astype(np.float32),
+        mask=rng.integers(0, 2, (32, T, T)).astype(np.float32),
+    )
+    options = ConvertOptions(calibration=str(tmp_path / "calibration.npz"))
+    sub = read_model(convert_model(model, INT8_FLOAT_OPS, options).content).primary
+    selects = tuple(sub.tensors[op.outputs[0]].name for op in sub.ops if op.op == "SELECT_V2")  # before and after
+    conv = convert_model(model, dataclasses.replace(INT8_FLOAT_OPS, float_nodes=selects), options)
+    g = Graph.from_bytes(conv.content)
+    (greater,) = [i for i in range(len(g.ops)) if g.op(i) == "GREATER"]
+    assert all(g.dtype(t) == "int8" and g.quant(t) is not None for t in g.inputs(greater))  # the case under test
+    kept = [g.dtype(g.outputs(i)[0]) for i in range(len(g.ops)) if g.op(i) == "SELECT_V2"]
+    assert kept == ["float32", "float32"]  # kept in float: XR013 blends them
+    done = apply_to_fixpoint(RULE, conv.content, RewriteContext(conv.specs))
+    assert done.content is not None, done.reason
+    fixed = Graph.from_bytes(done.content)
+    assert not {fixed.op(i) for i in range(len(fixed.ops))} & {"GREATER", "SELECT_V2"}
+    assert "DEQUANTIZE" in {fixed.op(i) for i in range(len(fixed.ops))}
+    data = [{k: v.astype(np.float32) for k, v in s.items()} for s in samples(conv.specs, 6)]
+    err = compare(outputs(conv.content, data, conv.specs), outputs(done.content, data, conv.specs))
+    assert err.max_rel_error <= 1e-6, err

@@ -19,6 +19,7 @@ from typing import ClassVar
 from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_index, scores
 from xnnfit.choose.evaluation import budget as budget_for_eval
 from xnnfit.choose.quant import converted, figures
+from xnnfit.choose.repair import explain_and_repair
 from xnnfit.choose.selection import Budget, Choice, Measured, Race, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
@@ -26,6 +27,7 @@ from xnnfit.core.files import check_output_path, os_error, write_file
 from xnnfit.core.policy import BENCH_RUNS
 from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.explain.diagnosis import diagnose
+from xnnfit.explain.quant_findings import QuantFinding
 from xnnfit.measure.accuracy import class_scores
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.recipes import FP32, ConversionRecipe, with_reference
@@ -111,6 +113,7 @@ class OptimizeRequest:
     max_accuracy_drop: float | None = None
     threads: int = 1
     runs: int = BENCH_RUNS
+    explain_quant: bool = False  # findings for every full-int8 candidate, not only those over the budget
 
 
 def reference_stage(content: bytes, fp32: bytes | None, samples: list[dict], specs) -> Reference:
@@ -187,16 +190,49 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
             measured[name] = done
     if not measured:
         raise XnnfitError(f"no candidate could be fixed and measured: {next(iter(failed.values()), 'unknown error')}")
+    classes = class_scores(reference.content)
+
+    def over(name: str, m: FixedCandidate) -> bool:
+        fields = scores(evaluation, output, reference.outputs, m.measured.outputs, classes, m.rewrite.content)
+        return not budget.within(Scored(name, "ok", **fields))
+
+    explained, repair = explain_and_repair(
+        job,
+        artifacts,
+        measured,
+        {r.name: r for r in with_reference(recipes)} if not source.is_tflite else {},
+        samples,
+        over=over,
+        every=request.explain_quant,
+        measure=lambda a: job.stage(
+            candidate_stage, a, fp32=fp32, samples=samples, runs=request.runs, what=f"fixing {a.what}"
+        ),
+    )
+    if explained.repair is not None:
+        recipes = (*recipes, explained.repair)
+        if isinstance(repair, XnnfitError):
+            failed[explained.repair.name] = str(repair)
+        else:
+            measured[explained.repair.name] = repair
+    warnings.extend(explained.notes)
     same = _same_as(baseline.content, {n: m.rewrite.content for n, m in measured.items()})
     contents = {BASELINE: baseline.content, **{n: m.rewrite.content for n, m in measured.items() if n not in same}}
     latency = job.stage(
         race_stage, contents, samples[0], specs, request.runs, request.threads, what="timing all candidates together"
     )
-    classes = class_scores(reference.content)
     names = list(artifacts) if source.is_tflite else [r.name for r in with_reference(recipes)]
     candidates = [
         _candidate(
-            name, measured.get(name), failed, latency, same.get(name, name), evaluation, output, reference, classes
+            name,
+            measured.get(name),
+            failed,
+            latency,
+            same.get(name, name),
+            evaluation,
+            output,
+            reference,
+            classes,
+            explained.findings.get(name, ()),
         )
         for name in names
     ]
@@ -248,9 +284,10 @@ def _candidate(
     output: int,
     reference: Reference,
     classes: bool,
+    findings: tuple[QuantFinding, ...] = (),
 ) -> Candidate:
     if m is None:
-        return Candidate(name, "failed", failed.get(name, "not measured"))
+        return Candidate(name, "failed", failed.get(name, "not measured"), quantization_findings=findings)
     fix, t = m.rewrite, latency[timed_as]
     return Candidate(
         name,
@@ -271,6 +308,7 @@ def _candidate(
         keras_hints=m.keras_hints,
         same_as=None if timed_as == name else timed_as,
         content=fix.content,
+        quantization_findings=findings,
     )
 
 

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_index, scores
 from xnnfit.choose.evaluation import budget as budget_for_eval
+from xnnfit.choose.repair import explain_and_repair
 from xnnfit.choose.selection import Budget, Measured, Scored, pareto, pick, race_stage
 from xnnfit.core import fmt
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
@@ -176,6 +177,7 @@ def run_sweep(
     max_error: float | None = None,
     max_accuracy_drop: float | None = None,
     runs: int = BENCH_RUNS,
+    explain_quant: bool = False,
 ) -> QuantResult:
     """Sweep `recipes` over a Keras model and recommend one."""
     source = job.source
@@ -204,15 +206,39 @@ def run_sweep(
             measured[name] = done
     if FP32.name not in measured:
         raise XnnfitError(f"the fp32 model, the float reference, cannot be measured: {failed.get(FP32.name)}")
-    contents = {n: artifacts[n].content for n in measured}
-    latency = job.stage(
-        race_stage, contents, evaluation.inputs[0], fp32.specs, runs, what="timing all recipes together"
-    )
     reference = measured[FP32.name].outputs
     output = output_index(fp32.content, evaluation.labels_output) if evaluation.labels_output else 0
     budget, notes = budget_for_eval(evaluation, reference, output, max_error, max_accuracy_drop)
     warnings.extend(notes)
     classes = class_scores(fp32.content)
+
+    def over(name: str, m: Measured) -> bool:
+        fields = scores(evaluation, output, reference, m.outputs, classes, artifacts[name].content)
+        return not budget.within(Scored(name, "ok", **fields))
+
+    explained, repair = explain_and_repair(
+        job,
+        artifacts,
+        measured,
+        {r.name: r for r in with_reference(recipes)},
+        list(evaluation.inputs),
+        over=over,
+        every=explain_quant,
+        measure=lambda a: job.stage(
+            measure_stage, a, list(evaluation.inputs), profile_runs, what=f"measuring {a.what}"
+        ),
+    )
+    if explained.repair is not None:
+        recipes = (*recipes, explained.repair)
+        if isinstance(repair, XnnfitError):
+            failed[explained.repair.name] = str(repair)
+        else:
+            measured[explained.repair.name] = repair
+    warnings.extend(explained.notes)
+    contents = {n: artifacts[n].content for n in measured}
+    latency = job.stage(
+        race_stage, contents, evaluation.inputs[0], fp32.specs, runs, what="timing all recipes together"
+    )
     rows = []
     for recipe in with_reference(recipes):
         name = recipe.name
@@ -235,6 +261,7 @@ def run_sweep(
                 p10_ms=t.p10_ms,
                 p90_ms=t.p90_ms,
                 content=artifacts[name].content,
+                quantization_findings=explained.findings.get(name, ()),
             )
         )
     front = pareto(rows, budget)

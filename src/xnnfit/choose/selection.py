@@ -17,6 +17,7 @@ from xnnfit.core import fmt
 from xnnfit.core.errors import InputDataError
 from xnnfit.core.policy import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_ERROR, LATENCY_TIE
 from xnnfit.core.record import NOT_IN_DICT, Record
+from xnnfit.explain.quant_findings import QuantFinding
 from xnnfit.runtime.timing import Stats, race
 
 
@@ -49,6 +50,7 @@ class Scored(Record):
     not_judged: str | None = None  # why this candidate's error means nothing (its output step exceeds the reference)
     pareto: bool = False
     content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
+    quantization_findings: tuple[QuantFinding, ...] = ()  # where a full-int8 candidate's error starts, and why
 
     @property
     def ok(self) -> bool:

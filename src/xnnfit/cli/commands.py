@@ -23,6 +23,7 @@ from xnnfit.cli.options import (
     Debug,
     EvalData,
     EvalSamples,
+    ExplainQuant,
     Explorer,
     FixData,
     Force,
@@ -67,7 +68,7 @@ from xnnfit.core.policy import BENCH_RUNS, BENCH_WARMUP, PROFILE_RUNS
 from xnnfit.explain.diagnosis import Gates, short_runtime
 from xnnfit.measure.bench import parse_threads
 from xnnfit.model.artifact import AS_GIVEN
-from xnnfit.model.recipes import DEFAULT, parse_recipes, with_reference
+from xnnfit.model.recipes import DEFAULT, REPAIRED, parse_recipes, with_reference
 from xnnfit.report import terminal
 from xnnfit.runtime.targets import MATRIX
 
@@ -100,6 +101,7 @@ def optimize(
     max_accuracy_drop: MaxAccuracyDrop = None,
     threads: OneThread = 1,
     runs: ComparisonRuns = BENCH_RUNS,
+    explain_quant: ExplainQuant = False,
     json_path: Json = None,
     html: Html = None,
     *,
@@ -112,7 +114,8 @@ def optimize(
         chosen = parse_recipes(recipe, default=DEFAULT)
         warn_threads([threads])
         stem = Path(input_path(model)).stem
-        recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else [r.name for r in with_reference(chosen)]
+        names = [*(r.name for r in with_reference(chosen)), REPAIRED]  # int8-repaired joins when findings call for it
+        recipes = [AS_GIVEN] if model.endswith((".tflite", ".lite")) else names
         kept = tuple(f"{stem}.{r}{fixed}.tflite" for r in recipes for fixed in ("", ".fixed"))
         inputs = [
             *models_read([model]),
@@ -130,7 +133,8 @@ def optimize(
                 result = api.optimize(
                     model, output, recipe=chosen, keep_all=keep_all, force=force, eval_data=eval_data,
                     labels=labels, eval_samples=eval_samples, max_error=max_error,
-                    max_accuracy_drop=max_accuracy_drop, threads=threads, runs=runs, on_progress=step, **run.api(),
+                    max_accuracy_drop=max_accuracy_drop, threads=threads, runs=runs, explain_quant=explain_quant,
+                    on_progress=step, **run.api(),
                 )  # fmt: skip
             terminal.render_optimize(out, result)
             write(result, json_path, html, force=force)
@@ -559,6 +563,7 @@ def quant(
     max_error: MaxError = None,
     max_accuracy_drop: MaxAccuracyDrop = None,
     runs: ComparisonRuns = BENCH_RUNS,
+    explain_quant: ExplainQuant = False,
     output_dir: Annotated[
         str | None, typer.Option("-o", "--output-dir", metavar="DIR", help="Write each converted model to DIR.")
     ] = None,
@@ -572,7 +577,7 @@ def quant(
     with session(run):
         chosen = parse_recipes(recipe, default=DEFAULT)
         stem = Path(input_path(model)).stem
-        names = tuple(f"{stem}.{r.name}.tflite" for r in with_reference(chosen))
+        names = tuple(f"{stem}.{r}.tflite" for r in (*(r.name for r in with_reference(chosen)), REPAIRED))
         inputs = [
             *models_read([model]),
             ("the --calibration file", run.calibration),
@@ -585,7 +590,7 @@ def quant(
                 result = api.quant(
                     model, recipe=chosen, eval_data=eval_data, labels=labels, eval_samples=eval_samples,
                     max_error=max_error, max_accuracy_drop=max_accuracy_drop, runs=runs, output_dir=output_dir,
-                    force=force, on_progress=step, **run.api(),
+                    force=force, explain_quant=explain_quant, on_progress=step, **run.api(),
                 )  # fmt: skip
             terminal.render_quant(out, result)
             write(result, json_path, html, force=force)
@@ -594,6 +599,7 @@ def quant(
 @app.command(
     epilog="[bold]Examples[/]\n\n  xnnfit explain            [dim]# list every id, by kind[/]\n\n"
     "  xnnfit explain XNN001     [dim]# a cause[/]\n\n  xnnfit explain XNN040     [dim]# a hazard[/]\n\n"
+    "  xnnfit explain XNN036     [dim]# a quantization cause (quant and optimize findings)[/]\n\n"
     "  xnnfit explain XR013      [dim]# a rewrite rule[/]"
 )
 def explain(

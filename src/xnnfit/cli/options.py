@@ -135,6 +135,14 @@ MaxAccuracyDrop = Annotated[
         help="Accuracy budget with class labels: top-1 points below the fp32 conversion's (default 1).",
     ),
 ]
+ExplainQuant = Annotated[
+    bool,
+    typer.Option(
+        "--explain-quant",
+        help="Explain every full-int8 candidate's error (where it starts, the Keras layer, the cause), "
+        "not only those over the budget.",
+    ),
+]
 Threads = Annotated[str, typer.Option("--threads", metavar="N,..", help="Thread counts, comma-separated (e.g. 1,2,4).")]
 OneThread = Annotated[int, typer.Option("--threads", min=1, help="The thread count timings are taken at (the app's).")]
 Runs = Annotated[int, typer.Option("--runs", min=1, help="Timed runs per measurement (interleaved).")]

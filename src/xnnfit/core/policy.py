@@ -84,6 +84,19 @@ DEFAULT_MAX_ERROR = (
 )
 DEFAULT_MAX_ACCURACY_DROP = 1.0  # budget with class labels: top-1 points below the fp32 conversion's; one point is
 # what a model release usually tolerates, and it is over 4 samples on a 450-sample eval set, above sampling noise
+# Quantization findings (kb/quant_error.py, from the TF quantization debugger's per-layer comparison).
+QUANT_TENSOR_ERROR = 0.2  # an op's own error (max |int8 - float| over its float scale, or the median channel's) above
+# 20% is a tensor the quantization broke: rounding adds half a step (0.2% of a full-range int8 tensor), and on the
+# trained test models calibration noise stayed under 7% per tensor (17% for one channel), a destroyed tensor is ~100%
+FILL_RATIO = 255.0  # a constant this many times beyond the data it shares a range with puts all that data inside one
+# of int8's 255 steps: the data quantizes to the zero point (the -3.4e38 attention mask fill is ~1e37 times)
+BELOW_STEP_SHARE = 0.5  # most of a tensor's nonzero values round to zero: smaller than half its quantized step
+CLIP_SHARE = 0.01  # values beyond the quantized range on 1% of a tensor's elements: the calibrated range is too narrow
+# when the calibration data stays under it (a range shared with another tensor clips the calibration data too)
+OUTLIER_RATIO = 32.0  # a per-tensor weight scale set by weights 32x the median leaves the median weight 4 of the 127
+# int8 steps: its channels lose most of their precision
+QUANT_DEBUG_SAMPLES = 64  # eval inputs the quantization debugger runs per candidate: its debug model runs every op in
+# int8 and in float and keeps every tensor; 64 samples average the per-tensor errors stably in seconds on small models
 FOLD_BYTES = 4 * 2**20  # XR002 stores a data-independent tensor as a constant up to this size: a causal mask or a
 # relative-position bias at 1024 tokens (1024² float32) fits; anything larger grows the file more than the CPU time
 # it saves, so the fold stops one step earlier (at that tensor's smaller inputs) and the op computing it stays

@@ -12,10 +12,11 @@ the model raised, and the pinned shapes when they may be the cause.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,39 @@ def convert_model(
     model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model"
 ) -> Artifact:
     """Convert an in-memory Keras model (or TF SavedModel object) with `recipe`, in this process."""
+    with prepared(model, recipe, options, display=display) as p:
+        try:
+            content = bytes(_selective(p) if recipe.float_ops or recipe.float_nodes else p.converter.convert())
+        except Exception as exc:  # noqa: BLE001 - ConverterError and friends
+            raise p.error(exc) from exc
+    return Artifact(
+        recipe.name, content, p.specs, p.layers, p.framework, tuple(p.warnings), f"{display} ({recipe.name})"
+    )
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A TFLite converter configured for one recipe, with what the conversion and its error messages need."""
+
+    converter: Any
+    recipe: ConversionRecipe
+    specs: tuple[InputSpec, ...]
+    layers: tuple
+    framework: str
+    warnings: list[str]
+    calibration: list[dict]  # the representative samples (empty unless the recipe calibrates)
+    dataset: Callable[[], Any]  # the representative-dataset generator factory
+    error: Callable[[Exception], XnnfitError]  # a converter exception as one line naming the op and the layer
+
+
+@contextlib.contextmanager
+def prepared(
+    model: Any, recipe: ConversionRecipe, options: ConvertOptions = ConvertOptions(), *, display: str = "the model"
+) -> Iterator[Prepared]:
+    """The converter of `model` for `recipe`, traced at the pinned specs; valid inside the `with` block only.
+
+    A SavedModel-route converter reads its export folder, which the block removes when it ends.
+    """
     framework = framework_of(model)
     warnings: list[str] = []
     layers = describe_layers(model) if framework != "savedmodel" else ()
@@ -78,17 +112,18 @@ def convert_model(
             converter = _from_saved_model(model, framework, struct[0], specs, folder)
         else:
             converter = _from_function(concrete)
-        content = _run_converter(
+        samples, dataset = _configure(converter, recipe, specs, options, warnings, by_name=route == "savedmodel")
+        yield Prepared(
             converter,
             recipe,
             specs,
-            options,
+            layers,
+            framework,
             warnings,
-            by_name=route == "savedmodel",
-            display=display,
-            on_error=lambda exc: _conversion_error(exc, concrete, layers, framework, recipe, display, specs, warnings),
+            samples,
+            dataset,
+            lambda exc: _conversion_error(exc, concrete, layers, framework, recipe, display, specs, warnings),
         )
-    return Artifact(recipe.name, content, specs, layers, framework, tuple(warnings), f"{display} ({recipe.name})")
 
 
 def _weight_bytes(model: Any) -> int:
@@ -137,21 +172,19 @@ def _from_saved_model(model: Any, framework: str, structure: Any, specs: tuple[I
     return tf.lite.TFLiteConverter.from_saved_model(folder)
 
 
-def _run_converter(
-    converter: Any,
-    recipe: ConversionRecipe,
-    specs,
-    options: ConvertOptions,
-    warnings: list[str],
-    *,
-    by_name: bool,
-    display: str,
-    on_error,
-) -> bytes:
-    """Configure the converter for `recipe` (calibration data by input name for a SavedModel) and convert."""
+def _configure(
+    converter: Any, recipe: ConversionRecipe, specs, options: ConvertOptions, warnings: list[str], *, by_name: bool
+) -> tuple[list[dict], Callable[[], Any]]:
+    """Set the converter up for `recipe` (calibration data by input name for a SavedModel).
+
+    Returns the representative samples and their dataset factory.
+    """
     import tensorflow as tf
 
-    converter.serialize_debug_metadata = True
+    # The converter's debug metadata names the Keras layer and source line of float nodes. With it, the quantizer
+    # ignores QuantizationDebugOptions(denylisted_nodes=...) (measured on TF 2.21: the nodes stay int8), so a recipe
+    # that keeps nodes in float goes without it; quantized models carry no debug metadata anyway (observe/mapping).
+    converter.serialize_debug_metadata = not recipe.float_nodes
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if recipe.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -167,15 +200,7 @@ def _run_converter(
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
-    try:
-        content = (
-            _selective(converter, recipe, _dataset(samples, order, by_name))
-            if recipe.float_ops
-            else converter.convert()
-        )
-    except Exception as exc:  # noqa: BLE001 - ConverterError and friends
-        raise on_error(exc) from exc
-    return bytes(content)
+    return samples, _dataset(samples, order, by_name)
 
 
 def _dataset(samples: list[dict], order: list[str], by_name: bool):
@@ -185,14 +210,30 @@ def _dataset(samples: list[dict], order: list[str], by_name: bool):
     return lambda: ([s[n] for n in order] for s in samples)
 
 
-def _selective(converter: Any, recipe: ConversionRecipe, data) -> bytes:
-    """Full-integer conversion with `recipe.float_ops` kept in float (the TF quantization debugger's denylist)."""
+def _selective(p: Prepared) -> bytes:
+    """Full-integer conversion with the recipe's float ops and nodes kept in float (the TF quantization debugger's
+    denylists)."""
+    debugger = quantization_debugger(p, p.dataset)
+    return debugger.get_nondebug_quantized_model()
+
+
+def quantization_debugger(p: Prepared, data: Callable[[], Any], **metrics: Any) -> Any:
+    """TF's QuantizationDebugger over `p`'s converter (it calibrates), the recipe's float ops and nodes denylisted.
+
+    `metrics` are QuantizationDebugOptions metric arguments; `data` the debug dataset factory.
+    """
     import tensorflow as tf
 
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(recipe.float_ops))
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=data, debug_options=options)
-    return debugger.get_nondebug_quantized_model()
+    recipe = p.recipe
+    if recipe.float_ops or recipe.float_nodes:
+        p.converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_ops=list(recipe.float_ops) or None, denylisted_nodes=list(recipe.float_nodes) or None, **metrics
+    )
+    return tf.lite.experimental.QuantizationDebugger(converter=p.converter, debug_dataset=data, debug_options=options)
 
 
 def _shapes_text(specs: tuple[InputSpec, ...]) -> str:

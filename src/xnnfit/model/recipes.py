@@ -20,6 +20,7 @@ class ConversionRecipe:
     calibrate: bool = False  # needs a representative dataset
     ops: str = "builtins"  # 'builtins' | 'int8' | 'int16x8'
     float_ops: tuple[str, ...] = ()  # TFLite ops kept in float (selective quantization denylist)
+    float_nodes: tuple[str, ...] = ()  # output tensor names of single nodes kept in float (the same, per node)
     rewrites: tuple[str, ...] = ()  # xnnfit rewrite rules applied after conversion
 
     def describe(self) -> str:
@@ -64,6 +65,20 @@ DYNAMIC_INT8_FLOAT_DW = ConversionRecipe(
 MIXED: dict[str, ConversionRecipe] = {r.name: r for r in (INT8_FLOAT_OPS, DYNAMIC_INT8_FLOAT_DW)}
 ALL: dict[str, ConversionRecipe] = {**RECIPES, **MIXED}
 DEFAULT = tuple(ALL.values())  # what quant and optimize try without --recipe: every recipe, mixed ones included
+
+
+REPAIRED = "int8-repaired"  # the candidate quant and optimize add to repair quantization findings (choose/repair.py)
+
+
+def repaired(float_nodes: Iterable[str], layers: Iterable[str]) -> ConversionRecipe:
+    """int8+float-ops with the nodes `float_nodes` (of the Keras `layers` named) kept in float too; the rest int8."""
+    where = ", ".join(dict.fromkeys(layers)) or "the nodes the findings name"
+    return dataclasses.replace(
+        INT8_FLOAT_OPS,
+        name=REPAIRED,
+        summary=f"int8+float-ops with the nodes quantization broke kept in float ({where})",
+        float_nodes=tuple(dict.fromkeys(float_nodes)),
+    )
 
 
 def with_reference(recipes: Iterable[ConversionRecipe]) -> tuple[ConversionRecipe, ...]:

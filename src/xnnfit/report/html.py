@@ -271,6 +271,25 @@ def _scatter(r, rows, chosen: str | None) -> str:
     return "<h2>latency × error</h2>" + svg.scatter(points, max_error=r.budget.max_error)
 
 
+def _quant_findings(rows) -> str:
+    """Each full-int8 candidate's quantization findings: cause, Keras layer, source line, op, error, advice."""
+    found = [(row.recipe, f) for row in rows for f in row.quantization_findings]
+    if not found:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("recipe", "cause", "layer", "line", "op", "error", "advice"))
+    body = "".join(
+        f"<tr><td>{escape(recipe)}</td><td>{escape(f.id or 'unexplained')}</td><td>{escape(f.layer or '?')}</td>"
+        f'<td>{escape(f.line or "")}</td><td>{escape(f.op)}</td><td class="num">{escape(fmt.pct(f.error))}</td>'
+        f"<td>{escape(f.advice)}</td></tr>"
+        for recipe, f in found
+    )
+    return (
+        "<h2>quantization findings</h2><p>each op's own error (max |int8 − float| / max |float| of its tensor on the "
+        "eval inputs); the first of a recipe is where its error starts</p>"
+        f"<table><tr>{head}</tr>{body}</table>"
+    )
+
+
 # --- fix ------------------------------------------------------------------------------
 
 
@@ -376,6 +395,7 @@ def _quant(r: QuantResult) -> str:
     for w in r.warnings:
         out.append(f'<div class="warning">warning: {escape(w)}</div>')
     out.append(_candidates_table("recipes", r, r.rows, r.recommended, lambda row: [str(row.cpu_nodes)]))
+    out.append(_quant_findings(r.rows))
     out.append(_scatter(r, r.rows, r.recommended))
     if r.recommended:
         out.append(
@@ -419,6 +439,7 @@ def _optimize(r: OptimizeResult) -> str:
         return ["yes" if c.fixed else "no", ", ".join(c.rules), f"{c.cpu_nodes_before} → {c.cpu_nodes}"]
 
     out.append(_candidates_table("candidates", r, r.candidates, r.chosen, fixed, ("fixed", "rules")))
+    out.append(_quant_findings(r.candidates))
     rolled = [(c.recipe, rule, why) for c in r.candidates for rule, why in c.rolled_back]
     if rolled:
         out.append(

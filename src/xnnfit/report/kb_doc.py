@@ -1,4 +1,4 @@
-"""docs/kb.md: every cause, hazard and rewrite rule as `xnnfit explain` gives it, one anchor per id.
+"""docs/kb.md: every cause, hazard, quantization cause and rewrite rule as `xnnfit explain` gives it, one anchor per id.
 
 Code-scanning results link here (SARIF `helpUri`, `KB_DOC_URI#xnn001`). Generated from
 `ids.IDS`; `python -m xnnfit.report.kb_doc --write` rewrites it and
@@ -29,7 +29,7 @@ def render() -> str:
     """The page's Markdown (no versions in it, so it changes only when the knowledge base does)."""
     e = explanation()
     lines = [
-        "# The knowledge base: causes, hazards and rewrite rules",
+        "# The knowledge base: causes, hazards, quantization causes and rewrite rules",
         "",
         "Generated from `xnnfit.ids.IDS` by `python -m xnnfit.report.kb_doc --write`; `xnnfit explain ID` "
         "prints the same with the runtimes each cause is proven on.",
@@ -47,6 +47,21 @@ def render() -> str:
     lines += ["## Hazards: nodes XNNPACK takes and computes wrong", ""]
     for h in e.hazards:
         lines += [f"### {h.id}", "", f"**{h.title}** ({h.severity})", "", h.why, "", h.fix, ""]
+    lines += ["## Quantization causes: why a quantized tensor loses the float model's values", ""]
+    for q in e.quantization:
+        repair = "int8-repaired keeps the op in float" if q.keeps_float else "int8-repaired does not help"
+        lines += [
+            f"### {q.id}",
+            "",
+            f"**{q.title}**",
+            "",
+            f"When: {q.when}.",
+            "",
+            q.why,
+            "",
+            f"{q.fix} ({repair}).",
+            "",
+        ]
     lines += ["## Rewrite rules (`xnnfit fix`)", ""]
     for r in e.rules:
         bound = f", within {r.tolerance:g}" if r.tolerance is not None else ""

@@ -18,7 +18,7 @@ from xnnfit.core import fmt
 from xnnfit.explain.costs import Profile
 from xnnfit.explain.diagnosis import CheckResult, Diagnosis, runtime_changes, runtime_option, short_runtime
 from xnnfit.explain.verdicts import cause_groups
-from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, RULE, CauseDoc, Explanation, HazardDoc, RuleDoc
+from xnnfit.ids import CAUSE, HAZARD, IDS, KINDS, QUANT, RULE, CauseDoc, Explanation, HazardDoc, QuantCauseDoc, RuleDoc
 from xnnfit.kb.advice import BY_ID, Advice, general
 from xnnfit.kb.versions import TARGET_CAUSES
 from xnnfit.measure.bench import COMPILED, BenchResult, BenchRun, CompareResult
@@ -360,6 +360,18 @@ def render_hazard(console: Console, hazard: HazardDoc) -> None:
     console.print(f"  proven by probes: {escape('; '.join(hazard.probes))}")
 
 
+def render_quant_cause(console: Console, cause: QuantCauseDoc) -> None:
+    """`xnnfit explain XNN036`: when a quantized tensor shows it, why, the way out, the probes."""
+    console.print(f"[bold]{cause.id}[/] {escape(cause.title)}")
+    console.print(f"  kind: quantization, {KINDS[QUANT]}")
+    console.print(f"  when: {escape(cause.when)}")
+    console.print(f"  why: {escape(cause.why)}")
+    console.print(f"  way out: [green]{escape(cause.fix)}[/]")
+    repair = "keeps the op in float" if cause.keeps_float else "does not help (the way out is above)"
+    console.print(f"  int8-repaired (quant, optimize): {repair}")
+    console.print(f"  proven by probes: {escape('; '.join(cause.probes))}")
+
+
 def render_rule(console: Console, rule: RuleDoc) -> None:
     """`xnnfit explain XR0xx`: what the rule rewrites, what it removes, how exact it is, who points at it."""
     console.print(f"[bold]{rule.id}[/] {escape(rule.title)}")
@@ -383,12 +395,19 @@ def render_explanation(console: Console, explanation: Explanation, *, table: boo
             render_cause(console, cause)
         for hazard in explanation.hazards:
             render_hazard(console, hazard)
+        for quant in explanation.quantization:
+            render_quant_cause(console, quant)
         for rule in explanation.rules:
             render_rule(console, rule)
         return
     groups = (
         (CAUSE, "ops", [(c.id, c.title, ", ".join(c.ops[:4]) + " …" * (len(c.ops) > 4)) for c in explanation.causes]),
         (HAZARD, "rules", [(h.id, h.title, ", ".join(h.rewrites)) for h in explanation.hazards]),
+        (
+            QUANT,
+            "int8-repaired",
+            [(q.id, q.title, "keeps it float" if q.keeps_float else "-") for q in explanation.quantization],
+        ),
         (RULE, "fixes", [(r.id, r.title, ", ".join(r.fixes)) for r in explanation.rules]),
     )
     for kind, last, rows in groups:
@@ -681,6 +700,7 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
             console.print(f"  [red]{escape(c.recipe)} dropped:[/] {escape(' '.join((c.error or '').split()))}")
         for rule, why in c.rolled_back:
             console.print(f"  [yellow]{escape(c.recipe)}: rolled back {rule}[/]: {escape(why)}")
+    render_quant_findings(console, result.candidates)
     if best is not None and best.keras_hints:
         console.print("  in the Keras source, for a model that converts cleanly with this recipe:")
         by_advice: dict[str, list[str]] = {}
@@ -697,6 +717,25 @@ def render_optimize(console: Console, result: OptimizeResult) -> None:
         console.print(
             f"  next: xnnfit bench {escape(result.output)}   [dim]# time the chosen model with and without XNNPACK[/]"
         )
+
+
+def render_quant_findings(console: Console, rows) -> None:
+    """Each full-int8 candidate's quantization findings, one line each: cause, layer, line, error, advice."""
+    rows = [r for r in rows if r.quantization_findings]
+    if not rows:
+        return
+    console.print(
+        "  quantization findings (each op's own error: max |int8 - float| / max |float| of its tensor on the eval "
+        "inputs, TF's quantization debugger model run on LiteRT; a recipe's first is where its error starts):"
+    )
+    for r in rows:
+        for f in r.quantization_findings:
+            cause = f"[bold]{f.id}[/]" if f.id else "[red]unexplained[/]"
+            channel = f", median channel {fmt.pct(f.channel_error)}" if f.channel_error > 2 * f.error else ""
+            console.print(
+                f"    {escape(r.recipe)}: {cause} {escape(f.layer or '?')} {escape(f.line or '-')} "
+                f"({escape(f.op)}): error {fmt.pct(f.error)}{channel} — {escape(f.advice)}"
+            )
 
 
 def render_quant(console: Console, report: QuantResult) -> None:
@@ -733,6 +772,7 @@ def render_quant(console: Console, report: QuantResult) -> None:
                 warned.add(w)
                 console.print(f"  [yellow]warning:[/] {escape(w)}")
     render_accuracy_legend(console, report.budget, report.eval, "the fp32 conversion", report.rows)
+    render_quant_findings(console, report.rows)
     if report.recommended:
         console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")
     else:

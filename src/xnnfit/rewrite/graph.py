@@ -8,26 +8,15 @@ rewritten survives unchanged in meaning.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from xnnfit.tflite import build
+from xnnfit.tflite import build, constants
 from xnnfit.tflite.schema import fb, op_name, type_name
 from xnnfit.tflite.writer import parse, serialize
 
-_NP = {
-    "float32": np.float32,
-    "float16": np.float16,
-    "int32": np.int32,
-    "int64": np.int64,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "bool": np.bool_,
-    "int16": np.int16,
-}
 _SIDE_EFFECTS = {"ASSIGN_VARIABLE", "CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "WHILE", "IF", "CUSTOM"}
 
 
@@ -113,16 +102,7 @@ class Graph:
         tensor = self.tensor(t)
         if not tensor.buffer:
             return self._widened_fp16(t)
-        data = self.model.buffers[tensor.buffer].data
-        if data is None or len(data) == 0 or self.dtype(t) not in _NP:
-            return None
-        raw = np.asarray(data, dtype=np.uint8).tobytes()
-        dtype = np.dtype(_NP[self.dtype(t)])
-        shape = tuple(int(d) for d in tensor.shape) if tensor.shape is not None else ()
-        if shape:  # a longer buffer is read up to its shape, as the runtime does (read_model refuses a shorter one)
-            return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape)
-        arr = np.frombuffer(raw, dtype=dtype, count=len(raw) // dtype.itemsize)
-        return arr.reshape(()) if arr.size == 1 else arr
+        return constants.stored(self.model, tensor)
 
     def _widened_fp16(self, t: int) -> np.ndarray | None:
         if self.dtype(t) != "float32":
@@ -142,13 +122,7 @@ class Graph:
         q = self.quant(t)
         if v is None or q is None or self.dtype(t).startswith("float"):
             return None if v is None else v.astype(np.float64)
-        scale = np.asarray(q.scale, dtype=np.float64)
-        zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scale), dtype=np.float64)
-        if scale.size > 1:
-            shape = [1] * v.ndim
-            shape[q.quantizedDimension] = -1
-            scale, zp = scale.reshape(shape), zp.reshape(shape)
-        return (v.astype(np.float64) - zp) * scale
+        return constants.dequantized(v, q)
 
     def producer(self, t: int) -> int | None:
         """Index of the op writing tensor t."""

@@ -13,7 +13,10 @@ MUL/MAXIMUM/1-x, REDUCE_ALL/ANY as REDUCE_MIN/MAX), once per mask tensor, placed
 after the tensor it mirrors. Integers stay exact in float32 up to 2**24, so integer
 constants beyond that refuse the rule. What has no float form (an int graph input, a
 GATHER) is CAST to float once where it is made: for a padding mask that is one CPU node
-at the start of the graph, next to the token GATHER, instead of one per layer.
+at the start of the graph, next to the token GATHER, instead of one per layer. A quantized
+(int8) tensor in the mask cone is lifted by its real values, through a DEQUANTIZE (a
+constant dequantized here), never by its stored integers: an int8 mask and the 0.5 it is
+compared with each have their own scale.
 """
 
 from __future__ import annotations
@@ -138,6 +141,8 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
             return lifted[t]
         if g.dtype(t) == "float32":
             return t
+        if g.quant(t) is not None:  # a quantized tensor's float form is its real value, not its stored integers
+            return self._dequantized(g, t, lifted)
         v = g.value(t)
         if v is not None:
             lifted[t] = g.add_const(v.astype(np.float32), self.tag("float"))
@@ -171,7 +176,7 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
                 return src
         elif name in _COMPARE:
             x, y = (self._lift(g, u, lifted) for u in ins[:2])
-            integer = all(g.dtype(u) in _INTS for u in ins[:2])
+            integer = all(g.dtype(u) in _INTS and g.quant(u) is None for u in ins[:2])
             ops = self._compare(g, name, x, y, res, integer)
         elif name in _LOGIC:
             xs = [self._lift(g, u, lifted) for u in ins]
@@ -199,6 +204,17 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
         else:  # no float form: cast once where it is made (a graph input: at the start)
             ops = [self.emit(g, "CAST", [t], [res])]
         self._place(g, t, ops)
+        lifted[t] = res
+        return res
+
+    def _dequantized(self, g: Graph, t: int, lifted: dict) -> int:
+        """The real value of quantized tensor t in float32: a constant dequantized here, else a DEQUANTIZE."""
+        v = g.real_value(t)
+        if v is not None:
+            lifted[t] = g.add_const(v.astype(np.float32), self.tag("float"))
+            return lifted[t]
+        res = g.add_tensor(g.shape(t), "float32", self.tag(f"float/{g.name(t)[-60:]}"))
+        self._place(g, t, [self.emit(g, "DEQUANTIZE", [t], [res])])
         lifted[t] = res
         return res
 
@@ -243,7 +259,7 @@ class FloatMasks(Rule, id="XR013", fixes=("XNN001", "XNN011", "XNN021"), ops=SEL
 
 def _liftable(g: Graph, t: int, seen: set[int]) -> str:
     """Why the mask cone of t cannot be re-emitted in float exactly ('' when it can)."""
-    if t in seen or g.dtype(t) == "float32":
+    if t in seen or g.dtype(t) == "float32" or g.quant(t) is not None:  # quantized: dequantized, not followed
         return ""
     seen.add(t)
     v = g.value(t)
