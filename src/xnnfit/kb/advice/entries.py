@@ -124,7 +124,8 @@ ENTRIES: tuple[Advice, ...] = (
         "Mask by adding (mask - 1) * 1e9 instead of tf.where: masked scores go to -1e9 as with "
         "Softmax(mask=...), and the product "
         "zeroes fully masked rows. Pass the mask as float 0/1. `xnnfit fix` (XR013) does this "
-        "after conversion, mask plumbing included.",
+        "after conversion, mask plumbing included. For a full-int8 model use a fill a few times the scores' "
+        "range instead of 1e9 (XNN036: a huge fill leaves every score one quantization step).",
         "y = keras.layers.Softmax()(x + (mask - 1.0) * 1e9) * mask   # keras.layers.Softmax()(x, "
         "mask=mask), mask float 0/1",
         rules=("XR013",),
