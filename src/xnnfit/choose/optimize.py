@@ -20,7 +20,7 @@ from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_inde
 from xnnfit.choose.evaluation import budget as budget_for_eval
 from xnnfit.choose.quant import converted, figures
 from xnnfit.choose.repair import explain_and_repair
-from xnnfit.choose.selection import Budget, Choice, Measured, Race, Scored, pareto, pick, race_stage
+from xnnfit.choose.selection import Budget, Choice, Measured, Race, Scored, pareto, pick, race_stage, same_bytes
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
@@ -29,6 +29,7 @@ from xnnfit.core.record import NOT_IN_DICT, Record
 from xnnfit.explain.diagnosis import diagnose
 from xnnfit.explain.quant_findings import QuantFinding
 from xnnfit.measure.accuracy import class_scores
+from xnnfit.measure.machine import cpu_label
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.recipes import FP32, ConversionRecipe, with_reference
 from xnnfit.model.source import ModelSource
@@ -49,7 +50,6 @@ class Candidate(Scored):
     rolled_back: tuple[tuple[str, str], ...] = ()  # (rule, why)
     cpu_nodes_before: int = 0
     keras_hints: tuple[KerasHint, ...] = ()
-    same_as: str | None = None  # the same bytes as this candidate (or 'baseline'): raced once, figures shared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,7 @@ class OptimizeResult(Record):
     output: str | None = None
     warnings: tuple[str, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    cpu: str = ""  # the CPU the latencies were raced on (int8 is faster than fp32 on some, slower on others)
 
     def candidate(self, recipe: str) -> Candidate:
         """The candidate of one recipe."""
@@ -215,7 +216,7 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
         else:
             measured[explained.repair.name] = repair
     warnings.extend(explained.notes)
-    same = _same_as(baseline.content, {n: m.rewrite.content for n, m in measured.items()})
+    same = same_bytes({n: m.rewrite.content for n, m in measured.items()}, {baseline.content: BASELINE})
     contents = {BASELINE: baseline.content, **{n: m.rewrite.content for n, m in measured.items() if n not in same}}
     latency = job.stage(
         race_stage, contents, samples[0], specs, request.runs, request.threads, what="timing all candidates together"
@@ -253,6 +254,7 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
         threads=request.threads,
         warnings=tuple(dict.fromkeys(warnings)),
         versions=runtime_versions(),
+        cpu=cpu_label(),
     )
     if request.keep_all is not None:
         _write_all(request.keep_all, source, result, force)
@@ -260,18 +262,6 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
         write_file(path, choice.best.content, force=force, flag="-o")
         result = dataclasses.replace(result, output=str(path))
     return result
-
-
-def _same_as(baseline: bytes, contents: dict[str, bytes]) -> dict[str, str]:
-    """Candidates whose bytes equal the baseline's or an earlier candidate's: raced once, under the first name."""
-    first: dict[bytes, str] = {baseline: BASELINE}
-    same = {}
-    for name, content in contents.items():
-        if content in first:
-            same[name] = first[content]
-        else:
-            first[content] = name
-    return same
 
 
 def _candidate(

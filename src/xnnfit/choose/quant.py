@@ -17,7 +17,7 @@ from typing import ClassVar
 from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_index, scores
 from xnnfit.choose.evaluation import budget as budget_for_eval
 from xnnfit.choose.repair import explain_and_repair
-from xnnfit.choose.selection import Budget, Measured, Scored, pareto, pick, race_stage
+from xnnfit.choose.selection import Budget, Measured, Scored, pareto, pick, race_stage, same_bytes, tie_margin
 from xnnfit.core import fmt
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
 from xnnfit.core.files import check_output_path, os_error, write_file
@@ -25,6 +25,7 @@ from xnnfit.core.policy import BENCH_RUNS, DEFAULT_POLICY, SWEEP_PROFILE_DIVISOR
 from xnnfit.core.record import Record
 from xnnfit.explain.diagnosis import diagnose
 from xnnfit.measure.accuracy import class_scores
+from xnnfit.measure.machine import cpu_label
 from xnnfit.measure.profile import profile_content
 from xnnfit.model.artifact import Artifact
 from xnnfit.model.inputs import load_npz
@@ -61,6 +62,7 @@ class QuantResult(Record):
     eval: EvalSet  # what accuracy was measured on: the inputs, their count, the labels
     warnings: tuple[str, ...] = ()
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    cpu: str = ""  # the CPU the latencies were raced on (int8 is faster than fp32 on some, slower on others)
 
     def row(self, recipe: str) -> QuantRow:
         """The row of one recipe."""
@@ -142,7 +144,9 @@ def _warnings(row: QuantRow, fp32: QuantRow | None) -> tuple[str, ...]:
         out.append(f"{row.recipe} runs nothing on XNNPACK: every node is on the built-in CPU kernels")
     elif fp32 and row.cpu_nodes > fp32.cpu_nodes:
         slower = (
-            f", {row.median_ms / fp32.median_ms:.2f}x the latency of fp32" if row.median_ms > fp32.median_ms else ""
+            f", {row.median_ms / fp32.median_ms:.2f}x the latency of fp32"
+            if row.median_ms > fp32.median_ms * (1 + tie_margin(fp32))
+            else ""
         )
         out.append(
             f"{row.recipe} leaves {row.cpu_nodes - fp32.cpu_nodes} more node(s) on CPU kernels than "
@@ -235,7 +239,8 @@ def run_sweep(
         else:
             measured[explained.repair.name] = repair
     warnings.extend(explained.notes)
-    contents = {n: artifacts[n].content for n in measured}
+    same = same_bytes({n: artifacts[n].content for n in measured})
+    contents = {n: artifacts[n].content for n in measured if n not in same}
     latency = job.stage(
         race_stage, contents, evaluation.inputs[0], fp32.specs, runs, what="timing all recipes together"
     )
@@ -245,7 +250,7 @@ def run_sweep(
         if name in failed or name not in measured:
             rows.append(QuantRow(name, "failed", failed.get(name, "not measured")))
             continue
-        m, t = measured[name], latency[name]
+        m, t = measured[name], latency[same.get(name, name)]
         rows.append(
             QuantRow(
                 name,
@@ -260,6 +265,7 @@ def run_sweep(
                 **scores(evaluation, output, reference, m.outputs, classes, artifacts[name].content),
                 p10_ms=t.p10_ms,
                 p90_ms=t.p90_ms,
+                same_as=same.get(name),
                 content=artifacts[name].content,
                 quantization_findings=explained.findings.get(name, ()),
             )
@@ -277,4 +283,5 @@ def run_sweep(
         evaluation,
         warnings=tuple(dict.fromkeys(warnings)),
         versions=runtime_versions(),
+        cpu=cpu_label(),
     )

@@ -48,6 +48,7 @@ class Scored(Record):
     mae: float | None = None  # against float target labels
     rmse: float | None = None
     not_judged: str | None = None  # why this candidate's error means nothing (its output step exceeds the reference)
+    same_as: str | None = None  # the same bytes as this candidate (or optimize's baseline): raced once, figures shared
     pareto: bool = False
     content: bytes = dataclasses.field(default=b"", repr=False, compare=False, metadata=NOT_IN_DICT)
     quantization_findings: tuple[QuantFinding, ...] = ()  # where a full-int8 candidate's error starts, and why
@@ -116,6 +117,18 @@ def budget_for(
     return Budget(max_error, max_accuracy_drop, reference_accuracy if class_labels else None)
 
 
+def same_bytes(contents: dict[str, bytes], earlier: dict[bytes, str] | None = None) -> dict[str, str]:
+    """Names whose bytes equal an earlier name's (or one in `earlier`): one model, raced once under the first name."""
+    first = dict(earlier or {})
+    same = {}
+    for name, content in contents.items():
+        if content in first:
+            same[name] = first[content]
+        else:
+            first[content] = name
+    return same
+
+
 def pareto(rows: Sequence[Any], budget: Budget) -> set[str]:
     """Candidates that run and that no other beats on both latency and error (equal on both: the smaller one).
 
@@ -168,7 +181,7 @@ def pick(rows: Sequence[Any], budget: Budget) -> Choice:
     then a smaller size, then the lower median.
     """
     names = {r.recipe for r in rows}
-    within = [r for r in rows if r.ok and budget.within(r) and getattr(r, "same_as", None) not in names]
+    within = [r for r in rows if r.ok and budget.within(r) and r.same_as not in names]
     if not within:
         closest = min((budget.loss(r) for r in rows if r.ok), default=None)
         shown = "" if closest is None else f"; the closest loses {_loss(budget, closest)}"

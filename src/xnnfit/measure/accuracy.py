@@ -247,15 +247,6 @@ def output_steps(content: bytes) -> tuple[float | None, ...]:
     return tuple(steps)
 
 
-def judge_reference(reference: Outputs) -> tuple[bool, list[str]]:
-    """Whether accuracy can be judged on these float outputs, and the warning when not (judge(), for quant/optimize)."""
-    verdict = judge(reference)
-    if verdict.judged:
-        return True, []
-    remedy = "the error columns say little; use trained weights or real --eval data"
-    return False, [dataclasses.replace(verdict, remedy=remedy).message]
-
-
 def xnnpack_error(content: bytes, seed: int = 0) -> float:
     """Relative error of a model's XNNPACK outputs against its built-in kernels' on seeded random inputs.
 

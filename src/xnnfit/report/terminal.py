@@ -657,7 +657,10 @@ def render_accuracy_legend(console: Console, budget, evaluation, reference: str,
 
 def render_optimize(console: Console, result: OptimizeResult) -> None:
     """The chosen model and why, the candidates, rollbacks, what to change in the Keras source, the next step."""
-    console.print(f"[bold]{escape(result.model)}[/] · optimize for XNNPACK ({fmt.plural(result.threads, 'thread')})")
+    timed = f", timed on {escape(result.cpu)}" if result.cpu else ""
+    console.print(
+        f"[bold]{escape(result.model)}[/] · optimize for XNNPACK ({fmt.plural(result.threads, 'thread')}{timed})"
+    )
     for w in result.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
     best = result.best
@@ -740,7 +743,8 @@ def render_quant_findings(console: Console, rows) -> None:
 
 def render_quant(console: Console, report: QuantResult) -> None:
     """The sweep table, the Pareto frontier, warnings and the recommendation."""
-    console.print(f"[bold]{escape(report.model)}[/] · quantization sweep")
+    timed = f" (timed on {escape(report.cpu)})" if report.cpu else ""
+    console.print(f"[bold]{escape(report.model)}[/] · quantization sweep{timed}")
     for w in report.warnings:
         console.print(f"  [yellow]warning:[/] {escape(w)}")
     table = Table(box=None, header_style="bold")
@@ -757,7 +761,7 @@ def render_quant(console: Console, report: QuantResult) -> None:
             fmt.size(r.size_bytes),
             fmt.pct(r.delegated_fraction),
             str(r.partitions),
-            f"{r.median_ms:.3g}",
+            f"{r.median_ms:.3g}" + (f" [dim](= {escape(r.same_as)})[/]" if r.same_as else ""),
             fmt.pct(r.cpu_share),
             *accuracy.cells(r, report.budget, report.eval),
             "*" if r.pareto else "",
@@ -772,6 +776,8 @@ def render_quant(console: Console, report: QuantResult) -> None:
                 warned.add(w)
                 console.print(f"  [yellow]warning:[/] {escape(w)}")
     render_accuracy_legend(console, report.budget, report.eval, "the fp32 conversion", report.rows)
+    if any(r.same_as for r in report.rows):
+        console.print("  (= X): the same bytes as X, timed once")
     render_quant_findings(console, report.rows)
     if report.recommended:
         console.print(f"  [bold]recommended: {escape(report.recommended)}[/] — {escape(report.reason)}")
