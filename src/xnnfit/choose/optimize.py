@@ -19,7 +19,7 @@ from typing import ClassVar
 from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_index, scores
 from xnnfit.choose.evaluation import budget as budget_for_eval
 from xnnfit.choose.quant import converted, figures
-from xnnfit.choose.repair import explain_and_repair
+from xnnfit.choose.repair import explain_and_repair, with_repair
 from xnnfit.choose.selection import Budget, Choice, Measured, Race, Scored, pareto, pick, race_stage, same_bytes
 from xnnfit.core import fmt
 from xnnfit.core.errors import XnnfitError
@@ -209,12 +209,7 @@ def run_optimize(job: Job, recipes: tuple[ConversionRecipe, ...], request: Optim
             candidate_stage, a, fp32=fp32, samples=samples, runs=request.runs, what=f"fixing {a.what}"
         ),
     )
-    if explained.repair is not None:
-        recipes = (*recipes, explained.repair)
-        if isinstance(repair, XnnfitError):
-            failed[explained.repair.name] = str(repair)
-        else:
-            measured[explained.repair.name] = repair
+    recipes = with_repair(explained, repair, recipes, measured, failed)
     warnings.extend(explained.notes)
     same = same_bytes({n: m.rewrite.content for n, m in measured.items()}, {baseline.content: BASELINE})
     contents = {BASELINE: baseline.content, **{n: m.rewrite.content for n, m in measured.items() if n not in same}}

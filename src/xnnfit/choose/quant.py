@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from xnnfit.choose.evaluation import EvalRequest, EvalSet, eval_set, output_index, scores
 from xnnfit.choose.evaluation import budget as budget_for_eval
-from xnnfit.choose.repair import explain_and_repair
+from xnnfit.choose.repair import explain_and_repair, with_repair
 from xnnfit.choose.selection import Budget, Measured, Scored, pareto, pick, race_stage, same_bytes, tie_margin
 from xnnfit.core import fmt
 from xnnfit.core.errors import RuntimeFailure, XnnfitError
@@ -232,12 +232,7 @@ def run_sweep(
             measure_stage, a, list(evaluation.inputs), profile_runs, what=f"measuring {a.what}"
         ),
     )
-    if explained.repair is not None:
-        recipes = (*recipes, explained.repair)
-        if isinstance(repair, XnnfitError):
-            failed[explained.repair.name] = str(repair)
-        else:
-            measured[explained.repair.name] = repair
+    recipes = with_repair(explained, repair, recipes, measured, failed)
     warnings.extend(explained.notes)
     same = same_bytes({n: artifacts[n].content for n in measured})
     contents = {n: artifacts[n].content for n in measured if n not in same}

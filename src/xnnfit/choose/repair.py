@@ -129,3 +129,20 @@ def explain_and_repair(
     mine = {recipe.name: recipe}
     second = explain(job, artifacts, wanted([recipe.name], lambda n: over(n, done), mine, every), mine, samples)
     return merged(first, second), done
+
+
+def with_repair(
+    explained: Explained,
+    repair: T | XnnfitError | None,
+    recipes: tuple[ConversionRecipe, ...],
+    measured: dict[str, T],
+    failed: dict[str, str],
+) -> tuple[ConversionRecipe, ...]:
+    """`recipes` with the repaired candidate added, its measurement (or its failure) recorded in place."""
+    if explained.repair is None:
+        return recipes
+    if isinstance(repair, XnnfitError):
+        failed[explained.repair.name] = str(repair)
+    else:
+        measured[explained.repair.name] = repair
+    return (*recipes, explained.repair)
