@@ -23,26 +23,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tests/trained.py
 
 
-def top1(content: bytes, eval_path: Path) -> float:
-    """Top-1 against the labels over every eval sample, on the LiteRT interpreter (XNNPACK on)."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    data = dict(np.load(eval_path))
-    labels = data.pop("labels")
-    it = Interpreter(model_content=content)
-    it.allocate_tensors()
-    inputs = {d["name"]: d["index"] for d in it.get_input_details()}
-    (out,) = it.get_output_details()
-    right = 0
-    for i, label in enumerate(labels):
-        for name, index in inputs.items():
-            it.set_tensor(index, data[next(k for k in data if k in name)][i : i + 1])
-        it.invoke()
-        right += int(np.argmax(it.get_tensor(out["index"])) == label)
-    return right / len(labels)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="digits_relu,digits_where,masked_transformer")
@@ -77,7 +57,7 @@ def main() -> None:
                 f"{f.id or 'unexplained'} {f.layer or f.tensor}: {f.error:.0%}" for f in c.quantization_findings
             )
             print(
-                f"{name:20s} {c.recipe:15s} {top1(c.content, saved.eval):7.2%} {c.rel_error:7.2%} "
+                f"{name:20s} {c.recipe:15s} {trained.litert_top1(c.content, saved.eval):7.2%} {c.rel_error:7.2%} "
                 f"{observe(c.content).cpu_nodes:9d} {c.median_ms:8.4f}  {found or '-'}"
             )
         print(f"{'':20s} chosen: {result.chosen} ({result.reason[:110]})")

@@ -146,6 +146,25 @@ def accuracy(model: Any, split: Split) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == split.eval_labels))
 
 
+def litert_top1(content: bytes, eval_path: str | Path) -> float:
+    """Top-1 against the labels over every eval sample, on the LiteRT interpreter directly: the independent check."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = dict(np.load(eval_path))
+    labels = data.pop("labels")
+    it = Interpreter(model_content=content)
+    it.allocate_tensors()
+    inputs = {d["name"]: d["index"] for d in it.get_input_details()}
+    (out,) = it.get_output_details()
+    right = 0
+    for i, label in enumerate(labels):
+        for name, index in inputs.items():
+            it.set_tensor(index, data[next(k for k in data if k in name)][i : i + 1])
+        it.invoke()
+        right += int(np.argmax(it.get_tensor(out["index"])) == label)
+    return right / len(labels)
+
+
 @dataclasses.dataclass(frozen=True)
 class Saved:
     """A trained model on disk: its builder reference, the eval .npz (inputs + `labels`), the calibration .npz."""

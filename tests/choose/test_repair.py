@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pytest
 from rich.console import Console
 
 import trained
@@ -27,27 +25,6 @@ from xnnfit.report.html import page
 RUNS = 5  # the fewest timed runs a comparison takes: these tests judge findings and accuracy, not speed
 
 
-def top1(content: bytes, eval_path) -> float:
-    """Top-1 accuracy against the labels over every eval sample, on the LiteRT interpreter with XNNPACK."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    data = dict(np.load(eval_path))
-    labels = data.pop("labels")
-    it = Interpreter(model_content=content)
-    it.allocate_tensors()
-    inputs = {d["name"]: d["index"] for d in it.get_input_details()}
-    (out,) = it.get_output_details()
-    right = 0
-    for i, label in enumerate(labels):
-        for name, index in inputs.items():
-            key = next(k for k in data if k in name)
-            it.set_tensor(index, data[key][i : i + 1])
-        it.invoke()
-        right += int(np.argmax(it.get_tensor(out["index"])) == label)
-    return right / len(labels)
-
-
-@pytest.fixture(scope="module")
 def transformer(tmp_path_factory):
     saved = trained.save("masked_transformer", tmp_path_factory.mktemp("trained"))
     result = api.optimize(
@@ -73,7 +50,7 @@ def test_int8_repaired_keeps_fp32_accuracy_with_xnnpack_running_it_whole(transfo
     repaired, int8, fp32 = (result.candidate(r) for r in (REPAIRED, "int8", "fp32"))
     assert repaired.status == "ok" and repaired.fixed and repaired.cpu_nodes == 0, repaired
     assert observe(repaired.content).cpu_nodes == 0
-    accuracy = {c.recipe: top1(c.content, saved.eval) for c in (fp32, int8, repaired)}
+    accuracy = {c.recipe: trained.litert_top1(c.content, saved.eval) for c in (fp32, int8, repaired)}
     assert accuracy["int8"] < accuracy["fp32"] - 0.2, accuracy  # the collapse being repaired
     assert abs(accuracy[REPAIRED] - accuracy["fp32"]) <= 0.01, accuracy
     assert not repaired.quantization_findings or all(f.id != "XNN036" for f in repaired.quantization_findings)
