@@ -62,6 +62,9 @@ def test_recommendation_is_fastest_within_budget():
     assert "no candidate keeps to the budget" in recommend([row("x", 1.0, 0.9)], Budget(0.05, None))[1]
     assert pareto(rows, Budget(0.05, None)) == {"fp32", "a", "b"}
     assert pareto(rows, Budget(0.05, None, judged=False, not_judged="flat")) == set()  # nothing to trade against
+    twin = QuantRow("a2", "ok", size_bytes=1, median_ms=1.0, p10_ms=1.0, p90_ms=1.0, rel_error=0.2, partitions=1,
+                    delegated_fraction=1.0, same_as="a")  # fmt: skip
+    assert pareto([*rows, twin], Budget(0.05, None)) == {"fp32", "a", "b"}  # the same bytes as a: not a second mark
 
 
 def test_a_failed_row_carries_no_figures():

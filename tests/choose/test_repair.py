@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from rich.console import Console
 
 import trained
@@ -25,6 +26,7 @@ from xnnfit.report.html import page
 RUNS = 5  # the fewest timed runs a comparison takes: these tests judge findings and accuracy, not speed
 
 
+@pytest.fixture(scope="module")
 def transformer(tmp_path_factory):
     saved = trained.save("masked_transformer", tmp_path_factory.mktemp("trained"))
     result = api.optimize(

@@ -136,7 +136,8 @@ def pareto(rows: Sequence[Any], budget: Budget) -> set[str]:
     """
     if not budget.judged:
         return set()
-    ok = [r for r in rows if r.ok and not r.not_judged]
+    names = {r.recipe for r in rows}  # a row with another row's bytes is that row: it gets no mark of its own
+    ok = [r for r in rows if r.ok and not r.not_judged and r.same_as not in names]
 
     def key(r: Any) -> tuple[float, float]:
         return (r.median_ms, budget.loss(r))
