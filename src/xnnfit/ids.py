@@ -143,6 +143,11 @@ def _on_runtimes(cause_id: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def probe_lines(probes) -> tuple[str, ...]:
+    """'holds: <model>' / 'control: <model>' for each probe of a hazard or a quantization cause."""
+    return tuple(f"{'holds' if p.holds else 'control'}: {p.what}" for p in probes)
+
+
 @dataclasses.dataclass(frozen=True)
 class HazardDoc(Record):
     """One hazard: what XNNPACK computes wrong, why, the way out, the rules that repair it, what proves it."""
@@ -158,7 +163,7 @@ class HazardDoc(Record):
     @classmethod
     def of(cls, hazard: Hazard) -> HazardDoc:
         """The doc of a KB hazard."""
-        probes = tuple(f"{'holds' if p.holds else 'control'}: {p.what}" for p in hazard.probes)
+        probes = probe_lines(hazard.probes)
         return cls(hazard.id, hazard.title, hazard.why, hazard.fix, hazard.severity, hazard.rewrites, probes)
 
 
@@ -177,7 +182,7 @@ class QuantCauseDoc(Record):
     @classmethod
     def of(cls, cause: QuantCause) -> QuantCauseDoc:
         """The doc of a quantization cause."""
-        probes = tuple(f"{'holds' if p.holds else 'control'}: {p.what}" for p in cause.probes)
+        probes = probe_lines(cause.probes)
         return cls(cause.id, cause.title, cause.when, cause.why, cause.advice, cause.keeps_float, probes)
 
 
