@@ -156,7 +156,8 @@ def budget(
     chosen = budget_for(max_error, max_accuracy_drop, class_labels=classes, reference_accuracy=accuracy)
     if not verdict.judged and not classes:
         chosen = dataclasses.replace(chosen, judged=False, not_judged=verdict.reason)
-    return chosen, [verdict.message] if not verdict.judged else []
+    # unjudged, the budget carries the reason (said under the table); with labels it stays a warning
+    return chosen, [verdict.message] if not verdict.judged and classes else []
 
 
 def row_judgement(evaluation: EvalSet, reference: Outputs, content: bytes) -> str | None:
